@@ -1,0 +1,1 @@
+//! Strom's broker library; see README.md in this crate.
