@@ -1,1 +1,122 @@
-fn main() {}
+//! `strom-broker [server.properties] [--override key=value ...]`, like
+//! `kafka-server-start.sh`. With no arguments: one broker on localhost:9092, data in ./data.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use strom_broker::config::{properties, BrokerConfig, Properties};
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: strom-broker [server.properties] [--override key=value ...]
+
+Runs one Kafka-compatible broker. Without arguments it listens on localhost:9092,
+keeps data under ./data and serves /metrics, /health and /ready on 127.0.0.1:9644.
+Configuration uses Kafka's property names (listeners, log.dirs, num.partitions, ...).
+Logging: RUST_LOG sets the level (default info); STROM_LOG_FORMAT=json for JSON lines.";
+
+fn parse_args(args: &[String]) -> Result<Properties, String> {
+    let mut props = Properties::new();
+    let mut file: Option<PathBuf> = None;
+    let mut overrides = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--override" => {
+                let value = args.get(i + 1).ok_or("--override needs key=value")?;
+                overrides.push(value.clone());
+                i += 2;
+            }
+            other if other.starts_with("--override=") => {
+                overrides.push(other["--override=".len()..].to_string());
+                i += 1;
+            }
+            other if other.starts_with('-') => return Err(format!("unknown option {other}")),
+            path => {
+                if file.is_some() {
+                    return Err(format!("more than one properties file given ({path})"));
+                }
+                file = Some(PathBuf::from(path));
+                i += 1;
+            }
+        }
+    }
+    if let Some(path) = file {
+        props = properties::read_file(&path).map_err(|e| e.to_string())?;
+    }
+    for o in overrides {
+        properties::apply_override(&mut props, &o).map_err(|e| e.to_string())?;
+    }
+    Ok(props)
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("STROM_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop the broker");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("strom-broker {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    init_tracing();
+    let props = match parse_args(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("strom-broker: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let (config, warnings) = match BrokerConfig::from_properties(props) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("configuration error: {e}");
+            eprintln!("strom-broker: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("strom-broker: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(strom_broker::server::run(config, stop_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("broker failed: {e:#}");
+            eprintln!("strom-broker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The broker's shared state, handed to every connection: config, metadata, logs, producer
+//! ids and metrics, plus the few operations that span them (committing a metadata change
+//! and making the disk follow it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::controller::{self, Defaults, NewTopic};
+use crate::error::{ApiError, ApiResult};
+use crate::log::{LogManager, Partition, TopicPartition};
+use crate::metadata::store::CommitError;
+use crate::metadata::{MetadataImage, MetadataRecord, MetadataStore};
+use crate::metrics::Metrics;
+use crate::txn::producer_ids::ProducerIdManager;
+
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub metadata: MetadataStore,
+    pub logs: LogManager,
+    pub producer_ids: ProducerIdManager,
+    pub metrics: Metrics,
+    ready: AtomicBool,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Broker {
+    pub fn new(
+        config: BrokerConfig,
+        cluster_id: String,
+        metadata: MetadataStore,
+        logs: LogManager,
+        shutdown: watch::Receiver<bool>,
+    ) -> Broker {
+        Broker {
+            config,
+            cluster_id,
+            metadata,
+            logs,
+            producer_ids: ProducerIdManager::default(),
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            shutdown,
+        }
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The brokers placement may use. A single node is its own cluster.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        vec![self.config.node_id]
+    }
+
+    pub fn defaults(&self) -> Defaults {
+        Defaults {
+            num_partitions: self.config.num_partitions,
+            replication_factor: self.config.default_replication_factor,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// A receiver that changes to `true` when the broker starts shutting down; long polls
+    /// select on it so they end promptly.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Commits the records `decide` returns and brings the partition logs in line with the
+    /// new image. `decide` sees the latest image under the commit lock.
+    pub fn commit<T>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> ApiResult<(Vec<MetadataRecord>, T)>,
+    ) -> ApiResult<T> {
+        let (image, value) = self.metadata.commit_with(decide).map_err(|e| match e {
+            CommitError::Rejected(e) => e,
+            CommitError::Io(io) => {
+                tracing::error!(error = %io, "metadata journal write failed");
+                ApiError::new(
+                    ResponseError::KafkaStorageError,
+                    format!("metadata write failed: {io}"),
+                )
+            }
+        })?;
+        self.logs.sync(&image, false).map_err(|io| {
+            tracing::error!(error = %io, "creating or removing partition logs failed");
+            ApiError::new(
+                ResponseError::KafkaStorageError,
+                format!("partition log change failed: {io}"),
+            )
+        })?;
+        Ok(value)
+    }
+
+    /// Creates `name` with the broker defaults if auto-creation is on and it does not exist.
+    /// Returns the error to report for the topic when it cannot be had.
+    pub fn auto_create(&self, name: &str) -> ApiResult<()> {
+        controller::validate_topic_name(name)?;
+        if self.metadata.image().topic(name).is_some() {
+            return Ok(());
+        }
+        if !self.config.auto_create_topics_enable {
+            return Err(ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist and auto.create.topics.enable is false"),
+            ));
+        }
+        let topic = NewTopic {
+            name: name.to_string(),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        };
+        let defaults = self.defaults();
+        let brokers = self.live_brokers();
+        let created = self.commit(|image| {
+            // Another request may have created it since the check above.
+            if image.topic(name).is_some() {
+                return Ok((Vec::new(), false));
+            }
+            Ok((controller::create_topic(image, &defaults, &brokers, &topic)?, true))
+        })?;
+        if created {
+            tracing::info!(topic = name, "auto-created topic");
+        }
+        Ok(())
+    }
+
+    /// The host and port clients should use to reach this broker through `listener`.
+    pub fn advertised_endpoint(&self, listener: &str) -> (String, u16) {
+        let advertised = self
+            .config
+            .advertised_for(listener)
+            .unwrap_or(&self.config.advertised_listeners[0]);
+        let host = if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
+            "localhost".to_string()
+        } else {
+            advertised.host.clone()
+        };
+        (host, advertised.port)
+    }
+
+    /// The partition, if this broker holds it.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.logs.get(&TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        })
+    }
+
+    /// The partition or the Kafka error for its absence.
+    pub fn partition_or_error(&self, topic: &str, partition: i32) -> ApiResult<Arc<Partition>> {
+        self.partition(topic, partition).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("{topic}-{partition} does not exist on this broker"),
+            )
+        })
+    }
+
+    /// The current leader epoch of a partition per the metadata image.
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> i32 {
+        self.metadata
+            .image()
+            .topic(topic)
+            .and_then(|t| t.partitions.get(&partition).map(|p| p.leader_epoch))
+            .unwrap_or(0)
+    }
+}

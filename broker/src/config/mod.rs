@@ -1,0 +1,402 @@
+//! Broker configuration under Kafka's property names, from `server.properties` and
+//! `--override key=value`. An unknown key is a warning; a bad value stops start-up with an
+//! error that names the key.
+
+pub mod properties;
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub use properties::Properties;
+pub use topic::{LogConfig, ValueKind, TOPIC_CONFIGS};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("--override expects key=value, got '{0}'")]
+    BadOverride(String),
+    #[error("invalid value for '{key}': {why}")]
+    BadValue { key: String, why: String },
+}
+
+fn bad(key: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::BadValue {
+        key: key.to_string(),
+        why: why.into(),
+    }
+}
+
+/// One `NAME://host:port` entry of `listeners` or `advertised.listeners`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub name: String,
+    /// Empty means every interface (Kafka's `PLAINTEXT://:9092`).
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    fn parse_list(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+        let mut out: Vec<Listener> = Vec::new();
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, rest) = item
+                .split_once("://")
+                .ok_or_else(|| bad(key, format!("'{item}' is not NAME://host:port")))?;
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| bad(key, format!("'{item}' has no port")))?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| bad(key, format!("'{port}' in '{item}' is not a port number")))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = name.to_ascii_uppercase();
+            if out.iter().any(|l| l.name == name) {
+                return Err(bad(key, format!("listener name {name} appears twice")));
+            }
+            out.push(Listener {
+                name,
+                host: host.to_string(),
+                port,
+            });
+        }
+        if out.is_empty() {
+            return Err(bad(key, "no listener given"));
+        }
+        Ok(out)
+    }
+
+    /// The address to bind: an empty host means every interface.
+    pub fn bind_host(&self) -> &str {
+        if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        }
+    }
+}
+
+/// Keys Kafka has that a later Strom issue implements: accepted with a warning so existing
+/// `server.properties` files still start the broker.
+const KNOWN_BUT_NOT_YET: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "zookeeper.connect",
+    "broker.rack",
+];
+
+/// The broker's settings, typed and validated.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: i32,
+    pub log_retention_check_interval_ms: u64,
+    pub admin_listener: SocketAddr,
+    /// The effective default of every topic-level key, under its topic name.
+    pub topic_defaults: BTreeMap<&'static str, String>,
+    /// Every broker property Strom reads, defaults filled in, for DescribeConfigs.
+    pub effective: Properties,
+    /// The keys the operator set (file or --override), as opposed to defaults.
+    pub explicit: std::collections::BTreeSet<String>,
+}
+
+/// Broker-level defaults Kafka ships with, except `log.dirs` (the embedded default keeps
+/// data under `./data`) and `listeners` (localhost only until told otherwise).
+const BROKER_DEFAULTS: &[(&str, &str)] = &[
+    ("node.id", "0"),
+    ("listeners", "PLAINTEXT://localhost:9092"),
+    ("log.dirs", "./data"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("delete.topic.enable", "true"),
+    ("message.max.bytes", "1048588"),
+    ("socket.request.max.bytes", "104857600"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("admin.listener", "127.0.0.1:9644"),
+    ("log.cleanup.policy", "delete"),
+    ("compression.type", "producer"),
+    ("log.flush.interval.messages", "9223372036854775807"),
+    ("log.flush.interval.ms", "9223372036854775807"),
+    ("log.index.interval.bytes", "4096"),
+    ("log.message.timestamp.type", "CreateTime"),
+    ("min.insync.replicas", "1"),
+    ("log.retention.bytes", "-1"),
+    ("log.retention.ms", "604800000"),
+    ("log.segment.bytes", "1073741824"),
+    ("log.roll.ms", "604800000"),
+    ("unclean.leader.election.enable", "false"),
+];
+
+/// Kafka's older spellings, folded into the key Strom reads: (alias, key, multiplier to ms).
+const ALIASES: &[(&str, &str, i64)] = &[
+    ("broker.id", "node.id", 1),
+    ("log.dir", "log.dirs", 1),
+    ("log.retention.hours", "log.retention.ms", 3_600_000),
+    ("log.retention.minutes", "log.retention.ms", 60_000),
+    ("log.roll.hours", "log.roll.ms", 3_600_000),
+];
+
+impl BrokerConfig {
+    /// Builds the config from raw properties. Returns the warnings to log (unknown keys)
+    /// beside the config, so the caller logs them once tracing is up.
+    pub fn from_properties(given: Properties) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let mut props: BTreeMap<String, String> = BROKER_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+
+        // Aliases first, so an explicit modern key given alongside wins.
+        for (alias, key, factor) in ALIASES {
+            if let Some(v) = given.get(*alias) {
+                let value = if *factor == 1 {
+                    v.clone()
+                } else {
+                    let n: i64 = v.trim().parse().map_err(|_| bad(alias, "not a whole number"))?;
+                    n.saturating_mul(*factor).to_string()
+                };
+                props.insert(key.to_string(), value);
+            }
+        }
+        for (k, v) in &given {
+            if ALIASES.iter().any(|(a, _, _)| a == k) {
+                continue;
+            }
+            let known = BROKER_DEFAULTS.iter().any(|(d, _)| d == k)
+                || k == "advertised.listeners"
+                || k == "listener.security.protocol.map";
+            if known {
+                props.insert(k.clone(), v.clone());
+            } else if KNOWN_BUT_NOT_YET.contains(&k.as_str()) {
+                warnings.push(format!("config '{k}' is not supported yet and is ignored"));
+            } else {
+                warnings.push(format!("unknown config '{k}' is ignored"));
+            }
+        }
+
+        let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
+        let int = |k: &str, min: i64, max: i64| -> Result<i64, ConfigError> {
+            let n: i64 = get(k)
+                .trim()
+                .parse()
+                .map_err(|_| bad(k, format!("'{}' is not a whole number", get(k))))?;
+            if n < min || n > max {
+                return Err(bad(k, format!("{n} is outside {min}..={max}")));
+            }
+            Ok(n)
+        };
+        let boolean = |k: &str| -> Result<bool, ConfigError> {
+            match get(k).trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(bad(k, format!("'{other}' is not true or false"))),
+            }
+        };
+
+        let listeners = Listener::parse_list("listeners", get("listeners"))?;
+        check_security_protocols(&listeners, props.get("listener.security.protocol.map"))?;
+        let advertised_listeners = match props.get("advertised.listeners") {
+            Some(v) => {
+                let adv = Listener::parse_list("advertised.listeners", v)?;
+                for a in &adv {
+                    if !listeners.iter().any(|l| l.name == a.name) {
+                        return Err(bad(
+                            "advertised.listeners",
+                            format!("listener {} is not in listeners", a.name),
+                        ));
+                    }
+                }
+                adv
+            }
+            None => listeners.clone(),
+        };
+        let log_dirs: Vec<PathBuf> = get("log.dirs")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(bad("log.dirs", "no directory given"));
+        }
+        let admin_listener: SocketAddr = get("admin.listener").trim().parse().map_err(|_| {
+            bad(
+                "admin.listener",
+                format!("'{}' is not HOST:PORT with a numeric host", get("admin.listener")),
+            )
+        })?;
+
+        let mut topic_defaults = BTreeMap::new();
+        for def in TOPIC_CONFIGS {
+            let value = get(def.broker_key).to_string();
+            topic::validate_value(def.kind, &value).map_err(|why| bad(def.broker_key, why))?;
+            topic_defaults.insert(def.name, value);
+        }
+
+        let config = BrokerConfig {
+            node_id: int("node.id", 0, i32::MAX as i64)? as i32,
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            num_partitions: int("num.partitions", 1, 1_000_000)? as i32,
+            default_replication_factor: int("default.replication.factor", 1, i16::MAX as i64)?
+                as i16,
+            auto_create_topics_enable: boolean("auto.create.topics.enable")?,
+            delete_topic_enable: boolean("delete.topic.enable")?,
+            message_max_bytes: int("message.max.bytes", 0, i32::MAX as i64)? as i32,
+            socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,
+            log_retention_check_interval_ms: int(
+                "log.retention.check.interval.ms",
+                1,
+                i64::MAX,
+            )? as u64,
+            admin_listener,
+            topic_defaults,
+            explicit: given
+                .keys()
+                .map(|k| {
+                    ALIASES
+                        .iter()
+                        .find(|(a, _, _)| a == k)
+                        .map(|(_, key, _)| key.to_string())
+                        .unwrap_or_else(|| k.clone())
+                })
+                .collect(),
+            effective: props,
+        };
+        Ok((config, warnings))
+    }
+
+    /// The advertised endpoint for the listener a client connected through.
+    pub fn advertised_for(&self, listener_name: &str) -> Option<&Listener> {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == listener_name)
+    }
+
+    pub fn default_log_config(&self) -> LogConfig {
+        LogConfig::resolve(&self.topic_defaults, &BTreeMap::new())
+    }
+}
+
+/// Only PLAINTEXT listeners exist until the security issue lands; anything else must fail
+/// start-up rather than silently serve plaintext where TLS or SASL was asked for.
+fn check_security_protocols(
+    listeners: &[Listener],
+    map: Option<&String>,
+) -> Result<(), ConfigError> {
+    let key = "listener.security.protocol.map";
+    let mut protocols: BTreeMap<String, String> = BTreeMap::new();
+    for p in ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] {
+        protocols.insert(p.to_string(), p.to_string());
+    }
+    if let Some(map) = map {
+        for entry in map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, proto) = entry
+                .split_once(':')
+                .ok_or_else(|| bad(key, format!("'{entry}' is not NAME:PROTOCOL")))?;
+            protocols.insert(name.trim().to_ascii_uppercase(), proto.trim().to_ascii_uppercase());
+        }
+    }
+    for l in listeners {
+        match protocols.get(&l.name).map(String::as_str) {
+            Some("PLAINTEXT") => {}
+            Some(other) => {
+                return Err(bad(
+                    "listeners",
+                    format!("listener {} uses {other}, which is not supported yet", l.name),
+                ))
+            }
+            None => {
+                return Err(bad(
+                    "listeners",
+                    format!("listener {} has no entry in {key}", l.name),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Properties {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_default() {
+        let (cfg, warnings) = BrokerConfig::from_properties(Properties::new()).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(cfg.listeners[0].port, 9092);
+        assert_eq!(cfg.listeners[0].host, "localhost");
+        assert_eq!(cfg.log_dirs, vec![PathBuf::from("./data")]);
+        assert!(cfg.auto_create_topics_enable);
+        assert_eq!(cfg.num_partitions, 1);
+        assert_eq!(cfg.admin_listener.port(), 9644);
+    }
+
+    #[test]
+    fn unknown_key_warns_and_bad_value_names_key() {
+        let (_, warnings) =
+            BrokerConfig::from_properties(props(&[("no.such.thing", "1")])).unwrap();
+        assert!(warnings[0].contains("no.such.thing"));
+        let err = BrokerConfig::from_properties(props(&[("num.partitions", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("num.partitions"), "{err}");
+        let err = BrokerConfig::from_properties(props(&[("log.segment.bytes", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.segment.bytes"), "{err}");
+    }
+
+    #[test]
+    fn hours_alias_and_topic_defaults() {
+        let (cfg, _) = BrokerConfig::from_properties(props(&[("log.retention.hours", "1")])).unwrap();
+        assert_eq!(cfg.default_log_config().retention_ms, 3_600_000);
+    }
+
+    #[test]
+    fn tls_listener_refused_until_supported() {
+        let err = BrokerConfig::from_properties(props(&[("listeners", "SSL://:9093")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not supported"), "{err}");
+    }
+}

@@ -1,0 +1,481 @@
+//! The active controller's decisions: it checks a requested change against the current
+//! metadata image and answers with the records that carry it out, or a Kafka error. It
+//! never writes anything itself; the caller commits the records. Pure functions, so every
+//! rule here is unit-tested without a broker.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use crate::config::topic::validate_topic_config;
+use crate::error::{ApiError, ApiResult};
+use crate::metadata::{ConfigResource, MetadataImage, MetadataRecord};
+
+/// Kafka's limit on topic name length (a partition directory name must fit in 255 bytes).
+const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Producer ids are handed out in blocks, so one metadata commit serves many producers.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// A topic to create, as CreateTopics (or auto-creation) asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker's num.partitions.
+    pub num_partitions: i32,
+    /// -1: the broker's default.replication.factor.
+    pub replication_factor: i16,
+    /// Explicit replica assignment per partition, if given.
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// The broker defaults the controller needs.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+}
+
+fn invalid(error: ResponseError, message: impl Into<String>) -> ApiError {
+    ApiError::new(error, message)
+}
+
+/// Kafka's topic name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> ApiResult<()> {
+    let err = |why: String| Err(invalid(ResponseError::InvalidTopicException, why));
+    if name.is_empty() {
+        return err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return err(format!("topic name cannot be '{name}'"));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return err(format!(
+            "topic name is {} characters, the limit is {MAX_TOPIC_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return err(format!(
+            "topic name '{name}' contains '{c}'; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Kafka refuses a topic whose name differs from an existing one only in '.' versus '_',
+/// since both map to the same metric names.
+fn collides(image: &MetadataImage, name: &str) -> Option<String> {
+    let norm = |s: &str| s.replace('.', "_");
+    let wanted = norm(name);
+    image
+        .topics
+        .keys()
+        .find(|existing| existing.as_str() != name && norm(existing) == wanted)
+        .cloned()
+}
+
+/// Spreads `count` partitions' replicas round-robin over the live brokers, starting after
+/// the partitions that already exist, so leaders are balanced.
+fn place(first_partition: i32, count: i32, rf: i16, brokers: &[i32]) -> BTreeMap<i32, Vec<i32>> {
+    let n = brokers.len();
+    (first_partition..first_partition + count)
+        .map(|p| {
+            let replicas = (0..rf as usize)
+                .map(|j| brokers[(p as usize + j) % n])
+                .collect();
+            (p, replicas)
+        })
+        .collect()
+}
+
+fn check_assignment(
+    assignments: &BTreeMap<i32, Vec<i32>>,
+    first_partition: i32,
+    brokers: &[i32],
+) -> ApiResult<()> {
+    let bad = |why: String| Err(invalid(ResponseError::InvalidReplicaAssignment, why));
+    let mut rf = None;
+    for (expected, (p, replicas)) in (first_partition..).zip(assignments.iter()) {
+        if *p != expected {
+            return bad(format!("partition {p} is assigned but {expected} was expected next"));
+        }
+        if replicas.is_empty() {
+            return bad(format!("partition {p} has no replicas"));
+        }
+        if rf.is_some_and(|r| r != replicas.len()) {
+            return bad("partitions have different replica counts".into());
+        }
+        rf = Some(replicas.len());
+        let mut seen = replicas.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return bad(format!("partition {p} lists a broker twice"));
+        }
+        if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
+            return bad(format!("partition {p} names broker {b}, which is not registered"));
+        }
+    }
+    Ok(())
+}
+
+fn partition_records(topic_id: Uuid, placement: &BTreeMap<i32, Vec<i32>>) -> Vec<MetadataRecord> {
+    placement
+        .iter()
+        .map(|(p, replicas)| MetadataRecord::Partition {
+            topic_id,
+            partition: *p,
+            replicas: replicas.clone(),
+            isr: replicas.clone(),
+            leader: replicas[0],
+            leader_epoch: 0,
+        })
+        .collect()
+}
+
+fn check_configs(configs: &[(String, Option<String>)]) -> ApiResult<()> {
+    for (key, value) in configs {
+        match value {
+            Some(v) => validate_topic_config(key, v)
+                .map_err(|why| invalid(ResponseError::InvalidConfig, why))?,
+            None => {
+                if crate::config::topic::find_def(key).is_none() {
+                    return Err(invalid(
+                        ResponseError::InvalidConfig,
+                        format!("unknown topic config '{key}'"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decides a topic creation. `brokers` are the live broker ids.
+pub fn create_topic(
+    image: &MetadataImage,
+    defaults: &Defaults,
+    brokers: &[i32],
+    topic: &NewTopic,
+) -> ApiResult<Vec<MetadataRecord>> {
+    validate_topic_name(&topic.name)?;
+    if image.topic(&topic.name).is_some() {
+        return Err(invalid(
+            ResponseError::TopicAlreadyExists,
+            format!("topic '{}' already exists", topic.name),
+        ));
+    }
+    if let Some(other) = collides(image, &topic.name) {
+        return Err(invalid(
+            ResponseError::InvalidTopicException,
+            format!("topic '{}' collides with existing topic '{other}' ('.' and '_' are interchangeable in metric names)", topic.name),
+        ));
+    }
+    check_configs(&topic.configs)?;
+    let placement = if topic.assignments.is_empty() {
+        let partitions = if topic.num_partitions == -1 {
+            defaults.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        let rf = if topic.replication_factor == -1 {
+            defaults.replication_factor
+        } else {
+            topic.replication_factor
+        };
+        if partitions < 1 {
+            return Err(invalid(
+                ResponseError::InvalidPartitions,
+                format!("number of partitions must be at least 1, got {partitions}"),
+            ));
+        }
+        if rf < 1 {
+            return Err(invalid(
+                ResponseError::InvalidReplicationFactor,
+                format!("replication factor must be at least 1, got {rf}"),
+            ));
+        }
+        if rf as usize > brokers.len() {
+            return Err(invalid(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {rf} is larger than the {} available broker(s)",
+                    brokers.len()
+                ),
+            ));
+        }
+        place(0, partitions, rf, brokers)
+    } else {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err(invalid(
+                ResponseError::InvalidRequest,
+                "give either a replica assignment or partitions and replication factor, not both",
+            ));
+        }
+        check_assignment(&topic.assignments, 0, brokers)?;
+        topic.assignments.clone()
+    };
+    let topic_id = Uuid::new_v4();
+    let mut records = vec![MetadataRecord::Topic {
+        name: topic.name.clone(),
+        topic_id,
+    }];
+    for (key, value) in &topic.configs {
+        if let Some(value) = value {
+            records.push(MetadataRecord::Config {
+                resource: ConfigResource::Topic(topic.name.clone()),
+                key: key.clone(),
+                value: Some(value.clone()),
+            });
+        }
+    }
+    records.extend(partition_records(topic_id, &placement));
+    Ok(records)
+}
+
+/// Decides a topic deletion.
+pub fn delete_topic(image: &MetadataImage, name: &str, enabled: bool) -> ApiResult<Vec<MetadataRecord>> {
+    if !enabled {
+        return Err(invalid(
+            ResponseError::TopicDeletionDisabled,
+            "topic deletion is disabled (delete.topic.enable=false)",
+        ));
+    }
+    let topic = image.topic(name).ok_or_else(|| {
+        invalid(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    Ok(vec![MetadataRecord::RemoveTopic {
+        topic_id: topic.topic_id,
+    }])
+}
+
+/// Decides a partition increase to `count` partitions in all.
+pub fn create_partitions(
+    image: &MetadataImage,
+    brokers: &[i32],
+    name: &str,
+    count: i32,
+    assignments: &[Vec<i32>],
+) -> ApiResult<Vec<MetadataRecord>> {
+    let topic = image.topic(name).ok_or_else(|| {
+        invalid(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let current = topic.partitions.len() as i32;
+    if count <= current {
+        return Err(invalid(
+            ResponseError::InvalidPartitions,
+            format!("topic '{name}' has {current} partitions; the new count {count} must be larger (partitions cannot be removed)"),
+        ));
+    }
+    let rf = topic
+        .partitions
+        .values()
+        .next()
+        .map(|p| p.replicas.len())
+        .unwrap_or(1) as i16;
+    let placement = if assignments.is_empty() {
+        if rf as usize > brokers.len() {
+            return Err(invalid(
+                ResponseError::InvalidReplicationFactor,
+                format!("replication factor {rf} is larger than the {} available broker(s)", brokers.len()),
+            ));
+        }
+        place(current, count - current, rf, brokers)
+    } else {
+        if assignments.len() as i32 != count - current {
+            return Err(invalid(
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "{} assignments given for {} new partitions",
+                    assignments.len(),
+                    count - current
+                ),
+            ));
+        }
+        let map: BTreeMap<i32, Vec<i32>> = assignments
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (current + i as i32, r.clone()))
+            .collect();
+        check_assignment(&map, current, brokers)?;
+        map
+    };
+    Ok(partition_records(topic.topic_id, &placement))
+}
+
+/// Decides a topic config change. With `replace_all` (legacy AlterConfigs) every override
+/// not named is removed; otherwise only the named keys change.
+pub fn alter_topic_configs(
+    image: &MetadataImage,
+    name: &str,
+    changes: &[(String, Option<String>)],
+    replace_all: bool,
+) -> ApiResult<Vec<MetadataRecord>> {
+    let topic = image.topic(name).ok_or_else(|| {
+        invalid(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    check_configs(changes)?;
+    let resource = ConfigResource::Topic(name.to_string());
+    let mut records: Vec<MetadataRecord> = changes
+        .iter()
+        .map(|(key, value)| MetadataRecord::Config {
+            resource: resource.clone(),
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    if replace_all {
+        for key in topic.configs.keys() {
+            if !changes.iter().any(|(k, _)| k == key) {
+                records.push(MetadataRecord::Config {
+                    resource: resource.clone(),
+                    key: key.clone(),
+                    value: None,
+                });
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Reserves the next block of producer ids; returns the records and the block's first id.
+pub fn allocate_producer_ids(image: &MetadataImage) -> (Vec<MetadataRecord>, i64) {
+    let start = image.next_producer_id_block;
+    (
+        vec![MetadataRecord::ProducerIds {
+            next_block_start: start + PRODUCER_ID_BLOCK,
+        }],
+        start,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            num_partitions: 1,
+            replication_factor: 1,
+        }
+    }
+
+    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        for r in records {
+            image.apply(r);
+        }
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        for bad in ["", ".", "..", "a b", "ä", "x/y"] {
+            let e = validate_topic_name(bad).unwrap_err();
+            assert_eq!(e.error, ResponseError::InvalidTopicException, "{bad}");
+        }
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn creates_with_defaults_and_refuses_duplicates_and_collisions() {
+        let mut image = MetadataImage::default();
+        let t = NewTopic {
+            name: "a.b".into(),
+            num_partitions: 3,
+            replication_factor: -1,
+            ..Default::default()
+        };
+        let records = create_topic(&image, &defaults(), &[0], &t).unwrap();
+        apply(&mut image, &records);
+        assert_eq!(image.topic("a.b").unwrap().partitions.len(), 3);
+        let again = create_topic(&image, &defaults(), &[0], &t).unwrap_err();
+        assert_eq!(again.error, ResponseError::TopicAlreadyExists);
+        let clash = NewTopic {
+            name: "a_b".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        };
+        let e = create_topic(&image, &defaults(), &[0], &clash).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidTopicException);
+    }
+
+    #[test]
+    fn impossible_replication_and_bad_configs_are_refused() {
+        let image = MetadataImage::default();
+        let t = NewTopic {
+            name: "x".into(),
+            num_partitions: 1,
+            replication_factor: 3,
+            ..Default::default()
+        };
+        let e = create_topic(&image, &defaults(), &[0], &t).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidReplicationFactor);
+        let t = NewTopic {
+            name: "x".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: vec![("retention.ms".into(), Some("soon".into()))],
+            ..Default::default()
+        };
+        let e = create_topic(&image, &defaults(), &[0], &t).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidConfig);
+    }
+
+    #[test]
+    fn partitions_only_grow() {
+        let mut image = MetadataImage::default();
+        let t = NewTopic {
+            name: "x".into(),
+            num_partitions: 2,
+            replication_factor: 1,
+            ..Default::default()
+        };
+        let records = create_topic(&image, &defaults(), &[0], &t).unwrap();
+        apply(&mut image, &records);
+        let e = create_partitions(&image, &[0], "x", 2, &[]).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidPartitions);
+        let records = create_partitions(&image, &[0], "x", 4, &[]).unwrap();
+        apply(&mut image, &records);
+        assert_eq!(image.topic("x").unwrap().partitions.len(), 4);
+    }
+
+    #[test]
+    fn legacy_alter_replaces_all_overrides() {
+        let mut image = MetadataImage::default();
+        let t = NewTopic {
+            name: "x".into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            configs: vec![("retention.ms".into(), Some("100".into()))],
+            ..Default::default()
+        };
+        let records = create_topic(&image, &defaults(), &[0], &t).unwrap();
+        apply(&mut image, &records);
+        let records = alter_topic_configs(
+            &image,
+            "x",
+            &[("segment.bytes".into(), Some("2000".into()))],
+            true,
+        )
+        .unwrap();
+        apply(&mut image, &records);
+        let cfg = &image.topic("x").unwrap().configs;
+        assert_eq!(cfg.get("segment.bytes").map(String::as_str), Some("2000"));
+        assert!(!cfg.contains_key("retention.ms"));
+    }
+}

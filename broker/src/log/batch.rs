@@ -1,0 +1,313 @@
+//! In-place access to the fixed header of a v2 record batch.
+//!
+//! Why by hand: `kafka-protocol`'s `RecordBatchDecoder` decodes (and decompresses) every
+//! record into owned values, and has no way to patch a field of stored bytes. The hot path
+//! needs the opposite: check the CRC, read a few header fields, write the assigned base
+//! offset and leader epoch, and store the producer's bytes untouched. The header layout is
+//! fixed by the protocol (magic 2), so these are plain reads at fixed positions; the
+//! records themselves are only ever decoded with `kafka-protocol` (see `timestamp_search`).
+
+use thiserror::Error;
+
+/// baseOffset (8) + batchLength (4): the part of a batch not counted in batchLength.
+pub const LOG_OVERHEAD: usize = 12;
+/// Everything up to and including recordsCount.
+pub const HEADER_LEN: usize = 61;
+/// The smallest value batchLength can hold: a header with no records.
+pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
+
+const PARTITION_LEADER_EPOCH: usize = 12;
+const MAGIC: usize = 16;
+const CRC: usize = 17;
+const ATTRIBUTES: usize = 21;
+const LAST_OFFSET_DELTA: usize = 23;
+const BASE_TIMESTAMP: usize = 27;
+const MAX_TIMESTAMP: usize = 35;
+const PRODUCER_ID: usize = 43;
+const PRODUCER_EPOCH: usize = 51;
+const BASE_SEQUENCE: usize = 53;
+const RECORDS_COUNT: usize = 57;
+
+const TIMESTAMP_TYPE_FLAG: i16 = 1 << 3;
+const TRANSACTIONAL_FLAG: i16 = 1 << 4;
+const CONTROL_FLAG: i16 = 1 << 5;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum BatchError {
+    #[error("record set is truncated: {0}")]
+    Truncated(String),
+    #[error("unsupported record batch magic {0}; only v2 batches are accepted")]
+    UnsupportedMagic(i8),
+    #[error("record batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("malformed record batch: {0}")]
+    Malformed(String),
+}
+
+fn i16_at(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// The fields of a batch header the broker acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Reads a header from the start of `b`, which must hold at least `HEADER_LEN` bytes.
+    pub fn parse(b: &[u8]) -> Result<BatchHeader, BatchError> {
+        if b.len() < HEADER_LEN {
+            return Err(BatchError::Truncated(format!(
+                "{} bytes, a batch header needs {HEADER_LEN}",
+                b.len()
+            )));
+        }
+        let magic = b[MAGIC] as i8;
+        if magic != 2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        let header = BatchHeader {
+            base_offset: i64_at(b, 0),
+            batch_length: i32_at(b, 8),
+            partition_leader_epoch: i32_at(b, PARTITION_LEADER_EPOCH),
+            magic,
+            crc: i32_at(b, CRC) as u32,
+            attributes: i16_at(b, ATTRIBUTES),
+            last_offset_delta: i32_at(b, LAST_OFFSET_DELTA),
+            base_timestamp: i64_at(b, BASE_TIMESTAMP),
+            max_timestamp: i64_at(b, MAX_TIMESTAMP),
+            producer_id: i64_at(b, PRODUCER_ID),
+            producer_epoch: i16_at(b, PRODUCER_EPOCH),
+            base_sequence: i32_at(b, BASE_SEQUENCE),
+            records_count: i32_at(b, RECORDS_COUNT),
+        };
+        if header.batch_length < MIN_BATCH_LENGTH {
+            return Err(BatchError::Malformed(format!(
+                "batchLength {} is below the header size",
+                header.batch_length
+            )));
+        }
+        if header.last_offset_delta < 0 || header.records_count < 0 {
+            return Err(BatchError::Malformed(format!(
+                "negative lastOffsetDelta {} or recordsCount {}",
+                header.last_offset_delta, header.records_count
+            )));
+        }
+        Ok(header)
+    }
+
+    /// Bytes the whole batch takes, overhead included.
+    pub fn total_len(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length as usize
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    /// The sequence of the batch's last record, wrapping as Kafka's sequences do.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return -1;
+        }
+        let last = self.base_sequence as i64 + self.last_offset_delta as i64;
+        (last % (i32::MAX as i64 + 1)) as i32
+    }
+}
+
+/// Checks a whole batch (header bytes followed by its records) against its CRC-32C, which
+/// covers everything from the attributes on.
+pub fn verify_crc(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+    let computed = crc32c::crc32c(&batch[ATTRIBUTES..header.total_len()]);
+    if computed != header.crc {
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+/// Splits a record set from a produce request into its batches and validates each one.
+/// Any damage rejects the whole set: Kafka appends a partition's record set all or nothing.
+pub fn validate_record_set(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    if records.is_empty() {
+        return Err(BatchError::Malformed("empty record set".into()));
+    }
+    while pos < records.len() {
+        let rest = &records[pos..];
+        let header = BatchHeader::parse(rest)?;
+        if header.total_len() > rest.len() {
+            return Err(BatchError::Truncated(format!(
+                "batch at byte {pos} claims {} bytes, {} remain",
+                header.total_len(),
+                rest.len()
+            )));
+        }
+        verify_crc(rest, &header)?;
+        if header.records_count == 0 {
+            return Err(BatchError::Malformed("batch holds no records".into()));
+        }
+        out.push((pos, header));
+        pos += header.total_len();
+    }
+    Ok(out)
+}
+
+/// The 16 bytes that precede the CRC-covered part, with the broker's base offset and
+/// leader epoch written in: appended in front of the producer's untouched remainder.
+pub fn patched_prefix(original: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; 17] {
+    let mut prefix = [0u8; 17];
+    prefix[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    prefix[8..12].copy_from_slice(&original[8..12]);
+    prefix[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    prefix[16] = original[MAGIC];
+    prefix
+}
+
+/// Rewrites a batch for `message.timestamp.type=LogAppendTime`: the timestamp type flag
+/// and max timestamp change, so the CRC must be recomputed. Only this path copies a batch.
+pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attrs = i16_at(batch, ATTRIBUTES) | TIMESTAMP_TYPE_FLAG;
+    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
+    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let len = LOG_OVERHEAD + i32_at(batch, 8) as usize;
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES..len]);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// A real batch encoded with kafka-protocol, for tests.
+    pub fn encode_batch(values: &[&[u8]], producer_id: i64, base_sequence: i32) -> Vec<u8> {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: base_sequence + i as i32,
+                timestamp: 1_000 + i as i64,
+                key: None,
+                value: Some(bytes::Bytes::copy_from_slice(v)),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+        buf.to_vec()
+    }
+
+    #[test]
+    fn parses_and_checks_crc() {
+        let batch = encode_batch(&[b"a", b"bb", b"ccc"], 7, 0);
+        let set = validate_record_set(&batch).unwrap();
+        assert_eq!(set.len(), 1);
+        let h = set[0].1;
+        assert_eq!(h.records_count, 3);
+        assert_eq!(h.last_offset_delta, 2);
+        assert_eq!(h.producer_id, 7);
+        assert_eq!(h.last_sequence(), 2);
+        assert_eq!(h.total_len(), batch.len());
+    }
+
+    #[test]
+    fn flipped_bit_fails_crc() {
+        let mut batch = encode_batch(&[b"hello"], -1, -1);
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(matches!(
+            validate_record_set(&batch),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_and_bad_magic_rejected() {
+        let batch = encode_batch(&[b"hello"], -1, -1);
+        assert!(matches!(
+            validate_record_set(&batch[..batch.len() - 1]),
+            Err(BatchError::Truncated(_))
+        ));
+        let mut old = batch.clone();
+        old[MAGIC] = 1;
+        assert_eq!(
+            validate_record_set(&old),
+            Err(BatchError::UnsupportedMagic(1))
+        );
+    }
+
+    #[test]
+    fn patching_offset_keeps_crc_valid() {
+        let batch = encode_batch(&[b"x", b"y"], -1, -1);
+        let prefix = patched_prefix(&batch, 42, 3);
+        let mut stored = prefix.to_vec();
+        stored.extend_from_slice(&batch[17..]);
+        let set = validate_record_set(&stored).unwrap();
+        assert_eq!(set[0].1.base_offset, 42);
+        assert_eq!(set[0].1.partition_leader_epoch, 3);
+    }
+
+    #[test]
+    fn log_append_time_restamps_and_recomputes_crc() {
+        let mut batch = encode_batch(&[b"x"], -1, -1);
+        stamp_log_append_time(&mut batch, 99);
+        let set = validate_record_set(&batch).unwrap();
+        assert_eq!(set[0].1.max_timestamp, 99);
+    }
+}

@@ -1,0 +1,594 @@
+//! One partition's log: an ordered set of segments, the log start offset, the flush policy,
+//! idempotent producer state and the leader epoch cache.
+//!
+//! Files in the partition directory (Kafka's names where Kafka has one):
+//! `*.log`/`*.index`/`*.timeindex` segments, `leader-epoch-checkpoint`,
+//! `log-start-offset` (moved by DeleteRecords), `recovery-point` (everything below it was
+//! fsynced) and `producer-state.json` (written on clean shutdown).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::RecordBatchDecoder;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::batch::{self, BatchHeader};
+use super::epoch_cache::EpochCache;
+use super::segment::{self, Segment};
+use crate::config::LogConfig;
+use crate::error::ApiError;
+use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
+
+const LOG_START_FILE: &str = "log-start-offset";
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
+
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("I/O error on partition {partition}: {source}")]
+    Io {
+        partition: String,
+        source: io::Error,
+    },
+}
+
+/// The result of appending one produce record set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    /// -1 unless the topic stamps LogAppendTime.
+    pub log_append_time: i64,
+    pub records: i64,
+    pub bytes: u64,
+}
+
+/// What opening a partition log found.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub truncated_bytes: u64,
+    pub rebuilt_indexes: usize,
+    pub dropped_segments: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProducerSnapshot {
+    /// The snapshot covers batches below this offset.
+    next_offset: i64,
+    table: ProducerStateTable,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub name: String,
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+    producers: ProducerStateTable,
+    epochs: EpochCache,
+}
+
+fn read_i64_file(path: &Path) -> Option<i64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, contents)?;
+    fs::rename(&tmp, path)
+}
+
+impl PartitionLog {
+    /// Opens or creates the log in `dir`. After an unclean shutdown every segment from the
+    /// recovery point on is read and checked batch by batch; damage ends the log there.
+    pub fn open(
+        dir: &Path,
+        name: String,
+        config: LogConfig,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<(PartitionLog, OpenReport), LogError> {
+        let io_err = |source| LogError::Io {
+            partition: name.clone(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(io_err)?;
+        let stored_start = read_i64_file(&dir.join(LOG_START_FILE)).unwrap_or(0);
+        let recovery_point = read_i64_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
+        let bases = segment::list_base_offsets(dir).map_err(io_err)?;
+        let mut report = OpenReport::default();
+        let mut segments = BTreeMap::new();
+        let mut cut = false;
+        for (i, base) in bases.iter().enumerate() {
+            if cut {
+                // Everything after a damaged segment would leave a hole in the offsets.
+                let (seg, _) =
+                    Segment::open(dir, *base, config.index_interval_bytes, false).map_err(io_err)?;
+                seg.delete().map_err(io_err)?;
+                report.dropped_segments += 1;
+                continue;
+            }
+            let next_base = bases.get(i + 1).copied();
+            let needs_recovery =
+                !clean_shutdown && next_base.is_none_or(|next| next > recovery_point);
+            let (seg, seg_report) =
+                Segment::open(dir, *base, config.index_interval_bytes, needs_recovery)
+                    .map_err(io_err)?;
+            report.truncated_bytes += seg_report.truncated_bytes;
+            if seg_report.rebuilt_indexes {
+                report.rebuilt_indexes += 1;
+            }
+            if seg_report.truncated_bytes > 0 {
+                cut = true;
+            }
+            segments.insert(*base, seg);
+        }
+        if segments.is_empty() {
+            let seg = Segment::create(dir, stored_start, config.index_interval_bytes)
+                .map_err(io_err)?;
+            segments.insert(stored_start, seg);
+        }
+        let first_base = *segments.keys().next().unwrap_or(&0);
+        let mut log = PartitionLog {
+            name: name.clone(),
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset: stored_start.max(first_base),
+            recovery_point,
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+            producers: ProducerStateTable::default(),
+            epochs: EpochCache::load(dir),
+        };
+        let leo = log.log_end_offset();
+        log.log_start_offset = log.log_start_offset.min(leo);
+        log.recovery_point = log.recovery_point.min(leo);
+        log.epochs.truncate_from(leo).map_err(io_err)?;
+        log.rebuild_producer_state(clean_shutdown).map_err(io_err)?;
+        Ok((log, report))
+    }
+
+    /// Loads the clean-shutdown snapshot if there is one, then replays batch headers after
+    /// it. Without a snapshot every header is read, which also refills the epoch cache.
+    fn rebuild_producer_state(&mut self, clean_shutdown: bool) -> io::Result<()> {
+        let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+        let mut from = self.log_start_offset;
+        if clean_shutdown {
+            if let Some(snap) = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<ProducerSnapshot>(&b).ok())
+            {
+                if snap.next_offset <= self.log_end_offset() {
+                    self.producers = snap.table;
+                    from = snap.next_offset;
+                }
+            }
+        }
+        // A snapshot is only valid for the run that wrote it.
+        let _ = fs::remove_file(&path);
+        let mut headers = Vec::new();
+        self.scan_headers(from, |h| headers.push(*h))?;
+        for h in &headers {
+            self.producers.record(h);
+            self.epochs.assign(h.partition_leader_epoch, h.base_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with each batch header at or after `from`.
+    fn scan_headers(&self, from: i64, mut f: impl FnMut(&BatchHeader)) -> io::Result<()> {
+        for seg in self.segments.values() {
+            if seg.next_offset() <= from {
+                continue;
+            }
+            let mut pos = match seg.find_position(from)? {
+                Some((pos, _)) => pos,
+                None => continue,
+            };
+            while let Some(h) = seg.read_header_at(pos)? {
+                f(&h);
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.segments
+            .values()
+            .next_back()
+            .map(Segment::next_offset)
+            .unwrap_or(0)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    fn io_error(&self, source: io::Error) -> ApiError {
+        tracing::error!(partition = %self.name, error = %source, "log I/O error");
+        ApiError::new(
+            ResponseError::KafkaStorageError,
+            format!("storage error on {}: {source}", self.name),
+        )
+    }
+
+    /// Appends a validated record set (`batches` from `batch::validate_record_set`).
+    pub fn append(
+        &mut self,
+        records: &Bytes,
+        batches: &[(usize, BatchHeader)],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, ApiError> {
+        for (_, h) in batches {
+            if h.total_len() > self.config.max_message_bytes {
+                return Err(ApiError::new(
+                    ResponseError::MessageTooLarge,
+                    format!(
+                        "batch of {} bytes exceeds max.message.bytes {} on {}",
+                        h.total_len(),
+                        self.config.max_message_bytes,
+                        self.name
+                    ),
+                ));
+            }
+        }
+        // Judge every batch before writing any, so a bad one leaves the log untouched.
+        let mut scratch = self.producers.clone_for(batches.iter().map(|(_, h)| h.producer_id));
+        let mut verdicts = Vec::with_capacity(batches.len());
+        let mut next = self.log_end_offset();
+        for (_, h) in batches {
+            let verdict = scratch.check(h)?;
+            if verdict == SequenceCheck::Append {
+                let mut stored = *h;
+                stored.base_offset = next;
+                scratch.record(&stored);
+                next = stored.last_offset() + 1;
+            }
+            verdicts.push(verdict);
+        }
+
+        let mut outcome = AppendOutcome {
+            base_offset: -1,
+            log_append_time: if self.config.log_append_time { now_ms } else { -1 },
+            records: 0,
+            bytes: 0,
+        };
+        for ((pos, h), verdict) in batches.iter().zip(verdicts) {
+            if let SequenceCheck::Duplicate { base_offset } = verdict {
+                if outcome.base_offset < 0 {
+                    outcome.base_offset = base_offset;
+                }
+                continue;
+            }
+            let raw = &records[*pos..*pos + h.total_len()];
+            let base_offset = self.log_end_offset();
+            let mut stored = *h;
+            stored.base_offset = base_offset;
+            stored.partition_leader_epoch = leader_epoch;
+            self.maybe_roll(h.total_len() as u64, now_ms)
+                .map_err(|e| self.io_error(e))?;
+            let prefix = batch::patched_prefix(raw, base_offset, leader_epoch);
+            let result = if self.config.log_append_time {
+                let mut copy = raw.to_vec();
+                batch::stamp_log_append_time(&mut copy, now_ms);
+                copy[..prefix.len()].copy_from_slice(&prefix);
+                self.active_mut().append(&[&copy], &stored, now_ms)
+            } else {
+                self.active_mut()
+                    .append(&[&prefix, &raw[prefix.len()..]], &stored, now_ms)
+            };
+            result.map_err(|e| self.io_error(e))?;
+            self.producers.record(&stored);
+            self.epochs
+                .assign(leader_epoch, base_offset)
+                .map_err(|e| self.io_error(e))?;
+            if outcome.base_offset < 0 {
+                outcome.base_offset = base_offset;
+            }
+            outcome.records += h.last_offset_delta as i64 + 1;
+            outcome.bytes += h.total_len() as u64;
+            self.unflushed_messages += h.last_offset_delta as i64 + 1;
+        }
+        if self.unflushed_messages >= self.config.flush_messages
+            || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms
+        {
+            self.flush(now_ms).map_err(|e| self.io_error(e))?;
+        }
+        Ok(outcome)
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        // The map is never empty: open() creates a segment and nothing removes the last one.
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+
+    /// Starts a new segment when the active one would pass segment.bytes, has been open
+    /// longer than segment.ms, or could no longer address its contents with 32-bit indexes.
+    fn maybe_roll(&mut self, incoming: u64, now_ms: i64) -> io::Result<()> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size() + incoming > self.config.segment_bytes;
+        let too_old = active
+            .first_append_ms()
+            .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms);
+        let offsets_overflow = self.log_end_offset() - active.base_offset > i32::MAX as i64;
+        let positions_overflow = active.size() + incoming > u32::MAX as u64;
+        if too_big || too_old || offsets_overflow || positions_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment (flushed, so only the new active segment can ever hold
+    /// unflushed data) and opens a new one at the log end.
+    fn roll(&mut self, now_ms: i64) -> io::Result<()> {
+        self.flush(now_ms)?;
+        let leo = self.log_end_offset();
+        let seg = Segment::create(&self.dir, leo, self.config.index_interval_bytes)?;
+        self.segments.insert(leo, seg);
+        Ok(())
+    }
+
+    /// fsyncs the active segment and moves the recovery point to the log end.
+    pub fn flush(&mut self, now_ms: i64) -> io::Result<()> {
+        self.active().flush()?;
+        let leo = self.log_end_offset();
+        if leo != self.recovery_point {
+            write_atomically(&self.dir.join(RECOVERY_POINT_FILE), leo.to_string().as_bytes())?;
+            self.recovery_point = leo;
+        }
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// Whether the time-based flush policy (flush.ms) says a flush is due.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.unflushed_messages > 0 && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms
+    }
+
+    /// Reads whole batches from the one holding `offset`, up to `max_bytes` (but at least
+    /// one batch when `allow_oversized_first`). Offsets outside the log are out of range.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        allow_oversized_first: bool,
+    ) -> Result<Vec<u8>, ApiError> {
+        let leo = self.log_end_offset();
+        if offset < self.log_start_offset || offset > leo {
+            return Err(ApiError::new(
+                ResponseError::OffsetOutOfRange,
+                format!(
+                    "offset {offset} is outside {}..={leo} on {}",
+                    self.log_start_offset, self.name
+                ),
+            ));
+        }
+        if offset == leo {
+            return Ok(Vec::new());
+        }
+        let start_base = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(offset);
+        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
+            if let Some((pos, _)) = seg.find_position(offset).map_err(|e| self.io_error(e))? {
+                return seg
+                    .read_batches(pos, max_bytes, allow_oversized_first)
+                    .map_err(|e| self.io_error(e));
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp`, with that
+    /// record's timestamp; `None` when every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ApiError> {
+        for seg in self.segments.values() {
+            if seg.max_timestamp() < timestamp {
+                continue;
+            }
+            let mut pos = seg.timestamp_start_position(timestamp);
+            while let Some(h) = seg.read_header_at(pos).map_err(|e| self.io_error(e))? {
+                if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
+                    let found = self.find_in_batch(seg, pos, &h, |off, ts| {
+                        off >= self.log_start_offset && ts >= timestamp
+                    })?;
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, ApiError> {
+        let Some(seg) = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .max_by_key(|s| s.max_timestamp())
+        else {
+            return Ok(None);
+        };
+        let target = seg.max_timestamp();
+        let mut pos = 0;
+        while let Some(h) = seg.read_header_at(pos).map_err(|e| self.io_error(e))? {
+            if h.max_timestamp == target {
+                return self.find_in_batch(seg, pos, &h, |_, ts| ts == target);
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Decodes one batch (decompressing if needed, off the hot path) and returns the first
+    /// record matching `pred(offset, timestamp)`.
+    fn find_in_batch(
+        &self,
+        seg: &Segment,
+        pos: u64,
+        header: &BatchHeader,
+        pred: impl Fn(i64, i64) -> bool,
+    ) -> Result<Option<(i64, i64)>, ApiError> {
+        let raw = seg.read_batch(pos, header).map_err(|e| self.io_error(e))?;
+        let mut buf = Bytes::from(raw);
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            ApiError::new(
+                ResponseError::CorruptMessage,
+                format!("stored batch at offset {} on {} does not decode: {e}", header.base_offset, self.name),
+            )
+        })?;
+        Ok(set
+            .records
+            .iter()
+            .find(|r| pred(r.offset, r.timestamp))
+            .map(|r| (r.offset, r.timestamp)))
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the log end) and
+    /// drops segments that lie wholly below it.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, ApiError> {
+        let leo = self.log_end_offset();
+        let target = if offset == -1 { leo } else { offset };
+        if target < 0 || target > leo {
+            return Err(ApiError::new(
+                ResponseError::OffsetOutOfRange,
+                format!("cannot delete before {offset} on {}: log ends at {leo}", self.name),
+            ));
+        }
+        if target > self.log_start_offset {
+            self.log_start_offset = target;
+            write_atomically(&self.dir.join(LOG_START_FILE), target.to_string().as_bytes())
+                .map_err(|e| self.io_error(e))?;
+            self.drop_segments_below_start().map_err(|e| self.io_error(e))?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// Removes non-active segments whose every offset is below the log start offset.
+    fn drop_segments_below_start(&mut self) -> io::Result<usize> {
+        let start = self.log_start_offset;
+        let active_base = self.active().base_offset;
+        let doomed: Vec<i64> = self
+            .segments
+            .iter()
+            .filter(|(base, seg)| **base != active_base && seg.next_offset() <= start)
+            .map(|(base, _)| *base)
+            .collect();
+        for base in &doomed {
+            if let Some(seg) = self.segments.remove(base) {
+                seg.delete()?;
+            }
+        }
+        Ok(doomed.len())
+    }
+
+    /// Deletes segments past retention.ms or beyond retention.bytes (when cleanup.policy
+    /// includes delete). An expired active segment is rolled first, as Kafka does, so
+    /// retention also applies to a partition that stopped receiving data.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        if !self.config.delete {
+            return Ok(0);
+        }
+        let mut new_start = self.log_start_offset;
+        if self.config.retention_ms >= 0 {
+            let horizon = now_ms.saturating_sub(self.config.retention_ms);
+            let expired: Vec<i64> = self
+                .segments
+                .values()
+                .take_while(|s| !s.is_empty() && s.max_timestamp() < horizon)
+                .map(Segment::next_offset)
+                .collect();
+            if let Some(end) = expired.last() {
+                if *end == self.log_end_offset() && !self.active().is_empty() {
+                    self.roll(now_ms)?;
+                }
+                new_start = new_start.max(*end);
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut size = self.size_bytes();
+            let active_base = self.active().base_offset;
+            for seg in self.segments.values() {
+                if seg.base_offset == active_base
+                    || size.saturating_sub(seg.size()) < self.config.retention_bytes as u64
+                {
+                    break;
+                }
+                size -= seg.size();
+                new_start = new_start.max(seg.next_offset());
+            }
+        }
+        if new_start > self.log_start_offset {
+            self.log_start_offset = new_start;
+            write_atomically(&self.dir.join(LOG_START_FILE), new_start.to_string().as_bytes())?;
+        }
+        self.drop_segments_below_start()
+    }
+
+    /// OffsetForLeaderEpoch: where `epoch` ends in this log.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Flushes everything and writes the producer snapshot, for a clean shutdown.
+    pub fn close(&mut self, now_ms: i64) -> io::Result<()> {
+        self.flush(now_ms)?;
+        let snap = ProducerSnapshot {
+            next_offset: self.log_end_offset(),
+            table: self.producers.clone(),
+        };
+        let bytes = serde_json::to_vec(&snap).map_err(io::Error::other)?;
+        write_atomically(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &bytes)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,392 @@
+//! One segment of a partition log: the `.log` file of stored batches and its two indexes,
+//! named by base offset as Kafka names them (`00000000000000000042.log`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::index::{Index, OffsetEntry, TimeEntry};
+
+/// What opening a segment found and did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RecoveryReport {
+    /// Bytes cut from the tail because they were torn or failed their CRC.
+    pub truncated_bytes: u64,
+    /// The indexes were rebuilt from the log.
+    pub rebuilt_indexes: bool,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    log_path: PathBuf,
+    log: File,
+    size: u64,
+    index: Index<OffsetEntry>,
+    time_index: Index<TimeEntry>,
+    /// One past the last offset stored here; `base_offset` while empty.
+    next_offset: i64,
+    /// Largest batch max timestamp stored here, -1 while empty.
+    max_timestamp: i64,
+    bytes_since_index: u64,
+    index_interval: u64,
+    /// Wall-clock time of the first append, for time-based rolling.
+    first_append_ms: Option<i64>,
+}
+
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64, index_interval: u64) -> io::Result<Segment> {
+        let (segment, _) = Self::open(dir, base_offset, index_interval, false)?;
+        Ok(segment)
+    }
+
+    /// Opens (or creates) the segment. With `full_recovery` every batch is read and checked
+    /// against its CRC, the tail is cut at the first bad one, and the indexes rebuilt; without
+    /// it only the indexes are sanity-checked, and rebuilt if they fail.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u64,
+        full_recovery: bool,
+    ) -> io::Result<(Segment, RecoveryReport)> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&log_path)?;
+        let size = log.metadata()?.len();
+        let (index, index_whole) = Index::open(&dir.join(file_name(base_offset, "index")))?;
+        let (time_index, time_whole) =
+            Index::open(&dir.join(file_name(base_offset, "timeindex")))?;
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            log,
+            size,
+            index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            bytes_since_index: 0,
+            index_interval,
+            first_append_ms: None,
+        };
+        let indexes_ok = index_whole
+            && time_whole
+            && segment.index.is_sane(size)
+            && segment.time_index.is_sane(u32::MAX);
+        let mut report = RecoveryReport::default();
+        if full_recovery || !indexes_ok || !segment.load_tail()? {
+            report = segment.recover()?;
+        }
+        Ok((segment, report))
+    }
+
+    /// Finds `next_offset` and `max_timestamp` by walking batch headers from the last index
+    /// entry. Returns false when the walk does not end exactly at the file's end, which means
+    /// the index or the log is damaged and a full recovery is needed.
+    fn load_tail(&mut self) -> io::Result<bool> {
+        let start = self.index.last().map(|e| e.position as u64).unwrap_or(0);
+        self.max_timestamp = self.time_index.last().map(|e| e.timestamp).unwrap_or(-1);
+        let mut pos = start;
+        while pos < self.size {
+            let Some(header) = self.read_header_at(pos)? else {
+                return Ok(false);
+            };
+            if pos + header.total_len() as u64 > self.size || header.base_offset < self.base_offset
+            {
+                return Ok(false);
+            }
+            self.next_offset = header.last_offset() + 1;
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+            pos += header.total_len() as u64;
+        }
+        if let Some(last) = self.index.last() {
+            if self.base_offset + last.relative_offset as i64 >= self.next_offset {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads every batch, checks it, truncates at the first bad one, rebuilds the indexes.
+    fn recover(&mut self) -> io::Result<RecoveryReport> {
+        self.index.clear()?;
+        self.time_index.clear()?;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.bytes_since_index = 0;
+        let mut pos = 0u64;
+        let mut buf = Vec::new();
+        while pos < self.size {
+            let Some(header) = self.read_header_at(pos)? else {
+                break;
+            };
+            let len = header.total_len() as u64;
+            if pos + len > self.size || header.base_offset < self.next_offset {
+                break;
+            }
+            buf.resize(len as usize, 0);
+            self.log.read_exact_at(&mut buf, pos)?;
+            if batch::verify_crc(&buf, &header).is_err() {
+                break;
+            }
+            self.index_batch(&header, pos)?;
+            self.next_offset = header.last_offset() + 1;
+            pos += len;
+        }
+        let truncated = self.size - pos;
+        if truncated > 0 {
+            self.log.set_len(pos)?;
+            self.log.sync_data()?;
+            self.size = pos;
+        }
+        Ok(RecoveryReport {
+            truncated_bytes: truncated,
+            rebuilt_indexes: true,
+        })
+    }
+
+    /// Adds index entries for a batch about to sit at `position`, every `index_interval` bytes.
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) -> io::Result<()> {
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if self.bytes_since_index >= self.index_interval {
+            let relative_offset = (header.base_offset - self.base_offset) as u32;
+            self.index.append(OffsetEntry {
+                relative_offset,
+                position: position as u32,
+            })?;
+            if self.time_index.last().map(|e| e.timestamp) < Some(self.max_timestamp) {
+                self.time_index.append(TimeEntry {
+                    timestamp: self.max_timestamp,
+                    relative_offset,
+                })?;
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.total_len() as u64;
+        Ok(())
+    }
+
+    /// Appends one batch, given as slices that together are exactly its bytes (so a patched
+    /// header prefix and the producer's untouched remainder go out in one `writev`).
+    pub fn append(&mut self, parts: &[&[u8]], header: &BatchHeader, now_ms: i64) -> io::Result<()> {
+        let position = self.size;
+        let mut slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut remaining: &mut [IoSlice] = &mut slices;
+        while !remaining.is_empty() {
+            let written = self.log.write_vectored(remaining)?;
+            if written == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "log write returned 0"));
+            }
+            IoSlice::advance_slices(&mut remaining, written);
+        }
+        self.index_batch(header, position)?;
+        self.size += header.total_len() as u64;
+        self.next_offset = header.last_offset() + 1;
+        self.first_append_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// The header of the batch at `pos`, or `None` if no whole header fits before the end.
+    pub fn read_header_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
+        if pos + HEADER_LEN as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; HEADER_LEN];
+        self.log.read_exact_at(&mut buf, pos)?;
+        Ok(BatchHeader::parse(&buf).ok())
+    }
+
+    /// Position of the batch that holds `offset`, or of the first batch after it.
+    pub fn find_position(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let rel = (offset - self.base_offset).max(0) as u32;
+        let mut pos = self.index.floor(rel).map(|e| e.position as u64).unwrap_or(0);
+        while let Some(header) = self.read_header_at(pos)? {
+            if header.last_offset() >= offset {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Where a search for the first record at or after `timestamp` may start.
+    pub fn timestamp_start_position(&self, timestamp: i64) -> u64 {
+        match self.time_index.floor_below(timestamp) {
+            Some(entry) => self
+                .index
+                .floor(entry.relative_offset)
+                .map(|e| e.position as u64)
+                .unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// Reads up to `max_len` bytes of whole batches from `pos`; if the first batch alone is
+    /// bigger and `allow_oversized_first` is set, reads all of it (Kafka's KIP-74 rule, so a
+    /// consumer can always make progress).
+    pub fn read_batches(
+        &self,
+        pos: u64,
+        max_len: usize,
+        allow_oversized_first: bool,
+    ) -> io::Result<Vec<u8>> {
+        let mut end = pos;
+        while let Some(header) = self.read_header_at(end)? {
+            let next = end + header.total_len() as u64;
+            if next > self.size {
+                break;
+            }
+            let within = (next - pos) as usize <= max_len;
+            if !(within || end == pos && allow_oversized_first) {
+                break;
+            }
+            end = next;
+            if !within {
+                break;
+            }
+        }
+        let mut buf = vec![0u8; (end - pos) as usize];
+        self.log.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
+
+    /// Reads one whole batch at `pos`.
+    pub fn read_batch(&self, pos: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; header.total_len()];
+        self.log.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
+
+    pub fn flush(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// Removes the segment's files.
+    pub fn delete(self) -> io::Result<()> {
+        let index_path = self.index.path().to_path_buf();
+        let time_path = self.time_index.path().to_path_buf();
+        drop(self.log);
+        for path in [&self.log_path, &index_path, &time_path] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub fn first_append_ms(&self) -> Option<i64> {
+        self.first_append_ms
+    }
+}
+
+/// Base offsets of the segments found in a partition directory, in order.
+pub fn list_base_offsets(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".log") {
+            if let Ok(base) = stem.parse::<i64>() {
+                out.push(base);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::encode_batch;
+    use crate::log::batch::{patched_prefix, validate_record_set};
+
+    fn append(seg: &mut Segment, offset: i64, values: &[&[u8]]) {
+        let raw = encode_batch(values, -1, -1);
+        let (_, mut header) = validate_record_set(&raw).unwrap()[0];
+        let prefix = patched_prefix(&raw, offset, 0);
+        header.base_offset = offset;
+        seg.append(&[&prefix, &raw[prefix.len()..]], &header, 0).unwrap();
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_indexes_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 100).unwrap();
+        for i in 0..10 {
+            append(&mut seg, i * 2, &[b"0123456789abcdef", b"x"]);
+        }
+        let good = seg.size();
+        drop(seg);
+        // A torn write: half a batch, then garbage in the index.
+        let log = dir.path().join(file_name(0, "log"));
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(&encode_batch(&[b"partial"], -1, -1)[..30]).unwrap();
+        fs::write(dir.path().join(file_name(0, "index")), [1u8; 13]).unwrap();
+
+        let (seg, report) = Segment::open(dir.path(), 0, 100, true).unwrap();
+        assert_eq!(report.truncated_bytes, 30);
+        assert_eq!(seg.size(), good);
+        assert_eq!(seg.next_offset(), 20);
+        let (pos, header) = seg.find_position(13).unwrap().unwrap();
+        assert_eq!(header.base_offset, 12);
+        assert!(pos > 0);
+    }
+
+    #[test]
+    fn corrupt_middle_batch_truncates_from_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 4096).unwrap();
+        append(&mut seg, 0, &[b"aaaa"]);
+        let first = seg.size();
+        append(&mut seg, 1, &[b"bbbb"]);
+        append(&mut seg, 2, &[b"cccc"]);
+        drop(seg);
+        let log = dir.path().join(file_name(0, "log"));
+        let mut bytes = fs::read(&log).unwrap();
+        let last = (first as usize) + 70;
+        bytes[last] ^= 0xff;
+        fs::write(&log, bytes).unwrap();
+        let (seg, report) = Segment::open(dir.path(), 0, 4096, true).unwrap();
+        assert_eq!(seg.size(), first);
+        assert_eq!(seg.next_offset(), 1);
+        assert!(report.truncated_bytes > 0);
+    }
+
+    #[test]
+    fn reads_whole_batches_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 4096).unwrap();
+        append(&mut seg, 0, &[b"aaaa"]);
+        let one = seg.size() as usize;
+        append(&mut seg, 1, &[b"bbbb"]);
+        assert_eq!(seg.read_batches(0, one + 5, false).unwrap().len(), one);
+        assert_eq!(seg.read_batches(0, 5, false).unwrap().len(), 0);
+        assert_eq!(seg.read_batches(0, 5, true).unwrap().len(), one);
+    }
+}

@@ -1,0 +1,12 @@
+//! The cluster's metadata as a log of records applied to an in-memory image: Kafka's KRaft
+//! idea. On a single node the log is a local journal; the cluster issue puts the same
+//! records behind openraft without changing the image or the records.
+
+pub mod image;
+pub mod journal;
+pub mod records;
+pub mod store;
+
+pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use records::{ConfigResource, MetadataRecord};
+pub use store::MetadataStore;

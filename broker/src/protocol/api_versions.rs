@@ -1,0 +1,44 @@
+//! ApiVersions: what this broker serves, including the v0-shaped reply to a version it
+//! does not know.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::Encodable;
+
+use super::versions::SUPPORTED;
+use super::RequestContext;
+
+fn api_list() -> Vec<ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*key as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
+}
+
+pub fn handle(_ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_api_keys(api_list())
+}
+
+/// The reply to ApiVersions at an unknown version: encoded as v0 (header v0), error
+/// UNSUPPORTED_VERSION, with our API list, as Kafka's brokers answer.
+pub fn unsupported_version_frame(correlation_id: i32) -> Bytes {
+    let response = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(api_list());
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    buf.put_i32(correlation_id);
+    // Encoding a fixed, valid v0 response cannot fail; if it ever did, the client gets the
+    // header alone and reconnects, which is still better than a panic.
+    let _ = response.encode(&mut buf, 0);
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    buf.freeze()
+}

@@ -1,0 +1,198 @@
+//! Request routing: one frame in, one encoded response (or none, or a reason to close the
+//! connection) out. Every codec is `kafka-protocol`'s; this module only picks the handler
+//! by api key and version and frames the answer.
+
+mod admin;
+mod api_versions;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod producer_id;
+mod unsupported;
+pub mod versions;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+
+use crate::broker::Broker;
+
+/// Who sent a request, and through which listener (metadata answers with that
+/// listener's advertised address, as Kafka does).
+#[derive(Debug, Clone)]
+pub struct ConnectionContext {
+    pub listener: String,
+    pub peer: std::net::SocketAddr,
+}
+
+#[derive(Debug)]
+pub struct RequestContext<'a> {
+    pub connection: &'a ConnectionContext,
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+}
+
+impl RequestContext<'_> {
+    pub fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+}
+
+/// What the connection should do with a frame's outcome.
+#[derive(Debug)]
+pub enum Reply {
+    /// A whole response frame, size prefix included.
+    Frame(Bytes),
+    /// acks=0 produce: Kafka sends nothing back.
+    Nothing,
+    /// The frame cannot be answered; close the connection and log why.
+    Close(String),
+}
+
+/// Handles one request frame (without its size prefix).
+pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame: Bytes) -> Reply {
+    if frame.len() < 8 {
+        return Reply::Close(format!(
+            "frame of {} bytes is too short for a request header",
+            frame.len()
+        ));
+    }
+    let mut peek = &frame[..8];
+    let raw_key = peek.get_i16();
+    let version = peek.get_i16();
+    let correlation_id = peek.get_i32();
+
+    let Ok(api_key) = ApiKey::try_from(raw_key) else {
+        return Reply::Close(format!("unknown api key {raw_key}"));
+    };
+    // A client asking ApiVersions at a version we do not know gets a v0-shaped answer
+    // listing what we support, so it can retry at a version we share (KIP-511).
+    if api_key == ApiKey::ApiVersions && !versions::supported(api_key, version) {
+        return Reply::Frame(api_versions::unsupported_version_frame(correlation_id));
+    }
+    let decodable = api_key.valid_versions();
+    if version < decodable.min || version > decodable.max {
+        return Reply::Close(format!(
+            "{api_key:?} v{version} is outside every version this broker can decode"
+        ));
+    }
+
+    let mut body = frame;
+    let header = match decode_request_header_from_buffer(&mut body) {
+        Ok(h) => h,
+        Err(e) => return Reply::Close(format!("malformed {api_key:?} v{version} header: {e}")),
+    };
+    let request = match RequestKind::decode(api_key, &mut body, version) {
+        Ok(r) => r,
+        Err(e) => return Reply::Close(format!("malformed {api_key:?} v{version} request: {e}")),
+    };
+    if body.has_remaining() {
+        return Reply::Close(format!(
+            "{} bytes of garbage after a {api_key:?} v{version} request",
+            body.remaining()
+        ));
+    }
+
+    let ctx = RequestContext {
+        connection: conn,
+        header,
+        api_key,
+    };
+    let started = Instant::now();
+    let response = if versions::supported(api_key, version) {
+        dispatch(broker, &ctx, request).await
+    } else {
+        match unsupported::error_response(api_key, kafka_protocol::error::ResponseError::UnsupportedVersion.code()) {
+            Some(r) => {
+                tracing::warn!(peer = %conn.peer, api = ?api_key, version,
+                    "request for an API this broker does not serve; answered UNSUPPORTED_VERSION");
+                Some(r)
+            }
+            None => {
+                return Reply::Close(format!(
+                    "{api_key:?} v{version} is not served by this broker"
+                ))
+            }
+        }
+    };
+    broker.metrics.observe_request(api_key, started.elapsed());
+    match response {
+        Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
+            Ok(frame) => Reply::Frame(frame),
+            Err(e) => Reply::Close(format!("cannot encode {api_key:?} v{version} response: {e}")),
+        },
+        None => Reply::Nothing,
+    }
+}
+
+/// Routes a decoded request to its handler; `None` means no response is sent.
+async fn dispatch(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: RequestKind) -> Option<ResponseKind> {
+    let response = match request {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r)),
+        RequestKind::Produce(r) => return produce::handle(broker, ctx, r).map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, ctx, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(list_offsets::handle_leader_epoch(broker, ctx, r))
+        }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(list_offsets::handle_delete_records(broker, ctx, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(broker, ctx, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(broker, ctx, r)),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, ctx, r))
+        }
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(admin::describe_cluster(broker, ctx, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, ctx, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, ctx, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, ctx, r))
+        }
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r)),
+        other => {
+            // versions::supported() and this match must agree; reaching here is a bug,
+            // answered like an unsupported API rather than a crash.
+            tracing::error!(request = ?other, "no handler for an advertised API");
+            unsupported::error_response(ctx.api_key, kafka_protocol::error::ResponseError::UnsupportedVersion.code())?
+        }
+    };
+    Some(response)
+}
+
+/// Encodes `[size][response header][body]`.
+pub fn encode_frame(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> anyhow::Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header.encode(&mut buf, api_key.response_header_version(version))?;
+    response.encode(&mut buf, version)?;
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// `kafka-protocol` string and name wrappers from plain strings.
+pub(crate) fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}
+
+pub(crate) fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(str_bytes(s))
+}
+
+/// Logs a per-item error once, where the handler decides it, so every refusal a client
+/// sees has a broker log line saying why.
+pub(crate) fn log_refusal(ctx: &RequestContext<'_>, what: &str, error: &crate::error::ApiError) {
+    tracing::info!(peer = %ctx.connection.peer, api = ?ctx.api_key, item = what,
+        code = error.code(), reason = %error.message, "request refused");
+}
