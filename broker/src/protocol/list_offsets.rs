@@ -86,7 +86,8 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: ListOffse
                         Ok((epoch, (timestamp, offset))) => response
                             .with_timestamp(timestamp)
                             .with_offset(offset)
-                            .with_leader_epoch(if offset >= 0 { epoch } else { -1 }),
+                            // The leader epoch field exists from v4 on.
+                            .with_leader_epoch(if offset >= 0 && ctx.version() >= 4 { epoch } else { -1 }),
                         Err(e) => {
                             log_refusal(ctx, &format!("{name}-{}", p.partition_index), &e);
                             response
