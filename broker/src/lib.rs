@@ -11,6 +11,7 @@ pub mod broker;
 pub mod config;
 pub mod controller;
 pub mod error;
+pub mod harness;
 pub mod log;
 pub mod metadata;
 pub mod metrics;

@@ -1,0 +1,61 @@
+//! An in-process broker without sockets, for the fuzz target and the malformed-frame
+//! corpus: frames go straight into the same `protocol::handle_frame` a connection uses.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::config::{BrokerConfig, Properties};
+use crate::log::LogManager;
+use crate::metadata::MetadataStore;
+use crate::protocol::{self, ConnectionContext, Reply};
+
+pub struct FrameHarness {
+    broker: Arc<Broker>,
+    runtime: tokio::runtime::Runtime,
+    connection: ConnectionContext,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl FrameHarness {
+    /// A broker with its data under `dir` and the given extra properties.
+    pub fn new(dir: &Path, extra: &[(&str, &str)]) -> anyhow::Result<FrameHarness> {
+        let mut props = Properties::new();
+        props.insert("log.dirs".into(), dir.display().to_string());
+        for (k, v) in extra {
+            props.insert(k.to_string(), v.to_string());
+        }
+        let (config, _) = BrokerConfig::from_properties(props)?;
+        let (metadata, _) = MetadataStore::open(&dir.join("__cluster_metadata-0"))?;
+        let logs = LogManager::open(&config)?;
+        logs.sync(&metadata.image(), true)?;
+        // Marked as shutting down from the start, so a Fetch long poll returns at once
+        // instead of stalling a fuzzer on a huge max_wait_ms.
+        let (tx, rx) = watch::channel(true);
+        let broker = Arc::new(Broker::new(config, "harness".into(), metadata, logs, rx));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(FrameHarness {
+            broker,
+            runtime,
+            connection: ConnectionContext {
+                listener: "PLAINTEXT".into(),
+                peer: ([127, 0, 0, 1], 1).into(),
+            },
+            _shutdown: tx,
+        })
+    }
+
+    /// Handles one frame body (no size prefix) as a connection would.
+    pub fn handle(&self, frame: &[u8]) -> Reply {
+        let frame = Bytes::copy_from_slice(frame);
+        self.runtime
+            .block_on(protocol::handle_frame(&self.broker, &self.connection, frame))
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+}
