@@ -131,7 +131,10 @@ impl Broker {
             if image.topic(name).is_some() {
                 return Ok((Vec::new(), false));
             }
-            Ok((controller::create_topic(image, &defaults, &brokers, &topic)?, true))
+            Ok((
+                controller::create_topic(image, &defaults, &brokers, &topic)?,
+                true,
+            ))
         })?;
         if created {
             tracing::info!(topic = name, "auto-created topic");

@@ -36,7 +36,9 @@ impl FrameHarness {
         // instead of stalling a fuzzer on a huge max_wait_ms.
         let (tx, rx) = watch::channel(true);
         let broker = Arc::new(Broker::new(config, "harness".into(), metadata, logs, rx));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         Ok(FrameHarness {
             broker,
             runtime,
@@ -51,8 +53,11 @@ impl FrameHarness {
     /// Handles one frame body (no size prefix) as a connection would.
     pub fn handle(&self, frame: &[u8]) -> Reply {
         let frame = Bytes::copy_from_slice(frame);
-        self.runtime
-            .block_on(protocol::handle_frame(&self.broker, &self.connection, frame))
+        self.runtime.block_on(protocol::handle_frame(
+            &self.broker,
+            &self.connection,
+            frame,
+        ))
     }
 
     pub fn broker(&self) -> &Arc<Broker> {

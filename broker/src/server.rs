@@ -36,7 +36,8 @@ fn load_or_format(config: &BrokerConfig) -> anyhow::Result<String> {
         if !path.exists() {
             continue;
         }
-        let file = fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file =
+            fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let props = java_properties::read(std::io::BufReader::new(file))
             .with_context(|| format!("cannot parse {}", path.display()))?;
         let node: Option<i32> = props.get("node.id").and_then(|v| v.parse().ok());
@@ -63,10 +64,14 @@ fn load_or_format(config: &BrokerConfig) -> anyhow::Result<String> {
     for dir in &config.log_dirs {
         let path = dir.join(META_PROPERTIES);
         if !path.exists() {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create log dir {}", dir.display()))?;
+            fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create log dir {}", dir.display()))?;
             fs::write(
                 &path,
-                format!("version=1\ncluster.id={cluster_id}\nnode.id={}\n", config.node_id),
+                format!(
+                    "version=1\ncluster.id={cluster_id}\nnode.id={}\n",
+                    config.node_id
+                ),
             )
             .with_context(|| format!("cannot write {}", path.display()))?;
         }
@@ -85,7 +90,8 @@ fn check_writable(dir: &Path) -> anyhow::Result<()> {
 pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let started = Instant::now();
     for dir in &config.log_dirs {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create log dir {}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create log dir {}", dir.display()))?;
         check_writable(dir)?;
     }
     let cluster_id = load_or_format(&config)?;
@@ -103,7 +109,13 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
         .context("cannot open partition logs")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let broker = Arc::new(Broker::new(config.clone(), cluster_id.clone(), metadata, logs, shutdown_rx));
+    let broker = Arc::new(Broker::new(
+        config.clone(),
+        cluster_id.clone(),
+        metadata,
+        logs,
+        shutdown_rx,
+    ));
 
     let mut bound = Vec::new();
     for l in &config.listeners {
@@ -139,7 +151,10 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
     broker.set_ready(false);
     let _ = shutdown_tx.send(true);
     tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("in-flight requests did not finish in time; closing the logs anyway");
     }
     background.abort();
@@ -155,8 +170,9 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
 
 /// Retention and time-based flushing, each on its own interval.
 async fn background_work(broker: Arc<Broker>) {
-    let mut retention =
-        tokio::time::interval(Duration::from_millis(broker.config.log_retention_check_interval_ms));
+    let mut retention = tokio::time::interval(Duration::from_millis(
+        broker.config.log_retention_check_interval_ms,
+    ));
     let mut flush = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     retention.tick().await;
     loop {

@@ -182,7 +182,10 @@ impl BrokerConfig {
                 let value = if *factor == 1 {
                     v.clone()
                 } else {
-                    let n: i64 = v.trim().parse().map_err(|_| bad(alias, "not a whole number"))?;
+                    let n: i64 = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(alias, "not a whole number"))?;
                     n.saturating_mul(*factor).to_string()
                 };
                 props.insert(key.to_string(), value);
@@ -252,7 +255,10 @@ impl BrokerConfig {
         let admin_listener: SocketAddr = get("admin.listener").trim().parse().map_err(|_| {
             bad(
                 "admin.listener",
-                format!("'{}' is not HOST:PORT with a numeric host", get("admin.listener")),
+                format!(
+                    "'{}' is not HOST:PORT with a numeric host",
+                    get("admin.listener")
+                ),
             )
         })?;
 
@@ -275,11 +281,8 @@ impl BrokerConfig {
             delete_topic_enable: boolean("delete.topic.enable")?,
             message_max_bytes: int("message.max.bytes", 0, i32::MAX as i64)? as i32,
             socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,
-            log_retention_check_interval_ms: int(
-                "log.retention.check.interval.ms",
-                1,
-                i64::MAX,
-            )? as u64,
+            log_retention_check_interval_ms: int("log.retention.check.interval.ms", 1, i64::MAX)?
+                as u64,
             admin_listener,
             topic_defaults,
             explicit: given
@@ -325,7 +328,10 @@ fn check_security_protocols(
             let (name, proto) = entry
                 .split_once(':')
                 .ok_or_else(|| bad(key, format!("'{entry}' is not NAME:PROTOCOL")))?;
-            protocols.insert(name.trim().to_ascii_uppercase(), proto.trim().to_ascii_uppercase());
+            protocols.insert(
+                name.trim().to_ascii_uppercase(),
+                proto.trim().to_ascii_uppercase(),
+            );
         }
     }
     for l in listeners {
@@ -334,7 +340,10 @@ fn check_security_protocols(
             Some(other) => {
                 return Err(bad(
                     "listeners",
-                    format!("listener {} uses {other}, which is not supported yet", l.name),
+                    format!(
+                        "listener {} uses {other}, which is not supported yet",
+                        l.name
+                    ),
                 ))
             }
             None => {
@@ -388,7 +397,8 @@ mod tests {
 
     #[test]
     fn hours_alias_and_topic_defaults() {
-        let (cfg, _) = BrokerConfig::from_properties(props(&[("log.retention.hours", "1")])).unwrap();
+        let (cfg, _) =
+            BrokerConfig::from_properties(props(&[("log.retention.hours", "1")])).unwrap();
         assert_eq!(cfg.default_log_config().retention_ms, 3_600_000);
     }
 

@@ -11,9 +11,13 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy)]
 pub enum ValueKind {
     /// A signed 64-bit integer with a lower bound.
-    Long { min: i64 },
+    Long {
+        min: i64,
+    },
     /// A signed 32-bit integer with a lower bound.
-    Int { min: i32 },
+    Int {
+        min: i32,
+    },
     Bool,
     /// One of a fixed set of words.
     OneOf(&'static [&'static str]),
@@ -56,19 +60,51 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         // would put a codec on the hot path, so only `producer` is accepted.
         ValueKind::OneOf(&["producer"]),
     ),
-    def("flush.messages", "log.flush.interval.messages", ValueKind::Long { min: 1 }),
-    def("flush.ms", "log.flush.interval.ms", ValueKind::Long { min: 0 }),
-    def("index.interval.bytes", "log.index.interval.bytes", ValueKind::Int { min: 0 }),
-    def("max.message.bytes", "message.max.bytes", ValueKind::Int { min: 0 }),
+    def(
+        "flush.messages",
+        "log.flush.interval.messages",
+        ValueKind::Long { min: 1 },
+    ),
+    def(
+        "flush.ms",
+        "log.flush.interval.ms",
+        ValueKind::Long { min: 0 },
+    ),
+    def(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        ValueKind::Int { min: 0 },
+    ),
+    def(
+        "max.message.bytes",
+        "message.max.bytes",
+        ValueKind::Int { min: 0 },
+    ),
     def(
         "message.timestamp.type",
         "log.message.timestamp.type",
         ValueKind::OneOf(&["CreateTime", "LogAppendTime"]),
     ),
-    def("min.insync.replicas", "min.insync.replicas", ValueKind::Int { min: 1 }),
-    def("retention.bytes", "log.retention.bytes", ValueKind::Long { min: -1 }),
-    def("retention.ms", "log.retention.ms", ValueKind::Long { min: -1 }),
-    def("segment.bytes", "log.segment.bytes", ValueKind::Int { min: 14 }),
+    def(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        ValueKind::Int { min: 1 },
+    ),
+    def(
+        "retention.bytes",
+        "log.retention.bytes",
+        ValueKind::Long { min: -1 },
+    ),
+    def(
+        "retention.ms",
+        "log.retention.ms",
+        ValueKind::Long { min: -1 },
+    ),
+    def(
+        "segment.bytes",
+        "log.segment.bytes",
+        ValueKind::Int { min: 14 },
+    ),
     def("segment.ms", "log.roll.ms", ValueKind::Long { min: 1 }),
     def(
         "unclean.leader.election.enable",

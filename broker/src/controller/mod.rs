@@ -102,7 +102,9 @@ fn check_assignment(
     let mut rf = None;
     for (expected, (p, replicas)) in (first_partition..).zip(assignments.iter()) {
         if *p != expected {
-            return bad(format!("partition {p} is assigned but {expected} was expected next"));
+            return bad(format!(
+                "partition {p} is assigned but {expected} was expected next"
+            ));
         }
         if replicas.is_empty() {
             return bad(format!("partition {p} has no replicas"));
@@ -118,7 +120,9 @@ fn check_assignment(
             return bad(format!("partition {p} lists a broker twice"));
         }
         if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
-            return bad(format!("partition {p} names broker {b}, which is not registered"));
+            return bad(format!(
+                "partition {p} names broker {b}, which is not registered"
+            ));
         }
     }
     Ok(())
@@ -239,7 +243,11 @@ pub fn create_topic(
 }
 
 /// Decides a topic deletion.
-pub fn delete_topic(image: &MetadataImage, name: &str, enabled: bool) -> ApiResult<Vec<MetadataRecord>> {
+pub fn delete_topic(
+    image: &MetadataImage,
+    name: &str,
+    enabled: bool,
+) -> ApiResult<Vec<MetadataRecord>> {
     if !enabled {
         return Err(invalid(
             ResponseError::TopicDeletionDisabled,
@@ -288,7 +296,10 @@ pub fn create_partitions(
         if rf as usize > brokers.len() {
             return Err(invalid(
                 ResponseError::InvalidReplicationFactor,
-                format!("replication factor {rf} is larger than the {} available broker(s)", brokers.len()),
+                format!(
+                    "replication factor {rf} is larger than the {} available broker(s)",
+                    brokers.len()
+                ),
             ));
         }
         place(current, count - current, rf, brokers)

@@ -141,9 +141,13 @@ impl Index<OffsetEntry> {
 
     /// Entries must rise strictly in offset and position and stay inside the log.
     pub fn is_sane(&self, log_size: u64) -> bool {
-        self.entries.windows(2).all(|w| {
-            w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position
-        }) && self.entries.iter().all(|e| (e.position as u64) < log_size.max(1))
+        self.entries
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position)
+            && self
+                .entries
+                .iter()
+                .all(|e| (e.position as u64) < log_size.max(1))
     }
 }
 
@@ -156,13 +160,12 @@ impl Index<TimeEntry> {
     }
 
     pub fn is_sane(&self, max_relative_offset: u32) -> bool {
-        self.entries
-            .windows(2)
-            .all(|w| w[0].timestamp <= w[1].timestamp && w[0].relative_offset <= w[1].relative_offset)
-            && self
-                .entries
-                .iter()
-                .all(|e| e.relative_offset <= max_relative_offset)
+        self.entries.windows(2).all(|w| {
+            w[0].timestamp <= w[1].timestamp && w[0].relative_offset <= w[1].relative_offset
+        }) && self
+            .entries
+            .iter()
+            .all(|e| e.relative_offset <= max_relative_offset)
     }
 }
 
@@ -177,8 +180,16 @@ mod tests {
         {
             let (mut idx, whole) = Index::<OffsetEntry>::open(&path).unwrap();
             assert!(whole);
-            idx.append(OffsetEntry { relative_offset: 0, position: 0 }).unwrap();
-            idx.append(OffsetEntry { relative_offset: 10, position: 4096 }).unwrap();
+            idx.append(OffsetEntry {
+                relative_offset: 0,
+                position: 0,
+            })
+            .unwrap();
+            idx.append(OffsetEntry {
+                relative_offset: 10,
+                position: 4096,
+            })
+            .unwrap();
         }
         let (idx, whole) = Index::<OffsetEntry>::open(&path).unwrap();
         assert!(whole);

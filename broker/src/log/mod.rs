@@ -212,7 +212,9 @@ impl LogManager {
         let mut best = 0;
         let mut fewest = usize::MAX;
         for (i, dir) in self.dirs.iter().enumerate() {
-            let count = fs::read_dir(dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir())).count();
+            let count = fs::read_dir(dir)?
+                .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+                .count();
             if count < fewest {
                 fewest = count;
                 best = i;
@@ -227,7 +229,10 @@ impl LogManager {
         Ok((path, true))
     }
 
-    fn set_aside_strays(&self, wanted: &HashMap<TopicPartition, (Uuid, LogConfig)>) -> io::Result<()> {
+    fn set_aside_strays(
+        &self,
+        wanted: &HashMap<TopicPartition, (Uuid, LogConfig)>,
+    ) -> io::Result<()> {
         for dir in &self.dirs {
             for entry in fs::read_dir(dir)? {
                 let entry = entry?;

@@ -110,8 +110,8 @@ impl PartitionLog {
         for (i, base) in bases.iter().enumerate() {
             if cut {
                 // Everything after a damaged segment would leave a hole in the offsets.
-                let (seg, _) =
-                    Segment::open(dir, *base, config.index_interval_bytes, false).map_err(io_err)?;
+                let (seg, _) = Segment::open(dir, *base, config.index_interval_bytes, false)
+                    .map_err(io_err)?;
                 seg.delete().map_err(io_err)?;
                 report.dropped_segments += 1;
                 continue;
@@ -132,8 +132,8 @@ impl PartitionLog {
             segments.insert(*base, seg);
         }
         if segments.is_empty() {
-            let seg = Segment::create(dir, stored_start, config.index_interval_bytes)
-                .map_err(io_err)?;
+            let seg =
+                Segment::create(dir, stored_start, config.index_interval_bytes).map_err(io_err)?;
             segments.insert(stored_start, seg);
         }
         let first_base = *segments.keys().next().unwrap_or(&0);
@@ -179,7 +179,8 @@ impl PartitionLog {
         self.scan_headers(from, |h| headers.push(*h))?;
         for h in &headers {
             self.producers.record(h);
-            self.epochs.assign(h.partition_leader_epoch, h.base_offset)?;
+            self.epochs
+                .assign(h.partition_leader_epoch, h.base_offset)?;
         }
         Ok(())
     }
@@ -260,7 +261,9 @@ impl PartitionLog {
             }
         }
         // Judge every batch before writing any, so a bad one leaves the log untouched.
-        let mut scratch = self.producers.clone_for(batches.iter().map(|(_, h)| h.producer_id));
+        let mut scratch = self
+            .producers
+            .clone_for(batches.iter().map(|(_, h)| h.producer_id));
         let mut verdicts = Vec::with_capacity(batches.len());
         let mut next = self.log_end_offset();
         for (_, h) in batches {
@@ -276,7 +279,11 @@ impl PartitionLog {
 
         let mut outcome = AppendOutcome {
             base_offset: -1,
-            log_append_time: if self.config.log_append_time { now_ms } else { -1 },
+            log_append_time: if self.config.log_append_time {
+                now_ms
+            } else {
+                -1
+            },
             records: 0,
             bytes: 0,
         };
@@ -373,7 +380,10 @@ impl PartitionLog {
         self.active().flush()?;
         let leo = self.log_end_offset();
         if leo != self.recovery_point {
-            write_atomically(&self.dir.join(RECOVERY_POINT_FILE), leo.to_string().as_bytes())?;
+            write_atomically(
+                &self.dir.join(RECOVERY_POINT_FILE),
+                leo.to_string().as_bytes(),
+            )?;
             self.recovery_point = leo;
         }
         self.unflushed_messages = 0;
@@ -383,7 +393,8 @@ impl PartitionLog {
 
     /// Whether the time-based flush policy (flush.ms) says a flush is due.
     pub fn flush_due(&self, now_ms: i64) -> bool {
-        self.unflushed_messages > 0 && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms
+        self.unflushed_messages > 0
+            && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes` (but at least
@@ -481,7 +492,10 @@ impl PartitionLog {
         let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
             ApiError::new(
                 ResponseError::CorruptMessage,
-                format!("stored batch at offset {} on {} does not decode: {e}", header.base_offset, self.name),
+                format!(
+                    "stored batch at offset {} on {} does not decode: {e}",
+                    header.base_offset, self.name
+                ),
             )
         })?;
         Ok(set
@@ -499,14 +513,21 @@ impl PartitionLog {
         if target < 0 || target > leo {
             return Err(ApiError::new(
                 ResponseError::OffsetOutOfRange,
-                format!("cannot delete before {offset} on {}: log ends at {leo}", self.name),
+                format!(
+                    "cannot delete before {offset} on {}: log ends at {leo}",
+                    self.name
+                ),
             ));
         }
         if target > self.log_start_offset {
             self.log_start_offset = target;
-            write_atomically(&self.dir.join(LOG_START_FILE), target.to_string().as_bytes())
+            write_atomically(
+                &self.dir.join(LOG_START_FILE),
+                target.to_string().as_bytes(),
+            )
+            .map_err(|e| self.io_error(e))?;
+            self.drop_segments_below_start()
                 .map_err(|e| self.io_error(e))?;
-            self.drop_segments_below_start().map_err(|e| self.io_error(e))?;
         }
         Ok(self.log_start_offset)
     }
@@ -567,7 +588,10 @@ impl PartitionLog {
         }
         if new_start > self.log_start_offset {
             self.log_start_offset = new_start;
-            write_atomically(&self.dir.join(LOG_START_FILE), new_start.to_string().as_bytes())?;
+            write_atomically(
+                &self.dir.join(LOG_START_FILE),
+                new_start.to_string().as_bytes(),
+            )?;
         }
         self.drop_segments_below_start()
     }

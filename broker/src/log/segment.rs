@@ -63,8 +63,7 @@ impl Segment {
             .open(&log_path)?;
         let size = log.metadata()?.len();
         let (index, index_whole) = Index::open(&dir.join(file_name(base_offset, "index")))?;
-        let (time_index, time_whole) =
-            Index::open(&dir.join(file_name(base_offset, "timeindex")))?;
+        let (time_index, time_whole) = Index::open(&dir.join(file_name(base_offset, "timeindex")))?;
         let mut segment = Segment {
             base_offset,
             log_path,
@@ -184,7 +183,10 @@ impl Segment {
         while !remaining.is_empty() {
             let written = self.log.write_vectored(remaining)?;
             if written == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "log write returned 0"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "log write returned 0",
+                ));
             }
             IoSlice::advance_slices(&mut remaining, written);
         }
@@ -208,7 +210,11 @@ impl Segment {
     /// Position of the batch that holds `offset`, or of the first batch after it.
     pub fn find_position(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
         let rel = (offset - self.base_offset).max(0) as u32;
-        let mut pos = self.index.floor(rel).map(|e| e.position as u64).unwrap_or(0);
+        let mut pos = self
+            .index
+            .floor(rel)
+            .map(|e| e.position as u64)
+            .unwrap_or(0);
         while let Some(header) = self.read_header_at(pos)? {
             if header.last_offset() >= offset {
                 return Ok(Some((pos, header)));
@@ -331,7 +337,8 @@ mod tests {
         let (_, mut header) = validate_record_set(&raw).unwrap()[0];
         let prefix = patched_prefix(&raw, offset, 0);
         header.base_offset = offset;
-        seg.append(&[&prefix, &raw[prefix.len()..]], &header, 0).unwrap();
+        seg.append(&[&prefix, &raw[prefix.len()..]], &header, 0)
+            .unwrap();
     }
 
     #[test]
@@ -346,7 +353,8 @@ mod tests {
         // A torn write: half a batch, then garbage in the index.
         let log = dir.path().join(file_name(0, "log"));
         let mut f = OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all(&encode_batch(&[b"partial"], -1, -1)[..30]).unwrap();
+        f.write_all(&encode_batch(&[b"partial"], -1, -1)[..30])
+            .unwrap();
         fs::write(dir.path().join(file_name(0, "index")), [1u8; 13]).unwrap();
 
         let (seg, report) = Segment::open(dir.path(), 0, 100, true).unwrap();

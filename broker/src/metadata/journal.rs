@@ -38,7 +38,8 @@ impl Journal {
         let mut replay = Replay::default();
         let mut pos = 0usize;
         while pos + FRAME_HEADER <= raw.len() {
-            let len = u32::from_be_bytes([raw[pos], raw[pos + 1], raw[pos + 2], raw[pos + 3]]) as usize;
+            let len =
+                u32::from_be_bytes([raw[pos], raw[pos + 1], raw[pos + 2], raw[pos + 3]]) as usize;
             let crc = u32::from_be_bytes([raw[pos + 4], raw[pos + 5], raw[pos + 6], raw[pos + 7]]);
             let body_start = pos + FRAME_HEADER;
             let Some(body) = raw.get(body_start..body_start + len) else {
@@ -80,7 +81,9 @@ mod tests {
     #[test]
     fn replays_batches_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = MetadataRecord::ProducerIds { next_block_start: 1000 };
+        let rec = MetadataRecord::ProducerIds {
+            next_block_start: 1000,
+        };
         {
             let (mut j, replay) = Journal::open(dir.path()).unwrap();
             assert!(replay.batches.is_empty());

@@ -19,7 +19,13 @@ pub struct MetadataStore {
 impl MetadataStore {
     /// Opens the journal in `dir` and replays it into an image.
     pub fn open(dir: &Path) -> std::io::Result<(MetadataStore, u64)> {
-        let (journal, Replay { batches, truncated_bytes }) = Journal::open(dir)?;
+        let (
+            journal,
+            Replay {
+                batches,
+                truncated_bytes,
+            },
+        ) = Journal::open(dir)?;
         let mut image = MetadataImage::default();
         for record in batches.iter().flatten() {
             image.apply(record);

@@ -15,7 +15,10 @@ pub enum FrameError {
 }
 
 /// Reads one frame. `Ok(None)` is a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: i32) -> Result<Option<Bytes>, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: i32,
+) -> Result<Option<Bytes>, FrameError> {
     let mut size = [0u8; 4];
     match reader.read_exact(&mut size).await {
         Ok(_) => {}
@@ -44,12 +47,24 @@ mod tests {
     #[tokio::test]
     async fn reads_frames_and_refuses_bad_sizes() {
         let mut input: &[u8] = &[0, 0, 0, 2, 7, 8, 0, 0, 0, 5, 1];
-        assert_eq!(read_frame(&mut input, 100).await.unwrap().unwrap().as_ref(), &[7, 8]);
-        assert!(matches!(read_frame(&mut input, 100).await, Err(FrameError::Truncated(_))));
+        assert_eq!(
+            read_frame(&mut input, 100).await.unwrap().unwrap().as_ref(),
+            &[7, 8]
+        );
+        assert!(matches!(
+            read_frame(&mut input, 100).await,
+            Err(FrameError::Truncated(_))
+        ));
         let mut huge: &[u8] = &[0x7f, 0, 0, 0];
-        assert!(matches!(read_frame(&mut huge, 100).await, Err(FrameError::BadSize { .. })));
+        assert!(matches!(
+            read_frame(&mut huge, 100).await,
+            Err(FrameError::BadSize { .. })
+        ));
         let mut negative: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut negative, 100).await, Err(FrameError::BadSize { .. })));
+        assert!(matches!(
+            read_frame(&mut negative, 100).await,
+            Err(FrameError::BadSize { .. })
+        ));
         let mut empty: &[u8] = &[];
         assert!(read_frame(&mut empty, 100).await.unwrap().is_none());
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
@@ -27,7 +29,9 @@ use crate::error::{ApiError, ApiResult};
 fn decide_and_commit<T>(
     broker: &Broker,
     validate_only: bool,
-    decide: impl FnOnce(&crate::metadata::MetadataImage) -> ApiResult<(Vec<crate::metadata::MetadataRecord>, T)>,
+    decide: impl FnOnce(
+        &crate::metadata::MetadataImage,
+    ) -> ApiResult<(Vec<crate::metadata::MetadataRecord>, T)>,
 ) -> ApiResult<T> {
     if validate_only {
         decide(&broker.metadata.image()).map(|(_, v)| v)
@@ -36,7 +40,11 @@ fn decide_and_commit<T>(
     }
 }
 
-pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub fn create_topics(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -58,12 +66,22 @@ pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: Cr
                 assignments: t
                     .assignments
                     .iter()
-                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
                     .collect::<BTreeMap<_, _>>(),
                 configs: t
                     .configs
                     .iter()
-                    .map(|c| (c.name.as_str().to_string(), c.value.as_ref().map(|v| v.as_str().to_string())))
+                    .map(|c| {
+                        (
+                            c.name.as_str().to_string(),
+                            c.value.as_ref().map(|v| v.as_str().to_string()),
+                        )
+                    })
                     .collect(),
             };
             let outcome = if duplicates.contains(&name) {
@@ -100,14 +118,34 @@ pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: Cr
 }
 
 /// Fills the v5+ fields: the topic's id, partition count, replication factor and configs.
-fn describe_created(broker: &Broker, spec: &NewTopic, result: CreatableTopicResult, validate_only: bool) -> CreatableTopicResult {
+fn describe_created(
+    broker: &Broker,
+    spec: &NewTopic,
+    result: CreatableTopicResult,
+    validate_only: bool,
+) -> CreatableTopicResult {
     let image = broker.metadata.image();
     let Some(topic) = image.topic(&spec.name).filter(|_| !validate_only) else {
-        let partitions = if spec.num_partitions == -1 { broker.config.num_partitions } else { spec.num_partitions };
-        let rf = if spec.replication_factor == -1 { broker.config.default_replication_factor } else { spec.replication_factor };
-        return result.with_num_partitions(partitions).with_replication_factor(rf);
+        let partitions = if spec.num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            spec.num_partitions
+        };
+        let rf = if spec.replication_factor == -1 {
+            broker.config.default_replication_factor
+        } else {
+            spec.replication_factor
+        };
+        return result
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf);
     };
-    let rf = topic.partitions.values().next().map(|p| p.replicas.len()).unwrap_or(0) as i16;
+    let rf = topic
+        .partitions
+        .values()
+        .next()
+        .map(|p| p.replicas.len())
+        .unwrap_or(0) as i16;
     let configs = topic_entries(broker, &topic.configs, None)
         .into_iter()
         .map(|e| {
@@ -125,19 +163,23 @@ fn describe_created(broker: &Broker, spec: &NewTopic, result: CreatableTopicResu
         .with_configs(Some(configs))
 }
 
-pub fn delete_topics(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub fn delete_topics(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     // v6 names topics by name or id; older versions by name only.
     let mut targets: Vec<(Option<String>, Uuid)> = request
         .topic_names
         .iter()
         .map(|n| (Some(n.0.as_str().to_string()), Uuid::nil()))
         .collect();
-    targets.extend(
-        request
-            .topics
-            .iter()
-            .map(|t| (t.name.as_ref().map(|n| n.0.as_str().to_string()), t.topic_id)),
-    );
+    targets.extend(request.topics.iter().map(|t| {
+        (
+            t.name.as_ref().map(|n| n.0.as_str().to_string()),
+            t.topic_id,
+        )
+    }));
     let enabled = broker.config.delete_topic_enable;
     let responses = targets
         .into_iter()
@@ -149,7 +191,12 @@ pub fn delete_topics(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: De
                     .image()
                     .topic_by_id(&id)
                     .map(|t| t.name.clone())
-                    .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicId, format!("no topic has id {id}"))),
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ResponseError::UnknownTopicId,
+                            format!("no topic has id {id}"),
+                        )
+                    }),
             };
             let outcome = resolved.and_then(|n| {
                 broker
@@ -194,7 +241,10 @@ pub fn create_partitions(
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect();
             let outcome = decide_and_commit(broker, request.validate_only, |image| {
-                Ok((controller::create_partitions(image, &brokers, &name, t.count, &assignments)?, ()))
+                Ok((
+                    controller::create_partitions(image, &brokers, &name, t.count, &assignments)?,
+                    (),
+                ))
             });
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             match outcome {
@@ -220,7 +270,9 @@ pub fn describe_cluster(
     if request.endpoint_type != 1 && request.endpoint_type != 2 {
         return DescribeClusterResponse::default()
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
-            .with_error_message(Some(str_bytes("endpoint type must be 1 (brokers) or 2 (controllers)")))
+            .with_error_message(Some(str_bytes(
+                "endpoint type must be 1 (brokers) or 2 (controllers)",
+            )))
             .with_endpoint_type(request.endpoint_type);
     }
     let (host, port) = broker.advertised_endpoint(&ctx.connection.listener);

@@ -55,12 +55,21 @@ fn config_type(kind: ValueKind) -> i8 {
 }
 
 /// A topic's entries: override, else the broker's setting, else Kafka's default.
-pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>, keys: Option<&[String]>) -> Vec<Entry> {
+pub fn topic_entries(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+    keys: Option<&[String]>,
+) -> Vec<Entry> {
     TOPIC_CONFIGS
         .iter()
         .filter(|d| keys.is_none_or(|k| k.iter().any(|k| k == d.name)))
         .map(|d| {
-            let default = broker.config.topic_defaults.get(d.name).cloned().unwrap_or_default();
+            let default = broker
+                .config
+                .topic_defaults
+                .get(d.name)
+                .cloned()
+                .unwrap_or_default();
             let broker_source = if broker.config.explicit.contains(d.broker_key) {
                 SOURCE_STATIC_BROKER
             } else {
@@ -86,12 +95,19 @@ pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>, keys
 fn describe_topic(broker: &Broker, name: &str, keys: Option<&[String]>) -> ApiResult<Vec<Entry>> {
     let image = broker.metadata.image();
     let topic = image.topic(name).ok_or_else(|| {
-        ApiError::new(ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist"))
+        ApiError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
     })?;
     Ok(topic_entries(broker, &topic.configs, keys))
 }
 
-fn describe_broker(broker: &Broker, name: &str, keys: Option<&[String]>) -> ApiResult<Vec<(String, String, i8)>> {
+fn describe_broker(
+    broker: &Broker,
+    name: &str,
+    keys: Option<&[String]>,
+) -> ApiResult<Vec<(String, String, i8)>> {
     // An empty name is the cluster-wide dynamic default, which Strom does not have yet.
     if name.is_empty() {
         return Ok(Vec::new());
@@ -108,7 +124,11 @@ fn describe_broker(broker: &Broker, name: &str, keys: Option<&[String]>) -> ApiR
         .iter()
         .filter(|(k, _)| keys.is_none_or(|keys| keys.iter().any(|x| x == *k)))
         .map(|(k, v)| {
-            let source = if broker.config.explicit.contains(k) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+            let source = if broker.config.explicit.contains(k) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
             (k.clone(), v.clone(), source)
         })
         .collect())
@@ -128,7 +148,11 @@ fn synonyms(list: &[(String, String, i8)], include: bool) -> Vec<DescribeConfigs
         .collect()
 }
 
-pub fn describe(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let include_synonyms = request.include_synonyms;
     let results = request
         .resources
@@ -163,7 +187,10 @@ pub fn describe(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: Describ
                                 .with_read_only(true)
                                 .with_config_source(source)
                                 .with_config_type(2)
-                                .with_synonyms(synonyms(&[(k.clone(), v.clone(), source)], include_synonyms))
+                                .with_synonyms(synonyms(
+                                    &[(k.clone(), v.clone(), source)],
+                                    include_synonyms,
+                                ))
                         })
                         .collect()
                 }),
@@ -214,10 +241,16 @@ fn alter_resource(
     }
     let decide = |image: &crate::metadata::MetadataImage| {
         let topic = image.topic(name).ok_or_else(|| {
-            ApiError::new(ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist"))
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            )
         })?;
         let (changes, replace_all) = changes(&topic.configs)?;
-        Ok((controller::alter_topic_configs(image, name, &changes, replace_all)?, ()))
+        Ok((
+            controller::alter_topic_configs(image, name, &changes, replace_all)?,
+            (),
+        ))
     };
     if validate_only {
         decide(&broker.metadata.image()).map(|_| ())
@@ -232,16 +265,27 @@ fn as_string(value: &Option<StrBytes>) -> Option<String> {
     value.as_ref().map(|v| v.as_str().to_string())
 }
 
-pub fn alter(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub fn alter(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let responses = request
         .resources
         .iter()
         .map(|r| {
             let name = r.resource_name.as_str();
-            let outcome = alter_resource(broker, r.resource_type, name, request.validate_only, |_| {
-                // Legacy AlterConfigs replaces the whole set of overrides.
-                Ok((r.configs.iter().map(|c| (c.name.as_str().to_string(), as_string(&c.value))).collect(), true))
-            });
+            let outcome =
+                alter_resource(broker, r.resource_type, name, request.validate_only, |_| {
+                    // Legacy AlterConfigs replaces the whole set of overrides.
+                    Ok((
+                        r.configs
+                            .iter()
+                            .map(|c| (c.name.as_str().to_string(), as_string(&c.value)))
+                            .collect(),
+                        true,
+                    ))
+                });
             let response = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
@@ -249,7 +293,9 @@ pub fn alter(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: AlterConfi
                 Ok(()) => response,
                 Err(e) => {
                     log_refusal(ctx, name, &e);
-                    response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message)))
+                    response
+                        .with_error_code(e.code())
+                        .with_error_message(Some(str_bytes(&e.message)))
                 }
             }
         })

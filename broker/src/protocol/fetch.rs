@@ -35,7 +35,11 @@ fn empty_partition(index: i32) -> PartitionData {
         .with_preferred_read_replica(BrokerId(-1))
 }
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: FetchRequest,
+) -> FetchResponse {
     // Strom does not keep incremental fetch sessions (KIP-227) yet: every fetch is a full
     // one and the reply's session id 0 tells the client so. A client naming a session it
     // thinks it has must start over.
@@ -79,7 +83,9 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: Fet
             || Instant::now() >= deadline
             || *shutdown.borrow();
         if done {
-            return FetchResponse::default().with_responses(responses).with_session_id(0);
+            return FetchResponse::default()
+                .with_responses(responses)
+                .with_session_id(0);
         }
         let changes = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
@@ -155,7 +161,10 @@ fn read_partition(
         };
         return Err(ApiError::new(
             error,
-            format!("fetch names leader epoch {}, current is {epoch}", w.current_leader_epoch),
+            format!(
+                "fetch names leader epoch {}, current is {epoch}",
+                w.current_leader_epoch
+            ),
         ));
     }
     let limit = (w.max_bytes.max(0) as usize).min(remaining);

@@ -45,7 +45,13 @@ fn check_epoch(broker: &Broker, topic: &str, partition: i32, requested: i32) -> 
 }
 
 /// (timestamp, offset) for one ListOffsets query.
-fn lookup(broker: &Broker, topic: &str, partition: i32, timestamp: i64, version: i16) -> ApiResult<(i64, i64)> {
+fn lookup(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    version: i16,
+) -> ApiResult<(i64, i64)> {
     let p = broker.partition_or_error(topic, partition)?;
     let log = p.log.lock();
     match timestamp {
@@ -66,7 +72,11 @@ fn lookup(broker: &Broker, topic: &str, partition: i32, timestamp: i64, version:
     }
 }
 
-pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -76,18 +86,24 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: ListOffse
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result = check_epoch(broker, &name, p.partition_index, p.current_leader_epoch)
-                        .and_then(|epoch| {
-                            lookup(broker, &name, p.partition_index, p.timestamp, ctx.version())
-                                .map(|found| (epoch, found))
-                        });
-                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let result =
+                        check_epoch(broker, &name, p.partition_index, p.current_leader_epoch)
+                            .and_then(|epoch| {
+                                lookup(broker, &name, p.partition_index, p.timestamp, ctx.version())
+                                    .map(|found| (epoch, found))
+                            });
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
                     match result {
                         Ok((epoch, (timestamp, offset))) => response
                             .with_timestamp(timestamp)
                             .with_offset(offset)
                             // The leader epoch field exists from v4 on.
-                            .with_leader_epoch(if offset >= 0 && ctx.version() >= 4 { epoch } else { -1 }),
+                            .with_leader_epoch(if offset >= 0 && ctx.version() >= 4 {
+                                epoch
+                            } else {
+                                -1
+                            }),
                         Err(e) => {
                             log_refusal(ctx, &format!("{name}-{}", p.partition_index), &e);
                             response
@@ -162,7 +178,8 @@ pub fn handle_delete_records(
                     let result = broker
                         .partition_or_error(&name, p.partition_index)
                         .and_then(|part| part.log.lock().delete_records_before(p.offset));
-                    let response = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                    let response = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
                     match result {
                         Ok(low) => {
                             tracing::info!(partition = %format!("{name}-{}", p.partition_index),

@@ -46,7 +46,11 @@ fn error_topic(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: MetadataRequest,
+) -> MetadataResponse {
     // Before v4 a Metadata request always allowed auto-creation.
     let allow_create = ctx.version() < 4 || request.allow_auto_topic_creation;
     let mut topics = Vec::new();
@@ -88,7 +92,11 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: MetadataR
                 let image = broker.metadata.image();
                 topics.push(match image.topic(&name) {
                     Some(topic) => topic_response(topic),
-                    None => error_topic(Some(&name), Uuid::nil(), ResponseError::UnknownTopicOrPartition.code()),
+                    None => error_topic(
+                        Some(&name),
+                        Uuid::nil(),
+                        ResponseError::UnknownTopicOrPartition.code(),
+                    ),
                 });
             }
         }

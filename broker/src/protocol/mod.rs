@@ -107,7 +107,10 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
     let response = if versions::supported(api_key, version) {
         dispatch(broker, &ctx, request).await
     } else {
-        match unsupported::error_response(api_key, kafka_protocol::error::ResponseError::UnsupportedVersion.code()) {
+        match unsupported::error_response(
+            api_key,
+            kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+        ) {
             Some(r) => {
                 tracing::warn!(peer = %conn.peer, api = ?api_key, version,
                     "request for an API this broker does not serve; answered UNSUPPORTED_VERSION");
@@ -124,41 +127,66 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
     match response {
         Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
             Ok(frame) => Reply::Frame(frame),
-            Err(e) => Reply::Close(format!("cannot encode {api_key:?} v{version} response: {e}")),
+            Err(e) => Reply::Close(format!(
+                "cannot encode {api_key:?} v{version} response: {e}"
+            )),
         },
         None => Reply::Nothing,
     }
 }
 
 /// Routes a decoded request to its handler; `None` means no response is sent.
-async fn dispatch(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: RequestKind) -> Option<ResponseKind> {
+async fn dispatch(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: RequestKind,
+) -> Option<ResponseKind> {
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r)),
-        RequestKind::Produce(r) => return produce::handle(broker, ctx, r).map(ResponseKind::Produce),
+        RequestKind::Produce(r) => {
+            return produce::handle(broker, ctx, r).map(ResponseKind::Produce)
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, ctx, r)),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, ctx, r))
+        }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(list_offsets::handle_leader_epoch(broker, ctx, r))
         }
-        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(list_offsets::handle_delete_records(broker, ctx, r)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(broker, ctx, r)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(broker, ctx, r)),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(list_offsets::handle_delete_records(broker, ctx, r))
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, ctx, r))
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, ctx, r))
+        }
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(admin::create_partitions(broker, ctx, r))
         }
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(admin::describe_cluster(broker, ctx, r)),
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, ctx, r)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(admin::describe_cluster(broker, ctx, r))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(configs::describe(broker, ctx, r))
+        }
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, ctx, r)),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, ctx, r))
         }
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r)),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r))
+        }
         other => {
             // versions::supported() and this match must agree; reaching here is a bug,
             // answered like an unsupported API rather than a crash.
             tracing::error!(request = ?other, "no handler for an advertised API");
-            unsupported::error_response(ctx.api_key, kafka_protocol::error::ResponseError::UnsupportedVersion.code())?
+            unsupported::error_response(
+                ctx.api_key,
+                kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+            )?
         }
     };
     Some(response)

@@ -13,7 +13,11 @@ use crate::log::batch::{self, BatchError};
 use crate::log::{now_ms, AppendOutcome};
 
 /// Returns `None` for acks=0: the producer expects no response at all.
-pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -88,11 +92,17 @@ fn append(
     acks: i16,
 ) -> ApiResult<(AppendOutcome, i64)> {
     let partition_state = broker.partition_or_error(topic, partition)?;
-    let records = records
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApiError::new(ResponseError::InvalidRecord, "produce request without records"))?;
+    let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            ResponseError::InvalidRecord,
+            "produce request without records",
+        )
+    })?;
     let batches = batch::validate_record_set(records).map_err(batch_error)?;
-    if let Some((_, h)) = batches.iter().find(|(_, h)| h.is_transactional() || h.is_control()) {
+    if let Some((_, h)) = batches
+        .iter()
+        .find(|(_, h)| h.is_transactional() || h.is_control())
+    {
         return Err(ApiError::new(
             ResponseError::InvalidTxnState,
             format!(
@@ -120,6 +130,8 @@ fn append(
         (outcome, log.log_start_offset(), log.log_end_offset())
     };
     partition_state.publish_end(leo);
-    broker.metrics.record_produce(topic, outcome.bytes, outcome.records);
+    broker
+        .metrics
+        .record_produce(topic, outcome.bytes, outcome.records);
     Ok((outcome, log_start))
 }

@@ -14,7 +14,10 @@ fn assign(broker: &Broker, request: &InitProducerIdRequest) -> ApiResult<(i64, i
     if let Some(id) = &request.transactional_id {
         return Err(ApiError::new(
             ResponseError::InvalidRequest,
-            format!("transactional.id '{}' asked for; transactions are not supported yet", id.0.as_str()),
+            format!(
+                "transactional.id '{}' asked for; transactions are not supported yet",
+                id.0.as_str()
+            ),
         ));
     }
     // KIP-360: an idempotent producer may ask to bump its epoch after an error instead of
@@ -26,7 +29,11 @@ fn assign(broker: &Broker, request: &InitProducerIdRequest) -> ApiResult<(i64, i
     Ok((broker.producer_ids.next_id(&broker.metadata)?, 0))
 }
 
-pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext<'_>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     match assign(broker, &request) {
         Ok((id, epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))

@@ -100,7 +100,11 @@ impl ProducerStateTable {
                 base_offset: dup.base_offset,
             });
         }
-        let expected = entry.batches.back().map(|b| next_seq(b.last_seq)).unwrap_or(0);
+        let expected = entry
+            .batches
+            .back()
+            .map(|b| next_seq(b.last_seq))
+            .unwrap_or(0);
         if header.base_sequence != expected {
             return Err(ApiError::new(
                 ResponseError::OutOfOrderSequenceNumber,
@@ -186,7 +190,10 @@ mod tests {
         );
         let gap = table.check(&header(1, 5, 1, 0)).unwrap_err();
         assert_eq!(gap.error, ResponseError::OutOfOrderSequenceNumber);
-        assert_eq!(table.check(&header(1, 3, 1, 3)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            table.check(&header(1, 3, 1, 3)).unwrap(),
+            SequenceCheck::Append
+        );
     }
 
     #[test]

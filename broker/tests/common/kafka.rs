@@ -1,0 +1,167 @@
+//! librdkafka (the `rdkafka` crate) helpers: produce with delivery reports, consume a
+//! whole topic by explicit assignment.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+/// Collects every delivery report: (record index, partition, offset) or the error.
+#[derive(Clone, Default)]
+pub struct Reports(pub Arc<Mutex<Vec<Result<(usize, i32, i64), String>>>>);
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Box<usize>;
+    fn delivery(&self, result: &DeliveryResult<'_>, index: Self::DeliveryOpaque) {
+        let entry = match result {
+            Ok(m) => Ok((*index, m.partition(), m.offset())),
+            Err((e, _)) => Err(format!("record {index}: {e}")),
+        };
+        if let Ok(mut reports) = self.0.lock() {
+            reports.push(entry);
+        }
+    }
+}
+
+pub struct Rec {
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub timestamp: Option<i64>,
+    pub partition: Option<i32>,
+}
+
+impl Rec {
+    pub fn keyed(key: &str, value: &str) -> Rec {
+        Rec {
+            key: Some(key.to_string()),
+            value: value.as_bytes().to_vec(),
+            timestamp: None,
+            partition: None,
+        }
+    }
+}
+
+/// Produces every record and waits for all delivery reports. Returns the reports in
+/// record order; panics on any failed delivery.
+pub fn produce(
+    bootstrap: &str,
+    topic: &str,
+    settings: &[(&str, &str)],
+    records: &[Rec],
+) -> Vec<(i32, i64)> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    let reports = Reports::default();
+    let producer: BaseProducer<Reports> = config
+        .create_with_context(reports.clone())
+        .expect("producer");
+    for (i, r) in records.iter().enumerate() {
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(i)).payload(&r.value);
+        if let Some(k) = &r.key {
+            record = record.key(k.as_str());
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        let mut record = Some(record);
+        // The local queue can fill up; serve delivery reports until it drains.
+        while let Some(rec) = record.take() {
+            if let Err((e, rec)) = producer.send(rec) {
+                assert!(
+                    matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ),
+                    "send failed: {e}"
+                );
+                producer.poll(Duration::from_millis(10));
+                record = Some(rec);
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let reports = reports.0.lock().expect("reports").clone();
+    assert_eq!(
+        reports.len(),
+        records.len(),
+        "every record gets a delivery report"
+    );
+    let mut ordered = vec![(-1, -1); records.len()];
+    for r in reports {
+        let (i, p, o) = r.unwrap_or_else(|e| panic!("delivery failed: {e}"));
+        ordered[i] = (p, o);
+    }
+    ordered
+}
+
+/// A consumed record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Got {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub timestamp: Option<i64>,
+}
+
+pub fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "strom-test-unused")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer")
+}
+
+/// Reads `partitions` of `topic` from the beginning until `expected` records arrived,
+/// then keeps polling briefly to catch any extra (duplicate) records.
+pub fn consume(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Got> {
+    let consumer = consumer(bootstrap);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        if got.len() >= expected && settle_until.is_none() {
+            settle_until = Some(Instant::now() + Duration::from_millis(500));
+        }
+        if settle_until.is_some_and(|t| Instant::now() > t) || Instant::now() > deadline {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => got.push(Got {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).to_string()),
+                value: m.payload().unwrap_or_default().to_vec(),
+                timestamp: m.timestamp().to_millis(),
+            }),
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    got
+}

@@ -1,0 +1,244 @@
+//! Test support: real `strom-broker` processes on free loopback ports with their own
+//! temporary data dirs, killed when the test ends, plus a minimal raw Kafka client (built
+//! on `kafka-protocol`) for requests that the high-level clients cannot shape.
+
+#![allow(dead_code)]
+
+pub mod kafka;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// One broker process. Dropping it kills the process.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub port: u16,
+    pub admin_port: u16,
+    pub data_dir: PathBuf,
+    extra: Vec<(String, String)>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl BrokerProcess {
+    pub fn start(extra: &[(&str, &str)]) -> BrokerProcess {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().join("data");
+        let mut b = BrokerProcess {
+            child: None,
+            port: free_port(),
+            admin_port: free_port(),
+            data_dir: dir,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            _temp: Some(temp),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("broker log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom-broker"));
+        let listener = format!("PLAINTEXT://127.0.0.1:{}", self.port);
+        cmd.arg("--override")
+            .arg(format!("listeners={listener}"))
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.data_dir.display()))
+            .arg("--override")
+            .arg(format!("admin.listener=127.0.0.1:{}", self.admin_port));
+        for (k, v) in &self.extra {
+            cmd.arg("--override").arg(format!("{k}={v}"));
+        }
+        cmd.stdout(Stdio::null()).stderr(log);
+        self.child = Some(cmd.spawn().expect("start strom-broker"));
+        let admin = self.admin_port;
+        wait_for("broker readiness", Duration::from_secs(30), || {
+            (http_get(admin, "/ready").map(|(status, _)| status) == Some(200)).then_some(())
+        });
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's stderr so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the broker again on the same ports and data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker before restarting it");
+        self.spawn();
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.admin_port, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{partition}"))
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A bare HTTP/1.0 GET; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The segment `.log` files of a partition, in offset order.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// A raw protocol connection for requests the high-level clients cannot shape.
+pub struct RawClient {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl RawClient {
+    pub fn connect(port: u16) -> RawClient {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        RawClient {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    pub fn send(&mut self, version: i16, request: RequestKind) -> ResponseKind {
+        let api_key = api_key_of(&request);
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("strom-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, api_key.request_header_version(version))
+            .expect("encode header");
+        request.encode(&mut buf, version).expect("encode request");
+        let size = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).expect("send");
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("response size");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).expect("response body");
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, api_key.response_header_version(version))
+            .expect("response header");
+        assert_eq!(header.correlation_id, self.correlation);
+        let response =
+            ResponseKind::decode(api_key, &mut body, version).expect("response body decodes");
+        assert_eq!(body.remaining(), 0, "response has trailing bytes");
+        response
+    }
+}
+
+fn api_key_of(request: &RequestKind) -> ApiKey {
+    match request {
+        RequestKind::Produce(_) => ApiKey::Produce,
+        RequestKind::Fetch(_) => ApiKey::Fetch,
+        RequestKind::ListOffsets(_) => ApiKey::ListOffsets,
+        RequestKind::Metadata(_) => ApiKey::Metadata,
+        RequestKind::InitProducerId(_) => ApiKey::InitProducerId,
+        RequestKind::OffsetForLeaderEpoch(_) => ApiKey::OffsetForLeaderEpoch,
+        RequestKind::DescribeCluster(_) => ApiKey::DescribeCluster,
+        RequestKind::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
+        other => panic!("add {other:?} to api_key_of"),
+    }
+}
