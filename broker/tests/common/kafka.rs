@@ -14,7 +14,10 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// Collects every delivery report: (record index, partition, offset) or the error.
 #[derive(Clone, Default)]
-pub struct Reports(pub Arc<Mutex<Vec<Result<(usize, i32, i64), String>>>>);
+pub struct Reports(pub Arc<Mutex<Vec<Delivery>>>);
+
+/// (record index, partition, offset), or why delivery failed.
+pub type Delivery = Result<(usize, i32, i64), String>;
 
 impl ClientContext for Reports {}
 
