@@ -284,5 +284,9 @@ pub fn describe_cluster(
             .with_broker_id(BrokerId(broker.node_id()))
             .with_host(str_bytes(&host))
             .with_port(port as i32)])
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            super::CLUSTER_OPERATIONS
+        } else {
+            super::OPERATIONS_NOT_REQUESTED
+        })
 }

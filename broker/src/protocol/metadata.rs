@@ -9,19 +9,19 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use uuid::Uuid;
 
-use super::{log_refusal, str_bytes, topic_name, RequestContext};
+use super::{
+    log_refusal, str_bytes, topic_name, RequestContext, CLUSTER_OPERATIONS,
+    OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
+};
 use crate::broker::Broker;
 use crate::metadata::TopicImage;
 
-/// Kafka's "authorized operations were not asked for" marker.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-
-fn topic_response(topic: &TopicImage) -> MetadataResponseTopic {
+fn topic_response(topic: &TopicImage, operations: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.name.starts_with("__"))
-        .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        .with_topic_authorized_operations(operations)
         .with_partitions(
             topic
                 .partitions
@@ -53,11 +53,23 @@ pub fn handle(
 ) -> MetadataResponse {
     // Before v4 a Metadata request always allowed auto-creation.
     let allow_create = ctx.version() < 4 || request.allow_auto_topic_creation;
+    let topic_ops = if request.include_topic_authorized_operations {
+        TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    // The cluster field exists in v8 to v10 only.
+    let cluster_ops =
+        if request.include_cluster_authorized_operations && (8..=10).contains(&ctx.version()) {
+            CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        };
     let mut topics = Vec::new();
     match request.topics {
         None => {
             let image = broker.metadata.image();
-            topics.extend(image.topics.values().map(|t| topic_response(t)));
+            topics.extend(image.topics.values().map(|t| topic_response(t, topic_ops)));
         }
         Some(requested) => {
             for t in requested {
@@ -65,7 +77,7 @@ pub fn handle(
                 let Some(name) = name else {
                     let image = broker.metadata.image();
                     topics.push(match image.topic_by_id(&t.topic_id) {
-                        Some(topic) => topic_response(topic),
+                        Some(topic) => topic_response(topic, topic_ops),
                         None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId.code()),
                     });
                     continue;
@@ -91,7 +103,7 @@ pub fn handle(
                 }
                 let image = broker.metadata.image();
                 topics.push(match image.topic(&name) {
-                    Some(topic) => topic_response(topic),
+                    Some(topic) => topic_response(topic, topic_ops),
                     None => error_topic(
                         Some(&name),
                         Uuid::nil(),
@@ -110,6 +122,6 @@ pub fn handle(
             .with_port(port as i32)])
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
         .with_controller_id(BrokerId(broker.node_id()))
-        .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        .with_cluster_authorized_operations(cluster_ops)
         .with_topics(topics)
 }

@@ -92,10 +92,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
         Err(e) => return Reply::Close(format!("malformed {api_key:?} v{version} request: {e}")),
     };
     if body.has_remaining() {
-        return Reply::Close(format!(
-            "{} bytes of garbage after a {api_key:?} v{version} request",
-            body.remaining()
-        ));
+        // Kafka's brokers ignore bytes after a fully decoded request, and some clients
+        // rely on it (librdkafka 2.16 sends three extra bytes after Metadata v12), so
+        // this is noted, not refused.
+        tracing::debug!(peer = %conn.peer, api = ?api_key, version, extra = body.remaining(),
+            "bytes after a complete request ignored");
     }
 
     let ctx = RequestContext {
@@ -208,6 +209,26 @@ pub fn encode_frame(
     buf[0..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
 }
+
+/// Kafka's "authorized operations were not asked for" marker.
+pub(crate) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// Authorized-operation bitfields (bit n = Kafka AclOperation code n). There is no
+/// authorizer yet, so every operation that applies to the resource is allowed, which is
+/// what Kafka reports when it runs without one.
+const fn operations(codes: &[u32]) -> i32 {
+    let mut bits = 0i32;
+    let mut i = 0;
+    while i < codes.len() {
+        bits |= 1 << codes[i];
+        i += 1;
+    }
+    bits
+}
+/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub(crate) const TOPIC_OPERATIONS: i32 = operations(&[3, 4, 5, 6, 7, 8, 10, 11]);
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub(crate) const CLUSTER_OPERATIONS: i32 = operations(&[5, 7, 8, 9, 10, 11, 12]);
 
 /// `kafka-protocol` string and name wrappers from plain strings.
 pub(crate) fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
