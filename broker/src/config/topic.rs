@@ -211,6 +211,14 @@ impl LogConfig {
     }
 }
 
+impl LogConfig {
+    /// For tests and tools: the same config with another segment size.
+    pub fn with_segment_bytes(mut self, bytes: u64) -> LogConfig {
+        self.segment_bytes = bytes;
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
