@@ -332,6 +332,32 @@ fn fetch_long_poll_waits_then_wakes_on_new_data() {
         1,
         "OFFSET_OUT_OF_RANGE"
     );
+
+    // SIGTERM during a long poll: the in-flight fetch is answered, then the broker exits
+    // cleanly instead of cutting the client off.
+    let port = broker.port;
+    let waiting = std::thread::spawn(move || {
+        let mut client = RawClient::connect(port);
+        raw_fetch(&mut client, "poll", 2, 60_000)
+    });
+    // Two connections open (ours above and the waiting fetch's) means the fetch is on its
+    // way; the request follows the connect immediately, so a short margin covers it.
+    wait_for("the long-poll connection", Duration::from_secs(10), || {
+        broker
+            .metrics()
+            .contains("kafka_server_socketservermetrics_connection_count{listener=\"PLAINTEXT\"} 2")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut broker = broker;
+    assert!(broker.terminate(), "clean exit:\n{}", broker.log());
+    let started = Instant::now();
+    assert_eq!(
+        waiting.join().expect("fetch thread"),
+        (0, 0),
+        "in-flight fetch answered"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
