@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The single command that runs every test of the workspace on a fresh machine.
+# CI runs it through `.ci/run`. Idempotent and non-interactive:
+#   - installs kcat (Debian) when it is missing,
+#   - prepares the Python venvs of the client smoke suite under target/venvs/
+#     (reused; pip runs only when the pinned requirement set changed),
+#   - cargo fmt --check, cargo clippy -D warnings, cargo test,
+#   - builds strom-broker and runs e2e/clients/run_smoke.py against it.
+# STROM_SKIP_RUST=1 skips fmt/clippy/cargo test (for local development only).
+# Every step runs even when an earlier one failed (except that the smoke suite
+# needs the broker build); the exit status is non-zero if anything failed.
+# The last line printed is the smoke suite's summary: "N passed, N failed".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_NO_INPUT=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+VENVS_DIR="$TARGET_DIR/venvs"
+PYTHON="${PYTHON:-python3}"
+
+LAST_RC=0
+FAILED_STEPS=()
+PASSED_STEPS=()
+SKIPPED_STEPS=()
+
+section() {
+    printf '\n==================== %s ====================\n' "$*"
+}
+
+# step NAME CMD...: run a step, record its outcome, never abort the script.
+step() {
+    local name="$1"
+    shift
+    section "$name"
+    local start=$SECONDS rc=0
+    "$@" || rc=$?
+    LAST_RC=$rc
+    if [ "$rc" -eq 0 ]; then
+        PASSED_STEPS+=("$name")
+        echo "---- $name: ok ($((SECONDS - start))s)"
+    else
+        FAILED_STEPS+=("$name (exit $rc)")
+        echo "---- $name: FAILED with exit $rc ($((SECONDS - start))s)"
+    fi
+    return 0
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n env DEBIAN_FRONTEND=noninteractive "$@"
+    else
+        echo "need root (or sudo) to run: $*" >&2
+        return 1
+    fi
+}
+
+install_kcat() {
+    if command -v kcat >/dev/null 2>&1; then
+        echo "kcat present: $(command -v kcat)"
+    else
+        echo "kcat missing; installing from Debian"
+        as_root apt-get update -q
+        as_root apt-get install -y -q --no-install-recommends kcat
+    fi
+    kcat -V 2>&1 | awk '/^Version/ && !s { print; s = 1 }'
+}
+
+# make_venv NAME REQUIREMENTS_FILE
+make_venv() {
+    local name="$1" req="$2"
+    local venv="$VENVS_DIR/$name"
+    # The stamp names the exact requirement set and interpreter it was made for.
+    local digest
+    digest="$({ cat "$req"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)"
+    local stamp="$venv/.strom-requirements-$digest"
+
+    if [ -d "$venv" ] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        echo "venv $name is broken; recreating"
+        rm -rf "$venv"
+    fi
+    if [ ! -d "$venv" ]; then
+        echo "creating venv $venv"
+        mkdir -p "$VENVS_DIR"
+        "$PYTHON" -m venv "$venv"
+    fi
+    if [ -f "$stamp" ]; then
+        echo "venv $name up to date ($(basename "$req"))"
+    else
+        echo "installing $(basename "$req") into venv $name"
+        rm -f "$venv"/.strom-requirements-*
+        "$venv/bin/python" -m pip install -q -r "$req"
+        touch "$stamp"
+    fi
+    "$venv/bin/python" -m pip freeze 2>/dev/null | grep -Ei '^(confluent-kafka|kafka-python)==' | sed "s/^/  $name: /"
+}
+
+setup_venvs() {
+    make_venv kafka3 "$ROOT/e2e/clients/requirements-kafka3.txt" &&
+        make_venv kafka2 "$ROOT/e2e/clients/requirements-kafka2.txt"
+}
+
+section "setup"
+echo "root: $ROOT"
+echo "target dir: $TARGET_DIR"
+step "install kcat" install_kcat
+step "python venvs" setup_venvs
+
+if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
+    section "rust checks"
+    echo "STROM_SKIP_RUST=1: skipping cargo fmt, cargo clippy and cargo test"
+    SKIPPED_STEPS+=("cargo fmt" "cargo clippy" "cargo test")
+else
+    step "cargo fmt" cargo fmt --all -- --check
+    step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+    step "cargo test" cargo test --workspace
+fi
+
+BROKER_BIN="$TARGET_DIR/debug/strom-broker"
+BUILD_OK=0
+step "build strom-broker" cargo build -p strom-broker
+if [ "$LAST_RC" -eq 0 ] && [ -x "$BROKER_BIN" ]; then
+    BUILD_OK=1
+fi
+
+SMOKE_SUMMARY=""
+SMOKE_LOG="$(mktemp)"
+trap 'rm -f "$SMOKE_LOG"' EXIT
+if [ "$BUILD_OK" = "1" ]; then
+    section "client smoke suite"
+    smoke_rc=0
+    "$PYTHON" "$ROOT/e2e/clients/run_smoke.py" --broker "$BROKER_BIN" --venvs "$VENVS_DIR" \
+        2>&1 | tee "$SMOKE_LOG" || smoke_rc=$?
+    SMOKE_SUMMARY="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$SMOKE_LOG" | tail -n 1 || true)"
+    if [ "$smoke_rc" -eq 0 ]; then
+        PASSED_STEPS+=("client smoke suite")
+    else
+        FAILED_STEPS+=("client smoke suite (exit $smoke_rc)")
+    fi
+else
+    section "client smoke suite"
+    echo "not run: the strom-broker build failed"
+    FAILED_STEPS+=("client smoke suite (not run)")
+fi
+if [ -z "$SMOKE_SUMMARY" ]; then
+    # The suite did not run or did not finish: count every client as failed.
+    n_clients="$("$PYTHON" "$ROOT/e2e/clients/run_smoke.py" --list 2>/dev/null | wc -l || echo 0)"
+    SMOKE_SUMMARY="0 passed, ${n_clients} failed"
+fi
+
+section "summary"
+for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done
+for s in "${SKIPPED_STEPS[@]+"${SKIPPED_STEPS[@]}"}"; do echo "skipped  $s"; done
+for s in "${FAILED_STEPS[@]+"${FAILED_STEPS[@]}"}"; do echo "FAILED   $s"; done
+echo "$SMOKE_SUMMARY"
+if [ "${#FAILED_STEPS[@]}" -ne 0 ]; then
+    exit 1
+fi
