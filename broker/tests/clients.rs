@@ -540,6 +540,48 @@ fn topic_admin_configs_retention_and_delete_records() {
     .expect("alter");
     assert!(altered[0].is_ok(), "{altered:?}");
     assert_eq!(describe("retention.bytes"), "4096");
+
+    // IncrementalAlterConfigs: SET one key, APPEND to a list; APPEND to a scalar is refused
+    // and changes nothing.
+    let incremental = |ops: &[(&str, i8, &str)]| -> i16 {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let request = kafka_protocol::messages::IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("managed"))
+                .with_configs(
+                    ops.iter()
+                        .map(|(k, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_config_operation(*op)
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )]);
+        match RawClient::connect(broker.port).send(1, RequestKind::IncrementalAlterConfigs(request))
+        {
+            ResponseKind::IncrementalAlterConfigs(r) => r.responses[0].error_code,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        incremental(&[
+            ("retention.ms", 0, "86400000"),
+            ("cleanup.policy", 2, "compact")
+        ]),
+        0
+    );
+    assert_eq!(describe("retention.ms"), "86400000");
+    assert_eq!(describe("cleanup.policy"), "delete,compact");
+    assert_eq!(
+        incremental(&[("retention.ms", 2, "5")]),
+        40,
+        "INVALID_CONFIG"
+    );
+    assert_eq!(describe("retention.ms"), "86400000");
     let c = consumer(&broker.bootstrap());
     let low = wait_for(
         "retention to delete segments",

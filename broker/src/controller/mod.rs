@@ -242,6 +242,19 @@ pub fn create_topic(
     Ok(records)
 }
 
+/// The named topic, or UNKNOWN_TOPIC_OR_PARTITION.
+pub fn existing_topic<'a>(
+    image: &'a MetadataImage,
+    name: &str,
+) -> ApiResult<&'a std::sync::Arc<crate::metadata::TopicImage>> {
+    image.topic(name).ok_or_else(|| {
+        invalid(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })
+}
+
 /// Decides a topic deletion.
 pub fn delete_topic(
     image: &MetadataImage,
@@ -254,12 +267,7 @@ pub fn delete_topic(
             "topic deletion is disabled (delete.topic.enable=false)",
         ));
     }
-    let topic = image.topic(name).ok_or_else(|| {
-        invalid(
-            ResponseError::UnknownTopicOrPartition,
-            format!("topic '{name}' does not exist"),
-        )
-    })?;
+    let topic = existing_topic(image, name)?;
     Ok(vec![MetadataRecord::RemoveTopic {
         topic_id: topic.topic_id,
     }])
@@ -273,12 +281,7 @@ pub fn create_partitions(
     count: i32,
     assignments: &[Vec<i32>],
 ) -> ApiResult<Vec<MetadataRecord>> {
-    let topic = image.topic(name).ok_or_else(|| {
-        invalid(
-            ResponseError::UnknownTopicOrPartition,
-            format!("topic '{name}' does not exist"),
-        )
-    })?;
+    let topic = existing_topic(image, name)?;
     let current = topic.partitions.len() as i32;
     if count <= current {
         return Err(invalid(
@@ -333,12 +336,7 @@ pub fn alter_topic_configs(
     changes: &[(String, Option<String>)],
     replace_all: bool,
 ) -> ApiResult<Vec<MetadataRecord>> {
-    let topic = image.topic(name).ok_or_else(|| {
-        invalid(
-            ResponseError::UnknownTopicOrPartition,
-            format!("topic '{name}' does not exist"),
-        )
-    })?;
+    let topic = existing_topic(image, name)?;
     check_configs(changes)?;
     let resource = ConfigResource::Topic(name.to_string());
     let mut records: Vec<MetadataRecord> = changes

@@ -94,12 +94,7 @@ pub fn topic_entries(
 
 fn describe_topic(broker: &Broker, name: &str, keys: Option<&[String]>) -> ApiResult<Vec<Entry>> {
     let image = broker.metadata.image();
-    let topic = image.topic(name).ok_or_else(|| {
-        ApiError::new(
-            ResponseError::UnknownTopicOrPartition,
-            format!("topic '{name}' does not exist"),
-        )
-    })?;
+    let topic = controller::existing_topic(&image, name)?;
     Ok(topic_entries(broker, &topic.configs, keys))
 }
 
@@ -216,13 +211,16 @@ pub fn describe(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// Keys to set (`Some`) or clear (`None`), and whether every other override is cleared.
+type ConfigChanges = (Vec<(String, Option<String>)>, bool);
+
 /// Applies (or with `validate_only`, checks) topic config changes to one resource.
 fn alter_resource(
     broker: &Broker,
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    changes: impl FnOnce(&BTreeMap<String, String>) -> ApiResult<(Vec<(String, Option<String>)>, bool)>,
+    changes: impl FnOnce(&BTreeMap<String, String>) -> ApiResult<ConfigChanges>,
 ) -> ApiResult<()> {
     match resource_type {
         RESOURCE_TOPIC => {}
@@ -240,12 +238,7 @@ fn alter_resource(
         }
     }
     let decide = |image: &crate::metadata::MetadataImage| {
-        let topic = image.topic(name).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("topic '{name}' does not exist"),
-            )
-        })?;
+        let topic = controller::existing_topic(image, name)?;
         let (changes, replace_all) = changes(&topic.configs)?;
         Ok((
             controller::alter_topic_configs(image, name, &changes, replace_all)?,
@@ -258,6 +251,21 @@ fn alter_resource(
         broker.commit(decide)?;
         tracing::info!(topic = name, "topic config changed");
         Ok(())
+    }
+}
+
+/// The error code and message of an alter outcome, logging a refusal.
+fn error_fields(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    outcome: ApiResult<()>,
+) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => {
+            log_refusal(ctx, name, &e);
+            (e.code(), Some(str_bytes(&e.message)))
+        }
     }
 }
 
@@ -286,18 +294,12 @@ pub fn alter(
                         true,
                     ))
                 });
-            let response = alter_configs_response::AlterConfigsResourceResponse::default()
+            let (code, message) = error_fields(ctx, name, outcome);
+            alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            match outcome {
-                Ok(()) => response,
-                Err(e) => {
-                    log_refusal(ctx, name, &e);
-                    response
-                        .with_error_code(e.code())
-                        .with_error_message(Some(str_bytes(&e.message)))
-                }
-            }
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
@@ -324,6 +326,63 @@ fn list_change(current: Option<&String>, default: &str, item: &str, append: bool
     items.join(",")
 }
 
+/// Turns IncrementalAlterConfigs operations into key changes against the current overrides.
+fn incremental_changes(
+    broker: &Broker,
+    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    current: &BTreeMap<String, String>,
+) -> ApiResult<ConfigChanges> {
+    let mut changes = Vec::new();
+    for c in configs {
+        let key = c.name.as_str().to_string();
+        let value = as_string(&c.value);
+        let change = match c.config_operation {
+            OP_SET => (key, Some(value.unwrap_or_default())),
+            OP_DELETE => (key, None),
+            op @ (OP_APPEND | OP_SUBTRACT) => {
+                let def = find_def(&key).ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!("unknown topic config '{key}'"),
+                    )
+                })?;
+                if !matches!(def.kind, ValueKind::ListOf(_)) {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!(
+                            "'{key}' is not a list, so it cannot be appended to or subtracted from"
+                        ),
+                    ));
+                }
+                let default = broker
+                    .config
+                    .topic_defaults
+                    .get(def.name)
+                    .cloned()
+                    .unwrap_or_default();
+                let item = value.unwrap_or_default();
+                (
+                    key.clone(),
+                    Some(list_change(
+                        current.get(&key),
+                        &default,
+                        &item,
+                        op == OP_APPEND,
+                    )),
+                )
+            }
+            other => {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
+        };
+        changes.push(change);
+    }
+    Ok((changes, false))
+}
+
 pub fn incremental_alter(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
@@ -334,49 +393,19 @@ pub fn incremental_alter(
         .iter()
         .map(|r| {
             let name = r.resource_name.as_str();
-            let outcome = alter_resource(broker, r.resource_type, name, request.validate_only, |current| {
-                let mut changes = Vec::new();
-                for c in &r.configs {
-                    let key = c.name.as_str().to_string();
-                    let value = as_string(&c.value);
-                    let change = match c.config_operation {
-                        OP_SET => (key, Some(value.unwrap_or_default())),
-                        OP_DELETE => (key, None),
-                        op @ (OP_APPEND | OP_SUBTRACT) => {
-                            let def = find_def(&key).ok_or_else(|| {
-                                ApiError::new(ResponseError::InvalidConfig, format!("unknown topic config '{key}'"))
-                            })?;
-                            if !matches!(def.kind, ValueKind::ListOf(_)) {
-                                return Err(ApiError::new(
-                                    ResponseError::InvalidConfig,
-                                    format!("'{key}' is not a list, so it cannot be appended to or subtracted from"),
-                                ));
-                            }
-                            let default = broker.config.topic_defaults.get(def.name).cloned().unwrap_or_default();
-                            let item = value.unwrap_or_default();
-                            (key.clone(), Some(list_change(current.get(&key), &default, &item, op == OP_APPEND)))
-                        }
-                        other => {
-                            return Err(ApiError::new(
-                                ResponseError::InvalidRequest,
-                                format!("unknown config operation {other}"),
-                            ))
-                        }
-                    };
-                    changes.push(change);
-                }
-                Ok((changes, false))
-            });
-            let response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            let outcome = alter_resource(
+                broker,
+                r.resource_type,
+                name,
+                request.validate_only,
+                |current| incremental_changes(broker, &r.configs, current),
+            );
+            let (code, message) = error_fields(ctx, name, outcome);
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            match outcome {
-                Ok(()) => response,
-                Err(e) => {
-                    log_refusal(ctx, name, &e);
-                    response.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message)))
-                }
-            }
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
