@@ -26,6 +26,7 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub metrics: Metrics,
     ready: AtomicBool,
+    sync_lock: parking_lot::Mutex<()>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -45,6 +46,7 @@ impl Broker {
             producer_ids: ProducerIdManager::default(),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
+            sync_lock: parking_lot::Mutex::new(()),
             shutdown,
         }
     }
@@ -85,7 +87,7 @@ impl Broker {
         &self,
         decide: impl FnOnce(&MetadataImage) -> ApiResult<(Vec<MetadataRecord>, T)>,
     ) -> ApiResult<T> {
-        let (image, value) = self.metadata.commit_with(decide).map_err(|e| match e {
+        let (_, value) = self.metadata.commit_with(decide).map_err(|e| match e {
             CommitError::Rejected(e) => e,
             CommitError::Io(io) => {
                 tracing::error!(error = %io, "metadata journal write failed");
@@ -95,7 +97,10 @@ impl Broker {
                 )
             }
         })?;
-        self.logs.sync(&image, false).map_err(|io| {
+        // Concurrent commits may finish out of order; syncing to the latest image under one
+        // lock means a slower sync can never undo a newer topic with an older image.
+        let _syncing = self.sync_lock.lock();
+        self.logs.sync(&self.metadata.image(), false).map_err(|io| {
             tracing::error!(error = %io, "creating or removing partition logs failed");
             ApiError::new(
                 ResponseError::KafkaStorageError,
