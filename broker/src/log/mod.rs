@@ -70,10 +70,14 @@ impl Partition {
 
     /// Publishes the log's new end to waiting fetches.
     pub fn publish_end(&self, log_end_offset: i64) {
+        // Appends publish after releasing the log lock, so they can arrive out of order;
+        // only ever move forward.
         self.high_watermark.send_if_modified(|hw| {
-            let changed = *hw != log_end_offset;
-            *hw = log_end_offset;
-            changed
+            let advanced = log_end_offset > *hw;
+            if advanced {
+                *hw = log_end_offset;
+            }
+            advanced
         });
     }
 }
