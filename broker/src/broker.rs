@@ -100,13 +100,15 @@ impl Broker {
         // Concurrent commits may finish out of order; syncing to the latest image under one
         // lock means a slower sync can never undo a newer topic with an older image.
         let _syncing = self.sync_lock.lock();
-        self.logs.sync(&self.metadata.image(), false).map_err(|io| {
-            tracing::error!(error = %io, "creating or removing partition logs failed");
-            ApiError::new(
-                ResponseError::KafkaStorageError,
-                format!("partition log change failed: {io}"),
-            )
-        })?;
+        self.logs
+            .sync(&self.metadata.image(), false)
+            .map_err(|io| {
+                tracing::error!(error = %io, "creating or removing partition logs failed");
+                ApiError::new(
+                    ResponseError::KafkaStorageError,
+                    format!("partition log change failed: {io}"),
+                )
+            })?;
         Ok(value)
     }
 

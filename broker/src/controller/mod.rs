@@ -14,6 +14,10 @@ use crate::metadata::{ConfigResource, MetadataImage, MetadataRecord};
 
 /// Kafka's limit on topic name length (a partition directory name must fit in 255 bytes).
 const MAX_TOPIC_NAME_LEN: usize = 249;
+/// The most partitions one topic may have. Each partition holds open files and a
+/// directory; a request for millions (a typo, or a hostile client) must be refused before
+/// it is written to the metadata, not discovered when the disk or the fd table runs out.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 /// Producer ids are handed out in blocks, so one metadata commit serves many producers.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -99,6 +103,12 @@ fn check_assignment(
     brokers: &[i32],
 ) -> ApiResult<()> {
     let bad = |why: String| Err(invalid(ResponseError::InvalidReplicaAssignment, why));
+    if first_partition as usize + assignments.len() > MAX_PARTITIONS_PER_TOPIC as usize {
+        return Err(invalid(
+            ResponseError::InvalidPartitions,
+            format!("a topic may have at most {MAX_PARTITIONS_PER_TOPIC} partitions"),
+        ));
+    }
     let mut rf = None;
     for (expected, (p, replicas)) in (first_partition..).zip(assignments.iter()) {
         if *p != expected {
@@ -192,10 +202,10 @@ pub fn create_topic(
         } else {
             topic.replication_factor
         };
-        if partitions < 1 {
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(invalid(
                 ResponseError::InvalidPartitions,
-                format!("number of partitions must be at least 1, got {partitions}"),
+                format!("number of partitions must be 1 to {MAX_PARTITIONS_PER_TOPIC}, got {partitions}"),
             ));
         }
         if rf < 1 {
@@ -283,6 +293,14 @@ pub fn create_partitions(
 ) -> ApiResult<Vec<MetadataRecord>> {
     let topic = existing_topic(image, name)?;
     let current = topic.partitions.len() as i32;
+    if count > MAX_PARTITIONS_PER_TOPIC {
+        return Err(invalid(
+            ResponseError::InvalidPartitions,
+            format!(
+                "a topic may have at most {MAX_PARTITIONS_PER_TOPIC} partitions, {count} asked for"
+            ),
+        ));
+    }
     if count <= current {
         return Err(invalid(
             ResponseError::InvalidPartitions,
@@ -457,6 +475,16 @@ mod tests {
         let records = create_topic(&image, &defaults(), &[0], &t).unwrap();
         apply(&mut image, &records);
         let e = create_partitions(&image, &[0], "x", 2, &[]).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidPartitions);
+        let e = create_partitions(&image, &[0], "x", 4_000_000, &[]).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidPartitions);
+        let huge = NewTopic {
+            name: "huge".into(),
+            num_partitions: 3_997_698,
+            replication_factor: 1,
+            ..Default::default()
+        };
+        let e = create_topic(&image, &defaults(), &[0], &huge).unwrap_err();
         assert_eq!(e.error, ResponseError::InvalidPartitions);
         let records = create_partitions(&image, &[0], "x", 4, &[]).unwrap();
         apply(&mut image, &records);
