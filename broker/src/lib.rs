@@ -7,6 +7,7 @@
 //! HTTP endpoint. See README.md in this crate.
 
 pub mod admin_http;
+pub mod alloc;
 pub mod broker;
 pub mod config;
 pub mod controller;

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use strom_broker::config::{properties, BrokerConfig, Properties};
 use tracing_subscriber::EnvFilter;
 
+/// See `alloc`: keeps a hostile array count in a request from aborting the process.
+#[global_allocator]
+static ALLOCATOR: strom_broker::alloc::LazyLargeAlloc = strom_broker::alloc::LazyLargeAlloc;
+
 const USAGE: &str = "usage: strom-broker [server.properties] [--override key=value ...]
 
 Runs one Kafka-compatible broker. Without arguments it listens on localhost:9092,

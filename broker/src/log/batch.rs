@@ -161,6 +161,36 @@ pub fn verify_crc(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> 
     Ok(())
 }
 
+/// The smallest an uncompressed record can be: length, attributes, timestamp delta,
+/// offset delta, key length, value length and header count, one varint byte each.
+const MIN_RECORD_LEN: usize = 7;
+const COMPRESSION_MASK: i16 = 0x7;
+
+/// A producer's batch must say how many records it holds consistently: the count matches
+/// the offset span, and (when uncompressed) fits in the bytes. Stored counts are trusted
+/// by readers, so a batch claiming billions of records is refused here.
+fn check_record_count(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.records_count == 0 {
+        return Err(BatchError::Malformed("batch holds no records".into()));
+    }
+    if header.records_count as i64 != header.last_offset_delta as i64 + 1 {
+        return Err(BatchError::Malformed(format!(
+            "recordsCount {} does not match lastOffsetDelta {}",
+            header.records_count, header.last_offset_delta
+        )));
+    }
+    let payload = header.total_len() - HEADER_LEN;
+    if header.attributes & COMPRESSION_MASK == 0
+        && header.records_count as usize > payload / MIN_RECORD_LEN
+    {
+        return Err(BatchError::Malformed(format!(
+            "{} records cannot fit in {payload} bytes",
+            header.records_count
+        )));
+    }
+    Ok(())
+}
+
 /// Splits a record set from a produce request into its batches and validates each one.
 /// Any damage rejects the whole set: Kafka appends a partition's record set all or nothing.
 pub fn validate_record_set(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
@@ -180,9 +210,7 @@ pub fn validate_record_set(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, 
             )));
         }
         verify_crc(rest, &header)?;
-        if header.records_count == 0 {
-            return Err(BatchError::Malformed("batch holds no records".into()));
-        }
+        check_record_count(&header)?;
         out.push((pos, header));
         pos += header.total_len();
     }
@@ -290,6 +318,18 @@ pub mod tests {
             validate_record_set(&old),
             Err(BatchError::UnsupportedMagic(1))
         );
+    }
+
+    #[test]
+    fn impossible_record_counts_rejected() {
+        let mut batch = encode_batch(&[b"a", b"b"], -1, -1);
+        batch[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+        batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_record_set(&batch),
+            Err(BatchError::Malformed(_))
+        ));
     }
 
     #[test]

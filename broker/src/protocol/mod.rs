@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
 
@@ -87,6 +88,26 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
         Ok(h) => h,
         Err(e) => return Reply::Close(format!("malformed {api_key:?} v{version} header: {e}")),
     };
+    if !versions::supported(api_key, version) {
+        // Not decoding a request we will refuse anyway keeps its body, however hostile,
+        // away from the codecs.
+        return match unsupported::error_response(api_key, ResponseError::UnsupportedVersion.code())
+        {
+            Some(response) => {
+                tracing::warn!(peer = %conn.peer, api = ?api_key, version,
+                    "request for an API or version this broker does not serve; answered UNSUPPORTED_VERSION");
+                match encode_frame(api_key, version, correlation_id, &response) {
+                    Ok(frame) => Reply::Frame(frame),
+                    Err(e) => Reply::Close(format!(
+                        "cannot encode {api_key:?} v{version} error response: {e}"
+                    )),
+                }
+            }
+            None => Reply::Close(format!(
+                "{api_key:?} v{version} is not served by this broker"
+            )),
+        };
+    }
     let request = match RequestKind::decode(api_key, &mut body, version) {
         Ok(r) => r,
         Err(e) => return Reply::Close(format!("malformed {api_key:?} v{version} request: {e}")),
@@ -105,25 +126,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
         api_key,
     };
     let started = Instant::now();
-    let response = if versions::supported(api_key, version) {
-        dispatch(broker, &ctx, request).await
-    } else {
-        match unsupported::error_response(
-            api_key,
-            kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
-        ) {
-            Some(r) => {
-                tracing::warn!(peer = %conn.peer, api = ?api_key, version,
-                    "request for an API this broker does not serve; answered UNSUPPORTED_VERSION");
-                Some(r)
-            }
-            None => {
-                return Reply::Close(format!(
-                    "{api_key:?} v{version} is not served by this broker"
-                ))
-            }
-        }
-    };
+    let response = dispatch(broker, &ctx, request).await;
     broker.metrics.observe_request(api_key, started.elapsed());
     match response {
         Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
@@ -184,10 +187,7 @@ async fn dispatch(
             // versions::supported() and this match must agree; reaching here is a bug,
             // answered like an unsupported API rather than a crash.
             tracing::error!(request = ?other, "no handler for an advertised API");
-            unsupported::error_response(
-                ctx.api_key,
-                kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
-            )?
+            unsupported::error_response(ctx.api_key, ResponseError::UnsupportedVersion.code())?
         }
     };
     Some(response)

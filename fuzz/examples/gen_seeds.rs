@@ -1,0 +1,300 @@
+//! Writes the seed corpora: valid request frames for the APIs the broker serves (plus one
+//! it decodes but does not serve), every seed well under 1 KiB.
+//!
+//! `cargo run --example gen_seeds` (from `fuzz/`) rewrites `corpus/request_frame/` (frame
+//! bodies) and `corpus/frame_stream/` (size-prefixed frames, alone and pipelined).
+
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strom_fuzz::{request_body, with_size_prefix};
+
+const TOPIC: &str = "seed-topic";
+
+fn topic() -> TopicName {
+    TopicName(StrBytes::from_static_str(TOPIC))
+}
+
+fn record_batch(compression: Compression) -> Bytes {
+    let records: Vec<Record> = (0..2)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("value {i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode record batch");
+    buf.freeze()
+}
+
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let api_versions = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("strom-fuzz"))
+        .with_client_software_version(StrBytes::from_static_str("0.1"));
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic()))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let produce = |compression| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(record_batch(compression)))])])
+    };
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic())
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_current_leader_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(1 << 20)])]);
+    let create_topics = CreateTopicsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("seed-created")))
+            .with_num_partitions(2)
+            .with_replication_factor(1)
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("60000")))])]);
+    let list_offsets = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![
+                ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(1_700_000_000_000),
+                ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1),
+            ])]);
+    let epoch = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(topic())
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_leader_epoch(0)
+                .with_current_leader_epoch(-1)])]);
+    let delete_records = DeleteRecordsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(1)])]);
+    let describe_configs =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str(TOPIC))
+            .with_configuration_keys(None)]);
+    let incremental = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str(TOPIC))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("120000")))]),
+    ]);
+    let create_partitions = CreatePartitionsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(topic())
+            .with_count(3)
+            .with_assignments(None)]);
+    let delete_topics = DeleteTopicsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![DeleteTopicState::default().with_name(Some(
+            TopicName(StrBytes::from_static_str("seed-created")),
+        ))]);
+    let init_pid = InitProducerIdRequest::default()
+        .with_transaction_timeout_ms(60000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let join_group = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("seed-group")))
+        .with_session_timeout_ms(10000)
+        .with_rebalance_timeout_ms(10000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(
+                b"\0\x01\0\0\0\x01\0\x0aseed-topic\xff\xff\xff\xff",
+            ))]);
+
+    vec![
+        (
+            "api_versions_v3",
+            request_body(ApiKey::ApiVersions, 3, 1, &api_versions),
+        ),
+        (
+            "api_versions_v0",
+            request_body(ApiKey::ApiVersions, 0, 2, &ApiVersionsRequest::default()),
+        ),
+        (
+            "metadata_v9",
+            request_body(ApiKey::Metadata, 9, 3, &metadata),
+        ),
+        (
+            "metadata_v12_all_topics",
+            request_body(
+                ApiKey::Metadata,
+                12,
+                4,
+                &MetadataRequest::default().with_topics(None),
+            ),
+        ),
+        (
+            "produce_v9",
+            request_body(ApiKey::Produce, 9, 5, &produce(Compression::None)),
+        ),
+        (
+            "produce_v9_gzip",
+            request_body(ApiKey::Produce, 9, 6, &produce(Compression::Gzip)),
+        ),
+        (
+            "produce_v3_acks0",
+            request_body(
+                ApiKey::Produce,
+                3,
+                7,
+                &produce(Compression::None).with_acks(0),
+            ),
+        ),
+        ("fetch_v12", request_body(ApiKey::Fetch, 12, 8, &fetch)),
+        (
+            "create_topics_v5",
+            request_body(ApiKey::CreateTopics, 5, 9, &create_topics),
+        ),
+        (
+            "list_offsets_v7",
+            request_body(ApiKey::ListOffsets, 7, 10, &list_offsets),
+        ),
+        (
+            "offset_for_leader_epoch_v4",
+            request_body(ApiKey::OffsetForLeaderEpoch, 4, 11, &epoch),
+        ),
+        (
+            "delete_records_v2",
+            request_body(ApiKey::DeleteRecords, 2, 12, &delete_records),
+        ),
+        (
+            "describe_configs_v4",
+            request_body(ApiKey::DescribeConfigs, 4, 13, &describe_configs),
+        ),
+        (
+            "incremental_alter_configs_v1",
+            request_body(ApiKey::IncrementalAlterConfigs, 1, 14, &incremental),
+        ),
+        (
+            "create_partitions_v3",
+            request_body(ApiKey::CreatePartitions, 3, 15, &create_partitions),
+        ),
+        (
+            "delete_topics_v6",
+            request_body(ApiKey::DeleteTopics, 6, 16, &delete_topics),
+        ),
+        (
+            "init_producer_id_v4",
+            request_body(ApiKey::InitProducerId, 4, 17, &init_pid),
+        ),
+        (
+            "describe_cluster_v1",
+            request_body(
+                ApiKey::DescribeCluster,
+                1,
+                18,
+                &DescribeClusterRequest::default(),
+            ),
+        ),
+        (
+            "join_group_v5_unserved",
+            request_body(ApiKey::JoinGroup, 5, 19, &join_group),
+        ),
+    ]
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    assert!(
+        bytes.len() < 1024,
+        "seed {name} is {} bytes; keep seeds under 1 KiB",
+        bytes.len()
+    );
+    std::fs::write(dir.join(name), bytes).expect("write seed");
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let frames_dir = root.join("request_frame");
+    let stream_dir = root.join("frame_stream");
+    std::fs::create_dir_all(&frames_dir).unwrap();
+    std::fs::create_dir_all(&stream_dir).unwrap();
+    let seeds = seeds();
+    for (name, body) in &seeds {
+        write(&frames_dir, name, body);
+        write(&stream_dir, name, &with_size_prefix(body));
+    }
+    // Pipelined: what a client sends on a fresh connection, back to back.
+    let pipelined: Vec<u8> = ["api_versions_v3", "metadata_v9", "produce_v9", "fetch_v12"]
+        .iter()
+        .flat_map(|want| with_size_prefix(&seeds.iter().find(|(n, _)| n == want).unwrap().1))
+        .collect();
+    write(&stream_dir, "pipelined_session", &pipelined);
+    println!("wrote {} seeds under {}", seeds.len(), root.display());
+}
