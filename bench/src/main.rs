@@ -1,1 +1,460 @@
-fn main() {}
+//! `strom-bench`: one run measures the machine's limits (disk sequential write with
+//! fsync, loopback TCP copy) and, against a freshly spawned release `strom-broker`,
+//! start-up time, resident memory, produce throughput and latency, and consume
+//! throughput; then prints a Markdown table and one JSON line.
+
+mod broker;
+mod kafka;
+mod limits;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde::Serialize;
+
+use broker::{Broker, CpuMeter, Rss, StartupTiming};
+use kafka::{ConsumeResult, LatencyResult, ProduceResult, ProducerSettings};
+use limits::{DiskResult, MIB};
+
+#[derive(Parser, Debug, Clone, Serialize)]
+#[command(version, about)]
+pub struct Args {
+    /// The broker binary to benchmark.
+    #[arg(long, default_value = "target/release/strom-broker")]
+    broker: PathBuf,
+    /// Where the disk probe file and the brokers' data dirs go; keep it on the disk
+    /// the broker would use in production (not tmpfs).
+    #[arg(long, default_value = "target/strom-bench")]
+    base_dir: PathBuf,
+    /// Extra `--override key=value` passed to the broker (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// MiB written by each disk probe.
+    #[arg(long, default_value_t = 1024)]
+    disk_mib: u64,
+    /// Disk probes; the limit is their median (this VM's disk varies run to run).
+    #[arg(long, default_value_t = 5)]
+    disk_runs: usize,
+    /// MiB sent through loopback TCP for the copy-bandwidth limit.
+    #[arg(long, default_value_t = 2048)]
+    loopback_mib: u64,
+    /// Start-ups measured (the last one serves the load runs).
+    #[arg(long, default_value_t = 5)]
+    startup_runs: usize,
+    /// Start-up probe asks metadata for this topic only (auto-creating it) instead of
+    /// for all topics.
+    #[arg(long)]
+    startup_metadata_topic: Option<String>,
+    /// Seconds the broker idles before the idle RSS reading.
+    #[arg(long, default_value_t = 2)]
+    idle_secs: u64,
+    /// MiB of record payload per throughput run.
+    #[arg(long, default_value_t = 1024)]
+    produce_mib: u64,
+    /// Record payload size in bytes (at least 8: the record's index leads it).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(8..=1_000_000))]
+    record_size: u64,
+    /// Producer instances (each with its own thread and connection) per throughput
+    /// run; more than one shows whether one librdkafka producer is the bottleneck.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// acks settings for throughput runs, in order; the acks=1 topic is consumed.
+    #[arg(long, value_delimiter = ',', default_value = "1,all,0")]
+    acks: Vec<String>,
+    /// Producer linger.ms.
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Producer batch.size (librdkafka also caps a request at message.max.bytes, 1 MB).
+    #[arg(long, default_value_t = 1_048_576)]
+    batch_size: u64,
+    /// Records/s for the latency run; default: half the acks=1 peak.
+    #[arg(long)]
+    latency_rate: Option<u64>,
+    /// Length of the latency run.
+    #[arg(long, default_value_t = 10)]
+    latency_secs: u64,
+    /// acks for the latency run.
+    #[arg(long, default_value = "1")]
+    latency_acks: String,
+    /// Seconds to pause before each produce, latency and consume run, so the
+    /// kernel can write back what the previous run left dirty.
+    #[arg(long, default_value_t = 0)]
+    settle_secs: u64,
+    /// Upper bound on any one produce or consume run, in seconds.
+    #[arg(long, default_value_t = 60)]
+    run_timeout_secs: u64,
+    /// Keep the broker's run dir (data and logs) after the run.
+    #[arg(long)]
+    keep_data: bool,
+    /// Also write the JSON result to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: Option<String>,
+    pub mem_total_kib: Option<u64>,
+    pub kernel: Option<String>,
+    pub base_dir: String,
+    pub base_dir_device: Option<String>,
+    pub base_dir_fstype: Option<String>,
+    pub base_dir_rotational: Option<bool>,
+    /// Busy share of all cores over 1 s before the run (other load on the machine).
+    pub background_busy_pct: Option<f64>,
+    pub loadavg_at_start: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Admin {
+    pub ready: Option<u16>,
+    pub health: Option<u16>,
+    pub metrics: Option<u16>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub args: Option<Args>,
+    pub broker_binary_bytes: Option<u64>,
+    pub disk_runs: Vec<DiskResult>,
+    /// Median of the fsynced disk probes: the limit produce is compared against.
+    pub disk_fsync_mbps: Option<f64>,
+    pub disk_page_cache_mbps: Option<f64>,
+    pub loopback_mbps: Option<f64>,
+    pub startups: Vec<StartupTiming>,
+    pub startup_median_tcp_ms: Option<f64>,
+    pub startup_median_metadata_ms: Option<f64>,
+    pub rss_idle: Option<Rss>,
+    pub rss_after_produce: Option<Rss>,
+    pub rss_after_consume: Option<Rss>,
+    pub admin: Admin,
+    pub produce: Vec<ProduceResult>,
+    pub latency: Option<LatencyResult>,
+    pub consume: Option<ConsumeResult>,
+    pub shutdown_ms: Option<f64>,
+    pub errors: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut report = Report {
+        args: Some(args.clone()),
+        ..Default::default()
+    };
+    if let Err(e) = run(&args, &mut report) {
+        report.errors.push(format!("{e:#}"));
+    }
+    // Every broker guard has been dropped (and its process killed) by now.
+    let table = report::markdown(&report);
+    println!("{table}");
+    let json = serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    println!("{json}");
+    if let Some(path) = &args.json_out {
+        if let Err(e) = std::fs::write(path, format!("{json}\n")) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn phase(name: &str) {
+    eprintln!("[strom-bench] {name}");
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn run(args: &Args, report: &mut Report) -> Result<()> {
+    std::fs::create_dir_all(&args.base_dir)
+        .with_context(|| format!("creating {}", args.base_dir.display()))?;
+    let base_dir = args.base_dir.canonicalize()?;
+    report.machine = machine(&base_dir);
+    report.machine.loadavg_at_start = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.trim().to_string());
+    report.machine.background_busy_pct = broker::background_busy_pct(Duration::from_secs(1));
+    if let Some(b) = report.machine.background_busy_pct.filter(|b| *b > 10.0) {
+        eprintln!(
+            "[strom-bench] warning: the machine is already {b:.0}% busy; figures will be noisy"
+        );
+    }
+    report.broker_binary_bytes = std::fs::metadata(&args.broker).ok().map(|m| m.len());
+
+    let pool = limits::random_pool(64 * MIB as usize);
+
+    phase("disk limit: sequential write + fsync");
+    for _ in 0..args.disk_runs {
+        match limits::disk_write(&base_dir, args.disk_mib * MIB, &pool) {
+            Ok(d) => {
+                eprintln!(
+                    "  {:.1} MB/s with fsync, {:.1} MB/s page cache",
+                    d.fsync_mbps, d.page_cache_mbps
+                );
+                report.disk_runs.push(d);
+            }
+            Err(e) => {
+                report.errors.push(format!("disk probe: {e:#}"));
+                break;
+            }
+        }
+    }
+    report.disk_fsync_mbps = median(report.disk_runs.iter().map(|d| d.fsync_mbps).collect());
+    report.disk_page_cache_mbps =
+        median(report.disk_runs.iter().map(|d| d.page_cache_mbps).collect());
+    phase("loopback limit: TCP copy");
+    match limits::loopback_mbps(args.loopback_mib * MIB) {
+        Ok(m) => report.loopback_mbps = Some(m),
+        Err(e) => report.errors.push(format!("loopback probe: {e:#}")),
+    }
+
+    let broker_path = args.broker.canonicalize().with_context(|| {
+        format!(
+            "broker binary {} (build it: cargo build --release -p strom-broker)",
+            args.broker.display()
+        )
+    })?;
+
+    phase("start-up to serving");
+    let runs = args.startup_runs.max(1);
+    let mut serving: Option<Broker> = None;
+    for i in 0..runs {
+        let (mut b, t0) = Broker::spawn(&broker_path, &base_dir, &args.overrides, args.keep_data)?;
+        let t = b
+            .wait_serving(
+                t0,
+                Duration::from_secs(20),
+                args.startup_metadata_topic.as_deref(),
+            )
+            .with_context(|| format!("start-up run {}", i + 1))?;
+        eprintln!(
+            "  run {}: tcp {:.1} ms, metadata {:.1} ms",
+            i + 1,
+            t.tcp_ms,
+            t.metadata_ms
+        );
+        report.startups.push(t);
+        if i + 1 == runs {
+            serving = Some(b);
+        } // else: dropped here, which kills it
+    }
+    report.startup_median_tcp_ms = median(report.startups.iter().map(|t| t.tcp_ms).collect());
+    report.startup_median_metadata_ms =
+        median(report.startups.iter().map(|t| t.metadata_ms).collect());
+    let mut b = serving.expect("at least one start-up run");
+    eprintln!(
+        "  serving broker pid {} on {}, dir {}",
+        b.pid,
+        b.kafka_addr,
+        b.run_dir.display()
+    );
+
+    phase("idle RSS");
+    thread::sleep(Duration::from_secs(args.idle_secs));
+    b.check_alive()?;
+    report.rss_idle = Some(b.rss()?);
+    report.admin = Admin {
+        ready: broker::http_status(b.admin_addr, "/ready").ok(),
+        health: broker::http_status(b.admin_addr, "/health").ok(),
+        metrics: broker::http_status(b.admin_addr, "/metrics").ok(),
+    };
+
+    let settings = ProducerSettings {
+        bootstrap: b.bootstrap(),
+        linger_ms: args.linger_ms,
+        batch_size: args.batch_size,
+        record_size: args.record_size as usize,
+    };
+    let records = args.produce_mib * MIB / args.record_size;
+    let run_timeout = Duration::from_secs(args.run_timeout_secs);
+    let mut consume_topic = None;
+    for acks in &args.acks {
+        let topic = format!("bench-acks-{acks}");
+        phase(&format!(
+            "produce {records} x {} B, acks={acks}",
+            args.record_size
+        ));
+        thread::sleep(Duration::from_secs(args.settle_secs));
+        let meter = CpuMeter::start(b.pid);
+        let r = kafka::produce_throughput(
+            &settings,
+            &topic,
+            acks,
+            records,
+            args.producers,
+            &pool,
+            run_timeout,
+        )
+        .with_context(|| format!("produce acks={acks}"));
+        b.check_alive()?;
+        let mut r = r?;
+        r.cpu = meter.stop();
+        eprintln!(
+            "  {:.1} MB/s, {:.0} rec/s, acked {}/{}, failed {}, cpu {}",
+            r.mbps,
+            r.records_per_sec,
+            r.records_acked,
+            r.records_target,
+            r.records_failed,
+            report::cpu(r.cpu)
+        );
+        if r.records_failed > 0 || r.timed_out {
+            report.errors.push(format!(
+                "produce acks={acks}: {} failed, timed out: {}, first error: {:?}; broker stderr tail:\n{}",
+                r.records_failed,
+                r.timed_out,
+                r.first_delivery_error,
+                b.stderr_tail(10)
+            ));
+        }
+        if acks == "1" {
+            consume_topic = Some((topic, r.records_acked));
+        }
+        report.produce.push(r);
+    }
+
+    let peak_rps = report
+        .produce
+        .iter()
+        .find(|r| r.acks == args.latency_acks)
+        .or(report.produce.first())
+        .map(|r| r.records_per_sec);
+    let rate = args
+        .latency_rate
+        .or(peak_rps.map(|p| (p / 2.0) as u64))
+        .filter(|r| *r > 0);
+    if let Some(rate) = rate {
+        phase(&format!(
+            "produce latency at {rate} rec/s for {} s, acks={}",
+            args.latency_secs, args.latency_acks
+        ));
+        thread::sleep(Duration::from_secs(args.settle_secs));
+        let meter = CpuMeter::start(b.pid);
+        let r = kafka::produce_latency(
+            &settings,
+            "bench-latency",
+            &args.latency_acks,
+            rate,
+            Duration::from_secs(args.latency_secs),
+            &pool,
+        );
+        b.check_alive()?;
+        let mut r = r.context("latency run")?;
+        r.cpu = meter.stop();
+        eprintln!(
+            "  p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, cpu {}",
+            r.p50_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.max_ms,
+            report::cpu(r.cpu)
+        );
+        let per_sec: Vec<String> = r
+            .max_ms_per_second
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect();
+        eprintln!("  worst ms per second: {}", per_sec.join(" "));
+        report.latency = Some(r);
+    }
+    report.rss_after_produce = Some(b.rss()?);
+
+    if let Some((topic, acked)) = consume_topic {
+        phase(&format!("consume {topic}"));
+        thread::sleep(Duration::from_secs(args.settle_secs));
+        let meter = CpuMeter::start(b.pid);
+        let r = kafka::consume(
+            &b.bootstrap(),
+            &topic,
+            acked,
+            &pool,
+            args.record_size as usize,
+            run_timeout,
+        );
+        b.check_alive()?;
+        let mut r = r.context("consume")?;
+        r.cpu = meter.stop();
+        eprintln!(
+            "  {:.1} MB/s, {:.0} rec/s, {} records, {} payload mismatches",
+            r.mbps, r.records_per_sec, r.records, r.payload_mismatches
+        );
+        if r.timed_out
+            || r.records < r.records_expected
+            || r.payload_mismatches > 0
+            || r.duplicates > 0
+        {
+            report.errors.push(format!(
+                "consume: {} of {} records, {} payload mismatches, {} duplicates, first error {:?}",
+                r.records, r.records_expected, r.payload_mismatches, r.duplicates, r.first_error
+            ));
+        }
+        report.consume = Some(r);
+        report.rss_after_consume = Some(b.rss()?);
+    }
+
+    phase("shutdown (SIGTERM)");
+    report.shutdown_ms = b.shutdown(Duration::from_secs(10)).map(broker::ms);
+    Ok(())
+}
+
+fn machine(base_dir: &Path) -> Machine {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let cpu_model = read("/proc/cpuinfo").and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+    });
+    let mem_total_kib = read("/proc/meminfo").and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    });
+    // The mount holding base_dir: the longest mount point that is a prefix of it.
+    let mount = read("/proc/self/mounts").and_then(|s| {
+        s.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 3 && base_dir.starts_with(f[1]))
+                    .then(|| (f[1].len(), f[0].to_string(), f[2].to_string()))
+            })
+            .max_by_key(|m| m.0)
+    });
+    let rotational = mount.as_ref().and_then(|(_, dev, _)| {
+        let name = dev.rsplit('/').next()?;
+        read(&format!("/sys/class/block/{name}/queue/rotational")).map(|s| s.trim() == "1")
+    });
+    Machine {
+        nproc: thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model,
+        mem_total_kib,
+        kernel: read("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()),
+        base_dir: base_dir.display().to_string(),
+        base_dir_device: mount.as_ref().map(|m| m.1.clone()),
+        base_dir_fstype: mount.map(|m| m.2),
+        base_dir_rotational: rotational,
+        ..Default::default()
+    }
+}

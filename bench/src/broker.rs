@@ -1,0 +1,421 @@
+//! Spawning `strom-broker` as a child process, and the guard that kills it.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
+use serde::Serialize;
+
+/// A running broker. Dropping it kills the process (SIGKILL) and then removes its
+/// data directory (unless asked to keep it). The child also gets SIGKILL from the
+/// kernel if this process dies without unwinding (`PR_SET_PDEATHSIG`).
+pub struct Broker {
+    child: Option<Child>,
+    pub pid: u32,
+    pub kafka_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub run_dir: PathBuf,
+    stderr_path: PathBuf,
+    /// Declared last: removed only after `Drop::drop` has killed the child.
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StartupTiming {
+    /// Spawn until a TCP connect to the Kafka port succeeds.
+    pub tcp_ms: f64,
+    /// Spawn until an rdkafka metadata request has been answered.
+    pub metadata_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rss {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+/// Picks `n` distinct free loopback ports (held open together so they differ).
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("binding a loopback port")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+impl Broker {
+    /// Spawns the broker with a fresh data directory under `base_dir`. Returns the
+    /// guard and the instant just before the spawn (the start-up clock).
+    pub fn spawn(
+        binary: &Path,
+        base_dir: &Path,
+        extra_overrides: &[String],
+        keep: bool,
+    ) -> Result<(Broker, Instant)> {
+        let mut dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(base_dir)
+            .with_context(|| format!("creating a run dir under {}", base_dir.display()))?;
+        if keep {
+            dir.disable_cleanup(true);
+        }
+        let run_dir = dir.path().to_path_buf();
+        let data_dir = run_dir.join("data");
+        let stdout_path = run_dir.join("broker.stdout.log");
+        let stderr_path = run_dir.join("broker.stderr.log");
+        let ports = free_ports(2)?;
+        let kafka_addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let admin_addr: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+
+        let mut cmd = Command::new(binary);
+        let overrides = [
+            format!("listeners=PLAINTEXT://{kafka_addr}"),
+            format!("advertised.listeners=PLAINTEXT://{kafka_addr}"),
+            format!("log.dirs={}", data_dir.display()),
+            format!("admin.listener={admin_addr}"),
+            "node.id=0".to_string(),
+        ];
+        for o in overrides.iter().chain(extra_overrides) {
+            cmd.arg("--override").arg(o);
+        }
+        // Plain logs (tracing-subscriber honours NO_COLOR) so tails read cleanly.
+        cmd.env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path)?)
+            .stderr(File::create(&stderr_path)?);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let t0 = Instant::now();
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", binary.display()))?;
+        let pid = child.id();
+        Ok((
+            Broker {
+                child: Some(child),
+                pid,
+                kafka_addr,
+                admin_addr,
+                run_dir,
+                stderr_path,
+                _dir: dir,
+            },
+            t0,
+        ))
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.kafka_addr.to_string()
+    }
+
+    /// Fails (with the tail of the broker's stderr) if the process has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        let Some(child) = self.child.as_mut() else {
+            bail!("broker already stopped");
+        };
+        if let Some(status) = child.try_wait()? {
+            let tail = self.stderr_tail(10);
+            self.child = None;
+            bail!("broker exited with {status}; stderr tail:\n{tail}");
+        }
+        Ok(())
+    }
+
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        tail_file(&self.stderr_path, lines)
+    }
+
+    /// Waits (bounded by `timeout` from `t0`) until the Kafka port accepts TCP and an
+    /// rdkafka metadata request is answered.
+    /// `topic`: ask for that topic's metadata instead of all topics'.
+    pub fn wait_serving(
+        &mut self,
+        t0: Instant,
+        timeout: Duration,
+        topic: Option<&str>,
+    ) -> Result<StartupTiming> {
+        let deadline = t0 + timeout;
+        loop {
+            self.check_alive()?;
+            if TcpStream::connect_timeout(&self.kafka_addr, Duration::from_millis(100)).is_ok() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "broker not accepting TCP on {} after {timeout:?}; stderr tail:\n{}",
+                    self.kafka_addr,
+                    self.stderr_tail(10)
+                );
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        let tcp = t0.elapsed();
+        // The client is created only now: created earlier, its first refused
+        // connection would put it into reconnect back-off and inflate the figure.
+        let client: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("reconnect.backoff.ms", "5")
+            .set("reconnect.backoff.max.ms", "50")
+            .create()
+            .context("creating the metadata client")?;
+        let mut last_err: Option<rdkafka::error::KafkaError> = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let last_err = last_err.map_or_else(|| "none".to_string(), |e| e.to_string());
+                bail!(
+                    "no metadata answer within {timeout:?} (last error: {last_err}); stderr tail:\n{}",
+                    self.stderr_tail(10)
+                );
+            }
+            match client
+                .client()
+                .fetch_metadata(topic, left.min(Duration::from_secs(2)))
+            {
+                Ok(_) => break,
+                Err(e) => {
+                    last_err = Some(e);
+                    self.check_alive()?;
+                }
+            }
+        }
+        let meta = t0.elapsed();
+        Ok(StartupTiming {
+            tcp_ms: ms(tcp),
+            metadata_ms: ms(meta),
+        })
+    }
+
+    pub fn rss(&self) -> Result<Rss> {
+        read_rss(self.pid)
+    }
+
+    /// Graceful stop: SIGTERM, wait up to `grace`, then SIGKILL. Returns the time
+    /// to exit if the broker exited on SIGTERM.
+    pub fn shutdown(&mut self, grace: Duration) -> Option<Duration> {
+        let mut child = self.child.take()?;
+        let t0 = Instant::now();
+        // SAFETY: plain kill(2) on our own child's pid, which has not been reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        while t0.elapsed() < grace {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(t0.elapsed());
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+pub fn read_rss(pid: u32) -> Result<Rss> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| anyhow!("{name} missing in /proc/{pid}/status"))
+    };
+    Ok(Rss {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
+}
+
+pub fn tail_file(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<String> = text.lines().map(strip_ansi).collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+/// Minimal bounded HTTP/1.1 GET; returns the status code.
+pub fn http_status(addr: SocketAddr, path: &str) -> Result<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.take(1 << 20).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("no HTTP status line in {:?}", &text[..text.len().min(80)]))?;
+    Ok(status)
+}
+
+/// Drops ANSI escape sequences (ESC '[' ... final byte) from a log line.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// CPU time (user + system) of a process so far, from /proc/PID/stat.
+pub fn cpu_time(pid: &str) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14, 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("malformed /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f
+        .get(11)
+        .zip(f.get(12))
+        .and_then(|(u, s)| Some(u.parse::<u64>().ok()? + s.parse::<u64>().ok()?))
+        .ok_or_else(|| anyhow!("no utime/stime in /proc/{pid}/stat"))?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
+/// CPU used by the broker and by this harness (librdkafka's threads included)
+/// over one run, as a percentage of one core.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuUse {
+    pub broker_pct: f64,
+    pub client_pct: f64,
+    /// The whole machine (kernel threads such as writeback included), as a
+    /// percentage of all cores, from /proc/stat.
+    pub machine_busy_pct: Option<f64>,
+    /// Dirty + Writeback page cache (MiB, /proc/meminfo) at the start and end of
+    /// the run: the kernel's write-back backlog the run started with and left.
+    pub dirty_mib_before: Option<u64>,
+    pub dirty_mib_after: Option<u64>,
+}
+
+/// Dirty + Writeback from /proc/meminfo, in MiB.
+pub fn dirty_mib() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("Dirty:")? + field("Writeback:")?) / 1024)
+}
+
+/// The machine's busy share (all cores, %) over `window`, before anything of this run
+/// started: other load on the machine that the figures share it with.
+pub fn background_busy_pct(window: Duration) -> Option<f64> {
+    let (b0, t0) = machine_jiffies()?;
+    thread::sleep(window);
+    let (b1, t1) = machine_jiffies()?;
+    (t1 > t0).then(|| 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
+}
+
+/// (busy, total) jiffies over all cores from the first line of /proc/stat.
+fn machine_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
+pub struct CpuMeter {
+    pid: String,
+    at: Instant,
+    broker: Duration,
+    client: Duration,
+    machine: Option<(u64, u64)>,
+    dirty_before: Option<u64>,
+}
+
+impl CpuMeter {
+    pub fn start(pid: u32) -> CpuMeter {
+        let pid = pid.to_string();
+        CpuMeter {
+            broker: cpu_time(&pid).unwrap_or_default(),
+            client: cpu_time("self").unwrap_or_default(),
+            machine: machine_jiffies(),
+            dirty_before: dirty_mib(),
+            at: Instant::now(),
+            pid,
+        }
+    }
+
+    pub fn stop(&self) -> Option<CpuUse> {
+        let wall = self.at.elapsed().as_secs_f64();
+        let broker = cpu_time(&self.pid).ok()?.saturating_sub(self.broker);
+        let client = cpu_time("self").ok()?.saturating_sub(self.client);
+        let machine_busy_pct = match (self.machine, machine_jiffies()) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
+            }
+            _ => None,
+        };
+        Some(CpuUse {
+            broker_pct: 100.0 * broker.as_secs_f64() / wall,
+            client_pct: 100.0 * client.as_secs_f64() / wall,
+            machine_busy_pct,
+            dirty_mib_before: self.dirty_before,
+            dirty_mib_after: dirty_mib(),
+        })
+    }
+}
