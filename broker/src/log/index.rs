@@ -125,6 +125,10 @@ impl<E: Entry> Index<E> {
         self.file.sync_data()
     }
 
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

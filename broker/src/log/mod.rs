@@ -281,11 +281,15 @@ impl LogManager {
         deleted
     }
 
-    /// Flushes the partitions whose flush.ms has passed.
+    /// Flushes the partitions whose flush.ms has passed, and records rolled segments whose
+    /// background flush finished.
     pub fn flush_due(&self) {
         let now = now_ms();
         for p in self.all() {
             let mut log = p.log.lock();
+            if let Err(e) = log.reap_finished_flushes() {
+                tracing::error!(partition = %p.id, error = %e, "flushing a rolled segment failed");
+            }
             if log.flush_due(now) {
                 if let Err(e) = log.flush(now) {
                     tracing::error!(partition = %p.id, error = %e, "flush failed");

@@ -74,6 +74,8 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     producers: ProducerStateTable,
     epochs: EpochCache,
+    /// Background fsyncs of rolled segments: (the segment's end offset, the flush).
+    roll_flushes: Vec<(i64, std::thread::JoinHandle<io::Result<()>>)>,
 }
 
 fn read_i64_file(path: &Path) -> Option<i64> {
@@ -146,6 +148,7 @@ impl PartitionLog {
             recovery_point,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
+            roll_flushes: Vec::new(),
             producers: ProducerStateTable::default(),
             epochs: EpochCache::load(dir),
         };
@@ -365,30 +368,71 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Closes the active segment (flushed, so only the new active segment can ever hold
-    /// unflushed data) and opens a new one at the log end.
-    fn roll(&mut self, now_ms: i64) -> io::Result<()> {
-        self.flush(now_ms)?;
+    /// Opens a new segment at the log end. The closed segment is fsynced on a background
+    /// thread, as Kafka does, so producers never wait for a gigabyte to reach the disk; the
+    /// recovery point moves past it only once that flush is done, so a crash before then
+    /// recovers it like any unflushed data.
+    fn roll(&mut self, _now_ms: i64) -> io::Result<()> {
+        self.reap_roll_flushes(false)?;
         let leo = self.log_end_offset();
+        let files = self.active().cloned_handles()?;
+        let flush = std::thread::Builder::new()
+            .name("strom-roll-flush".into())
+            .spawn(move || files.iter().try_for_each(|f| f.sync_data()))?;
+        self.roll_flushes.push((leo, flush));
         let seg = Segment::create(&self.dir, leo, self.config.index_interval_bytes)?;
         self.segments.insert(leo, seg);
         Ok(())
     }
 
-    /// fsyncs the active segment and moves the recovery point to the log end.
-    pub fn flush(&mut self, now_ms: i64) -> io::Result<()> {
-        self.active().flush()?;
-        let leo = self.log_end_offset();
-        if leo != self.recovery_point {
+    /// Collects finished background flushes of rolled segments (all of them, waiting, with
+    /// `wait`) and moves the recovery point past the segments they made durable.
+    fn reap_roll_flushes(&mut self, wait: bool) -> io::Result<()> {
+        let mut durable_to = None;
+        let mut i = 0;
+        while i < self.roll_flushes.len() {
+            if !wait && !self.roll_flushes[i].1.is_finished() {
+                // Later segments cannot count as durable before an earlier one.
+                break;
+            }
+            let (end, handle) = self.roll_flushes.remove(i);
+            handle
+                .join()
+                .map_err(|_| io::Error::other("segment flush thread panicked"))??;
+            durable_to = Some(end);
+            i = 0;
+        }
+        if let Some(end) = durable_to {
+            self.advance_recovery_point(end)?;
+        }
+        Ok(())
+    }
+
+    fn advance_recovery_point(&mut self, to: i64) -> io::Result<()> {
+        if to > self.recovery_point {
             write_atomically(
                 &self.dir.join(RECOVERY_POINT_FILE),
-                leo.to_string().as_bytes(),
+                to.to_string().as_bytes(),
             )?;
-            self.recovery_point = leo;
+            self.recovery_point = to;
         }
+        Ok(())
+    }
+
+    /// fsyncs everything (rolled segments still flushing, then the active one) and moves
+    /// the recovery point to the log end.
+    pub fn flush(&mut self, now_ms: i64) -> io::Result<()> {
+        self.reap_roll_flushes(true)?;
+        self.active().flush()?;
+        self.advance_recovery_point(self.log_end_offset())?;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
         Ok(())
+    }
+
+    /// Moves the recovery point past rolled segments whose background flush finished.
+    pub fn reap_finished_flushes(&mut self) -> io::Result<()> {
+        self.reap_roll_flushes(false)
     }
 
     /// Whether the time-based flush policy (flush.ms) says a flush is due.

@@ -272,6 +272,15 @@ impl Segment {
         Ok(buf)
     }
 
+    /// Duplicated handles to the segment's three files, so they can be fsynced elsewhere.
+    pub fn cloned_handles(&self) -> io::Result<Vec<File>> {
+        Ok(vec![
+            self.log.try_clone()?,
+            self.index.file().try_clone()?,
+            self.time_index.file().try_clone()?,
+        ])
+    }
+
     pub fn flush(&self) -> io::Result<()> {
         self.log.sync_data()?;
         self.index.flush()?;
