@@ -29,14 +29,24 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if size < 0 || size > max {
         return Err(FrameError::BadSize { size, max });
     }
-    let mut body = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated(e)
-        } else {
-            FrameError::Io(e)
+    // Filled straight from the socket without zeroing first: produce frames are large and
+    // this is the hot path.
+    let size = size as usize;
+    let mut body = BytesMut::with_capacity(size);
+    while body.len() < size {
+        let remaining = (size - body.len()) as u64;
+        let read = (&mut *reader)
+            .take(remaining)
+            .read_buf(&mut body)
+            .await
+            .map_err(FrameError::Io)?;
+        if read == 0 {
+            return Err(FrameError::Truncated(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} of {size} bytes arrived", body.len()),
+            )));
         }
-    })?;
+    }
     Ok(Some(body.freeze()))
 }
 
