@@ -20,7 +20,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> String {
-    broker.metrics.render(&broker.logs)
+    broker.metrics.render(&broker.logs, &broker.groups)
 }
 
 async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, &'static str) {

@@ -11,7 +11,9 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::controller::{self, Defaults, NewTopic};
 use crate::error::{ApiError, ApiResult};
-use crate::log::{LogManager, Partition, TopicPartition};
+use crate::group::{GroupCoordinator, OffsetsLog, OFFSETS_TOPIC};
+use crate::log::batch::{self, BatchError};
+use crate::log::{now_ms, AppendOutcome, LogManager, Partition, TopicPartition};
 use crate::metadata::store::CommitError;
 use crate::metadata::{MetadataImage, MetadataRecord, MetadataStore};
 use crate::metrics::Metrics;
@@ -24,6 +26,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub logs: LogManager,
     pub producer_ids: ProducerIdManager,
+    pub groups: GroupCoordinator,
     pub metrics: Metrics,
     ready: AtomicBool,
     sync_lock: parking_lot::Mutex<()>,
@@ -39,6 +42,7 @@ impl Broker {
         shutdown: watch::Receiver<bool>,
     ) -> Broker {
         Broker {
+            groups: GroupCoordinator::new(config.groups.clone()),
             config,
             cluster_id,
             metadata,
@@ -188,5 +192,131 @@ impl Broker {
             .topic(topic)
             .and_then(|t| t.partitions.get(&partition).map(|p| p.leader_epoch))
             .unwrap_or(0)
+    }
+
+    /// Validates and appends a record set to a partition this broker leads; returns the
+    /// outcome and the log start offset. Shared by Produce and the group coordinator.
+    pub fn append_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Option<&bytes::Bytes>,
+        acks: i16,
+    ) -> ApiResult<(AppendOutcome, i64)> {
+        let partition_state = self.partition_or_error(topic, partition)?;
+        let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::InvalidRecord,
+                "produce request without records",
+            )
+        })?;
+        let batches = batch::validate_record_set(records).map_err(batch_error)?;
+        if let Some((_, h)) = batches
+            .iter()
+            .find(|(_, h)| h.is_transactional() || h.is_control())
+        {
+            return Err(ApiError::new(
+                ResponseError::InvalidTxnState,
+                format!(
+                    "producer {} sent a transactional or control batch; transactions are not supported yet",
+                    h.producer_id
+                ),
+            ));
+        }
+        let leader_epoch = self.leader_epoch(topic, partition);
+        let (outcome, log_start, leo) = {
+            let mut log = partition_state.log.lock();
+            if acks == -1 {
+                // The ISR of a single broker is itself: acks=all can only be met when the
+                // topic does not ask for more in-sync replicas than that.
+                let isr = 1;
+                let min_isr = log.config().min_insync_replicas;
+                if isr < min_isr {
+                    return Err(ApiError::new(
+                        ResponseError::NotEnoughReplicas,
+                        format!("{topic}-{partition} has {isr} in-sync replica(s), min.insync.replicas is {min_isr}"),
+                    ));
+                }
+            }
+            let outcome = log.append(records, &batches, leader_epoch, now_ms())?;
+            (outcome, log.log_start_offset(), log.log_end_offset())
+        };
+        partition_state.publish_end(leo);
+        self.metrics
+            .record_produce(topic, outcome.bytes, outcome.records);
+        Ok((outcome, log_start))
+    }
+
+    /// Creates `__consumer_offsets` the first time a group needs it, as Kafka does:
+    /// compacted, `offsets.topic.num.partitions` partitions. The replication factor is
+    /// capped at the live brokers so a small cluster can still run groups.
+    pub fn ensure_offsets_topic(&self) -> ApiResult<()> {
+        if self.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let cfg = &self.config.groups;
+        let brokers = self.live_brokers();
+        let replication = cfg
+            .offsets_topic_replication_factor
+            .min(brokers.len() as i16);
+        if replication < cfg.offsets_topic_replication_factor {
+            tracing::warn!(
+                configured = cfg.offsets_topic_replication_factor,
+                live_brokers = brokers.len(),
+                "offsets.topic.replication.factor exceeds the live brokers; creating {OFFSETS_TOPIC} with replication factor {replication}"
+            );
+        }
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: cfg.offsets_topic_partitions,
+            replication_factor: replication,
+            configs: vec![
+                ("cleanup.policy".into(), Some("compact".into())),
+                (
+                    "segment.bytes".into(),
+                    Some(cfg.offsets_topic_segment_bytes.to_string()),
+                ),
+                ("compression.type".into(), Some("producer".into())),
+            ],
+            ..Default::default()
+        };
+        let defaults = self.defaults();
+        let created = self.commit(|image| {
+            if image.topic(OFFSETS_TOPIC).is_some() {
+                return Ok((Vec::new(), false));
+            }
+            Ok((
+                controller::create_topic(image, &defaults, &brokers, &topic)?,
+                true,
+            ))
+        })?;
+        if created {
+            tracing::info!(
+                partitions = cfg.offsets_topic_partitions,
+                "created {OFFSETS_TOPIC}"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn batch_error(e: BatchError) -> ApiError {
+    let code = match e {
+        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) => ResponseError::CorruptMessage,
+        BatchError::UnsupportedMagic(_) | BatchError::Malformed(_) => ResponseError::InvalidRecord,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+/// The coordinator's writes go through the same append path as an acks=all produce.
+impl OffsetsLog for Broker {
+    fn append(
+        &self,
+        partition: i32,
+        records: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
+    ) -> ApiResult<()> {
+        let batch = crate::group::load::encode_batch(records, now_ms())?;
+        self.append_records(OFFSETS_TOPIC, partition, Some(&batch), -1)
+            .map(|_| ())
     }
 }

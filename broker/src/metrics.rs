@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
-use crate::log::LogManager;
+use crate::group::GroupCoordinator;
+use crate::log::{LogManager, TopicPartition};
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -23,6 +25,12 @@ pub struct Metrics {
     log_end_offset: IntGaugeVec,
     log_start_offset: IntGaugeVec,
     log_segments: IntGaugeVec,
+    group_offset: IntGaugeVec,
+    group_lag: IntGaugeVec,
+    groups_by_state: IntGaugeVec,
+    cleaner_recopy_percent: IntGauge,
+    cleaner_clean_time_ms: IntGauge,
+    cleaner_bytes: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -35,6 +43,14 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn single_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric definition");
     registry
         .register(Box::new(g.clone()))
         .expect("metric registered once");
@@ -120,6 +136,42 @@ impl Metrics {
                 "Segments per partition",
                 &["topic", "partition"],
             ),
+            cleaner_recopy_percent: single_gauge(
+                &registry,
+                "kafka_log_logcleaner_cleaner_recopy_percent",
+                "Bytes written as a share of bytes read by the last cleaning pass that cleaned",
+            ),
+            cleaner_clean_time_ms: single_gauge(
+                &registry,
+                "kafka_log_logcleaner_last_clean_time_ms",
+                "Duration of the last log cleaning pass, in milliseconds",
+            ),
+            cleaner_bytes: counter(
+                &registry,
+                "kafka_log_logcleaner_bytes_total",
+                "Bytes of segments the log cleaner read (before) and wrote (after)",
+                &["stage"],
+            ),
+            // Committed offsets and lag under Kafka Exporter's names (the exporter Strimzi
+            // deploys), so its lag dashboards and alerts read the broker directly.
+            group_offset: gauge(
+                &registry,
+                "kafka_consumergroup_current_offset",
+                "Committed offset per consumer group and partition",
+                &["consumergroup", "topic", "partition"],
+            ),
+            group_lag: gauge(
+                &registry,
+                "kafka_consumergroup_lag",
+                "High watermark minus committed offset per consumer group and partition",
+                &["consumergroup", "topic", "partition"],
+            ),
+            groups_by_state: gauge(
+                &registry,
+                "kafka_coordinator_group_groupmetadatamanager_numgroups",
+                "Consumer groups coordinated here, by state",
+                &["state"],
+            ),
             request_time_ms,
             registry,
         }
@@ -144,6 +196,25 @@ impl Metrics {
         self.bytes_out.with_label_values(&[topic]).inc_by(bytes);
     }
 
+    pub fn record_log_cleaning(&self, stats: &crate::log::CleanStats, took: Duration) {
+        self.cleaner_clean_time_ms
+            .set(took.as_millis().min(i64::MAX as u128) as i64);
+        if let Some(percent) = stats
+            .bytes_written
+            .saturating_mul(100)
+            .checked_div(stats.bytes_read)
+        {
+            self.cleaner_recopy_percent
+                .set(percent.min(i64::MAX as u64) as i64);
+            self.cleaner_bytes
+                .with_label_values(&["before"])
+                .inc_by(stats.bytes_read);
+            self.cleaner_bytes
+                .with_label_values(&["after"])
+                .inc_by(stats.bytes_written);
+        }
+    }
+
     pub fn connection_opened(&self, listener: &str) {
         self.connections.with_label_values(&[listener]).inc();
     }
@@ -154,7 +225,26 @@ impl Metrics {
 
     /// Renders the text exposition, refreshing the per-partition gauges first so deleted
     /// partitions disappear.
-    pub fn render(&self, logs: &LogManager) -> String {
+    pub fn render(&self, logs: &LogManager, groups: &GroupCoordinator) -> String {
+        self.group_offset.reset();
+        self.group_lag.reset();
+        self.groups_by_state.reset();
+        for (group, topic, partition, offset) in groups.committed_offsets() {
+            let p = partition.to_string();
+            let labels = [group.as_str(), topic.as_str(), p.as_str()];
+            self.group_offset.with_label_values(&labels).set(offset);
+            let tp = TopicPartition {
+                topic: topic.clone(),
+                partition,
+            };
+            if let Some(log) = logs.get(&tp) {
+                let lag = (log.high_watermark() - offset).max(0);
+                self.group_lag.with_label_values(&labels).set(lag);
+            }
+        }
+        for (state, count) in groups.state_counts() {
+            self.groups_by_state.with_label_values(&[state]).set(count);
+        }
         self.log_size.reset();
         self.log_end_offset.reset();
         self.log_start_offset.reset();

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin_http;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::group::OFFSETS_TOPIC;
 use crate::log::LogManager;
 use crate::metadata::MetadataStore;
 use crate::net::listener;
@@ -117,6 +118,11 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
         shutdown_rx,
     ));
 
+    let loader = broker.clone();
+    tokio::task::spawn_blocking(move || load_groups(&loader))
+        .await
+        .context("loading consumer groups panicked")??;
+
     let mut bound = Vec::new();
     for l in &config.listeners {
         bound.extend(listener::bind(l).await?);
@@ -135,6 +141,7 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
     }
     let admin = tokio::spawn(admin_http::serve(broker.clone(), admin_socket));
     let background = tokio::spawn(background_work(broker.clone()));
+    let group_timers = tokio::spawn(group_work(broker.clone()));
 
     broker.set_ready(true);
     tracing::info!(
@@ -150,6 +157,10 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     broker.set_ready(false);
     let _ = shutdown_tx.send(true);
+    // Parked joins and syncs would hold the drain until their rebalance ends; Kafka's
+    // answer to them when a coordinator goes away is NOT_COORDINATOR.
+    group_timers.abort();
+    broker.groups.resign();
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
         .await
@@ -168,15 +179,95 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
     Ok(())
 }
 
-/// Retention and time-based flushing, each on its own interval.
+/// Replays `__consumer_offsets` so committed offsets and groups survive a restart.
+fn load_groups(broker: &Broker) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut total = crate::group::load::LoadStats::default();
+    let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
+        return Ok(());
+    };
+    for p in topic.partitions.keys() {
+        let Some(partition) = broker.partition(OFFSETS_TOPIC, *p) else {
+            continue;
+        };
+        let stats = crate::group::load::load_partition(&broker.groups, &partition)
+            .with_context(|| format!("cannot replay {}", partition.id))?;
+        total.records += stats.records;
+        total.skipped += stats.skipped;
+    }
+    tracing::info!(
+        records = total.records,
+        skipped = total.skipped,
+        groups = broker.groups.list().len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "loaded consumer groups and committed offsets"
+    );
+    Ok(())
+}
+
+/// How often group timers (session, rebalance and join-delay deadlines) are checked; the
+/// granularity those timeouts are honoured with.
+const GROUP_TICK: Duration = Duration::from_millis(20);
+
+/// Group timers, and the expiry of committed offsets past offsets.retention.minutes.
+async fn group_work(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(GROUP_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut expiry = tokio::time::interval(Duration::from_millis(
+        broker.config.groups.offsets_retention_check_interval_ms,
+    ));
+    expiry.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.groups.tick(&*broker),
+            _ = expiry.tick() => {
+                let b = broker.clone();
+                let expired = tokio::task::spawn_blocking(move || {
+                    b.groups.expire_offsets(&*b, crate::log::now_ms())
+                });
+                if let Err(e) = expired.await {
+                    tracing::error!(error = %e, "offset expiry task panicked");
+                }
+            }
+        }
+    }
+}
+
+/// Retention, time-based flushing and log cleaning, each on its own interval.
 async fn background_work(broker: Arc<Broker>) {
     let mut retention = tokio::time::interval(Duration::from_millis(
         broker.config.log_retention_check_interval_ms,
     ));
     let mut flush = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     retention.tick().await;
+    let mut cleaner =
+        tokio::time::interval(Duration::from_millis(broker.config.log_cleaner_backoff_ms));
+    cleaner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    cleaner.tick().await;
+    // A cleaning pass can take long; it runs beside this loop (one at a time) so flushes
+    // and retention keep their schedule.
+    let mut cleaning: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
+            _ = cleaner.tick(), if broker.config.log_cleaner_enable => {
+                if cleaning.as_ref().is_none_or(|c| c.is_finished()) {
+                    let b = broker.clone();
+                    cleaning = Some(tokio::task::spawn_blocking(move || {
+                        let started = Instant::now();
+                        let stats = b.logs.clean_compacted(crate::log::now_ms());
+                        b.metrics.record_log_cleaning(&stats, started.elapsed());
+                        if stats.partitions_cleaned > 0 {
+                            tracing::info!(
+                                partitions = stats.partitions_cleaned,
+                                bytes_before = stats.bytes_read,
+                                bytes_after = stats.bytes_written,
+                                records_removed = stats.records_removed,
+                                "log cleaner compacted partitions"
+                            );
+                        }
+                    }));
+                }
+            }
             _ = retention.tick() => {
                 let b = broker.clone();
                 match tokio::task::spawn_blocking(move || b.logs.apply_retention()).await {

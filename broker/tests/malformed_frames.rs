@@ -14,9 +14,9 @@
 use std::path::{Path, PathBuf};
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -394,19 +394,16 @@ fn build_api_versions_v99() -> Vec<u8> {
     buf.to_vec()
 }
 
-fn build_join_group_v5() -> Vec<u8> {
+fn build_describe_acls_v1() -> Vec<u8> {
     request(
-        ApiKey::JoinGroup,
-        5,
+        ApiKey::DescribeAcls,
+        1,
         11,
-        &JoinGroupRequest::default()
-            .with_group_id(GroupId(str("group")))
-            .with_session_timeout_ms(10_000)
-            .with_rebalance_timeout_ms(10_000)
-            .with_protocol_type(str("consumer"))
-            .with_protocols(vec![JoinGroupRequestProtocol::default()
-                .with_name(str("range"))
-                .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0\xff\xff\xff\xff"))]),
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(2)
+            .with_pattern_type_filter(3)
+            .with_operation(1)
+            .with_permission_type(1),
     )
 }
 
@@ -419,12 +416,19 @@ fn build_sasl_handshake_v1() -> Vec<u8> {
     )
 }
 
-fn build_describe_groups_v5() -> Vec<u8> {
+fn build_create_acls_v1() -> Vec<u8> {
     request(
-        ApiKey::DescribeGroups,
-        5,
+        ApiKey::CreateAcls,
+        1,
         13,
-        &DescribeGroupsRequest::default().with_groups(vec![GroupId(str("group"))]),
+        &CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(str("topic"))
+            .with_resource_pattern_type(3)
+            .with_principal(str("User:alice"))
+            .with_host(str("*"))
+            .with_operation(3)
+            .with_permission_type(3)]),
     )
 }
 
@@ -553,10 +557,10 @@ const CORPUS: &[CorpusCase] = &[
         expect: Expect::Close("Fetch v99 is outside every version this broker can decode"),
     },
     CorpusCase {
-        file: "describe_groups_v5_unserved.bin",
+        file: "create_acls_v1_unserved.bin",
         extra: &[],
-        build: build_describe_groups_v5,
-        expect: Expect::Close("DescribeGroups v5 is not served by this broker"),
+        build: build_create_acls_v1,
+        expect: Expect::Close("CreateAcls v1 is not served by this broker"),
     },
     CorpusCase {
         file: "api_versions_v99.bin",
@@ -565,10 +569,10 @@ const CORPUS: &[CorpusCase] = &[
         expect: Expect::ApiVersionsV0Unsupported,
     },
     CorpusCase {
-        file: "join_group_v5_unserved.bin",
+        file: "describe_acls_v1_unserved.bin",
         extra: &[],
-        build: build_join_group_v5,
-        expect: Expect::Error(ApiKey::JoinGroup, 5, UNSUPPORTED_VERSION),
+        build: build_describe_acls_v1,
+        expect: Expect::Error(ApiKey::DescribeAcls, 1, UNSUPPORTED_VERSION),
     },
     CorpusCase {
         file: "sasl_handshake_v1_unserved.bin",
@@ -617,8 +621,8 @@ fn corpus_dir(sub: &str) -> PathBuf {
 /// The single error code a response carries for these cases.
 fn error_code(api: ApiKey, version: i16, reply: Reply, correlation_id: i32) -> i16 {
     match api {
-        ApiKey::JoinGroup => {
-            decode_response::<JoinGroupResponse>(reply, api, version, correlation_id).error_code
+        ApiKey::DescribeAcls => {
+            decode_response::<DescribeAclsResponse>(reply, api, version, correlation_id).error_code
         }
         ApiKey::SaslHandshake => {
             decode_response::<SaslHandshakeResponse>(reply, api, version, correlation_id).error_code

@@ -98,10 +98,8 @@ const KNOWN_BUT_NOT_YET: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms",
     "zookeeper.connect",
     "broker.rack",
 ];
@@ -120,7 +118,12 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
     pub log_retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`: whether compacted topics are cleaned at all.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: the pause between cleaning passes.
+    pub log_cleaner_backoff_ms: u64,
     pub admin_listener: SocketAddr,
+    pub groups: GroupConfig,
     /// The effective default of every topic-level key, under its topic name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every broker property Strom reads, defaults filled in, for DescribeConfigs.
@@ -155,7 +158,48 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.segment.bytes", "1073741824"),
     ("log.roll.ms", "604800000"),
     ("unclean.leader.election.enable", "false"),
+    // Group coordinator and committed offsets.
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.replication.factor", "3"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
 ];
+
+/// The group coordinator's settings (Kafka's `group.*` and `offsets.*` properties).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub offsets_topic_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i64,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offset_metadata_max_bytes: usize,
+}
+
+// --- Log cleaner (compaction) ------------------------------------------------------------
+
+/// The log cleaner's properties, and the broker defaults of the topic-level compaction keys
+/// (`delete.retention.ms`, `min.compaction.lag.ms`, `min.cleanable.dirty.ratio`), with
+/// Kafka's defaults. Read exactly like `BROKER_DEFAULTS`.
+const LOG_CLEANER_DEFAULTS: &[(&str, &str)] = &[
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("log.cleaner.delete.retention.ms", "86400000"),
+    ("log.cleaner.min.compaction.lag.ms", "0"),
+    ("log.cleaner.min.cleanable.ratio", "0.5"),
+];
+
+// ------------------------------------------------------------------------------------------
 
 /// Kafka's older spellings, folded into the key Strom reads: (alias, key, multiplier to ms).
 const ALIASES: &[(&str, &str, i64)] = &[
@@ -173,6 +217,7 @@ impl BrokerConfig {
         let mut warnings = Vec::new();
         let mut props: BTreeMap<String, String> = BROKER_DEFAULTS
             .iter()
+            .chain(LOG_CLEANER_DEFAULTS)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
 
@@ -196,6 +241,7 @@ impl BrokerConfig {
                 continue;
             }
             let known = BROKER_DEFAULTS.iter().any(|(d, _)| d == k)
+                || LOG_CLEANER_DEFAULTS.iter().any(|(d, _)| d == k)
                 || k == "advertised.listeners"
                 || k == "listener.security.protocol.map";
             if known {
@@ -265,7 +311,8 @@ impl BrokerConfig {
         let mut topic_defaults = BTreeMap::new();
         for def in TOPIC_CONFIGS {
             let value = get(def.broker_key).to_string();
-            topic::validate_value(def.kind, &value).map_err(|why| bad(def.broker_key, why))?;
+            def.validate(&value)
+                .map_err(|why| bad(def.broker_key, why))?;
             topic_defaults.insert(def.name, value);
         }
 
@@ -283,7 +330,41 @@ impl BrokerConfig {
             socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,
             log_retention_check_interval_ms: int("log.retention.check.interval.ms", 1, i64::MAX)?
                 as u64,
+            log_cleaner_enable: boolean("log.cleaner.enable")?,
+            log_cleaner_backoff_ms: int("log.cleaner.backoff.ms", 1, i64::MAX)? as u64,
             admin_listener,
+            groups: GroupConfig {
+                initial_rebalance_delay_ms: int(
+                    "group.initial.rebalance.delay.ms",
+                    0,
+                    i32::MAX as i64,
+                )? as u64,
+                min_session_timeout_ms: int("group.min.session.timeout.ms", 1, i32::MAX as i64)?
+                    as i32,
+                max_session_timeout_ms: int("group.max.session.timeout.ms", 1, i32::MAX as i64)?
+                    as i32,
+                max_size: int("group.max.size", 1, i32::MAX as i64)? as usize,
+                offsets_topic_partitions: int("offsets.topic.num.partitions", 1, 10_000)? as i32,
+                offsets_topic_replication_factor: int(
+                    "offsets.topic.replication.factor",
+                    1,
+                    i16::MAX as i64,
+                )? as i16,
+                offsets_topic_segment_bytes: int(
+                    "offsets.topic.segment.bytes",
+                    1024,
+                    i32::MAX as i64,
+                )?,
+                offsets_retention_ms: int("offsets.retention.minutes", 1, i32::MAX as i64)?
+                    .saturating_mul(60_000),
+                offsets_retention_check_interval_ms: int(
+                    "offsets.retention.check.interval.ms",
+                    1,
+                    i64::MAX,
+                )? as u64,
+                offset_metadata_max_bytes: int("offset.metadata.max.bytes", 0, i32::MAX as i64)?
+                    as usize,
+            },
             topic_defaults,
             explicit: given
                 .keys()

@@ -34,6 +34,22 @@ pub struct TopicConfigDef {
     pub kind: ValueKind,
     /// Whether the value is sensitive (none are yet; kept for DescribeConfigs).
     pub sensitive: bool,
+    /// A check that replaces the one `kind` implies, for values no `ValueKind` describes
+    /// (a fraction); `kind` then only says how DescribeConfigs reports the type.
+    pub check: Option<CustomCheck>,
+}
+
+/// A value check for a key whose `ValueKind` cannot express it.
+pub type CustomCheck = fn(&str) -> Result<(), String>;
+
+impl TopicConfigDef {
+    /// Checks a value for this key; the error says what was expected.
+    pub fn validate(&self, value: &str) -> Result<(), String> {
+        match self.check {
+            Some(check) => check(value),
+            None => validate_value(self.kind, value),
+        }
+    }
 }
 
 const fn def(name: &'static str, broker_key: &'static str, kind: ValueKind) -> TopicConfigDef {
@@ -42,6 +58,16 @@ const fn def(name: &'static str, broker_key: &'static str, kind: ValueKind) -> T
         broker_key,
         kind,
         sensitive: false,
+        check: None,
+    }
+}
+
+/// A number between 0 and 1 inclusive, as `min.cleanable.dirty.ratio` takes.
+fn validate_fraction(value: &str) -> Result<(), String> {
+    match value.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+        Ok(v) => Err(format!("{v} is outside 0.0..=1.0")),
+        Err(_) => Err(format!("'{value}' is not a number")),
     }
 }
 
@@ -59,6 +85,11 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         // Strom stores batches exactly as producers sent them; recompressing on the broker
         // would put a codec on the hot path, so only `producer` is accepted.
         ValueKind::OneOf(&["producer"]),
+    ),
+    def(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        ValueKind::Long { min: 0 },
     ),
     def(
         "flush.messages",
@@ -84,6 +115,21 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "message.timestamp.type",
         "log.message.timestamp.type",
         ValueKind::OneOf(&["CreateTime", "LogAppendTime"]),
+    ),
+    TopicConfigDef {
+        // Described as a string: DescribeConfigs has a DOUBLE type, but `ValueKind` has no
+        // fractional kind yet.
+        check: Some(validate_fraction),
+        ..def(
+            "min.cleanable.dirty.ratio",
+            "log.cleaner.min.cleanable.ratio",
+            ValueKind::OneOf(&[]),
+        )
+    },
+    def(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        ValueKind::Long { min: 0 },
     ),
     def(
         "min.insync.replicas",
@@ -155,7 +201,8 @@ pub fn validate_value(kind: ValueKind, value: &str) -> Result<(), String> {
 /// Checks a topic key and value; the error is the message for INVALID_CONFIG.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     let def = find_def(name).ok_or_else(|| format!("unknown topic config '{name}'"))?;
-    validate_value(def.kind, value).map_err(|why| format!("invalid value for '{name}': {why}"))
+    def.validate(value)
+        .map_err(|why| format!("invalid value for '{name}': {why}"))
 }
 
 /// The settings one partition log runs with.
@@ -175,6 +222,12 @@ pub struct LogConfig {
     pub log_append_time: bool,
     pub compact: bool,
     pub delete: bool,
+    /// How long a tombstone outlives the cleaning that could drop it (see `log::cleaner`).
+    pub delete_retention_ms: i64,
+    /// Records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// The share of the log that must be uncleaned before the cleaner rewrites it.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl LogConfig {
@@ -207,6 +260,12 @@ impl LogConfig {
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             compact: policy.split(',').any(|p| p.trim() == "compact"),
             delete: policy.is_empty() || policy.split(',').any(|p| p.trim() == "delete"),
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.5),
         }
     }
 }
@@ -231,6 +290,10 @@ mod tests {
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
         assert!(validate_topic_config("cleanup.policy", "shred").is_err());
         assert!(validate_topic_config("no.such.key", "1").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "0.25").is_ok());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "half").is_err());
+        assert!(validate_topic_config("delete.retention.ms", "-1").is_err());
     }
 
     #[test]

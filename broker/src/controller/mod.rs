@@ -45,6 +45,11 @@ fn invalid(error: ResponseError, message: impl Into<String>) -> ApiError {
     ApiError::new(error, message)
 }
 
+/// Topics the brokers keep for themselves: clients may read them but not write or delete.
+pub fn is_internal_topic(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}
+
 /// Kafka's topic name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> ApiResult<()> {
     let err = |why: String| Err(invalid(ResponseError::InvalidTopicException, why));
@@ -278,6 +283,12 @@ pub fn delete_topic(
         ));
     }
     let topic = existing_topic(image, name)?;
+    if is_internal_topic(name) {
+        return Err(invalid(
+            ResponseError::InvalidTopicException,
+            format!("internal topic {name} cannot be deleted"),
+        ));
+    }
     Ok(vec![MetadataRecord::RemoveTopic {
         topic_id: topic.topic_id,
     }])

@@ -138,6 +138,11 @@ impl BatchHeader {
         self.producer_id >= 0
     }
 
+    /// Whether the producer state tracks this batch (an idempotent producer's).
+    pub fn has_sequence(&self) -> bool {
+        self.has_producer_id() && self.base_sequence >= 0
+    }
+
     /// The sequence of the batch's last record, wrapping as Kafka's sequences do.
     pub fn last_sequence(&self) -> i32 {
         if self.base_sequence < 0 {
@@ -217,6 +222,30 @@ pub fn validate_record_set(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, 
     Ok(out)
 }
 
+/// Splits record batches read back from the log (a fetch's bytes, a replay) and checks
+/// each one's CRC. Unlike `validate_record_set`, which judges a producer's input, it
+/// accepts what compaction leaves: batches holding fewer records than their offset span,
+/// and empty ones.
+pub fn split_stored(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        let header = BatchHeader::parse(rest)?;
+        if header.total_len() > rest.len() {
+            return Err(BatchError::Truncated(format!(
+                "batch at byte {pos} claims {} bytes, {} remain",
+                header.total_len(),
+                rest.len()
+            )));
+        }
+        verify_crc(rest, &header)?;
+        out.push((pos, header));
+        pos += header.total_len();
+    }
+    Ok(out)
+}
+
 /// The 16 bytes that precede the CRC-covered part, with the broker's base offset and
 /// leader epoch written in: appended in front of the producer's untouched remainder.
 pub fn patched_prefix(original: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; 17] {
@@ -228,15 +257,79 @@ pub fn patched_prefix(original: &[u8], base_offset: i64, leader_epoch: i32) -> [
     prefix
 }
 
+fn put_i16(b: &mut [u8], at: usize, v: i16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+fn put_i32(b: &mut [u8], at: usize, v: i32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+fn put_i64(b: &mut [u8], at: usize, v: i64) {
+    b[at..at + 8].copy_from_slice(&v.to_be_bytes());
+}
+
+fn write_crc(batch: &mut [u8]) {
+    let len = LOG_OVERHEAD + i32_at(batch, 8) as usize;
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES..len]);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Gives a batch the cleaner re-encoded from some of `original`'s records the header
+/// fields Kafka keeps when it compacts a batch: attributes (codec, timestamp type,
+/// transactional), last offset delta, producer id, epoch and base sequence, leader epoch,
+/// and for LogAppendTime the max timestamp, and sets the record count. The base offset and
+/// base timestamp come from the encoding. Recomputes the CRC.
+pub fn restore_compacted_header(batch: &mut [u8], original: &BatchHeader, records: i32) {
+    put_i32(
+        batch,
+        PARTITION_LEADER_EPOCH,
+        original.partition_leader_epoch,
+    );
+    put_i16(batch, ATTRIBUTES, original.attributes);
+    put_i32(batch, LAST_OFFSET_DELTA, original.last_offset_delta);
+    if original.attributes & TIMESTAMP_TYPE_FLAG != 0 {
+        put_i64(batch, MAX_TIMESTAMP, original.max_timestamp);
+    }
+    put_i64(batch, PRODUCER_ID, original.producer_id);
+    put_i16(batch, PRODUCER_EPOCH, original.producer_epoch);
+    put_i32(batch, BASE_SEQUENCE, original.base_sequence);
+    put_i32(batch, RECORDS_COUNT, records);
+    write_crc(batch);
+}
+
+/// A batch with `original`'s offsets and producer fields but no records, as Kafka's
+/// cleaner keeps (RETAIN_EMPTY) when every record of a batch is gone but the batch must
+/// still say which offsets and sequence numbers it covered.
+pub fn empty_batch_like(original: &BatchHeader) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    put_i64(&mut b, 0, original.base_offset);
+    put_i32(&mut b, 8, MIN_BATCH_LENGTH);
+    put_i32(
+        &mut b,
+        PARTITION_LEADER_EPOCH,
+        original.partition_leader_epoch,
+    );
+    b[MAGIC] = 2;
+    // No records, so no codec; the flags that still mean something stay.
+    let keep = TIMESTAMP_TYPE_FLAG | TRANSACTIONAL_FLAG | CONTROL_FLAG;
+    put_i16(&mut b, ATTRIBUTES, original.attributes & keep);
+    put_i32(&mut b, LAST_OFFSET_DELTA, original.last_offset_delta);
+    put_i64(&mut b, BASE_TIMESTAMP, original.max_timestamp);
+    put_i64(&mut b, MAX_TIMESTAMP, original.max_timestamp);
+    put_i64(&mut b, PRODUCER_ID, original.producer_id);
+    put_i16(&mut b, PRODUCER_EPOCH, original.producer_epoch);
+    put_i32(&mut b, BASE_SEQUENCE, original.base_sequence);
+    put_i32(&mut b, RECORDS_COUNT, 0);
+    write_crc(&mut b);
+    b
+}
+
 /// Rewrites a batch for `message.timestamp.type=LogAppendTime`: the timestamp type flag
 /// and max timestamp change, so the CRC must be recomputed. Only this path copies a batch.
 pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attrs = i16_at(batch, ATTRIBUTES) | TIMESTAMP_TYPE_FLAG;
     batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
     batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let len = LOG_OVERHEAD + i32_at(batch, 8) as usize;
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES..len]);
-    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    write_crc(batch);
 }
 
 #[cfg(test)]
@@ -341,6 +434,30 @@ pub mod tests {
         let set = validate_record_set(&stored).unwrap();
         assert_eq!(set[0].1.base_offset, 42);
         assert_eq!(set[0].1.partition_leader_epoch, 3);
+    }
+
+    #[test]
+    fn stored_batches_may_be_compacted_or_empty() {
+        let full = encode_batch(&[b"a", b"b"], 5, 0);
+        let header = validate_record_set(&full).unwrap()[0].1;
+        let empty = empty_batch_like(&header);
+        let mut set = full.clone();
+        set.extend_from_slice(&empty);
+        assert!(
+            validate_record_set(&set).is_err(),
+            "not acceptable from a producer"
+        );
+        let split = split_stored(&set).unwrap();
+        assert_eq!(split.len(), 2);
+        assert_eq!(split[1].0, full.len());
+        assert_eq!(split[1].1.records_count, 0);
+        assert_eq!(split[1].1.last_offset_delta, 1);
+        assert_eq!((split[1].1.producer_id, split[1].1.base_sequence), (5, 0));
+        set[full.len() + 30] ^= 1;
+        assert!(matches!(
+            split_stored(&set),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]

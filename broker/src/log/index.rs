@@ -132,6 +132,13 @@ impl<E: Entry> Index<E> {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Renames the file; the open handle follows it.
+    pub fn rename(&mut self, to: &Path) -> io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
 }
 
 impl Index<OffsetEntry> {

@@ -1,8 +1,9 @@
 //! Partition logs on disk: which partitions this broker holds, where, and the background
-//! work on them (retention, time-based flush). The metadata image says which partitions
+//! work on them (retention, time-based flush, compaction). The metadata image says which partitions
 //! exist; `LogManager::sync` makes the disk agree.
 
 pub mod batch;
+pub mod cleaner;
 pub mod epoch_cache;
 pub mod index;
 pub mod partition;
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -20,6 +22,7 @@ use uuid::Uuid;
 
 use crate::config::{BrokerConfig, LogConfig};
 use crate::metadata::MetadataImage;
+pub use cleaner::CleanStats;
 pub use partition::{AppendOutcome, PartitionLog};
 
 /// Written to a log dir after every partition in it was flushed and closed.
@@ -88,6 +91,8 @@ pub struct LogManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     clean_shutdown: Vec<bool>,
     topic_defaults: std::collections::BTreeMap<&'static str, String>,
+    /// Set by `close`, so a cleaning pass still running swaps nothing in after it.
+    closing: AtomicBool,
 }
 
 fn read_partition_topic_id(dir: &Path) -> Option<Uuid> {
@@ -122,6 +127,7 @@ impl LogManager {
             partitions: RwLock::new(HashMap::new()),
             clean_shutdown,
             topic_defaults: config.topic_defaults.clone(),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -281,6 +287,30 @@ impl LogManager {
         deleted
     }
 
+    /// Compacts the partitions whose cleanup.policy includes compact and whose dirty share
+    /// (or a tombstone due for removal) calls for it; see `cleaner`. A partition that fails
+    /// is logged and counted, and the others still run.
+    pub fn clean_compacted(&self, now_ms: i64) -> CleanStats {
+        let mut stats = CleanStats::default();
+        for p in self.all() {
+            if self.closing.load(Ordering::Relaxed) {
+                break;
+            }
+            match cleaner::clean_partition(&p.log, now_ms, &self.closing) {
+                Ok(Some(s)) => {
+                    tracing::debug!(partition = %p.id, ?s, "cleaned partition log");
+                    stats.add(&s);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(partition = %p.id, error = %e, "log cleaning failed");
+                    stats.partitions_failed += 1;
+                }
+            }
+        }
+        stats
+    }
+
     /// Flushes the partitions whose flush.ms has passed, and records rolled segments whose
     /// background flush finished.
     pub fn flush_due(&self) {
@@ -300,6 +330,7 @@ impl LogManager {
 
     /// Flushes and closes every partition, then marks each log dir as cleanly shut down.
     pub fn close(&self) -> io::Result<()> {
+        self.closing.store(true, Ordering::Relaxed);
         let now = now_ms();
         let mut failed = false;
         for p in self.all() {

@@ -4,9 +4,10 @@
 //! Files in the partition directory (Kafka's names where Kafka has one):
 //! `*.log`/`*.index`/`*.timeindex` segments, `leader-epoch-checkpoint`,
 //! `log-start-offset` (moved by DeleteRecords), `recovery-point` (everything below it was
-//! fsynced) and `producer-state.json` (written on clean shutdown).
+//! fsynced), `producer-state.json` (written on clean shutdown) and, for compacted topics,
+//! `cleaner-offset-checkpoint` (see `cleaner`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::batch::{self, BatchHeader};
+use super::cleaner;
 use super::epoch_cache::EpochCache;
 use super::segment::{self, Segment};
 use crate::config::LogConfig;
@@ -60,19 +62,25 @@ struct ProducerSnapshot {
     /// The snapshot covers batches below this offset.
     next_offset: i64,
     table: ProducerStateTable,
+    /// `PartitionLog::last_batch_of_producer`; a snapshot without it is not used.
+    #[serde(default)]
+    last_batches: Option<HashMap<i64, i64>>,
 }
 
 #[derive(Debug)]
 pub struct PartitionLog {
     pub name: String,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     config: LogConfig,
-    segments: BTreeMap<i64, Segment>,
+    pub(super) segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     recovery_point: i64,
     unflushed_messages: i64,
     last_flush_ms: i64,
     producers: ProducerStateTable,
+    /// Base offset of each idempotent producer's last batch in the log: the cleaner keeps
+    /// that batch (emptied if need be) so producer state can be rebuilt from the log.
+    pub(super) last_batch_of_producer: HashMap<i64, i64>,
     epochs: EpochCache,
     /// Background fsyncs of rolled segments: (the segment's end offset, the flush).
     roll_flushes: Vec<(i64, std::thread::JoinHandle<io::Result<()>>)>,
@@ -103,6 +111,8 @@ impl PartitionLog {
             source,
         };
         fs::create_dir_all(dir).map_err(io_err)?;
+        // A log cleaning cut short by a crash: finish or discard it before listing segments.
+        let swapped_in = cleaner::complete_interrupted_swaps(dir).map_err(io_err)?;
         let stored_start = read_i64_file(&dir.join(LOG_START_FILE)).unwrap_or(0);
         let recovery_point = read_i64_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
         let bases = segment::list_base_offsets(dir).map_err(io_err)?;
@@ -119,8 +129,9 @@ impl PartitionLog {
                 continue;
             }
             let next_base = bases.get(i + 1).copied();
-            let needs_recovery =
-                !clean_shutdown && next_base.is_none_or(|next| next > recovery_point);
+            let needs_recovery = (!clean_shutdown
+                && next_base.is_none_or(|next| next > recovery_point))
+                || swapped_in.contains(base);
             let (seg, seg_report) =
                 Segment::open(dir, *base, config.index_interval_bytes, needs_recovery)
                     .map_err(io_err)?;
@@ -150,6 +161,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             roll_flushes: Vec::new(),
             producers: ProducerStateTable::default(),
+            last_batch_of_producer: HashMap::new(),
             epochs: EpochCache::load(dir),
         };
         let leo = log.log_end_offset();
@@ -170,8 +182,10 @@ impl PartitionLog {
                 .ok()
                 .and_then(|b| serde_json::from_slice::<ProducerSnapshot>(&b).ok())
             {
-                if snap.next_offset <= self.log_end_offset() {
+                let leo = self.log_end_offset();
+                if let Some(last_batches) = snap.last_batches.filter(|_| snap.next_offset <= leo) {
                     self.producers = snap.table;
+                    self.last_batch_of_producer = last_batches;
                     from = snap.next_offset;
                 }
             }
@@ -181,11 +195,19 @@ impl PartitionLog {
         let mut headers = Vec::new();
         self.scan_headers(from, |h| headers.push(*h))?;
         for h in &headers {
-            self.producers.record(h);
+            self.record_producer_batch(h);
             self.epochs
                 .assign(h.partition_leader_epoch, h.base_offset)?;
         }
         Ok(())
+    }
+
+    fn record_producer_batch(&mut self, stored: &BatchHeader) {
+        self.producers.record(stored);
+        if stored.has_sequence() {
+            self.last_batch_of_producer
+                .insert(stored.producer_id, stored.base_offset);
+        }
     }
 
     /// Calls `f` with each batch header at or after `from`.
@@ -263,6 +285,9 @@ impl PartitionLog {
                 ));
             }
         }
+        if self.config.compact {
+            cleaner::require_keys(records, batches, &self.name)?;
+        }
         // Judge every batch before writing any, so a bad one leaves the log untouched.
         let mut scratch = self
             .producers
@@ -315,7 +340,7 @@ impl PartitionLog {
                     .append(&[&prefix, &raw[prefix.len()..]], &stored, now_ms)
             };
             result.map_err(|e| self.io_error(e))?;
-            self.producers.record(&stored);
+            self.record_producer_batch(&stored);
             self.epochs
                 .assign(leader_epoch, base_offset)
                 .map_err(|e| self.io_error(e))?;
@@ -342,7 +367,7 @@ impl PartitionLog {
             .expect("a partition log always has an active segment")
     }
 
-    fn active(&self) -> &Segment {
+    pub(super) fn active(&self) -> &Segment {
         self.segments
             .values()
             .next_back()
@@ -515,7 +540,10 @@ impl PartitionLog {
         let mut pos = 0;
         while let Some(h) = seg.read_header_at(pos).map_err(|e| self.io_error(e))? {
             if h.max_timestamp == target {
-                return self.find_in_batch(seg, pos, &h, |_, ts| ts == target);
+                // A batch compaction emptied keeps its max timestamp but has no record.
+                if let Some(found) = self.find_in_batch(seg, pos, &h, |_, ts| ts == target)? {
+                    return Ok(Some(found));
+                }
             }
             pos += h.total_len() as u64;
         }
@@ -651,6 +679,7 @@ impl PartitionLog {
         let snap = ProducerSnapshot {
             next_offset: self.log_end_offset(),
             table: self.producers.clone(),
+            last_batches: Some(self.last_batch_of_producer.clone()),
         };
         let bytes = serde_json::to_vec(&snap).map_err(io::Error::other)?;
         write_atomically(&self.dir.join(PRODUCER_SNAPSHOT_FILE), &bytes)

@@ -40,6 +40,9 @@ pub fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
+/// The segment's three extensions: the log first, as recovery keys on it.
+pub const EXTENSIONS: [&str; 3] = ["log", "index", "timeindex"];
+
 impl Segment {
     pub fn create(dir: &Path, base_offset: i64, index_interval: u64) -> io::Result<Segment> {
         let (segment, _) = Self::open(dir, base_offset, index_interval, false)?;
@@ -55,15 +58,42 @@ impl Segment {
         index_interval: u64,
         full_recovery: bool,
     ) -> io::Result<(Segment, RecoveryReport)> {
-        let log_path = dir.join(file_name(base_offset, "log"));
+        Self::open_with_suffix(dir, base_offset, index_interval, full_recovery, "")
+    }
+
+    /// Creates an empty segment whose file names carry `suffix` (`.cleaned`), replacing
+    /// any files left under those names: the log cleaner builds its output there before
+    /// swapping it in with `set_suffix`.
+    pub fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u64,
+        suffix: &str,
+    ) -> io::Result<Segment> {
+        for ext in EXTENSIONS {
+            remove_if_present(&dir.join(format!("{}{suffix}", file_name(base_offset, ext))))?;
+        }
+        let (segment, _) = Self::open_with_suffix(dir, base_offset, index_interval, false, suffix)?;
+        Ok(segment)
+    }
+
+    fn open_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u64,
+        full_recovery: bool,
+        suffix: &str,
+    ) -> io::Result<(Segment, RecoveryReport)> {
+        let path = |ext| dir.join(format!("{}{suffix}", file_name(base_offset, ext)));
+        let log_path = path("log");
         let log = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&log_path)?;
         let size = log.metadata()?.len();
-        let (index, index_whole) = Index::open(&dir.join(file_name(base_offset, "index")))?;
-        let (time_index, time_whole) = Index::open(&dir.join(file_name(base_offset, "timeindex")))?;
+        let (index, index_whole) = Index::open(&path("index"))?;
+        let (time_index, time_whole) = Index::open(&path("timeindex"))?;
         let mut segment = Segment {
             base_offset,
             log_path,
@@ -287,17 +317,37 @@ impl Segment {
         self.time_index.flush()
     }
 
+    /// A handle to the `.log` file, for reading the sealed segment without the partition
+    /// lock (the cleaner). Stays valid if the file is later renamed or removed.
+    pub fn clone_log_handle(&self) -> io::Result<File> {
+        self.log.try_clone()
+    }
+
+    /// Renames the three files to carry `suffix` instead of the current one (`""` for the
+    /// live names). The indexes go first and the log last, so the log's name is the one
+    /// that says how far a crash got.
+    pub fn set_suffix(&mut self, suffix: &str) -> io::Result<()> {
+        let dir = self
+            .log_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let path = |ext| dir.join(format!("{}{suffix}", file_name(self.base_offset, ext)));
+        let (index_to, time_to, log_to) = (path("index"), path("timeindex"), path("log"));
+        self.index.rename(&index_to)?;
+        self.time_index.rename(&time_to)?;
+        fs::rename(&self.log_path, &log_to)?;
+        self.log_path = log_to;
+        Ok(())
+    }
+
     /// Removes the segment's files.
     pub fn delete(self) -> io::Result<()> {
         let index_path = self.index.path().to_path_buf();
         let time_path = self.time_index.path().to_path_buf();
         drop(self.log);
         for path in [&self.log_path, &index_path, &time_path] {
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            remove_if_present(path)?;
         }
         Ok(())
     }
@@ -317,6 +367,20 @@ impl Segment {
     pub fn first_append_ms(&self) -> Option<i64> {
         self.first_append_ms
     }
+}
+
+/// Removes a file; one that is already gone is not an error.
+pub fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// fsyncs a directory, so renames and removals in it survive a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Base offsets of the segments found in a partition directory, in order.

@@ -20,7 +20,7 @@ fn topic_response(topic: &TopicImage, operations: i32) -> MetadataResponseTopic 
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.topic_id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(crate::controller::is_internal_topic(&topic.name))
         .with_topic_authorized_operations(operations)
         .with_partitions(
             topic

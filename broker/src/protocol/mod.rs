@@ -6,6 +6,9 @@ mod admin;
 mod api_versions;
 mod configs;
 mod fetch;
+mod group_admin;
+mod group_offsets;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -183,6 +186,35 @@ async fn dispatch(
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r))
         }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, ctx, r))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups::join_group(broker, ctx, r).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(groups::sync_group(broker, ctx, r).await)
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, ctx, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, ctx, r)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(group_offsets::offset_commit(broker, ctx, r))
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(group_offsets::offset_fetch(broker, ctx, r))
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(group_offsets::offset_delete(broker, ctx, r))
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(group_admin::list_groups(broker, ctx, r))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(group_admin::describe_groups(broker, ctx, r))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(group_admin::delete_groups(broker, ctx, r))
+        }
         other => {
             // versions::supported() and this match must agree; reaching here is a bug,
             // answered like an unsupported API rather than a crash.
@@ -216,7 +248,7 @@ pub(crate) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// Authorized-operation bitfields (bit n = Kafka AclOperation code n). There is no
 /// authorizer yet, so every operation that applies to the resource is allowed, which is
 /// what Kafka reports when it runs without one.
-const fn operations(codes: &[u32]) -> i32 {
+pub(crate) const fn operations(codes: &[u32]) -> i32 {
     let mut bits = 0i32;
     let mut i = 0;
     while i < codes.len() {

@@ -9,8 +9,6 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{log_refusal, str_bytes, RequestContext};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
-use crate::log::batch::{self, BatchError};
-use crate::log::{now_ms, AppendOutcome};
 
 /// Returns `None` for acks=0: the producer expects no response at all.
 pub fn handle(
@@ -23,7 +21,12 @@ pub fn handle(
     for topic in request.topic_data {
         let name = topic.name.0.as_str().to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        let topic_ready = if broker.metadata.image().topic(&name).is_some() {
+        let topic_ready = if crate::controller::is_internal_topic(&name) {
+            Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("cannot produce to internal topic {name}"),
+            ))
+        } else if broker.metadata.image().topic(&name).is_some() {
             Ok(())
         } else {
             broker.auto_create(&name)
@@ -32,7 +35,7 @@ pub fn handle(
             let result = topic_ready
                 .clone()
                 .and_then(|()| check_acks(acks))
-                .and_then(|()| append(broker, &name, p.index, p.records.as_ref(), acks));
+                .and_then(|()| broker.append_records(&name, p.index, p.records.as_ref(), acks));
             let response = match result {
                 Ok((outcome, log_start)) => PartitionProduceResponse::default()
                     .with_index(p.index)
@@ -73,65 +76,4 @@ fn check_acks(acks: i16) -> ApiResult<()> {
             format!("acks must be -1, 0 or 1, got {acks}"),
         ))
     }
-}
-
-fn batch_error(e: BatchError) -> ApiError {
-    let code = match e {
-        BatchError::CrcMismatch { .. } | BatchError::Truncated(_) => ResponseError::CorruptMessage,
-        BatchError::UnsupportedMagic(_) | BatchError::Malformed(_) => ResponseError::InvalidRecord,
-    };
-    ApiError::new(code, e.to_string())
-}
-
-/// Validates and appends one partition's records; returns the outcome and log start offset.
-fn append(
-    broker: &Broker,
-    topic: &str,
-    partition: i32,
-    records: Option<&bytes::Bytes>,
-    acks: i16,
-) -> ApiResult<(AppendOutcome, i64)> {
-    let partition_state = broker.partition_or_error(topic, partition)?;
-    let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
-        ApiError::new(
-            ResponseError::InvalidRecord,
-            "produce request without records",
-        )
-    })?;
-    let batches = batch::validate_record_set(records).map_err(batch_error)?;
-    if let Some((_, h)) = batches
-        .iter()
-        .find(|(_, h)| h.is_transactional() || h.is_control())
-    {
-        return Err(ApiError::new(
-            ResponseError::InvalidTxnState,
-            format!(
-                "producer {} sent a transactional or control batch; transactions are not supported yet",
-                h.producer_id
-            ),
-        ));
-    }
-    let leader_epoch = broker.leader_epoch(topic, partition);
-    let (outcome, log_start, leo) = {
-        let mut log = partition_state.log.lock();
-        if acks == -1 {
-            // The ISR of a single broker is itself: acks=all can only be met when the
-            // topic does not ask for more in-sync replicas than that.
-            let isr = 1;
-            let min_isr = log.config().min_insync_replicas;
-            if isr < min_isr {
-                return Err(ApiError::new(
-                    ResponseError::NotEnoughReplicas,
-                    format!("{topic}-{partition} has {isr} in-sync replica(s), min.insync.replicas is {min_isr}"),
-                ));
-            }
-        }
-        let outcome = log.append(records, &batches, leader_epoch, now_ms())?;
-        (outcome, log.log_start_offset(), log.log_end_offset())
-    };
-    partition_state.publish_end(leo);
-    broker
-        .metrics
-        .record_produce(topic, outcome.bytes, outcome.records);
-    Ok((outcome, log_start))
 }

@@ -12,9 +12,10 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-/// Collects every delivery report: (record index, partition, offset) or the error.
+/// Collects every delivery report under its record index: (record index, partition,
+/// offset) or the error.
 #[derive(Clone, Default)]
-pub struct Reports(pub Arc<Mutex<Vec<Delivery>>>);
+pub struct Reports(pub Arc<Mutex<Vec<(usize, Delivery)>>>);
 
 /// (record index, partition, offset), or why delivery failed.
 pub type Delivery = Result<(usize, i32, i64), String>;
@@ -29,7 +30,7 @@ impl ProducerContext for Reports {
             Err((e, _)) => Err(format!("record {index}: {e}")),
         };
         if let Ok(mut reports) = self.0.lock() {
-            reports.push(entry);
+            reports.push((*index, entry));
         }
     }
 }
@@ -60,6 +61,23 @@ pub fn produce(
     settings: &[(&str, &str)],
     records: &[Rec],
 ) -> Vec<(i32, i64)> {
+    try_produce(bootstrap, topic, settings, records)
+        .into_iter()
+        .map(|r| {
+            r.map(|(_, p, o)| (p, o))
+                .unwrap_or_else(|e| panic!("delivery failed: {e}"))
+        })
+        .collect()
+}
+
+/// Produces every record and waits for all delivery reports; returns them in record order,
+/// failures included.
+pub fn try_produce(
+    bootstrap: &str,
+    topic: &str,
+    settings: &[(&str, &str)],
+    records: &[Rec],
+) -> Vec<Delivery> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
@@ -106,10 +124,9 @@ pub fn produce(
         records.len(),
         "every record gets a delivery report"
     );
-    let mut ordered = vec![(-1, -1); records.len()];
-    for r in reports {
-        let (i, p, o) = r.unwrap_or_else(|e| panic!("delivery failed: {e}"));
-        ordered[i] = (p, o);
+    let mut ordered: Vec<Delivery> = vec![Err("no report".into()); records.len()];
+    for (i, r) in reports {
+        ordered[i] = r;
     }
     ordered
 }

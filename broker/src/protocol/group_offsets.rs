@@ -1,0 +1,350 @@
+//! Committed offsets: OffsetCommit, OffsetFetch (single and batched groups) and
+//! OffsetDelete.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse,
+};
+
+use super::groups::coordinate;
+use super::{log_refusal, str_bytes, topic_name, RequestContext};
+use crate::broker::Broker;
+use crate::error::ApiError;
+use crate::group::coordinator::PartitionResult;
+use crate::group::Committed;
+use crate::log::now_ms;
+
+/// Whether the partition exists; commits for partitions that don't are refused as in Kafka.
+fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
+    broker
+        .metadata
+        .image()
+        .topic(topic)
+        .is_some_and(|t| t.partitions.contains_key(&partition))
+}
+
+/// Groups per-partition results by topic, keeping the request's order.
+fn by_topic(results: Vec<PartitionResult>) -> Vec<(String, Vec<(i32, i16)>)> {
+    let mut out: Vec<(String, Vec<(i32, i16)>)> = Vec::new();
+    for (topic, partition, r) in results {
+        let code = r.err().map(|e| e.code()).unwrap_or(0);
+        match out.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, ps)) => ps.push((partition, code)),
+            None => out.push((topic, vec![(partition, code)])),
+        }
+    }
+    out
+}
+
+pub fn offset_commit(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let version = ctx.version();
+    let group_id = request.group_id.to_string();
+    let now = now_ms();
+    let mut results: Vec<PartitionResult> = Vec::new();
+    let mut offsets = Vec::new();
+    for topic in &request.topics {
+        let name = topic.name.to_string();
+        for p in &topic.partitions {
+            if partition_exists(broker, &name, p.partition_index) {
+                offsets.push((
+                    name.clone(),
+                    p.partition_index,
+                    Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: if version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata: p
+                            .committed_metadata
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
+                        commit_timestamp: now,
+                    },
+                ));
+            } else {
+                log_refusal(
+                    ctx,
+                    &group_id,
+                    &ApiError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!(
+                            "commit for {name}-{} which does not exist",
+                            p.partition_index
+                        ),
+                    ),
+                );
+                results.push((
+                    name.clone(),
+                    p.partition_index,
+                    Err(ResponseError::UnknownTopicOrPartition),
+                ));
+            }
+        }
+    }
+    let instance = request
+        .group_instance_id
+        .as_ref()
+        .map(|i| i.to_string())
+        .filter(|_| version >= 7);
+    let committed = coordinate(broker, &group_id).and_then(|()| {
+        broker
+            .groups
+            .commit(
+                &**broker,
+                &group_id,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+                instance.as_deref(),
+                offsets.clone(),
+            )
+            .map_err(|e| {
+                ApiError::new(
+                    e,
+                    format!(
+                        "commit by member '{}' of generation {}",
+                        request.member_id, request.generation_id_or_member_epoch
+                    ),
+                )
+            })
+    });
+    match committed {
+        Ok(r) => results.extend(r),
+        Err(e) => {
+            log_refusal(ctx, &group_id, &e);
+            results.extend(offsets.into_iter().map(|(t, p, _)| (t, p, Err(e.error))));
+        }
+    }
+    let topics = by_topic(results)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic_name(&topic))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(p, code)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// One group's committed offsets as OffsetFetch reports them.
+type Fetched = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
+fn fetch_group(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Fetched, ApiError> {
+    if let Err(e) = coordinate(broker, group_id) {
+        log_refusal(ctx, group_id, &e);
+        return Err(e);
+    }
+    Ok(broker
+        .groups
+        .fetch_offsets(group_id, topics)
+        .into_iter()
+        .collect())
+}
+
+/// (offset, leader epoch, metadata) for a partition; -1 and "" where nothing is committed.
+fn committed_fields(c: Option<Committed>) -> (i64, i32, String) {
+    match c {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata),
+        None => (-1, -1, String::new()),
+    }
+}
+
+pub fn offset_fetch(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let version = ctx.version();
+    if version >= 8 {
+        // v8+ (KIP-709) fetches for many groups in one request.
+        let groups = request
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                match fetch_group(broker, ctx, &g.group_id, topics) {
+                    Ok(fetched) => group.with_topics(
+                        fetched
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(topic_name(&topic))
+                                    .with_partitions(
+                                        partitions
+                                            .into_iter()
+                                            .map(|(p, c)| {
+                                                let (offset, epoch, metadata) = committed_fields(c);
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(epoch)
+                                                    .with_metadata(Some(str_bytes(&metadata)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => group.with_error_code(e.code()),
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    // v1 has no "all topics" form; a null list there is read as empty.
+    let topics = match request.topics {
+        Some(ts) => Some(
+            ts.iter()
+                .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                .collect(),
+        ),
+        None if version >= 2 => None,
+        None => Some(Vec::new()),
+    };
+    let asked = topics.clone().unwrap_or_default();
+    let fetched = fetch_group(broker, ctx, &request.group_id, topics);
+    // v1 has no top-level error: an error is reported on every asked partition instead.
+    let (fetched, partition_error) = match fetched {
+        Ok(f) => (f, 0),
+        Err(e) if version >= 2 => {
+            return OffsetFetchResponse::default().with_error_code(e.code());
+        }
+        Err(e) => (
+            asked
+                .into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()))
+                .collect(),
+            e.code(),
+        ),
+    };
+    {
+        OffsetFetchResponse::default().with_topics(
+            fetched
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(topic_name(&topic))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|(p, c)| {
+                                    let (offset, epoch, metadata) = committed_fields(c);
+                                    let mut r = OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_error_code(partition_error)
+                                        .with_committed_offset(offset)
+                                        .with_metadata(Some(str_bytes(&metadata)));
+                                    if version >= 5 {
+                                        r = r.with_committed_leader_epoch(epoch);
+                                    }
+                                    r
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    }
+}
+
+pub fn offset_delete(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let group_id = request.group_id.to_string();
+    let mut results: Vec<PartitionResult> = Vec::new();
+    let mut wanted = Vec::new();
+    for t in &request.topics {
+        let name = t.name.to_string();
+        for p in &t.partitions {
+            if partition_exists(broker, &name, p.partition_index) {
+                wanted.push((name.clone(), p.partition_index));
+            } else {
+                results.push((
+                    name.clone(),
+                    p.partition_index,
+                    Err(ResponseError::UnknownTopicOrPartition),
+                ));
+            }
+        }
+    }
+    let outcome = coordinate(broker, &group_id).and_then(|()| {
+        broker
+            .groups
+            .delete_offsets(&**broker, &group_id, wanted)
+            .map_err(|e| ApiError::new(e, "offset delete refused"))
+    });
+    match outcome {
+        Ok(r) => results.extend(r),
+        Err(e) => {
+            log_refusal(ctx, &group_id, &e);
+            return OffsetDeleteResponse::default().with_error_code(e.code());
+        }
+    }
+    for (topic, partition, r) in &results {
+        if let Err(e) = r {
+            log_refusal(
+                ctx,
+                &group_id,
+                &ApiError::new(*e, format!("offset delete of {topic}-{partition}")),
+            );
+        }
+    }
+    let topics = by_topic(results)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic_name(&topic))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(p, code)| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}
