@@ -135,22 +135,27 @@ impl Broker {
             replication_factor: -1,
             ..Default::default()
         };
-        let defaults = self.defaults();
-        let brokers = self.live_brokers();
-        let created = self.commit(|image| {
-            // Another request may have created it since the check above.
-            if image.topic(name).is_some() {
-                return Ok((Vec::new(), false));
-            }
-            Ok((
-                controller::create_topic(image, &defaults, &brokers, &topic)?,
-                true,
-            ))
-        })?;
+        let created = self.create_topic_once(&topic)?;
         if created {
             tracing::info!(topic = name, "auto-created topic");
         }
         Ok(())
+    }
+
+    /// Creates `topic` unless it exists by the time the commit lock is held (another
+    /// request may have created it meanwhile). Returns whether this call created it.
+    fn create_topic_once(&self, topic: &NewTopic) -> ApiResult<bool> {
+        let defaults = self.defaults();
+        let brokers = self.live_brokers();
+        self.commit(|image| {
+            if image.topic(&topic.name).is_some() {
+                return Ok((Vec::new(), false));
+            }
+            Ok((
+                controller::create_topic(image, &defaults, &brokers, topic)?,
+                true,
+            ))
+        })
     }
 
     /// The host and port clients should use to reach this broker through `listener`.
@@ -280,16 +285,7 @@ impl Broker {
             ],
             ..Default::default()
         };
-        let defaults = self.defaults();
-        let created = self.commit(|image| {
-            if image.topic(OFFSETS_TOPIC).is_some() {
-                return Ok((Vec::new(), false));
-            }
-            Ok((
-                controller::create_topic(image, &defaults, &brokers, &topic)?,
-                true,
-            ))
-        })?;
+        let created = self.create_topic_once(&topic)?;
         if created {
             tracing::info!(
                 partitions = cfg.offsets_topic_partitions,

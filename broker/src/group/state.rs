@@ -142,6 +142,18 @@ impl Member {
             .unwrap_or_default()
     }
 
+    /// Answers this member's parked JoinGroup and SyncGroup, if any, with `error`.
+    fn answer_parked(&mut self, error: ResponseError) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        if let Some(tx) = self.join_waiter.take() {
+            out.push(Delivery::Join(tx, JoinResult::error(error, &self.id)));
+        }
+        if let Some(tx) = self.sync_waiter.take() {
+            out.push(Delivery::Sync(tx, SyncResult::error(error)));
+        }
+        out
+    }
+
     /// A member blocked in JoinGroup or SyncGroup is alive by definition: it cannot
     /// heartbeat while its request is parked.
     fn expired(&self, now: Instant) -> bool {
@@ -333,12 +345,7 @@ impl Group {
     pub fn abort_waiters(&mut self, error: ResponseError) -> Vec<Delivery> {
         let mut out = self.fail_outbox(error);
         for m in self.members.values_mut() {
-            if let Some(tx) = m.join_waiter.take() {
-                out.push(Delivery::Join(tx, JoinResult::error(error, &m.id)));
-            }
-            if let Some(tx) = m.sync_waiter.take() {
-                out.push(Delivery::Sync(tx, SyncResult::error(error)));
-            }
+            out.extend(m.answer_parked(error));
         }
         out
     }
@@ -648,18 +655,8 @@ impl Group {
             return self.add_member_unchecked(new_id, request, now, now_ms);
         };
         let old_leader = self.leader.clone().unwrap_or_default();
-        if let Some(tx) = member.join_waiter.take() {
-            self.outbox.push(Delivery::Join(
-                tx,
-                JoinResult::error(ResponseError::FencedInstanceId, old_id),
-            ));
-        }
-        if let Some(tx) = member.sync_waiter.take() {
-            self.outbox.push(Delivery::Sync(
-                tx,
-                SyncResult::error(ResponseError::FencedInstanceId),
-            ));
-        }
+        self.outbox
+            .extend(member.answer_parked(ResponseError::FencedInstanceId));
         member.id = new_id.clone();
         let old_protocols = std::mem::replace(&mut member.protocols, request.protocols.clone());
         member.session_timeout = request.session_timeout;
@@ -1037,18 +1034,8 @@ impl Group {
                 self.static_members.remove(instance);
             }
         }
-        if let Some(tx) = member.join_waiter.take() {
-            self.outbox.push(Delivery::Join(
-                tx,
-                JoinResult::error(ResponseError::UnknownMemberId, member_id),
-            ));
-        }
-        if let Some(tx) = member.sync_waiter.take() {
-            self.outbox.push(Delivery::Sync(
-                tx,
-                SyncResult::error(ResponseError::UnknownMemberId),
-            ));
-        }
+        self.outbox
+            .extend(member.answer_parked(ResponseError::UnknownMemberId));
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
                 self.prepare_rebalance(now, now_ms, format!("member {member_id} {why}"))

@@ -36,17 +36,22 @@ fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
         .is_some_and(|t| t.partitions.contains_key(&partition))
 }
 
-/// Groups per-partition results by topic, keeping the request's order.
-fn by_topic(results: Vec<PartitionResult>) -> Vec<(String, Vec<(i32, i16)>)> {
-    let mut out: Vec<(String, Vec<(i32, i16)>)> = Vec::new();
-    for (topic, partition, r) in results {
-        let code = r.err().map(|e| e.code()).unwrap_or(0);
-        match out.iter_mut().find(|(t, _)| *t == topic) {
-            Some((_, ps)) => ps.push((partition, code)),
-            None => out.push((topic, vec![(partition, code)])),
+/// Builds a per-topic, per-partition response from per-partition results, keeping the
+/// request's order; `topic` and `partition` make the response's own types.
+fn by_topic<T, P>(
+    results: Vec<PartitionResult>,
+    topic: impl Fn(&str, Vec<P>) -> T,
+    partition: impl Fn(i32, i16) -> P,
+) -> Vec<T> {
+    let mut grouped: Vec<(String, Vec<P>)> = Vec::new();
+    for (name, index, r) in results {
+        let p = partition(index, r.err().map(|e| e.code()).unwrap_or(0));
+        match grouped.iter_mut().find(|(t, _)| *t == name) {
+            Some((_, ps)) => ps.push(p),
+            None => grouped.push((name, vec![p])),
         }
     }
-    out
+    grouped.into_iter().map(|(t, ps)| topic(&t, ps)).collect()
 }
 
 pub fn offset_commit(
@@ -134,23 +139,19 @@ pub fn offset_commit(
             results.extend(offsets.into_iter().map(|(t, p, _)| (t, p, Err(e.error))));
         }
     }
-    let topics = by_topic(results)
-        .into_iter()
-        .map(|(topic, partitions)| {
+    let topics = by_topic(
+        results,
+        |name, partitions| {
             OffsetCommitResponseTopic::default()
-                .with_name(topic_name(&topic))
-                .with_partitions(
-                    partitions
-                        .into_iter()
-                        .map(|(p, code)| {
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
+                .with_name(topic_name(name))
+                .with_partitions(partitions)
+        },
+        |index, code| {
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(code)
+        },
+    );
     OffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -329,22 +330,18 @@ pub fn offset_delete(
             );
         }
     }
-    let topics = by_topic(results)
-        .into_iter()
-        .map(|(topic, partitions)| {
+    let topics = by_topic(
+        results,
+        |name, partitions| {
             OffsetDeleteResponseTopic::default()
-                .with_name(topic_name(&topic))
-                .with_partitions(
-                    partitions
-                        .into_iter()
-                        .map(|(p, code)| {
-                            OffsetDeleteResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
+                .with_name(topic_name(name))
+                .with_partitions(partitions)
+        },
+        |index, code| {
+            OffsetDeleteResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(code)
+        },
+    );
     OffsetDeleteResponse::default().with_topics(topics)
 }
