@@ -2,14 +2,17 @@
 # The single command that runs every test of the workspace on a fresh machine.
 # CI runs it through `.ci/run`. Idempotent and non-interactive:
 #   - installs kcat (Debian) when it is missing,
-#   - prepares the Python venvs of the client smoke suite under target/venvs/
-#     (reused; pip runs only when the pinned requirement set changed),
+#   - prepares the Python venvs of the client compatibility suite under
+#     target/venvs/ (reused; pip runs only when the pinned requirement set changed),
+#   - installs kafkajs with `npm ci` in e2e/clients/kafkajs (only when
+#     package-lock.json changed or node_modules is missing),
 #   - cargo fmt --check, cargo clippy -D warnings, cargo test,
-#   - builds strom-broker and runs e2e/clients/run_smoke.py against it.
+#   - builds strom-broker and the rdkafka compatibility program, and runs
+#     e2e/clients/run_compat.py against the broker (it rewrites COMPATIBILITY.md).
 # STROM_SKIP_RUST=1 skips fmt/clippy/cargo test (for local development only).
-# Every step runs even when an earlier one failed (except that the smoke suite
-# needs the broker build); the exit status is non-zero if anything failed.
-# The last line printed is the smoke suite's summary: "N passed, N failed".
+# Every step runs even when an earlier one failed (except that the suite needs
+# the broker build); the exit status is non-zero if anything failed.
+# The last line printed is the suite's summary: "N passed, N failed" (clients).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -104,12 +107,36 @@ make_venv() {
         "$venv/bin/python" -m pip install -q -r "$req"
         touch "$stamp"
     fi
-    "$venv/bin/python" -m pip freeze 2>/dev/null | grep -Ei '^(confluent-kafka|kafka-python)==' | sed "s/^/  $name: /"
+    "$venv/bin/python" -m pip freeze 2>/dev/null | grep -Ei '^(confluent-kafka|kafka-python|aiokafka)==' | sed "s/^/  $name: /"
 }
 
 setup_venvs() {
     make_venv kafka3 "$ROOT/e2e/clients/requirements-kafka3.txt" &&
-        make_venv kafka2 "$ROOT/e2e/clients/requirements-kafka2.txt"
+        make_venv kafka2 "$ROOT/e2e/clients/requirements-kafka2.txt" &&
+        make_venv aiokafka "$ROOT/e2e/clients/requirements-aiokafka.txt"
+}
+
+KAFKAJS_DIR="$ROOT/e2e/clients/kafkajs"
+
+# npm ci when node_modules is missing or was installed from another lock file
+# or another node; the stamp inside node_modules records which.
+install_kafkajs() {
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "npm missing; installing node from Debian"
+        as_root apt-get update -q
+        as_root apt-get install -y -q --no-install-recommends nodejs npm
+    fi
+    local digest
+    digest="$({ cat "$KAFKAJS_DIR/package-lock.json"; node --version; } | sha256sum | cut -c1-16)"
+    local stamp="$KAFKAJS_DIR/node_modules/.strom-lock-$digest"
+    if [ -f "$stamp" ]; then
+        echo "kafkajs node_modules up to date"
+    else
+        echo "installing kafkajs (npm ci) in $KAFKAJS_DIR"
+        (cd "$KAFKAJS_DIR" && npm ci --no-audit --no-fund)
+        touch "$stamp"
+    fi
+    echo "  node $(node --version), kafkajs $(cd "$KAFKAJS_DIR" && node -p 'require("kafkajs/package.json").version')"
 }
 
 section "setup"
@@ -117,6 +144,9 @@ echo "root: $ROOT"
 echo "target dir: $TARGET_DIR"
 step "install kcat" install_kcat
 step "python venvs" setup_venvs
+if [ -f "$KAFKAJS_DIR/package-lock.json" ]; then
+    step "kafkajs (npm)" install_kafkajs
+fi
 
 if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
     section "rust checks"
@@ -135,36 +165,40 @@ if [ "$LAST_RC" -eq 0 ] && [ -x "$BROKER_BIN" ]; then
     BUILD_OK=1
 fi
 
-SMOKE_SUMMARY=""
-SMOKE_LOG="$(mktemp)"
-trap 'rm -f "$SMOKE_LOG"' EXIT
+if [ -f "$ROOT/e2e/clients/rdkafka-compat/Cargo.toml" ]; then
+    # The suite's rdkafka row runs this program; without it only that row fails.
+    step "build strom-compat-rdkafka" cargo build -p strom-compat-rdkafka
+fi
+
+SUITE_SUMMARY=""
+SUITE_LOG="$(mktemp)"
+trap 'rm -f "$SUITE_LOG"' EXIT
+section "client compatibility suite"
 if [ "$BUILD_OK" = "1" ]; then
-    section "client smoke suite"
-    smoke_rc=0
-    "$PYTHON" "$ROOT/e2e/clients/run_smoke.py" --broker "$BROKER_BIN" --venvs "$VENVS_DIR" \
-        2>&1 | tee "$SMOKE_LOG" || smoke_rc=$?
-    SMOKE_SUMMARY="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$SMOKE_LOG" | tail -n 1 || true)"
-    if [ "$smoke_rc" -eq 0 ]; then
-        PASSED_STEPS+=("client smoke suite")
+    suite_rc=0
+    "$PYTHON" "$ROOT/e2e/clients/run_compat.py" --broker "$BROKER_BIN" --venvs "$VENVS_DIR" \
+        2>&1 | tee "$SUITE_LOG" || suite_rc=$?
+    SUITE_SUMMARY="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$SUITE_LOG" | tail -n 1 || true)"
+    if [ "$suite_rc" -eq 0 ]; then
+        PASSED_STEPS+=("client compatibility suite")
     else
-        FAILED_STEPS+=("client smoke suite (exit $smoke_rc)")
+        FAILED_STEPS+=("client compatibility suite (exit $suite_rc)")
     fi
 else
-    section "client smoke suite"
     echo "not run: the strom-broker build failed"
-    FAILED_STEPS+=("client smoke suite (not run)")
+    FAILED_STEPS+=("client compatibility suite (not run)")
 fi
-if [ -z "$SMOKE_SUMMARY" ]; then
+if [ -z "$SUITE_SUMMARY" ]; then
     # The suite did not run or did not finish: count every client as failed.
-    n_clients="$("$PYTHON" "$ROOT/e2e/clients/run_smoke.py" --list 2>/dev/null | wc -l || echo 0)"
-    SMOKE_SUMMARY="0 passed, ${n_clients} failed"
+    n_clients="$("$PYTHON" "$ROOT/e2e/clients/run_compat.py" --list 2>/dev/null | wc -l || echo 0)"
+    SUITE_SUMMARY="0 passed, ${n_clients} failed"
 fi
 
 section "summary"
 for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done
 for s in "${SKIPPED_STEPS[@]+"${SKIPPED_STEPS[@]}"}"; do echo "skipped  $s"; done
 for s in "${FAILED_STEPS[@]+"${FAILED_STEPS[@]}"}"; do echo "FAILED   $s"; done
-echo "$SMOKE_SUMMARY"
+echo "$SUITE_SUMMARY"
 if [ "${#FAILED_STEPS[@]}" -ne 0 ]; then
     exit 1
 fi

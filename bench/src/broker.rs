@@ -139,6 +139,11 @@ impl Broker {
         Ok(())
     }
 
+    /// The broker's log (it logs to stderr).
+    pub fn log_path(&self) -> &Path {
+        &self.stderr_path
+    }
+
     pub fn stderr_tail(&self, lines: usize) -> String {
         tail_file(&self.stderr_path, lines)
     }
@@ -289,7 +294,7 @@ pub fn http_status(addr: SocketAddr, path: &str) -> Result<u16> {
 }
 
 /// Drops ANSI escape sequences (ESC '[' ... final byte) from a log line.
-fn strip_ansi(line: &str) -> String {
+pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {

@@ -1,15 +1,19 @@
 //! Produce and consume runs through librdkafka (the `rdkafka` crate).
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
-use rdkafka::client::{Client, ClientContext};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{
@@ -166,6 +170,7 @@ pub struct ProduceResult {
     pub topic: String,
     pub acks: String,
     pub record_size: usize,
+    pub partitions: i32,
     pub producers: usize,
     pub records_target: u64,
     pub records_sent: u64,
@@ -213,12 +218,13 @@ pub struct LatencyResult {
 fn send_one(
     producer: &ThreadedProducer<Ctx>,
     topic: &str,
+    partition: i32,
     payload: &[u8],
     opaque: usize,
     deadline: Instant,
 ) -> Result<bool> {
     let mut record = BaseRecord::with_opaque_to(topic, opaque)
-        .partition(0)
+        .partition(partition)
         .payload(payload);
     loop {
         match producer.send::<(), [u8]>(record) {
@@ -261,16 +267,20 @@ pub fn record_payload<'a>(pool: &[u8], i: u64, size: usize, buf: &'a mut Vec<u8>
 }
 
 /// Throughput: `records` records as fast as librdkafka will take them, split over
-/// `producers` producer instances (one thread and one connection each).
+/// `producers` producer instances (one thread and one connection each). Record `i`
+/// goes to partition `i % partitions`.
+#[allow(clippy::too_many_arguments)]
 pub fn produce_throughput(
     settings: &ProducerSettings,
     topic: &str,
+    partitions: i32,
     acks: &str,
     records: u64,
     producers: usize,
     pool: &[u8],
     run_timeout: Duration,
 ) -> Result<ProduceResult> {
+    let partitions = partitions.max(1);
     let stats = Stats::new(false);
     let producers = (0..producers.max(1))
         .map(|_| {
@@ -297,7 +307,8 @@ pub fn produce_throughput(
                     let mut sent = 0u64;
                     for i in from..to {
                         let payload = record_payload(pool, i, settings.record_size, &mut buf);
-                        if !send_one(producer, topic, payload, 0, deadline)? {
+                        let partition = (i % partitions as u64) as i32;
+                        if !send_one(producer, topic, partition, payload, 0, deadline)? {
                             return Ok((sent, true));
                         }
                         sent += 1;
@@ -340,6 +351,7 @@ pub fn produce_throughput(
         topic: topic.to_string(),
         acks: acks.to_string(),
         record_size: settings.record_size,
+        partitions,
         producers: producers.len(),
         records_target: records,
         records_sent: sent,
@@ -399,7 +411,7 @@ pub fn produce_latency(
         }
         while i < due {
             let payload = record_payload(pool, i, settings.record_size, &mut buf);
-            if !send_one(&producer, topic, payload, sched(i) as usize, deadline)? {
+            if !send_one(&producer, topic, 0, payload, sched(i) as usize, deadline)? {
                 break;
             }
             i += 1;
@@ -446,6 +458,7 @@ pub fn produce_latency(
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumeResult {
     pub topic: String,
+    pub partitions: i32,
     pub records_expected: u64,
     pub records: u64,
     pub bytes: u64,
@@ -466,16 +479,43 @@ pub struct ConsumeResult {
     pub cpu: Option<CpuUse>,
 }
 
-/// Reads partition 0 of `topic` from the beginning with an assigned (group-less)
-/// consumer until `expected` records arrived, bounded by `run_timeout`.
+/// The index a record's payload leads with, if the rest of the payload is what
+/// `record_payload` made for that index.
+pub fn payload_index(pool: &[u8], record_size: usize, p: &[u8]) -> Option<u64> {
+    let i = u64::from_le_bytes(p.get(..8)?.try_into().ok()?);
+    (p.len() == record_size && p[8..] == *slice_for(pool, i, record_size - 8)).then_some(i)
+}
+
+/// Records between the low and high watermarks of partitions `0..partitions`, or
+/// None if any watermark could not be read.
+pub fn records_on_topic<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partitions: i32,
+) -> Option<(i64, i64)> {
+    let (mut low, mut high) = (0, 0);
+    for p in 0..partitions {
+        let (l, h) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(5))
+            .ok()?;
+        low += l;
+        high += h;
+    }
+    Some((low, high))
+}
+
+/// Reads partitions `0..partitions` of `topic` from the beginning with one assigned
+/// (group-less) consumer until `expected` records arrived, bounded by `run_timeout`.
 pub fn consume(
     bootstrap: &str,
     topic: &str,
+    partitions: i32,
     expected: u64,
     pool: &[u8],
     record_size: usize,
     run_timeout: Duration,
 ) -> Result<ConsumeResult> {
+    let partitions = partitions.max(1);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-bench")
@@ -484,16 +524,18 @@ pub fn consume(
         .set("auto.offset.reset", "earliest")
         .create()
         .context("creating consumer")?;
-    let (low, high) = match consumer.fetch_watermarks(topic, 0, Duration::from_secs(5)) {
-        Ok((l, h)) => (Some(l), Some(h)),
-        Err(_) => (None, None),
+    let (low, high) = match records_on_topic(&consumer, topic, partitions) {
+        Some((l, h)) => (Some(l), Some(h)),
+        None => (None, None),
     };
     let expected = match (low, high) {
         (Some(l), Some(h)) if h > l => (h - l) as u64,
         _ => expected,
     };
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
     let t0 = Instant::now();
     let deadline = t0 + run_timeout;
     consumer.assign(&tpl).context("assign")?;
@@ -515,14 +557,8 @@ pub fn consume(
                 let p = m.payload().unwrap_or(&[]);
                 records += 1;
                 bytes += p.len() as u64;
-                match p
-                    .get(..8)
-                    .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-                {
-                    Some(i)
-                        if p.len() == record_size
-                            && p[8..] == *slice_for(pool, i, record_size - 8) =>
-                    {
+                match payload_index(pool, record_size, p) {
+                    Some(i) => {
                         let (word, bit) = ((i / 64) as usize, 1u64 << (i % 64));
                         if seen.len() <= word {
                             seen.resize(word + 1, 0);
@@ -548,6 +584,7 @@ pub fn consume(
     let secs = last.duration_since(t0).as_secs_f64();
     Ok(ConsumeResult {
         topic: topic.to_string(),
+        partitions,
         records_expected: expected,
         records,
         bytes,
@@ -571,4 +608,45 @@ pub fn consume(
         high_watermark: high,
         cpu: None,
     })
+}
+
+/// Creates `topic` with `partitions` partitions (replication factor 1) through the
+/// admin API; an existing topic is an error, so every run starts from a new one.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .operation_timeout(Some(Duration::from_secs(10)));
+    let results = block_on(admin.create_topics([&new], &opts))
+        .with_context(|| format!("CreateTopics {topic}"))?;
+    for r in results {
+        if let Err((name, code)) = r {
+            bail!("CreateTopics {name}: {code}");
+        }
+    }
+    ensure_topic(admin.inner(), topic, Duration::from_secs(10))
+}
+
+/// Runs a future to completion on this thread. rdkafka's admin futures are completed
+/// by its own polling thread, so no async runtime is needed.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        thread::park();
+    }
 }

@@ -2,10 +2,17 @@
 //! fsync, loopback TCP copy) and, against a freshly spawned release `strom-broker`,
 //! start-up time, resident memory, produce throughput and latency, and consume
 //! throughput; then prints a Markdown table and one JSON line.
+//!
+//! `strom-bench groups` measures the same limits, then consumer groups instead: a
+//! group's consume throughput against one assigned consumer on the same topic, and
+//! how long a rebalance takes when a member joins or leaves (see `groups.rs`).
 
 mod broker;
+mod groups;
 mod kafka;
 mod limits;
+mod member;
+mod rebalance;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -14,34 +21,39 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use broker::{Broker, CpuMeter, Rss, StartupTiming};
+use groups::{GroupArgs, GroupConsumeResult};
 use kafka::{ConsumeResult, LatencyResult, ProduceResult, ProducerSettings};
 use limits::{DiskResult, MIB};
+use rebalance::RebalanceResult;
 
 #[derive(Parser, Debug, Clone, Serialize)]
 #[command(version, about)]
 pub struct Args {
+    /// Without a subcommand: the broker suite (start-up, RSS, produce, latency, consume).
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The broker binary to benchmark.
-    #[arg(long, default_value = "target/release/strom-broker")]
+    #[arg(long, global = true, default_value = "target/release/strom-broker")]
     broker: PathBuf,
     /// Where the disk probe file and the brokers' data dirs go; keep it on the disk
     /// the broker would use in production (not tmpfs).
-    #[arg(long, default_value = "target/strom-bench")]
+    #[arg(long, global = true, default_value = "target/strom-bench")]
     base_dir: PathBuf,
     /// Extra `--override key=value` passed to the broker (repeatable).
-    #[arg(long = "override", value_name = "KEY=VALUE")]
+    #[arg(long = "override", global = true, value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// MiB written by each disk probe.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, global = true, default_value_t = 1024)]
     disk_mib: u64,
     /// Disk probes; the limit is their median (this VM's disk varies run to run).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, global = true, default_value_t = 5)]
     disk_runs: usize,
     /// MiB sent through loopback TCP for the copy-bandwidth limit.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, global = true, default_value_t = 2048)]
     loopback_mib: u64,
     /// Start-ups measured (the last one serves the load runs).
     #[arg(long, default_value_t = 5)]
@@ -53,24 +65,24 @@ pub struct Args {
     /// Seconds the broker idles before the idle RSS reading.
     #[arg(long, default_value_t = 2)]
     idle_secs: u64,
-    /// MiB of record payload per throughput run.
-    #[arg(long, default_value_t = 1024)]
+    /// MiB of record payload per throughput run (for `groups`: the pre-filled topic).
+    #[arg(long, global = true, default_value_t = 1024)]
     produce_mib: u64,
     /// Record payload size in bytes (at least 8: the record's index leads it).
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(8..=1_000_000))]
+    #[arg(long, global = true, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(8..=1_000_000))]
     record_size: u64,
     /// Producer instances (each with its own thread and connection) per throughput
     /// run; more than one shows whether one librdkafka producer is the bottleneck.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, global = true, default_value_t = 1)]
     producers: usize,
     /// acks settings for throughput runs, in order; the acks=1 topic is consumed.
     #[arg(long, value_delimiter = ',', default_value = "1,all,0")]
     acks: Vec<String>,
     /// Producer linger.ms.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, global = true, default_value_t = 5)]
     linger_ms: u64,
     /// Producer batch.size (librdkafka also caps a request at message.max.bytes, 1 MB).
-    #[arg(long, default_value_t = 1_048_576)]
+    #[arg(long, global = true, default_value_t = 1_048_576)]
     batch_size: u64,
     /// Records/s for the latency run; default: half the acks=1 peak.
     #[arg(long)]
@@ -83,17 +95,24 @@ pub struct Args {
     latency_acks: String,
     /// Seconds to pause before each produce, latency and consume run, so the
     /// kernel can write back what the previous run left dirty.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, global = true, default_value_t = 0)]
     settle_secs: u64,
     /// Upper bound on any one produce or consume run, in seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, global = true, default_value_t = 60)]
     run_timeout_secs: u64,
     /// Keep the broker's run dir (data and logs) after the run.
-    #[arg(long)]
+    #[arg(long, global = true)]
     keep_data: bool,
     /// Also write the JSON result to this file.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json_out: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug, Clone, Serialize)]
+pub enum Command {
+    /// Consumer groups: a group's consume throughput (beside one assigned consumer on
+    /// the same topic) and rebalance time when a member joins or leaves.
+    Groups(GroupArgs),
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -138,6 +157,8 @@ pub struct Report {
     pub produce: Vec<ProduceResult>,
     pub latency: Option<LatencyResult>,
     pub consume: Option<ConsumeResult>,
+    pub group_consume: Option<GroupConsumeResult>,
+    pub rebalance: Vec<RebalanceResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -189,6 +210,22 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 fn run(args: &Args, report: &mut Report) -> Result<()> {
+    let (base_dir, pool) = machine_and_limits(args, report)?;
+    let broker_path = args.broker.canonicalize().with_context(|| {
+        format!(
+            "broker binary {} (build it: cargo build --release -p strom-broker)",
+            args.broker.display()
+        )
+    })?;
+    match &args.command {
+        Some(Command::Groups(g)) => groups::run(args, g, &broker_path, &base_dir, &pool, report),
+        None => run_suite(args, &broker_path, &base_dir, &pool, report),
+    }
+}
+
+/// The machine's description, then its limits: disk write with fsync and loopback
+/// copy bandwidth. Returns the canonical base dir and the payload pool.
+fn machine_and_limits(args: &Args, report: &mut Report) -> Result<(PathBuf, Vec<u8>)> {
     std::fs::create_dir_all(&args.base_dir)
         .with_context(|| format!("creating {}", args.base_dir.display()))?;
     let base_dir = args.base_dir.canonicalize()?;
@@ -230,19 +267,21 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         Ok(m) => report.loopback_mbps = Some(m),
         Err(e) => report.errors.push(format!("loopback probe: {e:#}")),
     }
+    Ok((base_dir, pool))
+}
 
-    let broker_path = args.broker.canonicalize().with_context(|| {
-        format!(
-            "broker binary {} (build it: cargo build --release -p strom-broker)",
-            args.broker.display()
-        )
-    })?;
-
+fn run_suite(
+    args: &Args,
+    broker_path: &Path,
+    base_dir: &Path,
+    pool: &[u8],
+    report: &mut Report,
+) -> Result<()> {
     phase("start-up to serving");
     let runs = args.startup_runs.max(1);
     let mut serving: Option<Broker> = None;
     for i in 0..runs {
-        let (mut b, t0) = Broker::spawn(&broker_path, &base_dir, &args.overrides, args.keep_data)?;
+        let (mut b, t0) = Broker::spawn(broker_path, base_dir, &args.overrides, args.keep_data)?;
         let t = b
             .wait_serving(
                 t0,
@@ -288,52 +327,13 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
     };
-    let records = args.produce_mib * MIB / args.record_size;
-    let run_timeout = Duration::from_secs(args.run_timeout_secs);
     let mut consume_topic = None;
     for acks in &args.acks {
         let topic = format!("bench-acks-{acks}");
-        phase(&format!(
-            "produce {records} x {} B, acks={acks}",
-            args.record_size
-        ));
-        thread::sleep(Duration::from_secs(args.settle_secs));
-        let meter = CpuMeter::start(b.pid);
-        let r = kafka::produce_throughput(
-            &settings,
-            &topic,
-            acks,
-            records,
-            args.producers,
-            &pool,
-            run_timeout,
-        )
-        .with_context(|| format!("produce acks={acks}"));
-        b.check_alive()?;
-        let mut r = r?;
-        r.cpu = meter.stop();
-        eprintln!(
-            "  {:.1} MB/s, {:.0} rec/s, acked {}/{}, failed {}, cpu {}",
-            r.mbps,
-            r.records_per_sec,
-            r.records_acked,
-            r.records_target,
-            r.records_failed,
-            report::cpu(r.cpu)
-        );
-        if r.records_failed > 0 || r.timed_out {
-            report.errors.push(format!(
-                "produce acks={acks}: {} failed, timed out: {}, first error: {:?}; broker stderr tail:\n{}",
-                r.records_failed,
-                r.timed_out,
-                r.first_delivery_error,
-                b.stderr_tail(10)
-            ));
-        }
+        let acked = produce_run(args, &mut b, &settings, &topic, 1, acks, pool, report)?;
         if acks == "1" {
-            consume_topic = Some((topic, r.records_acked));
+            consume_topic = Some((topic, acked));
         }
-        report.produce.push(r);
     }
 
     let peak_rps = report
@@ -359,7 +359,7 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
             &args.latency_acks,
             rate,
             Duration::from_secs(args.latency_secs),
-            &pool,
+            pool,
         );
         b.check_alive()?;
         let mut r = r.context("latency run")?;
@@ -383,40 +383,116 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
     report.rss_after_produce = Some(b.rss()?);
 
     if let Some((topic, acked)) = consume_topic {
-        phase(&format!("consume {topic}"));
-        thread::sleep(Duration::from_secs(args.settle_secs));
-        let meter = CpuMeter::start(b.pid);
-        let r = kafka::consume(
-            &b.bootstrap(),
-            &topic,
-            acked,
-            &pool,
-            args.record_size as usize,
-            run_timeout,
-        );
-        b.check_alive()?;
-        let mut r = r.context("consume")?;
-        r.cpu = meter.stop();
-        eprintln!(
-            "  {:.1} MB/s, {:.0} rec/s, {} records, {} payload mismatches",
-            r.mbps, r.records_per_sec, r.records, r.payload_mismatches
-        );
-        if r.timed_out
-            || r.records < r.records_expected
-            || r.payload_mismatches > 0
-            || r.duplicates > 0
-        {
-            report.errors.push(format!(
-                "consume: {} of {} records, {} payload mismatches, {} duplicates, first error {:?}",
-                r.records, r.records_expected, r.payload_mismatches, r.duplicates, r.first_error
-            ));
-        }
-        report.consume = Some(r);
+        consume_run(args, &mut b, &topic, 1, acked, pool, report)?;
         report.rss_after_consume = Some(b.rss()?);
     }
 
     phase("shutdown (SIGTERM)");
     report.shutdown_ms = b.shutdown(Duration::from_secs(10)).map(broker::ms);
+    Ok(())
+}
+
+/// One produce throughput run of `--produce-mib` into `topic` (its records spread
+/// over `partitions`), recorded in the report. Returns the records acknowledged.
+#[allow(clippy::too_many_arguments)]
+fn produce_run(
+    args: &Args,
+    b: &mut Broker,
+    settings: &ProducerSettings,
+    topic: &str,
+    partitions: i32,
+    acks: &str,
+    pool: &[u8],
+    report: &mut Report,
+) -> Result<u64> {
+    let records = args.produce_mib * MIB / args.record_size;
+    phase(&format!(
+        "produce {records} x {} B to {topic} ({partitions} partition(s)), acks={acks}",
+        args.record_size
+    ));
+    thread::sleep(Duration::from_secs(args.settle_secs));
+    let meter = CpuMeter::start(b.pid);
+    let r = kafka::produce_throughput(
+        settings,
+        topic,
+        partitions,
+        acks,
+        records,
+        args.producers,
+        pool,
+        Duration::from_secs(args.run_timeout_secs),
+    )
+    .with_context(|| format!("produce acks={acks}"));
+    b.check_alive()?;
+    let mut r = r?;
+    r.cpu = meter.stop();
+    eprintln!(
+        "  {:.1} MB/s, {:.0} rec/s, acked {}/{}, failed {}, cpu {}",
+        r.mbps,
+        r.records_per_sec,
+        r.records_acked,
+        r.records_target,
+        r.records_failed,
+        report::cpu(r.cpu)
+    );
+    if r.records_failed > 0 || r.timed_out {
+        report.errors.push(format!(
+            "produce acks={acks}: {} failed, timed out: {}, first error: {:?}; broker stderr tail:\n{}",
+            r.records_failed,
+            r.timed_out,
+            r.first_delivery_error,
+            b.stderr_tail(10)
+        ));
+    }
+    let acked = r.records_acked;
+    report.produce.push(r);
+    Ok(acked)
+}
+
+/// One assigned (group-less) consumer reads partitions `0..partitions` of `topic`
+/// from offset 0, checking every record; recorded in the report.
+fn consume_run(
+    args: &Args,
+    b: &mut Broker,
+    topic: &str,
+    partitions: i32,
+    acked: u64,
+    pool: &[u8],
+    report: &mut Report,
+) -> Result<()> {
+    phase(&format!(
+        "consume {topic} ({partitions} partition(s), one assigned consumer)"
+    ));
+    thread::sleep(Duration::from_secs(args.settle_secs));
+    let meter = CpuMeter::start(b.pid);
+    let r = kafka::consume(
+        &b.bootstrap(),
+        topic,
+        partitions,
+        acked,
+        pool,
+        args.record_size as usize,
+        Duration::from_secs(args.run_timeout_secs),
+    );
+    b.check_alive()?;
+    let mut r = r.context("consume")?;
+    r.cpu = meter.stop();
+    eprintln!(
+        "  {:.1} MB/s, {:.0} rec/s, {} records, {} payload mismatches, cpu {}",
+        r.mbps,
+        r.records_per_sec,
+        r.records,
+        r.payload_mismatches,
+        report::cpu(r.cpu)
+    );
+    if r.timed_out || r.records < r.records_expected || r.payload_mismatches > 0 || r.duplicates > 0
+    {
+        report.errors.push(format!(
+            "consume: {} of {} records, {} payload mismatches, {} duplicates, first error {:?}",
+            r.records, r.records_expected, r.payload_mismatches, r.duplicates, r.first_error
+        ));
+    }
+    report.consume = Some(r);
     Ok(())
 }
 

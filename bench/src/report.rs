@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::groups::GroupConsumeResult;
+use crate::rebalance::{RebalanceResult, Stat, BROKER_DELAY_TARGET_MS};
 use crate::Report;
 
 /// Targets from the performance issue.
@@ -148,7 +150,8 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     for p in &r.produce {
-        let primary = p.acks == "1";
+        // The target is for one partition.
+        let primary = p.acks == "1" && p.partitions == 1;
         let what = if p.acks == "0" {
             "sent (no acks)"
         } else {
@@ -156,9 +159,11 @@ pub fn markdown(r: &Report) -> String {
         };
         row(
             &format!(
-                "Produce acks={}, {} B records, 1 partition, {} producer{} ({} MiB {what}; CPU {}{})",
+                "Produce acks={}, {} B records, {} partition{}, {} producer{} ({} MiB {what}; CPU {}{})",
                 p.acks,
                 p.record_size,
+                p.partitions,
+                if p.partitions == 1 { "" } else { "s" },
                 p.producers,
                 if p.producers == 1 { "" } else { "s" },
                 p.bytes_acked >> 20,
@@ -205,7 +210,9 @@ pub fn markdown(r: &Report) -> String {
     if let Some(c) = &r.consume {
         row(
             &format!(
-                "Consume from offset 0, assigned partition ({} records, {} payload mismatches, {} duplicates; CPU {})",
+                "Consume from offset 0, one consumer, {} assigned partition{} ({} records, {} payload mismatches, {} duplicates; CPU {})",
+                c.partitions,
+                if c.partitions == 1 { "" } else { "s" },
                 c.records,
                 c.payload_mismatches,
                 c.duplicates,
@@ -220,6 +227,12 @@ pub fn markdown(r: &Report) -> String {
                 .unwrap_or_default(),
             "",
         );
+    }
+    if let Some(gc) = &r.group_consume {
+        groups_rows(&mut row, r, gc);
+    }
+    for rb in &r.rebalance {
+        rebalance_rows(&mut row, rb);
     }
     if let Some(rss) = r.rss_after_produce {
         row(
@@ -271,4 +284,169 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s, "\nERROR: {e}");
     }
     s
+}
+
+type Row<'a> = dyn FnMut(&str, String, String, String, &str) + 'a;
+
+fn groups_rows(row: &mut Row<'_>, r: &Report, g: &GroupConsumeResult) {
+    let single = r.consume.as_ref().filter(|c| c.topic == g.topic);
+    let mut limit = Vec::new();
+    let mut ratio = Vec::new();
+    if let Some(l) = r.loopback_mbps {
+        limit.push(format!("loopback {l:.1} MB/s"));
+        ratio.push(format!("{:.0}% of loopback", 100.0 * g.mbps / l));
+    }
+    if let Some(c) = single {
+        limit.push(format!("one assigned consumer {:.1} MB/s", c.mbps));
+        ratio.push(format!("{:.2}× one consumer", g.mbps / c.mbps));
+    }
+    row(
+        &format!(
+            "Group consume, {} members (librdkafka, a thread each), {} partitions, first assignment → last record ({} of {} records, {} duplicates, {} payload mismatches; per member {:?}; CPU {})",
+            g.members,
+            g.partitions,
+            g.records,
+            g.records_expected,
+            g.duplicates,
+            g.payload_mismatches,
+            g.records_per_member,
+            cpu(g.cpu)
+        ),
+        format!("{:.1} MB/s ({:.0} rec/s)", g.mbps, g.records_per_sec),
+        limit.join("; "),
+        ratio.join("; "),
+        "",
+    );
+    row(
+        &format!(
+            "Group consume: subscribe() → group first stable (every member assigned, each partition owned once; {} Assign callbacks; group.initial.rebalance.delay.ms={}, heartbeat.interval.ms={})",
+            g.assigns,
+            g.initial_rebalance_delay_ms
+                .map_or("?".to_string(), |d| d.to_string()),
+            g.heartbeat_ms
+        ),
+        format!(
+            "{} (first assignment {})",
+            ms_opt(g.stable_ms),
+            ms_opt(g.first_assignment_ms)
+        ),
+        String::new(),
+        String::new(),
+        "",
+    );
+}
+
+fn ms_opt(v: Option<f64>) -> String {
+    v.map_or("?".into(), |v| format!("{v:.1} ms"))
+}
+
+fn p50_max(s: &Stat) -> String {
+    match (s.p50, s.max) {
+        (Some(p), Some(m)) => format!("p50 {p:.1} / max {m:.1} ms"),
+        _ => "–".into(),
+    }
+}
+
+fn rebalance_rows(row: &mut Row<'_>, rb: &RebalanceResult) {
+    let config: Vec<String> = rb
+        .member_config
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let hb = &rb.heartbeat_gap_ms;
+    row(
+        &format!(
+            "Rebalance runs, {}: broker with group.initial.rebalance.delay.ms=0; {} partitions; members: librdkafka, default (eager) assignors, heartbeat.interval.ms={}{}; group formed in {}. Gaps between a member's heartbeats while stable ({} gaps):",
+            rb.variant,
+            rb.partitions,
+            rb.heartbeat_ms,
+            if config.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", config.join(", "))
+            },
+            ms_opt(rb.formation_ms),
+            hb.n
+        ),
+        match (hb.p50, hb.p90, hb.max) {
+            (Some(a), Some(b), Some(c)) => format!("p50 {a:.0} / p90 {b:.0} / max {c:.0} ms"),
+            _ => "–".into(),
+        },
+        String::new(),
+        String::new(),
+        "",
+    );
+    for (kind, s) in [("join", &rb.join), ("leave", &rb.leave)] {
+        let what = if kind == "join" {
+            format!("a member joins ({} → {})", rb.members, rb.members + 1)
+        } else {
+            format!(
+                "the oldest member leaves ({} → {}, clean close)",
+                rb.members + 1,
+                rb.members
+            )
+        };
+        row(
+            &format!(
+                "Rebalance, {what}: event → every partition owned again ({} of {} completed)",
+                s.completed, s.events
+            ),
+            p50_max(&s.total_ms),
+            format!("≤ longest JoinGroup round trip + {BROKER_DELAY_TARGET_MS:.0} ms"),
+            format!("total − JoinGroup rtt: {}", p50_max(&s.beyond_join_rtt_ms)),
+            &format!(
+                "{} in {}/{}",
+                verdict(s.completed > 0 && s.within_target == s.completed),
+                s.within_target,
+                s.completed
+            ),
+        );
+        row(
+            &format!("… {kind}: the clients' JoinGroup round trip (longest / shortest of each rebalance, librdkafka's rtt)"),
+            format!(
+                "{}; shortest {}",
+                p50_max(&s.join_rtt_max_ms),
+                p50_max(&s.join_rtt_min_ms)
+            ),
+            String::new(),
+            String::new(),
+            "",
+        );
+        row(
+            &format!("… {kind}: the clients' SyncGroup round trip (longest / shortest)"),
+            format!(
+                "{}; shortest {}",
+                p50_max(&s.sync_rtt_max_ms),
+                p50_max(&s.sync_rtt_min_ms)
+            ),
+            String::new(),
+            String::new(),
+            "",
+        );
+        row(
+            &format!("… {kind}: broker-side delay on the critical path (shortest JoinGroup + shortest SyncGroup round trip: the requests the broker answers without parking)"),
+            p50_max(&s.broker_side_ms),
+            format!("≤ {BROKER_DELAY_TARGET_MS:.0} ms"),
+            String::new(),
+            match s.broker_side_ms.max {
+                Some(m) => verdict(m <= BROKER_DELAY_TARGET_MS),
+                None => "",
+            },
+        );
+        row(
+            &format!(
+                "… {kind}: broker log, from the event: \"preparing rebalance\" / \"join phase complete\" / \"group is stable\" (p50; {} events needed more than one rebalance)",
+                s.multi_rebalance_events
+            ),
+            format!(
+                "{} / {} / {}",
+                ms_opt(s.broker_prepare_ms.p50),
+                ms_opt(s.broker_join_complete_ms.p50),
+                ms_opt(s.broker_stable_ms.p50)
+            ),
+            String::new(),
+            String::new(),
+            "",
+        );
+    }
 }

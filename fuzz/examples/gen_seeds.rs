@@ -19,8 +19,13 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -264,8 +269,109 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
-            "join_group_v5_unserved",
+            "join_group_v5",
             request_body(ApiKey::JoinGroup, 5, 19, &join_group),
+        ),
+        (
+            "join_group_v9_static",
+            request_body(
+                ApiKey::JoinGroup,
+                9,
+                20,
+                &join_group
+                    .clone()
+                    .with_group_instance_id(Some(StrBytes::from_static_str("seed-instance"))),
+            ),
+        ),
+        (
+            "sync_group_v5",
+            request_body(
+                ApiKey::SyncGroup,
+                5,
+                21,
+                &SyncGroupRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("seed-group")))
+                    .with_generation_id(1)
+                    .with_member_id(StrBytes::from_static_str("seed-member"))
+                    .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+                    .with_protocol_name(Some(StrBytes::from_static_str("range"))),
+            ),
+        ),
+        (
+            "heartbeat_v4",
+            request_body(
+                ApiKey::Heartbeat,
+                4,
+                22,
+                &HeartbeatRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("seed-group")))
+                    .with_generation_id(1)
+                    .with_member_id(StrBytes::from_static_str("seed-member")),
+            ),
+        ),
+        (
+            "offset_commit_v8",
+            request_body(
+                ApiKey::OffsetCommit,
+                8,
+                23,
+                &OffsetCommitRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("seed-group")))
+                    .with_generation_id_or_member_epoch(-1)
+                    .with_topics(vec![OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("seed-topic")))
+                        .with_partitions(vec![OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(5)
+                            .with_committed_metadata(Some(StrBytes::from_static_str("m")))])]),
+            ),
+        ),
+        (
+            "offset_fetch_v8",
+            request_body(
+                ApiKey::OffsetFetch,
+                8,
+                24,
+                &OffsetFetchRequest::default()
+                    .with_groups(vec![OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("seed-group")))
+                        .with_topics(None)]),
+            ),
+        ),
+        (
+            "leave_group_v5",
+            request_body(
+                ApiKey::LeaveGroup,
+                5,
+                25,
+                &LeaveGroupRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("seed-group")))
+                    .with_members(vec![MemberIdentity::default()
+                        .with_member_id(StrBytes::from_static_str("seed-member"))
+                        .with_group_instance_id(Some(StrBytes::from_static_str(
+                            "seed-instance",
+                        )))]),
+            ),
+        ),
+        (
+            "describe_groups_v5",
+            request_body(
+                ApiKey::DescribeGroups,
+                5,
+                26,
+                &DescribeGroupsRequest::default()
+                    .with_groups(vec![GroupId(StrBytes::from_static_str("seed-group"))]),
+            ),
+        ),
+        (
+            "find_coordinator_v4",
+            request_body(
+                ApiKey::FindCoordinator,
+                4,
+                27,
+                &FindCoordinatorRequest::default()
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("seed-group")]),
+            ),
         ),
     ]
 }

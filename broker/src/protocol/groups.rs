@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 use super::{log_refusal, str_bytes, RequestContext};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
+use crate::group::state::{JoinResult, SyncResult};
 use crate::group::{JoinRequest, OFFSETS_TOPIC};
 
 /// FindCoordinator key types.
@@ -46,6 +47,21 @@ pub(crate) fn coordinate(broker: &Broker, group_id: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Runs a possibly parked group request, giving up when the broker starts shutting down:
+/// the client then hears NOT_COORDINATOR and looks for the group's next coordinator.
+async fn until_shutdown<T>(
+    broker: &Broker,
+    request: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut shutdown = broker.shutdown_signal();
+    tokio::select! {
+        // The request first: an answer that is ready wins over a shutdown in progress.
+        biased;
+        result = request => Some(result),
+        _ = shutdown.wait_for(|stopping| *stopping) => None,
+    }
 }
 
 /// The error to answer with, logged once.
@@ -178,7 +194,13 @@ pub async fn join_group(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let result = broker.groups.join(&**broker, &group_id, join).await;
+    let result = until_shutdown(broker, broker.groups.join(&**broker, &group_id, join))
+        .await
+        .unwrap_or_else(|| JoinResult {
+            error: Some(ResponseError::NotCoordinator),
+            member_id: request.member_id.to_string(),
+            ..Default::default()
+        });
     if let Some(error) = result.error {
         if error != ResponseError::MemberIdRequired {
             log_refusal(
@@ -244,19 +266,22 @@ pub async fn sync_group(
     } else {
         (None, None)
     };
-    let result = broker
-        .groups
-        .sync(
-            &**broker,
-            &group_id,
-            &request.member_id,
-            instance.as_deref(),
-            request.generation_id,
-            protocol_type.as_deref(),
-            protocol_name.as_deref(),
-            assignments,
-        )
-        .await;
+    let sync = broker.groups.sync(
+        &**broker,
+        &group_id,
+        &request.member_id,
+        instance.as_deref(),
+        request.generation_id,
+        protocol_type.as_deref(),
+        protocol_name.as_deref(),
+        assignments,
+    );
+    let result = until_shutdown(broker, sync)
+        .await
+        .unwrap_or_else(|| SyncResult {
+            error: Some(ResponseError::NotCoordinator),
+            ..Default::default()
+        });
     if let Some(error) = result.error {
         let e = ApiError::new(
             error,
