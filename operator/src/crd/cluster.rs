@@ -1,0 +1,335 @@
+//! `KafkaCluster`: a cluster of strom-broker pods. Field names follow Strimzi's `Kafka`
+//! resource where the idea is the same, so manifests read familiar.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, PodSecurityContext, ResourceRequirements, SecurityContext, Toleration,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{conditions_list, config_map};
+
+/// A Kafka-compatible cluster of strom-broker pods, run as one StatefulSet.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kafka.strom.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    namespaced,
+    status = "KafkaClusterStatus",
+    shortname = "kc",
+    category = "strom",
+    cel,
+    doc = "A Kafka-compatible cluster of strom-broker pods, run as one StatefulSet.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".spec.replicas",
+        description = "Brokers asked for"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "Brokers ready"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.version",
+        description = "strom-broker version running"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "The Ready condition"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.defaultReplicationFactor) || !has(self.minInsyncReplicas) || self.minInsyncReplicas <= self.defaultReplicationFactor").message("minInsyncReplicas cannot exceed defaultReplicationFactor"))]
+pub struct KafkaClusterSpec {
+    /// Number of brokers. Each broker is one pod; its `node.id` is the pod's ordinal.
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+
+    /// strom-broker release to run, e.g. `0.1.0`. Defaults to the operator's own version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+
+    /// Container image for the brokers. Overrides the image the operator derives from `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// Client listeners. Each gets a port on every broker and a bootstrap address. When
+    /// empty, one internal plaintext listener named `plain` on port 9092 is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(l, self.exists_one(m, m.name == l.name))").message("listener names must be unique"))]
+    #[x_kube(validation = Rule::new("self.all(l, self.exists_one(m, m.port == l.port))").message("listener ports must be unique"))]
+    #[schemars(length(max = 8))]
+    pub listeners: Vec<ListenerSpec>,
+
+    /// Broker configuration as Kafka property names and values, e.g. `log.retention.ms`.
+    /// Keys the operator manages itself (node.id, listeners, log.dirs, ...) are ignored
+    /// with a Warning condition.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "config_map")]
+    pub config: BTreeMap<String, serde_json::Value>,
+
+    /// Where brokers keep their logs.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// CPU and memory for each broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Rack awareness: each broker's `broker.rack` is its node's value of this label, so
+    /// replicas spread across zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<RackSpec>,
+
+    /// Overrides for the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplateOverrides>,
+
+    /// Prometheus metrics on the brokers' admin port.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+
+    /// Restrict ingress to the brokers with a NetworkPolicy.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
+
+    /// Default replication factor of new topics (`default.replication.factor`, also used
+    /// for internal topics). Cannot exceed `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub default_replication_factor: Option<i32>,
+
+    /// Default `min.insync.replicas` of topics. Cannot exceed the replication factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_insync_replicas: Option<i32>,
+}
+
+/// One client listener.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSpec {
+    /// Listener name: lower-case letters and digits, unique in the cluster. Kafka sees it
+    /// upper-cased (`PLAIN` for `plain`).
+    #[schemars(length(min = 1, max = 25), regex(pattern = r"^[a-z][a-z0-9]*$"))]
+    pub name: String,
+
+    /// Port every broker listens on for this listener.
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+
+    /// How clients reach the listener: `internal` (ClusterIP services inside the cluster),
+    /// `nodeport` or `loadbalancer`.
+    #[serde(rename = "type", default)]
+    pub kind: ListenerType,
+
+    /// Encrypt connections with TLS.
+    #[serde(default)]
+    pub tls: bool,
+
+    /// Client authentication on this listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ListenerAuthentication>,
+
+    /// Who may connect when `networkPolicy.enabled` is true. Empty means anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_policy_peers: Vec<NetworkPolicyPeer>,
+}
+
+/// How clients reach a listener.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerType {
+    /// Reachable inside the Kubernetes cluster.
+    #[default]
+    Internal,
+    /// A NodePort service per broker plus one for bootstrap.
+    Nodeport,
+    /// A LoadBalancer service per broker plus one for bootstrap.
+    Loadbalancer,
+}
+
+/// Client authentication on a listener.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ListenerAuthentication {
+    /// Mechanism: `scram-sha-512` or `tls` (mutual TLS). Other values are reported on the
+    /// cluster's Ready condition.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// Broker storage.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type == 'ephemeral' || has(self.size)").message("persistent-claim storage needs a size"))]
+#[x_kube(validation = Rule::new("self.type == oldSelf.type").message("storage type is immutable"))]
+#[x_kube(validation = Rule::new("has(self.class) == has(oldSelf.class) && (!has(self.class) || self.class == oldSelf.class)").message("storage class is immutable"))]
+pub struct StorageSpec {
+    /// `ephemeral` (an emptyDir: data is lost with the pod) or `persistent-claim`.
+    #[serde(rename = "type", default)]
+    pub kind: StorageType,
+
+    /// Volume size, e.g. `100Gi`. For ephemeral storage, the emptyDir size limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+
+    /// StorageClass of the claims. Immutable, as a StatefulSet's claim templates are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+/// Kind of broker storage.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageType {
+    /// An emptyDir: data lives as long as the pod.
+    #[default]
+    Ephemeral,
+    /// A PersistentVolumeClaim per broker, kept when the pod moves.
+    PersistentClaim,
+}
+
+/// Rack awareness.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RackSpec {
+    /// Node label whose value becomes each broker's `broker.rack`, e.g.
+    /// `topology.kubernetes.io/zone`.
+    #[schemars(length(min = 1))]
+    pub topology_key: String,
+}
+
+/// Overrides for the broker pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateOverrides {
+    /// Extra pod labels. The operator's own labels win on conflict.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Replaces the default affinity (which prefers one broker per node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Pod tolerations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// PriorityClass of the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Pod security context. The default runs as a non-root user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// Security context of the broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+}
+
+/// Metrics settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MetricsSpec {
+    /// Serve Prometheus metrics on the admin port and annotate pods for scraping.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        MetricsSpec { enabled: true }
+    }
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// NetworkPolicy settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct NetworkPolicySpec {
+    /// Create a NetworkPolicy: brokers talk to each other on every port, clients reach
+    /// only the listener ports (from each listener's `networkPolicyPeers`), and anyone
+    /// may reach the admin port (probes, metrics, the operator).
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// Observed state of a KafkaCluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// Ready, NotReady and Warning. `lastTransitionTime` changes only when a status flips.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_list")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Broker pods that exist.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Broker pods that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the broker pods, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// strom-broker version the StatefulSet runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Bootstrap addresses per listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// Where clients find one listener.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// `host:port` list to put in a client's `bootstrap.servers`.
+    pub bootstrap_servers: String,
+}
+
+impl KafkaClusterSpec {
+    /// The listeners in effect: the spec's, or the default internal plaintext one.
+    pub fn effective_listeners(&self) -> Vec<ListenerSpec> {
+        if self.listeners.is_empty() {
+            vec![ListenerSpec {
+                name: "plain".into(),
+                port: 9092,
+                kind: ListenerType::Internal,
+                tls: false,
+                authentication: None,
+                network_policy_peers: Vec::new(),
+            }]
+        } else {
+            self.listeners.clone()
+        }
+    }
+}
