@@ -1,0 +1,1 @@
+//! Desired Kubernetes objects for a KafkaCluster. (stub)

@@ -1,0 +1,1 @@
+//! Spec checks the API server cannot make. (stub)
