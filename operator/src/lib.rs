@@ -1,9 +1,16 @@
 //! strom-operator: reconciles `KafkaCluster`, `KafkaTopic` and `KafkaUser` into
 //! StatefulSets of strom-broker. See `operator/README.md` for the module map.
 
+pub mod apply;
 pub mod cluster;
+pub mod conditions;
 pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod podinit;
+pub mod render;
 pub mod telemetry;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,535 @@
+//! Reconciles one KafkaCluster: check the spec, apply the desired objects with server-side
+//! apply (only those that differ), then write status. Reads top to bottom; the decisions
+//! live in `validate`, `resources` and `status`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::config::ExternalAddresses;
+use super::names::{self, FIELD_MANAGER, FINALIZER};
+use super::resources::{desired, Desired, RenderOptions};
+use super::status;
+use super::validate::{validate, Problem};
+use crate::apply::{apply, delete_if_present, Outcome};
+use crate::crd::{KafkaCluster, KafkaClusterStatus};
+use crate::metrics::Metrics;
+
+/// Name of this controller in metrics, logs and events.
+pub const CONTROLLER: &str = "kafkacluster";
+
+/// How often a healthy cluster is looked at again without any watch event.
+const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a cluster that is still coming up is looked at again.
+const PENDING_RECHECK: Duration = Duration::from_secs(15);
+
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    /// Short label for the errors metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(_)) => "api",
+            Error::Kube(_) => "client",
+        }
+    }
+}
+
+/// Everything a reconcile needs besides the object.
+pub struct Context {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub options: RenderOptions,
+    pub recorder: Recorder,
+    /// Injected so tests control `lastTransitionTime`.
+    pub clock: fn() -> Timestamp,
+    /// Consecutive failures per cluster, for exponential back-off.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        options: RenderOptions,
+        reporter: Reporter,
+    ) -> Self {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            options,
+            clock: Timestamp::now,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+}
+
+/// Entry point for the controller runtime.
+pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let key = format!("{}/{}", names::namespace(&cluster), cluster.name_any());
+    let result = reconcile_cluster(&cluster, &ctx).await;
+    if let Ok(mut failures) = ctx.failures.lock() {
+        if result.is_ok() {
+            failures.remove(&key);
+        }
+    }
+    result
+}
+
+/// Back-off on errors: 5 s doubling per consecutive failure, at most 5 minutes, so an API
+/// outage or a rejected object never turns into a hot loop.
+pub fn error_policy(cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_failure(CONTROLLER, error.metric_label());
+    let key = format!("{}/{}", names::namespace(&cluster), cluster.name_any());
+    let attempt = match ctx.failures.lock() {
+        Ok(mut failures) => {
+            let n = failures.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    let delay = backoff(attempt);
+    tracing::warn!(cluster = %key, %error, attempt, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1 << attempt.saturating_sub(1).min(6));
+    Duration::from_secs(secs.min(300))
+}
+
+async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
+    let ns = names::namespace(cluster);
+    let name = cluster.name_any();
+    if cluster.meta().deletion_timestamp.is_some() {
+        return cleanup(cluster, ctx).await;
+    }
+
+    // 1. A spec the API server accepted but that cannot work: say why, change nothing.
+    let validation = validate(&cluster.spec);
+    if let Some(problem) = validation.errors.first() {
+        let message = join_messages(&validation.errors);
+        tracing::warn!(cluster = %format!("{ns}/{name}"), reason = problem.reason, %message, "refusing KafkaCluster spec");
+        let status = status::refused(
+            cluster,
+            problem.reason,
+            &message,
+            &validation.warnings,
+            (ctx.clock)(),
+        );
+        write_status(cluster, ctx, status).await?;
+        return Ok(Action::await_change());
+    }
+
+    // 2. Changes a StatefulSet cannot take (its claim templates are immutable).
+    let statefulsets: Api<StatefulSet> = ctx.api(&ns);
+    let live_set = statefulsets.get_opt(&names::broker_set(&name)).await?;
+    let preview = desired(cluster, &ctx.options, &ExternalAddresses::default());
+    if let Some(problem) = status::immutable_change(&preview.stateful_set, live_set.as_ref()) {
+        let status = status::refused(
+            cluster,
+            problem.reason,
+            &problem.message,
+            &validation.warnings,
+            (ctx.clock)(),
+        );
+        write_status(cluster, ctx, status).await?;
+        return Ok(Action::await_change());
+    }
+
+    // 3. External listeners first: brokers advertise the addresses their Services get.
+    let mut applied = Vec::new();
+    let external_services = apply_all(
+        &ctx.api::<Service>(&ns),
+        &preview.external_services,
+        &mut applied,
+    )
+    .await?;
+    let (external, waiting) = status::external_addresses(cluster, &external_services);
+    if let Some(waiting) = waiting {
+        let status = status::pending(
+            cluster,
+            "WaitingForLoadBalancer",
+            &waiting,
+            &validation.warnings,
+            (ctx.clock)(),
+        );
+        announce_applied(cluster, ctx, &applied).await;
+        write_status(cluster, ctx, status).await?;
+        return Ok(Action::requeue(PENDING_RECHECK));
+    }
+    let desired = desired(cluster, &ctx.options, &external);
+
+    // 4. Everything else, StatefulSet last so its pods start with their config in place.
+    ensure_finalizer(cluster, ctx, desired.rack_binding.is_some()).await?;
+    let live_set = apply_objects(cluster, ctx, &desired, &mut applied).await?;
+    announce_applied(cluster, ctx, &applied).await;
+
+    // 5. Status from what runs.
+    let status = status::observed(
+        cluster,
+        &live_set,
+        &external_services,
+        &validation.warnings,
+        (ctx.clock)(),
+    );
+    let ready = crate::conditions::is_ready(&status.conditions);
+    write_status(cluster, ctx, status).await?;
+    Ok(Action::requeue(if ready {
+        RESYNC
+    } else {
+        PENDING_RECHECK
+    }))
+}
+
+/// Applies every namespaced object, and the rack ClusterRoleBinding; removes the optional
+/// ones the spec no longer asks for. Returns the StatefulSet as the API server has it.
+async fn apply_objects(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    desired: &Desired,
+    applied: &mut Vec<String>,
+) -> Result<StatefulSet, Error> {
+    let ns = names::namespace(cluster);
+    let name = cluster.name_any();
+    apply_one(
+        &ctx.api::<ServiceAccount>(&ns),
+        &desired.service_account,
+        applied,
+    )
+    .await?;
+    apply_one(&ctx.api::<ConfigMap>(&ns), &desired.config_map, applied).await?;
+    let services = [
+        desired.headless_service.clone(),
+        desired.bootstrap_service.clone(),
+    ];
+    let service_api = ctx.api::<Service>(&ns);
+    apply_all(&service_api, &services, applied).await?;
+    prune_services(cluster, &service_api, desired, applied).await?;
+    apply_one(
+        &ctx.api::<PodDisruptionBudget>(&ns),
+        &desired.pod_disruption_budget,
+        applied,
+    )
+    .await?;
+
+    let policies = ctx.api::<NetworkPolicy>(&ns);
+    match &desired.network_policy {
+        Some(policy) => {
+            apply_one(&policies, policy, applied).await?;
+        }
+        None => {
+            if delete_if_present(&policies, &names::broker_set(&name)).await? {
+                applied.push("deleted NetworkPolicy".into());
+            }
+        }
+    }
+
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    match &desired.rack_binding {
+        Some(binding) => {
+            apply_one(&bindings, binding, applied).await?;
+        }
+        None => {
+            if has_finalizer(cluster)
+                && delete_if_present(&bindings, &names::rack_binding(&name, &ns)).await?
+            {
+                applied.push("deleted ClusterRoleBinding".into());
+            }
+        }
+    }
+
+    let (set, outcome) = apply(&ctx.api::<StatefulSet>(&ns), &desired.stateful_set).await?;
+    note(applied, &desired.stateful_set, outcome);
+    if desired.rack_binding.is_none() {
+        remove_finalizer(cluster, ctx).await?;
+    }
+    Ok(set)
+}
+
+/// Services of listeners the spec no longer has (a nodeport listener made internal, a
+/// broker removed by scale-down) are deleted; owner references only help on deletion.
+async fn prune_services(
+    cluster: &KafkaCluster,
+    api: &Api<Service>,
+    desired: &Desired,
+    applied: &mut Vec<String>,
+) -> Result<(), Error> {
+    let wanted: Vec<String> = [&desired.headless_service, &desired.bootstrap_service]
+        .into_iter()
+        .chain(&desired.external_services)
+        .map(|s| s.name_any())
+        .collect();
+    let selector = names::selector_string(&cluster.name_any());
+    for svc in api.list(&ListParams::default().labels(&selector)).await? {
+        let owned = svc
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == cluster.uid().as_ref());
+        if owned
+            && !wanted.contains(&svc.name_any())
+            && delete_if_present(api, &svc.name_any()).await?
+        {
+            applied.push(format!("deleted Service {}", svc.name_any()));
+        }
+    }
+    Ok(())
+}
+
+async fn apply_one<K>(api: &Api<K>, object: &K, applied: &mut Vec<String>) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let (live, outcome) = apply(api, object).await?;
+    note(applied, object, outcome);
+    Ok(live)
+}
+
+async fn apply_all<K>(
+    api: &Api<K>,
+    objects: &[K],
+    applied: &mut Vec<String>,
+) -> Result<Vec<K>, Error>
+where
+    K: Resource<DynamicType = ()>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let mut live = Vec::with_capacity(objects.len());
+    for object in objects {
+        live.push(apply_one(api, object, applied).await?);
+    }
+    Ok(live)
+}
+
+fn note<K: Resource<DynamicType = ()>>(applied: &mut Vec<String>, object: &K, outcome: Outcome) {
+    if outcome == Outcome::Applied {
+        applied.push(format!(
+            "{} {}",
+            K::kind(&()),
+            object.meta().name.as_deref().unwrap_or("")
+        ));
+    }
+}
+
+/// One Event per reconcile that changed something, naming what.
+async fn announce_applied(cluster: &KafkaCluster, ctx: &Context, applied: &[String]) {
+    if applied.is_empty() {
+        return;
+    }
+    tracing::info!(cluster = %cluster.name_any(), changed = ?applied, "applied");
+    publish(
+        cluster,
+        ctx,
+        EventType::Normal,
+        "Applied",
+        "Apply",
+        applied.join(", "),
+    )
+    .await;
+}
+
+/// Events are best effort: failing to record one must not fail the reconcile.
+async fn publish(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    kind: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_: kind,
+        reason: reason.into(),
+        note: Some(truncate(note, 1000)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(cluster = %cluster.name_any(), error = %e, "could not record event");
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+fn join_messages(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Writes status only when it differs, and records an Event when Ready changes.
+async fn write_status(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    status: KafkaClusterStatus,
+) -> Result<(), Error> {
+    let previous = cluster.status.clone().unwrap_or_default();
+    if previous == status {
+        return Ok(());
+    }
+    let (was, now) = (
+        status::ready_summary(&previous),
+        status::ready_summary(&status),
+    );
+    let transition = was.as_ref().map(|(r, reason, _)| (*r, reason))
+        != now.as_ref().map(|(r, reason, _)| (*r, reason));
+    let api: Api<KafkaCluster> = ctx.api(&names::namespace(cluster));
+    let patch = json!({
+        "apiVersion": "kafka.strom.dev/v1alpha1",
+        "kind": "KafkaCluster",
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&cluster.name_any(), &params, &Patch::Apply(&patch))
+        .await?;
+    if transition {
+        if let Some((ready, reason, message)) =
+            now.filter(|(ready, reason, _)| *ready || !status::is_progress(reason))
+        {
+            let kind = if ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            publish(cluster, ctx, kind, &reason, "UpdateStatus", message).await;
+        }
+    }
+    Ok(())
+}
+
+fn has_finalizer(cluster: &KafkaCluster) -> bool {
+    cluster.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// The finalizer exists only while a cluster-scoped object (the rack binding) needs removing
+/// by hand; owner references clean up everything else.
+async fn ensure_finalizer(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    needed: bool,
+) -> Result<(), Error> {
+    if !needed || has_finalizer(cluster) {
+        return Ok(());
+    }
+    let mut finalizers = cluster.finalizers().to_vec();
+    finalizers.push(FINALIZER.into());
+    patch_finalizers(cluster, ctx, finalizers).await
+}
+
+async fn remove_finalizer(cluster: &KafkaCluster, ctx: &Context) -> Result<(), Error> {
+    if !has_finalizer(cluster) {
+        return Ok(());
+    }
+    let finalizers = cluster
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    patch_finalizers(cluster, ctx, finalizers).await
+}
+
+/// A merge patch carrying the resourceVersion, so a concurrent change of the list makes the
+/// API server answer 409 (and the reconcile retries) instead of losing someone's finalizer.
+async fn patch_finalizers(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    finalizers: Vec<String>,
+) -> Result<(), Error> {
+    let api: Api<KafkaCluster> = ctx.api(&names::namespace(cluster));
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": cluster.resource_version(),
+        }
+    });
+    api.patch(
+        &cluster.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletion: owner references remove the namespaced objects; the rack ClusterRoleBinding
+/// is cluster-scoped and goes here, before the finalizer is released.
+async fn cleanup(cluster: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
+    if !has_finalizer(cluster) {
+        return Ok(Action::await_change());
+    }
+    let name = cluster.name_any();
+    let binding = names::rack_binding(&name, &names::namespace(cluster));
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    if delete_if_present(&bindings, &binding).await? {
+        publish(
+            cluster,
+            ctx,
+            EventType::Normal,
+            "Cleanup",
+            "Delete",
+            format!("deleted ClusterRoleBinding {binding}"),
+        )
+        .await;
+    }
+    remove_finalizer(cluster, ctx).await?;
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(4), Duration::from_secs(40));
+        assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+}
