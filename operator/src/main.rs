@@ -205,14 +205,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             lease_duration: Duration::from_secs(15),
             grace: Duration::from_secs(5),
         };
-        leader::run_as_leader(
-            client,
-            config,
-            metrics,
-            controllers,
-            stopped(stop_rx.clone()),
-        )
-        .await
+        // Controllers drain on the stop flag themselves; the delay only bounds how long a
+        // standby (which has nothing to drain) lingers after SIGTERM.
+        let stop = stop_rx.clone();
+        let standby_exit = async move {
+            stopped(stop).await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        };
+        leader::run_as_leader(client, config, metrics, controllers, standby_exit).await
     } else {
         metrics.set_leader(true);
         controllers.await;

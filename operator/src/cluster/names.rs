@@ -94,7 +94,10 @@ pub fn broker_properties_key(ordinal: i32) -> String {
 /// Labels that select a cluster's broker pods (StatefulSet selector, Services, PDB).
 pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "strom-broker".to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "strom-broker".to_string(),
+        ),
         (CLUSTER_LABEL.to_string(), cluster.to_string()),
     ])
 }

@@ -1,5 +1,8 @@
 //! `KafkaCluster`: a cluster of strom-broker pods. Field names follow Strimzi's `Kafka`
 //! resource where the idea is the same, so manifests read familiar.
+// Each `printcolumn(...)` in the kube derive repeats keys such as `type_`; clippy reads
+// that as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
 
 use std::collections::BTreeMap;
 

@@ -37,3 +37,160 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Err
         serde_yaml::to_string(crd)?
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The CEL rules in the CRDs, evaluated client-side by kube's CEL validator: the same
+    //! rules the API server runs, so each is shown to accept good objects and reject bad ones.
+    use super::*;
+    use serde_json::json;
+
+    fn cluster(spec: serde_json::Value) -> KafkaCluster {
+        serde_json::from_value(json!({
+            "apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaCluster",
+            "metadata": {"name": "c", "namespace": "kafka"}, "spec": spec,
+        }))
+        .expect("a KafkaCluster")
+    }
+
+    fn rejected(result: Result<(), impl std::fmt::Display>, expected: &str) {
+        match result {
+            Ok(()) => panic!("accepted, expected a rejection mentioning {expected:?}"),
+            Err(e) => assert!(
+                e.to_string().contains(expected),
+                "{e} does not mention {expected:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn cluster_rules_on_create() {
+        let good = cluster(json!({"replicas": 3, "listeners": [
+            {"name": "plain", "port": 9092}, {"name": "external", "port": 9094, "type": "nodeport"}],
+            "storage": {"type": "persistent-claim", "size": "10Gi"},
+            "defaultReplicationFactor": 3, "minInsyncReplicas": 2}));
+        assert!(good.validate_cel().is_ok(), "{:?}", good.validate_cel());
+
+        rejected(
+            cluster(json!({"replicas": 3, "listeners": [{"name": "a", "port": 9092}, {"name": "a", "port": 9094}]})).validate_cel(),
+            "listener names must be unique",
+        );
+        rejected(
+            cluster(json!({"replicas": 3, "listeners": [{"name": "a", "port": 9092}, {"name": "b", "port": 9092}]})).validate_cel(),
+            "listener ports must be unique",
+        );
+        rejected(
+            cluster(json!({"replicas": 3, "defaultReplicationFactor": 2, "minInsyncReplicas": 3}))
+                .validate_cel(),
+            "minInsyncReplicas cannot exceed defaultReplicationFactor",
+        );
+        rejected(
+            cluster(json!({"replicas": 3, "storage": {"type": "persistent-claim"}})).validate_cel(),
+            "persistent-claim storage needs a size",
+        );
+    }
+
+    #[test]
+    fn storage_class_and_type_are_immutable() {
+        let old = cluster(
+            json!({"replicas": 3, "storage": {"type": "persistent-claim", "size": "10Gi", "class": "fast"}}),
+        );
+        let resized = cluster(
+            json!({"replicas": 5, "storage": {"type": "persistent-claim", "size": "20Gi", "class": "fast"}}),
+        );
+        assert!(
+            resized.validate_cel_update(&old).is_ok(),
+            "size and replicas may change"
+        );
+        rejected(
+            cluster(json!({"replicas": 3, "storage": {"type": "persistent-claim", "size": "10Gi", "class": "slow"}})).validate_cel_update(&old),
+            "storage class is immutable",
+        );
+        rejected(
+            cluster(
+                json!({"replicas": 3, "storage": {"type": "persistent-claim", "size": "10Gi"}}),
+            )
+            .validate_cel_update(&old),
+            "storage class is immutable",
+        );
+        rejected(
+            cluster(json!({"replicas": 3, "storage": {"type": "ephemeral"}}))
+                .validate_cel_update(&old),
+            "storage type is immutable",
+        );
+    }
+
+    #[test]
+    fn topic_name_is_immutable() {
+        let topic = |spec: serde_json::Value| -> KafkaTopic {
+            serde_json::from_value(
+                json!({"apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaTopic",
+                "metadata": {"name": "t", "labels": {CLUSTER_LABEL: "c"}}, "spec": spec}),
+            )
+            .expect("a KafkaTopic")
+        };
+        let old = topic(json!({"topicName": "Orders_v1", "partitions": 3, "replicas": 3}));
+        assert!(
+            topic(json!({"topicName": "Orders_v1", "partitions": 6, "replicas": 3}))
+                .validate_cel_update(&old)
+                .is_ok()
+        );
+        rejected(
+            topic(json!({"topicName": "Orders_v2", "partitions": 3, "replicas": 3}))
+                .validate_cel_update(&old),
+            "topicName is immutable",
+        );
+    }
+
+    #[test]
+    fn acl_resources_other_than_cluster_need_a_name() {
+        let user = |resource: serde_json::Value| -> KafkaUser {
+            serde_json::from_value(json!({"apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaUser",
+                "metadata": {"name": "u"}, "spec": {"authentication": {"type": "scram-sha-512"},
+                "authorization": {"type": "simple", "acls": [{"resource": resource, "operations": ["Read"]}]}}}))
+            .expect("a KafkaUser")
+        };
+        assert!(user(json!({"type": "cluster"})).validate_cel().is_ok());
+        assert!(
+            user(json!({"type": "group", "name": "app-", "patternType": "prefix"}))
+                .validate_cel()
+                .is_ok()
+        );
+        rejected(user(json!({"type": "topic"})).validate_cel(), "need a name");
+    }
+
+    #[test]
+    fn strimzi_shaped_user_round_trips() {
+        let yaml = r#"
+apiVersion: kafka.strom.dev/v1alpha1
+kind: KafkaUser
+metadata: {name: app, labels: {kafka.strom.dev/cluster: my-cluster}}
+spec:
+  authentication: {type: tls}
+  authorization:
+    type: simple
+    acls:
+      - resource: {type: topic, name: orders, patternType: literal}
+        operations: [Read, Describe]
+      - type: deny
+        resource: {type: transactionalId, name: tx-, patternType: prefix}
+        operations: [Write]
+        host: 10.0.0.1
+  quotas: {producerByteRate: 1048576, requestPercentage: 50}
+"#;
+        let user: KafkaUser = serde_yaml::from_str(yaml).expect("Strimzi-shaped KafkaUser parses");
+        let acls = &user
+            .spec
+            .authorization
+            .as_ref()
+            .expect("authorization")
+            .acls;
+        assert_eq!(acls[0].host, "*");
+        assert_eq!(acls[1].kind, user::AclRuleType::Deny);
+        assert_eq!(acls[1].resource.pattern_type, user::AclPatternType::Prefix);
+        assert_eq!(
+            user.spec.quotas.as_ref().and_then(|q| q.producer_byte_rate),
+            Some(1_048_576)
+        );
+    }
+}

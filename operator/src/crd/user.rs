@@ -1,5 +1,8 @@
 //! `KafkaUser`: a principal with credentials, ACLs and quotas, in Strimzi's shape so users
 //! can move their manifests over (reconciled by the user controller of a later issue).
+// Each `printcolumn(...)` in the kube derive repeats keys such as `type_`; clippy reads
+// that as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
