@@ -170,6 +170,82 @@ if [ -f "$ROOT/e2e/clients/rdkafka-compat/Cargo.toml" ]; then
     step "build strom-compat-rdkafka" cargo build -p strom-compat-rdkafka
 fi
 
+# ---- BEGIN Kubernetes packaging checks (e2e/k8s-offline, e2e/kind) ------------------------
+# Offline checks of the CRDs, the operator's rendered objects, deploy/ (kustomize) and the
+# Helm chart (see e2e/k8s-offline/README.md), then the kind suite, which skips here
+# (no Docker engine, kind or helm on these machines) and runs in .github/workflows/kind.yml.
+#   - venv target/venvs/k8s from e2e/k8s-offline/requirements.txt, remade only when the
+#     requirement set or the interpreter changes (same stamp scheme as make_venv),
+#   - crdgen --check on crds/ and on deploy/crds (kustomize cannot reach ../crds),
+#   - cargo build -p strom-operator (debug), then check.py against target/debug.
+K8S_VENV="$VENVS_DIR/k8s"
+K8S_REQ="$ROOT/e2e/k8s-offline/requirements.txt"
+OPERATOR_BIN="$TARGET_DIR/debug/strom-operator"
+
+setup_k8s_venv() {
+    local digest stamp
+    digest="$({ cat "$K8S_REQ"; "$PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)"
+    stamp="$K8S_VENV/.strom-requirements-$digest"
+    if [ -d "$K8S_VENV" ] && ! "$K8S_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        echo "venv k8s is broken; recreating"
+        rm -rf "$K8S_VENV"
+    fi
+    if [ ! -d "$K8S_VENV" ]; then
+        echo "creating venv $K8S_VENV"
+        mkdir -p "$VENVS_DIR"
+        "$PYTHON" -m venv "$K8S_VENV" || return 1
+    fi
+    if [ -f "$stamp" ]; then
+        echo "venv k8s up to date ($(basename "$K8S_REQ"))"
+    else
+        echo "installing $(basename "$K8S_REQ") into venv k8s"
+        rm -f "$K8S_VENV"/.strom-requirements-*
+        "$K8S_VENV/bin/python" -m pip install -q -r "$K8S_REQ" || return 1
+        touch "$stamp"
+    fi
+    "$K8S_VENV/bin/python" -m pip freeze 2>/dev/null |
+        grep -Ei '^(kubernetes-validate|helm-python-sdk|jsonschema|pyyaml)==' | sed 's/^/  k8s: /' || true
+}
+
+run_k8s_offline() {
+    if [ ! -x "$K8S_VENV/bin/python" ]; then
+        echo "not run: venv k8s is missing"
+        return 1
+    fi
+    local bin="$OPERATOR_BIN"
+    if [ "$OPERATOR_BUILD_OK" != "1" ]; then
+        # Never check a stale binary: the render checks then fail with "does not exist".
+        bin="$TARGET_DIR/debug/strom-operator (build failed)"
+    fi
+    STROM_OPERATOR_BIN="$bin" "$K8S_VENV/bin/python" "$ROOT/e2e/k8s-offline/check.py"
+}
+
+step "k8s venv" setup_k8s_venv
+step "crdgen --check crds" cargo run -q -p strom-operator --bin crdgen -- --check crds
+step "crdgen --check deploy/crds" cargo run -q -p strom-operator --bin crdgen -- --check deploy/crds
+step "build strom-operator" cargo build -q -p strom-operator
+OPERATOR_BUILD_OK=0
+if [ "$LAST_RC" -eq 0 ] && [ -x "$OPERATOR_BIN" ]; then
+    OPERATOR_BUILD_OK=1
+fi
+step "k8s offline checks" run_k8s_offline
+
+# The kind suite prints "kind e2e skipped: <why>" and exits 0 when it cannot run; that
+# is reported as skipped, not passed.
+section "kind e2e"
+KIND_LOG="$(mktemp)"
+kind_rc=0
+bash "$ROOT/e2e/kind/run.sh" 2>&1 | tee "$KIND_LOG" || kind_rc=$?
+if [ "$kind_rc" -ne 0 ]; then
+    FAILED_STEPS+=("kind e2e (exit $kind_rc)")
+elif grep -q '^kind e2e skipped:' "$KIND_LOG"; then
+    SKIPPED_STEPS+=("kind e2e ($(grep -m1 '^kind e2e skipped:' "$KIND_LOG" | sed 's/^kind e2e skipped: //'))")
+else
+    PASSED_STEPS+=("kind e2e")
+fi
+rm -f "$KIND_LOG"
+# ---- END Kubernetes packaging checks ------------------------------------------------------
+
 SUITE_SUMMARY=""
 SUITE_LOG="$(mktemp)"
 trap 'rm -f "$SUITE_LOG"' EXIT

@@ -112,7 +112,7 @@ impl Harness {
     fn brokers_ready(&self, ready: i32) {
         self.fake.edit(STS, |s| {
             let generation = s["metadata"]["generation"].clone();
-            s["status"] = json!({"replicas": ready, "readyReplicas": ready, "observedGeneration": generation});
+            s["status"] = json!({"replicas": ready, "readyReplicas": ready, "updatedReplicas": ready, "observedGeneration": generation});
         });
     }
 }
@@ -289,6 +289,20 @@ async fn config_change_rewrites_config_and_hash_only() {
         .unwrap_or("")
         .contains("log.retention.hours=24"));
     assert_eq!(h.status()["observedGeneration"], 2);
+
+    // The StatefulSet controller sees the new template; no pod has been restarted yet.
+    h.fake.edit(STS, |s| {
+        s["status"]["observedGeneration"] = s["metadata"]["generation"].clone();
+        s["status"]["updatedReplicas"] = json!(0);
+    });
+    h.reconcile().await;
+    assert_eq!(
+        h.condition("Ready")["status"],
+        "True",
+        "old pods still serve"
+    );
+    assert_eq!(h.condition("Warning")["status"], "True");
+    assert_eq!(h.condition("Warning")["reason"], "RestartPending");
 }
 
 #[tokio::test]

@@ -75,7 +75,20 @@ pub fn observed(
     } else {
         None
     };
-    with_conditions(cluster, status, problem, &message, warnings, now)
+    // OnDelete: a changed pod template reaches a broker only when its pod is recreated.
+    let updated = set_status.updated_replicas.unwrap_or(0);
+    let mut warnings = warnings.to_vec();
+    if current && updated < set_status.replicas {
+        warnings.push(Problem {
+            reason: "RestartPending",
+            message: format!(
+                "{} of {} brokers run an older pod template or configuration; they pick it up when their pods are restarted",
+                set_status.replicas - updated,
+                set_status.replicas
+            ),
+        });
+    }
+    with_conditions(cluster, status, problem, &message, &warnings, now)
 }
 
 /// The previous status with its observed fields, or an empty one.

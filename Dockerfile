@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1.7
+#
+# One image with both binaries:
+#   /usr/local/bin/strom-operator  (the ENTRYPOINT)
+#   /usr/local/bin/strom-broker    (the operator runs broker pods from this same image)
+#
+#   DOCKER_BUILDKIT=1 docker build -t ghcr.io/strom-dev/strom:0.1.0 .
+#
+# The build uses BuildKit cache mounts for the cargo registry and the target dir, so
+# rebuilds only recompile what changed. rdkafka is a dev-dependency only; nothing
+# from it ends up in the image.
+
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+
+FROM ${RUST_IMAGE} AS builder
+WORKDIR /src
+COPY . .
+# The target dir lives in a cache mount, which is not part of the layer: copy the two
+# binaries out of it inside the same RUN. Debug info (the release profile keeps some) is
+# stripped; symbols stay, so panics still print readable backtraces.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked -p strom-broker -p strom-operator \
+ && mkdir -p /out \
+ && cp target/release/strom-broker target/release/strom-operator /out/ \
+ && strip --strip-debug /out/strom-broker /out/strom-operator
+
+# distroless "cc": glibc + libgcc_s, no shell, runs as uid/gid 65532 ("nonroot").
+FROM ${RUNTIME_IMAGE}
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="strom" \
+      org.opencontainers.image.description="Strom: Kafka-compatible broker (strom-broker) and its Kubernetes operator (strom-operator)" \
+      org.opencontainers.image.source="https://github.com/strom-dev/strom" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}"
+COPY --from=builder /out/strom-broker /out/strom-operator /usr/local/bin/
+# Broker pods run `strom-operator pod-init` (init container) and `strom-broker` by name.
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+USER 65532:65532
+# 9092: Kafka client listener (broker), 9644: broker admin HTTP (/health, /ready,
+# /metrics), 8080: operator HTTP (/metrics, /healthz, /readyz).
+EXPOSE 9092 9644 8080
+ENTRYPOINT ["/usr/local/bin/strom-operator"]
