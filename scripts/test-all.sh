@@ -7,6 +7,9 @@
 #   - installs kafkajs with `npm ci` in e2e/clients/kafkajs (only when
 #     package-lock.json changed or node_modules is missing),
 #   - cargo fmt --check, cargo clippy -D warnings, cargo test,
+#   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
+#     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
+#     and runs the kind suite, which reports itself skipped without Docker and kind,
 #   - builds strom-broker and the rdkafka compatibility program, and runs
 #     e2e/clients/run_compat.py against the broker (it rewrites COMPATIBILITY.md).
 # STROM_SKIP_RUST=1 skips fmt/clippy/cargo test (for local development only).
