@@ -11,6 +11,13 @@ use serde_json::Value;
 
 use crate::cluster::names::FIELD_MANAGER;
 
+/// A typed Kubernetes object the operator can apply.
+pub trait Object:
+    Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug
+{
+}
+impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug> Object for K {}
+
 /// What an apply did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -20,10 +27,7 @@ pub enum Outcome {
 
 /// Applies `desired` under the operator's field manager unless the live object already has
 /// every field `desired` sets, with the same value. Returns the live (or applied) object.
-pub async fn apply<K>(api: &Api<K>, desired: &K) -> Result<(K, Outcome), kube::Error>
-where
-    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
-{
+pub async fn apply<K: Object>(api: &Api<K>, desired: &K) -> Result<(K, Outcome), kube::Error> {
     let name = desired.name_any();
     if let Some(live) = api.get_opt(&name).await? {
         if contains(&to_value(&live), &to_value(desired)) {
@@ -36,10 +40,7 @@ where
 }
 
 /// Deletes `name` if it exists; true when something was deleted.
-pub async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<bool, kube::Error>
-where
-    K: Resource + DeserializeOwned + Clone + Debug,
-{
+pub async fn delete_if_present<K: Object>(api: &Api<K>, name: &str) -> Result<bool, kube::Error> {
     if api.get_opt(name).await?.is_none() {
         return Ok(false);
     }

@@ -350,3 +350,13 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A KafkaCluster `my-cluster` in namespace `kafka` with a uid (owner references need one),
+/// from a JSON spec.
+pub fn cluster(spec: Value) -> crate::crd::KafkaCluster {
+    let spec = serde_json::from_value(spec).expect("fixture spec");
+    let mut cluster = crate::crd::KafkaCluster::new("my-cluster", spec);
+    cluster.metadata.namespace = Some("kafka".into());
+    cluster.metadata.uid = Some("0000-1111".into());
+    cluster
+}

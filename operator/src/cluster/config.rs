@@ -376,13 +376,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn cluster(spec: serde_json::Value) -> KafkaCluster {
-        let spec = serde_json::from_value(spec).expect("fixture spec");
-        let mut cluster = KafkaCluster::new("my-cluster", spec);
-        cluster.metadata.namespace = Some("kafka".into());
-        cluster.metadata.uid = Some("0000-1111".into());
-        cluster
-    }
+    use crate::fixtures::cluster;
 
     fn get(props: &str, key: &str) -> Option<String> {
         props

@@ -23,7 +23,7 @@ use super::names::{self, FIELD_MANAGER, FINALIZER};
 use super::resources::{desired, Desired, RenderOptions};
 use super::status;
 use super::validate::{validate, Problem};
-use crate::apply::{apply, delete_if_present, Outcome};
+use crate::apply::{apply, delete_if_present, Object, Outcome};
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 use crate::metrics::Metrics;
 
@@ -303,31 +303,21 @@ async fn prune_services(
     Ok(())
 }
 
-async fn apply_one<K>(api: &Api<K>, object: &K, applied: &mut Vec<String>) -> Result<K, Error>
-where
-    K: Resource<DynamicType = ()>
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + Clone
-        + std::fmt::Debug,
-{
+async fn apply_one<K: Object>(
+    api: &Api<K>,
+    object: &K,
+    applied: &mut Vec<String>,
+) -> Result<K, Error> {
     let (live, outcome) = apply(api, object).await?;
     note(applied, object, outcome);
     Ok(live)
 }
 
-async fn apply_all<K>(
+async fn apply_all<K: Object>(
     api: &Api<K>,
     objects: &[K],
     applied: &mut Vec<String>,
-) -> Result<Vec<K>, Error>
-where
-    K: Resource<DynamicType = ()>
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + Clone
-        + std::fmt::Debug,
-{
+) -> Result<Vec<K>, Error> {
     let mut live = Vec::with_capacity(objects.len());
     for object in objects {
         live.push(apply_one(api, object, applied).await?);

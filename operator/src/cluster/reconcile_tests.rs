@@ -216,8 +216,25 @@ async fn creates_every_object_then_goes_quiet() {
     );
     assert_eq!(h.status()["readyReplicas"], 3);
 
-    // Nothing changed: a resync writes nothing at all.
-    assert_eq!(lines(&h.reconcile().await), Vec::<String>::new());
+    // Nothing changed: a resync only reads, and writes nothing at all.
+    reconcile(Arc::new(h.cluster()), h.ctx.clone())
+        .await
+        .expect("resync succeeds");
+    let get = |path: &str| format!("GET {path}");
+    assert_eq!(
+        lines(&h.fake.take_calls()),
+        vec![
+            get(STS),
+            get(SA),
+            get(CM),
+            get(HEADLESS),
+            get(BOOTSTRAP),
+            get("/api/v1/namespaces/kafka/services"),
+            get(PDB),
+            get("/apis/networking.k8s.io/v1/namespaces/kafka/networkpolicies/my-cluster-broker"),
+            get(STS),
+        ]
+    );
 
     // Drift: a deleted Service is put back, and only it.
     h.fake.remove(BOOTSTRAP);

@@ -782,13 +782,7 @@ mod tests {
     use serde_json::json;
     use std::collections::BTreeSet;
 
-    fn cluster(spec: serde_json::Value) -> KafkaCluster {
-        let spec = serde_json::from_value(spec).expect("fixture spec");
-        let mut cluster = KafkaCluster::new("my-cluster", spec);
-        cluster.metadata.namespace = Some("kafka".into());
-        cluster.metadata.uid = Some("0000-1111".into());
-        cluster
-    }
+    use crate::fixtures::cluster;
 
     fn opts() -> RenderOptions {
         RenderOptions {
