@@ -162,8 +162,12 @@ fn image_version(set: &StatefulSet) -> Option<String> {
         .find(|c| c.name == "broker")?
         .image
         .clone()?;
-    let tag = image.rsplit_once(':').map(|(_, tag)| tag)?;
-    (!tag.contains('/')).then(|| tag.to_string())
+    // A digest names no version; a registry port (`host:5000/strom`) is not a tag.
+    let name = image
+        .split_once('@')
+        .map_or(image.as_str(), |(name, _)| name);
+    let tag = name.rsplit_once(':').map(|(_, tag)| tag)?;
+    (!tag.contains('/') && !image.contains('@')).then(|| tag.to_string())
 }
 
 /// Bootstrap address per listener. Internal listeners use the bootstrap Service's DNS name;
@@ -326,4 +330,87 @@ fn describe_claims(claims: &[(Option<String>, Option<String>, Option<String>)]) 
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::StatefulSetSpec;
+    use k8s_openapi::api::core::v1::{
+        Container, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
+        VolumeResourceRequirements,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn set(image: &str, claim: Option<(&str, Option<&str>)>) -> StatefulSet {
+        let claims = claim.map(|(size, class)| {
+            vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some("data".into()),
+                    ..Default::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    storage_class_name: class.map(String::from),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some([("storage".to_string(), Quantity(size.into()))].into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]
+        });
+        StatefulSet {
+            spec: Some(StatefulSetSpec {
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "broker".into(),
+                            image: Some(image.into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                volume_claim_templates: claims,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn version_is_the_image_tag() {
+        assert_eq!(
+            image_version(&set("ghcr.io/strom-dev/strom:0.2.0", None)).as_deref(),
+            Some("0.2.0")
+        );
+        assert_eq!(image_version(&set("registry:5000/strom", None)), None);
+        assert_eq!(
+            image_version(&set("ghcr.io/strom-dev/strom:0.2.0@sha256:abcd", None)),
+            None
+        );
+    }
+
+    #[test]
+    fn claim_templates_cannot_change() {
+        let live = set("i", Some(("10Gi", Some("standard"))));
+        assert!(
+            immutable_change(&set("i", Some(("10Gi", None))), Some(&live)).is_none(),
+            "server-filled default class"
+        );
+        assert!(
+            immutable_change(&set("i", Some(("10Gi", None))), None).is_none(),
+            "nothing live yet"
+        );
+        let resized =
+            immutable_change(&set("i", Some(("20Gi", None))), Some(&live)).expect("resize refused");
+        assert_eq!(resized.reason, "StorageChangeNotSupported");
+        assert!(
+            immutable_change(&set("i", None), Some(&live)).is_some(),
+            "persistent to ephemeral refused"
+        );
+    }
 }
