@@ -84,6 +84,19 @@ install_kcat() {
     kcat -V 2>&1 | awk '/^Version/ && !s { print; s = 1 }'
 }
 
+# The multi-broker fault tests (e2e/cluster) cut network partitions with nftables inside
+# network namespaces; `ip` comes with iproute2.
+install_nftables() {
+    if command -v nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then
+        echo "nft present: $(command -v nft)"
+    else
+        echo "nft or ip missing; installing from Debian"
+        as_root apt-get update -q
+        as_root apt-get install -y -q --no-install-recommends nftables iproute2
+    fi
+    nft --version
+}
+
 # make_venv NAME REQUIREMENTS_FILE
 make_venv() {
     local name="$1" req="$2"
@@ -146,6 +159,7 @@ section "setup"
 echo "root: $ROOT"
 echo "target dir: $TARGET_DIR"
 step "install kcat" install_kcat
+step "install nftables" install_nftables
 step "python venvs" setup_venvs
 if [ -f "$KAFKAJS_DIR/package-lock.json" ]; then
     step "kafkajs (npm)" install_kafkajs

@@ -25,7 +25,7 @@ pub struct Broker {
     pub run_dir: PathBuf,
     stderr_path: PathBuf,
     /// Declared last: removed only after `Drop::drop` has killed the child.
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -55,8 +55,9 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
 }
 
 impl Broker {
-    /// Spawns the broker with a fresh data directory under `base_dir`. Returns the
-    /// guard and the instant just before the spawn (the start-up clock).
+    /// Spawns a single-node broker (node 0) with a fresh run directory under
+    /// `base_dir` and free loopback ports. Returns the guard and the instant just
+    /// before the spawn (the start-up clock).
     pub fn spawn(
         binary: &Path,
         base_dir: &Path,
@@ -70,23 +71,50 @@ impl Broker {
         if keep {
             dir.disable_cleanup(true);
         }
-        let run_dir = dir.path().to_path_buf();
-        let data_dir = run_dir.join("data");
-        let stdout_path = run_dir.join("broker.stdout.log");
-        let stderr_path = run_dir.join("broker.stderr.log");
         let ports = free_ports(2)?;
         let kafka_addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
         let admin_addr: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-
-        let mut cmd = Command::new(binary);
-        let overrides = [
+        let mut overrides = vec![
             format!("listeners=PLAINTEXT://{kafka_addr}"),
             format!("advertised.listeners=PLAINTEXT://{kafka_addr}"),
-            format!("log.dirs={}", data_dir.display()),
-            format!("admin.listener={admin_addr}"),
             "node.id=0".to_string(),
         ];
-        for o in overrides.iter().chain(extra_overrides) {
+        overrides.extend_from_slice(extra_overrides);
+        let run_dir = dir.path().to_path_buf();
+        Broker::launch(
+            binary,
+            run_dir,
+            Some(dir),
+            kafka_addr,
+            admin_addr,
+            &overrides,
+        )
+    }
+
+    /// Spawns the broker with `run_dir` for its logs and `run_dir/data` as its
+    /// `log.dirs`, serving admin HTTP on `admin_addr`; `overrides` name its listeners
+    /// (on `kafka_addr`), node id and the rest. `dir`, if given, is removed after the
+    /// process is killed; without it the caller owns the directory's clean-up.
+    pub fn launch(
+        binary: &Path,
+        run_dir: PathBuf,
+        dir: Option<tempfile::TempDir>,
+        kafka_addr: SocketAddr,
+        admin_addr: SocketAddr,
+        overrides: &[String],
+    ) -> Result<(Broker, Instant)> {
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("creating {}", run_dir.display()))?;
+        let data_dir = run_dir.join("data");
+        let stdout_path = run_dir.join("broker.stdout.log");
+        let stderr_path = run_dir.join("broker.stderr.log");
+
+        let mut cmd = Command::new(binary);
+        let own = [
+            format!("log.dirs={}", data_dir.display()),
+            format!("admin.listener={admin_addr}"),
+        ];
+        for o in own.iter().chain(overrides) {
             cmd.arg("--override").arg(o);
         }
         // Plain logs (tracing-subscriber honours NO_COLOR) so tails read cleanly.
@@ -243,6 +271,36 @@ impl Drop for Broker {
     }
 }
 
+/// What a load run needs of the brokers it runs against: one broker or a cluster.
+pub trait UnderTest {
+    /// The broker processes, for CPU readings.
+    fn pids(&self) -> Vec<u32>;
+    /// Fails (with the tail of the logs) if any broker process has exited.
+    fn check_alive(&mut self) -> Result<()>;
+    /// The last lines of the brokers' logs, for error reports.
+    fn stderr_tail(&self, lines: usize) -> String;
+    /// `bootstrap.servers` for clients.
+    fn bootstrap(&self) -> String;
+}
+
+impl UnderTest for Broker {
+    fn pids(&self) -> Vec<u32> {
+        vec![self.pid]
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        Broker::check_alive(self)
+    }
+
+    fn stderr_tail(&self, lines: usize) -> String {
+        Broker::stderr_tail(self, lines)
+    }
+
+    fn bootstrap(&self) -> String {
+        Broker::bootstrap(self)
+    }
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -275,6 +333,13 @@ pub fn tail_file(path: &Path, lines: usize) -> String {
 
 /// Minimal bounded HTTP/1.1 GET; returns the status code.
 pub fn http_status(addr: SocketAddr, path: &str) -> Result<u16> {
+    http_get(addr, path).map(|(status, _)| status)
+}
+
+/// Minimal bounded HTTP/1.1 GET (`Connection: close`, at most 4 MiB read); returns
+/// the status code and the body. A chunked body keeps its chunk-size lines, which
+/// line-oriented readers such as `metric_value` skip.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.set_write_timeout(Some(Duration::from_secs(2)))?;
@@ -283,14 +348,34 @@ pub fn http_status(addr: SocketAddr, path: &str) -> Result<u16> {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
-    s.take(1 << 20).read_to_end(&mut buf)?;
+    s.take(4 << 20).read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| anyhow!("no HTTP status line in {:?}", &text[..text.len().min(80)]))?;
-    Ok(status)
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    Ok((status, body))
+}
+
+/// The value of the Prometheus sample `name` whose labels include every one of
+/// `labels` (`key="value"` pairs), in the text exposition format.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (label_text, value) = match rest.strip_prefix('{') {
+            Some(r) => r.split_once('}')?,
+            None if rest.starts_with(' ') => ("", rest),
+            None => return None,
+        };
+        let all = labels
+            .iter()
+            .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+        all.then(|| value.split_whitespace().next()?.parse().ok())?
+    })
 }
 
 /// Drops ANSI escape sequences (ESC '[' ... final byte) from a log line.
@@ -332,9 +417,13 @@ pub fn cpu_time(pid: &str) -> Result<Duration> {
 
 /// CPU used by the broker and by this harness (librdkafka's threads included)
 /// over one run, as a percentage of one core.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CpuUse {
+    /// All broker processes together (a cluster's brokers summed).
     pub broker_pct: f64,
+    /// Each broker's share when there are several (in node id order), else empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_broker_pct: Vec<f64>,
     pub client_pct: f64,
     /// The whole machine (kernel threads such as writeback included), as a
     /// percentage of all cores, from /proc/stat.
@@ -384,9 +473,9 @@ fn machine_jiffies() -> Option<(u64, u64)> {
 }
 
 pub struct CpuMeter {
-    pid: String,
+    pids: Vec<String>,
     at: Instant,
-    broker: Duration,
+    brokers: Vec<Duration>,
     client: Duration,
     machine: Option<(u64, u64)>,
     dirty_before: Option<u64>,
@@ -394,20 +483,36 @@ pub struct CpuMeter {
 
 impl CpuMeter {
     pub fn start(pid: u32) -> CpuMeter {
-        let pid = pid.to_string();
+        CpuMeter::start_all(&[pid])
+    }
+
+    /// Meters every broker process in `pids` (a cluster on this machine).
+    pub fn start_all(pids: &[u32]) -> CpuMeter {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         CpuMeter {
-            broker: cpu_time(&pid).unwrap_or_default(),
+            brokers: pids
+                .iter()
+                .map(|p| cpu_time(p).unwrap_or_default())
+                .collect(),
             client: cpu_time("self").unwrap_or_default(),
             machine: machine_jiffies(),
             dirty_before: dirty_mib(),
             at: Instant::now(),
-            pid,
+            pids,
         }
     }
 
     pub fn stop(&self) -> Option<CpuUse> {
         let wall = self.at.elapsed().as_secs_f64();
-        let broker = cpu_time(&self.pid).ok()?.saturating_sub(self.broker);
+        let per_broker_pct = self
+            .pids
+            .iter()
+            .zip(&self.brokers)
+            .map(|(pid, before)| {
+                let used = cpu_time(pid).ok()?.saturating_sub(*before);
+                Some(100.0 * used.as_secs_f64() / wall)
+            })
+            .collect::<Option<Vec<f64>>>()?;
         let client = cpu_time("self").ok()?.saturating_sub(self.client);
         let machine_busy_pct = match (self.machine, machine_jiffies()) {
             (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
@@ -416,7 +521,12 @@ impl CpuMeter {
             _ => None,
         };
         Some(CpuUse {
-            broker_pct: 100.0 * broker.as_secs_f64() / wall,
+            broker_pct: per_broker_pct.iter().sum(),
+            per_broker_pct: if per_broker_pct.len() > 1 {
+                per_broker_pct
+            } else {
+                Vec::new()
+            },
             client_pct: 100.0 * client.as_secs_f64() / wall,
             machine_busy_pct,
             dirty_mib_before: self.dirty_before,

@@ -101,7 +101,7 @@ pub fn run(
         overrides.push("group.initial.rebalance.delay.ms=0".into());
         let mut b = start(broker_path, base_dir, &overrides, args.keep_data)?;
         let topic = "bench-rebalance";
-        kafka::create_topic(&b.bootstrap(), topic, g.partitions)?;
+        kafka::create_topic(&b.bootstrap(), topic, g.partitions, 1)?;
         let extra = parse_member_config(&g.member_config)?;
         let mut variants = vec![("librdkafka as configured", extra.clone())];
         if g.wakeup_ms > 0 {
@@ -149,12 +149,13 @@ fn consume_part(
     phase("group consume: broker with its configured group.initial.rebalance.delay.ms");
     let mut b = start(broker_path, base_dir, &args.overrides, args.keep_data)?;
     let topic = "bench-group";
-    kafka::create_topic(&b.bootstrap(), topic, g.partitions)?;
+    kafka::create_topic(&b.bootstrap(), topic, g.partitions, 1)?;
     let settings = ProducerSettings {
         bootstrap: b.bootstrap(),
         linger_ms: args.linger_ms,
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
+        idempotence: false,
     };
     let acked = crate::produce_run(
         args,
@@ -205,7 +206,7 @@ fn consume_part(
         r.records_expected,
         r.first_assignment_ms.unwrap_or(f64::NAN),
         r.stable_ms.map_or("?".into(), |s| format!("{s:.0}")),
-        report::cpu(r.cpu)
+        report::cpu(r.cpu.as_ref())
     );
     if r.timed_out || r.records < r.records_expected || r.payload_mismatches > 0 {
         report.errors.push(format!(

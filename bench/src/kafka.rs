@@ -33,6 +33,9 @@ pub struct ProducerSettings {
     pub linger_ms: u64,
     pub batch_size: u64,
     pub record_size: usize,
+    /// enable.idempotence; off everywhere except where a run asks for it (it needs
+    /// acks=all).
+    pub idempotence: bool,
 }
 
 impl ProducerSettings {
@@ -43,7 +46,7 @@ impl ProducerSettings {
             .set("linger.ms", self.linger_ms.to_string())
             .set("batch.size", self.batch_size.to_string())
             .set("compression.type", "none")
-            .set("enable.idempotence", "false")
+            .set("enable.idempotence", self.idempotence.to_string())
             // A broker that stops answering fails the run in bounded time.
             .set("message.timeout.ms", "30000");
         c
@@ -610,14 +613,24 @@ pub fn consume(
     })
 }
 
-/// Creates `topic` with `partitions` partitions (replication factor 1) through the
-/// admin API; an existing topic is an error, so every run starts from a new one.
-pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+/// Creates `topic` with `partitions` partitions of `replication_factor` replicas
+/// through the admin API; an existing topic is an error, so every run starts from a
+/// new one.
+pub fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .context("creating admin client")?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
     let opts = AdminOptions::new()
         .request_timeout(Some(Duration::from_secs(10)))
         .operation_timeout(Some(Duration::from_secs(10)));
@@ -629,6 +642,75 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
         }
     }
     ensure_topic(admin.inner(), topic, Duration::from_secs(10))
+}
+
+/// One partition's replicas as metadata reports them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PartitionReplicas {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// `topic`-`partition`'s leader, replicas and ISR from one metadata request.
+pub fn partition_replicas<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<PartitionReplicas> {
+    let md = client.fetch_metadata(Some(topic), timeout)?;
+    md.topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| t.partitions().iter().find(|p| p.id() == partition))
+        .map(|p| PartitionReplicas {
+            leader: p.leader(),
+            replicas: p.replicas().to_vec(),
+            isr: p.isr().to_vec(),
+        })
+        .ok_or_else(|| anyhow::anyhow!("{topic}-{partition} missing from metadata"))
+}
+
+/// Asks for `topic`'s metadata until partition `partition` has a leader and an ISR
+/// of at least `isr_size` replicas (bounded by `timeout`); returns what was seen last.
+pub fn wait_isr(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    isr_size: usize,
+    timeout: Duration,
+) -> Result<PartitionReplicas> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating the metadata client")?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = partition_replicas(client.client(), topic, partition, Duration::from_secs(2));
+        match seen {
+            Ok(p) if p.leader >= 0 && p.isr.len() >= isr_size => return Ok(p),
+            _ if Instant::now() < deadline => {}
+            Ok(p) => bail!(
+                "{topic}-{partition}: ISR {:?} (leader {}) after {timeout:?}, wanted {isr_size} replicas",
+                p.isr,
+                p.leader
+            ),
+            Err(e) => return Err(e.context(format!("{topic}-{partition} after {timeout:?}"))),
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The (low, high) watermarks of `topic`-`partition`, asked of its leader.
+pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> Result<(i64, i64)> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating the watermark client")?;
+    client
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .with_context(|| format!("watermarks of {topic}-{partition}"))
 }
 
 /// Runs a future to completion on this thread. rdkafka's admin futures are completed

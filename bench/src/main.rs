@@ -6,13 +6,19 @@
 //! `strom-bench groups` measures the same limits, then consumer groups instead: a
 //! group's consume throughput against one assigned consumer on the same topic, and
 //! how long a rebalance takes when a member joins or leaves (see `groups.rs`).
+//!
+//! `strom-bench replicated` measures the same limits, then produce throughput and
+//! latency with acks=all against three local brokers replicating one partition
+//! three ways (see `replicated.rs`).
 
 mod broker;
+mod cluster;
 mod groups;
 mod kafka;
 mod limits;
 mod member;
 mod rebalance;
+mod replicated;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -24,11 +30,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use broker::{Broker, CpuMeter, Rss, StartupTiming};
+use broker::{Broker, CpuMeter, Rss, StartupTiming, UnderTest};
 use groups::{GroupArgs, GroupConsumeResult};
 use kafka::{ConsumeResult, LatencyResult, ProduceResult, ProducerSettings};
 use limits::{DiskResult, MIB};
 use rebalance::RebalanceResult;
+use replicated::{ReplicatedArgs, ReplicatedResult};
 
 #[derive(Parser, Debug, Clone, Serialize)]
 #[command(version, about)]
@@ -65,9 +72,10 @@ pub struct Args {
     /// Seconds the broker idles before the idle RSS reading.
     #[arg(long, default_value_t = 2)]
     idle_secs: u64,
-    /// MiB of record payload per throughput run (for `groups`: the pre-filled topic).
-    #[arg(long, global = true, default_value_t = 1024)]
-    produce_mib: u64,
+    /// MiB of record payload per throughput run (for `groups`: the pre-filled topic)
+    /// [default: 1024; 512 for `replicated`, which writes every byte three times].
+    #[arg(long, global = true)]
+    produce_mib: Option<u64>,
     /// Record payload size in bytes (at least 8: the record's index leads it).
     #[arg(long, global = true, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(8..=1_000_000))]
     record_size: u64,
@@ -84,11 +92,12 @@ pub struct Args {
     /// Producer batch.size (librdkafka also caps a request at message.max.bytes, 1 MB).
     #[arg(long, global = true, default_value_t = 1_048_576)]
     batch_size: u64,
-    /// Records/s for the latency run; default: half the acks=1 peak.
-    #[arg(long)]
+    /// Records/s for the latency run; default: half the peak of the throughput run
+    /// with the latency run's acks.
+    #[arg(long, global = true)]
     latency_rate: Option<u64>,
     /// Length of the latency run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, global = true, default_value_t = 10)]
     latency_secs: u64,
     /// acks for the latency run.
     #[arg(long, default_value = "1")]
@@ -113,6 +122,19 @@ pub enum Command {
     /// Consumer groups: a group's consume throughput (beside one assigned consumer on
     /// the same topic) and rebalance time when a member joins or leaves.
     Groups(GroupArgs),
+    /// Replicated produce: three local brokers, one partition with three replicas,
+    /// acks=all throughput and latency against the disk limit divided by three.
+    Replicated(ReplicatedArgs),
+}
+
+impl Args {
+    /// MiB per throughput run: `--produce-mib`, else this command's default.
+    pub fn produce_mib(&self) -> u64 {
+        self.produce_mib.unwrap_or(match self.command {
+            Some(Command::Replicated(_)) => 512,
+            _ => 1024,
+        })
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -159,6 +181,7 @@ pub struct Report {
     pub consume: Option<ConsumeResult>,
     pub group_consume: Option<GroupConsumeResult>,
     pub rebalance: Vec<RebalanceResult>,
+    pub replicated: Option<ReplicatedResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -219,6 +242,9 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
     })?;
     match &args.command {
         Some(Command::Groups(g)) => groups::run(args, g, &broker_path, &base_dir, &pool, report),
+        Some(Command::Replicated(r)) => {
+            replicated::run(args, r, &broker_path, &base_dir, &pool, report)
+        }
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
     }
 }
@@ -326,6 +352,7 @@ fn run_suite(
         linger_ms: args.linger_ms,
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
+        idempotence: false,
     };
     let mut consume_topic = None;
     for acks in &args.acks {
@@ -336,50 +363,15 @@ fn run_suite(
         }
     }
 
-    let peak_rps = report
-        .produce
-        .iter()
-        .find(|r| r.acks == args.latency_acks)
-        .or(report.produce.first())
-        .map(|r| r.records_per_sec);
-    let rate = args
-        .latency_rate
-        .or(peak_rps.map(|p| (p / 2.0) as u64))
-        .filter(|r| *r > 0);
-    if let Some(rate) = rate {
-        phase(&format!(
-            "produce latency at {rate} rec/s for {} s, acks={}",
-            args.latency_secs, args.latency_acks
-        ));
-        thread::sleep(Duration::from_secs(args.settle_secs));
-        let meter = CpuMeter::start(b.pid);
-        let r = kafka::produce_latency(
-            &settings,
-            "bench-latency",
-            &args.latency_acks,
-            rate,
-            Duration::from_secs(args.latency_secs),
-            pool,
-        );
-        b.check_alive()?;
-        let mut r = r.context("latency run")?;
-        r.cpu = meter.stop();
-        eprintln!(
-            "  p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, cpu {}",
-            r.p50_ms,
-            r.p99_ms,
-            r.p999_ms,
-            r.max_ms,
-            report::cpu(r.cpu)
-        );
-        let per_sec: Vec<String> = r
-            .max_ms_per_second
-            .iter()
-            .map(|m| format!("{m:.0}"))
-            .collect();
-        eprintln!("  worst ms per second: {}", per_sec.join(" "));
-        report.latency = Some(r);
-    }
+    latency_run(
+        args,
+        &mut b,
+        &settings,
+        "bench-latency",
+        &args.latency_acks,
+        pool,
+        report,
+    )?;
     report.rss_after_produce = Some(b.rss()?);
 
     if let Some((topic, acked)) = consume_topic {
@@ -395,9 +387,9 @@ fn run_suite(
 /// One produce throughput run of `--produce-mib` into `topic` (its records spread
 /// over `partitions`), recorded in the report. Returns the records acknowledged.
 #[allow(clippy::too_many_arguments)]
-fn produce_run(
+fn produce_run<B: UnderTest + ?Sized>(
     args: &Args,
-    b: &mut Broker,
+    b: &mut B,
     settings: &ProducerSettings,
     topic: &str,
     partitions: i32,
@@ -405,13 +397,13 @@ fn produce_run(
     pool: &[u8],
     report: &mut Report,
 ) -> Result<u64> {
-    let records = args.produce_mib * MIB / args.record_size;
+    let records = args.produce_mib() * MIB / args.record_size;
     phase(&format!(
         "produce {records} x {} B to {topic} ({partitions} partition(s)), acks={acks}",
         args.record_size
     ));
     thread::sleep(Duration::from_secs(args.settle_secs));
-    let meter = CpuMeter::start(b.pid);
+    let meter = CpuMeter::start_all(&b.pids());
     let r = kafka::produce_throughput(
         settings,
         topic,
@@ -433,7 +425,7 @@ fn produce_run(
         r.records_acked,
         r.records_target,
         r.records_failed,
-        report::cpu(r.cpu)
+        report::cpu(r.cpu.as_ref())
     );
     if r.records_failed > 0 || r.timed_out {
         report.errors.push(format!(
@@ -449,11 +441,80 @@ fn produce_run(
     Ok(acked)
 }
 
+/// The open-loop latency run into `topic` with `acks`, at `--latency-rate`, else at
+/// half the records/s of this run's throughput run with the same acks (else of the
+/// first one); recorded in the report. Skipped if there is no rate to run at.
+#[allow(clippy::too_many_arguments)]
+fn latency_run<B: UnderTest + ?Sized>(
+    args: &Args,
+    b: &mut B,
+    settings: &ProducerSettings,
+    topic: &str,
+    acks: &str,
+    pool: &[u8],
+    report: &mut Report,
+) -> Result<()> {
+    let peak_rps = report
+        .produce
+        .iter()
+        .find(|r| r.acks == acks)
+        .or(report.produce.first())
+        .map(|r| r.records_per_sec);
+    let Some(rate) = args
+        .latency_rate
+        .or(peak_rps.map(|p| (p / 2.0) as u64))
+        .filter(|r| *r > 0)
+    else {
+        return Ok(());
+    };
+    phase(&format!(
+        "produce latency at {rate} rec/s for {} s, acks={acks}",
+        args.latency_secs
+    ));
+    thread::sleep(Duration::from_secs(args.settle_secs));
+    let meter = CpuMeter::start_all(&b.pids());
+    let r = kafka::produce_latency(
+        settings,
+        topic,
+        acks,
+        rate,
+        Duration::from_secs(args.latency_secs),
+        pool,
+    );
+    b.check_alive()?;
+    let mut r = r.context("latency run")?;
+    r.cpu = meter.stop();
+    eprintln!(
+        "  p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, cpu {}",
+        r.p50_ms,
+        r.p99_ms,
+        r.p999_ms,
+        r.max_ms,
+        report::cpu(r.cpu.as_ref())
+    );
+    let per_sec: Vec<String> = r
+        .max_ms_per_second
+        .iter()
+        .map(|m| format!("{m:.0}"))
+        .collect();
+    eprintln!("  worst ms per second: {}", per_sec.join(" "));
+    if r.records_failed > 0 {
+        report.errors.push(format!(
+            "latency run acks={acks}: {} records failed, first error: {:?}; broker stderr tail:\n{}",
+            r.records_failed,
+            r.first_delivery_error,
+            b.stderr_tail(10)
+        ));
+    }
+    report.latency = Some(r);
+    Ok(())
+}
+
 /// One assigned (group-less) consumer reads partitions `0..partitions` of `topic`
 /// from offset 0, checking every record; recorded in the report.
-fn consume_run(
+fn consume_run<B: UnderTest + ?Sized>(
     args: &Args,
-    b: &mut Broker,
+    b: &mut B,
     topic: &str,
     partitions: i32,
     acked: u64,
@@ -464,7 +525,7 @@ fn consume_run(
         "consume {topic} ({partitions} partition(s), one assigned consumer)"
     ));
     thread::sleep(Duration::from_secs(args.settle_secs));
-    let meter = CpuMeter::start(b.pid);
+    let meter = CpuMeter::start_all(&b.pids());
     let r = kafka::consume(
         &b.bootstrap(),
         topic,
@@ -483,7 +544,7 @@ fn consume_run(
         r.records_per_sec,
         r.records,
         r.payload_mismatches,
-        report::cpu(r.cpu)
+        report::cpu(r.cpu.as_ref())
     );
     if r.timed_out || r.records < r.records_expected || r.payload_mismatches > 0 || r.duplicates > 0
     {

@@ -19,8 +19,9 @@ fn verdict(met: bool) -> &'static str {
     }
 }
 
-/// "broker N% / client M%" of one core.
-pub fn cpu(c: Option<crate::broker::CpuUse>) -> String {
+/// "broker N% / client M%" of one core; a cluster's brokers are listed one by one
+/// after their sum.
+pub fn cpu(c: Option<&crate::broker::CpuUse>) -> String {
     c.map_or_else(
         || "?".to_string(),
         |c| {
@@ -31,10 +32,17 @@ pub fn cpu(c: Option<crate::broker::CpuUse>) -> String {
                 (Some(b), Some(a)) => format!("; dirty page cache {b} → {a} MiB"),
                 _ => String::new(),
             };
-            format!(
-                "broker {:.0}% / client {:.0}%{machine}{dirty}",
-                c.broker_pct, c.client_pct
-            )
+            let brokers = if c.per_broker_pct.is_empty() {
+                format!("broker {:.0}%", c.broker_pct)
+            } else {
+                let each: Vec<String> = c
+                    .per_broker_pct
+                    .iter()
+                    .map(|p| format!("{p:.0}%"))
+                    .collect();
+                format!("brokers {:.0}% ({})", c.broker_pct, each.join(" + "))
+            };
+            format!("{brokers} / client {:.0}%{machine}{dirty}", c.client_pct)
         },
     )
 }
@@ -167,7 +175,7 @@ pub fn markdown(r: &Report) -> String {
                 p.producers,
                 if p.producers == 1 { "" } else { "s" },
                 p.bytes_acked >> 20,
-                cpu(p.cpu),
+                cpu(p.cpu.as_ref()),
                 if p.records_failed > 0 || p.timed_out {
                     format!(", {} failed, timed out: {}", p.records_failed, p.timed_out)
                 } else {
@@ -196,7 +204,7 @@ pub fn markdown(r: &Report) -> String {
                 l.target_rate,
                 l.achieved_rate,
                 l.secs,
-                cpu(l.cpu)
+                cpu(l.cpu.as_ref())
             ),
             format!(
                 "p50 {:.2} / p99 {:.2} / p99.9 {:.2} / max {:.2} ms",
@@ -216,7 +224,7 @@ pub fn markdown(r: &Report) -> String {
                 c.records,
                 c.payload_mismatches,
                 c.duplicates,
-                cpu(c.cpu)
+                cpu(c.cpu.as_ref())
             ),
             format!("{:.1} MB/s ({:.0} rec/s)", c.mbps, c.records_per_sec),
             r.loopback_mbps
@@ -310,7 +318,7 @@ fn groups_rows(row: &mut Row<'_>, r: &Report, g: &GroupConsumeResult) {
             g.duplicates,
             g.payload_mismatches,
             g.records_per_member,
-            cpu(g.cpu)
+            cpu(g.cpu.as_ref())
         ),
         format!("{:.1} MB/s ({:.0} rec/s)", g.mbps, g.records_per_sec),
         limit.join("; "),

@@ -1,9 +1,11 @@
-//! The broker's shared state, handed to every connection: config, metadata, logs, producer
-//! ids and metrics, plus the few operations that span them (committing a metadata change
-//! and making the disk follow it).
+//! The broker's shared state, handed to every connection: config, metadata, logs, replica
+//! roles, producer ids, groups and metrics, plus the few operations that span them
+//! (asking the controller for a change, appending to a partition this broker leads and
+//! waiting for the ISR to have it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
@@ -14,54 +16,67 @@ use crate::error::{ApiError, ApiResult};
 use crate::group::{GroupCoordinator, OffsetsLog, OFFSETS_TOPIC};
 use crate::log::batch::{self, BatchError};
 use crate::log::{now_ms, AppendOutcome, LogManager, Partition, TopicPartition};
-use crate::metadata::store::CommitError;
-use crate::metadata::{MetadataImage, MetadataRecord, MetadataStore};
+use crate::metadata::MetadataImage;
 use crate::metrics::Metrics;
+use crate::quorum::membership::Membership;
+use crate::quorum::{ControllerOk, ControllerRequest, Metadata};
+use crate::replication::ReplicaManager;
 use crate::txn::producer_ids::ProducerIdManager;
+
+/// How long a request waits for its own metadata change to reach this broker's image.
+const IMAGE_CATCH_UP: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
-    pub metadata: MetadataStore,
+    pub metadata: Metadata,
+    pub membership: Membership,
+    pub replicas: ReplicaManager,
     pub logs: LogManager,
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     pub metrics: Metrics,
     ready: AtomicBool,
-    sync_lock: parking_lot::Mutex<()>,
     shutdown: watch::Receiver<bool>,
+}
+
+/// A write this broker appended as leader, and what an acks=all answer waits for.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub outcome: AppendOutcome,
+    pub log_start_offset: i64,
+    /// The high watermark must reach this for the write to be committed.
+    pub required_end: i64,
+    pub leader_epoch: i32,
 }
 
 impl Broker {
     pub fn new(
         config: BrokerConfig,
         cluster_id: String,
-        metadata: MetadataStore,
+        metadata: Metadata,
+        membership: Membership,
         logs: LogManager,
         shutdown: watch::Receiver<bool>,
     ) -> Broker {
         Broker {
             groups: GroupCoordinator::new(config.groups.clone()),
+            replicas: ReplicaManager::new(&config),
             config,
             cluster_id,
             metadata,
+            membership,
             logs,
             producer_ids: ProducerIdManager::default(),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
-            sync_lock: parking_lot::Mutex::new(()),
             shutdown,
         }
     }
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
-    }
-
-    /// The brokers placement may use. A single node is its own cluster.
-    pub fn live_brokers(&self) -> Vec<i32> {
-        vec![self.config.node_id]
     }
 
     pub fn defaults(&self) -> Defaults {
@@ -71,6 +86,7 @@ impl Broker {
         }
     }
 
+    /// Started and serving; see `admin_http` for what readiness adds on a cluster.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
@@ -85,40 +101,32 @@ impl Broker {
         self.shutdown.clone()
     }
 
-    /// Commits the records `decide` returns and brings the partition logs in line with the
-    /// new image. `decide` sees the latest image under the commit lock.
-    pub fn commit<T>(
-        &self,
-        decide: impl FnOnce(&MetadataImage) -> ApiResult<(Vec<MetadataRecord>, T)>,
-    ) -> ApiResult<T> {
-        let (_, value) = self.metadata.commit_with(decide).map_err(|e| match e {
-            CommitError::Rejected(e) => e,
-            CommitError::Io(io) => {
-                tracing::error!(error = %io, "metadata journal write failed");
-                ApiError::new(
-                    ResponseError::KafkaStorageError,
-                    format!("metadata write failed: {io}"),
-                )
-            }
-        })?;
-        // Concurrent commits may finish out of order; syncing to the latest image under one
-        // lock means a slower sync can never undo a newer topic with an older image.
-        let _syncing = self.sync_lock.lock();
-        self.logs
-            .sync(&self.metadata.image(), false)
-            .map_err(|io| {
-                tracing::error!(error = %io, "creating or removing partition logs failed");
-                ApiError::new(
-                    ResponseError::KafkaStorageError,
-                    format!("partition log change failed: {io}"),
-                )
-            })?;
-        Ok(value)
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.cluster.quorum_request_timeout_ms)
+    }
+
+    /// Asks the active controller for a change and waits for its answer.
+    pub async fn controller(&self, request: ControllerRequest) -> ApiResult<ControllerOk> {
+        self.metadata.request(request, self.request_timeout()).await
+    }
+
+    /// Waits (briefly) until this broker's image satisfies `ready` and its partitions
+    /// play the roles that image gives them: a change the controller committed reaches
+    /// every broker a moment later.
+    pub async fn await_image(&self, ready: impl Fn(&MetadataImage) -> bool) -> bool {
+        let mut images = self.metadata.subscribe();
+        let waited = tokio::time::timeout(IMAGE_CATCH_UP, async {
+            let applied = images.wait_for(|i| ready(i)).await.ok()?.applied;
+            self.replicas.wait_applied(applied).await;
+            Some(())
+        })
+        .await;
+        matches!(waited, Ok(Some(())))
     }
 
     /// Creates `name` with the broker defaults if auto-creation is on and it does not exist.
     /// Returns the error to report for the topic when it cannot be had.
-    pub fn auto_create(&self, name: &str) -> ApiResult<()> {
+    pub async fn auto_create(&self, name: &str) -> ApiResult<()> {
         controller::validate_topic_name(name)?;
         if self.metadata.image().topic(name).is_some() {
             return Ok(());
@@ -135,27 +143,26 @@ impl Broker {
             replication_factor: -1,
             ..Default::default()
         };
-        let created = self.create_topic_once(&topic)?;
-        if created {
+        if self.create_topic_if_absent(topic).await? {
             tracing::info!(topic = name, "auto-created topic");
         }
         Ok(())
     }
 
-    /// Creates `topic` unless it exists by the time the commit lock is held (another
-    /// request may have created it meanwhile). Returns whether this call created it.
-    fn create_topic_once(&self, topic: &NewTopic) -> ApiResult<bool> {
-        let defaults = self.defaults();
-        let brokers = self.live_brokers();
-        self.commit(|image| {
-            if image.topic(&topic.name).is_some() {
-                return Ok((Vec::new(), false));
-            }
-            Ok((
-                controller::create_topic(image, &defaults, &brokers, topic)?,
-                true,
-            ))
-        })
+    /// Creates `topic` unless it exists by the time the controller decides. Returns whether
+    /// this call created it; either way the topic is in this broker's image on return.
+    async fn create_topic_if_absent(&self, topic: NewTopic) -> ApiResult<bool> {
+        let name = topic.name.clone();
+        let reply = self
+            .controller(ControllerRequest::CreateTopic {
+                topic,
+                defaults: self.defaults(),
+                if_absent: true,
+                validate_only: false,
+            })
+            .await?;
+        self.await_image(|i| i.topic(&name).is_some()).await;
+        Ok(matches!(reply, ControllerOk::Created(true)))
     }
 
     /// The host and port clients should use to reach this broker through `listener`.
@@ -172,7 +179,7 @@ impl Broker {
         (host, advertised.port)
     }
 
-    /// The partition, if this broker holds it.
+    /// The partition, if this broker holds a replica of it.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         self.logs.get(&TopicPartition {
             topic: topic.to_string(),
@@ -180,14 +187,40 @@ impl Broker {
         })
     }
 
-    /// The partition or the Kafka error for its absence.
+    /// The partition or the Kafka error for its absence here: NOT_LEADER_OR_FOLLOWER when
+    /// it exists elsewhere in the cluster (the client's metadata is stale), else
+    /// UNKNOWN_TOPIC_OR_PARTITION.
     pub fn partition_or_error(&self, topic: &str, partition: i32) -> ApiResult<Arc<Partition>> {
         self.partition(topic, partition).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("{topic}-{partition} does not exist on this broker"),
-            )
+            let elsewhere = self
+                .metadata
+                .image()
+                .topic(topic)
+                .is_some_and(|t| t.partitions.contains_key(&partition));
+            if elsewhere {
+                ApiError::new(
+                    ResponseError::NotLeaderOrFollower,
+                    format!(
+                        "broker {} holds no replica of {topic}-{partition}",
+                        self.node_id()
+                    ),
+                )
+            } else {
+                ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("{topic}-{partition} does not exist"),
+                )
+            }
         })
+    }
+
+    /// The partition if this broker leads it, else NOT_LEADER_OR_FOLLOWER.
+    pub fn led_partition(&self, topic: &str, partition: i32) -> ApiResult<Arc<Partition>> {
+        let p = self.partition_or_error(topic, partition)?;
+        if p.replica.lock().leader().is_none() {
+            return Err(not_leader(self.node_id(), topic, partition));
+        }
+        Ok(p)
     }
 
     /// The current leader epoch of a partition per the metadata image.
@@ -199,15 +232,22 @@ impl Broker {
             .unwrap_or(0)
     }
 
-    /// Validates and appends a record set to a partition this broker leads; returns the
-    /// outcome and the log start offset. Shared by Produce and the group coordinator.
+    /// Whether this broker currently leads `topic-partition`.
+    pub fn is_leader(&self, topic: &str, partition: i32) -> bool {
+        self.partition(topic, partition)
+            .is_some_and(|p| p.replica.lock().leader().is_some())
+    }
+
+    /// Validates and appends a record set to a partition this broker leads. With acks=all
+    /// the ISR must have at least min.insync.replicas members first (NOT_ENOUGH_REPLICAS);
+    /// the caller then waits for the high watermark (`wait_replicated`).
     pub fn append_records(
         &self,
         topic: &str,
         partition: i32,
         records: Option<&bytes::Bytes>,
         acks: i16,
-    ) -> ApiResult<(AppendOutcome, i64)> {
+    ) -> ApiResult<Appended> {
         let partition_state = self.partition_or_error(topic, partition)?;
         let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
             ApiError::new(
@@ -228,13 +268,17 @@ impl Broker {
                 ),
             ));
         }
-        let leader_epoch = self.leader_epoch(topic, partition);
+        // The role lock is held across the append so a leadership change cannot slip in
+        // between the check and the write (lock order: role, then log).
+        let mut role = partition_state.replica.lock();
+        let Some(state) = role.leader_mut() else {
+            return Err(not_leader(self.node_id(), topic, partition));
+        };
+        let leader_epoch = state.leader_epoch;
         let (outcome, log_start, leo) = {
             let mut log = partition_state.log.lock();
             if acks == -1 {
-                // The ISR of a single broker is itself: acks=all can only be met when the
-                // topic does not ask for more in-sync replicas than that.
-                let isr = 1;
+                let isr = state.isr.len() as i32;
                 let min_isr = log.config().min_insync_replicas;
                 if isr < min_isr {
                     return Err(ApiError::new(
@@ -247,29 +291,102 @@ impl Broker {
             (outcome, log.log_start_offset(), log.log_end_offset())
         };
         partition_state.publish_end(leo);
+        crate::replication::manager::advance_high_watermark(
+            &partition_state,
+            state,
+            self.node_id(),
+        );
+        drop(role);
         self.metrics
             .record_produce(topic, outcome.bytes, outcome.records);
-        Ok((outcome, log_start))
+        // A duplicate (an idempotent retry) still waits for its original to be committed.
+        let required_end = outcome.base_offset + outcome.records.max(1);
+        Ok(Appended {
+            outcome,
+            log_start_offset: log_start,
+            required_end,
+            leader_epoch,
+        })
+    }
+
+    /// Waits until `topic-partition`'s high watermark reaches `end_offset`: what was written
+    /// up to there is on every in-sync replica. Fails with NOT_LEADER_OR_FOLLOWER if this
+    /// broker stops leading the partition, REQUEST_TIMED_OUT after `timeout`, and
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below min.insync.replicas
+    /// while it waited.
+    pub async fn wait_replicated(
+        &self,
+        topic: &str,
+        partition: i32,
+        end_offset: i64,
+        timeout: Duration,
+    ) -> ApiResult<()> {
+        let p = self.partition_or_error(topic, partition)?;
+        let mut hw = p.subscribe();
+        let epoch = p.replica.lock().leader().map(|s| s.leader_epoch);
+        let Some(epoch) = epoch else {
+            return Err(not_leader(self.node_id(), topic, partition));
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let reached = *hw.borrow_and_update() >= end_offset;
+            {
+                let role = p.replica.lock();
+                let Some(state) = role.leader().filter(|s| s.leader_epoch == epoch) else {
+                    return Err(not_leader(self.node_id(), topic, partition));
+                };
+                if reached {
+                    let min_isr = p.log.lock().config().min_insync_replicas;
+                    if (state.isr.len() as i32) < min_isr {
+                        return Err(ApiError::new(
+                            ResponseError::NotEnoughReplicasAfterAppend,
+                            format!(
+                                "{topic}-{partition} was written but its ISR shrank to {:?}, below min.insync.replicas {min_isr}",
+                                state.isr
+                            ),
+                        ));
+                    }
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                changed = hw.changed() => {
+                    if changed.is_err() {
+                        return Err(not_leader(self.node_id(), topic, partition));
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(ApiError::new(
+                        ResponseError::RequestTimedOut,
+                        format!("{topic}-{partition}: the in-sync replicas did not confirm offset {} within {timeout:?}", end_offset - 1),
+                    ));
+                }
+            }
+        }
     }
 
     /// Creates `__consumer_offsets` the first time a group needs it, as Kafka does:
-    /// compacted, `offsets.topic.num.partitions` partitions. The replication factor is
-    /// capped at the live brokers so a small cluster can still run groups.
-    pub fn ensure_offsets_topic(&self) -> ApiResult<()> {
+    /// compacted, `offsets.topic.num.partitions` partitions, replicated
+    /// `offsets.topic.replication.factor` times. A one-node cluster caps the factor at 1 so
+    /// the embedded default can run groups; a larger cluster waits for enough brokers
+    /// (COORDINATOR_NOT_AVAILABLE meanwhile), so the offsets are never under-replicated
+    /// for good.
+    pub async fn ensure_offsets_topic(&self) -> ApiResult<()> {
         if self.metadata.image().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
         let cfg = &self.config.groups;
-        let brokers = self.live_brokers();
-        let replication = cfg
-            .offsets_topic_replication_factor
-            .min(brokers.len() as i16);
-        if replication < cfg.offsets_topic_replication_factor {
-            tracing::warn!(
-                configured = cfg.offsets_topic_replication_factor,
-                live_brokers = brokers.len(),
-                "offsets.topic.replication.factor exceeds the live brokers; creating {OFFSETS_TOPIC} with replication factor {replication}"
-            );
+        let mut replication = cfg.offsets_topic_replication_factor;
+        if self.config.cluster.voters.len() == 1 {
+            let live = self.metadata.image().live_brokers().len().max(1) as i16;
+            if live < replication {
+                tracing::warn!(
+                    configured = replication,
+                    live_brokers = live,
+                    "single-node cluster: creating {OFFSETS_TOPIC} with replication factor {live}"
+                );
+                replication = live;
+            }
         }
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_string(),
@@ -285,15 +402,30 @@ impl Broker {
             ],
             ..Default::default()
         };
-        let created = self.create_topic_once(&topic)?;
-        if created {
-            tracing::info!(
-                partitions = cfg.offsets_topic_partitions,
-                "created {OFFSETS_TOPIC}"
-            );
+        match self.create_topic_if_absent(topic).await {
+            Ok(true) => {
+                tracing::info!(
+                    partitions = cfg.offsets_topic_partitions,
+                    replication,
+                    "created {OFFSETS_TOPIC}"
+                );
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) if e.error == ResponseError::InvalidReplicationFactor => Err(ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                format!("cannot create {OFFSETS_TOPIC} yet: {}", e.message),
+            )),
+            Err(e) => Err(e),
         }
-        Ok(())
     }
+}
+
+fn not_leader(me: i32, topic: &str, partition: i32) -> ApiError {
+    ApiError::new(
+        ResponseError::NotLeaderOrFollower,
+        format!("broker {me} is not the leader of {topic}-{partition}"),
+    )
 }
 
 fn batch_error(e: BatchError) -> ApiError {
@@ -310,9 +442,9 @@ impl OffsetsLog for Broker {
         &self,
         partition: i32,
         records: Vec<(bytes::Bytes, Option<bytes::Bytes>)>,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<i64> {
         let batch = crate::group::load::encode_batch(records, now_ms())?;
         self.append_records(OFFSETS_TOPIC, partition, Some(&batch), -1)
-            .map(|_| ())
+            .map(|a| a.outcome.base_offset + a.outcome.records)
     }
 }

@@ -5,19 +5,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::config::{BrokerConfig, Properties};
-use crate::log::LogManager;
-use crate::metadata::MetadataStore;
 use crate::protocol::{self, ConnectionContext, Reply};
+use crate::server;
 
 pub struct FrameHarness {
     broker: Arc<Broker>,
     runtime: tokio::runtime::Runtime,
     connection: ConnectionContext,
-    _shutdown: watch::Sender<bool>,
+    _running: server::Running,
 }
 
 impl FrameHarness {
@@ -29,24 +27,26 @@ impl FrameHarness {
             props.insert(k.to_string(), v.to_string());
         }
         let (config, _) = BrokerConfig::from_properties(props)?;
-        let (metadata, _) = MetadataStore::open(&dir.join("__cluster_metadata-0"))?;
-        let logs = LogManager::open(&config)?;
-        logs.sync(&metadata.image(), true)?;
-        // Marked as shutting down from the start, so a Fetch long poll returns at once
-        // instead of stalling a fuzzer on a huge max_wait_ms.
-        let (tx, rx) = watch::channel(true);
-        let broker = Arc::new(Broker::new(config, "harness".into(), metadata, logs, rx));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Without network, and marked as shutting down from the start, so a Fetch long
+        // poll returns at once instead of stalling a fuzzer on a huge max_wait_ms.
+        let running = runtime.block_on(async {
+            let running = server::start(config, false).await?;
+            let mut member = running.broker.membership.subscribe();
+            member.wait_for(|m| m.registered && !m.fenced).await?;
+            anyhow::Ok(running)
+        })?;
+        let broker = running.broker.clone();
         Ok(FrameHarness {
             broker,
+            _running: running,
             runtime,
             connection: ConnectionContext {
                 listener: "PLAINTEXT".into(),
                 peer: ([127, 0, 0, 1], 1).into(),
             },
-            _shutdown: tx,
         })
     }
 

@@ -9,6 +9,7 @@
 pub mod admin_http;
 pub mod alloc;
 pub mod broker;
+pub mod cluster_health;
 pub mod config;
 pub mod controller;
 pub mod error;
@@ -19,5 +20,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod quorum;
+pub mod replication;
 pub mod server;
 pub mod txn;

@@ -12,11 +12,70 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: strom_broker::alloc::LazyLargeAlloc = strom_broker::alloc::LazyLargeAlloc;
 
 const USAGE: &str = "usage: strom-broker [server.properties] [--override key=value ...]
+       strom-broker format --cluster-id ID [server.properties] [--override key=value ...]
+       strom-broker random-uuid
 
 Runs one Kafka-compatible broker. Without arguments it listens on localhost:9092,
 keeps data under ./data and serves /metrics, /health and /ready on 127.0.0.1:9644.
 Configuration uses Kafka's property names (listeners, log.dirs, num.partitions, ...).
+For a cluster, give each node listeners=PLAINTEXT://:9092,CONTROLLER://:9093 and the
+same controller.quorum.voters=0@host0:9093,1@host1:9093,2@host2:9093. `format` writes
+meta.properties with the cluster id into every log dir first, like kafka-storage.sh
+format; without it a fresh quorum picks an id on first start.
 Logging: RUST_LOG sets the level (default info); STROM_LOG_FORMAT=json for JSON lines.";
+
+/// Kafka's cluster ids are short printable tokens; refuse anything that could break the
+/// properties file or a log line.
+fn valid_cluster_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `strom-broker format --cluster-id ID [props] [--override k=v]`.
+fn format_command(args: &[String]) -> ExitCode {
+    let mut cluster_id = None;
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--cluster-id" | "-t" => {
+                cluster_id = args.get(i + 1).cloned();
+                i += 2;
+            }
+            other => {
+                rest.push(other.to_string());
+                i += 1;
+            }
+        }
+    }
+    let Some(cluster_id) = cluster_id.filter(|c| valid_cluster_id(c)) else {
+        eprintln!("strom-broker format: --cluster-id ID is required (1-64 of [A-Za-z0-9_-]); `strom-broker random-uuid` makes one");
+        return ExitCode::from(2);
+    };
+    let config = match parse_args(&rest).map_err(|e| e.to_string()).and_then(|p| {
+        BrokerConfig::from_properties(p)
+            .map(|(c, _)| c)
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strom-broker format: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match strom_broker::server::format_log_dirs(&config, &cluster_id) {
+        Ok(n) => {
+            println!("formatted {n} log dir(s) for cluster {cluster_id}, node {}", config.node_id);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("strom-broker format: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn parse_args(args: &[String]) -> Result<Properties, String> {
     let mut props = Properties::new();
@@ -54,7 +113,7 @@ fn parse_args(args: &[String]) -> Result<Properties, String> {
 }
 
 fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -112,6 +171,14 @@ fn main() -> ExitCode {
     if args.iter().any(|a| a == "--version" || a == "-V") {
         println!("strom-broker {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    match args.first().map(String::as_str) {
+        Some("format") => return format_command(&args[1..]),
+        Some("random-uuid") => {
+            println!("{}", uuid::Uuid::new_v4().simple());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     init_tracing();
     let props = match parse_args(&args) {

@@ -1,12 +1,16 @@
 //! Prometheus metrics under the names Kafka's JMX exporter (as Strimzi configures it)
-//! produces, so existing dashboards and alerts work against Strom unchanged.
+//! produces, so existing dashboards and alerts work against Strom unchanged. Traffic is
+//! counted as it happens; per-partition, group and replication gauges are computed at
+//! scrape time (`render`, `record_replication`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
+use parking_lot::Mutex;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::group::GroupCoordinator;
@@ -31,6 +35,49 @@ pub struct Metrics {
     cleaner_recopy_percent: IntGauge,
     cleaner_clean_time_ms: IntGauge,
     cleaner_bytes: IntCounterVec,
+    under_replicated: IntGauge,
+    under_min_isr: IntGauge,
+    leader_count: IntGauge,
+    partition_count: IntGauge,
+    isr_shrinks: IntCounter,
+    isr_expands: IntCounter,
+    active_controller: IntGauge,
+    offline_partitions: IntGauge,
+    replica_lag: IntGaugeVec,
+    /// Serialises `record_replication`, whose counters catch up by difference.
+    replication_scrape: Arc<Mutex<()>>,
+}
+
+/// One partition replica this broker holds, as the replication metrics need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalReplica {
+    pub topic: String,
+    pub partition: i32,
+    /// Set when this broker leads the partition.
+    pub led: Option<LedReplica>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedReplica {
+    /// The replica set without the replicas a reassignment is still adding: Kafka counts
+    /// a partition under-replicated against its original replicas during a reassignment.
+    pub replication_factor: usize,
+    pub isr: usize,
+    pub min_insync_replicas: i32,
+    /// Each follower's lag behind the leader's log end, in messages.
+    pub follower_lags: Vec<(i32, i64)>,
+}
+
+/// The replication and controller state the metrics report, gathered at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicationSnapshot {
+    pub replicas: Vec<LocalReplica>,
+    pub isr_shrinks: u64,
+    pub isr_expands: u64,
+    pub active_controller: bool,
+    /// Partitions without a leader in the whole cluster; reported by the active
+    /// controller only (0 elsewhere), as Kafka does.
+    pub offline_partitions: usize,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -47,6 +94,14 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGau
         .register(Box::new(g.clone()))
         .expect("metric registered once");
     g
+}
+
+fn single_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("static metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
 }
 
 fn single_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -172,6 +227,59 @@ impl Metrics {
                 "Consumer groups coordinated here, by state",
                 &["state"],
             ),
+            under_replicated: single_gauge(
+                &registry,
+                "kafka_server_replicamanager_underreplicatedpartitions",
+                "Partitions led here whose ISR is smaller than their replica set",
+            ),
+            under_min_isr: single_gauge(
+                &registry,
+                "kafka_server_replicamanager_underminisrpartitioncount",
+                "Partitions led here whose ISR is smaller than min.insync.replicas",
+            ),
+            leader_count: single_gauge(
+                &registry,
+                "kafka_server_replicamanager_leadercount",
+                "Partitions led here",
+            ),
+            partition_count: single_gauge(
+                &registry,
+                "kafka_server_replicamanager_partitioncount",
+                "Partition replicas held here",
+            ),
+            // Kafka's IsrShrinksPerSec and IsrExpandsPerSec are meters; the JMX exporter
+            // exposes a meter's Count as a `_total` counter, and Prometheus takes the rate.
+            isr_shrinks: single_counter(
+                &registry,
+                "kafka_server_replicamanager_isrshrinks_total",
+                "ISR shrinks of partitions led here",
+            ),
+            isr_expands: single_counter(
+                &registry,
+                "kafka_server_replicamanager_isrexpands_total",
+                "ISR expansions of partitions led here",
+            ),
+            active_controller: single_gauge(
+                &registry,
+                "kafka_controller_kafkacontroller_activecontrollercount",
+                "1 on the active controller (the metadata quorum leader), else 0",
+            ),
+            offline_partitions: single_gauge(
+                &registry,
+                "kafka_controller_kafkacontroller_offlinepartitionscount",
+                "Partitions without a leader; reported by the active controller only",
+            ),
+            // Kafka reports replica lag on the follower (FetcherLagMetrics ConsumerLag, per
+            // fetcher client). Strom reports it from the leader, which knows every
+            // follower's log end from its fetches, labelled by follower: one scrape of the
+            // leader then shows the whole partition, including followers that are down.
+            replica_lag: gauge(
+                &registry,
+                "kafka_server_fetcherlagmetrics_consumerlag",
+                "Messages a follower is behind the leader's log end, reported by the leader",
+                &["topic", "partition", "replica"],
+            ),
+            replication_scrape: Arc::new(Mutex::new(())),
             request_time_ms,
             registry,
         }
@@ -223,6 +331,48 @@ impl Metrics {
         self.connections.with_label_values(&[listener]).dec();
     }
 
+    /// Sets the replication and controller metrics from `snapshot`. Call before `render`.
+    pub fn record_replication(&self, snapshot: &ReplicationSnapshot) {
+        let _serialised = self.replication_scrape.lock();
+        let led = || snapshot.replicas.iter().filter_map(|r| r.led.as_ref());
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.partition_count.set(count(snapshot.replicas.len()));
+        self.leader_count.set(count(led().count()));
+        self.under_replicated.set(count(
+            led().filter(|l| l.isr < l.replication_factor).count(),
+        ));
+        self.under_min_isr.set(count(
+            led()
+                .filter(|l| (l.isr as i64) < i64::from(l.min_insync_replicas))
+                .count(),
+        ));
+        // The counters live in the replica manager; bring ours level with them.
+        for (counter, total) in [
+            (&self.isr_shrinks, snapshot.isr_shrinks),
+            (&self.isr_expands, snapshot.isr_expands),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.active_controller
+            .set(i64::from(snapshot.active_controller));
+        self.offline_partitions.set(if snapshot.active_controller {
+            count(snapshot.offline_partitions)
+        } else {
+            0
+        });
+        self.replica_lag.reset();
+        for r in &snapshot.replicas {
+            let Some(led) = &r.led else { continue };
+            let partition = r.partition.to_string();
+            for (replica, lag) in &led.follower_lags {
+                let replica = replica.to_string();
+                self.replica_lag
+                    .with_label_values(&[r.topic.as_str(), partition.as_str(), replica.as_str()])
+                    .set(*lag);
+            }
+        }
+    }
+
     /// Renders the text exposition, refreshing the per-partition gauges first so deleted
     /// partitions disappear.
     pub fn render(&self, logs: &LogManager, groups: &GroupCoordinator) -> String {
@@ -266,10 +416,120 @@ impl Metrics {
                 .with_label_values(&labels)
                 .set(log.segment_count() as i64);
         }
+        self.encode()
+    }
+
+    fn encode(&self) -> String {
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn led(
+        replication_factor: usize,
+        isr: usize,
+        min_insync_replicas: i32,
+        lags: &[(i32, i64)],
+    ) -> Option<LedReplica> {
+        Some(LedReplica {
+            replication_factor,
+            isr,
+            min_insync_replicas,
+            follower_lags: lags.to_vec(),
+        })
+    }
+
+    fn replica(topic: &str, partition: i32, led: Option<LedReplica>) -> LocalReplica {
+        LocalReplica {
+            topic: topic.into(),
+            partition,
+            led,
+        }
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn replication_metrics_render_under_kafka_names() {
+        let metrics = Metrics::new();
+        let snapshot = ReplicationSnapshot {
+            replicas: vec![
+                replica("t", 0, led(3, 3, 2, &[(2, 0), (3, 5)])),
+                replica("t", 1, led(3, 2, 2, &[(2, 0), (3, 40)])),
+                replica("t", 2, led(3, 1, 2, &[(2, 7), (3, 9)])),
+                replica("t", 3, None),
+                replica("u", 0, None),
+            ],
+            isr_shrinks: 4,
+            isr_expands: 1,
+            active_controller: true,
+            offline_partitions: 2,
+        };
+        metrics.record_replication(&snapshot);
+        let text = metrics.encode();
+        let lines = lines(&text);
+        for expected in [
+            "kafka_server_replicamanager_partitioncount 5",
+            "kafka_server_replicamanager_leadercount 3",
+            "kafka_server_replicamanager_underreplicatedpartitions 2",
+            "kafka_server_replicamanager_underminisrpartitioncount 1",
+            "kafka_server_replicamanager_isrshrinks_total 4",
+            "kafka_server_replicamanager_isrexpands_total 1",
+            "kafka_controller_kafkacontroller_activecontrollercount 1",
+            "kafka_controller_kafkacontroller_offlinepartitionscount 2",
+            r#"kafka_server_fetcherlagmetrics_consumerlag{partition="1",replica="3",topic="t"} 40"#,
+            r#"kafka_server_fetcherlagmetrics_consumerlag{partition="0",replica="2",topic="t"} 0"#,
+        ] {
+            assert!(lines.contains(&expected), "{expected} missing from\n{text}");
+        }
+        let lag_series = lines
+            .iter()
+            .filter(|l| l.starts_with("kafka_server_fetcherlagmetrics_consumerlag"))
+            .count();
+        assert_eq!(lag_series, 6, "one series per follower of a led partition");
+    }
+
+    #[test]
+    fn later_scrapes_follow_the_state() {
+        let metrics = Metrics::new();
+        let mut snapshot = ReplicationSnapshot {
+            replicas: vec![replica("t", 0, led(2, 1, 1, &[(2, 9)]))],
+            isr_shrinks: 3,
+            isr_expands: 2,
+            active_controller: true,
+            offline_partitions: 1,
+        };
+        metrics.record_replication(&snapshot);
+        // Leadership moved away, the counters moved on, another node became controller.
+        snapshot.replicas = vec![replica("t", 0, None)];
+        snapshot.isr_shrinks = 5;
+        snapshot.active_controller = false;
+        metrics.record_replication(&snapshot);
+        metrics.record_replication(&snapshot);
+        let text = metrics.encode();
+        let lines = lines(&text);
+        for expected in [
+            "kafka_server_replicamanager_leadercount 0",
+            "kafka_server_replicamanager_underreplicatedpartitions 0",
+            "kafka_server_replicamanager_isrshrinks_total 5",
+            "kafka_server_replicamanager_isrexpands_total 2",
+            "kafka_controller_kafkacontroller_activecontrollercount 0",
+            "kafka_controller_kafkacontroller_offlinepartitionscount 0",
+        ] {
+            assert!(lines.contains(&expected), "{expected} missing from\n{text}");
+        }
+        assert!(
+            !text.contains("kafka_server_fetcherlagmetrics_consumerlag{"),
+            "lag series of a partition no longer led are dropped:\n{text}"
+        );
     }
 }

@@ -14,23 +14,25 @@ use tokio_util::task::TaskTracker;
 use crate::admin_http;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::group::OFFSETS_TOPIC;
 use crate::log::LogManager;
-use crate::metadata::MetadataStore;
+use crate::metadata::BrokerEndpoint;
 use crate::net::listener;
+use crate::quorum::{self, membership::Membership, Metadata, MetadataQuorum};
 
 /// Kafka's per-log-dir identity file.
 const META_PROPERTIES: &str = "meta.properties";
 /// Where the metadata journal lives, under the first log dir (Kafka's KRaft name).
 const METADATA_DIR: &str = "__cluster_metadata-0";
+/// How long a controlled shutdown may take before the broker stops anyway.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the flush policy's time limit (flush.ms) is checked.
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Reads (or, on a fresh log dir, writes) `meta.properties`; every log dir must agree on
-/// the cluster id and belong to this node.
-fn load_or_format(config: &BrokerConfig) -> anyhow::Result<String> {
+/// Reads `meta.properties` from every log dir that has one: they must agree on the
+/// cluster id and belong to this node. Returns the cluster id, if any dir is formatted.
+fn read_meta_properties(config: &BrokerConfig) -> anyhow::Result<Option<String>> {
     let mut cluster_id: Option<String> = None;
     for dir in &config.log_dirs {
         let path = dir.join(META_PROPERTIES);
@@ -61,7 +63,18 @@ fn load_or_format(config: &BrokerConfig) -> anyhow::Result<String> {
         }
         cluster_id = Some(id);
     }
-    let cluster_id = cluster_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    Ok(cluster_id)
+}
+
+/// Writes `meta.properties` into every log dir that lacks one (Kafka's
+/// `kafka-storage.sh format`). Fails if a dir is formatted for another cluster or node.
+pub fn format_log_dirs(config: &BrokerConfig, cluster_id: &str) -> anyhow::Result<usize> {
+    if let Some(existing) = read_meta_properties(config)? {
+        if existing != cluster_id {
+            bail!("log dirs are already formatted for cluster {existing}, not {cluster_id}");
+        }
+    }
+    let mut written = 0;
     for dir in &config.log_dirs {
         let path = dir.join(META_PROPERTIES);
         if !path.exists() {
@@ -75,9 +88,10 @@ fn load_or_format(config: &BrokerConfig) -> anyhow::Result<String> {
                 ),
             )
             .with_context(|| format!("cannot write {}", path.display()))?;
+            written += 1;
         }
     }
-    Ok(cluster_id)
+    Ok(written)
 }
 
 fn check_writable(dir: &Path) -> anyhow::Result<()> {
@@ -87,61 +101,146 @@ fn check_writable(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the broker until `stop` completes, then shuts down gracefully.
-pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// This broker's advertised endpoints, as other brokers and clients will look them up.
+fn endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
+    config
+        .advertised_listeners
+        .iter()
+        .map(|l| BrokerEndpoint {
+            listener: l.name.clone(),
+            host: if l.host.is_empty() || l.host == "0.0.0.0" {
+                "localhost".to_string()
+            } else {
+                l.host.clone()
+            },
+            port: l.port,
+        })
+        .collect()
+}
+
+/// Waits for the quorum to settle the cluster id (a fresh voter learns it from its
+/// peers), then checks it against `meta.properties` and records it there.
+async fn settle_cluster_id(
+    config: &BrokerConfig,
+    quorum: &MetadataQuorum,
+    formatted: Option<String>,
+) -> anyhow::Result<String> {
+    let mut logged = false;
+    let id = loop {
+        if let Some(id) = quorum.cluster_id() {
+            break id;
+        }
+        if !logged {
+            tracing::info!("waiting for the controller quorum to form and agree on a cluster id");
+            logged = true;
+        }
+        tokio::select! {
+            e = quorum.fatal() => bail!("cannot join the metadata quorum: {e}"),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    };
+    if let Some(formatted) = formatted {
+        if formatted != id {
+            bail!("this node's log dirs belong to cluster {formatted}, but the quorum is cluster {id}; refusing to join");
+        }
+    }
+    format_log_dirs(config, &id)?;
+    Ok(id)
+}
+
+/// A started broker: everything serving, and what shutting it down needs.
+pub struct Running {
+    pub broker: Arc<Broker>,
+    pub addresses: Vec<String>,
+    quorum: Arc<MetadataQuorum>,
+    tracker: TaskTracker,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    admin: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens storage, joins the cluster and starts serving. Returns once the broker is
+/// registered and its partitions are open.
+pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<Running> {
     let started = Instant::now();
     for dir in &config.log_dirs {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create log dir {}", dir.display()))?;
         check_writable(dir)?;
     }
-    let cluster_id = load_or_format(&config)?;
-    let (metadata, torn) = MetadataStore::open(&config.log_dirs[0].join(METADATA_DIR))
-        .context("cannot open the metadata journal")?;
-    if torn > 0 {
-        tracing::warn!(bytes = torn, "cut a torn tail off the metadata journal");
+    let formatted = read_meta_properties(&config)?;
+    let (quorum, _controller) = quorum::start(
+        &config,
+        &config.log_dirs[0].join(METADATA_DIR),
+        formatted.clone(),
+    )
+    .await
+    .context("cannot start the metadata quorum")?;
+    let cluster_id = settle_cluster_id(&config, &quorum, formatted).await?;
+    let metadata = Metadata::new(quorum.clone());
+
+    // Bound before registering: once registered, other brokers may fetch from us.
+    let mut bound = Vec::new();
+    let mut admin_socket = None;
+    if serve_network {
+        for l in &config.listeners {
+            bound.extend(listener::bind(l).await?);
+        }
+        admin_socket = Some(
+            tokio::net::TcpListener::bind(config.admin_listener)
+                .await
+                .with_context(|| format!("cannot bind admin.listener {}", config.admin_listener))?,
+        );
     }
+
+    let membership = Membership::new(&config, endpoints(&config));
+    membership.register(&metadata).await;
+    // The image is now at least as new as our registration: it says which partitions
+    // live here, so stray directories can be told from real ones.
+    let node = config.node_id;
+    let mut images = metadata.subscribe();
+    let _ = images.wait_for(|i| i.broker(node).is_some()).await;
     let logs = LogManager::open(&config).context("cannot open log dirs")?;
     let image = metadata.image();
     // Recovery reads files; keep it off the async workers.
-    let logs = tokio::task::spawn_blocking(move || logs.sync(&image, true).map(|()| logs))
+    let logs = tokio::task::spawn_blocking(move || logs.sync(&image, node, true).map(|()| logs))
         .await
         .context("log recovery panicked")?
         .context("cannot open partition logs")?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = watch::channel(!serve_network);
     let broker = Arc::new(Broker::new(
         config.clone(),
         cluster_id.clone(),
         metadata,
+        membership,
         logs,
         shutdown_rx,
     ));
 
-    let loader = broker.clone();
-    tokio::task::spawn_blocking(move || load_groups(&loader))
-        .await
-        .context("loading consumer groups panicked")??;
-
-    let mut bound = Vec::new();
-    for l in &config.listeners {
-        bound.extend(listener::bind(l).await?);
-    }
-    let admin_socket = tokio::net::TcpListener::bind(config.admin_listener)
-        .await
-        .with_context(|| format!("cannot bind admin.listener {}", config.admin_listener))?;
-
+    let mut tasks = vec![
+        tokio::spawn(follow_metadata(broker.clone())),
+        tokio::spawn({
+            let b = broker.clone();
+            async move { b.membership.run_heartbeats(b.metadata.clone()).await }
+        }),
+        tokio::spawn(crate::replication::manager::run_isr_checks(broker.clone())),
+        tokio::spawn(background_work(broker.clone())),
+        tokio::spawn(group_work(broker.clone())),
+    ];
     let tracker = TaskTracker::new();
     let mut addresses = Vec::new();
     for b in bound {
         if let Ok(addr) = b.socket.local_addr() {
             addresses.push(format!("{}://{addr}", b.name));
         }
-        tokio::spawn(listener::accept_loop(broker.clone(), b, tracker.clone()));
+        tasks.push(tokio::spawn(listener::accept_loop(
+            broker.clone(),
+            b,
+            tracker.clone(),
+        )));
     }
-    let admin = tokio::spawn(admin_http::serve(broker.clone(), admin_socket));
-    let background = tokio::spawn(background_work(broker.clone()));
-    let group_timers = tokio::spawn(group_work(broker.clone()));
+    let admin = admin_socket.map(|s| tokio::spawn(admin_http::serve(broker.clone(), s)));
 
     broker.set_ready(true);
     tracing::info!(
@@ -149,60 +248,94 @@ pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow
         %cluster_id,
         listeners = ?addresses,
         admin = %config.admin_listener,
+        voters = config.cluster.voters.len(),
         startup_ms = started.elapsed().as_millis() as u64,
         "strom-broker serving"
     );
-
-    stop.await;
-    tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    broker.set_ready(false);
-    let _ = shutdown_tx.send(true);
-    // Parked joins and syncs would hold the drain until their rebalance ends; Kafka's
-    // answer to them when a coordinator goes away is NOT_COORDINATOR.
-    group_timers.abort();
-    broker.groups.resign();
-    tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not finish in time; closing the logs anyway");
-    }
-    background.abort();
-    let _ = admin.await;
-    let closing = broker.clone();
-    tokio::task::spawn_blocking(move || closing.logs.close())
-        .await
-        .context("closing logs panicked")?
-        .context("flushing logs on shutdown failed")?;
-    tracing::info!("shutdown complete");
-    Ok(())
+    Ok(Running {
+        broker,
+        addresses,
+        quorum,
+        tracker,
+        shutdown_tx,
+        tasks,
+        admin,
+    })
 }
 
-/// Replays `__consumer_offsets` so committed offsets and groups survive a restart.
-fn load_groups(broker: &Broker) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut total = crate::group::load::LoadStats::default();
-    let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
-        return Ok(());
-    };
-    for p in topic.partitions.keys() {
-        let Some(partition) = broker.partition(OFFSETS_TOPIC, *p) else {
-            continue;
-        };
-        let stats = crate::group::load::load_partition(&broker.groups, &partition)
-            .with_context(|| format!("cannot replay {}", partition.id))?;
-        total.records += stats.records;
-        total.skipped += stats.skipped;
+/// Runs the broker until `stop` completes, then shuts down gracefully.
+pub async fn run(config: BrokerConfig, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let running = start(config, true).await?;
+    let fatal = running.quorum.clone();
+    tokio::select! {
+        () = stop => {}
+        e = fatal.fatal() => {
+            tracing::error!(error = %e, "leaving: the metadata quorum failed");
+        }
     }
-    tracing::info!(
-        records = total.records,
-        skipped = total.skipped,
-        groups = broker.groups.list().len(),
-        took_ms = started.elapsed().as_millis() as u64,
-        "loaded consumer groups and committed offsets"
-    );
-    Ok(())
+    running.shutdown().await
+}
+
+impl Running {
+    /// Kafka's controlled shutdown, then a graceful stop: leaderships move away first (so
+    /// producers see no errors), then in-flight requests finish, then the logs close.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let broker = self.broker;
+        tracing::info!("shutting down: moving leaderships away");
+        broker.set_ready(false);
+        if broker.membership.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await {
+            let me = broker.node_id();
+            let moved = broker
+                .await_image(|i| i.partitions().all(|(_, p)| p.leader != me))
+                .await;
+            if !moved {
+                tracing::warn!("controlled shutdown finished but this broker's image still shows it leading");
+            }
+        } else {
+            tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
+        }
+        tracing::info!("no new connections, finishing in-flight requests");
+        let _ = self.shutdown_tx.send(true);
+        broker.replicas.stop_fetchers();
+        broker.groups.resign();
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish in time; closing the logs anyway");
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
+        }
+        self.quorum.shutdown().await;
+        let closing = broker.clone();
+        tokio::task::spawn_blocking(move || closing.logs.close())
+            .await
+            .context("closing logs panicked")?
+            .context("flushing logs on shutdown failed")?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Applies every new metadata image: partition logs, leader and follower roles, fetchers,
+/// group coordination.
+async fn follow_metadata(broker: Arc<Broker>) {
+    let mut images = broker.metadata.subscribe();
+    loop {
+        let image = images.borrow_and_update().clone();
+        let b = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || b.replicas.apply_image(&b, &image)).await {
+            tracing::error!(error = %e, "applying metadata panicked");
+        }
+        if images.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// How often group timers (session, rebalance and join-delay deadlines) are checked; the

@@ -352,10 +352,13 @@ fn fetch_long_poll_waits_then_wakes_on_new_data() {
     let mut broker = broker;
     assert!(broker.terminate(), "clean exit:\n{}", broker.log());
     let started = Instant::now();
-    assert_eq!(
-        waiting.join().expect("fetch thread"),
-        (0, 0),
-        "in-flight fetch answered"
+    // Controlled shutdown moves the partition's leadership away first (here it goes
+    // offline: a single broker has no successor), so the waiting fetch is answered either
+    // empty or with NOT_LEADER_OR_FOLLOWER (6), which sends a client to the new leader.
+    let (code, bytes) = waiting.join().expect("fetch thread");
+    assert!(
+        matches!((code, bytes), (0, 0) | (6, 0)),
+        "in-flight fetch answered, got code {code} with {bytes} bytes"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }

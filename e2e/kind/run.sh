@@ -179,25 +179,10 @@ kubectl -n "$NS" get kafkatopic orders -o name | grep -q orders || die "KafkaTop
 kubectl -n "$NS" get kafkauser app -o name | grep -q app || die "KafkaUser app missing"
 kubectl -n "$NS" get kafkatopics,kafkausers
 
-# Until brokers replicate (the multi-broker issue), each broker of a multi-replica
-# KafkaCluster is a cluster of its own, so a client going through the three-broker
-# bootstrap Service may land on a different broker each time. Produce and consume through
-# a one-broker KafkaCluster; switch to $KC once replication lands.
-SOLO=solo
-log "applying the one-broker KafkaCluster $SOLO for produce and consume"
-kubectl -n "$NS" apply -f - <<'EOF'
-apiVersion: kafka.strom.dev/v1alpha1
-kind: KafkaCluster
-metadata:
-  name: solo
-spec:
-  replicas: 1
-  storage:
-    type: ephemeral
-EOF
-kubectl -n "$NS" wait --for=condition=Ready "kafkacluster/$SOLO" --timeout="$TIMEOUT"
-bootstrap="$(kubectl -n "$NS" get kafkacluster "$SOLO" -o jsonpath='{.status.listeners[?(@.name=="plain")].bootstrapServers}')"
-[ "$bootstrap" = "$SOLO-bootstrap.$NS.svc:9092" ] || die "status bootstrapServers of $SOLO is '$bootstrap'"
+# The three brokers form one cluster (openraft metadata quorum, ISR replication), so
+# produce and consume go through the three-broker cluster's bootstrap Service.
+bootstrap="$(kubectl -n "$NS" get kafkacluster "$KC" -o jsonpath='{.status.listeners[?(@.name=="plain")].bootstrapServers}')"
+[ "$bootstrap" = "$KC-bootstrap.$NS.svc:9092" ] || die "status bootstrapServers of $KC is '$bootstrap'"
 
 log "producing and consuming through $bootstrap with kcat (Debian bookworm's kcat package)"
 kubectl -n "$NS" apply -f - <<EOF
@@ -249,4 +234,3 @@ kubectl -n "$NS" delete kafkacluster "$KC" --wait --timeout=5m
 wait_gone "statefulset/$KC-broker" "service/$KC-brokers" "service/$KC-bootstrap" \
     "configmap/$KC-config" "poddisruptionbudget/$KC-broker" "serviceaccount/$KC-broker"
 log "all objects of $KC are gone"
-kubectl -n "$NS" delete kafkacluster "$SOLO" --wait --timeout=5m

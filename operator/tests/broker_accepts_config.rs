@@ -62,11 +62,18 @@ fn every_broker_config_loads_in_strom_broker() {
                 && names.contains(&"REPLICATION"),
             "{names:?}"
         );
+        // The controller listener is the quorum's, never served to clients.
+        assert!(!names.contains(&"CONTROLLER"), "{names:?}");
         assert_eq!(
-            names.contains(&"CONTROLLER"),
+            config.controller_listener.is_some() && config.cluster.controller,
             ordinal < 3,
             "only the first three are voters"
         );
+        assert_eq!(
+            config.cluster.voters.keys().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(config.cluster.inter_broker_listener, "REPLICATION");
         let external = config
             .advertised_for("EXTERNAL")
             .expect("external listener advertised");

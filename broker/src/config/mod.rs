@@ -2,6 +2,7 @@
 //! `--override key=value`. An unknown key is a warning; a bad value stops start-up with an
 //! error that names the key.
 
+pub mod cluster;
 pub mod properties;
 pub mod topic;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+pub use cluster::{ClusterConfig, Voter};
 pub use properties::Properties;
 pub use topic::{LogConfig, ValueKind, TOPIC_CONFIGS};
 
@@ -88,11 +90,7 @@ impl Listener {
 /// Keys Kafka has that a later Strom issue implements: accepted with a warning so existing
 /// `server.properties` files still start the broker.
 const KNOWN_BUT_NOT_YET: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "inter.broker.listener.name",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -101,14 +99,17 @@ const KNOWN_BUT_NOT_YET: &[&str] = &[
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "zookeeper.connect",
-    "broker.rack",
 ];
 
 /// The broker's settings, typed and validated.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// The listeners clients and other brokers use (the controller listener excluded).
     pub listeners: Vec<Listener>,
+    /// Where this node serves the metadata quorum, if it is a voter in a multi-node quorum.
+    pub controller_listener: Option<Listener>,
+    pub cluster: ClusterConfig,
     pub advertised_listeners: Vec<Listener>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -218,6 +219,7 @@ impl BrokerConfig {
         let mut props: BTreeMap<String, String> = BROKER_DEFAULTS
             .iter()
             .chain(LOG_CLEANER_DEFAULTS)
+            .chain(cluster::CLUSTER_DEFAULTS)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
 
@@ -242,6 +244,8 @@ impl BrokerConfig {
             }
             let known = BROKER_DEFAULTS.iter().any(|(d, _)| d == k)
                 || LOG_CLEANER_DEFAULTS.iter().any(|(d, _)| d == k)
+                || cluster::CLUSTER_DEFAULTS.iter().any(|(d, _)| d == k)
+                || cluster::CLUSTER_KEYS.contains(&k.as_str())
                 || k == "advertised.listeners"
                 || k == "listener.security.protocol.map";
             if known {
@@ -272,12 +276,30 @@ impl BrokerConfig {
             }
         };
 
-        let listeners = Listener::parse_list("listeners", get("listeners"))?;
-        check_security_protocols(&listeners, props.get("listener.security.protocol.map"))?;
+        let all_listeners = Listener::parse_list("listeners", get("listeners"))?;
+        check_security_protocols(&all_listeners, props.get("listener.security.protocol.map"))?;
+        let node_id = int("node.id", 0, i32::MAX as i64)? as i32;
+        let cluster = cluster::parse(&|k| props.get(k).cloned(), node_id, &all_listeners)?;
+        let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) = all_listeners
+            .into_iter()
+            .partition(|l| cluster.controller_listener_names.contains(&l.name));
+        let controller_listener = controller_listeners
+            .into_iter()
+            .next()
+            .filter(|_| cluster.voters.len() > 1 && cluster.voters.contains_key(&node_id));
         let advertised_listeners = match props.get("advertised.listeners") {
             Some(v) => {
                 let adv = Listener::parse_list("advertised.listeners", v)?;
                 for a in &adv {
+                    if cluster.controller_listener_names.contains(&a.name) {
+                        return Err(bad(
+                            "advertised.listeners",
+                            format!(
+                                "controller listener {} cannot be advertised to clients",
+                                a.name
+                            ),
+                        ));
+                    }
                     if !listeners.iter().any(|l| l.name == a.name) {
                         return Err(bad(
                             "advertised.listeners",
@@ -317,8 +339,10 @@ impl BrokerConfig {
         }
 
         let config = BrokerConfig {
-            node_id: int("node.id", 0, i32::MAX as i64)? as i32,
+            node_id,
             listeners,
+            controller_listener,
+            cluster,
             advertised_listeners,
             log_dirs,
             num_partitions: int("num.partitions", 1, 1_000_000)? as i32,
@@ -404,6 +428,9 @@ fn check_security_protocols(
     for p in ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] {
         protocols.insert(p.to_string(), p.to_string());
     }
+    // Kafka 4 maps the conventional controller listener name to PLAINTEXT when the map
+    // does not say otherwise, so `listeners=PLAINTEXT://:9092,CONTROLLER://:9093` works.
+    protocols.insert("CONTROLLER".to_string(), "PLAINTEXT".to_string());
     if let Some(map) = map {
         for entry in map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, proto) = entry

@@ -916,7 +916,7 @@ mod tests {
         let mut out = Vec::new();
         let mut offset = log.log_start_offset();
         while offset < log.log_end_offset() {
-            let raw = log.read(offset, 1 << 20, true).expect("read");
+            let raw = log.read(offset, 1 << 20, true, i64::MAX).expect("read");
             assert!(!raw.is_empty(), "nothing readable at {offset}");
             let mut pos = 0;
             while pos < raw.len() {
@@ -1008,7 +1008,9 @@ mod tests {
         assert!(latest.values().all(|v| v == "v19"), "{latest:?}");
 
         // A consumer positioned on a compacted-away offset gets the next surviving batch.
-        let raw = l.read(0, 1 << 20, true).expect("reading a gap is no error");
+        let raw = l
+            .read(0, 1 << 20, true, i64::MAX)
+            .expect("reading a gap is no error");
         let first = BatchHeader::parse(&raw).unwrap();
         assert!(first.last_offset() >= 0);
         let survivors = records(&l);
@@ -1244,7 +1246,7 @@ mod tests {
                 assert_eq!(after, untouched, "{crash}: later segments untouched");
                 assert_eq!(l.segments.range(1..first_end).count(), 0, "{crash}");
                 // The swapped-in segment got its indexes rebuilt.
-                assert!(l.read(first_end - 1, 1 << 20, true).is_ok());
+                assert!(l.read(first_end - 1, 1 << 20, true, i64::MAX).is_ok());
             }
         }
     }

@@ -53,21 +53,37 @@ impl EpochCache {
         Ok(())
     }
 
-    /// Kafka's answer to "where does `epoch` end": the largest epoch at or below the one
-    /// asked for, and the start offset of the epoch after it (or the log end offset).
-    /// `(-1, -1)` when the epoch is older than anything known.
+    /// Kafka's answer to OffsetForLeaderEpoch, case by case as its `LeaderEpochFileCache`
+    /// gives it: the latest epoch ends at the log end offset; an earlier one ends where the
+    /// first later epoch starts, reported with the largest known epoch at or below it, or
+    /// with the asked epoch itself when the cache starts after it (its data is gone, so the
+    /// follower should copy from the first epoch still here); an undefined epoch (-1), an
+    /// epoch newer than any known, or an empty cache give `(-1, -1)`.
     pub fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> (i32, i64) {
-        let idx = self.entries.partition_point(|(e, _)| *e <= epoch);
-        if idx == 0 {
-            return (-1, -1);
+        const UNDEFINED: (i32, i64) = (-1, -1);
+        if epoch < 0 {
+            return UNDEFINED;
         }
-        let found = self.entries[idx - 1].0;
-        let end = self
-            .entries
-            .get(idx)
-            .map(|(_, start)| *start)
-            .unwrap_or(log_end_offset);
-        (found, end)
+        if self.latest_epoch() == Some(epoch) {
+            return (epoch, log_end_offset);
+        }
+        let later = self.entries.partition_point(|(e, _)| *e <= epoch);
+        let Some((_, next_start)) = self.entries.get(later) else {
+            return UNDEFINED;
+        };
+        match later.checked_sub(1) {
+            Some(floor) => (self.entries[floor].0, *next_start),
+            None => (epoch, *next_start),
+        }
+    }
+
+    /// Forgets every epoch, for a log emptied and restarted at a new offset.
+    pub fn clear(&mut self) -> io::Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        self.entries.clear();
+        self.persist()
     }
 
     pub fn latest_epoch(&self) -> Option<i32> {
@@ -94,13 +110,54 @@ mod tests {
     fn answers_end_offsets_like_kafka() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = EpochCache::load(dir.path());
-        cache.assign(0, 0).unwrap();
-        cache.assign(2, 50).unwrap();
-        assert_eq!(cache.end_offset_for(0, 80), (0, 50));
-        assert_eq!(cache.end_offset_for(1, 80), (0, 50));
-        assert_eq!(cache.end_offset_for(2, 80), (2, 80));
-        assert_eq!(cache.end_offset_for(-1, 80), (-1, -1));
+        assert_eq!(cache.end_offset_for(0, 80), (-1, -1), "nothing known yet");
+        cache.assign(3, 10).unwrap();
+        cache.assign(5, 50).unwrap();
+        cache.assign(8, 70).unwrap();
+        assert_eq!(cache.end_offset_for(3, 80), (3, 50));
+        assert_eq!(
+            cache.end_offset_for(4, 80),
+            (3, 50),
+            "an epoch this log never saw ends where the next known one starts"
+        );
+        assert_eq!(cache.end_offset_for(5, 80), (5, 70));
+        assert_eq!(
+            cache.end_offset_for(8, 80),
+            (8, 80),
+            "the latest ends at the log end"
+        );
+        assert_eq!(
+            cache.end_offset_for(1, 80),
+            (1, 10),
+            "older than the cache: the asked epoch, ending where the oldest known starts"
+        );
+        assert_eq!(
+            cache.end_offset_for(9, 80),
+            (-1, -1),
+            "newer than any known"
+        );
+        assert_eq!(cache.end_offset_for(-1, 80), (-1, -1), "undefined epoch");
         let reloaded = EpochCache::load(dir.path());
-        assert_eq!(reloaded.end_offset_for(5, 90), (2, 90));
+        assert_eq!(reloaded.end_offset_for(5, 90), (5, 70));
+        assert_eq!(reloaded.end_offset_for(8, 90), (8, 90));
+    }
+
+    #[test]
+    fn truncation_and_clear_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = EpochCache::load(dir.path());
+        cache.assign(1, 0).unwrap();
+        cache.assign(2, 40).unwrap();
+        cache.assign(4, 60).unwrap();
+        cache.truncate_from(40).unwrap();
+        assert_eq!(cache.latest_epoch(), Some(1));
+        assert_eq!(EpochCache::load(dir.path()).latest_epoch(), Some(1));
+        cache.clear().unwrap();
+        assert_eq!(EpochCache::load(dir.path()).latest_epoch(), None);
+        cache.assign(7, 100).unwrap();
+        assert_eq!(
+            EpochCache::load(dir.path()).end_offset_for(7, 120),
+            (7, 120)
+        );
     }
 }

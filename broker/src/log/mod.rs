@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::config::{BrokerConfig, LogConfig};
 use crate::metadata::MetadataImage;
+use crate::replication::ReplicaRole;
 pub use cleaner::CleanStats;
 pub use partition::{AppendOutcome, PartitionLog};
 
@@ -50,19 +51,37 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
-/// A partition this broker holds: its log, and a watch of its high watermark that fetch
-/// long-polls wait on.
+/// A partition this broker holds: its log, its role in replication, and watches of its
+/// high watermark (consumer fetches and acks=all produces wait on it) and log end
+/// (follower fetches wait on it).
 #[derive(Debug)]
 pub struct Partition {
     pub id: TopicPartition,
     pub topic_id: Uuid,
     pub log: Mutex<PartitionLog>,
+    /// Leader or follower, and what the leader knows of its followers.
+    pub replica: Mutex<ReplicaRole>,
     high_watermark: watch::Sender<i64>,
+    log_end: watch::Sender<i64>,
 }
 
 impl Partition {
-    /// On a single node every appended record is committed, so the high watermark is the
-    /// log end offset; replication will make it lag.
+    fn new(id: TopicPartition, topic_id: Uuid, log: PartitionLog) -> Partition {
+        let leo = log.log_end_offset();
+        Partition {
+            id,
+            topic_id,
+            log: Mutex::new(log),
+            replica: Mutex::new(ReplicaRole::None),
+            // Nothing is known to be replicated until a role says so: a leader whose ISR
+            // is itself moves it to the log end at once, a follower takes the leader's.
+            high_watermark: watch::channel(0).0,
+            log_end: watch::channel(leo).0,
+        }
+    }
+
+    /// Everything below the high watermark is on every in-sync replica: the part of the
+    /// log consumers may read and acks=all producers wait for.
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
     }
@@ -71,17 +90,50 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    /// Publishes the log's new end to waiting fetches.
+    pub fn log_end_offset(&self) -> i64 {
+        *self.log_end.borrow()
+    }
+
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// Publishes the log's new end to waiting follower fetches.
     pub fn publish_end(&self, log_end_offset: i64) {
         // Appends publish after releasing the log lock, so they can arrive out of order;
-        // only ever move forward.
-        self.high_watermark.send_if_modified(|hw| {
-            let advanced = log_end_offset > *hw;
+        // only ever move forward (a truncation publishes through `reset_end`).
+        self.log_end.send_if_modified(|leo| {
+            let advanced = log_end_offset > *leo;
             if advanced {
-                *hw = log_end_offset;
+                *leo = log_end_offset;
             }
             advanced
         });
+    }
+
+    /// After a truncation the log end moves back.
+    pub fn reset_end(&self, log_end_offset: i64) {
+        self.log_end.send_replace(log_end_offset);
+        self.high_watermark
+            .send_if_modified(|hw| std::mem::replace(hw, (*hw).min(log_end_offset)) != *hw);
+    }
+
+    /// Moves the high watermark forward to `hw`; never back.
+    pub fn advance_high_watermark(&self, hw: i64) -> bool {
+        self.high_watermark.send_if_modified(|current| {
+            let advanced = hw > *current;
+            if advanced {
+                *current = hw;
+            }
+            advanced
+        })
+    }
+
+    /// Wakes everyone waiting on the high watermark without changing it, so they re-check
+    /// what else they depend on (the role, after a leadership change).
+    pub fn poke(&self) {
+        self.high_watermark.send_modify(|_| {});
+        self.log_end.send_modify(|_| {});
     }
 }
 
@@ -139,15 +191,19 @@ impl LogManager {
         self.partitions.read().values().cloned().collect()
     }
 
-    /// Makes the partitions on disk match the image: opens or creates the ones it lists,
-    /// updates their configs, and removes the ones it no longer has. Directories found on
-    /// disk that the image does not know are renamed aside (`-stray`), never deleted.
-    pub fn sync(&self, image: &MetadataImage, startup: bool) -> io::Result<()> {
+    /// Makes the partitions on disk match the image: opens or creates the ones it places
+    /// on broker `node_id`, updates their configs, and removes the ones it no longer has
+    /// there. Directories found on disk that the image does not know are renamed aside
+    /// (`-stray`), never deleted.
+    pub fn sync(&self, image: &MetadataImage, node_id: i32, startup: bool) -> io::Result<()> {
         let now = now_ms();
         let mut wanted: HashMap<TopicPartition, (Uuid, LogConfig)> = HashMap::new();
         for topic in image.topics.values() {
             let config = LogConfig::resolve(&self.topic_defaults, &topic.configs);
-            for p in topic.partitions.keys() {
+            for (p, state) in &topic.partitions {
+                if !state.replicas.contains(&node_id) {
+                    continue;
+                }
                 wanted.insert(
                     TopicPartition {
                         topic: topic.name.clone(),
@@ -194,17 +250,7 @@ impl LogManager {
                     "recovered partition log: cut a damaged tail"
                 );
             }
-            let leo = log.log_end_offset();
-            let (tx, _) = watch::channel(leo);
-            partitions.insert(
-                tp.clone(),
-                Arc::new(Partition {
-                    id: tp,
-                    topic_id,
-                    log: Mutex::new(log),
-                    high_watermark: tx,
-                }),
-            );
+            partitions.insert(tp.clone(), Arc::new(Partition::new(tp, topic_id, log)));
         }
         Ok(())
     }

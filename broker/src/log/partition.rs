@@ -26,6 +26,9 @@ use crate::config::LogConfig;
 use crate::error::ApiError;
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
+mod follower;
+pub use follower::ReplicatedAppend;
+
 const LOG_START_FILE: &str = "log-start-offset";
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
@@ -94,6 +97,19 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, contents)?;
     fs::rename(&tmp, path)
+}
+
+/// Notes a stored batch in the idempotent producer state and, for an idempotent producer,
+/// as that producer's last batch in the log.
+fn note_producer_batch(
+    producers: &mut ProducerStateTable,
+    last_batch_of_producer: &mut HashMap<i64, i64>,
+    stored: &BatchHeader,
+) {
+    producers.record(stored);
+    if stored.has_sequence() {
+        last_batch_of_producer.insert(stored.producer_id, stored.base_offset);
+    }
 }
 
 impl PartitionLog {
@@ -166,7 +182,9 @@ impl PartitionLog {
         };
         let leo = log.log_end_offset();
         log.log_start_offset = log.log_start_offset.min(leo);
-        log.recovery_point = log.recovery_point.min(leo);
+        // Persisted, not just lowered in memory: a stale higher recovery point on disk would
+        // let the next crash skip checking segments written after this open.
+        log.lower_recovery_point(leo).map_err(io_err)?;
         log.epochs.truncate_from(leo).map_err(io_err)?;
         log.rebuild_producer_state(clean_shutdown).map_err(io_err)?;
         Ok((log, report))
@@ -203,11 +221,11 @@ impl PartitionLog {
     }
 
     fn record_producer_batch(&mut self, stored: &BatchHeader) {
-        self.producers.record(stored);
-        if stored.has_sequence() {
-            self.last_batch_of_producer
-                .insert(stored.producer_id, stored.base_offset);
-        }
+        note_producer_batch(
+            &mut self.producers,
+            &mut self.last_batch_of_producer,
+            stored,
+        );
     }
 
     /// Calls `f` with each batch header at or after `from`.
@@ -327,7 +345,7 @@ impl PartitionLog {
             let mut stored = *h;
             stored.base_offset = base_offset;
             stored.partition_leader_epoch = leader_epoch;
-            self.maybe_roll(h.total_len() as u64, now_ms)
+            self.maybe_roll(h.total_len() as u64, stored.last_offset(), now_ms)
                 .map_err(|e| self.io_error(e))?;
             let prefix = batch::patched_prefix(raw, base_offset, leader_epoch);
             let result = if self.config.log_append_time {
@@ -375,29 +393,45 @@ impl PartitionLog {
     }
 
     /// Starts a new segment when the active one would pass segment.bytes, has been open
-    /// longer than segment.ms, or could no longer address its contents with 32-bit indexes.
-    fn maybe_roll(&mut self, incoming: u64, now_ms: i64) -> io::Result<()> {
+    /// longer than segment.ms, or could no longer address its contents with 32-bit indexes
+    /// once a batch of `incoming` bytes ending at `incoming_last_offset` is added.
+    fn maybe_roll(
+        &mut self,
+        incoming: u64,
+        incoming_last_offset: i64,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        if self.roll_needed(incoming, incoming_last_offset, now_ms) {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    fn roll_needed(&self, incoming: u64, incoming_last_offset: i64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
-            return Ok(());
+            return false;
         }
         let too_big = active.size() + incoming > self.config.segment_bytes;
         let too_old = active
             .first_append_ms()
             .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms);
-        let offsets_overflow = self.log_end_offset() - active.base_offset > i32::MAX as i64;
+        let offsets_overflow = incoming_last_offset - active.base_offset > i32::MAX as i64;
         let positions_overflow = active.size() + incoming > u32::MAX as u64;
-        if too_big || too_old || offsets_overflow || positions_overflow {
-            self.roll(now_ms)?;
-        }
-        Ok(())
+        too_big || too_old || offsets_overflow || positions_overflow
     }
 
     /// Opens a new segment at the log end. The closed segment is fsynced on a background
     /// thread, as Kafka does, so producers never wait for a gigabyte to reach the disk; the
     /// recovery point moves past it only once that flush is done, so a crash before then
     /// recovers it like any unflushed data.
-    fn roll(&mut self, _now_ms: i64) -> io::Result<()> {
+    fn roll(&mut self, now_ms: i64) -> io::Result<()> {
+        self.roll_at(self.log_end_offset(), now_ms)
+    }
+
+    /// `roll`, with the new segment based at `base` (at or past the log end): a follower
+    /// copying a compacted leader may meet a batch far past its log end.
+    fn roll_at(&mut self, base: i64, _now_ms: i64) -> io::Result<()> {
         self.reap_roll_flushes(false)?;
         let leo = self.log_end_offset();
         let files = self.active().cloned_handles()?;
@@ -405,8 +439,8 @@ impl PartitionLog {
             .name("strom-roll-flush".into())
             .spawn(move || files.iter().try_for_each(|f| f.sync_data()))?;
         self.roll_flushes.push((leo, flush));
-        let seg = Segment::create(&self.dir, leo, self.config.index_interval_bytes)?;
-        self.segments.insert(leo, seg);
+        let seg = Segment::create(&self.dir, base.max(leo), self.config.index_interval_bytes)?;
+        self.segments.insert(seg.base_offset, seg);
         Ok(())
     }
 
@@ -429,6 +463,19 @@ impl PartitionLog {
         }
         if let Some(end) = durable_to {
             self.advance_recovery_point(end)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the recovery point down to `to` (a truncation or recovery cut the log below
+    /// it), on disk first.
+    fn lower_recovery_point(&mut self, to: i64) -> io::Result<()> {
+        if to < self.recovery_point {
+            write_atomically(
+                &self.dir.join(RECOVERY_POINT_FILE),
+                to.to_string().as_bytes(),
+            )?;
+            self.recovery_point = to;
         }
         Ok(())
     }
@@ -467,12 +514,17 @@ impl PartitionLog {
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes` (but at least
-    /// one batch when `allow_oversized_first`). Offsets outside the log are out of range.
+    /// one batch when `allow_oversized_first`), and only batches that end below
+    /// `max_offset` (exclusive; `i64::MAX` for no bound). With the high watermark as the
+    /// bound a consumer sees only committed records: a batch straddling it is held back
+    /// whole, even when it is the first, as Kafka returns nothing past the high watermark.
+    /// Offsets outside the log are out of range.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         allow_oversized_first: bool,
+        max_offset: i64,
     ) -> Result<Vec<u8>, ApiError> {
         let leo = self.log_end_offset();
         if offset < self.log_start_offset || offset > leo {
@@ -484,7 +536,7 @@ impl PartitionLog {
                 ),
             ));
         }
-        if offset == leo {
+        if offset == leo || offset >= max_offset {
             return Ok(Vec::new());
         }
         let start_base = self
@@ -496,7 +548,7 @@ impl PartitionLog {
         for seg in self.segments.range(start_base..).map(|(_, s)| s) {
             if let Some((pos, _)) = seg.find_position(offset).map_err(|e| self.io_error(e))? {
                 return seg
-                    .read_batches(pos, max_bytes, allow_oversized_first)
+                    .read_batches(pos, max_bytes, allow_oversized_first, max_offset)
                     .map_err(|e| self.io_error(e));
             }
         }
@@ -668,9 +720,24 @@ impl PartitionLog {
         self.drop_segments_below_start()
     }
 
-    /// OffsetForLeaderEpoch: where `epoch` ends in this log.
+    /// OffsetForLeaderEpoch: where `epoch` ends in this log (see `EpochCache::end_offset_for`).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The newest leader epoch that wrote to (or was assigned in) this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Kafka's `maybeAssignEpochStartOffset`: a new leader notes that its epoch starts at
+    /// its log end before it writes anything, so OffsetForLeaderEpoch from followers that
+    /// still hold an older leader's unreplicated tail tells them to cut it there.
+    /// Ignored unless `epoch` is newer than the latest known.
+    pub fn assign_epoch_start(&mut self, epoch: i32, start_offset: i64) -> Result<(), ApiError> {
+        self.epochs
+            .assign(epoch, start_offset)
+            .map_err(|e| self.io_error(e))
     }
 
     /// Flushes everything and writes the producer snapshot, for a clean shutdown.
@@ -696,7 +763,7 @@ mod tests {
     use crate::log::batch::tests::encode_batch;
     use crate::log::batch::validate_record_set;
 
-    fn config(segment_bytes: u64) -> LogConfig {
+    pub(super) fn config(segment_bytes: u64) -> LogConfig {
         LogConfig::resolve(
             &crate::config::BrokerConfig::from_properties(Default::default())
                 .expect("defaults")
@@ -707,13 +774,13 @@ mod tests {
         .with_segment_bytes(segment_bytes)
     }
 
-    fn append(log: &mut PartitionLog, value: &[u8], now: i64) -> AppendOutcome {
+    pub(super) fn append(log: &mut PartitionLog, value: &[u8], now: i64) -> AppendOutcome {
         let raw = Bytes::from(encode_batch(&[value], -1, -1));
         let batches = validate_record_set(&raw).expect("valid");
         log.append(&raw, &batches, 0, now).expect("append")
     }
 
-    fn open(dir: &Path, cfg: LogConfig, clean: bool) -> PartitionLog {
+    pub(super) fn open(dir: &Path, cfg: LogConfig, clean: bool) -> PartitionLog {
         PartitionLog::open(dir, "t-0".into(), cfg, clean, 0)
             .expect("open")
             .0
@@ -764,7 +831,7 @@ mod tests {
             "within retention.bytes plus the active segment"
         );
         assert!(
-            log.read(0, 1 << 20, true).is_err(),
+            log.read(0, 1 << 20, true, i64::MAX).is_err(),
             "deleted offsets are out of range"
         );
 

@@ -268,17 +268,20 @@ impl Segment {
 
     /// Reads up to `max_len` bytes of whole batches from `pos`; if the first batch alone is
     /// bigger and `allow_oversized_first` is set, reads all of it (Kafka's KIP-74 rule, so a
-    /// consumer can always make progress).
+    /// consumer can always make progress). Stops before the first batch that reaches
+    /// `max_offset` (exclusive), whatever its size: that bound is the high watermark, and
+    /// nothing at or past it may be shown.
     pub fn read_batches(
         &self,
         pos: u64,
         max_len: usize,
         allow_oversized_first: bool,
+        max_offset: i64,
     ) -> io::Result<Vec<u8>> {
         let mut end = pos;
         while let Some(header) = self.read_header_at(end)? {
             let next = end + header.total_len() as u64;
-            if next > self.size {
+            if next > self.size || header.last_offset() >= max_offset {
                 break;
             }
             let within = (next - pos) as usize <= max_len;
@@ -293,6 +296,47 @@ impl Segment {
         let mut buf = vec![0u8; (end - pos) as usize];
         self.log.read_exact_at(&mut buf, pos)?;
         Ok(buf)
+    }
+
+    /// Removes the batch holding `offset` (or the first batch after it) and everything
+    /// after it, returning the bytes removed. The indexes are cut before the log and all
+    /// three are fsynced, so a crash part way leaves indexes no longer than the log, which
+    /// `open` accepts (a shorter index only means a longer scan), and a cut that cannot
+    /// come undone after the caller moved on.
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<u64> {
+        let Some((pos, header)) = self.find_position(offset)? else {
+            return Ok(0);
+        };
+        let cut_relative = (header.base_offset - self.base_offset).max(0) as u32;
+        let keep_index = self
+            .index
+            .entries()
+            .partition_point(|e| (e.position as u64) < pos);
+        self.index.truncate_entries(keep_index)?;
+        let keep_time = self
+            .time_index
+            .entries()
+            .partition_point(|e| e.relative_offset < cut_relative);
+        self.time_index.truncate_entries(keep_time)?;
+        self.index.flush()?;
+        self.time_index.flush()?;
+        let removed = self.size - pos;
+        self.log.set_len(pos)?;
+        self.log.sync_data()?;
+        self.size = pos;
+        self.next_offset = self.base_offset;
+        if !self.load_tail()? {
+            // Cannot happen with indexes cut as above; recovering is the safe answer anyway.
+            self.recover()?;
+        }
+        // Kept index entries mark indexed batches; the bytes after the last one count
+        // towards the next entry, as they did when appended.
+        let last_indexed = self.index.last().map(|e| e.position as u64).unwrap_or(0);
+        self.bytes_since_index = self.size - last_indexed;
+        if self.size == 0 {
+            self.first_append_ms = None;
+        }
+        Ok(removed)
     }
 
     /// Reads one whole batch at `pos`.
@@ -460,14 +504,66 @@ mod tests {
     }
 
     #[test]
+    fn truncation_cuts_log_and_indexes_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 100, 50).unwrap();
+        for i in 0..10 {
+            append(&mut seg, 100 + i * 2, &[b"0123456789abcdef", b"x"]);
+        }
+        let (cut_pos, _) = seg.find_position(110).unwrap().unwrap();
+        // Offset 111 sits inside the batch 110..=111: the whole batch goes.
+        let removed = seg.truncate_to(111).unwrap();
+        assert_eq!(seg.size(), cut_pos);
+        assert_eq!(removed, cut_pos, "ten equal batches, cut after the fifth");
+        assert_eq!(seg.next_offset(), 110);
+        assert!(seg.index.is_sane(seg.size()));
+        assert!(seg
+            .time_index
+            .entries()
+            .iter()
+            .all(|e| (e.relative_offset as i64) < 10));
+        assert_eq!(
+            seg.truncate_to(500).unwrap(),
+            0,
+            "past the end: nothing to cut"
+        );
+
+        // Appends continue where the cut left off, and the index keeps pointing right.
+        append(&mut seg, 110, &[b"replacement"]);
+        let size = seg.size();
+        drop(seg);
+        let (seg, report) = Segment::open(dir.path(), 100, 50, false).unwrap();
+        assert!(
+            !report.rebuilt_indexes,
+            "indexes after a cut are valid as they are"
+        );
+        assert_eq!((seg.size(), seg.next_offset()), (size, 111));
+        assert_eq!(seg.find_position(110).unwrap().unwrap().0, cut_pos);
+
+        let mut seg = seg;
+        seg.truncate_to(100).unwrap();
+        assert!(seg.is_empty());
+        assert_eq!(seg.next_offset(), 100);
+    }
+
+    #[test]
     fn reads_whole_batches_only() {
         let dir = tempfile::tempdir().unwrap();
         let mut seg = Segment::create(dir.path(), 0, 4096).unwrap();
         append(&mut seg, 0, &[b"aaaa"]);
         let one = seg.size() as usize;
         append(&mut seg, 1, &[b"bbbb"]);
-        assert_eq!(seg.read_batches(0, one + 5, false).unwrap().len(), one);
-        assert_eq!(seg.read_batches(0, 5, false).unwrap().len(), 0);
-        assert_eq!(seg.read_batches(0, 5, true).unwrap().len(), one);
+        assert_eq!(
+            seg.read_batches(0, one + 5, false, i64::MAX).unwrap().len(),
+            one
+        );
+        assert_eq!(seg.read_batches(0, 5, false, i64::MAX).unwrap().len(), 0);
+        assert_eq!(seg.read_batches(0, 5, true, i64::MAX).unwrap().len(), one);
+        assert_eq!(
+            seg.read_batches(0, 1 << 20, true, 1).unwrap().len(),
+            one,
+            "max_offset is exclusive"
+        );
+        assert_eq!(seg.read_batches(0, 1 << 20, true, 0).unwrap().len(), 0);
     }
 }

@@ -4,20 +4,79 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{ConfigResource, MetadataRecord};
+use super::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
 
-#[derive(Debug, Clone, PartialEq)]
+/// The leader of a partition nobody can lead: the partition is offline.
+pub const NO_LEADER: i32 = -1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub partition: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// `NO_LEADER` when offline.
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Bumped on every change to the partition (leader, ISR or replicas).
+    #[serde(default)]
+    pub partition_epoch: i32,
+    /// Replicas an ongoing reassignment is adding; empty when none is.
+    #[serde(default)]
+    pub adding: Vec<i32>,
+    /// Replicas an ongoing reassignment will drop.
+    #[serde(default)]
+    pub removing: Vec<i32>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl PartitionImage {
+    pub fn is_offline(&self) -> bool {
+        self.leader == NO_LEADER
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The record that sets this partition to exactly this state.
+    pub fn to_record(&self, topic_id: Uuid) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition: self.partition,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            adding: self.adding.clone(),
+            removing: self.removing.clone(),
+        }
+    }
+}
+
+/// A broker as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    /// Changes every time the broker process starts, so a restart is told from a replay.
+    pub incarnation: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    /// Fenced brokers may not lead partitions or be in an ISR.
+    pub fenced: bool,
+    /// In controlled shutdown: gets no new leaderships.
+    pub shutting_down: bool,
+}
+
+impl BrokerRegistration {
+    pub fn is_live(&self) -> bool {
+        !self.fenced && !self.shutting_down
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicImage {
     pub name: String,
     pub topic_id: Uuid,
@@ -26,16 +85,78 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Also the raft snapshot, hence serializable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetadataImage {
+    #[serde(with = "shared_topics")]
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     pub topic_names: HashMap<Uuid, String>,
     pub next_producer_id_block: i64,
     /// How many records have been applied.
     pub applied: u64,
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+}
+
+/// Serializes the `Arc`-shared topics as plain values, so serde's `rc` feature (which
+/// would duplicate shared data silently in general) is not needed for this one map.
+mod shared_topics {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::TopicImage;
+
+    pub fn serialize<S: Serializer>(
+        topics: &BTreeMap<String, Arc<TopicImage>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let plain: BTreeMap<&String, &TopicImage> =
+            topics.iter().map(|(k, v)| (k, v.as_ref())).collect();
+        plain.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, Arc<TopicImage>>, D::Error> {
+        let plain = BTreeMap::<String, TopicImage>::deserialize(deserializer)?;
+        Ok(plain.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
 }
 
 impl MetadataImage {
+    /// Registered brokers that may lead and be in ISRs: not fenced, not shutting down.
+    pub fn live_brokers(&self) -> Vec<&BrokerRegistration> {
+        self.brokers.values().filter(|b| b.is_live()).collect()
+    }
+
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers
+            .get(&id)
+            .is_some_and(BrokerRegistration::is_live)
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id)
+    }
+
+    /// Every partition of every topic, in topic name then partition order.
+    pub fn partitions(&self) -> impl Iterator<Item = (&TopicImage, &PartitionImage)> {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.values().map(move |p| (t.as_ref(), p)))
+    }
+
+    /// The partition `partition` of topic `name`.
+    pub fn partition(&self, name: &str, partition: i32) -> Option<(&TopicImage, &PartitionImage)> {
+        let topic = self.topics.get(name)?;
+        topic
+            .partitions
+            .get(&partition)
+            .map(|p| (topic.as_ref(), p))
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
         self.topics.get(name)
     }
@@ -68,6 +189,9 @@ impl MetadataImage {
                 isr,
                 leader,
                 leader_epoch,
+                partition_epoch,
+                adding,
+                removing,
             } => {
                 if let Some(topic) = self.topic_mut_by_id(topic_id) {
                     topic.partitions.insert(
@@ -78,6 +202,9 @@ impl MetadataImage {
                             isr: isr.clone(),
                             leader: *leader,
                             leader_epoch: *leader_epoch,
+                            partition_epoch: *partition_epoch,
+                            adding: adding.clone(),
+                            removing: removing.clone(),
                         },
                     );
                 }
@@ -102,6 +229,41 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next_block_start } => {
                 self.next_producer_id_block = self.next_producer_id_block.max(*next_block_start);
+            }
+            MetadataRecord::RegisterBroker {
+                id,
+                incarnation,
+                endpoints,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *id,
+                    BrokerRegistration {
+                        id: *id,
+                        incarnation: *incarnation,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        // Kafka: a new registration serves only after its first heartbeat
+                        // shows it has caught up with the metadata.
+                        fenced: true,
+                        shutting_down: false,
+                    },
+                );
+            }
+            MetadataRecord::FenceBroker { id } => {
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = true;
+                }
+            }
+            MetadataRecord::UnfenceBroker { id } => {
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = false;
+                }
+            }
+            MetadataRecord::BrokerShuttingDown { id } => {
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.shutting_down = true;
+                }
             }
         }
     }
@@ -131,6 +293,9 @@ mod tests {
             isr: vec![1],
             leader: 1,
             leader_epoch: 0,
+            partition_epoch: 0,
+            adding: vec![],
+            removing: vec![],
         });
         image.apply(&MetadataRecord::Config {
             resource: ConfigResource::Topic("t".into()),
@@ -143,5 +308,69 @@ mod tests {
         image.apply(&MetadataRecord::RemoveTopic { topic_id: id });
         assert!(image.topic("t").is_none());
         assert!(image.topic_by_id(&id).is_none());
+    }
+
+    fn register(image: &mut MetadataImage, id: i32) {
+        image.apply(&MetadataRecord::RegisterBroker {
+            id,
+            incarnation: Uuid::new_v4(),
+            endpoints: vec![BrokerEndpoint {
+                listener: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port: 9092,
+            }],
+            rack: Some("r1".into()),
+        });
+    }
+
+    #[test]
+    fn broker_lifecycle_decides_liveness() {
+        let mut image = MetadataImage::default();
+        register(&mut image, 1);
+        assert!(
+            image.brokers[&1].fenced,
+            "a fresh registration starts fenced"
+        );
+        assert!(!image.is_live(1));
+        image.apply(&MetadataRecord::UnfenceBroker { id: 1 });
+        assert!(image.is_live(1));
+        assert_eq!(image.live_brokers().len(), 1);
+        image.apply(&MetadataRecord::BrokerShuttingDown { id: 1 });
+        assert!(!image.is_live(1));
+        image.apply(&MetadataRecord::FenceBroker { id: 1 });
+        assert!(image.brokers[&1].fenced);
+        register(&mut image, 1);
+        let b = &image.brokers[&1];
+        assert!(
+            b.fenced && !b.shutting_down,
+            "re-registration resets shutdown"
+        );
+        assert!(!image.is_live(7));
+        image.apply(&MetadataRecord::FenceBroker { id: 7 });
+        assert!(image.broker(7).is_none());
+    }
+
+    #[test]
+    fn image_round_trips_through_json_and_old_records_parse() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        register(&mut image, 2);
+        image.apply(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: id,
+        });
+        // A partition record as the single-node journal wrote it, before epochs existed.
+        let old = format!(
+            r#"{{"type":"Partition","topic_id":"{id}","partition":0,"replicas":[2],"isr":[2],"leader":2,"leader_epoch":3}}"#
+        );
+        let record: MetadataRecord = serde_json::from_str(&old).unwrap();
+        image.apply(&record);
+        let p = &image.topic("t").unwrap().partitions[&0];
+        assert_eq!((p.leader_epoch, p.partition_epoch), (3, 0));
+        assert!(p.adding.is_empty() && p.removing.is_empty());
+        assert_eq!(image.partitions().count(), 1);
+        let json = serde_json::to_string(&image).unwrap();
+        let back: MetadataImage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, image);
     }
 }

@@ -7,6 +7,6 @@ pub mod journal;
 pub mod records;
 pub mod store;
 
-pub use image::{MetadataImage, PartitionImage, TopicImage};
-pub use records::{ConfigResource, MetadataRecord};
+pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage, NO_LEADER};
+pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};
 pub use store::MetadataStore;

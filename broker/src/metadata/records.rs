@@ -10,6 +10,14 @@ pub enum ConfigResource {
     Topic(String),
 }
 
+/// One address a broker accepts connections on, named by its listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
@@ -23,6 +31,16 @@ pub enum MetadataRecord {
         isr: Vec<i32>,
         leader: i32,
         leader_epoch: i32,
+        /// Bumped on every change to the partition; AlterPartition must name the current
+        /// one. Defaulted so journals written before the cluster work still parse.
+        #[serde(default)]
+        partition_epoch: i32,
+        /// Replicas a reassignment is adding (already listed in `replicas`).
+        #[serde(default)]
+        adding: Vec<i32>,
+        /// Replicas a reassignment will drop once the added ones catch up.
+        #[serde(default)]
+        removing: Vec<i32>,
     },
     /// Sets (`Some`) or clears (`None`) one config key.
     Config {
@@ -34,4 +52,18 @@ pub enum MetadataRecord {
     RemoveTopic { topic_id: Uuid },
     /// Producer ids below `next_block_start` have been handed out.
     ProducerIds { next_block_start: i64 },
+    /// A broker (re)joins the cluster. A new incarnation replaces the old registration and
+    /// starts fenced: it may not lead or join an ISR until it has caught up.
+    RegisterBroker {
+        id: i32,
+        incarnation: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+    },
+    /// The broker missed its heartbeats (or left): it may not lead or be in an ISR.
+    FenceBroker { id: i32 },
+    /// The broker has caught up with the metadata and may serve again.
+    UnfenceBroker { id: i32 },
+    /// The broker asked for a controlled shutdown: it gets no new leaderships.
+    BrokerShuttingDown { id: i32 },
 }

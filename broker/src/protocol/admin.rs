@@ -1,4 +1,4 @@
-//! Topic administration (CreateTopics, DeleteTopics, CreatePartitions) and DescribeCluster.
+//! Topic administration (CreateTopics, DeleteTopics, CreatePartitions).
 //! Each asks the controller for a decision and commits it; `validate_only` stops after the
 //! decision.
 
@@ -11,36 +11,20 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest,
-    DescribeClusterResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use uuid::Uuid;
 
 use super::configs::topic_entries;
 use super::{log_refusal, str_bytes, topic_name, RequestContext};
 use crate::broker::Broker;
-use crate::controller::{self, NewTopic};
-use crate::error::{ApiError, ApiResult};
+use crate::controller::NewTopic;
+use crate::error::ApiError;
+use crate::quorum::ControllerRequest;
 
-/// Runs a controller decision, committing it unless `validate_only`.
-fn decide_and_commit<T>(
-    broker: &Broker,
-    validate_only: bool,
-    decide: impl FnOnce(
-        &crate::metadata::MetadataImage,
-    ) -> ApiResult<(Vec<crate::metadata::MetadataRecord>, T)>,
-) -> ApiResult<T> {
-    if validate_only {
-        decide(&broker.metadata.image()).map(|(_, v)| v)
-    } else {
-        broker.commit(decide)
-    }
-}
-
-pub fn create_topics(
+pub async fn create_topics(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: CreateTopicsRequest,
@@ -53,11 +37,9 @@ pub fn create_topics(
         .filter(|n| !seen.insert(n.clone()))
         .collect();
     let defaults = broker.defaults();
-    let brokers = broker.live_brokers();
-    let results = request
-        .topics
-        .iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        results.push({
             let name = t.name.0.as_str().to_string();
             let spec = NewTopic {
                 name: name.clone(),
@@ -90,16 +72,22 @@ pub fn create_topics(
                     format!("topic '{name}' appears more than once in the request"),
                 ))
             } else {
-                decide_and_commit(broker, request.validate_only, |image| {
-                    let records = controller::create_topic(image, &defaults, &brokers, &spec)?;
-                    Ok((records, ()))
-                })
+                broker
+                    .controller(ControllerRequest::CreateTopic {
+                        topic: spec.clone(),
+                        defaults: defaults.clone(),
+                        if_absent: false,
+                        validate_only: request.validate_only,
+                    })
+                    .await
+                    .map(|_| ())
             };
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             match outcome {
                 Ok(()) => {
                     if !request.validate_only {
                         tracing::info!(topic = %name, "created topic");
+                        broker.await_image(|i| i.topic(&name).is_some()).await;
                     }
                     describe_created(broker, &spec, result, request.validate_only)
                 }
@@ -112,8 +100,8 @@ pub fn create_topics(
                         .with_replication_factor(-1)
                 }
             }
-        })
-        .collect();
+        });
+    }
     CreateTopicsResponse::default().with_topics(results)
 }
 
@@ -163,7 +151,7 @@ fn describe_created(
         .with_configs(Some(configs))
 }
 
-pub fn delete_topics(
+pub async fn delete_topics(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: DeleteTopicsRequest,
@@ -180,10 +168,9 @@ pub fn delete_topics(
             t.topic_id,
         )
     }));
-    let enabled = broker.config.delete_topic_enable;
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        responses.push({
             let resolved = match &name {
                 Some(n) => Ok(n.clone()),
                 None => broker
@@ -198,11 +185,13 @@ pub fn delete_topics(
                         )
                     }),
             };
-            let outcome = resolved.and_then(|n| {
-                broker
-                    .commit(|image| Ok((controller::delete_topic(image, &n, enabled)?, ())))
-                    .map(|()| n)
-            });
+            let outcome = match resolved {
+                Ok(n) => broker
+                    .controller(ControllerRequest::DeleteTopic { name: n.clone() })
+                    .await
+                    .map(|_| n),
+                Err(e) => Err(e),
+            };
             let result = DeletableTopicResult::default()
                 .with_name(name.as_deref().map(topic_name))
                 .with_topic_id(id);
@@ -218,21 +207,19 @@ pub fn delete_topics(
                         .with_error_message(Some(str_bytes(&e.message)))
                 }
             }
-        })
-        .collect();
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(
+pub async fn create_partitions(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let brokers = broker.live_brokers();
-    let results = request
-        .topics
-        .iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        results.push({
             let name = t.name.0.as_str().to_string();
             let assignments: Vec<Vec<i32>> = t
                 .assignments
@@ -240,12 +227,15 @@ pub fn create_partitions(
                 .flatten()
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect();
-            let outcome = decide_and_commit(broker, request.validate_only, |image| {
-                Ok((
-                    controller::create_partitions(image, &brokers, &name, t.count, &assignments)?,
-                    (),
-                ))
-            });
+            let outcome = broker
+                .controller(ControllerRequest::CreatePartitions {
+                    name: name.clone(),
+                    count: t.count,
+                    assignments,
+                    validate_only: request.validate_only,
+                })
+                .await
+                .map(|_| ());
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             match outcome {
                 Ok(()) => result,
@@ -256,37 +246,7 @@ pub fn create_partitions(
                         .with_error_message(Some(str_bytes(&e.message)))
                 }
             }
-        })
-        .collect();
-    CreatePartitionsResponse::default().with_results(results)
-}
-
-pub fn describe_cluster(
-    broker: &Arc<Broker>,
-    ctx: &RequestContext<'_>,
-    request: DescribeClusterRequest,
-) -> DescribeClusterResponse {
-    // endpoint_type 1 asks for brokers, 2 for controllers; a single node is both.
-    if request.endpoint_type != 1 && request.endpoint_type != 2 {
-        return DescribeClusterResponse::default()
-            .with_error_code(ResponseError::UnsupportedEndpointType.code())
-            .with_error_message(Some(str_bytes(
-                "endpoint type must be 1 (brokers) or 2 (controllers)",
-            )))
-            .with_endpoint_type(request.endpoint_type);
+        });
     }
-    let (host, port) = broker.advertised_endpoint(&ctx.connection.listener);
-    DescribeClusterResponse::default()
-        .with_endpoint_type(request.endpoint_type)
-        .with_cluster_id(str_bytes(&broker.cluster_id))
-        .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(&host))
-            .with_port(port as i32)])
-        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            super::CLUSTER_OPERATIONS
-        } else {
-            super::OPERATIONS_NOT_REQUESTED
-        })
+    CreatePartitionsResponse::default().with_results(results)
 }

@@ -22,6 +22,7 @@ use crate::config::topic::find_def;
 use crate::config::{ValueKind, TOPIC_CONFIGS};
 use crate::controller;
 use crate::error::{ApiError, ApiResult};
+use crate::quorum::ControllerRequest;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -215,7 +216,7 @@ pub fn describe(
 type ConfigChanges = (Vec<(String, Option<String>)>, bool);
 
 /// Applies (or with `validate_only`, checks) topic config changes to one resource.
-fn alter_resource(
+async fn alter_resource(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -237,21 +238,25 @@ fn alter_resource(
             ))
         }
     }
-    let decide = |image: &crate::metadata::MetadataImage| {
-        let topic = controller::existing_topic(image, name)?;
-        let (changes, replace_all) = changes(&topic.configs)?;
-        Ok((
-            controller::alter_topic_configs(image, name, &changes, replace_all)?,
-            (),
-        ))
+    // Incremental changes are worked out against this broker's image; the controller
+    // checks them again against its own.
+    let (changes, replace_all) = {
+        let image = broker.metadata.image();
+        let topic = controller::existing_topic(&image, name)?;
+        changes(&topic.configs)?
     };
-    if validate_only {
-        decide(&broker.metadata.image()).map(|_| ())
-    } else {
-        broker.commit(decide)?;
+    broker
+        .controller(ControllerRequest::AlterTopicConfigs {
+            name: name.to_string(),
+            changes,
+            replace_all,
+            validate_only,
+        })
+        .await?;
+    if !validate_only {
         tracing::info!(topic = name, "topic config changed");
-        Ok(())
     }
+    Ok(())
 }
 
 /// The error code and message of an alter outcome, logging a refusal.
@@ -273,15 +278,14 @@ fn as_string(value: &Option<StrBytes>) -> Option<String> {
     value.as_ref().map(|v| v.as_str().to_string())
 }
 
-pub fn alter(
+pub async fn alter(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        responses.push({
             let name = r.resource_name.as_str();
             let outcome =
                 alter_resource(broker, r.resource_type, name, request.validate_only, |_| {
@@ -293,15 +297,16 @@ pub fn alter(
                             .collect(),
                         true,
                     ))
-                });
+                })
+                .await;
             let (code, message) = error_fields(ctx, name, outcome);
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_code(code)
                 .with_error_message(message)
-        })
-        .collect();
+        });
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -383,15 +388,14 @@ fn incremental_changes(
     Ok((changes, false))
 }
 
-pub fn incremental_alter(
+pub async fn incremental_alter(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        responses.push({
             let name = r.resource_name.as_str();
             let outcome = alter_resource(
                 broker,
@@ -399,14 +403,15 @@ pub fn incremental_alter(
                 name,
                 request.validate_only,
                 |current| incremental_changes(broker, &r.configs, current),
-            );
+            )
+            .await;
             let (code, message) = error_fields(ctx, name, outcome);
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_code(code)
                 .with_error_message(message)
-        })
-        .collect();
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -48,6 +48,14 @@ pub async fn handle(
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
     }
+    // Followers name themselves (Fetch v15+ in replica_state, before that replica_id);
+    // consumers send -1.
+    let replica = if ctx.version() >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let follower = (replica >= 0).then_some(replica);
     let wanted: Vec<Wanted> = request
         .topics
         .iter()
@@ -63,20 +71,40 @@ pub async fn handle(
             })
         })
         .map(|mut w| {
-            w.state = broker.partition_or_error(&w.topic, w.partition);
+            w.state = broker.led_partition(&w.topic, w.partition);
             w
         })
         .collect();
+    if let Some(replica) = follower {
+        // The follower's fetch offset is its log end: note its progress once per request.
+        for w in &wanted {
+            if let Ok(p) = &w.state {
+                broker
+                    .replicas
+                    .on_follower_fetch(broker, p, replica, w.fetch_offset);
+            }
+        }
+    }
 
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut shutdown = broker.shutdown_signal();
     // Subscribe before the first read so an append between the read and the wait is seen.
+    // Followers wait for the log end to move, consumers for the high watermark.
     let mut watches: Vec<_> = wanted
         .iter()
-        .filter_map(|w| w.state.as_ref().ok().map(|p| p.subscribe()))
+        .filter_map(|w| {
+            w.state.as_ref().ok().map(|p| {
+                if follower.is_some() {
+                    p.subscribe_log_end()
+                } else {
+                    p.subscribe()
+                }
+            })
+        })
         .collect();
     loop {
-        let (responses, total, any_error) = gather(broker, ctx, &wanted, request.max_bytes);
+        let (responses, total, any_error) =
+            gather(broker, ctx, &wanted, request.max_bytes, follower);
         let done = total >= request.min_bytes.max(0) as usize
             || any_error
             || watches.is_empty()
@@ -103,13 +131,20 @@ fn gather(
     ctx: &RequestContext<'_>,
     wanted: &[Wanted],
     max_bytes: i32,
+    follower: Option<i32>,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
     let max_bytes = max_bytes.max(0) as usize;
     for w in wanted {
-        let data = match read_partition(broker, w, max_bytes.saturating_sub(total), total == 0) {
+        let data = match read_partition(
+            broker,
+            w,
+            max_bytes.saturating_sub(total),
+            total == 0,
+            follower,
+        ) {
             Ok((data, len)) => {
                 total += len;
                 if len > 0 {
@@ -150,9 +185,20 @@ fn read_partition(
     w: &Wanted,
     remaining: usize,
     first: bool,
+    follower: Option<i32>,
 ) -> ApiResult<(PartitionData, usize)> {
     let partition = w.state.as_ref().map_err(Clone::clone)?;
-    let epoch = broker.leader_epoch(&w.topic, w.partition);
+    let (epoch, throttled) = {
+        let role = partition.replica.lock();
+        let Some(state) = role.leader() else {
+            return Err(ApiError::new(
+                ResponseError::NotLeaderOrFollower,
+                format!("broker {} no longer leads {}", broker.node_id(), partition.id),
+            ));
+        };
+        let throttled = follower.is_some_and(|f| state.adding.contains(&f));
+        (state.leader_epoch, throttled)
+    };
     if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
         let error = if w.current_leader_epoch < epoch {
             ResponseError::FencedLeaderEpoch
@@ -167,13 +213,28 @@ fn read_partition(
             ),
         ));
     }
-    let limit = (w.max_bytes.max(0) as usize).min(remaining);
+    let mut limit = (w.max_bytes.max(0) as usize).min(remaining);
+    if throttled {
+        // A replica being added by a reassignment: leader.replication.throttled.rate.
+        limit = broker.replicas.leader_throttle.allowance(limit);
+        if limit == 0 {
+            let data = empty_partition(w.partition)
+                .with_high_watermark(partition.high_watermark())
+                .with_last_stable_offset(partition.high_watermark())
+                .with_log_start_offset(partition.log.lock().log_start_offset());
+            return Ok((data, 0));
+        }
+    }
+    let hw = partition.high_watermark();
     let log = partition.log.lock();
-    // Everything appended is committed on a single node; read under the same lock so the
-    // reported high watermark covers every byte returned.
-    let hw = log.log_end_offset();
-    let records = log.read(w.fetch_offset, limit, first)?;
+    // Followers read to the log end (that is how the high watermark moves); consumers see
+    // only what every in-sync replica has.
+    let max_offset = if follower.is_some() { i64::MAX } else { hw };
+    let records = log.read(w.fetch_offset, limit, first, max_offset)?;
     let len = records.len();
+    if throttled {
+        broker.replicas.leader_throttle.consume(len);
+    }
     let data = empty_partition(w.partition)
         .with_high_watermark(hw)
         .with_last_stable_offset(hw)

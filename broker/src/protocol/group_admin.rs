@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
     GroupId, ListGroupsRequest, ListGroupsResponse,
 };
 
-use super::groups::coordinate;
+use super::groups::{coordinate, replicated, WriteKind};
 use super::{log_refusal, operations, str_bytes, RequestContext, OPERATIONS_NOT_REQUESTED};
 use crate::broker::Broker;
 use crate::error::ApiError;
@@ -22,7 +22,7 @@ const GROUP_OPERATIONS: i32 = operations(&[3, 6, 8]);
 /// Every group here uses the classic protocol (KIP-848's "consumer" type is not served).
 const GROUP_TYPE: &str = "classic";
 
-pub fn list_groups(
+pub async fn list_groups(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: ListGroupsRequest,
@@ -61,10 +61,16 @@ pub fn list_groups(
             g
         })
         .collect();
-    ListGroupsResponse::default().with_groups(groups)
+    let mut response = ListGroupsResponse::default().with_groups(groups);
+    if broker.groups.is_loading() {
+        // Kafka's answer while some groups are still being loaded: the rest, and a
+        // retriable error so the caller asks again for the full list.
+        response = response.with_error_code(ResponseError::CoordinatorLoadInProgress.code());
+    }
+    response
 }
 
-pub fn describe_groups(
+pub async fn describe_groups(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: DescribeGroupsRequest,
@@ -75,85 +81,115 @@ pub fn describe_groups(
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    let groups = request
-        .groups
-        .iter()
-        .map(|id| {
-            let mut described = DescribedGroup::default()
-                .with_group_id(id.clone())
-                .with_authorized_operations(operations);
-            if let Err(e) = coordinate(broker, id) {
-                log_refusal(ctx, id, &e);
-                return described.with_error_code(e.code());
-            }
-            let Some(desc) = broker.groups.describe(id) else {
-                // Before v6 an unknown group is reported as a Dead one with no error.
-                described = described.with_group_state(str_bytes("Dead"));
-                if version >= 6 {
-                    let message = format!("group '{}' does not exist", id.as_str());
-                    described = described
-                        .with_error_code(ResponseError::GroupIdNotFound.code())
-                        .with_error_message(Some(str_bytes(&message)));
-                }
-                return described;
-            };
-            let members = desc
-                .members
-                .into_iter()
-                .map(|m| {
-                    let mut member = DescribedGroupMember::default()
-                        .with_member_id(str_bytes(&m.member_id))
-                        .with_client_id(str_bytes(&m.client_id))
-                        .with_client_host(str_bytes(&m.client_host))
-                        .with_member_metadata(m.metadata)
-                        .with_member_assignment(m.assignment);
-                    if version >= 4 {
-                        member =
-                            member.with_group_instance_id(m.instance_id.map(|i| str_bytes(&i)));
-                    }
-                    member
-                })
-                .collect();
-            described
-                .with_group_state(str_bytes(desc.state.name()))
-                .with_protocol_type(str_bytes(&desc.protocol_type))
-                .with_protocol_data(str_bytes(&desc.protocol))
-                .with_members(members)
-        })
-        .collect();
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for id in &request.groups {
+        let coordinated = coordinate(broker, id).await;
+        groups.push(describe_group(
+            broker,
+            ctx,
+            id,
+            coordinated,
+            version,
+            operations,
+        ));
+    }
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn delete_groups(
+fn describe_group(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    id: &GroupId,
+    coordinated: Result<(), ApiError>,
+    version: i16,
+    operations: i32,
+) -> DescribedGroup {
+    let mut described = DescribedGroup::default()
+        .with_group_id(id.clone())
+        .with_authorized_operations(operations);
+    let described_now = coordinated.and_then(|()| {
+        broker
+            .groups
+            .describe(id)
+            .map_err(|e| ApiError::new(e, "describe refused"))
+    });
+    let desc = match described_now {
+        Ok(desc) => desc,
+        Err(e) => {
+            log_refusal(ctx, id, &e);
+            return described.with_error_code(e.code());
+        }
+    };
+    let Some(desc) = desc else {
+        // Before v6 an unknown group is reported as a Dead one with no error.
+        described = described.with_group_state(str_bytes("Dead"));
+        if version >= 6 {
+            let message = format!("group '{}' does not exist", id.as_str());
+            described = described
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(str_bytes(&message)));
+        }
+        return described;
+    };
+    let members = desc
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut member = DescribedGroupMember::default()
+                .with_member_id(str_bytes(&m.member_id))
+                .with_client_id(str_bytes(&m.client_id))
+                .with_client_host(str_bytes(&m.client_host))
+                .with_member_metadata(m.metadata)
+                .with_member_assignment(m.assignment);
+            if version >= 4 {
+                member = member.with_group_instance_id(m.instance_id.map(|i| str_bytes(&i)));
+            }
+            member
+        })
+        .collect();
+    described
+        .with_group_state(str_bytes(desc.state.name()))
+        .with_protocol_type(str_bytes(&desc.protocol_type))
+        .with_protocol_data(str_bytes(&desc.protocol))
+        .with_members(members)
+}
+
+pub async fn delete_groups(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = request
-        .groups_names
-        .iter()
-        .map(|id| {
-            let outcome = coordinate(broker, id).and_then(|()| {
-                broker.groups.delete(&**broker, id).map_err(|e| {
-                    let why = match e {
-                        ResponseError::NonEmptyGroup => "the group still has members",
-                        ResponseError::GroupIdNotFound => "the group does not exist",
-                        _ => "the deletion could not be written",
-                    };
-                    ApiError::new(e, why)
-                })
-            });
-            let code = match outcome {
-                Ok(()) => 0,
-                Err(e) => {
-                    log_refusal(ctx, id, &e);
-                    e.code()
-                }
-            };
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for id in &request.groups_names {
+        let outcome = coordinate(broker, id).await.and_then(|()| {
+            broker.groups.delete(&**broker, id).map_err(|e| {
+                let why = match e {
+                    ResponseError::NonEmptyGroup => "the group still has members",
+                    ResponseError::GroupIdNotFound => "the group does not exist",
+                    ResponseError::NotCoordinator | ResponseError::CoordinatorLoadInProgress => {
+                        "the group is not coordinated here"
+                    }
+                    _ => "the deletion could not be written",
+                };
+                ApiError::new(e, why)
+            })
+        });
+        let outcome = match outcome {
+            Ok(()) => replicated(broker, id, WriteKind::GroupMetadata).await,
+            Err(e) => Err(e),
+        };
+        let code = match outcome {
+            Ok(()) => 0,
+            Err(e) => {
+                log_refusal(ctx, id, &e);
+                e.code()
+            }
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(id.clone())
-                .with_error_code(code)
-        })
-        .collect();
+                .with_error_code(code),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }

@@ -1,5 +1,5 @@
 //! Committed offsets: OffsetCommit, OffsetFetch (single and batched groups) and
-//! OffsetDelete.
+//! OffsetDelete. Commits and deletions are answered once replicated to the ISR.
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse,
 };
 
-use super::groups::coordinate;
+use super::groups::{coordinate, replicated, WriteKind};
 use super::{log_refusal, str_bytes, topic_name, RequestContext};
 use crate::broker::Broker;
 use crate::error::ApiError;
@@ -54,7 +54,7 @@ fn by_topic<T, P>(
     grouped.into_iter().map(|(t, ps)| topic(&t, ps)).collect()
 }
 
-pub fn offset_commit(
+pub async fn offset_commit(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: OffsetCommitRequest,
@@ -111,7 +111,7 @@ pub fn offset_commit(
         .as_ref()
         .map(|i| i.to_string())
         .filter(|_| version >= 7);
-    let committed = coordinate(broker, &group_id).and_then(|()| {
+    let committed = coordinate(broker, &group_id).await.and_then(|()| {
         broker
             .groups
             .commit(
@@ -132,6 +132,15 @@ pub fn offset_commit(
                 )
             })
     });
+    let committed = match committed {
+        Ok(r) if r.iter().any(|(_, _, outcome)| outcome.is_ok()) => {
+            match replicated(broker, &group_id, WriteKind::Offsets).await {
+                Ok(()) => Ok(r),
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
     match committed {
         Ok(r) => results.extend(r),
         Err(e) => {
@@ -158,21 +167,25 @@ pub fn offset_commit(
 /// One group's committed offsets as OffsetFetch reports them.
 type Fetched = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
-fn fetch_group(
+async fn fetch_group(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Fetched, ApiError> {
-    if let Err(e) = coordinate(broker, group_id) {
-        log_refusal(ctx, group_id, &e);
-        return Err(e);
+    let fetched = coordinate(broker, group_id).await.and_then(|()| {
+        broker
+            .groups
+            .fetch_offsets(group_id, topics)
+            .map_err(|e| ApiError::new(e, "offset fetch refused"))
+    });
+    match fetched {
+        Ok(f) => Ok(f.into_iter().collect()),
+        Err(e) => {
+            log_refusal(ctx, group_id, &e);
+            Err(e)
+        }
     }
-    Ok(broker
-        .groups
-        .fetch_offsets(group_id, topics)
-        .into_iter()
-        .collect())
 }
 
 /// (offset, leader epoch, metadata) for a partition; -1 and "" where nothing is committed.
@@ -183,7 +196,7 @@ fn committed_fields(c: Option<Committed>) -> (i64, i32, String) {
     }
 }
 
-pub fn offset_fetch(
+pub async fn offset_fetch(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: OffsetFetchRequest,
@@ -191,17 +204,17 @@ pub fn offset_fetch(
     let version = ctx.version();
     if version >= 8 {
         // v8+ (KIP-709) fetches for many groups in one request.
-        let groups = request
-            .groups
-            .iter()
-            .map(|g| {
-                let topics = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
-                        .collect()
-                });
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for g in &request.groups {
+            let topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let fetched = fetch_group(broker, ctx, &g.group_id, topics).await;
+            groups.push({
                 let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(broker, ctx, &g.group_id, topics) {
+                match fetched {
                     Ok(fetched) => group.with_topics(
                         fetched
                             .into_iter()
@@ -226,8 +239,8 @@ pub fn offset_fetch(
                     ),
                     Err(e) => group.with_error_code(e.code()),
                 }
-            })
-            .collect();
+            });
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     // v1 has no "all topics" form; a null list there is read as empty.
@@ -241,7 +254,7 @@ pub fn offset_fetch(
         None => Some(Vec::new()),
     };
     let asked = topics.clone().unwrap_or_default();
-    let fetched = fetch_group(broker, ctx, &request.group_id, topics);
+    let fetched = fetch_group(broker, ctx, &request.group_id, topics).await;
     // v1 has no top-level error: an error is reported on every asked partition instead.
     let (fetched, partition_error) = match fetched {
         Ok(f) => (f, 0),
@@ -286,7 +299,7 @@ pub fn offset_fetch(
     }
 }
 
-pub fn offset_delete(
+pub async fn offset_delete(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: OffsetDeleteRequest,
@@ -308,12 +321,18 @@ pub fn offset_delete(
             }
         }
     }
-    let outcome = coordinate(broker, &group_id).and_then(|()| {
+    let outcome = coordinate(broker, &group_id).await.and_then(|()| {
         broker
             .groups
             .delete_offsets(&**broker, &group_id, wanted)
             .map_err(|e| ApiError::new(e, "offset delete refused"))
     });
+    let outcome = match outcome {
+        Ok(r) => replicated(broker, &group_id, WriteKind::Offsets)
+            .await
+            .map(|()| r),
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(r) => results.extend(r),
         Err(e) => {

@@ -1,5 +1,6 @@
 //! Group membership: FindCoordinator, JoinGroup, SyncGroup, Heartbeat and LeaveGroup,
-//! translated to and from the group coordinator.
+//! translated to and from the group coordinator; plus what every group request checks
+//! first (is the group coordinated here?) and waits for last (is what it wrote replicated?).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,36 +18,171 @@ use kafka_protocol::messages::{
 use super::{log_refusal, str_bytes, RequestContext};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
+use crate::group::durability::{group_write_error, offset_write_error, REPLICATION_TIMEOUT};
 use crate::group::state::{JoinResult, SyncResult};
-use crate::group::{JoinRequest, OFFSETS_TOPIC};
+use crate::group::{JoinRequest, PartitionStatus, OFFSETS_TOPIC};
+use crate::metadata::{MetadataImage, NO_LEADER};
 
 /// FindCoordinator key types.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// Checks what every group request needs: a group id, and this broker coordinating it
-/// (`__consumer_offsets` exists and its partition for the group is here).
-pub(crate) fn coordinate(broker: &Broker, group_id: &str) -> ApiResult<()> {
+fn validate_group_id(group_id: &str) -> ApiResult<()> {
     if group_id.is_empty() {
         return Err(ApiError::new(
             ResponseError::InvalidGroupId,
             "group id is empty",
         ));
     }
-    broker.ensure_offsets_topic().map_err(|e| {
+    Ok(())
+}
+
+/// Creates `__consumer_offsets` on first use, as Kafka does.
+async fn offsets_topic(broker: &Broker) -> ApiResult<()> {
+    broker.ensure_offsets_topic().await.map_err(|e| {
         ApiError::new(
             ResponseError::CoordinatorNotAvailable,
             format!("{OFFSETS_TOPIC} is not available: {}", e.message),
         )
-    })?;
+    })
+}
+
+/// How long a request for a group whose partition this broker leads but has not loaded
+/// yet waits for the load before it is answered COORDINATOR_LOAD_IN_PROGRESS. Loads are
+/// usually quick; waiting spares clients a retry round right after a leadership change.
+const LOAD_WAIT: Duration = Duration::from_secs(2);
+
+/// Checks what every group request needs: a group id, and this broker coordinating the
+/// group, i.e. leading its `__consumer_offsets` partition with the partition loaded
+/// (NOT_COORDINATOR when another broker leads it, COORDINATOR_LOAD_IN_PROGRESS while it
+/// loads here). The coordinator checks again under the group's lock; this check gives the
+/// clearer message, and waits a little for a load in progress.
+pub(crate) async fn coordinate(broker: &Broker, group_id: &str) -> ApiResult<()> {
+    validate_group_id(group_id)?;
+    offsets_topic(broker).await?;
     let partition = broker.groups.partition_for(group_id);
-    if broker.partition(OFFSETS_TOPIC, partition).is_none() {
-        return Err(ApiError::new(
-            ResponseError::NotCoordinator,
-            format!("{OFFSETS_TOPIC}-{partition} is not on this broker"),
-        ));
+    let leads = || broker.is_leader(OFFSETS_TOPIC, partition);
+    let mut changes = broker.groups.ownership_changes();
+    let waiting = tokio::time::sleep(LOAD_WAIT);
+    tokio::pin!(waiting);
+    loop {
+        let status = broker.groups.partition_status(partition);
+        let refusal = match status {
+            PartitionStatus::Loaded => return Ok(()),
+            PartitionStatus::NotOwned if !leads() => {
+                return Err(ApiError::new(
+                    ResponseError::NotCoordinator,
+                    format!("{OFFSETS_TOPIC}-{partition} is not led by this broker"),
+                ));
+            }
+            // Led here, and its load is under way or about to start.
+            PartitionStatus::Loading | PartitionStatus::NotOwned => ApiError::new(
+                ResponseError::CoordinatorLoadInProgress,
+                format!("{OFFSETS_TOPIC}-{partition} is still being loaded"),
+            ),
+        };
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Err(refusal);
+                }
+            }
+            _ = &mut waiting => return Err(refusal),
+        }
     }
-    Ok(())
+}
+
+/// What a write answers, which decides the error a failed replication is reported as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// OffsetCommit, OffsetDelete.
+    Offsets,
+    /// JoinGroup, SyncGroup, DeleteGroups.
+    GroupMetadata,
+}
+
+/// Waits until everything the coordinator wrote to `group_id`'s offsets partition is on
+/// the in-sync replicas, so no answer that follows a write goes out before the write is
+/// durable (see the `group::coordinator` docs for why the latest write is waited for).
+pub(crate) async fn replicated(broker: &Broker, group_id: &str, kind: WriteKind) -> ApiResult<()> {
+    let partition = broker.groups.partition_for(group_id);
+    let Some(end) = broker.groups.written_end(partition) else {
+        return Ok(());
+    };
+    broker
+        .wait_replicated(OFFSETS_TOPIC, partition, end, REPLICATION_TIMEOUT)
+        .await
+        .map_err(|e| {
+            let error = match kind {
+                WriteKind::Offsets => offset_write_error(e.error),
+                WriteKind::GroupMetadata => group_write_error(e.error),
+            };
+            ApiError::new(
+                error,
+                format!(
+                    "{OFFSETS_TOPIC}-{partition} did not replicate up to offset {end}: {}",
+                    e.message
+                ),
+            )
+        })
+}
+
+/// The coordinator of `partition`'s groups: the leader of that `__consumer_offsets`
+/// partition, reached through the listener the client used (this broker's own advertised
+/// endpoint when it is the leader itself).
+fn leader_endpoint(
+    image: &MetadataImage,
+    partition: i32,
+    listener: &str,
+    self_id: i32,
+    self_endpoint: impl FnOnce() -> (String, u16),
+) -> ApiResult<(i32, String, u16)> {
+    let unavailable = |why: String| ApiError::new(ResponseError::CoordinatorNotAvailable, why);
+    let leader = image
+        .partition(OFFSETS_TOPIC, partition)
+        .map(|(_, p)| p.leader)
+        .ok_or_else(|| unavailable(format!("{OFFSETS_TOPIC}-{partition} does not exist")))?;
+    if leader == NO_LEADER {
+        return Err(unavailable(format!(
+            "{OFFSETS_TOPIC}-{partition} has no leader"
+        )));
+    }
+    if leader == self_id {
+        let (host, port) = self_endpoint();
+        return Ok((leader, host, port));
+    }
+    let registration = image.broker(leader).filter(|b| !b.fenced).ok_or_else(|| {
+        unavailable(format!(
+            "broker {leader}, leader of {OFFSETS_TOPIC}-{partition}, is not registered or fenced"
+        ))
+    })?;
+    let endpoint = registration
+        .endpoints
+        .iter()
+        .find(|e| e.listener == listener)
+        .ok_or_else(|| {
+            unavailable(format!(
+                "broker {leader}, leader of {OFFSETS_TOPIC}-{partition}, has no listener {listener}"
+            ))
+        })?;
+    Ok((leader, endpoint.host.clone(), endpoint.port))
+}
+
+async fn group_coordinator(
+    broker: &Broker,
+    listener: &str,
+    group_id: &str,
+) -> ApiResult<(i32, String, u16)> {
+    validate_group_id(group_id)?;
+    offsets_topic(broker).await?;
+    let partition = broker.groups.partition_for(group_id);
+    leader_endpoint(
+        &broker.metadata.image(),
+        partition,
+        listener,
+        broker.node_id(),
+        || broker.advertised_endpoint(listener),
+    )
 }
 
 /// Runs a possibly parked group request, giving up when the broker starts shutting down:
@@ -83,14 +219,14 @@ fn client_id(ctx: &RequestContext<'_>) -> String {
         .unwrap_or_default()
 }
 
-fn coordinator_for(
+async fn coordinator_for(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     key: &str,
     key_type: i8,
 ) -> Coordinator {
     let outcome = match key_type {
-        KEY_TYPE_GROUP => coordinate(broker, key),
+        KEY_TYPE_GROUP => group_coordinator(broker, &ctx.connection.listener, key).await,
         KEY_TYPE_TRANSACTION => Err(ApiError::new(
             ResponseError::InvalidRequest,
             "transactions are not supported yet, so there is no transaction coordinator",
@@ -101,14 +237,11 @@ fn coordinator_for(
         )),
     };
     match outcome {
-        Ok(()) => {
-            let (host, port) = broker.advertised_endpoint(&ctx.connection.listener);
-            Coordinator::default()
-                .with_key(str_bytes(key))
-                .with_node_id(BrokerId(broker.node_id()))
-                .with_host(str_bytes(&host))
-                .with_port(port as i32)
-        }
+        Ok((node_id, host, port)) => Coordinator::default()
+            .with_key(str_bytes(key))
+            .with_node_id(BrokerId(node_id))
+            .with_host(str_bytes(&host))
+            .with_port(port as i32),
         Err(e) => {
             log_refusal(ctx, key, &e);
             Coordinator::default()
@@ -122,21 +255,20 @@ fn coordinator_for(
     }
 }
 
-pub fn find_coordinator(
+pub async fn find_coordinator(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     if ctx.version() >= 4 {
         // v4+ (KIP-699) asks for many keys at once.
-        let coordinators = request
-            .coordinator_keys
-            .iter()
-            .map(|k| coordinator_for(broker, ctx, k, request.key_type))
-            .collect();
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in &request.coordinator_keys {
+            coordinators.push(coordinator_for(broker, ctx, key, request.key_type).await);
+        }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let c = coordinator_for(broker, ctx, &request.key, request.key_type);
+    let c = coordinator_for(broker, ctx, &request.key, request.key_type).await;
     let mut response = FindCoordinatorResponse::default()
         .with_error_code(c.error_code)
         .with_node_id(c.node_id)
@@ -165,7 +297,7 @@ pub async fn join_group(
         }
         r
     };
-    if let Err(e) = coordinate(broker, &group_id) {
+    if let Err(e) = coordinate(broker, &group_id).await {
         return fail(refused(ctx, &group_id, e));
     }
     let session_timeout = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
@@ -194,7 +326,17 @@ pub async fn join_group(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let result = until_shutdown(broker, broker.groups.join(&**broker, &group_id, join))
+    let joined = async {
+        let mut result = broker.groups.join(&**broker, &group_id, join).await;
+        if result.error.is_none() {
+            // Logged with the other refusals below.
+            if let Err(e) = replicated(broker, &group_id, WriteKind::GroupMetadata).await {
+                result.error = Some(e.error);
+            }
+        }
+        result
+    };
+    let result = until_shutdown(broker, joined)
         .await
         .unwrap_or_else(|| JoinResult {
             error: Some(ResponseError::NotCoordinator),
@@ -245,7 +387,7 @@ pub async fn sync_group(
 ) -> SyncGroupResponse {
     let version = ctx.version();
     let group_id = request.group_id.to_string();
-    if let Err(e) = coordinate(broker, &group_id) {
+    if let Err(e) = coordinate(broker, &group_id).await {
         return SyncGroupResponse::default().with_error_code(refused(ctx, &group_id, e));
     }
     let assignments = request
@@ -276,7 +418,17 @@ pub async fn sync_group(
         protocol_name.as_deref(),
         assignments,
     );
-    let result = until_shutdown(broker, sync)
+    let synced = async {
+        let mut result = sync.await;
+        if result.error.is_none() {
+            // Logged with the other refusals below.
+            if let Err(e) = replicated(broker, &group_id, WriteKind::GroupMetadata).await {
+                result.error = Some(e.error);
+            }
+        }
+        result
+    };
+    let result = until_shutdown(broker, synced)
         .await
         .unwrap_or_else(|| SyncResult {
             error: Some(ResponseError::NotCoordinator),
@@ -301,7 +453,7 @@ pub async fn sync_group(
     response
 }
 
-pub fn heartbeat(
+pub async fn heartbeat(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: HeartbeatRequest,
@@ -312,7 +464,7 @@ pub fn heartbeat(
         .as_ref()
         .map(|i| i.to_string())
         .filter(|_| ctx.version() >= 3);
-    let outcome = coordinate(broker, &group_id).and_then(|()| {
+    let outcome = coordinate(broker, &group_id).await.and_then(|()| {
         broker
             .groups
             .heartbeat(
@@ -341,7 +493,7 @@ pub fn heartbeat(
     }
 }
 
-pub fn leave_group(
+pub async fn leave_group(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: LeaveGroupRequest,
@@ -363,7 +515,7 @@ pub fn leave_group(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let outcome = coordinate(broker, &group_id).and_then(|()| {
+    let outcome = coordinate(broker, &group_id).await.and_then(|()| {
         broker
             .groups
             .leave(&**broker, &group_id, &members)
@@ -403,4 +555,103 @@ pub fn leave_group(
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::metadata::{BrokerEndpoint, MetadataRecord};
+
+    /// `__consumer_offsets-0` led by `leader`, brokers 1 and 2 registered and unfenced,
+    /// each with an external and an internal listener.
+    fn image(leader: i32) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let topic_id = Uuid::new_v4();
+        image.apply(&MetadataRecord::Topic {
+            name: OFFSETS_TOPIC.into(),
+            topic_id,
+        });
+        image.apply(&MetadataRecord::Partition {
+            topic_id,
+            partition: 0,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        });
+        for id in [1, 2] {
+            let endpoint = |listener: &str, port| BrokerEndpoint {
+                listener: listener.into(),
+                host: format!("broker-{id}"),
+                port,
+            };
+            image.apply(&MetadataRecord::RegisterBroker {
+                id,
+                incarnation: Uuid::new_v4(),
+                endpoints: vec![endpoint("EXTERNAL", 9092), endpoint("INTERNAL", 9093)],
+                rack: None,
+            });
+            image.apply(&MetadataRecord::UnfenceBroker { id });
+        }
+        image
+    }
+
+    fn own() -> (String, u16) {
+        ("me".into(), 1234)
+    }
+
+    fn unavailable(result: ApiResult<(i32, String, u16)>) -> bool {
+        result.is_err_and(|e| e.error == ResponseError::CoordinatorNotAvailable)
+    }
+
+    #[test]
+    fn the_coordinator_is_the_leader_through_the_clients_listener() {
+        let found = leader_endpoint(&image(2), 0, "INTERNAL", 1, own).unwrap();
+        assert_eq!(found, (2, "broker-2".to_string(), 9093));
+        let found = leader_endpoint(&image(2), 0, "EXTERNAL", 1, own).unwrap();
+        assert_eq!(found, (2, "broker-2".to_string(), 9092));
+    }
+
+    #[test]
+    fn the_leader_itself_answers_with_its_own_advertised_endpoint() {
+        // Even without a registration (a single broker that never registered).
+        let mut image = image(1);
+        image.brokers.clear();
+        let found = leader_endpoint(&image, 0, "EXTERNAL", 1, own).unwrap();
+        assert_eq!(found, (1, "me".to_string(), 1234));
+    }
+
+    #[test]
+    fn no_reachable_leader_means_coordinator_not_available() {
+        assert!(unavailable(leader_endpoint(
+            &image(NO_LEADER),
+            0,
+            "EXTERNAL",
+            1,
+            own
+        )));
+        assert!(unavailable(leader_endpoint(
+            &image(3),
+            0,
+            "EXTERNAL",
+            1,
+            own
+        )));
+        assert!(unavailable(leader_endpoint(&image(2), 0, "OTHER", 1, own)));
+        assert!(unavailable(leader_endpoint(
+            &image(2),
+            7,
+            "EXTERNAL",
+            1,
+            own
+        )));
+        let mut fenced = image(2);
+        fenced.apply(&MetadataRecord::FenceBroker { id: 2 });
+        assert!(unavailable(leader_endpoint(&fenced, 0, "EXTERNAL", 1, own)));
+    }
 }

@@ -52,10 +52,11 @@ fn lookup(
     timestamp: i64,
     version: i16,
 ) -> ApiResult<(i64, i64)> {
-    let p = broker.partition_or_error(topic, partition)?;
+    let p = broker.led_partition(topic, partition)?;
     let log = p.log.lock();
     match timestamp {
-        LATEST => Ok((-1, log.log_end_offset())),
+        // Consumers see the log up to the high watermark only.
+        LATEST => Ok((-1, p.high_watermark())),
         EARLIEST => Ok((-1, log.log_start_offset())),
         MAX_TIMESTAMP if version >= 7 => Ok(log
             .max_timestamp_offset()?
@@ -138,7 +139,7 @@ pub fn handle_leader_epoch(
                 .iter()
                 .map(|p| {
                     let result = check_epoch(broker, &name, p.partition, p.current_leader_epoch)
-                        .and_then(|_| broker.partition_or_error(&name, p.partition))
+                        .and_then(|_| broker.led_partition(&name, p.partition))
                         .map(|part| part.log.lock().end_offset_for_epoch(p.leader_epoch));
                     let response = EpochEndOffset::default().with_partition(p.partition);
                     match result {
@@ -176,7 +177,7 @@ pub fn handle_delete_records(
                 .iter()
                 .map(|p| {
                     let result = broker
-                        .partition_or_error(&name, p.partition_index)
+                        .led_partition(&name, p.partition_index)
                         .and_then(|part| part.log.lock().delete_records_before(p.offset));
                     let response = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);

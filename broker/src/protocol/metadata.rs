@@ -14,9 +14,13 @@ use super::{
     OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
 };
 use crate::broker::Broker;
-use crate::metadata::TopicImage;
+use crate::metadata::{MetadataImage, TopicImage, NO_LEADER};
 
-fn topic_response(topic: &TopicImage, operations: i32) -> MetadataResponseTopic {
+fn topic_response(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    operations: i32,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.topic_id)
@@ -27,12 +31,25 @@ fn topic_response(topic: &TopicImage, operations: i32) -> MetadataResponseTopic 
                 .partitions
                 .values()
                 .map(|p| {
+                    let error = if p.leader == NO_LEADER {
+                        ResponseError::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    };
                     MetadataResponsePartition::default()
+                        .with_error_code(error)
                         .with_partition_index(p.partition)
                         .with_leader_id(BrokerId(p.leader))
                         .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                         .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                        .with_offline_replicas(
+                            p.replicas
+                                .iter()
+                                .filter(|r| !image.is_live(**r))
+                                .map(|r| BrokerId(*r))
+                                .collect(),
+                        )
                 })
                 .collect(),
         )
@@ -46,7 +63,36 @@ fn error_topic(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-pub fn handle(
+/// Every unfenced broker with its endpoint for the listener the client came through (the
+/// client must reach all brokers the way it reached this one).
+pub fn brokers(
+    broker: &Broker,
+    image: &MetadataImage,
+    listener: &str,
+) -> Vec<(i32, String, u16, Option<String>)> {
+    let mut out: Vec<(i32, String, u16, Option<String>)> = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced || b.id == broker.node_id())
+        .filter_map(|b| {
+            let e = b.endpoints.iter().find(|e| e.listener == listener)?;
+            Some((b.id, e.host.clone(), e.port, b.rack.clone()))
+        })
+        .collect();
+    if !out.iter().any(|(id, ..)| *id == broker.node_id()) {
+        let (host, port) = broker.advertised_endpoint(listener);
+        out.push((
+            broker.node_id(),
+            host,
+            port,
+            broker.config.cluster.rack.clone(),
+        ));
+        out.sort_by_key(|(id, ..)| *id);
+    }
+    out
+}
+
+pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: MetadataRequest,
@@ -69,7 +115,12 @@ pub fn handle(
     match request.topics {
         None => {
             let image = broker.metadata.image();
-            topics.extend(image.topics.values().map(|t| topic_response(t, topic_ops)));
+            topics.extend(
+                image
+                    .topics
+                    .values()
+                    .map(|t| topic_response(&image, t, topic_ops)),
+            );
         }
         Some(requested) => {
             for t in requested {
@@ -77,14 +128,14 @@ pub fn handle(
                 let Some(name) = name else {
                     let image = broker.metadata.image();
                     topics.push(match image.topic_by_id(&t.topic_id) {
-                        Some(topic) => topic_response(topic, topic_ops),
+                        Some(topic) => topic_response(&image, topic, topic_ops),
                         None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId.code()),
                     });
                     continue;
                 };
                 if broker.metadata.image().topic(&name).is_none() {
                     let outcome = if allow_create {
-                        broker.auto_create(&name)
+                        broker.auto_create(&name).await
                     } else {
                         crate::controller::validate_topic_name(&name).and(Err(
                             crate::error::ApiError::new(
@@ -103,7 +154,7 @@ pub fn handle(
                 }
                 let image = broker.metadata.image();
                 topics.push(match image.topic(&name) {
-                    Some(topic) => topic_response(topic, topic_ops),
+                    Some(topic) => topic_response(&image, topic, topic_ops),
                     None => error_topic(
                         Some(&name),
                         Uuid::nil(),
@@ -114,14 +165,28 @@ pub fn handle(
         }
     }
 
-    let (host, port) = broker.advertised_endpoint(&ctx.connection.listener);
+    let image = broker.metadata.image();
+    let brokers = brokers(broker, &image, &ctx.connection.listener)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(&host))
+                .with_port(port as i32)
+                .with_rack(rack.as_deref().map(str_bytes))
+        })
+        .collect();
+    // Clients send controller-bound admin requests to this id; any broker forwards them
+    // to the active controller, which is itself a broker here.
+    let controller = broker
+        .metadata
+        .active_controller()
+        .filter(|c| image.is_live(*c))
+        .unwrap_or(broker.node_id());
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(&host))
-            .with_port(port as i32)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(controller))
         .with_cluster_authorized_operations(cluster_ops)
         .with_topics(topics)
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod api_versions;
+mod cluster_admin;
 mod configs;
 mod fetch;
 mod group_admin;
@@ -150,9 +151,11 @@ async fn dispatch(
 ) -> Option<ResponseKind> {
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r).await),
         RequestKind::Produce(r) => {
-            return produce::handle(broker, ctx, r).map(ResponseKind::Produce)
+            return produce::handle(broker, ctx, r)
+                .await
+                .map(ResponseKind::Produce)
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r).await),
         RequestKind::ListOffsets(r) => {
@@ -165,29 +168,40 @@ async fn dispatch(
             ResponseKind::DeleteRecords(list_offsets::handle_delete_records(broker, ctx, r))
         }
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, ctx, r))
+            ResponseKind::CreateTopics(admin::create_topics(broker, ctx, r).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, ctx, r))
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, ctx, r).await)
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, ctx, r))
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, ctx, r).await)
         }
         RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(admin::describe_cluster(broker, ctx, r))
+            ResponseKind::DescribeCluster(cluster_admin::describe_cluster(broker, ctx, r))
         }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(cluster_admin::elect_leaders(broker, ctx, r).await)
+        }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            cluster_admin::alter_partition_reassignments(broker, ctx, r).await,
+        ),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+            cluster_admin::list_partition_reassignments(broker, ctx, r),
+        ),
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, ctx, r))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, ctx, r)),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter(broker, ctx, r).await)
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, ctx, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, ctx, r).await)
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r))
+            ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r).await)
         }
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(groups::find_coordinator(broker, ctx, r))
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, ctx, r).await)
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups::join_group(broker, ctx, r).await)
@@ -195,25 +209,29 @@ async fn dispatch(
         RequestKind::SyncGroup(r) => {
             ResponseKind::SyncGroup(groups::sync_group(broker, ctx, r).await)
         }
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, ctx, r)),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, ctx, r)),
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(groups::heartbeat(broker, ctx, r).await)
+        }
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(groups::leave_group(broker, ctx, r).await)
+        }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(group_offsets::offset_commit(broker, ctx, r))
+            ResponseKind::OffsetCommit(group_offsets::offset_commit(broker, ctx, r).await)
         }
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(group_offsets::offset_fetch(broker, ctx, r))
+            ResponseKind::OffsetFetch(group_offsets::offset_fetch(broker, ctx, r).await)
         }
         RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(group_offsets::offset_delete(broker, ctx, r))
+            ResponseKind::OffsetDelete(group_offsets::offset_delete(broker, ctx, r).await)
         }
         RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(group_admin::list_groups(broker, ctx, r))
+            ResponseKind::ListGroups(group_admin::list_groups(broker, ctx, r).await)
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(group_admin::describe_groups(broker, ctx, r))
+            ResponseKind::DescribeGroups(group_admin::describe_groups(broker, ctx, r).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(group_admin::delete_groups(broker, ctx, r))
+            ResponseKind::DeleteGroups(group_admin::delete_groups(broker, ctx, r).await)
         }
         other => {
             // versions::supported() and this match must agree; reaching here is a bug,

@@ -1,26 +1,27 @@
 //! Produce: validate each partition's record set, append it, answer per partition.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{log_refusal, str_bytes, RequestContext};
-use crate::broker::Broker;
+use crate::broker::{Appended, Broker};
 use crate::error::{ApiError, ApiResult};
 
 /// Returns `None` for acks=0: the producer expects no response at all.
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
-    let mut responses = Vec::with_capacity(request.topic_data.len());
-    for topic in request.topic_data {
+    let mut pending: Vec<(usize, String, i32, ApiResult<Appended>)> = Vec::new();
+    let mut topic_names = Vec::with_capacity(request.topic_data.len());
+    for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.as_str().to_string();
-        let mut partitions = Vec::with_capacity(topic.partition_data.len());
         let topic_ready = if crate::controller::is_internal_topic(&name) {
             Err(ApiError::new(
                 ResponseError::InvalidTopicException,
@@ -29,40 +30,56 @@ pub fn handle(
         } else if broker.metadata.image().topic(&name).is_some() {
             Ok(())
         } else {
-            broker.auto_create(&name)
+            broker.auto_create(&name).await
         };
         for p in topic.partition_data {
-            let result = topic_ready
+            let appended = topic_ready
                 .clone()
                 .and_then(|()| check_acks(acks))
                 .and_then(|()| broker.append_records(&name, p.index, p.records.as_ref(), acks));
-            let response = match result {
-                Ok((outcome, log_start)) => PartitionProduceResponse::default()
-                    .with_index(p.index)
-                    .with_base_offset(outcome.base_offset)
-                    .with_log_append_time_ms(outcome.log_append_time)
-                    .with_log_start_offset(log_start),
-                Err(e) => {
-                    log_refusal(ctx, &format!("{name}-{}", p.index), &e);
-                    PartitionProduceResponse::default()
-                        .with_index(p.index)
-                        .with_error_code(e.code())
-                        .with_base_offset(-1)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
-                        .with_error_message(Some(str_bytes(&e.message)))
-                }
-            };
-            partitions.push(response);
+            pending.push((t, name.clone(), p.index, appended));
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(partitions),
-        );
+        topic_names.push(topic.name);
     }
+    // Every partition is appended first and the acks=all waits run together, so a request
+    // costs one replication round trip, not one per partition.
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let waits = pending.iter().map(|(_, name, index, appended)| async move {
+        match appended {
+            Ok(a) if acks == -1 => broker
+                .wait_replicated(name, *index, a.required_end, timeout)
+                .await
+                .map(|()| a.clone()),
+            other => other.clone(),
+        }
+    });
+    let results = futures::future::join_all(waits).await;
     if acks == 0 {
         return None;
+    }
+    let mut responses: Vec<TopicProduceResponse> = topic_names
+        .into_iter()
+        .map(|n| TopicProduceResponse::default().with_name(n))
+        .collect();
+    for ((t, name, index, _), result) in pending.iter().zip(results) {
+        let response = match result {
+            Ok(a) => PartitionProduceResponse::default()
+                .with_index(*index)
+                .with_base_offset(a.outcome.base_offset)
+                .with_log_append_time_ms(a.outcome.log_append_time)
+                .with_log_start_offset(a.log_start_offset),
+            Err(e) => {
+                log_refusal(ctx, &format!("{name}-{index}"), &e);
+                PartitionProduceResponse::default()
+                    .with_index(*index)
+                    .with_error_code(e.code())
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1)
+                    .with_error_message(Some(str_bytes(&e.message)))
+            }
+        };
+        responses[*t].partition_responses.push(response);
     }
     Some(ProduceResponse::default().with_responses(responses))
 }

@@ -10,7 +10,7 @@ use super::{log_refusal, RequestContext};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
 
-fn assign(broker: &Broker, request: &InitProducerIdRequest) -> ApiResult<(i64, i16)> {
+async fn assign(broker: &Broker, request: &InitProducerIdRequest) -> ApiResult<(i64, i16)> {
     if let Some(id) = &request.transactional_id {
         return Err(ApiError::new(
             ResponseError::InvalidRequest,
@@ -26,15 +26,22 @@ fn assign(broker: &Broker, request: &InitProducerIdRequest) -> ApiResult<(i64, i
     if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
         return Ok((id, epoch + 1));
     }
-    Ok((broker.producer_ids.next_id(&broker.metadata)?, 0))
+    let timeout = std::time::Duration::from_millis(broker.config.cluster.quorum_request_timeout_ms);
+    Ok((
+        broker
+            .producer_ids
+            .next_id(&broker.metadata, timeout)
+            .await?,
+        0,
+    ))
 }
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    match assign(broker, &request) {
+    match assign(broker, &request).await {
         Ok((id, epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch),

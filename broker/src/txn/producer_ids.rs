@@ -1,34 +1,38 @@
-//! Producer id allocation for InitProducerId. Ids come from blocks reserved in the metadata
-//! log, so an id is never handed out twice, even across restarts (a restart skips the rest
-//! of its block, as Kafka's brokers do).
+//! Producer id allocation for InitProducerId. Ids come from blocks the active controller
+//! reserves in the metadata log, so an id is never handed out twice, even across restarts
+//! and brokers (a restart skips the rest of its block, as Kafka's brokers do).
+
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use parking_lot::Mutex;
 
 use crate::controller;
 use crate::error::{ApiError, ApiResult};
-use crate::metadata::store::CommitError;
-use crate::metadata::MetadataStore;
+use crate::quorum::{ControllerOk, ControllerRequest, Metadata};
 
 #[derive(Debug, Default)]
 pub struct ProducerIdManager {
-    /// The next id to hand out and the end of the reserved block.
-    block: Mutex<(i64, i64)>,
+    /// The next id to hand out and the end of the reserved block. Held across the
+    /// controller round trip, so concurrent callers wait for one new block.
+    block: tokio::sync::Mutex<(i64, i64)>,
 }
 
 impl ProducerIdManager {
-    pub fn next_id(&self, store: &MetadataStore) -> ApiResult<i64> {
-        let mut block = self.block.lock();
+    pub async fn next_id(&self, metadata: &Metadata, timeout: Duration) -> ApiResult<i64> {
+        let mut block = self.block.lock().await;
         if block.0 >= block.1 {
-            let (_, start) = store
-                .commit_with(|image| Ok::<_, ApiError>(controller::allocate_producer_ids(image)))
-                .map_err(|e| match e {
-                    CommitError::Rejected(e) => e,
-                    CommitError::Io(io) => ApiError::new(
-                        ResponseError::KafkaStorageError,
-                        format!("cannot reserve producer ids: {io}"),
-                    ),
-                })?;
+            let start = match metadata
+                .request(ControllerRequest::AllocateProducerIds, timeout)
+                .await?
+            {
+                ControllerOk::ProducerIdBlock(start) => start,
+                other => {
+                    return Err(ApiError::new(
+                        ResponseError::UnknownServerError,
+                        format!("unexpected controller reply {other:?}"),
+                    ))
+                }
+            };
             *block = (start, start + controller::PRODUCER_ID_BLOCK);
         }
         let id = block.0;

@@ -1,0 +1,337 @@
+//! Broker lifecycle decisions: registration, fencing (missed heartbeats), unfencing
+//! (caught up), and controlled shutdown, with the leader and ISR changes each one implies.
+
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::change::{advance, first_eligible};
+use crate::error::{ApiError, ApiResult};
+use crate::metadata::{
+    BrokerEndpoint, BrokerRegistration, MetadataImage, MetadataRecord, PartitionImage, NO_LEADER,
+};
+
+fn registered(image: &MetadataImage, id: i32) -> ApiResult<&BrokerRegistration> {
+    image.broker(id).ok_or_else(|| {
+        ApiError::new(
+            ResponseError::BrokerIdNotRegistered,
+            format!("broker {id} is not registered"),
+        )
+    })
+}
+
+/// Decides a broker registration. The new registration starts fenced. A retry of the same
+/// incarnation with the same details changes nothing. A different incarnation is refused
+/// while the old one is unfenced, as Kafka does (DUPLICATE_BROKER_REGISTRATION): two
+/// processes with one node id must not both serve. The old one is fenced when its
+/// heartbeats stop (the caller's session timeout, via `fence_broker`), and the new one
+/// retries.
+pub fn register_broker(
+    image: &MetadataImage,
+    id: i32,
+    incarnation: Uuid,
+    endpoints: Vec<BrokerEndpoint>,
+    rack: Option<String>,
+) -> ApiResult<Vec<MetadataRecord>> {
+    if id < 0 {
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("broker id {id} is negative"),
+        ));
+    }
+    if let Some(old) = image.broker(id) {
+        if old.incarnation == incarnation {
+            if old.endpoints == endpoints && old.rack == rack {
+                return Ok(Vec::new());
+            }
+        } else if !old.fenced {
+            return Err(ApiError::new(
+                ResponseError::DuplicateBrokerRegistration,
+                format!(
+                    "broker {id} is registered by another process (incarnation {}) that is still \
+                     unfenced; retry once its session has expired",
+                    old.incarnation
+                ),
+            ));
+        }
+    }
+    Ok(vec![MetadataRecord::RegisterBroker {
+        id,
+        incarnation,
+        endpoints,
+        rack,
+    }])
+}
+
+/// Decides unfencing a broker that has caught up: the broker may lead again, and every
+/// offline partition whose ISR still holds it (it was the last in-sync replica) gets it as
+/// leader. An already unfenced broker changes nothing.
+pub fn unfence_broker(image: &MetadataImage, id: i32) -> ApiResult<Vec<MetadataRecord>> {
+    let broker = registered(image, id)?;
+    if !broker.fenced {
+        return Ok(Vec::new());
+    }
+    let mut records = vec![MetadataRecord::UnfenceBroker { id }];
+    if broker.shutting_down {
+        // It may serve as a follower until it stops, but leads nothing new.
+        return Ok(records);
+    }
+    for (topic, p) in image.partitions() {
+        if p.is_offline() && p.isr.contains(&id) {
+            let next = PartitionImage {
+                leader: id,
+                ..p.clone()
+            };
+            records.extend(advance(p, next).map(|n| n.to_record(topic.topic_id)));
+        }
+    }
+    Ok(records)
+}
+
+/// Decides fencing a broker (heartbeats stopped, or it finished shutting down). It leaves
+/// every ISR except where it is the last member: Kafka keeps that one so the partition can
+/// come back with it without losing data. Partitions it led get the first replica (in
+/// replica order) that is in the remaining ISR and live; with none they go offline, unless
+/// `unclean(topic)` allows an unclean election, which picks the first live replica and
+/// makes it the whole ISR (what it has is now the truth; anything else is lost).
+pub fn fence_broker(
+    image: &MetadataImage,
+    id: i32,
+    unclean: &dyn Fn(&str) -> bool,
+) -> ApiResult<Vec<MetadataRecord>> {
+    let broker = registered(image, id)?;
+    let mut records = Vec::new();
+    if !broker.fenced {
+        records.push(MetadataRecord::FenceBroker { id });
+    }
+    let live = |b: i32| b != id && image.is_live(b);
+    for (topic, p) in image.partitions() {
+        if !p.isr.contains(&id) && p.leader != id {
+            continue;
+        }
+        let mut next = p.clone();
+        if next.isr.len() > 1 {
+            next.isr.retain(|&b| b != id);
+        }
+        if p.leader == id {
+            next.leader = first_eligible(&p.replicas, |b| next.isr.contains(&b) && live(b));
+            if next.leader == NO_LEADER && unclean(&topic.name) {
+                next.leader = first_eligible(&p.replicas, live);
+                if next.leader != NO_LEADER {
+                    next.isr = vec![next.leader];
+                }
+            }
+        }
+        records.extend(advance(p, next).map(|n| n.to_record(topic.topic_id)));
+    }
+    Ok(records)
+}
+
+/// Decides controlled shutdown, as KRaft does: marks the broker as shutting down (once),
+/// moves each of its leaderships to another live ISR member, and takes it out of ISRs
+/// that have other members. A partition with no other live in-sync replica goes offline
+/// (its ISR keeps the broker, so it leads again when it comes back) rather than holding
+/// the shutdown up: waiting could not make another replica eligible. Returns the records
+/// and how many partitions went offline.
+pub fn controlled_shutdown(
+    image: &MetadataImage,
+    id: i32,
+) -> ApiResult<(Vec<MetadataRecord>, usize)> {
+    let broker = registered(image, id)?;
+    let mut records = Vec::new();
+    if !broker.shutting_down {
+        records.push(MetadataRecord::BrokerShuttingDown { id });
+    }
+    let live = |b: i32| b != id && image.is_live(b);
+    let mut remaining = 0;
+    for (topic, p) in image.partitions() {
+        if !p.isr.contains(&id) && p.leader != id {
+            continue;
+        }
+        let mut next = p.clone();
+        if p.leader == id {
+            let successor = first_eligible(&p.replicas, |b| p.isr.contains(&b) && live(b));
+            if successor == NO_LEADER {
+                remaining += 1;
+            }
+            next.leader = successor;
+        }
+        if next.isr.len() > 1 && next.leader != NO_LEADER {
+            next.isr.retain(|&b| b != id);
+        }
+        records.extend(advance(p, next).map(|n| n.to_record(topic.topic_id)));
+    }
+    Ok((records, remaining))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::testkit::{apply, cluster, part, register, with_partition};
+
+    fn never(_: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn registration_starts_fenced_and_refuses_a_live_duplicate() {
+        let image = MetadataImage::default();
+        let inc = Uuid::new_v4();
+        let records = register_broker(&image, 1, inc, vec![], Some("a".into())).unwrap();
+        let image = apply(&image, &records);
+        assert!(image.brokers[&1].fenced);
+        assert!(register_broker(&image, 1, inc, vec![], Some("a".into()))
+            .unwrap()
+            .is_empty());
+        // Fenced: a restarted process may take over.
+        assert_eq!(
+            register_broker(&image, 1, Uuid::new_v4(), vec![], None)
+                .unwrap()
+                .len(),
+            1
+        );
+        let image = apply(&image, &unfence_broker(&image, 1).unwrap());
+        let e = register_broker(&image, 1, Uuid::new_v4(), vec![], None).unwrap_err();
+        assert_eq!(e.error, ResponseError::DuplicateBrokerRegistration);
+        let e = register_broker(&image, -3, Uuid::new_v4(), vec![], None).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidRequest);
+        for e in [
+            unfence_broker(&image, 9).unwrap_err(),
+            fence_broker(&image, 9, &never).unwrap_err(),
+            controlled_shutdown(&image, 9).unwrap_err(),
+        ] {
+            assert_eq!(e.error, ResponseError::BrokerIdNotRegistered);
+        }
+    }
+
+    #[test]
+    fn fencing_the_leader_elects_the_next_live_isr_member() {
+        let mut image = cluster(&[1, 2, 3]);
+        with_partition(&mut image, "t", 0, &[1, 2, 3], &[1, 2, 3], 1);
+        with_partition(&mut image, "t", 1, &[2, 1, 3], &[2, 1], 2);
+        with_partition(&mut image, "t", 2, &[2, 3], &[2, 3], 2);
+        let image = apply(&image, &fence_broker(&image, 1, &never).unwrap());
+        assert!(image.brokers[&1].fenced);
+        let p0 = part(&image, "t", 0);
+        assert_eq!((p0.leader, p0.isr.clone()), (2, vec![2, 3]));
+        assert_eq!((p0.leader_epoch, p0.partition_epoch), (6, 11));
+        let p1 = part(&image, "t", 1);
+        assert_eq!((p1.leader, p1.isr.clone()), (2, vec![2]));
+        assert_eq!(
+            (p1.leader_epoch, p1.partition_epoch),
+            (5, 11),
+            "leader kept"
+        );
+        let p2 = part(&image, "t", 2);
+        assert_eq!(p2.partition_epoch, 10, "untouched");
+    }
+
+    #[test]
+    fn fencing_skips_dead_isr_members_and_keeps_the_last_one() {
+        let mut image = cluster(&[1, 2, 3]);
+        image.apply(&MetadataRecord::FenceBroker { id: 2 });
+        with_partition(&mut image, "t", 0, &[1, 2, 3], &[1, 2, 3], 1);
+        with_partition(&mut image, "t", 1, &[1, 2], &[1], 1);
+        let image = apply(&image, &fence_broker(&image, 1, &never).unwrap());
+        assert_eq!(part(&image, "t", 0).leader, 3, "2 is fenced, so 3 leads");
+        let p1 = part(&image, "t", 1);
+        assert_eq!((p1.leader, p1.isr.clone()), (NO_LEADER, vec![1]));
+        assert_eq!(p1.leader_epoch, 6);
+        // The last in-sync replica comes back: it leads again, no data lost.
+        let image = apply(&image, &unfence_broker(&image, 1).unwrap());
+        let p1 = part(&image, "t", 1);
+        assert_eq!(
+            (p1.leader, p1.isr.clone(), p1.leader_epoch),
+            (1, vec![1], 7)
+        );
+        assert!(unfence_broker(&image, 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unclean_election_picks_a_live_replica_only_where_enabled() {
+        let mut image = cluster(&[1, 2]);
+        with_partition(&mut image, "dirty", 0, &[1, 2], &[1], 1);
+        with_partition(&mut image, "clean", 0, &[1, 2], &[1], 1);
+        let unclean = |t: &str| t == "dirty";
+        let image = apply(&image, &fence_broker(&image, 1, &unclean).unwrap());
+        let dirty = part(&image, "dirty", 0);
+        assert_eq!((dirty.leader, dirty.isr.clone()), (2, vec![2]));
+        let clean = part(&image, "clean", 0);
+        assert_eq!((clean.leader, clean.isr.clone()), (NO_LEADER, vec![1]));
+    }
+
+    #[test]
+    fn fencing_an_only_replica_takes_its_partition_offline() {
+        let mut image = cluster(&[1, 2]);
+        with_partition(&mut image, "t", 0, &[1], &[1], 1);
+        let image = apply(&image, &fence_broker(&image, 1, &|_| true).unwrap());
+        assert_eq!(part(&image, "t", 0).leader, NO_LEADER);
+    }
+
+    #[test]
+    fn unfencing_a_new_registration_elects_it_where_it_was_last_in_sync() {
+        let mut image = cluster(&[2]);
+        register(&mut image, 1, None);
+        with_partition(&mut image, "t", 0, &[1, 2], &[1], NO_LEADER);
+        with_partition(&mut image, "t", 1, &[1, 2], &[2], NO_LEADER);
+        let image = apply(&image, &unfence_broker(&image, 1).unwrap());
+        assert_eq!(part(&image, "t", 0).leader, 1);
+        assert_eq!(
+            part(&image, "t", 1).leader,
+            NO_LEADER,
+            "1 is not in that ISR"
+        );
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_every_leadership_it_can() {
+        let mut image = cluster(&[1, 2, 3]);
+        with_partition(&mut image, "t", 0, &[1, 2, 3], &[1, 2, 3], 1);
+        with_partition(&mut image, "t", 1, &[2, 1], &[2, 1], 2);
+        with_partition(&mut image, "t", 2, &[1, 3], &[1], 1);
+        with_partition(&mut image, "t", 3, &[3, 2], &[3, 2], 3);
+        let (records, offline) = controlled_shutdown(&image, 1).unwrap();
+        assert_eq!(offline, 1, "partition 2 has no other in-sync replica");
+        let image = apply(&image, &records);
+        assert!(image.brokers[&1].shutting_down && !image.is_live(1));
+        let p0 = part(&image, "t", 0);
+        assert_eq!(
+            (p0.leader, p0.isr.clone(), p0.leader_epoch),
+            (2, vec![2, 3], 6)
+        );
+        assert_eq!(part(&image, "t", 1).isr, vec![2]);
+        let p2 = part(&image, "t", 2);
+        assert_eq!(
+            (p2.leader, p2.isr.clone(), p2.partition_epoch),
+            (NO_LEADER, vec![1], 11),
+            "offline, keeping 1 in the ISR so it leads again on return"
+        );
+        assert_eq!(part(&image, "t", 3).partition_epoch, 10, "not involved");
+        // A retry with 3 caught up on partition 2 moves nothing more and marks nothing again.
+        let mut image = image;
+        with_partition(&mut image, "t", 2, &[1, 3], &[1, 3], 1);
+        let (records, offline) = controlled_shutdown(&image, 1).unwrap();
+        assert_eq!(offline, 0);
+        assert!(!records
+            .iter()
+            .any(|r| matches!(r, MetadataRecord::BrokerShuttingDown { .. })));
+        let image = apply(&image, &records);
+        assert!(image
+            .partitions()
+            .all(|(_, p)| p.leader != 1 && !p.isr.contains(&1)));
+        // A shutting-down broker is never chosen as a new leader.
+        let image = apply(&image, &fence_broker(&image, 3, &|_| true).unwrap());
+        assert_eq!(part(&image, "t", 2).leader, NO_LEADER);
+    }
+
+    #[test]
+    fn controlled_shutdown_does_not_hand_leadership_to_another_shutting_down_broker() {
+        let mut image = cluster(&[1, 2]);
+        image.apply(&MetadataRecord::BrokerShuttingDown { id: 2 });
+        with_partition(&mut image, "t", 0, &[1, 2], &[1, 2], 1);
+        let (records, offline) = controlled_shutdown(&image, 1).unwrap();
+        assert_eq!(offline, 1);
+        let image = apply(&image, &records);
+        let p = part(&image, "t", 0);
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![1, 2]));
+    }
+}

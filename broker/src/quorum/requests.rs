@@ -1,0 +1,85 @@
+//! What brokers ask the active controller, and its answers. They travel between nodes as
+//! JSON inside the quorum's own RPC frames (see the `strom-raft` crate).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::controller::{Defaults, NewTopic};
+use crate::error::ApiError;
+use crate::metadata::{BrokerEndpoint, PartitionImage};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// CreateTopics (and auto-creation with `if_absent`: an existing topic is not an error).
+    CreateTopic {
+        topic: NewTopic,
+        defaults: Defaults,
+        if_absent: bool,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+        validate_only: bool,
+    },
+    AlterTopicConfigs {
+        name: String,
+        changes: Vec<(String, Option<String>)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    AllocateProducerIds,
+    RegisterBroker {
+        id: i32,
+        incarnation: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+    },
+    /// Kafka's BrokerHeartbeat: keeps the broker unfenced; `want_shutdown` starts (and
+    /// then polls) its controlled shutdown.
+    Heartbeat {
+        id: i32,
+        incarnation: Uuid,
+        want_shutdown: bool,
+    },
+    /// Kafka's AlterPartition: a leader asks for a new ISR.
+    AlterIsr {
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    ElectLeaders {
+        targets: Option<Vec<(String, i32)>>,
+        unclean: bool,
+    },
+    AlterReassignment {
+        topic: String,
+        partition: i32,
+        /// `None` cancels.
+        target: Option<Vec<i32>>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerOk {
+    Done,
+    /// Whether a CreateTopic made the topic (false: it existed and `if_absent` was set).
+    Created(bool),
+    ProducerIdBlock(i64),
+    Heartbeat {
+        fenced: bool,
+        /// The broker leads nothing any more and may stop.
+        shutdown_ready: bool,
+    },
+    Partition(PartitionImage),
+    Elections(Vec<((String, i32), Result<(), ApiError>)>),
+}
+
+pub type ControllerReply = Result<ControllerOk, ApiError>;

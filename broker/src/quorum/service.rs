@@ -1,0 +1,382 @@
+//! The active controller: runs on the quorum leader, turns brokers' requests into
+//! decisions (the pure functions in `controller`) and commits the records through the
+//! quorum. It also keeps what Kafka's controller keeps in memory only: when each broker
+//! last heartbeated, so brokers that stop are fenced and their leaderships move.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use parking_lot::Mutex;
+
+use super::requests::{ControllerOk, ControllerReply, ControllerRequest};
+use super::MetadataQuorum;
+use crate::config::BrokerConfig;
+use crate::controller::{self, ElectionKind};
+use crate::error::{ApiError, ApiResult};
+use crate::metadata::{MetadataImage, MetadataRecord};
+
+/// How often the leader checks heartbeats and leader balance.
+const DUTY_TICK: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+pub struct ControllerService {
+    config: BrokerConfig,
+    quorum: OnceLock<Weak<MetadataQuorum>>,
+    /// Decisions read the image and commit their records one at a time, so two cannot
+    /// decide on the same image (two creations of one topic, two ISR changes).
+    decide: tokio::sync::Mutex<()>,
+    heartbeats: Mutex<HashMap<i32, Instant>>,
+}
+
+impl ControllerService {
+    pub fn new(config: BrokerConfig) -> ControllerService {
+        ControllerService {
+            config,
+            quorum: OnceLock::new(),
+            decide: tokio::sync::Mutex::new(()),
+            heartbeats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn attach(&self, quorum: &Arc<MetadataQuorum>) {
+        let _ = self.quorum.set(Arc::downgrade(quorum));
+    }
+
+    fn quorum(&self) -> ApiResult<Arc<MetadataQuorum>> {
+        self.quorum
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| ApiError::new(ResponseError::NotController, "the quorum is stopping"))
+    }
+
+    /// Decides on the latest image and commits the records, under the decision lock.
+    async fn commit<T>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> ApiResult<(Vec<MetadataRecord>, T)>,
+    ) -> ApiResult<T> {
+        let _one_at_a_time = self.decide.lock().await;
+        let quorum = self.quorum()?;
+        if !quorum.is_leader() {
+            return Err(ApiError::new(
+                ResponseError::NotController,
+                format!(
+                    "node {} is not the active controller (leader: {:?})",
+                    self.config.node_id,
+                    quorum.leader()
+                ),
+            ));
+        }
+        let image = quorum.state();
+        let (records, value) = decide(&image)?;
+        if !records.is_empty() {
+            quorum.propose(records).await.map_err(super::quorum_error)?;
+        }
+        Ok(value)
+    }
+
+    fn unclean_allowed(&self, image: &MetadataImage, topic: &str) -> bool {
+        let key = "unclean.leader.election.enable";
+        image
+            .topic(topic)
+            .and_then(|t| t.configs.get(key).cloned())
+            .or_else(|| self.config.topic_defaults.get(key).cloned())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    async fn decide(&self, request: ControllerRequest) -> ControllerReply {
+        match request {
+            ControllerRequest::CreateTopic {
+                topic,
+                defaults,
+                if_absent,
+                validate_only,
+            } => {
+                let decide = |image: &MetadataImage| {
+                    if if_absent && image.topic(&topic.name).is_some() {
+                        return Ok((Vec::new(), false));
+                    }
+                    let brokers = controller::live_broker_infos(image);
+                    let records = controller::create_topic(image, &defaults, &brokers, &topic)?;
+                    Ok((records, true))
+                };
+                let created = if validate_only {
+                    decide(&self.quorum()?.state()).map(|(_, c)| c)?
+                } else {
+                    self.commit(decide).await?
+                };
+                Ok(ControllerOk::Created(created))
+            }
+            ControllerRequest::DeleteTopic { name } => {
+                let enabled = self.config.delete_topic_enable;
+                self.commit(|image| Ok((controller::delete_topic(image, &name, enabled)?, ())))
+                    .await?;
+                Ok(ControllerOk::Done)
+            }
+            ControllerRequest::CreatePartitions {
+                name,
+                count,
+                assignments,
+                validate_only,
+            } => {
+                let decide = |image: &MetadataImage| {
+                    let brokers = controller::live_broker_infos(image);
+                    let records =
+                        controller::create_partitions(image, &brokers, &name, count, &assignments)?;
+                    Ok((records, ()))
+                };
+                if validate_only {
+                    decide(&self.quorum()?.state())?;
+                } else {
+                    self.commit(decide).await?;
+                }
+                Ok(ControllerOk::Done)
+            }
+            ControllerRequest::AlterTopicConfigs {
+                name,
+                changes,
+                replace_all,
+                validate_only,
+            } => {
+                let decide = |image: &MetadataImage| {
+                    let records =
+                        controller::alter_topic_configs(image, &name, &changes, replace_all)?;
+                    Ok((records, ()))
+                };
+                if validate_only {
+                    decide(&self.quorum()?.state())?;
+                } else {
+                    self.commit(decide).await?;
+                }
+                Ok(ControllerOk::Done)
+            }
+            ControllerRequest::AllocateProducerIds => {
+                let start = self
+                    .commit(|image| Ok(controller::allocate_producer_ids(image)))
+                    .await?;
+                Ok(ControllerOk::ProducerIdBlock(start))
+            }
+            ControllerRequest::RegisterBroker {
+                id,
+                incarnation,
+                endpoints,
+                rack,
+            } => {
+                self.commit(|image| {
+                    let records =
+                        controller::register_broker(image, id, incarnation, endpoints, rack)?;
+                    Ok((records, ()))
+                })
+                .await?;
+                self.heartbeats.lock().insert(id, Instant::now());
+                tracing::info!(broker = id, %incarnation, "broker registered");
+                Ok(ControllerOk::Done)
+            }
+            ControllerRequest::Heartbeat {
+                id,
+                incarnation,
+                want_shutdown,
+            } => self.heartbeat(id, incarnation, want_shutdown).await,
+            ControllerRequest::AlterIsr {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                let state = self
+                    .commit(|image| {
+                        controller::alter_isr(
+                            image,
+                            topic_id,
+                            partition,
+                            leader,
+                            leader_epoch,
+                            partition_epoch,
+                            isr,
+                        )
+                    })
+                    .await?;
+                Ok(ControllerOk::Partition(state))
+            }
+            ControllerRequest::ElectLeaders { targets, unclean } => {
+                let kind = if unclean {
+                    ElectionKind::Unclean
+                } else {
+                    ElectionKind::Preferred
+                };
+                let results = self
+                    .commit(|image| Ok(controller::elect_leaders(image, targets.as_deref(), kind)))
+                    .await?;
+                Ok(ControllerOk::Elections(results))
+            }
+            ControllerRequest::AlterReassignment {
+                topic,
+                partition,
+                target,
+            } => {
+                self.commit(|image| {
+                    let records = controller::alter_reassignment(image, &topic, partition, target)?;
+                    Ok((records, ()))
+                })
+                .await?;
+                Ok(ControllerOk::Done)
+            }
+        }
+    }
+
+    /// Kafka's BrokerHeartbeat: notes the broker alive, unfences it once registered, and
+    /// drives its controlled shutdown. A finished shutdown fences the broker at once, so
+    /// its restart can register without waiting out the session.
+    async fn heartbeat(
+        &self,
+        id: i32,
+        incarnation: uuid::Uuid,
+        want_shutdown: bool,
+    ) -> ControllerReply {
+        let image = self.quorum()?.state();
+        let Some(reg) = image.broker(id) else {
+            return Err(ApiError::new(
+                ResponseError::BrokerIdNotRegistered,
+                format!("broker {id} is not registered"),
+            ));
+        };
+        if reg.incarnation != incarnation {
+            return Err(ApiError::new(
+                ResponseError::StaleBrokerEpoch,
+                format!(
+                    "broker {id} heartbeated for incarnation {incarnation}, registered is {}",
+                    reg.incarnation
+                ),
+            ));
+        }
+        self.heartbeats.lock().insert(id, Instant::now());
+        if want_shutdown {
+            if !self.config.cluster.controlled_shutdown_enable {
+                return Ok(ControllerOk::Heartbeat {
+                    fenced: reg.fenced,
+                    shutdown_ready: true,
+                });
+            }
+            let remaining = self
+                .commit(|image| controller::controlled_shutdown(image, id))
+                .await?;
+            if remaining == 0 {
+                self.commit(|image| {
+                    let records =
+                        controller::fence_broker(image, id, &|t| self.unclean_allowed(image, t))?;
+                    Ok((records, ()))
+                })
+                .await?;
+                tracing::info!(broker = id, "controlled shutdown complete");
+            }
+            return Ok(ControllerOk::Heartbeat {
+                fenced: true,
+                shutdown_ready: remaining == 0,
+            });
+        }
+        if reg.fenced && !reg.shutting_down {
+            self.commit(|image| Ok((controller::unfence_broker(image, id)?, ())))
+                .await?;
+            tracing::info!(broker = id, "broker unfenced");
+        }
+        Ok(ControllerOk::Heartbeat {
+            fenced: false,
+            shutdown_ready: false,
+        })
+    }
+
+    /// Fences brokers whose heartbeats stopped. A controller that just took over counts
+    /// every broker as heard from now, so none is fenced for the election's gap.
+    async fn fence_expired(&self, since_leader: Instant) {
+        let Ok(quorum) = self.quorum() else { return };
+        let session = Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
+        let image = quorum.state();
+        let expired: Vec<i32> = {
+            let mut beats = self.heartbeats.lock();
+            image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .filter(|b| {
+                    let last = *beats.entry(b.id).or_insert(since_leader);
+                    last.elapsed() > session
+                })
+                .map(|b| b.id)
+                .collect()
+        };
+        for id in expired {
+            let result = self
+                .commit(|image| {
+                    let records =
+                        controller::fence_broker(image, id, &|t| self.unclean_allowed(image, t))?;
+                    Ok((records, ()))
+                })
+                .await;
+            match result {
+                Ok(()) => tracing::warn!(
+                    broker = id,
+                    session_ms = session.as_millis() as u64,
+                    "fenced broker: no heartbeat within broker.session.timeout.ms"
+                ),
+                Err(e) => tracing::warn!(broker = id, error = %e, "fencing broker failed"),
+            }
+        }
+    }
+
+    async fn rebalance_leaders(&self) {
+        let pct = self.config.cluster.leader_imbalance_per_broker_percentage;
+        let result = self
+            .commit(|image| Ok((controller::auto_rebalance(image, pct), ())))
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "preferred leader rebalance failed");
+        }
+    }
+}
+
+impl strom_raft::RequestHandler for ControllerService {
+    type Request = ControllerRequest;
+    type Reply = ControllerReply;
+
+    async fn handle(&self, request: ControllerRequest) -> ControllerReply {
+        self.decide(request).await
+    }
+}
+
+/// The controller's timers, run on every voter and acting only while it leads: fencing
+/// brokers that stopped heartbeating, and preferred-leader rebalancing.
+pub async fn run_duties(service: Arc<ControllerService>) {
+    let mut tick = tokio::time::interval(DUTY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let rebalance_every =
+        Duration::from_millis(service.config.cluster.leader_imbalance_check_interval_ms);
+    let mut leading_since: Option<Instant> = None;
+    let mut last_rebalance = Instant::now();
+    loop {
+        tick.tick().await;
+        let Ok(quorum) = service.quorum() else { return };
+        if !quorum.is_leader() {
+            leading_since = None;
+            continue;
+        }
+        let since = *leading_since.get_or_insert_with(|| {
+            service.heartbeats.lock().clear();
+            tracing::info!(
+                node = service.config.node_id,
+                "this node is the active controller"
+            );
+            Instant::now()
+        });
+        drop(quorum);
+        service.fence_expired(since).await;
+        if service.config.cluster.auto_leader_rebalance_enable
+            && last_rebalance.elapsed() >= rebalance_every
+        {
+            last_rebalance = Instant::now();
+            service.rebalance_leaders().await;
+        }
+    }
+}

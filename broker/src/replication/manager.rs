@@ -1,0 +1,352 @@
+//! The replica manager: makes this broker play the role the metadata gives it for each
+//! partition (leader or follower), runs the follower fetchers, and asks the controller to
+//! change ISRs when followers fall behind or catch up.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::fetcher;
+use super::role::{FollowerState, LeaderState, ReplicaRole};
+use super::throttle::Throttle;
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::group::OFFSETS_TOPIC;
+use crate::log::{now_ms, Partition, TopicPartition};
+use crate::metadata::{MetadataImage, NO_LEADER};
+use crate::quorum::{ControllerOk, ControllerRequest};
+
+/// One partition a follower fetcher keeps up to date.
+#[derive(Debug, Clone)]
+pub struct FetchTarget {
+    pub partition: Arc<Partition>,
+    pub leader_epoch: i32,
+    /// Ask the leader where our log diverges (OffsetForLeaderEpoch) before fetching.
+    pub truncate_first: bool,
+    /// Being added by a reassignment: counts against follower.replication.throttled.rate.
+    pub throttled: bool,
+    /// Skipped until then after an error (the metadata will usually change first).
+    pub retry_at: Option<Instant>,
+}
+
+pub type FetchTargets = Arc<Mutex<HashMap<TopicPartition, FetchTarget>>>;
+
+#[derive(Debug)]
+struct Fetcher {
+    targets: FetchTargets,
+    wake: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+pub struct ReplicaManager {
+    node_id: i32,
+    lag_time_max_ms: u64,
+    fetchers: Mutex<HashMap<i32, Fetcher>>,
+    pub leader_throttle: Throttle,
+    pub follower_throttle: Throttle,
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
+    /// How far into the metadata (`MetadataImage::applied`) roles and logs are applied.
+    applied: tokio::sync::watch::Sender<u64>,
+}
+
+impl ReplicaManager {
+    pub fn new(config: &BrokerConfig) -> ReplicaManager {
+        ReplicaManager {
+            node_id: config.node_id,
+            lag_time_max_ms: config.cluster.replica_lag_time_max_ms,
+            fetchers: Mutex::new(HashMap::new()),
+            leader_throttle: Throttle::new(config.cluster.leader_replication_throttled_rate),
+            follower_throttle: Throttle::new(config.cluster.follower_replication_throttled_rate),
+            isr_shrinks: AtomicU64::new(0),
+            isr_expands: AtomicU64::new(0),
+            applied: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// Waits until roles and logs reflect at least metadata position `applied`.
+    pub async fn wait_applied(&self, applied: u64) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|a| *a >= applied).await;
+    }
+
+    /// Stops every fetcher (shutdown).
+    pub fn stop_fetchers(&self) {
+        for (_, f) in self.fetchers.lock().drain() {
+            f.stop.store(true, Ordering::Release);
+            f.wake.notify_one();
+        }
+    }
+
+    /// Brings partition roles and fetchers in line with `image`. Blocking (opens and
+    /// deletes partition logs, loads groups): run it off the async workers.
+    pub fn apply_image(&self, broker: &Arc<Broker>, image: &MetadataImage) {
+        if let Err(e) = broker.logs.sync(image, self.node_id, false) {
+            tracing::error!(error = %e, "creating or removing partition logs failed");
+        }
+        let me = self.node_id;
+        let now = now_ms();
+        let mut wanted: HashMap<i32, HashMap<TopicPartition, (Arc<Partition>, i32, bool)>> =
+            HashMap::new();
+        let mut gained_offsets = Vec::new();
+        let mut lost_offsets = Vec::new();
+        for (topic, p) in image.partitions() {
+            if !p.replicas.contains(&me) {
+                continue;
+            }
+            let Some(partition) = broker.partition(&topic.name, p.partition) else {
+                continue;
+            };
+            let mut role = partition.replica.lock();
+            let was_leader = role.leader().is_some();
+            if p.leader == me {
+                match &mut *role {
+                    ReplicaRole::Leader(s) if s.leader_epoch == p.leader_epoch => {
+                        s.update(p, me, now);
+                    }
+                    _ => {
+                        let leo = {
+                            let mut log = partition.log.lock();
+                            // OffsetForLeaderEpoch must know this epoch starts here
+                            // before anything is written in it.
+                            let leo = log.log_end_offset();
+                            if let Err(e) = log.assign_epoch_start(p.leader_epoch, leo) {
+                                tracing::error!(partition = %partition.id, error = %e, "cannot record the new leader epoch");
+                            }
+                            leo
+                        };
+                        tracing::info!(partition = %partition.id, epoch = p.leader_epoch, log_end = leo, "became leader");
+                        *role = ReplicaRole::Leader(LeaderState::new(p, me, leo, now));
+                        if topic.name == OFFSETS_TOPIC {
+                            gained_offsets.push((p.partition, partition.clone()));
+                        }
+                    }
+                }
+                if let Some(s) = role.leader() {
+                    advance_high_watermark(&partition, s, me);
+                }
+            } else {
+                let state = FollowerState {
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                };
+                if !matches!(&*role, ReplicaRole::Follower(f) if *f == state) {
+                    tracing::info!(partition = %partition.id, leader = p.leader, epoch = p.leader_epoch, "became follower");
+                    *role = ReplicaRole::Follower(state);
+                    if was_leader && topic.name == OFFSETS_TOPIC {
+                        lost_offsets.push(p.partition);
+                    }
+                }
+                if p.leader != NO_LEADER {
+                    wanted.entry(p.leader).or_default().insert(
+                        partition.id.clone(),
+                        (partition.clone(), p.leader_epoch, p.adding.contains(&me)),
+                    );
+                }
+            }
+            drop(role);
+            // Waiting produces re-check their leadership, waiting fetches their epoch.
+            partition.poke();
+        }
+        self.update_fetchers(broker, wanted);
+        for p in lost_offsets {
+            broker.groups.unload_partition(p);
+        }
+        for (p, partition) in gained_offsets {
+            if let Err(e) = broker.groups.load_partition(p, &partition) {
+                tracing::error!(partition = p, error = %e, "loading consumer groups failed");
+            }
+        }
+        self.applied.send_if_modified(|a| {
+            let newer = image.applied > *a;
+            if newer {
+                *a = image.applied;
+            }
+            newer
+        });
+    }
+
+    fn update_fetchers(
+        &self,
+        broker: &Arc<Broker>,
+        mut wanted: HashMap<i32, HashMap<TopicPartition, (Arc<Partition>, i32, bool)>>,
+    ) {
+        let mut fetchers = self.fetchers.lock();
+        fetchers.retain(|leader, f| {
+            let keep = wanted.contains_key(leader);
+            if !keep {
+                f.stop.store(true, Ordering::Release);
+                f.wake.notify_one();
+            }
+            keep
+        });
+        for (leader, partitions) in wanted.drain() {
+            let fetcher = fetchers.entry(leader).or_insert_with(|| {
+                let f = Fetcher {
+                    targets: Arc::new(Mutex::new(HashMap::new())),
+                    wake: Arc::new(Notify::new()),
+                    stop: Arc::new(AtomicBool::new(false)),
+                };
+                tokio::spawn(fetcher::run(
+                    broker.clone(),
+                    leader,
+                    f.targets.clone(),
+                    f.wake.clone(),
+                    f.stop.clone(),
+                ));
+                f
+            });
+            let mut targets = fetcher.targets.lock();
+            targets.retain(|tp, _| partitions.contains_key(tp));
+            for (tp, (partition, epoch, throttled)) in partitions {
+                match targets.get_mut(&tp) {
+                    Some(t) if t.leader_epoch == epoch => t.throttled = throttled,
+                    _ => {
+                        targets.insert(
+                            tp,
+                            FetchTarget {
+                                partition,
+                                leader_epoch: epoch,
+                                truncate_first: true,
+                                throttled,
+                                retry_at: None,
+                            },
+                        );
+                    }
+                }
+            }
+            drop(targets);
+            fetcher.wake.notify_one();
+        }
+    }
+
+    /// A follower fetched `partition` at `fetch_offset`: note its progress, move the high
+    /// watermark, and ask for its return to the ISR once it has caught up.
+    pub fn on_follower_fetch(
+        &self,
+        broker: &Arc<Broker>,
+        partition: &Arc<Partition>,
+        replica: i32,
+        fetch_offset: i64,
+    ) {
+        let me = self.node_id;
+        let mut role = partition.replica.lock();
+        let Some(state) = role.leader_mut() else {
+            return;
+        };
+        state.record_fetch(replica, fetch_offset, partition.log_end_offset(), now_ms());
+        advance_high_watermark(partition, state, me);
+        if state.isr_change_in_flight {
+            return;
+        }
+        if let Some(isr) = state.expanded_isr(partition.high_watermark()) {
+            state.isr_change_in_flight = true;
+            self.send_isr_change(broker, partition, state, isr, false);
+        }
+    }
+
+    /// Drops followers that have not caught up within replica.lag.time.max.ms from the ISR
+    /// of every partition this broker leads.
+    pub fn shrink_lagging(&self, broker: &Arc<Broker>) {
+        let now = now_ms();
+        for partition in broker.logs.all() {
+            let mut role = partition.replica.lock();
+            let Some(state) = role.leader_mut() else {
+                continue;
+            };
+            if state.isr_change_in_flight {
+                continue;
+            }
+            if let Some(isr) = state.shrunk_isr(self.node_id, now, self.lag_time_max_ms) {
+                tracing::info!(partition = %partition.id, old_isr = ?state.isr, new_isr = ?isr,
+                    lag_time_max_ms = self.lag_time_max_ms, "shrinking ISR: followers fell behind");
+                state.isr_change_in_flight = true;
+                self.send_isr_change(broker, &partition, state, isr, true);
+            }
+        }
+    }
+
+    fn send_isr_change(
+        &self,
+        broker: &Arc<Broker>,
+        partition: &Arc<Partition>,
+        state: &LeaderState,
+        isr: Vec<i32>,
+        shrink: bool,
+    ) {
+        let request = ControllerRequest::AlterIsr {
+            topic_id: partition.topic_id,
+            partition: partition.id.partition,
+            leader: self.node_id,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr,
+        };
+        let broker = broker.clone();
+        let partition = partition.clone();
+        let epoch = state.leader_epoch;
+        tokio::spawn(async move {
+            let timeout = Duration::from_millis(broker.config.cluster.quorum_request_timeout_ms);
+            let reply = broker.metadata.request(request, timeout).await;
+            let me = broker.node_id();
+            let mut role = partition.replica.lock();
+            let Some(state) = role.leader_mut().filter(|s| s.leader_epoch == epoch) else {
+                return;
+            };
+            state.isr_change_in_flight = false;
+            match reply {
+                Ok(ControllerOk::Partition(p)) => {
+                    let counter = if shrink {
+                        &broker.replicas.isr_shrinks
+                    } else {
+                        &broker.replicas.isr_expands
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(partition = %partition.id, isr = ?p.isr, "ISR changed");
+                    state.update(&p, me, now_ms());
+                    advance_high_watermark(&partition, state, me);
+                }
+                Ok(other) => tracing::warn!(?other, "unexpected AlterIsr reply"),
+                Err(e) => {
+                    tracing::warn!(partition = %partition.id, error = %e, "ISR change refused or not answered")
+                }
+            }
+        });
+    }
+
+    /// The replicas this broker follows that are not in their ISR yet.
+    pub fn lagging_followed(&self, image: &MetadataImage) -> Vec<TopicPartition> {
+        let me = self.node_id;
+        image
+            .partitions()
+            .filter(|(_, p)| p.replicas.contains(&me) && p.leader != me && !p.isr.contains(&me))
+            .map(|(t, p)| TopicPartition {
+                topic: t.name.clone(),
+                partition: p.partition,
+            })
+            .collect()
+    }
+}
+
+/// Moves the high watermark to what every ISR member has, if that is further.
+pub fn advance_high_watermark(partition: &Partition, state: &LeaderState, me: i32) {
+    if let Some(hw) = state.high_watermark(me, partition.log_end_offset()) {
+        partition.advance_high_watermark(hw);
+    }
+}
+
+/// Runs the ISR shrink check on its schedule (half the lag time, as Kafka does).
+pub async fn run_isr_checks(broker: Arc<Broker>) {
+    let every = Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).max(50));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        broker.replicas.shrink_lagging(&broker);
+    }
+}

@@ -1,0 +1,183 @@
+//! A multi-broker cluster of real `strom-broker` processes on loopback: the first three
+//! nodes (or fewer) vote in the metadata quorum, the rest are broker-only. All processes
+//! start together (a voter is not ready until the quorum has formed) and are killed when
+//! the cluster is dropped. Plus a typed one-shot request helper for the raw protocol.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+
+use super::{free_port, http_get, wait_for};
+
+const MAX_VOTERS: usize = 3;
+
+/// One node's ports and data; `child` is None while it is stopped.
+pub struct Node {
+    pub id: i32,
+    pub port: u16,
+    pub admin_port: u16,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The node's stderr so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    temp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `size` brokers (ids 0..size) with `extra` properties on each, and waits
+    /// until every one answers `/ready`.
+    pub fn start(size: usize, extra: &[(&str, &str)]) -> Cluster {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let voters: Vec<(i32, u16)> = (0..size.min(MAX_VOTERS))
+            .map(|i| (i as i32, free_port()))
+            .collect();
+        let voter_list = voters
+            .iter()
+            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            nodes: Vec::with_capacity(size),
+            temp,
+        };
+        for i in 0..size {
+            let id = i as i32;
+            let mut node = Node {
+                id,
+                port: free_port(),
+                admin_port: free_port(),
+                data_dir: cluster.temp.path().join(format!("b{i}")),
+                child: None,
+            };
+            let mut listeners = format!("PLAINTEXT://127.0.0.1:{}", node.port);
+            let mut props = vec![
+                ("node.id".to_string(), id.to_string()),
+                ("controller.quorum.voters".to_string(), voter_list.clone()),
+                ("log.dirs".to_string(), node.data_dir.display().to_string()),
+                (
+                    "admin.listener".to_string(),
+                    format!("127.0.0.1:{}", node.admin_port),
+                ),
+                (
+                    "broker.heartbeat.interval.ms".to_string(),
+                    "500".to_string(),
+                ),
+                ("broker.session.timeout.ms".to_string(), "3000".to_string()),
+                ("default.replication.factor".to_string(), "3".to_string()),
+                ("min.insync.replicas".to_string(), "2".to_string()),
+            ];
+            match voters.iter().find(|(v, _)| *v == id) {
+                Some((_, cport)) => listeners.push_str(&format!(",CONTROLLER://127.0.0.1:{cport}")),
+                None => props.push(("process.roles".to_string(), "broker".to_string())),
+            }
+            props.push(("listeners".to_string(), listeners));
+            props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            node.child = Some(spawn(&node, &props));
+            cluster.nodes.push(node);
+        }
+        for node in &cluster.nodes {
+            let admin = node.admin_port;
+            wait_for(
+                &format!("broker {} readiness", node.id),
+                Duration::from_secs(60),
+                || (http_get(admin, "/ready").map(|(status, _)| status) == Some(200)).then_some(()),
+            );
+        }
+        cluster
+    }
+
+    pub fn node(&self, id: i32) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    /// Every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("===== broker {} =====\n{}", n.id, n.log()))
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+}
+
+fn spawn(node: &Node, props: &[(String, String)]) -> Child {
+    std::fs::create_dir_all(&node.data_dir).expect("data dir");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(node.data_dir.with_extension("log"))
+        .expect("broker log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom-broker"));
+    for (k, v) in props {
+        cmd.arg("--override").arg(format!("{k}={v}"));
+    }
+    cmd.stdout(Stdio::null()).stderr(log);
+    cmd.spawn().expect("start strom-broker")
+}
+
+/// Sends one request at `version` on a fresh connection and returns the typed response.
+pub fn call<R: Request>(port: u16, version: i16, request: &R) -> R::Response {
+    let api_key = ApiKey::try_from(R::KEY).expect("a known api key");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("strom-test")));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, api_key.request_header_version(version))
+        .expect("encode header");
+    request.encode(&mut buf, version).expect("encode request");
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    stream.write_all(&buf).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, api_key.response_header_version(version))
+        .expect("response header");
+    assert_eq!(header.correlation_id, 1);
+    let response = R::Response::decode(&mut body, version).expect("response body decodes");
+    assert_eq!(body.remaining(), 0, "response has trailing bytes");
+    response
+}

@@ -1,0 +1,59 @@
+//! Shared by the test files: the load rate, skip-or-fail for network namespaces, and the
+//! final assertion on a checker report.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use strom_e2e_cluster::{History, Report};
+
+/// Messages per second of every scenario's load generator: enough to keep every
+/// partition busy through each fault, little enough for two shared cores.
+pub const RATE: u32 = 300;
+/// Bound for "the cluster makes progress again" and election waits.
+pub const FAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// With this set to 1 a missing namespace facility fails the test instead of skipping.
+pub const REQUIRE_NETNS_ENV: &str = "STROM_E2E_REQUIRE_NETNS";
+
+/// `true` if namespaces work; otherwise prints why the test is skipped (or panics when
+/// `STROM_E2E_REQUIRE_NETNS=1`).
+pub fn netns_available(test: &str) -> bool {
+    match strom_e2e_cluster::netns::probe() {
+        Ok(()) => true,
+        Err(reason) => {
+            if std::env::var(REQUIRE_NETNS_ENV).is_ok_and(|v| v == "1") {
+                panic!("{test}: network namespaces required but unavailable: {reason}");
+            }
+            eprintln!("SKIPPED {test}: network namespaces unavailable: {reason}");
+            false
+        }
+    }
+}
+
+pub fn assert_clean(report: &Report, history: &History) {
+    eprintln!("checker: {report}\nhistory: {history}");
+    assert!(
+        report.is_clean(),
+        "checker found violations:\n{report}\nhistory: {history}"
+    );
+    assert!(
+        report.acked > 0,
+        "the scenario acknowledged nothing: {history}"
+    );
+}
+
+/// Prints how long a scenario took when it ends, passed or failed.
+pub struct Timer(&'static str, Instant);
+
+impl Timer {
+    pub fn start(name: &'static str) -> Timer {
+        Timer(name, Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        eprintln!("{} took {:.1?}", self.0, self.1.elapsed());
+    }
+}
