@@ -61,6 +61,7 @@ impl Cluster {
                 format!("node.id={i}"),
                 format!("listeners=PLAINTEXT://{kafka},CONTROLLER://{controller}"),
                 format!("advertised.listeners=PLAINTEXT://{kafka}"),
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
                 format!("controller.quorum.voters={voters}"),
                 format!("default.replication.factor={n}"),
             ];

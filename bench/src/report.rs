@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use crate::groups::GroupConsumeResult;
+use crate::kafka::ProduceResult;
 use crate::rebalance::{RebalanceResult, Stat, BROKER_DELAY_TARGET_MS};
+use crate::replicated::{IsrSeen, ReplicatedResult};
 use crate::Report;
 
 /// Targets from the performance issue.
@@ -157,7 +159,14 @@ pub fn markdown(r: &Report) -> String {
             verdict(((rss.rss_kib * 1024) as f64) < IDLE_RSS_TARGET_BYTES),
         );
     }
+    if let Some(rep) = &r.replicated {
+        replicated_rows(&mut row, rep);
+    }
     for p in &r.produce {
+        if let Some(rep) = &r.replicated {
+            replicated_produce_row(&mut row, rep, p);
+            continue;
+        }
         // The target is for one partition.
         let primary = p.acks == "1" && p.partitions == 1;
         let what = if p.acks == "0" {
@@ -457,4 +466,138 @@ fn rebalance_rows(row: &mut Row<'_>, rb: &RebalanceResult) {
             "",
         );
     }
+}
+
+fn isr_seen(s: Option<&IsrSeen>) -> String {
+    s.map_or("not watched".into(), |s| {
+        let changes: Vec<String> = s
+            .changes
+            .iter()
+            .map(|p| format!("leader {} ISR {:?}", p.leader, p.isr))
+            .collect();
+        format!(
+            "smallest ISR {} in {} metadata polls ({} failed): {}",
+            s.smallest_isr.map_or("?".into(), |n| n.to_string()),
+            s.polls,
+            s.failed_polls,
+            changes.join(" → ")
+        )
+    })
+}
+
+fn replicated_rows(row: &mut Row<'_>, rep: &ReplicatedResult) {
+    row(
+        &format!(
+            "Cluster: {} brokers (each a controller voter) on loopback, one disk; topic {} with 1 partition, replication factor {}, min.insync.replicas {}; spawn → every /ready 200",
+            rep.brokers, rep.topic, rep.replication_factor, rep.min_insync_replicas
+        ),
+        ms_opt(rep.ready_ms),
+        String::new(),
+        String::new(),
+        "",
+    );
+    row(
+        "CreateTopics → ISR holds every replica (metadata)",
+        format!(
+            "{}; {}",
+            ms_opt(rep.topic_isr_full_ms),
+            rep.at_start.as_ref().map_or("?".into(), |p| format!(
+                "leader {}, replicas {:?}, ISR {:?}",
+                p.leader, p.replicas, p.isr
+            ))
+        ),
+        String::new(),
+        String::new(),
+        "",
+    );
+    row(
+        "ISR during the throughput run",
+        isr_seen(rep.during_produce.as_ref()),
+        String::new(),
+        String::new(),
+        "",
+    );
+    row(
+        "ISR during the latency run",
+        isr_seen(rep.during_latency.as_ref()),
+        String::new(),
+        String::new(),
+        "",
+    );
+    let offsets: Vec<String> = rep
+        .replica_log_end_offsets
+        .iter()
+        .map(|o| o.map_or("?".into(), |o| o.to_string()))
+        .collect();
+    row(
+        "After the throughput run: leader's high watermark; each replica's log end offset (/metrics, node id order)",
+        format!(
+            "{}; {}",
+            rep.high_watermark_after_produce
+                .map_or("?".into(), |h| h.to_string()),
+            offsets.join(", ")
+        ),
+        String::new(),
+        String::new(),
+        "",
+    );
+    row(
+        "ISR shrinks / expands over all brokers during the load runs (/metrics)",
+        format!(
+            "{} / {}",
+            rep.isr_shrinks.map_or("?".into(), |n| n.to_string()),
+            rep.isr_expands.map_or("?".into(), |n| n.to_string())
+        ),
+        String::new(),
+        String::new(),
+        "",
+    );
+    if !rep.rss_after.is_empty() {
+        let rss: Vec<String> = rep.rss_after.iter().map(|r| mb(r.rss_kib)).collect();
+        row(
+            "RSS of each broker after the runs",
+            rss.join(", "),
+            String::new(),
+            String::new(),
+            "",
+        );
+    }
+}
+
+/// A produce run against the cluster: compared with the disk limit divided by the
+/// replication factor, since every replica writes to the same disk.
+fn replicated_produce_row(row: &mut Row<'_>, rep: &ReplicatedResult, p: &ProduceResult) {
+    let rf = rep.replication_factor;
+    row(
+        &format!(
+            "Replicated produce acks={}, RF {rf}, idempotence {}, {} B records, 1 partition, {} producer{} ({} MiB acknowledged; CPU {}{})",
+            p.acks,
+            if rep.idempotence { "on" } else { "off" },
+            p.record_size,
+            p.producers,
+            if p.producers == 1 { "" } else { "s" },
+            p.bytes_acked >> 20,
+            cpu(p.cpu.as_ref()),
+            if p.records_failed > 0 || p.timed_out {
+                format!(", {} failed, timed out: {}", p.records_failed, p.timed_out)
+            } else {
+                String::new()
+            }
+        ),
+        format!("{:.1} MB/s ({:.0} rec/s)", p.mbps, p.records_per_sec),
+        rep.limit_mbps.map_or("disk: not measured".into(), |l| {
+            format!(
+                "disk/{rf} {l:.1} MB/s; target ≥ {:.0}%",
+                100.0 * rep.target_ratio
+            )
+        }),
+        rep.ratio
+            .map(|x| format!("{:.0}%", 100.0 * x))
+            .unwrap_or_default(),
+        match rep.met {
+            Some(met) => verdict(met),
+            None if rep.ratio.is_some() => "not comparable: the ISR shrank",
+            None => "",
+        },
+    );
 }

@@ -15,7 +15,7 @@ use crate::admin_http;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::log::LogManager;
-use crate::metadata::BrokerEndpoint;
+use crate::metadata::{journal, BrokerEndpoint};
 use crate::net::listener;
 use crate::quorum::{self, membership::Membership, Metadata, MetadataQuorum};
 
@@ -148,6 +148,38 @@ async fn settle_cluster_id(
     Ok(id)
 }
 
+/// Brings a single-node data dir from before the raft quorum (a `metadata.journal` of
+/// record batches) into the quorum's log once, so upgrading keeps every topic.
+async fn import_single_node_journal(
+    config: &BrokerConfig,
+    quorum: &MetadataQuorum,
+) -> anyhow::Result<()> {
+    let dir = config.log_dirs[0].join(METADATA_DIR);
+    if !dir.join(journal::FILE).exists() || config.cluster.voters.len() != 1 {
+        return Ok(());
+    }
+    let (_, replay) = journal::Journal::open(&dir).context("cannot read the old metadata journal")?;
+    let records: Vec<_> = replay.batches.into_iter().flatten().collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !quorum.is_leader() {
+        if Instant::now() > deadline {
+            bail!("the single-node quorum did not elect itself; cannot import the old journal");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if quorum.state().topics.is_empty() && !records.is_empty() {
+        let count = records.len();
+        quorum
+            .propose(records)
+            .await
+            .context("cannot import the old metadata journal")?;
+        tracing::info!(records = count, "imported the single-node metadata journal into the quorum");
+    }
+    fs::rename(dir.join(journal::FILE), dir.join(format!("{}.imported", journal::FILE)))
+        .context("cannot set the imported metadata journal aside")?;
+    Ok(())
+}
+
 /// A started broker: everything serving, and what shutting it down needs.
 pub struct Running {
     pub broker: Arc<Broker>,
@@ -177,6 +209,7 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
     .await
     .context("cannot start the metadata quorum")?;
     let cluster_id = settle_cluster_id(&config, &quorum, formatted).await?;
+    import_single_node_journal(&config, &quorum).await?;
     let metadata = Metadata::new(quorum.clone());
 
     // Bound before registering: once registered, other brokers may fetch from us.

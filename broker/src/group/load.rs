@@ -12,7 +12,6 @@ use kafka_protocol::records::{
 
 use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::Group;
-use super::GroupCoordinator;
 use crate::error::{ApiError, ApiResult};
 use crate::log::{batch, Partition};
 
@@ -203,12 +202,4 @@ pub fn replay(load: &mut PartitionLoad, partition: &Partition) -> Result<(), Api
     }
     load.stats.end_offset = offset.max(end);
     Ok(())
-}
-
-/// Loads one partition into `coordinator` (see `GroupCoordinator::load_partition`).
-pub fn load_partition(
-    coordinator: &GroupCoordinator,
-    partition: &Partition,
-) -> Result<LoadStats, ApiError> {
-    coordinator.load_partition(partition.id.partition, partition)
 }

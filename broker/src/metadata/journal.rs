@@ -1,4 +1,5 @@
-//! The single-node metadata log: an append-only file of framed record batches,
+//! The metadata log of Strom before the raft quorum, kept to import old data dirs once
+//! (see `server`): an append-only file of framed record batches,
 //! `[length u32][crc32c u32][JSON array of records]`, fsynced on every commit. A batch is
 //! one frame so a multi-record change (a topic and its partitions) lands whole or not at
 //! all; a torn or damaged tail frame is cut off on open.
@@ -9,7 +10,7 @@ use std::path::Path;
 
 use super::records::MetadataRecord;
 
-const FILE: &str = "metadata.journal";
+pub const FILE: &str = "metadata.journal";
 const FRAME_HEADER: usize = 8;
 
 #[derive(Debug)]

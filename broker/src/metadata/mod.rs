@@ -5,8 +5,6 @@
 pub mod image;
 pub mod journal;
 pub mod records;
-pub mod store;
 
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage, NO_LEADER};
 pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};
-pub use store::MetadataStore;

@@ -99,8 +99,9 @@ pub async fn elect_leaders(
             return failed_elections(ctx, targets.as_deref(), e);
         }
     };
+    let deadline = deadline_of(request.timeout_ms);
     let decided = before(
-        deadline_of(request.timeout_ms),
+        deadline,
         request.timeout_ms,
         broker.controller(ControllerRequest::ElectLeaders {
             targets: targets.clone(),
@@ -116,7 +117,8 @@ pub async fn elect_leaders(
         Ok(outcomes) => outcomes,
         Err(e) => return failed_elections(ctx, targets.as_deref(), e),
     };
-    await_elected(broker, &outcomes, unclean).await;
+    // Not seeing it in time is no failure: the controller has committed the elections.
+    let _ = tokio::time::timeout_at(deadline, await_elected(broker, &outcomes, unclean)).await;
     for ((topic, partition), result) in &outcomes {
         match result {
             Err(e) if e.error != ResponseError::ElectionNotNeeded => {
@@ -214,10 +216,13 @@ pub async fn alter_partition_reassignments(
         for p in &topic.partitions {
             let target: Option<Vec<i32>> =
                 p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
-            let outcome = before(
+            let outcome = reassign(
+                broker,
+                name,
+                p.partition_index,
+                target,
                 deadline,
                 request.timeout_ms,
-                reassign(broker, name, p.partition_index, target, deadline),
             )
             .await;
             let result =
@@ -244,21 +249,21 @@ pub async fn alter_partition_reassignments(
 }
 
 /// Starts, replaces (`Some`) or cancels (`None`) one partition's move, then waits until
-/// this broker's image shows it, up to `deadline`.
+/// this broker's image shows it, up to the request's `deadline`.
 async fn reassign(
     broker: &Broker,
     topic: &str,
     partition: i32,
     target: Option<Vec<i32>>,
     deadline: Instant,
+    timeout_ms: i32,
 ) -> ApiResult<()> {
-    let reply = broker
-        .controller(ControllerRequest::AlterReassignment {
-            topic: topic.to_string(),
-            partition,
-            target: target.clone(),
-        })
-        .await?;
+    let asked = broker.controller(ControllerRequest::AlterReassignment {
+        topic: topic.to_string(),
+        partition,
+        target: target.clone(),
+    });
+    let reply = before(deadline, timeout_ms, asked).await?;
     if !matches!(reply, ControllerOk::Done) {
         return Err(unexpected_reply(&reply));
     }
@@ -398,4 +403,103 @@ fn describe_broker(
         .with_port(port as i32)
         .with_rack(rack.as_deref().map(str_bytes))
         .with_is_fenced(fenced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ConnectionContext;
+    use kafka_protocol::messages::{ApiKey, RequestHeader};
+    use kafka_protocol::protocol::Encodable;
+
+    fn connection() -> ConnectionContext {
+        ConnectionContext {
+            listener: "PLAINTEXT".into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        }
+    }
+
+    fn context(connection: &ConnectionContext, version: i16) -> RequestContext<'_> {
+        RequestContext {
+            connection,
+            header: RequestHeader::default().with_request_api_version(version),
+            api_key: ApiKey::ElectLeaders,
+        }
+    }
+
+    fn refused(code: ResponseError) -> ApiError {
+        ApiError::new(code, "why")
+    }
+
+    #[test]
+    fn election_results_are_grouped_by_topic_with_null_messages_on_success() {
+        let results = election_results(vec![
+            (("b".into(), 1), Ok(())),
+            (
+                ("a".into(), 0),
+                Err(refused(ResponseError::ElectionNotNeeded)),
+            ),
+            (("b".into(), 0), Ok(())),
+        ]);
+        let topics: Vec<&str> = results.iter().map(|r| r.topic.0.as_str()).collect();
+        assert_eq!(topics, vec!["a", "b"]);
+        let a = &results[0].partition_result[0];
+        assert_eq!(a.error_code, ResponseError::ElectionNotNeeded.code());
+        assert_eq!(a.error_message.as_deref(), Some("why"));
+        let b: Vec<(i32, i16, bool)> = results[1]
+            .partition_result
+            .iter()
+            .map(|p| (p.partition_id, p.error_code, p.error_message.is_none()))
+            .collect();
+        assert_eq!(b, vec![(1, 0, true), (0, 0, true)]);
+    }
+
+    #[test]
+    fn a_failed_election_request_reports_at_the_top_only_from_v1() {
+        let conn = connection();
+        let targets = [("t".to_string(), 0)];
+        for version in 0..=2 {
+            let response = failed_elections(
+                &context(&conn, version),
+                Some(&targets),
+                refused(ResponseError::NotController),
+            );
+            let top = if version >= 1 {
+                ResponseError::NotController.code()
+            } else {
+                0
+            };
+            assert_eq!(response.error_code, top, "v{version}");
+            let p = &response.replica_election_results[0].partition_result[0];
+            assert_eq!(p.error_code, ResponseError::NotController.code());
+            // v0 has no top-level field: setting it would make the answer unencodable.
+            let mut buf = bytes::BytesMut::new();
+            response.encode(&mut buf, version).unwrap();
+        }
+        let all = failed_elections(
+            &context(&conn, 1),
+            None,
+            refused(ResponseError::RequestTimedOut),
+        );
+        assert!(all.replica_election_results.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_expired_deadline_times_out_without_asking() {
+        let asked = std::sync::atomic::AtomicBool::new(false);
+        let e = before(deadline_of(0), 0, async {
+            asked.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.error, ResponseError::RequestTimedOut);
+        assert!(!asked.load(std::sync::atomic::Ordering::SeqCst));
+        let slow = before(deadline_of(20), 20, std::future::pending::<ApiResult<()>>()).await;
+        assert_eq!(slow.unwrap_err().error, ResponseError::RequestTimedOut);
+        assert_eq!(
+            before(deadline_of(1000), 1000, async { Ok(7) }).await,
+            Ok(7)
+        );
+    }
 }

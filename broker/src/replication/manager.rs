@@ -35,6 +35,9 @@ pub struct FetchTarget {
 
 pub type FetchTargets = Arc<Mutex<HashMap<TopicPartition, FetchTarget>>>;
 
+/// For each leader, the partitions to fetch from it: (partition, leader epoch, throttled).
+type WantedFetches = HashMap<i32, HashMap<TopicPartition, (Arc<Partition>, i32, bool)>>;
+
 #[derive(Debug)]
 struct Fetcher {
     targets: FetchTargets,
@@ -91,8 +94,7 @@ impl ReplicaManager {
         }
         let me = self.node_id;
         let now = now_ms();
-        let mut wanted: HashMap<i32, HashMap<TopicPartition, (Arc<Partition>, i32, bool)>> =
-            HashMap::new();
+        let mut wanted: WantedFetches = HashMap::new();
         let mut gained_offsets = Vec::new();
         let mut lost_offsets = Vec::new();
         for (topic, p) in image.partitions() {
@@ -174,7 +176,7 @@ impl ReplicaManager {
     fn update_fetchers(
         &self,
         broker: &Arc<Broker>,
-        mut wanted: HashMap<i32, HashMap<TopicPartition, (Arc<Partition>, i32, bool)>>,
+        mut wanted: WantedFetches,
     ) {
         let mut fetchers = self.fetchers.lock();
         fetchers.retain(|leader, f| {
@@ -317,19 +319,6 @@ impl ReplicaManager {
                 }
             }
         });
-    }
-
-    /// The replicas this broker follows that are not in their ISR yet.
-    pub fn lagging_followed(&self, image: &MetadataImage) -> Vec<TopicPartition> {
-        let me = self.node_id;
-        image
-            .partitions()
-            .filter(|(_, p)| p.replicas.contains(&me) && p.leader != me && !p.isr.contains(&me))
-            .map(|(t, p)| TopicPartition {
-                topic: t.name.clone(),
-                partition: p.partition,
-            })
-            .collect()
     }
 }
 

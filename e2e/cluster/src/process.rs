@@ -48,6 +48,8 @@ impl BrokerProcess {
         // SAFETY: the closure runs between fork and exec and only calls prctl(2), which
         // is async-signal-safe. PDEATHSIG kills the broker if the test process dies without
         // running destructors (e.g. SIGKILL); it survives `ip netns exec`, which execs.
+        // The "parent" is the spawning *thread*: drive a cluster from the thread that owns
+        // it (a test's own thread), not from a short-lived helper thread.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);

@@ -24,13 +24,19 @@ const PARTITIONS: i32 = 3;
 const SETTLE: Duration = Duration::from_secs(60);
 
 /// A started cluster with the scenario topic and the load running on it.
-fn cluster_with_load(brokers: usize, options: ClusterOptions) -> (Cluster, LoadGenerator) {
+fn cluster_with_load(
+    t: &Timer,
+    brokers: usize,
+    options: ClusterOptions,
+) -> (Cluster, LoadGenerator) {
     let c = Cluster::start(brokers, options).unwrap();
+    t.log(format!("{brokers} brokers ready"));
     c.create_topic(TOPIC, PARTITIONS, 3, &[("min.insync.replicas", "2")])
         .unwrap();
     let load =
         LoadGenerator::start(&c.bootstrap(), TOPIC, LoadOptions::new(1, RATE, PARTITIONS)).unwrap();
     load.wait_more_acks(200, FAULT_DEADLINE).unwrap();
+    t.log("topic created, load running");
     (c, load)
 }
 
@@ -41,17 +47,19 @@ fn sorted(mut v: Vec<i32>) -> Vec<i32> {
 
 #[test]
 fn kill9_leader_repeatedly() {
-    let _timer = Timer::start("kill9_leader_repeatedly");
-    let (mut c, load) = cluster_with_load(3, ClusterOptions::default());
+    let t = Timer::start("kill9_leader_repeatedly");
+    let (mut c, load) = cluster_with_load(&t, 3, ClusterOptions::default());
     for round in 1..=3 {
         let old = c.wait_leader(TOPIC, 0, FAULT_DEADLINE, |_| true).unwrap();
         let victim = c.index_of(old).unwrap();
-        eprintln!("round {round}: kill -9 broker {victim}, leader of {TOPIC}-0");
+        t.log(format!(
+            "round {round}: kill -9 broker {victim}, leader of {TOPIC}-0"
+        ));
         c.kill9(victim).unwrap();
         let new = c
             .wait_leader(TOPIC, 0, FAULT_DEADLINE, |l| l != old)
             .unwrap();
-        eprintln!("round {round}: broker {new} took over {TOPIC}-0");
+        t.log(format!("round {round}: broker {new} took over {TOPIC}-0"));
         load.wait_more_acks(150, FAULT_DEADLINE).unwrap();
         c.restart(victim).unwrap();
         c.wait_ready(victim).unwrap();
@@ -60,17 +68,18 @@ fn kill9_leader_repeatedly() {
         c.wait_full_isr(TOPIC, SETTLE).unwrap();
     }
     let history = load.stop().unwrap();
+    t.log("load stopped; verifying");
     let report = verify(&mut c, TOPIC, PARTITIONS, &history).unwrap();
     assert_clean(&report, &history);
 }
 
 #[test]
 fn rolling_restart_sigterm() {
-    let _timer = Timer::start("rolling_restart_sigterm");
-    let (mut c, load) = cluster_with_load(3, ClusterOptions::default());
+    let t = Timer::start("rolling_restart_sigterm");
+    let (mut c, load) = cluster_with_load(&t, 3, ClusterOptions::default());
     for i in 0..c.size() {
         let safe = c.wait_restart_safe(i, SETTLE).unwrap();
-        eprintln!("broker {i} restart-safe: {safe}");
+        t.log(format!("broker {i} restart-safe: {safe}"));
         let status = c.sigterm(i).unwrap();
         assert!(
             status.success(),
@@ -86,6 +95,7 @@ fn rolling_restart_sigterm() {
         history.failures().is_empty(),
         "a controlled rolling restart surfaces no error to an acks=all producer: {history}"
     );
+    t.log("load stopped; verifying");
     let report = verify(&mut c, TOPIC, PARTITIONS, &history).unwrap();
     assert_clean(&report, &history);
 }
@@ -95,15 +105,15 @@ const PINNED_PRODUCER: u32 = 99;
 
 #[test]
 fn leader_partitioned_away() {
-    let _timer = Timer::start("leader_partitioned_away");
+    let t = Timer::start("leader_partitioned_away");
     if !netns_available("leader_partitioned_away") {
         return;
     }
-    let (mut c, load) = cluster_with_load(3, ClusterOptions::namespaces());
+    let (mut c, load) = cluster_with_load(&t, 3, ClusterOptions::namespaces());
     let old = c.wait_leader(TOPIC, 0, FAULT_DEADLINE, |_| true).unwrap();
     let isolated = c.index_of(old).unwrap();
     let majority: Vec<usize> = (0..c.size()).filter(|&i| i != isolated).collect();
-    eprintln!("isolating broker {isolated}, leader of {TOPIC}-0");
+    t.log(format!("isolating broker {isolated}, leader of {TOPIC}-0"));
     c.isolate(isolated).unwrap();
 
     // acks=all writes sent to the isolated leader itself, until the majority has elected
@@ -156,7 +166,9 @@ fn leader_partitioned_away() {
             });
         }
     }
-    eprintln!("new leader as seen by the majority: {new_leader:?}");
+    t.log(format!(
+        "new leader as seen by the majority: {new_leader:?}"
+    ));
     let acked_by_isolated: Vec<&SendRecord> = pinned
         .iter()
         .filter(|s| s.acked_offset().is_some())
@@ -168,24 +180,26 @@ fn leader_partitioned_away() {
     load.wait_more_acks(150, FAULT_DEADLINE).unwrap();
 
     c.heal(isolated).unwrap();
+    t.log("healed");
     c.wait_ready(isolated).unwrap();
     c.wait_full_isr(TOPIC, SETTLE).unwrap();
     let history = load.stop().unwrap().merge(History::new(pinned));
+    t.log("load stopped; verifying");
     let report = verify(&mut c, TOPIC, PARTITIONS, &history).unwrap();
     assert_clean(&report, &history);
 }
 
 #[test]
 fn controller_failover() {
-    let _timer = Timer::start("controller_failover");
-    let (mut c, load) = cluster_with_load(3, ClusterOptions::default());
+    let t = Timer::start("controller_failover");
+    let (mut c, load) = cluster_with_load(&t, 3, ClusterOptions::default());
     let controller = wait_until("an active controller", FAULT_DEADLINE, || {
         c.active_controller()
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "none or several report activecontrollercount 1".to_string())
     })
     .unwrap();
-    eprintln!("kill -9 active controller {controller}");
+    t.log(format!("kill -9 active controller {controller}"));
     c.kill9(controller).unwrap();
     let successor = wait_until("a new active controller", FAULT_DEADLINE, || {
         match c.active_controller().map_err(|e| e.to_string())? {
@@ -194,7 +208,7 @@ fn controller_failover() {
         }
     })
     .unwrap();
-    eprintln!("broker {successor} is the active controller");
+    t.log(format!("broker {successor} is the active controller"));
     // Two brokers are live, so RF 2 is the most a new topic can have right now.
     c.create_topic("created-after-failover", 3, 2, &[]).unwrap();
     load.wait_more_acks(100, FAULT_DEADLINE).unwrap();
@@ -205,6 +219,7 @@ fn controller_failover() {
     c.wait_full_isr("created-after-restart", SETTLE).unwrap();
     c.wait_full_isr(TOPIC, SETTLE).unwrap();
     let history = load.stop().unwrap();
+    t.log("load stopped; verifying");
     let report = verify(&mut c, TOPIC, PARTITIONS, &history).unwrap();
     assert_clean(&report, &history);
 }
@@ -258,12 +273,14 @@ fn reassignment_of(c: &mut Cluster, partition: i32) -> Option<raw_admin::Ongoing
 
 #[test]
 fn reassignment_under_load() {
-    let _timer = Timer::start("reassignment_under_load");
-    let (mut c, load) = cluster_with_load(4, ClusterOptions::default());
+    let t = Timer::start("reassignment_under_load");
+    let (mut c, load) = cluster_with_load(&t, 4, ClusterOptions::default());
     let original = c.partition(TOPIC, 0).unwrap().replicas;
     let spare = (0..4).find(|b| !original.contains(b)).unwrap();
     let moved = vec![spare, original[0], original[1]];
-    eprintln!("reassigning {TOPIC}-0 from {original:?} to {moved:?}");
+    t.log(format!(
+        "reassigning {TOPIC}-0 from {original:?} to {moved:?}"
+    ));
     c.alter_partition_reassignment(TOPIC, 0, Some(&moved))
         .unwrap();
     wait_until("the first reassignment to complete", SETTLE, || {
@@ -300,13 +317,15 @@ fn reassignment_under_load() {
     if let Err(refusal) = c.admin_request("IncrementalAlterConfigs (throttled replicas)", |w| {
         raw_admin::incremental_alter_configs(w, RESOURCE_TOPIC, TOPIC, &throttled_replicas)
     }) {
-        eprintln!("note: throttled-replicas topic configs refused ({refusal}); relying on the broker rates");
+        t.log(format!("note: throttled-replicas topic configs refused ({refusal}); relying on the broker rates"));
     }
     fill(&c.bootstrap(), TOPIC, 0, 1024);
 
     let newcomer = (0..4).find(|b| !moved.contains(b)).unwrap();
     let throttled_target = vec![moved[0], moved[1], newcomer];
-    eprintln!("throttled reassignment of {TOPIC}-0 to {throttled_target:?}, then cancel");
+    t.log(format!(
+        "throttled reassignment of {TOPIC}-0 to {throttled_target:?}, then cancel"
+    ));
     c.alter_partition_reassignment(TOPIC, 0, Some(&throttled_target))
         .unwrap();
     let ongoing = wait_until(
@@ -349,6 +368,7 @@ fn reassignment_under_load() {
     load.wait_more_acks(100, FAULT_DEADLINE).unwrap();
     c.wait_full_isr(TOPIC, SETTLE).unwrap();
     let history = load.stop().unwrap();
+    t.log("load stopped; verifying");
     let report = verify(&mut c, TOPIC, PARTITIONS, &history).unwrap();
     assert_clean(&report, &history);
 }
@@ -358,15 +378,15 @@ const OFFSETS_PARTITIONS: i32 = 50;
 
 #[test]
 fn group_survives_coordinator_failover() {
-    let _timer = Timer::start("group_survives_coordinator_failover");
-    let (mut c, load) = cluster_with_load(3, ClusterOptions::default());
+    let t = Timer::start("group_survives_coordinator_failover");
+    let (mut c, load) = cluster_with_load(&t, 3, ClusterOptions::default());
     let bootstrap = c.bootstrap();
     let member = GroupMember::start(&bootstrap, GROUP, TOPIC).unwrap();
     member.wait_consumed_more(300, SETTLE).unwrap();
 
     let coordinator = c.group_coordinator(GROUP).unwrap();
     let offsets_partition = offsets_partition_for(GROUP, OFFSETS_PARTITIONS);
-    eprintln!("FindCoordinator: {coordinator}; the group lives in __consumer_offsets-{offsets_partition}, whose leader must be the coordinator");
+    t.log(format!("FindCoordinator: {coordinator}; the group lives in __consumer_offsets-{offsets_partition}, whose leader must be the coordinator"));
     c.wait_leader(
         "__consumer_offsets",
         offsets_partition,
@@ -393,9 +413,9 @@ fn group_survives_coordinator_failover() {
     .unwrap();
 
     let victim = c.index_of(coordinator).unwrap();
-    eprintln!(
+    t.log(format!(
         "kill -9 broker {victim}, coordinator of {GROUP} (__consumer_offsets-{offsets_partition}); committed {before:?}"
-    );
+    ));
     c.kill9(victim).unwrap();
     let successor = wait_until("a new group coordinator", FAULT_DEADLINE, || {
         match c.group_coordinator(GROUP) {
@@ -404,7 +424,7 @@ fn group_survives_coordinator_failover() {
         }
     })
     .unwrap();
-    eprintln!("broker {successor} coordinates {GROUP} now");
+    t.log(format!("broker {successor} coordinates {GROUP} now"));
     member.wait_consumed_more(300, SETTLE).unwrap();
     let after = wait_until("commits beyond the pre-failover ones", SETTLE, || {
         let o = offsets
@@ -427,14 +447,14 @@ fn group_survives_coordinator_failover() {
     let run = member.stop().unwrap();
     let watch = watcher.stop().unwrap();
 
-    eprintln!(
+    t.log(format!(
         "consumed {} records; {} commit errors; {} poll errors; {} offset samples ({} failed)",
         run.consumed.len(),
         run.commit_errors.len(),
         run.poll_errors.len(),
         watch.samples,
         watch.fetch_errors
-    );
+    ));
     assert!(
         watch.regressions.is_empty(),
         "committed offsets went backwards (partition, before, after): {:?}",
@@ -459,6 +479,7 @@ fn group_survives_coordinator_failover() {
             "partition {p}: never consumed offsets {missing:?}"
         );
     }
+    t.log("load stopped; verifying");
     let report = verify(&mut c, TOPIC, PARTITIONS, &history).unwrap();
     assert_clean(&report, &history);
 }

@@ -43,12 +43,21 @@ pub fn assert_clean(report: &Report, history: &History) {
     );
 }
 
-/// Prints how long a scenario took when it ends, passed or failed.
+/// Prefixes a scenario's progress lines with the time since it began, and prints the
+/// total when it ends, passed or failed.
 pub struct Timer(&'static str, Instant);
 
 impl Timer {
     pub fn start(name: &'static str) -> Timer {
         Timer(name, Instant::now())
+    }
+
+    pub fn log(&self, message: impl std::fmt::Display) {
+        eprintln!(
+            "[{:6.1}s] {}: {message}",
+            self.1.elapsed().as_secs_f64(),
+            self.0
+        );
     }
 }
 
