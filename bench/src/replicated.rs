@@ -28,7 +28,8 @@ use crate::{phase, Args, Report};
 /// The target: acks=all throughput at least this share of disk bandwidth / replicas.
 pub const TARGET_RATIO: f64 = 0.6;
 
-const ACKS: &str = "all";
+/// The acks the target is stated for.
+const TARGET_ACKS: &str = "all";
 const TOPIC: &str = "bench-replicated";
 const LATENCY_TOPIC: &str = "bench-replicated-latency";
 
@@ -41,6 +42,10 @@ pub struct ReplicatedArgs {
     /// The brokers' min.insync.replicas.
     #[arg(long, default_value_t = 2)]
     pub min_insync_replicas: usize,
+    /// Producer acks for the throughput and latency runs. The target is for acks=all;
+    /// acks=1 on the same cluster shows what waiting for the followers costs.
+    #[arg(long = "acks", default_value = TARGET_ACKS)]
+    pub acks: String,
     /// Producer enable.idempotence (off by default, like the single-broker runs).
     #[arg(long)]
     pub idempotence: bool,
@@ -60,6 +65,17 @@ pub struct IsrSeen {
     /// Each distinct (leader, ISR) in the order seen.
     pub changes: Vec<PartitionReplicas>,
     pub failed_polls: u64,
+}
+
+/// Request counts and the brokers' total time handling them, summed over brokers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestLoad {
+    pub produce_requests: f64,
+    /// Receipt to response, acks=all waiting for the followers included.
+    pub produce_ms_sum: f64,
+    pub fetch_requests: f64,
+    /// Receipt to response, a parked long poll's wait included.
+    pub fetch_ms_sum: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -82,6 +98,12 @@ pub struct ReplicatedResult {
     /// Each broker's log end offset of the topic from its /metrics after the produce
     /// run (node id order): every replica should hold every acknowledged record.
     pub replica_log_end_offsets: Vec<Option<i64>>,
+    /// Requests the brokers handled during the throughput run (/metrics, all brokers):
+    /// the producer's Produce requests and, as no consumer runs then, the followers'
+    /// Fetch requests.
+    pub produce_run_requests: Option<RequestLoad>,
+    /// Payload bytes acknowledged in the throughput run.
+    pub produce_bytes: u64,
     /// ISR shrinks and expands over all brokers during the load runs (/metrics).
     pub isr_shrinks: Option<f64>,
     pub isr_expands: Option<f64>,
@@ -89,7 +111,8 @@ pub struct ReplicatedResult {
     pub limit_mbps: Option<f64>,
     pub ratio: Option<f64>,
     pub target_ratio: f64,
-    /// None if not measured or not comparable (the ISR shrank during the run).
+    /// None if not measured or not comparable (the ISR shrank during the run, or the
+    /// run was not acks=all).
     pub met: Option<bool>,
     pub rss_after: Vec<Rss>,
 }
@@ -109,7 +132,7 @@ pub fn run(
         brokers: r.brokers,
         replication_factor: r.brokers,
         min_insync_replicas: r.min_insync_replicas,
-        acks: ACKS.into(),
+        acks: r.acks.clone(),
         idempotence: r.idempotence,
         topic: TOPIC.into(),
         target_ratio: TARGET_RATIO,
@@ -166,6 +189,7 @@ fn measure(
         ms(t.elapsed())
     );
     let counters_before = isr_counters(cluster);
+    let requests_before = request_load(cluster);
 
     let settings = ProducerSettings {
         bootstrap: bootstrap.clone(),
@@ -176,10 +200,19 @@ fn measure(
     };
     let poll = Duration::from_millis(r.isr_poll_ms.max(10));
     let (acked, seen) = watching_isr(&bootstrap, TOPIC, poll, || {
-        crate::produce_run(args, cluster, &settings, TOPIC, 1, ACKS, pool, report)
+        crate::produce_run(args, cluster, &settings, TOPIC, 1, &r.acks, pool, report)
     });
     let acked = acked?;
     result.during_produce = Some(seen);
+    result.produce_bytes = report.produce.last().map_or(0, |p| p.bytes_acked);
+    if let (Some(a), Some(b)) = (requests_before, request_load(cluster)) {
+        result.produce_run_requests = Some(RequestLoad {
+            produce_requests: b.produce_requests - a.produce_requests,
+            produce_ms_sum: b.produce_ms_sum - a.produce_ms_sum,
+            fetch_requests: b.fetch_requests - a.fetch_requests,
+            fetch_ms_sum: b.fetch_ms_sum - a.fetch_ms_sum,
+        });
+    }
     check_replicas(cluster, acked, report, result);
     if let (Some(limit), Some(p)) = (result.limit_mbps, report.produce.last()) {
         let ratio = p.mbps / limit;
@@ -189,7 +222,7 @@ fn measure(
             .as_ref()
             .and_then(|s| s.smallest_isr)
             .is_some_and(|n| n >= r.brokers);
-        result.met = full_isr.then_some(ratio >= TARGET_RATIO);
+        result.met = (full_isr && r.acks == TARGET_ACKS).then_some(ratio >= TARGET_RATIO);
         eprintln!(
             "  {:.1} MB/s = {:.0}% of disk/{} ({limit:.1} MB/s); target {:.0}%",
             p.mbps,
@@ -201,7 +234,15 @@ fn measure(
 
     create_replicated(&bootstrap, LATENCY_TOPIC, r.brokers, ready_timeout)?;
     let (latency, seen) = watching_isr(&bootstrap, LATENCY_TOPIC, poll, || {
-        crate::latency_run(args, cluster, &settings, LATENCY_TOPIC, ACKS, pool, report)
+        crate::latency_run(
+            args,
+            cluster,
+            &settings,
+            LATENCY_TOPIC,
+            &r.acks,
+            pool,
+            report,
+        )
     });
     latency?;
     result.during_latency = Some(seen);
@@ -292,6 +333,28 @@ fn isr_counters(cluster: &Cluster) -> Option<(f64, f64)> {
     Some(sums)
 }
 
+/// Produce and Fetch request counts and time sums over every broker's /metrics; None
+/// if any broker did not answer.
+fn request_load(cluster: &Cluster) -> Option<RequestLoad> {
+    let mut load = RequestLoad::default();
+    for b in &cluster.brokers {
+        let (status, text) = http_get(b.admin_addr, "/metrics").ok()?;
+        if status != 200 {
+            return None;
+        }
+        // A broker that has not handled an API yet has no sample for it.
+        let v =
+            |name: &str, api: &str| metric_value(&text, name, &[("request", api)]).unwrap_or(0.0);
+        let count = "kafka_network_requestmetrics_requests_total";
+        let sum = "kafka_network_requestmetrics_totaltimems_sum";
+        load.produce_requests += v(count, "Produce");
+        load.produce_ms_sum += v(sum, "Produce");
+        load.fetch_requests += v(count, "Fetch");
+        load.fetch_ms_sum += v(sum, "Fetch");
+    }
+    Some(load)
+}
+
 /// After the produce run: the leader's high watermark and every replica's log end
 /// offset must cover every acknowledged record. Followers may still be a fetch behind
 /// the last acknowledgement's high watermark, so their offsets are read until they
@@ -303,16 +366,41 @@ fn check_replicas(
     result: &mut ReplicatedResult,
 ) {
     let bootstrap = cluster.bootstrap();
-    match kafka::watermarks(&bootstrap, TOPIC, 0) {
-        Ok((low, high)) => {
-            result.high_watermark_after_produce = Some(high);
-            if high.saturating_sub(low) < acked as i64 {
-                report.errors.push(format!(
-                    "{TOPIC}: high watermark {high} (log start {low}) below the {acked} acknowledged records"
-                ));
+    // An acks=all acknowledgement means the high watermark had passed the record, so
+    // the first reading must already cover every acknowledged record; with fewer acks
+    // the followers may still be catching up, and the high watermark with them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut first = true;
+    loop {
+        match kafka::watermarks(&bootstrap, TOPIC, 0) {
+            Ok((low, high)) => {
+                let covered = high.saturating_sub(low) >= acked as i64;
+                if first {
+                    result.high_watermark_after_produce = Some(high);
+                    if !covered && result.acks == TARGET_ACKS {
+                        report.errors.push(format!(
+                            "{TOPIC}: high watermark {high} (log start {low}) below the {acked} records acknowledged with acks=all"
+                        ));
+                        break;
+                    }
+                }
+                if covered {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    report.errors.push(format!(
+                        "{TOPIC}: high watermark {high} (log start {low}) still below the {acked} acknowledged records after 10 s"
+                    ));
+                    break;
+                }
+            }
+            Err(e) => {
+                report.errors.push(format!("{e:#}"));
+                break;
             }
         }
-        Err(e) => report.errors.push(format!("{e:#}")),
+        first = false;
+        thread::sleep(Duration::from_millis(100));
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let partition = [("topic", TOPIC), ("partition", "0")];

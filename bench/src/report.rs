@@ -541,6 +541,26 @@ fn replicated_rows(row: &mut Row<'_>, rep: &ReplicatedResult) {
         String::new(),
         "",
     );
+    if let Some(q) = &rep.produce_run_requests {
+        let per = |total: f64, n: f64| if n > 0.0 { total / n } else { f64::NAN };
+        let bytes = rep.produce_bytes as f64;
+        let followers = rep.replication_factor.saturating_sub(1) as f64;
+        row(
+            "Requests during the throughput run (all brokers' /metrics): the producer's Produce; the followers' Fetch (no consumer runs then). Payload per request; broker time per request, receipt → response",
+            format!(
+                "Produce {:.0} ({:.0} KiB, {:.1} ms each); Fetch {:.0} ({:.0} KiB, {:.1} ms each)",
+                q.produce_requests,
+                per(bytes, q.produce_requests) / 1024.0,
+                per(q.produce_ms_sum, q.produce_requests),
+                q.fetch_requests,
+                per(bytes * followers, q.fetch_requests) / 1024.0,
+                per(q.fetch_ms_sum, q.fetch_requests),
+            ),
+            String::new(),
+            String::new(),
+            "",
+        );
+    }
     row(
         "ISR shrinks / expands over all brokers during the load runs (/metrics)",
         format!(
@@ -596,6 +616,7 @@ fn replicated_produce_row(row: &mut Row<'_>, rep: &ReplicatedResult, p: &Produce
             .unwrap_or_default(),
         match rep.met {
             Some(met) => verdict(met),
+            None if rep.ratio.is_some() && rep.acks != "all" => "target is for acks=all",
             None if rep.ratio.is_some() => "not comparable: the ISR shrank",
             None => "",
         },

@@ -83,12 +83,22 @@ fn replication_snapshot(broker: &Broker) -> ReplicationSnapshot {
 }
 
 async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
+    let image = broker.metadata.image();
     let verdict = cluster_health::readiness(
         broker.is_ready(),
         broker.membership.state(),
-        &broker.metadata.image(),
+        &image,
         broker.node_id(),
     );
+    // Groups of the offsets partitions it leads must be loaded too, or the first group
+    // request after a restart would be sent away.
+    let verdict = verdict.and_then(|()| {
+        if broker.groups.serves_led_partitions(&image, broker.node_id()) {
+            Ok(())
+        } else {
+            Err(cluster_health::NotReady::LoadingGroups)
+        }
+    });
     match verdict {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),

@@ -26,6 +26,8 @@ pub enum NotReady {
     Fenced,
     /// Partitions it follows (from a live leader) whose ISR it has not rejoined.
     OutOfSync { partitions: Vec<String> },
+    /// It leads offsets partitions whose consumer groups are still loading.
+    LoadingGroups,
 }
 
 impl fmt::Display for NotReady {
@@ -42,6 +44,7 @@ impl fmt::Display for NotReady {
                 partitions.len(),
                 capped_list(partitions)
             ),
+            NotReady::LoadingGroups => write!(f, "not ready: still loading consumer groups"),
         }
     }
 }

@@ -227,7 +227,11 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
     }
 
     let membership = Membership::new(&config, endpoints(&config));
-    membership.register(&metadata).await;
+    // A node the quorum refuses (another cluster's id) would wait here for ever.
+    tokio::select! {
+        () = membership.register(&metadata) => {}
+        e = quorum.fatal() => bail!("cannot join the metadata quorum: {e}"),
+    }
     // The image is now at least as new as our registration: it says which partitions
     // live here, so stray directories can be told from real ones.
     let node = config.node_id;

@@ -151,6 +151,12 @@ impl GroupCoordinator {
         self.partitions.status(partition)
     }
 
+    /// The offsets partitions loading or loaded here: a leadership reconciliation can
+    /// unload those the metadata no longer has this broker lead (or hold at all).
+    pub fn owned_partitions(&self) -> Vec<i32> {
+        self.partitions.owned()
+    }
+
     /// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS when `group_id` is not served here.
     pub fn check_coordinating(&self, group_id: &str) -> Result<(), ResponseError> {
         match self
@@ -1218,6 +1224,15 @@ mod tests {
             "the partition moved away while loading"
         );
         assert_eq!(c.partition_status(7), PartitionStatus::NotOwned);
+        assert!(c.owned_partitions().is_empty());
+        let load = c.begin_load(3).unwrap();
+        assert_eq!(
+            c.owned_partitions(),
+            vec![3],
+            "a loading partition is owned"
+        );
+        assert!(c.finish_load(load));
+        assert_eq!(c.owned_partitions(), vec![3]);
     }
 
     #[tokio::test]

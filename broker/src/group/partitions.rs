@@ -101,6 +101,13 @@ impl Partitions {
         }
     }
 
+    /// Every partition loading or loaded here, in order.
+    pub fn owned(&self) -> Vec<i32> {
+        let mut owned: Vec<i32> = self.slots.read().keys().copied().collect();
+        owned.sort_unstable();
+        owned
+    }
+
     pub fn any_loading(&self) -> bool {
         self.slots
             .read()

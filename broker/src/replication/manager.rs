@@ -156,6 +156,16 @@ impl ReplicaManager {
             partition.poke();
         }
         self.update_fetchers(broker, wanted);
+        // Offsets partitions no longer led here, including ones whose replica moved away
+        // (their log is gone, so the loop above never saw them).
+        for p in broker.groups.owned_partitions() {
+            let leads = image
+                .partition(OFFSETS_TOPIC, p)
+                .is_some_and(|(_, state)| state.leader == me);
+            if !leads && !lost_offsets.contains(&p) {
+                lost_offsets.push(p);
+            }
+        }
         for p in lost_offsets {
             broker.groups.unload_partition(p);
         }

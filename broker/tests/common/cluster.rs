@@ -36,7 +36,7 @@ impl Node {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -103,23 +103,50 @@ pub struct Cluster {
     root: Option<tempfile::TempDir>,
     ready_timeout: Duration,
     metadata: BaseConsumer,
-    admin: AdminClient<DefaultClientContext>,
     runtime: tokio::runtime::Runtime,
     // Dropped after the processes (killed in Drop::drop), before the slot.
     topology: Option<Topology>,
     _slot: SlotGuard,
 }
 
-fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| HarnessError::io("bind 127.0.0.1:0 for a free port", e))
+/// `count` distinct free loopback ports: all stay bound until every one is chosen, so
+/// the kernel cannot hand the same port out twice.
+fn free_ports(count: usize) -> Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| HarnessError::io("bind 127.0.0.1:0 for a free port", e))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| HarnessError::io("read a bound port", e))
 }
+
+/// Another process may take a chosen port before the broker binds it; a start that
+/// failed that way is retried with new ports this many times in all.
+const START_ATTEMPTS: usize = 3;
 
 impl Cluster {
     /// Starts `n` brokers (node ids `0..n`) and waits until every one answers `/ready`.
     pub fn start(n: usize, options: ClusterOptions) -> Result<Cluster> {
+        let mut attempt = 1;
+        loop {
+            match Cluster::start_once(n, &options) {
+                Err(HarnessError::StartFailed { detail, logs })
+                    if attempt < START_ATTEMPTS
+                        && options.network == Network::Loopback
+                        && logs.contains("Address already in use") =>
+                {
+                    eprintln!("cluster start lost a port race ({detail}); retrying with new ports");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(n: usize, options: &ClusterOptions) -> Result<Cluster> {
         let slot = SlotGuard::acquire();
         let binary = broker_binary()?;
         let topology = match options.network {
@@ -131,15 +158,19 @@ impl Cluster {
             .tempdir()
             .map_err(|e| HarnessError::io("create cluster temp dir", e))?;
 
+        let ports = match &topology {
+            None => free_ports(3 * n)?,
+            Some(_) => Vec::new(),
+        };
         let mut addresses = Vec::with_capacity(n);
         for i in 0..n {
             addresses.push(match &topology {
                 None => BrokerAddress {
                     node_id: i as i32,
                     host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    kafka_port: free_port()?,
-                    controller_port: free_port()?,
-                    admin_port: free_port()?,
+                    kafka_port: ports[3 * i],
+                    controller_port: ports[3 * i + 1],
+                    admin_port: ports[3 * i + 2],
                 },
                 Some(t) => BrokerAddress {
                     node_id: i as i32,
@@ -193,9 +224,6 @@ impl Cluster {
             .set("group.id", "strom-e2e-metadata")
             .set("enable.auto.commit", "false")
             .create()?;
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -205,7 +233,6 @@ impl Cluster {
             root: Some(root),
             ready_timeout: options.ready_timeout,
             metadata,
-            admin,
             runtime,
             topology,
             _slot: slot,
@@ -229,11 +256,15 @@ impl Cluster {
     }
 
     fn node(&self, i: usize) -> Result<&Node> {
-        self.nodes.get(i).ok_or(HarnessError::NoSuchBroker(i))
+        self.nodes
+            .get(i)
+            .ok_or(HarnessError::NoSuchBroker(i as i64))
     }
 
     fn node_mut(&mut self, i: usize) -> Result<&mut Node> {
-        self.nodes.get_mut(i).ok_or(HarnessError::NoSuchBroker(i))
+        self.nodes
+            .get_mut(i)
+            .ok_or(HarnessError::NoSuchBroker(i as i64))
     }
 
     /// The broker index for a Kafka node id (they are equal; this checks the range).
@@ -241,7 +272,7 @@ impl Cluster {
         usize::try_from(node_id)
             .ok()
             .filter(|&i| i < self.nodes.len())
-            .ok_or(HarnessError::NoSuchBroker(node_id.max(0) as usize))
+            .ok_or(HarnessError::NoSuchBroker(i64::from(node_id)))
     }
 
     /// `host:port` of every broker, comma separated.
@@ -328,11 +359,28 @@ impl Cluster {
         process.sigterm(SIGTERM_DEADLINE)
     }
 
-    /// Stops every running broker with SIGTERM, one after the other (a killed one counts
-    /// as stopped). Returns each broker's exit status or error.
+    /// Stops every running broker with SIGTERM, all at once: one after the other, the
+    /// last voters would wait out their controlled-shutdown timeout after the controller
+    /// quorum is gone. Returns each broker's exit status or error.
     pub fn stop_all(&mut self) -> Vec<(usize, Result<ExitStatus>)> {
+        self.stop_all_within(SIGTERM_DEADLINE)
+    }
+
+    /// [`Cluster::stop_all`] with its own deadline, after which stragglers are killed
+    /// (and reported as errors).
+    pub fn stop_all_within(&mut self, deadline: Duration) -> Vec<(usize, Result<ExitStatus>)> {
         let running = self.running();
-        running.into_iter().map(|i| (i, self.sigterm(i))).collect()
+        let stopping: Vec<(usize, BrokerProcess)> = running
+            .into_iter()
+            .filter_map(|i| Some((i, self.nodes.get_mut(i)?.process.take()?)))
+            .collect();
+        for (_, process) in &stopping {
+            process.send_sigterm();
+        }
+        stopping
+            .into_iter()
+            .map(|(i, process)| (i, process.wait_exit(deadline)))
+            .collect()
     }
 
     /// `(status, body)` of an admin HTTP GET on broker `i`.
@@ -505,6 +553,10 @@ impl Cluster {
 
     /// Creates a topic through rdkafka's AdminClient, retrying retriable errors (an
     /// election in progress) for up to 30 s, then waits until every partition has a leader.
+    ///
+    /// Each attempt uses a new AdminClient: librdkafka sends CreateTopics to the controller
+    /// id from its cached metadata and does not refresh it when that broker dies, so a
+    /// long-lived client keeps waiting for a killed controller.
     pub fn create_topic(
         &self,
         name: &str,
@@ -530,9 +582,13 @@ impl Cluster {
                 let options = AdminOptions::new()
                     .operation_timeout(Some(Duration::from_secs(10)))
                     .request_timeout(Some(Duration::from_secs(15)));
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", self.bootstrap())
+                    .create()
+                    .map_err(|e| format!("admin client: {e}"))?;
                 let results = self
                     .runtime
-                    .block_on(self.admin.create_topics([&topic], &options));
+                    .block_on(admin.create_topics([&topic], &options));
                 let result = match results {
                     Ok(mut r) => r.pop(),
                     Err(e) => return Err(format!("request failed: {e}")),

@@ -36,7 +36,7 @@ pub enum HarnessError {
     #[error("broker {0} is still running")]
     StillRunning(usize),
     #[error("no broker with index {0}")]
-    NoSuchBroker(usize),
+    NoSuchBroker(i64),
     #[error("this cluster was started without network namespaces")]
     NotNamespaced,
     #[error("cluster did not start: {detail}\n{logs}")]

@@ -2,7 +2,8 @@
 //! the root namespace (where the test client runs), nftables drop rules to cut a broker off
 //! from its peers, and teardown that also runs on panic.
 //!
-//! Names carry the test process id (`strom-<pid>-<n>-<i>`, `stb<pid><n>`, `stv<pid><n><i>`),
+//! Names carry the test process id (`strom-<pid>-<n>-<i>`, `strom-probe-<pid>-<n>`,
+//! `stb<pid><n>`, `stv<pid><n><i>`),
 //! so leftovers of a test process that died without unwinding are found and removed by the
 //! next run.
 
@@ -38,7 +39,12 @@ pub fn probe() -> std::result::Result<(), String> {
             ));
         }
     }
-    let name = format!("strom-probe-{}", std::process::id());
+    static PROBES: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "strom-probe-{}-{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
     run("ip", &["netns", "add", &name]).map_err(|e| e.to_string())?;
     let filtered = run("ip", &["netns", "exec", &name, "nft", "list", "tables"]);
     let _ = run("ip", &["netns", "del", &name]);
@@ -245,6 +251,7 @@ fn sweep_leftovers() {
             };
             let pid = name
                 .strip_prefix("strom-")
+                .map(|rest| rest.strip_prefix("probe-").unwrap_or(rest))
                 .and_then(|rest| rest.split('-').next())
                 .and_then(|p| p.parse::<u32>().ok());
             if pid.is_some_and(|p| !alive(p)) {

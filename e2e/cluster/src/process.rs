@@ -79,8 +79,18 @@ impl BrokerProcess {
 
     /// SIGTERM, then waits up to `deadline` for the exit. On timeout the process group
     /// is killed and the error says so.
-    pub fn sigterm(mut self, deadline: Duration) -> Result<ExitStatus> {
+    pub fn sigterm(self, deadline: Duration) -> Result<ExitStatus> {
+        self.send_sigterm();
+        self.wait_exit(deadline)
+    }
+
+    /// SIGTERM without waiting, to stop several brokers at once.
+    pub fn send_sigterm(&self) {
         self.signal(libc::SIGTERM);
+    }
+
+    /// Waits up to `deadline` for the process to exit; then kills the group and fails.
+    pub fn wait_exit(mut self, deadline: Duration) -> Result<ExitStatus> {
         let started = Instant::now();
         loop {
             if let Some(status) = self.try_exit_status() {

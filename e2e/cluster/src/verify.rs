@@ -16,6 +16,10 @@ const SETTLE: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Worth a note: controlled shutdown of an idle cluster should take moments.
 const SLOW_STOP: Duration = Duration::from_secs(5);
+/// After this, brokers still shutting down are killed (and noted): the files below the
+/// high watermark are final either way, and a suite of scenarios cannot wait out every
+/// broker's controlled-shutdown timeout.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Checks `history` against `topic` (partitions `0..partitions`) and stops every broker.
 /// Harness failures (a broker never answering) are errors; correctness findings are in
@@ -64,7 +68,7 @@ pub fn verify(
     // The ISR as of the read; the replicas' files are only stable once stopped.
     let isr: BTreeMap<i32, Vec<i32>> = infos.iter().map(|p| (p.partition, p.isr.clone())).collect();
     let stopping = std::time::Instant::now();
-    for (i, result) in cluster.stop_all() {
+    for (i, result) in cluster.stop_all_within(STOP_DEADLINE) {
         if let Err(e) = result {
             report
                 .notes
