@@ -172,7 +172,8 @@ if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
 else
     step "cargo fmt" cargo fmt --all -- --check
     step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-    step "cargo test" cargo test --workspace
+    # The fault tests need the broker binary and network namespaces; they run below.
+    step "cargo test" cargo test --workspace --exclude strom-e2e-cluster
 fi
 
 BROKER_BIN="$TARGET_DIR/debug/strom-broker"
@@ -180,6 +181,13 @@ BUILD_OK=0
 step "build strom-broker" cargo build -p strom-broker
 if [ "$LAST_RC" -eq 0 ] && [ -x "$BROKER_BIN" ]; then
     BUILD_OK=1
+fi
+
+# Multi-broker fault tests (e2e/cluster/README.md): real brokers, one cluster at a time,
+# network partitions in namespaces (required here: the test command runs as root).
+if [ "${STROM_SKIP_RUST:-0}" != "1" ] && [ "$BUILD_OK" -eq 1 ]; then
+    step "cluster fault tests (e2e/cluster)" env STROM_BROKER_BIN="$BROKER_BIN" \
+        STROM_E2E_REQUIRE_NETNS=1 cargo test -p strom-e2e-cluster -- --test-threads=1
 fi
 
 if [ -f "$ROOT/e2e/clients/rdkafka-compat/Cargo.toml" ]; then

@@ -93,7 +93,10 @@ async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
     // Groups of the offsets partitions it leads must be loaded too, or the first group
     // request after a restart would be sent away.
     let verdict = verdict.and_then(|()| {
-        if broker.groups.serves_led_partitions(&image, broker.node_id()) {
+        if broker
+            .groups
+            .serves_led_partitions(&image, broker.node_id())
+        {
             Ok(())
         } else {
             Err(cluster_health::NotReady::LoadingGroups)

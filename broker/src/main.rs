@@ -67,7 +67,10 @@ fn format_command(args: &[String]) -> ExitCode {
     };
     match strom_broker::server::format_log_dirs(&config, &cluster_id) {
         Ok(n) => {
-            println!("formatted {n} log dir(s) for cluster {cluster_id}, node {}", config.node_id);
+            println!(
+                "formatted {n} log dir(s) for cluster {cluster_id}, node {}",
+                config.node_id
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -113,7 +116,8 @@ fn parse_args(args: &[String]) -> Result<Properties, String> {
 }
 
 fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -23,8 +23,6 @@ use crate::quorum::{self, membership::Membership, Metadata, MetadataQuorum};
 const META_PROPERTIES: &str = "meta.properties";
 /// Where the metadata journal lives, under the first log dir (Kafka's KRaft name).
 const METADATA_DIR: &str = "__cluster_metadata-0";
-/// How long a controlled shutdown may take before the broker stops anyway.
-const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the flush policy's time limit (flush.ms) is checked.
@@ -158,7 +156,8 @@ async fn import_single_node_journal(
     if !dir.join(journal::FILE).exists() || config.cluster.voters.len() != 1 {
         return Ok(());
     }
-    let (_, replay) = journal::Journal::open(&dir).context("cannot read the old metadata journal")?;
+    let (_, replay) =
+        journal::Journal::open(&dir).context("cannot read the old metadata journal")?;
     let records: Vec<_> = replay.batches.into_iter().flatten().collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !quorum.is_leader() {
@@ -173,10 +172,16 @@ async fn import_single_node_journal(
             .propose(records)
             .await
             .context("cannot import the old metadata journal")?;
-        tracing::info!(records = count, "imported the single-node metadata journal into the quorum");
+        tracing::info!(
+            records = count,
+            "imported the single-node metadata journal into the quorum"
+        );
     }
-    fs::rename(dir.join(journal::FILE), dir.join(format!("{}.imported", journal::FILE)))
-        .context("cannot set the imported metadata journal aside")?;
+    fs::rename(
+        dir.join(journal::FILE),
+        dir.join(format!("{}.imported", journal::FILE)),
+    )
+    .context("cannot set the imported metadata journal aside")?;
     Ok(())
 }
 
@@ -320,13 +325,19 @@ impl Running {
         let broker = self.broker;
         tracing::info!("shutting down: moving leaderships away");
         broker.set_ready(false);
-        if broker.membership.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await {
+        // With a reachable controller this takes milliseconds. Without one (the whole
+        // cluster stopping), waiting longer than a session is pointless: the controller
+        // that comes back fences this broker after that long anyway.
+        let limit = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms);
+        if broker.membership.controlled_shutdown(limit).await {
             let me = broker.node_id();
             let moved = broker
                 .await_image(|i| i.partitions().all(|(_, p)| p.leader != me))
                 .await;
             if !moved {
-                tracing::warn!("controlled shutdown finished but this broker's image still shows it leading");
+                tracing::warn!(
+                    "controlled shutdown finished but this broker's image still shows it leading"
+                );
             }
         } else {
             tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
@@ -366,7 +377,9 @@ async fn follow_metadata(broker: Arc<Broker>) {
     loop {
         let image = images.borrow_and_update().clone();
         let b = broker.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || b.replicas.apply_image(&b, &image)).await {
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || b.replicas.apply_image(&b, &image)).await
+        {
             tracing::error!(error = %e, "applying metadata panicked");
         }
         if images.changed().await.is_err() {

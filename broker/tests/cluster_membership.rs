@@ -91,9 +91,11 @@ fn format_sets_the_cluster_id_and_a_foreign_node_is_refused() {
         std::fs::read_to_string(temp.path().join(format!("b{i}.log"))).unwrap_or_default()
     };
     for (i, admin) in admin_ports.iter().take(2).enumerate() {
-        wait_for(&format!("broker {i} ready"), Duration::from_secs(60), || {
-            (http_get(*admin, "/ready").map(|(s, _)| s) == Some(200)).then_some(())
-        });
+        wait_for(
+            &format!("broker {i} ready"),
+            Duration::from_secs(60),
+            || (http_get(*admin, "/ready").map(|(s, _)| s) == Some(200)).then_some(()),
+        );
     }
     // The node of cluster-b is refused by both voters of cluster-a and exits with why.
     let status = wait_for("the foreign node to exit", Duration::from_secs(60), || {
@@ -105,7 +107,10 @@ fn format_sets_the_cluster_id_and_a_foreign_node_is_refused() {
         foreign.contains("cluster-a") && foreign.contains("cluster-b"),
         "the refusal names both ids:\n{foreign}"
     );
-    assert!(log(0).contains("cluster-b"), "the voter logs the refusal too");
+    assert!(
+        log(0).contains("cluster-b"),
+        "the voter logs the refusal too"
+    );
 }
 
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
@@ -146,8 +151,7 @@ fn acks_all_honours_min_insync_replicas_when_the_isr_shrinks() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let created = runtime
         .block_on(admin(&bootstrap).create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(3))
-                .set("min.insync.replicas", "3")],
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "3")],
             &AdminOptions::new(),
         ))
         .expect("create topics");
@@ -174,7 +178,9 @@ fn acks_all_honours_min_insync_replicas_when_the_isr_shrinks() {
         ("enable.idempotence", "false"),
     ];
     let refused = try_produce(&bootstrap, topic, &no_retries, &[all("three")]);
-    let error = refused[0].as_ref().expect_err("acks=all must fail below min ISR");
+    let error = refused[0]
+        .as_ref()
+        .expect_err("acks=all must fail below min ISR");
     assert!(
         error.to_lowercase().contains("not enough in-sync replicas"),
         "{error}"
@@ -184,11 +190,17 @@ fn acks_all_honours_min_insync_replicas_when_the_isr_shrinks() {
     assert!(one[0].is_ok(), "{one:?}");
     let admin_port = leader_node.admin_port;
     assert_eq!(
-        metric(admin_port, "kafka_server_replicamanager_underminisrpartitioncount"),
+        metric(
+            admin_port,
+            "kafka_server_replicamanager_underminisrpartitioncount"
+        ),
         Some(1.0)
     );
     assert_eq!(
-        metric(admin_port, "kafka_server_replicamanager_underreplicatedpartitions"),
+        metric(
+            admin_port,
+            "kafka_server_replicamanager_underreplicatedpartitions"
+        ),
         Some(1.0)
     );
     assert!(metric(admin_port, "kafka_server_replicamanager_isrshrinks_total") >= Some(1.0));

@@ -127,8 +127,12 @@ impl GroupCoordinator {
         &self.config
     }
 
+    /// Kafka's `Utils.abs(groupId.hashCode()) % offsets.topic.num.partitions` (its abs maps
+    /// i32::MIN to 0), so tools that compute a group's coordinator agree with us.
     pub fn partition_for(&self, group_id: &str) -> i32 {
-        (java_string_hash(group_id) & 0x7fff_ffff) % self.config.offsets_topic_partitions
+        let hash = java_string_hash(group_id);
+        let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+        abs % self.config.offsets_topic_partitions
     }
 
     fn limits(&self) -> Limits {
@@ -1057,6 +1061,15 @@ mod tests {
             .await;
         assert_eq!(synced.error, None);
         member
+    }
+
+    #[test]
+    fn groups_map_to_partitions_as_in_kafka() {
+        let c = GroupCoordinator::new(config());
+        // Java: "strom-e2e-failover-group".hashCode() == -2021077641 -> abs % 50 == 41.
+        assert_eq!(java_string_hash("strom-e2e-failover-group"), -2_021_077_641);
+        assert_eq!(c.partition_for("strom-e2e-failover-group"), 41);
+        assert_eq!(c.partition_for(""), 0);
     }
 
     #[test]

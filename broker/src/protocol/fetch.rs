@@ -193,7 +193,11 @@ fn read_partition(
         let Some(state) = role.leader() else {
             return Err(ApiError::new(
                 ResponseError::NotLeaderOrFollower,
-                format!("broker {} no longer leads {}", broker.node_id(), partition.id),
+                format!(
+                    "broker {} no longer leads {}",
+                    broker.node_id(),
+                    partition.id
+                ),
             ));
         };
         let throttled = follower.is_some_and(|f| state.adding.contains(&f));

@@ -183,11 +183,7 @@ impl ReplicaManager {
         });
     }
 
-    fn update_fetchers(
-        &self,
-        broker: &Arc<Broker>,
-        mut wanted: WantedFetches,
-    ) {
+    fn update_fetchers(&self, broker: &Arc<Broker>, mut wanted: WantedFetches) {
         let mut fetchers = self.fetchers.lock();
         fetchers.retain(|leader, f| {
             let keep = wanted.contains_key(leader);

@@ -377,9 +377,13 @@ impl Cluster {
         for (_, process) in &stopping {
             process.send_sigterm();
         }
+        let started = std::time::Instant::now();
         stopping
             .into_iter()
-            .map(|(i, process)| (i, process.wait_exit(deadline)))
+            .map(|(i, process)| {
+                let left = deadline.saturating_sub(started.elapsed());
+                (i, process.wait_exit(left))
+            })
             .collect()
     }
 

@@ -359,6 +359,9 @@ mod tests {
     #[test]
     fn offsets_partition_follows_kafka_abs_rule() {
         assert_eq!(offsets_partition_for("polygenelubricants", 50), 0);
+        // Negative hash: abs gives 41, masking the sign bit would give 7.
+        assert_eq!(java_string_hash("strom-e2e-failover-group"), -2_021_077_641);
+        assert_eq!(offsets_partition_for("strom-e2e-failover-group", 50), 41);
         assert_eq!(offsets_partition_for("hello", 50), 99_162_322 % 50);
         let negative = "strom-e2e-group-negative-probe-xyz";
         let h = java_string_hash(negative);
