@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{bad, ConfigError, Listener};
+use super::{bad, parse_bool, parse_int, ConfigError, Listener};
 
 /// Kafka's defaults for the cluster keys Strom reads.
 pub(super) const CLUSTER_DEFAULTS: &[(&str, &str)] = &[
@@ -131,24 +131,8 @@ pub(super) fn parse(
     listeners: &[Listener],
 ) -> Result<ClusterConfig, ConfigError> {
     let text = |k: &str| get(k).unwrap_or_default();
-    let int = |k: &str, min: i64, max: i64| -> Result<i64, ConfigError> {
-        let raw = text(k);
-        let n: i64 = raw
-            .trim()
-            .parse()
-            .map_err(|_| bad(k, format!("'{raw}' is not a whole number")))?;
-        if n < min || n > max {
-            return Err(bad(k, format!("{n} is outside {min}..={max}")));
-        }
-        Ok(n)
-    };
-    let boolean = |k: &str| -> Result<bool, ConfigError> {
-        match text(k).trim().to_ascii_lowercase().as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            other => Err(bad(k, format!("'{other}' is not true or false"))),
-        }
-    };
+    let int = |k: &str, min: i64, max: i64| parse_int(k, &text(k), min, max);
+    let boolean = |k: &str| parse_bool(k, &text(k));
 
     let mut voters = parse_voters(&text("controller.quorum.voters"))?;
     let roles: Vec<String> = match get("process.roles") {

@@ -38,6 +38,27 @@ fn bad(key: &str, why: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A whole number in `min..=max`, or an error naming the key and the value.
+fn parse_int(key: &str, raw: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| bad(key, format!("'{raw}' is not a whole number")))?;
+    if n < min || n > max {
+        return Err(bad(key, format!("{n} is outside {min}..={max}")));
+    }
+    Ok(n)
+}
+
+/// `true` or `false` (any case), or an error naming the key.
+fn parse_bool(key: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(bad(key, format!("'{other}' is not true or false"))),
+    }
+}
+
 /// One `NAME://host:port` entry of `listeners` or `advertised.listeners`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -258,23 +279,8 @@ impl BrokerConfig {
         }
 
         let get = |k: &str| props.get(k).map(String::as_str).unwrap_or("");
-        let int = |k: &str, min: i64, max: i64| -> Result<i64, ConfigError> {
-            let n: i64 = get(k)
-                .trim()
-                .parse()
-                .map_err(|_| bad(k, format!("'{}' is not a whole number", get(k))))?;
-            if n < min || n > max {
-                return Err(bad(k, format!("{n} is outside {min}..={max}")));
-            }
-            Ok(n)
-        };
-        let boolean = |k: &str| -> Result<bool, ConfigError> {
-            match get(k).trim().to_ascii_lowercase().as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                other => Err(bad(k, format!("'{other}' is not true or false"))),
-            }
-        };
+        let int = |k: &str, min: i64, max: i64| parse_int(k, get(k), min, max);
+        let boolean = |k: &str| parse_bool(k, get(k));
 
         let all_listeners = Listener::parse_list("listeners", get("listeners"))?;
         check_security_protocols(&all_listeners, props.get("listener.security.protocol.map"))?;

@@ -76,6 +76,19 @@ impl ControllerService {
         Ok(value)
     }
 
+    /// `commit`, or with `validate_only` just the decision on the current image.
+    async fn commit_unless<T>(
+        &self,
+        validate_only: bool,
+        decide: impl FnOnce(&MetadataImage) -> ApiResult<(Vec<MetadataRecord>, T)>,
+    ) -> ApiResult<T> {
+        if validate_only {
+            decide(&self.quorum()?.state()).map(|(_, value)| value)
+        } else {
+            self.commit(decide).await
+        }
+    }
+
     fn unclean_allowed(&self, image: &MetadataImage, topic: &str) -> bool {
         let key = "unclean.leader.election.enable";
         image
@@ -101,11 +114,7 @@ impl ControllerService {
                     let records = controller::create_topic(image, &defaults, &brokers, &topic)?;
                     Ok((records, true))
                 };
-                let created = if validate_only {
-                    decide(&self.quorum()?.state()).map(|(_, c)| c)?
-                } else {
-                    self.commit(decide).await?
-                };
+                let created = self.commit_unless(validate_only, decide).await?;
                 Ok(ControllerOk::Created(created))
             }
             ControllerRequest::DeleteTopic { name } => {
@@ -126,11 +135,7 @@ impl ControllerService {
                         controller::create_partitions(image, &brokers, &name, count, &assignments)?;
                     Ok((records, ()))
                 };
-                if validate_only {
-                    decide(&self.quorum()?.state())?;
-                } else {
-                    self.commit(decide).await?;
-                }
+                self.commit_unless(validate_only, decide).await?;
                 Ok(ControllerOk::Done)
             }
             ControllerRequest::AlterTopicConfigs {
@@ -144,11 +149,7 @@ impl ControllerService {
                         controller::alter_topic_configs(image, &name, &changes, replace_all)?;
                     Ok((records, ()))
                 };
-                if validate_only {
-                    decide(&self.quorum()?.state())?;
-                } else {
-                    self.commit(decide).await?;
-                }
+                self.commit_unless(validate_only, decide).await?;
                 Ok(ControllerOk::Done)
             }
             ControllerRequest::AllocateProducerIds => {
