@@ -282,6 +282,15 @@ impl ControllerService {
             self.commit(|image| Ok((controller::unfence_broker(image, id)?, ())))
                 .await?;
             tracing::info!(broker = id, "broker unfenced");
+            // A returning broker outside the ISR may still bring back an offline partition
+            // whose topic allows unclean election.
+            self.commit(|image| {
+                let records = controller::elect_unclean_where_enabled(image, &|t| {
+                    self.unclean_allowed(image, t)
+                });
+                Ok((records, ()))
+            })
+            .await?;
         }
         Ok(ControllerOk::Heartbeat {
             fenced: false,
