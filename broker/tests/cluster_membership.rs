@@ -188,22 +188,20 @@ fn acks_all_honours_min_insync_replicas_when_the_isr_shrinks() {
     // acks=1 still works: min.insync.replicas only binds acks=all.
     let one = try_produce(&bootstrap, topic, &[("acks", "1")], &[all("four")]);
     assert!(one[0].is_ok(), "{one:?}");
+    // The leader reports the shrink; its metrics follow its own image, so wait for them.
     let admin_port = leader_node.admin_port;
-    assert_eq!(
-        metric(
+    wait_for("the leader's ISR metrics", Duration::from_secs(10), || {
+        let under_min = metric(
             admin_port,
-            "kafka_server_replicamanager_underminisrpartitioncount"
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(
+            "kafka_server_replicamanager_underminisrpartitioncount",
+        );
+        let urp = metric(
             admin_port,
-            "kafka_server_replicamanager_underreplicatedpartitions"
-        ),
-        Some(1.0)
-    );
-    assert!(metric(admin_port, "kafka_server_replicamanager_isrshrinks_total") >= Some(1.0));
+            "kafka_server_replicamanager_underreplicatedpartitions",
+        );
+        let shrinks = metric(admin_port, "kafka_server_replicamanager_isrshrinks_total");
+        (under_min == Some(1.0) && urp == Some(1.0) && shrinks >= Some(1.0)).then_some(())
+    });
 
     // Everything acknowledged is readable, and nothing refused was exposed.
     let got = consume(&bootstrap, topic, 1, 3);

@@ -78,6 +78,16 @@ impl ReplicaManager {
         let _ = rx.wait_for(|a| *a >= applied).await;
     }
 
+    /// Counts an ISR change of a partition led here, whoever made it (this leader's
+    /// AlterPartition or the controller), once: the second sight of the same state is Equal.
+    fn count_isr_change(&self, change: std::cmp::Ordering) {
+        match change {
+            std::cmp::Ordering::Less => self.isr_shrinks.fetch_add(1, Ordering::Relaxed),
+            std::cmp::Ordering::Greater => self.isr_expands.fetch_add(1, Ordering::Relaxed),
+            std::cmp::Ordering::Equal => 0,
+        };
+    }
+
     /// Stops every fetcher (shutdown).
     pub fn stop_fetchers(&self) {
         for (_, f) in self.fetchers.lock().drain() {
@@ -109,7 +119,8 @@ impl ReplicaManager {
             if p.leader == me {
                 match &mut *role {
                     ReplicaRole::Leader(s) if s.leader_epoch == p.leader_epoch => {
-                        s.update(p, me, now);
+                        // The controller may change the ISR too (fencing a follower).
+                        self.count_isr_change(s.update(p, me, now));
                     }
                     _ => {
                         let leo = {
@@ -309,14 +320,9 @@ impl ReplicaManager {
             state.isr_change_in_flight = false;
             match reply {
                 Ok(ControllerOk::Partition(p)) => {
-                    let counter = if shrink {
-                        &broker.replicas.isr_shrinks
-                    } else {
-                        &broker.replicas.isr_expands
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(partition = %partition.id, isr = ?p.isr, "ISR changed");
-                    state.update(&p, me, now_ms());
+                    tracing::info!(partition = %partition.id, isr = ?p.isr, shrink, "ISR changed");
+                    let change = state.update(&p, me, now_ms());
+                    broker.replicas.count_isr_change(change);
                     advance_high_watermark(&partition, state, me);
                 }
                 Ok(other) => tracing::warn!(?other, "unexpected AlterIsr reply"),

@@ -97,11 +97,13 @@ impl LeaderState {
         }
     }
 
-    /// A newer state of the same leadership (an ISR change, a reassignment step).
-    pub fn update(&mut self, p: &PartitionImage, me: i32, now_ms: i64) {
+    /// A newer state of the same leadership (an ISR change, a reassignment step). Returns
+    /// how the ISR's size changed, for the shrink and expand metrics.
+    pub fn update(&mut self, p: &PartitionImage, me: i32, now_ms: i64) -> std::cmp::Ordering {
         if p.partition_epoch < self.partition_epoch {
-            return;
+            return std::cmp::Ordering::Equal;
         }
+        let change = p.isr.len().cmp(&self.isr.len());
         self.partition_epoch = p.partition_epoch;
         self.replicas = p.replicas.clone();
         self.isr = p.isr.clone();
@@ -116,6 +118,7 @@ impl LeaderState {
                 leader_end_at_last_fetch: -1,
             });
         }
+        change
     }
 
     /// Notes a follower's fetch at `fetch_offset` while the leader's log ends at
@@ -261,7 +264,7 @@ mod tests {
         s.isr_change_in_flight = true;
         let mut newer = image(&[0, 1, 3], &[0, 1]);
         newer.partition_epoch = 8;
-        s.update(&newer, 0, 5);
+        assert_eq!(s.update(&newer, 0, 5), std::cmp::Ordering::Less);
         assert_eq!(s.isr, vec![0, 1]);
         assert!(!s.isr_change_in_flight);
         assert!(s.followers.contains_key(&3) && !s.followers.contains_key(&2));
