@@ -85,14 +85,16 @@ install_kcat() {
 }
 
 # The multi-broker fault tests (e2e/cluster) cut network partitions with nftables inside
-# network namespaces; `ip` comes with iproute2.
-install_nftables() {
-    if command -v nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then
-        echo "nft present: $(command -v nft)"
+# network namespaces (`ip` comes with iproute2) and fill loop-mounted ext4 file systems
+# (mkfs.ext4 comes with e2fsprogs, losetup and mount with util-linux/mount).
+install_fault_tools() {
+    if command -v nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 &&
+        command -v mkfs.ext4 >/dev/null 2>&1 && command -v mount >/dev/null 2>&1; then
+        echo "nft, ip, mkfs.ext4 and mount present"
     else
-        echo "nft or ip missing; installing from Debian"
+        echo "nft, ip, mkfs.ext4 or mount missing; installing from Debian"
         as_root apt-get update -q
-        as_root apt-get install -y -q --no-install-recommends nftables iproute2
+        as_root apt-get install -y -q --no-install-recommends nftables iproute2 e2fsprogs mount
     fi
     nft --version
 }
@@ -159,7 +161,7 @@ section "setup"
 echo "root: $ROOT"
 echo "target dir: $TARGET_DIR"
 step "install kcat" install_kcat
-step "install nftables" install_nftables
+step "install fault-test tools" install_fault_tools
 step "python venvs" setup_venvs
 if [ -f "$KAFKAJS_DIR/package-lock.json" ]; then
     step "kafkajs (npm)" install_kafkajs
@@ -187,7 +189,8 @@ fi
 # network partitions in namespaces (required here: the test command runs as root).
 if [ "${STROM_SKIP_RUST:-0}" != "1" ] && [ "$BUILD_OK" -eq 1 ]; then
     step "cluster fault tests (e2e/cluster)" env STROM_BROKER_BIN="$BROKER_BIN" \
-        STROM_E2E_REQUIRE_NETNS=1 cargo test -p strom-e2e-cluster -- --test-threads=1
+        STROM_E2E_REQUIRE_NETNS=1 STROM_E2E_REQUIRE_LOOP=1 \
+        cargo test -p strom-e2e-cluster -- --test-threads=1
 fi
 
 if [ -f "$ROOT/e2e/clients/rdkafka-compat/Cargo.toml" ]; then

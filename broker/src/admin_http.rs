@@ -90,6 +90,22 @@ async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
         &image,
         broker.node_id(),
     );
+    // A broker that cannot serve the partitions of a failed log directory is not ready,
+    // though it stays up and serves the rest.
+    let verdict = verdict.and_then(|()| {
+        let offline: Vec<String> = broker
+            .logs
+            .log_dirs()
+            .iter()
+            .filter(|d| d.is_offline())
+            .map(|d| d.path.display().to_string())
+            .collect();
+        if offline.is_empty() {
+            Ok(())
+        } else {
+            Err(cluster_health::NotReady::LogDirsOffline { dirs: offline })
+        }
+    });
     // Groups of the offsets partitions it leads must be loaded too, or the first group
     // request after a restart would be sent away.
     let verdict = verdict.and_then(|()| {

@@ -190,8 +190,13 @@ impl Broker {
     /// The partition or the Kafka error for its absence here: NOT_LEADER_OR_FOLLOWER when
     /// it exists elsewhere in the cluster (the client's metadata is stale), else
     /// UNKNOWN_TOPIC_OR_PARTITION.
+    /// A partition on an offline log directory answers KAFKA_STORAGE_ERROR.
     pub fn partition_or_error(&self, topic: &str, partition: i32) -> ApiResult<Arc<Partition>> {
-        self.partition(topic, partition).ok_or_else(|| {
+        let found = self.partition(topic, partition);
+        if let Some(p) = &found {
+            p.check_online()?;
+        }
+        found.ok_or_else(|| {
             let elsewhere = self
                 .metadata
                 .image()
@@ -277,6 +282,8 @@ impl Broker {
         let leader_epoch = state.leader_epoch;
         let (outcome, log_start, leo) = {
             let mut log = partition_state.log.lock();
+            // Again under the lock: the directory may have failed since the lookup.
+            partition_state.check_online()?;
             if acks == -1 {
                 let isr = state.isr.len() as i32;
                 let min_isr = log.config().min_insync_replicas;
@@ -287,7 +294,14 @@ impl Broker {
                     ));
                 }
             }
-            let outcome = log.append(records, &batches, leader_epoch, now_ms())?;
+            let outcome = log
+                .append(records, &batches, leader_epoch, now_ms())
+                .inspect_err(|e| {
+                    // Nothing more is written there until the directory is checked again.
+                    if e.error == ResponseError::KafkaStorageError {
+                        partition_state.report_storage_error(e);
+                    }
+                })?;
             (outcome, log.log_start_offset(), log.log_end_offset())
         };
         partition_state.publish_end(leo);

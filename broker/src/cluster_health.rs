@@ -28,6 +28,9 @@ pub enum NotReady {
     OutOfSync { partitions: Vec<String> },
     /// It leads offsets partitions whose consumer groups are still loading.
     LoadingGroups,
+    /// Log directories are offline after a storage error (a full disk): their
+    /// partitions cannot be served until writes work there again.
+    LogDirsOffline { dirs: Vec<String> },
 }
 
 impl fmt::Display for NotReady {
@@ -45,6 +48,13 @@ impl fmt::Display for NotReady {
                 capped_list(partitions)
             ),
             NotReady::LoadingGroups => write!(f, "not ready: still loading consumer groups"),
+            NotReady::LogDirsOffline { dirs } => write!(
+                f,
+                "not ready: {} log director{} offline: {}",
+                dirs.len(),
+                if dirs.len() == 1 { "y" } else { "ies" },
+                capped_list(dirs)
+            ),
         }
     }
 }

@@ -39,6 +39,7 @@ pub struct Metrics {
     under_min_isr: IntGauge,
     leader_count: IntGauge,
     partition_count: IntGauge,
+    offline_log_dirs: IntGauge,
     isr_shrinks: IntCounter,
     isr_expands: IntCounter,
     active_controller: IntGauge,
@@ -247,6 +248,11 @@ impl Metrics {
                 "kafka_server_replicamanager_partitioncount",
                 "Partition replicas held here",
             ),
+            offline_log_dirs: single_gauge(
+                &registry,
+                "kafka_log_logmanager_offlinelogdirectorycount",
+                "Log directories offline after a storage error",
+            ),
             // Kafka's IsrShrinksPerSec and IsrExpandsPerSec are meters; the JMX exporter
             // exposes a meter's Count as a `_total` counter, and Prometheus takes the rate.
             isr_shrinks: single_counter(
@@ -395,6 +401,7 @@ impl Metrics {
         for (state, count) in groups.state_counts() {
             self.groups_by_state.with_label_values(&[state]).set(count);
         }
+        self.offline_log_dirs.set(logs.offline_dir_count() as i64);
         self.log_size.reset();
         self.log_end_offset.reset();
         self.log_start_offset.reset();

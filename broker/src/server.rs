@@ -26,6 +26,8 @@ const METADATA_DIR: &str = "__cluster_metadata-0";
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the flush policy's time limit (flush.ms) is checked.
+/// How often an offline log directory is probed for writes working again.
+const LOG_DIR_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Reads `meta.properties` from every log dir that has one: they must agree on the
@@ -422,6 +424,7 @@ async fn background_work(broker: Arc<Broker>) {
         broker.config.log_retention_check_interval_ms,
     ));
     let mut flush = tokio::time::interval(FLUSH_CHECK_INTERVAL);
+    let mut probe = tokio::time::interval(LOG_DIR_PROBE_INTERVAL);
     retention.tick().await;
     let mut cleaner =
         tokio::time::interval(Duration::from_millis(broker.config.log_cleaner_backoff_ms));
@@ -463,6 +466,30 @@ async fn background_work(broker: Arc<Broker>) {
                 let b = broker.clone();
                 if let Err(e) = tokio::task::spawn_blocking(move || b.logs.flush_due()).await {
                     tracing::error!(error = %e, "flush task panicked");
+                }
+                // Replicas on failed log directories go to the controller with the next
+                // heartbeat, which moves their leaderships away.
+                let offline = if broker.logs.offline_dir_count() > 0 {
+                    broker.logs.offline_partitions()
+                } else {
+                    Vec::new()
+                };
+                broker.membership.report_offline_replicas(offline);
+            }
+            _ = probe.tick(), if broker.logs.offline_dir_count() > 0 => {
+                let b = broker.clone();
+                let restored = tokio::task::spawn_blocking(move || {
+                    let restored = b.logs.restore_offline_dirs();
+                    if restored > 0 {
+                        // Partitions that could not even be created get created now, and
+                        // every role is applied to the reopened logs.
+                        b.replicas.apply_image(&b, &b.metadata.image());
+                    }
+                    restored
+                })
+                .await;
+                if let Err(e) = restored {
+                    tracing::error!(error = %e, "log directory probe panicked");
                 }
             }
         }

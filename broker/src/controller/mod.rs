@@ -7,6 +7,7 @@ pub mod brokers;
 mod change;
 pub mod elections;
 pub mod isr;
+pub mod log_dirs;
 pub mod placement;
 pub mod reassignment;
 #[cfg(test)]
@@ -18,6 +19,7 @@ pub use elections::{
     auto_rebalance, elect_leaders, elect_unclean_where_enabled, ElectionKind, ElectionOutcome,
 };
 pub use isr::alter_isr;
+pub use log_dirs::offline_replicas;
 pub use placement::{live_broker_infos, BrokerInfo};
 pub use reassignment::{
     alter_reassignment, complete_if_caught_up, list_reassignments, OngoingReassignment,

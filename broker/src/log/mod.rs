@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod dirs;
 pub mod epoch_cache;
 pub mod index;
 pub mod partition;
@@ -21,9 +22,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, LogConfig};
+use crate::error::ApiError;
 use crate::metadata::MetadataImage;
 use crate::replication::ReplicaRole;
 pub use cleaner::CleanStats;
+pub use dirs::LogDir;
 pub use partition::{AppendOutcome, PartitionLog};
 
 /// Written to a log dir after every partition in it was flushed and closed.
@@ -58,6 +61,8 @@ impl std::fmt::Display for TopicPartition {
 pub struct Partition {
     pub id: TopicPartition,
     pub topic_id: Uuid,
+    /// The log directory holding it: when that goes offline, so does the partition.
+    pub log_dir: Arc<LogDir>,
     pub log: Mutex<PartitionLog>,
     /// Leader or follower, and what the leader knows of its followers.
     pub replica: Mutex<ReplicaRole>,
@@ -66,11 +71,17 @@ pub struct Partition {
 }
 
 impl Partition {
-    fn new(id: TopicPartition, topic_id: Uuid, log: PartitionLog) -> Partition {
+    fn new(
+        id: TopicPartition,
+        topic_id: Uuid,
+        log_dir: Arc<LogDir>,
+        log: PartitionLog,
+    ) -> Partition {
         let leo = log.log_end_offset();
         Partition {
             id,
             topic_id,
+            log_dir,
             log: Mutex::new(log),
             replica: Mutex::new(ReplicaRole::None),
             // Nothing is known to be replicated until a role says so: a leader whose ISR
@@ -129,6 +140,29 @@ impl Partition {
         })
     }
 
+    /// KAFKA_STORAGE_ERROR while the partition's log directory is offline: nothing is
+    /// read from or written to a log that may hold bytes it does not account for.
+    pub fn check_online(&self) -> Result<(), ApiError> {
+        if !self.log_dir.is_offline() {
+            return Ok(());
+        }
+        let reason = self.log_dir.offline_reason().unwrap_or_default();
+        Err(ApiError::new(
+            kafka_protocol::error::ResponseError::KafkaStorageError,
+            format!(
+                "{} is offline: log directory {} failed ({reason})",
+                self.id,
+                self.log_dir.path.display()
+            ),
+        ))
+    }
+
+    /// Takes the partition's log directory offline after a storage error on it.
+    pub fn report_storage_error(&self, error: &dyn std::fmt::Display) {
+        self.log_dir
+            .fail(&format!("partition {}: {error}", self.id));
+    }
+
     /// Wakes everyone waiting on the high watermark without changing it, so they re-check
     /// what else they depend on (the role, after a leadership change).
     pub fn poke(&self) {
@@ -137,14 +171,36 @@ impl Partition {
     }
 }
 
+/// New partition logs are opened by this many threads at once: enough to overlap the
+/// file-system latency of creating directories and files, few enough for a small machine.
+const OPEN_THREADS: usize = 4;
+/// Opened partitions are published in chunks of this many, so the request handlers, which
+/// read the partition map on every request, never wait long for its write lock.
+const PUBLISH_CHUNK: usize = 256;
+
+/// A log directory as DescribeLogDirs reports it.
+#[derive(Debug, Clone)]
+pub struct LogDirDescription {
+    pub path: PathBuf,
+    /// Why the directory is offline, if it is.
+    pub offline_reason: Option<String>,
+    /// (partition, size in bytes) of every partition held there.
+    pub partitions: Vec<(TopicPartition, u64)>,
+    pub total_bytes: Option<u64>,
+    pub usable_bytes: Option<u64>,
+}
+
 #[derive(Debug)]
 pub struct LogManager {
-    dirs: Vec<PathBuf>,
+    dirs: Vec<Arc<LogDir>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     clean_shutdown: Vec<bool>,
     topic_defaults: std::collections::BTreeMap<&'static str, String>,
     /// Set by `close`, so a cleaning pass still running swaps nothing in after it.
     closing: AtomicBool,
+    /// One sync at a time (start-up and the metadata follower both sync): two at once
+    /// could open the same log twice.
+    syncing: Mutex<()>,
 }
 
 fn read_partition_topic_id(dir: &Path) -> Option<Uuid> {
@@ -158,6 +214,19 @@ fn read_partition_topic_id(dir: &Path) -> Option<Uuid> {
 fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
     let (topic, partition) = name.rsplit_once('-')?;
     Some((topic, partition.parse().ok()?))
+}
+
+/// Size and free space of the file system holding `dir`.
+fn disk_space(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `stat` a writable statvfs.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = stat.f_frsize as u64;
+    Some((stat.f_blocks as u64 * block, stat.f_bavail as u64 * block))
 }
 
 impl LogManager {
@@ -175,11 +244,16 @@ impl LogManager {
             }
         }
         Ok(LogManager {
-            dirs: config.log_dirs.clone(),
+            dirs: config
+                .log_dirs
+                .iter()
+                .map(|d| Arc::new(LogDir::new(d.clone())))
+                .collect(),
             partitions: RwLock::new(HashMap::new()),
             clean_shutdown,
             topic_defaults: config.topic_defaults.clone(),
             closing: AtomicBool::new(false),
+            syncing: Mutex::new(()),
         })
     }
 
@@ -191,11 +265,46 @@ impl LogManager {
         self.partitions.read().values().cloned().collect()
     }
 
+    /// The partitions whose log directory is online: the ones background work may touch.
+    fn online(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .values()
+            .filter(|p| !p.log_dir.is_offline())
+            .cloned()
+            .collect()
+    }
+
+    pub fn log_dirs(&self) -> &[Arc<LogDir>] {
+        &self.dirs
+    }
+
+    /// Kafka's `OfflineLogDirectoryCount`.
+    pub fn offline_dir_count(&self) -> usize {
+        self.dirs.iter().filter(|d| d.is_offline()).count()
+    }
+
+    /// (topic id, partition) of every partition in an offline log directory: what the
+    /// broker's heartbeat tells the controller, so it moves their leadership away.
+    pub fn offline_partitions(&self) -> Vec<(Uuid, i32)> {
+        let mut out: Vec<(Uuid, i32)> = self
+            .partitions
+            .read()
+            .values()
+            .filter(|p| p.log_dir.is_offline())
+            .map(|p| (p.topic_id, p.id.partition))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Makes the partitions on disk match the image: opens or creates the ones it places
     /// on broker `node_id`, updates their configs, and removes the ones it no longer has
     /// there. Directories found on disk that the image does not know are renamed aside
-    /// (`-stray`), never deleted.
+    /// (`-stray`), never deleted. The partition map is locked only briefly: creating ten
+    /// thousand logs must not stall the requests that read it.
     pub fn sync(&self, image: &MetadataImage, node_id: i32, startup: bool) -> io::Result<()> {
+        let _one_at_a_time = self.syncing.lock();
         let now = now_ms();
         let mut wanted: HashMap<TopicPartition, (Uuid, LogConfig)> = HashMap::new();
         for topic in image.topics.values() {
@@ -218,71 +327,174 @@ impl LogManager {
             self.set_aside_strays(&wanted)?;
         }
 
-        let mut partitions = self.partitions.write();
-        let gone: Vec<TopicPartition> = partitions
-            .iter()
-            .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(id, _)| *id != p.topic_id))
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in gone {
-            if let Some(p) = partitions.remove(&tp) {
-                let dir = p.log.lock().dir().to_path_buf();
-                tracing::info!(partition = %tp, "deleting partition log");
-                fs::remove_dir_all(&dir)?;
-            }
-        }
-        for (tp, (topic_id, config)) in wanted {
-            if let Some(p) = partitions.get(&tp) {
-                let mut log = p.log.lock();
-                if *log.config() != config {
-                    log.set_config(config);
+        let gone: Vec<Arc<Partition>> = {
+            let mut partitions = self.partitions.write();
+            let doomed: Vec<TopicPartition> = partitions
+                .iter()
+                .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(id, _)| *id != p.topic_id))
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            doomed
+                .iter()
+                .filter_map(|tp| partitions.remove(tp))
+                .collect()
+        };
+        for p in gone {
+            let dir = p.log.lock().dir().to_path_buf();
+            tracing::info!(partition = %p.id, "deleting partition log");
+            p.log_dir.remove_partition();
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::error!(partition = %p.id, error = %e, "cannot delete partition log");
+                    p.report_storage_error(&e);
                 }
-                continue;
             }
-            let (dir, clean) = self.place(&tp, topic_id)?;
-            let (log, report) = PartitionLog::open(&dir, tp.to_string(), config, clean, now)
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            if report.truncated_bytes > 0 || report.dropped_segments > 0 {
-                tracing::warn!(
-                    partition = %tp,
-                    truncated_bytes = report.truncated_bytes,
-                    dropped_segments = report.dropped_segments,
-                    "recovered partition log: cut a damaged tail"
-                );
-            }
-            partitions.insert(tp.clone(), Arc::new(Partition::new(tp, topic_id, log)));
         }
+
+        let mut to_open = Vec::new();
+        {
+            let partitions = self.partitions.read();
+            for (tp, (topic_id, config)) in wanted {
+                match partitions.get(&tp) {
+                    Some(p) => {
+                        let mut log = p.log.lock();
+                        if *log.config() != config {
+                            log.set_config(config);
+                        }
+                    }
+                    None => to_open.push((tp, topic_id, config)),
+                }
+            }
+        }
+        self.open_all(to_open, now);
         Ok(())
     }
 
-    /// Finds the partition's directory, or picks the log dir holding the fewest partitions
-    /// for a new one. Returns it with whether that log dir shut down cleanly.
-    fn place(&self, tp: &TopicPartition, topic_id: Uuid) -> io::Result<(PathBuf, bool)> {
+    /// Opens (or creates) logs on a few threads, publishing them in chunks. A partition
+    /// that cannot be opened is logged and left out (its directory goes offline); the
+    /// next sync tries again.
+    fn open_all(&self, to_open: Vec<(TopicPartition, Uuid, LogConfig)>, now: i64) {
+        if to_open.is_empty() {
+            return;
+        }
+        let total = to_open.len();
+        let started = std::time::Instant::now();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let to_open = &to_open;
+        std::thread::scope(|scope| {
+            for _ in 0..OPEN_THREADS.min(total) {
+                scope.spawn(|| {
+                    let mut opened = Vec::with_capacity(PUBLISH_CHUNK);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((tp, topic_id, config)) = to_open.get(i) else {
+                            break;
+                        };
+                        match self.open_one(tp, *topic_id, config.clone(), now) {
+                            Ok(p) => opened.push(p),
+                            Err(e) => {
+                                tracing::error!(partition = %tp, error = %e, "cannot open partition log")
+                            }
+                        }
+                        if opened.len() >= PUBLISH_CHUNK {
+                            self.publish(&mut opened);
+                        }
+                    }
+                    self.publish(&mut opened);
+                });
+            }
+        });
+        if total > PUBLISH_CHUNK {
+            tracing::info!(
+                partitions = total,
+                took_ms = started.elapsed().as_millis() as u64,
+                "opened partition logs"
+            );
+        }
+    }
+
+    fn publish(&self, opened: &mut Vec<Arc<Partition>>) {
+        if opened.is_empty() {
+            return;
+        }
+        let mut partitions = self.partitions.write();
+        for p in opened.drain(..) {
+            partitions.insert(p.id.clone(), p);
+        }
+    }
+
+    fn open_one(
+        &self,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+        config: LogConfig,
+        now: i64,
+    ) -> io::Result<Arc<Partition>> {
+        let (log_dir, dir, clean) = self.place(tp, topic_id)?;
+        let opened = PartitionLog::open(&dir, tp.to_string(), config, clean, now);
+        let (log, report) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                log_dir.fail(&format!("opening {tp}: {e}"));
+                return Err(io::Error::other(e.to_string()));
+            }
+        };
+        if report.truncated_bytes > 0 || report.dropped_segments > 0 {
+            tracing::warn!(
+                partition = %tp,
+                truncated_bytes = report.truncated_bytes,
+                dropped_segments = report.dropped_segments,
+                "recovered partition log: cut a damaged tail"
+            );
+        }
+        log_dir.add_partition();
+        Ok(Arc::new(Partition::new(tp.clone(), topic_id, log_dir, log)))
+    }
+
+    /// Finds the partition's directory, or picks the online log dir holding the fewest
+    /// partitions for a new one. Returns it with whether that log dir shut down cleanly.
+    /// A partition already on an offline directory is not opened (nor placed anew, which
+    /// would fork its history): it waits for the directory to come back.
+    fn place(
+        &self,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+    ) -> io::Result<(Arc<LogDir>, PathBuf, bool)> {
         let name = tp.to_string();
         for (i, dir) in self.dirs.iter().enumerate() {
-            let candidate = dir.join(&name);
+            let candidate = dir.path.join(&name);
             if candidate.is_dir() {
-                return Ok((candidate, self.clean_shutdown[i]));
+                if dir.is_offline() {
+                    return Err(io::Error::other(format!(
+                        "log directory {} is offline",
+                        dir.path.display()
+                    )));
+                }
+                return Ok((dir.clone(), candidate, self.clean_shutdown[i]));
             }
         }
-        let mut best = 0;
-        let mut fewest = usize::MAX;
-        for (i, dir) in self.dirs.iter().enumerate() {
-            let count = fs::read_dir(dir)?
-                .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
-                .count();
-            if count < fewest {
-                fewest = count;
-                best = i;
-            }
+        let dir = self
+            .dirs
+            .iter()
+            .filter(|d| !d.is_offline())
+            .min_by_key(|d| d.partition_count())
+            .ok_or_else(|| io::Error::other("every log directory is offline"))?;
+        let path = dir.path.join(&name);
+        let created = fs::create_dir_all(&path).and_then(|()| {
+            fs::write(
+                path.join(PARTITION_METADATA_FILE),
+                format!("version: 0\ntopic_id: {topic_id}\n"),
+            )
+        });
+        if let Err(e) = created {
+            dir.fail(&format!("creating {name}: {e}"));
+            // Nothing of it is usable: the next placement starts afresh.
+            let _ = fs::remove_dir_all(&path);
+            return Err(e);
         }
-        let path = self.dirs[best].join(&name);
-        fs::create_dir_all(&path)?;
-        fs::write(
-            path.join(PARTITION_METADATA_FILE),
-            format!("version: 0\ntopic_id: {topic_id}\n"),
-        )?;
-        Ok((path, true))
+        Ok((dir.clone(), path, true))
     }
 
     fn set_aside_strays(
@@ -290,7 +502,7 @@ impl LogManager {
         wanted: &HashMap<TopicPartition, (Uuid, LogConfig)>,
     ) -> io::Result<()> {
         for dir in &self.dirs {
-            for entry in fs::read_dir(dir)? {
+            for entry in fs::read_dir(&dir.path)? {
                 let entry = entry?;
                 if !entry.path().is_dir() {
                     continue;
@@ -310,7 +522,9 @@ impl LogManager {
                     .get(&tp)
                     .is_some_and(|(id, _)| read_partition_topic_id(&entry.path()) == Some(*id));
                 if !known {
-                    let aside = dir.join(format!("{name}.{}-stray", Uuid::new_v4().simple()));
+                    let aside = dir
+                        .path
+                        .join(format!("{name}.{}-stray", Uuid::new_v4().simple()));
                     tracing::warn!(dir = %entry.path().display(), moved_to = %aside.display(),
                         "partition directory is not in the metadata; setting it aside");
                     fs::rename(entry.path(), aside)?;
@@ -320,14 +534,76 @@ impl LogManager {
         Ok(())
     }
 
+    /// Probes every offline log directory; where a real write works again (space was
+    /// freed), reopens its partitions with a full recovery, which cuts whatever a failed
+    /// write left, and brings the directory back. Returns how many came back; the caller
+    /// then re-applies the metadata image, so partitions that could not even be created
+    /// get created and every role is restored.
+    pub fn restore_offline_dirs(&self) -> usize {
+        let mut restored = 0;
+        for dir in self.dirs.iter().filter(|d| d.is_offline()) {
+            if let Err(e) = dir.probe_writable() {
+                tracing::debug!(log_dir = %dir.path.display(), error = %e, "log directory still unwritable");
+                continue;
+            }
+            let held: Vec<Arc<Partition>> = self
+                .all()
+                .into_iter()
+                .filter(|p| Arc::ptr_eq(&p.log_dir, dir))
+                .collect();
+            let reopened = held.iter().try_for_each(|p| reopen(p));
+            match reopened {
+                Ok(()) => {
+                    dir.restore();
+                    restored += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(log_dir = %dir.path.display(), error = %e, "log directory is writable again, but reopening its partitions failed")
+                }
+            }
+        }
+        restored
+    }
+
+    /// What DescribeLogDirs reports: each directory, its state, space and partitions.
+    pub fn describe_dirs(&self) -> Vec<LogDirDescription> {
+        let all = self.all();
+        self.dirs
+            .iter()
+            .map(|dir| {
+                let offline_reason = dir.offline_reason();
+                let partitions = if offline_reason.is_some() {
+                    Vec::new()
+                } else {
+                    all.iter()
+                        .filter(|p| Arc::ptr_eq(&p.log_dir, dir))
+                        .map(|p| (p.id.clone(), p.log.lock().size_bytes()))
+                        .collect()
+                };
+                let space = disk_space(&dir.path);
+                LogDirDescription {
+                    path: dir.path.clone(),
+                    offline_reason,
+                    partitions,
+                    total_bytes: space.map(|s| s.0),
+                    usable_bytes: space.map(|s| s.1),
+                }
+            })
+            .collect()
+    }
+
     /// Applies retention to every partition; returns how many segments were deleted.
     pub fn apply_retention(&self) -> usize {
         let now = now_ms();
         let mut deleted = 0;
-        for p in self.all() {
-            match p.log.lock().apply_retention(now) {
+        for p in self.online() {
+            let result = p.log.lock().apply_retention(now);
+            match result {
                 Ok(n) => deleted += n,
-                Err(e) => tracing::error!(partition = %p.id, error = %e, "retention failed"),
+                Err(e) => {
+                    tracing::error!(partition = %p.id, error = %e, "retention failed");
+                    p.report_storage_error(&e);
+                }
             }
         }
         deleted
@@ -338,7 +614,7 @@ impl LogManager {
     /// is logged and counted, and the others still run.
     pub fn clean_compacted(&self, now_ms: i64) -> CleanStats {
         let mut stats = CleanStats::default();
-        for p in self.all() {
+        for p in self.online() {
             if self.closing.load(Ordering::Relaxed) {
                 break;
             }
@@ -358,38 +634,80 @@ impl LogManager {
     }
 
     /// Flushes the partitions whose flush.ms has passed, and records rolled segments whose
-    /// background flush finished.
+    /// background flush finished. A failed fsync takes the directory offline: the kernel
+    /// may have dropped the dirty pages, so a retry proves nothing.
     pub fn flush_due(&self) {
         let now = now_ms();
-        for p in self.all() {
+        for p in self.online() {
             let mut log = p.log.lock();
-            if let Err(e) = log.reap_finished_flushes() {
-                tracing::error!(partition = %p.id, error = %e, "flushing a rolled segment failed");
+            let mut result = log.reap_finished_flushes();
+            if result.is_ok() && log.flush_due(now) {
+                result = log.flush(now);
             }
-            if log.flush_due(now) {
-                if let Err(e) = log.flush(now) {
-                    tracing::error!(partition = %p.id, error = %e, "flush failed");
-                }
+            drop(log);
+            if let Err(e) = result {
+                tracing::error!(partition = %p.id, error = %e, "flush failed");
+                p.report_storage_error(&e);
             }
         }
     }
 
-    /// Flushes and closes every partition, then marks each log dir as cleanly shut down.
+    /// Flushes and closes every partition, then marks each log dir whose partitions all
+    /// closed as cleanly shut down. An offline directory is left as it is: its next start
+    /// recovers it in full.
     pub fn close(&self) -> io::Result<()> {
         self.closing.store(true, Ordering::Relaxed);
         let now = now_ms();
-        let mut failed = false;
+        let mut failed = vec![false; self.dirs.len()];
         for p in self.all() {
+            let i = self
+                .dirs
+                .iter()
+                .position(|d| Arc::ptr_eq(d, &p.log_dir))
+                .unwrap_or(0);
+            if p.log_dir.is_offline() {
+                failed[i] = true;
+                continue;
+            }
             if let Err(e) = p.log.lock().close(now) {
                 tracing::error!(partition = %p.id, error = %e, "closing partition failed");
-                failed = true;
+                failed[i] = true;
             }
         }
-        if !failed {
-            for dir in &self.dirs {
-                fs::write(dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        for (dir, failed) in self.dirs.iter().zip(failed) {
+            if !failed && !dir.is_offline() {
+                fs::write(dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
             }
         }
         Ok(())
     }
+}
+
+/// Replaces a partition's log with a freshly opened one (a full recovery from its
+/// recovery point). Nothing writes meanwhile: the directory is still offline.
+fn reopen(p: &Partition) -> io::Result<()> {
+    let (dir, name, config) = {
+        let log = p.log.lock();
+        (
+            log.dir().to_path_buf(),
+            log.name.clone(),
+            log.config().clone(),
+        )
+    };
+    let (fresh, report) = PartitionLog::open(&dir, name, config, false, now_ms())
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    if report.truncated_bytes > 0 || report.dropped_segments > 0 {
+        tracing::warn!(
+            partition = %p.id,
+            truncated_bytes = report.truncated_bytes,
+            dropped_segments = report.dropped_segments,
+            "reopened partition log: cut bytes a failed write left"
+        );
+    }
+    let leo = fresh.log_end_offset();
+    // Lock order as everywhere: role, then log.
+    let _role = p.replica.lock();
+    *p.log.lock() = fresh;
+    p.reset_end(leo);
+    Ok(())
 }

@@ -34,6 +34,8 @@ pub struct Membership {
     want_shutdown: AtomicBool,
     beat_now: Notify,
     state: watch::Sender<MemberState>,
+    /// Replicas on failed log directories, reported with every heartbeat (KIP-112).
+    offline_replicas: parking_lot::Mutex<Vec<(Uuid, i32)>>,
 }
 
 impl Membership {
@@ -48,6 +50,7 @@ impl Membership {
             want_shutdown: AtomicBool::new(false),
             beat_now: Notify::new(),
             state: watch::channel(MemberState::default()).0,
+            offline_replicas: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -100,6 +103,7 @@ impl Membership {
                 id: self.node_id,
                 incarnation: self.incarnation,
                 want_shutdown,
+                offline_replicas: self.offline_replicas.lock().clone(),
             };
             match metadata.request(request, self.request_timeout).await {
                 Ok(ControllerOk::Heartbeat {
@@ -141,6 +145,17 @@ impl Membership {
                 _ = tokio::time::sleep(pause) => {}
                 _ = self.beat_now.notified() => {}
             }
+        }
+    }
+
+    /// Sets the replicas (topic id, partition) this broker cannot serve because their log
+    /// directory failed; a change is reported at once, so leaderships move away quickly.
+    pub fn report_offline_replicas(&self, offline: Vec<(Uuid, i32)>) {
+        let mut current = self.offline_replicas.lock();
+        if *current != offline {
+            *current = offline;
+            drop(current);
+            self.beat_now.notify_one();
         }
     }
 

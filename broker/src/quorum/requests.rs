@@ -45,6 +45,10 @@ pub enum ControllerRequest {
         id: i32,
         incarnation: Uuid,
         want_shutdown: bool,
+        /// Replicas (topic id, partition) on failed log directories (Kafka's
+        /// `OfflineLogDirs`, per replica since Strom does not assign directory ids).
+        #[serde(default)]
+        offline_replicas: Vec<(Uuid, i32)>,
     },
     /// Kafka's AlterPartition: a leader asks for a new ISR.
     AlterIsr {

@@ -178,7 +178,11 @@ impl ControllerService {
                 id,
                 incarnation,
                 want_shutdown,
-            } => self.heartbeat(id, incarnation, want_shutdown).await,
+                offline_replicas,
+            } => {
+                self.heartbeat(id, incarnation, want_shutdown, &offline_replicas)
+                    .await
+            }
             ControllerRequest::AlterIsr {
                 topic_id,
                 partition,
@@ -236,6 +240,7 @@ impl ControllerService {
         id: i32,
         incarnation: uuid::Uuid,
         want_shutdown: bool,
+        offline_replicas: &[(uuid::Uuid, i32)],
     ) -> ControllerReply {
         let image = self.quorum()?.state();
         let Some(reg) = image.broker(id) else {
@@ -277,6 +282,22 @@ impl ControllerService {
                 fenced: true,
                 shutdown_ready: remaining == 0,
             });
+        }
+        if !offline_replicas.is_empty() && !reg.fenced {
+            let moved = self
+                .commit(|image| {
+                    let records = controller::offline_replicas(image, id, offline_replicas);
+                    let moved = records.len();
+                    Ok((records, moved))
+                })
+                .await?;
+            if moved > 0 {
+                tracing::warn!(
+                    broker = id,
+                    partitions = moved,
+                    "moved replicas on a failed log directory out of their ISRs"
+                );
+            }
         }
         if reg.fenced && !reg.shutting_down {
             self.commit(|image| Ok((controller::unfence_broker(image, id)?, ())))

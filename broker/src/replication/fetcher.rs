@@ -280,7 +280,8 @@ async fn fetch(
         } else {
             cfg.replica_fetch_max_bytes as usize
         };
-        if max_bytes == 0 {
+        // A replica on an offline log directory copies nothing until the directory is back.
+        if max_bytes == 0 || t.partition.check_online().is_err() {
             continue;
         }
         let (leo, log_start, last_epoch) = {
@@ -374,10 +375,16 @@ fn append(broker: &Broker, t: &FetchTarget, records: &bytes::Bytes) -> Result<()
     // Not `validate_record_set`: the leader's compacted batches (emptied, or with fewer
     // records than their offset span) are valid here.
     let batches = batch::split_stored(records).map_err(|e| e.to_string())?;
+    t.partition.check_online().map_err(|e| e.to_string())?;
     let end = {
         let mut log = t.partition.log.lock();
-        log.append_replicated(records, &batches, now_ms())
-            .map_err(|e| e.to_string())?;
+        let appended = log.append_replicated(records, &batches, now_ms());
+        if let Err(e) = &appended {
+            if e.error == ResponseError::KafkaStorageError {
+                t.partition.report_storage_error(e);
+            }
+        }
+        appended.map_err(|e| e.to_string())?;
         log.log_end_offset()
     };
     t.partition.publish_end(end);

@@ -52,6 +52,9 @@ pub struct ClusterOptions {
     pub network: Network,
     /// Extra or overriding broker properties, applied to every broker.
     pub properties: Vec<(String, String)>,
+    /// More log directories for one broker (by index), after its own: a disk-full
+    /// scenario puts one on a small file system.
+    pub extra_log_dirs: Vec<(usize, PathBuf)>,
     pub ready_timeout: Duration,
 }
 
@@ -60,6 +63,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             network: Network::Loopback,
             properties: Vec::new(),
+            extra_log_dirs: Vec::new(),
             ready_timeout: Duration::from_secs(60),
         }
     }
@@ -77,6 +81,13 @@ impl ClusterOptions {
         self.properties.push((key.into(), value.into()));
         self
     }
+
+    /// Gives broker `i` another log directory, listed after its own (which keeps the
+    /// metadata log, so only partitions fail with the extra one).
+    pub fn with_extra_log_dir(mut self, i: usize, dir: &Path) -> ClusterOptions {
+        self.extra_log_dirs.push((i, dir.to_path_buf()));
+        self
+    }
 }
 
 /// A partition as rdkafka's metadata reports it.
@@ -92,6 +103,7 @@ pub struct PartitionInfo {
 struct Node {
     address: BrokerAddress,
     log_dir: PathBuf,
+    extra_log_dirs: Vec<PathBuf>,
     log_path: PathBuf,
     launch: Launch,
     process: Option<BrokerProcess>,
@@ -187,7 +199,21 @@ impl Cluster {
             let log_dir = root.path().join(format!("broker-{i}"));
             let props_path = root.path().join(format!("broker-{i}.properties"));
             let log_path = root.path().join(format!("broker-{i}.log"));
-            let text = render(address, &addresses, &log_dir, &options.properties);
+            let extra_log_dirs: Vec<PathBuf> = options
+                .extra_log_dirs
+                .iter()
+                .filter(|(broker, _)| *broker == i)
+                .map(|(_, dir)| dir.clone())
+                .collect();
+            let mut properties = options.properties.clone();
+            if !extra_log_dirs.is_empty() {
+                let all: Vec<String> = std::iter::once(&log_dir)
+                    .chain(&extra_log_dirs)
+                    .map(|d| d.display().to_string())
+                    .collect();
+                properties.push(("log.dirs".into(), all.join(",")));
+            }
+            let text = render(address, &addresses, &log_dir, &properties);
             std::fs::write(&props_path, text)
                 .map_err(|e| HarnessError::io(format!("write {}", props_path.display()), e))?;
             let launch = match &topology {
@@ -211,6 +237,7 @@ impl Cluster {
             nodes.push(Node {
                 address: address.clone(),
                 log_dir,
+                extra_log_dirs,
                 log_path,
                 launch,
                 process: None,
@@ -294,8 +321,16 @@ impl Cluster {
         Ok(&self.node(i)?.log_dir)
     }
 
+    /// Where broker `i` keeps `topic-partition`: in whichever of its log directories
+    /// holds it (its first one if none does yet).
     pub fn partition_dir(&self, i: usize, topic: &str, partition: i32) -> Result<PathBuf> {
-        Ok(self.log_dir(i)?.join(format!("{topic}-{partition}")))
+        let node = self.node(i)?;
+        let name = format!("{topic}-{partition}");
+        Ok(std::iter::once(&node.log_dir)
+            .chain(&node.extra_log_dirs)
+            .map(|d| d.join(&name))
+            .find(|p| p.is_dir())
+            .unwrap_or_else(|| node.log_dir.join(&name)))
     }
 
     /// The OS pid of broker `i` while it runs (in namespaces: of the broker itself, since

@@ -18,6 +18,7 @@ pub mod raw_admin;
 pub mod reader;
 pub mod segments;
 pub mod slots;
+pub mod small_fs;
 pub mod verify;
 pub mod wait;
 pub mod wire;

@@ -352,3 +352,46 @@ pub fn produce_direct(
         Err(KafkaCode::new(p.error_code, p.error_message.as_ref()))
     })
 }
+
+/// One log directory as DescribeLogDirs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDirInfo {
+    pub path: String,
+    /// 0, or KAFKA_STORAGE_ERROR (56) for an offline directory.
+    pub error_code: i16,
+    /// (topic, partition) held there.
+    pub partitions: Vec<(String, i32)>,
+    pub usable_bytes: i64,
+}
+
+/// Every log directory of the broker `client` is connected to (DescribeLogDirs, all topics).
+pub fn describe_log_dirs(client: &mut WireClient) -> Result<Vec<LogDirInfo>> {
+    use kafka_protocol::messages::DescribeLogDirsRequest;
+    let version = client.version(ApiKey::DescribeLogDirs, 4)?;
+    let response = match client.request(
+        ApiKey::DescribeLogDirs,
+        version,
+        RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(None)),
+    )? {
+        ResponseKind::DescribeLogDirs(r) => r,
+        other => return Err(unexpected("DescribeLogDirs", &other)),
+    };
+    Ok(response
+        .results
+        .iter()
+        .map(|d| LogDirInfo {
+            path: d.log_dir.to_string(),
+            error_code: d.error_code,
+            partitions: d
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| (t.name.0.to_string(), p.partition_index))
+                })
+                .collect(),
+            usable_bytes: d.usable_bytes,
+        })
+        .collect())
+}
