@@ -136,6 +136,9 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
+    /// `max.broker.partitions` (KIP-578's name): the most partition replicas one broker
+    /// may hold; the active controller refuses creations past it.
+    pub max_broker_partitions: usize,
     pub delete_topic_enable: bool,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
@@ -163,6 +166,8 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("num.partitions", "1"),
     ("default.replication.factor", "1"),
     ("auto.create.topics.enable", "true"),
+    // What the scale benchmark shows one broker holding (BENCHMARKS.md).
+    ("max.broker.partitions", "100000"),
     ("delete.topic.enable", "true"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
@@ -355,6 +360,7 @@ impl BrokerConfig {
             default_replication_factor: int("default.replication.factor", 1, i16::MAX as i64)?
                 as i16,
             auto_create_topics_enable: boolean("auto.create.topics.enable")?,
+            max_broker_partitions: int("max.broker.partitions", 1, i32::MAX as i64)? as usize,
             delete_topic_enable: boolean("delete.topic.enable")?,
             message_max_bytes: int("message.max.bytes", 0, i32::MAX as i64)? as i32,
             socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,

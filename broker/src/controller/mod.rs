@@ -4,6 +4,7 @@
 //! rule here is unit-tested without a broker.
 
 pub mod brokers;
+pub mod capacity;
 mod change;
 pub mod elections;
 pub mod isr;
@@ -18,6 +19,7 @@ pub use brokers::{controlled_shutdown, fence_broker, register_broker, unfence_br
 pub use elections::{
     auto_rebalance, elect_leaders, elect_unclean_where_enabled, ElectionKind, ElectionOutcome,
 };
+pub use capacity::check_broker_capacity;
 pub use isr::alter_isr;
 pub use log_dirs::offline_replicas;
 pub use placement::{live_broker_infos, BrokerInfo};

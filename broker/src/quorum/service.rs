@@ -106,12 +106,14 @@ impl ControllerService {
                 if_absent,
                 validate_only,
             } => {
+                let max_partitions = self.config.max_broker_partitions;
                 let decide = |image: &MetadataImage| {
                     if if_absent && image.topic(&topic.name).is_some() {
                         return Ok((Vec::new(), false));
                     }
                     let brokers = controller::live_broker_infos(image);
                     let records = controller::create_topic(image, &defaults, &brokers, &topic)?;
+                    controller::check_broker_capacity(image, &records, max_partitions)?;
                     Ok((records, true))
                 };
                 let created = self.commit_unless(validate_only, decide).await?;
@@ -133,6 +135,11 @@ impl ControllerService {
                     let brokers = controller::live_broker_infos(image);
                     let records =
                         controller::create_partitions(image, &brokers, &name, count, &assignments)?;
+                    controller::check_broker_capacity(
+                        image,
+                        &records,
+                        self.config.max_broker_partitions,
+                    )?;
                     Ok((records, ()))
                 };
                 self.commit_unless(validate_only, decide).await?;
