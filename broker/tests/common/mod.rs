@@ -43,11 +43,19 @@ pub struct BrokerProcess {
     pub admin_port: u16,
     pub data_dir: PathBuf,
     extra: Vec<(String, String)>,
+    /// RLIMIT_NOFILE (soft and hard) for the process, like `prlimit --nofile=N:N`.
+    open_files: Option<u64>,
     _temp: Option<tempfile::TempDir>,
 }
 
 impl BrokerProcess {
     pub fn start(extra: &[(&str, &str)]) -> BrokerProcess {
+        Self::start_limited(extra, None)
+    }
+
+    /// `start`, with the process's open-file limit set to `open_files` (soft and hard, so
+    /// the broker cannot raise it).
+    pub fn start_limited(extra: &[(&str, &str)], open_files: Option<u64>) -> BrokerProcess {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().join("data");
         let mut b = BrokerProcess {
@@ -59,6 +67,7 @@ impl BrokerProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            open_files,
             _temp: Some(temp),
         };
         b.spawn();
@@ -83,6 +92,22 @@ impl BrokerProcess {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }
         cmd.stdout(Stdio::null()).stderr(log);
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rlim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         self.child = Some(cmd.spawn().expect("start strom-broker"));
         let admin = self.admin_port;
         wait_for("broker readiness", Duration::from_secs(30), || {
@@ -92,6 +117,11 @@ impl BrokerProcess {
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The OS pid while the broker runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The broker's stderr so far, for failure messages.
