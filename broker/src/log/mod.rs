@@ -4,7 +4,9 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod disk;
 pub mod epoch_cache;
+pub mod handles;
 pub mod index;
 pub mod partition;
 pub mod segment;
@@ -145,6 +147,8 @@ pub struct LogManager {
     topic_defaults: std::collections::BTreeMap<&'static str, String>,
     /// Set by `close`, so a cleaning pass still running swaps nothing in after it.
     closing: AtomicBool,
+    /// The open segment files of every partition, at most `log.max.open.files`.
+    handles: Arc<handles::HandleCache>,
 }
 
 fn read_partition_topic_id(dir: &Path) -> Option<Uuid> {
@@ -180,6 +184,9 @@ impl LogManager {
             clean_shutdown,
             topic_defaults: config.topic_defaults.clone(),
             closing: AtomicBool::new(false),
+            handles: handles::HandleCache::new(handles::HandleCache::capacity_for(
+                config.log_max_open_files,
+            )),
         })
     }
 
@@ -240,8 +247,9 @@ impl LogManager {
                 continue;
             }
             let (dir, clean) = self.place(&tp, topic_id)?;
-            let (log, report) = PartitionLog::open(&dir, tp.to_string(), config, clean, now)
-                .map_err(|e| io::Error::other(e.to_string()))?;
+            let (log, report) =
+                PartitionLog::open(&dir, tp.to_string(), config, clean, now, &self.handles)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
             if report.truncated_bytes > 0 || report.dropped_segments > 0 {
                 tracing::warn!(
                     partition = %tp,
