@@ -3,7 +3,8 @@
 //! (`faults`), since a full disk cannot be had in a unit test.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -40,14 +41,71 @@ impl From<WriteError> for io::Error {
 /// and returns the position after them. On failure the file is cut back to `pos`, so a
 /// short write (a full disk) leaves no partial bytes behind.
 pub fn append_at(file: &File, parts: &[&[u8]], pos: u64) -> Result<u64, WriteError> {
-    let mut at = pos;
-    for part in parts {
-        if let Err(e) = write_all_at(file, part, at) {
-            return Err(undo(file, pos, e));
-        }
-        at += part.len() as u64;
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    match write_vectored_all_at(file, parts, pos) {
+        Ok(()) => Ok(pos + len as u64),
+        Err(e) => Err(undo(file, pos, e)),
     }
-    Ok(at)
+}
+
+/// Writes all of `parts` from `pos` with `pwritev`, so a patched header and the batch it
+/// heads go out in one system call, positioned like `write_all_at`.
+fn write_vectored_all_at(file: &File, parts: &[&[u8]], pos: u64) -> io::Result<()> {
+    #[cfg(test)]
+    {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if faults::write_would_fail(len) {
+            // Part by part, so the injected short write lands what fits, as a real one.
+            let mut at = pos;
+            for part in parts {
+                write_all_at(file, part, at)?;
+                at += part.len() as u64;
+            }
+            return Ok(());
+        }
+        // Spends the budget the write takes.
+        let _ = faults::take_write_budget(len);
+    }
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut remaining: &mut [IoSlice<'_>] = &mut slices;
+    let mut at = pos;
+    while !remaining.is_empty() {
+        match pwritev(file, remaining, at) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "log write wrote nothing",
+                ))
+            }
+            Ok(written) => {
+                at += written as u64;
+                IoSlice::advance_slices(&mut remaining, written);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn pwritev(file: &File, slices: &[IoSlice<'_>], pos: u64) -> io::Result<usize> {
+    let count = slices.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    let offset = libc::off_t::try_from(pos)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file position too large"))?;
+    // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (std documents it), the
+    // slices borrow live buffers for the call, and `count` does not exceed their number.
+    let written = unsafe {
+        libc::pwritev(
+            file.as_raw_fd(),
+            slices.as_ptr().cast::<libc::iovec>(),
+            count,
+            offset,
+        )
+    };
+    if written < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(written as usize)
 }
 
 /// Cuts the file back to `len` after `cause` failed a write past it.
@@ -138,6 +196,11 @@ pub mod faults {
     /// Clears every fault of the calling thread.
     pub fn clear() {
         set(Faults::default());
+    }
+
+    /// Whether a write of `len` bytes would run out of budget (without spending any).
+    pub(super) fn write_would_fail(len: usize) -> bool {
+        FAULTS.with(|f| f.borrow().write_budget.is_some_and(|b| (len as u64) > b))
     }
 
     /// For a write of `len` bytes: `Some(n)` when only `n` fit and the write must fail.

@@ -380,4 +380,21 @@ mod tests {
         }
         assert_eq!(HandleCache::capacity_for(Some(10)), 10);
     }
+
+    #[test]
+    fn log_max_open_files_is_read_from_the_broker_config() {
+        use crate::config::{BrokerConfig, Properties};
+        let parse = |value: Option<&str>| {
+            let mut props = Properties::new();
+            if let Some(v) = value {
+                props.insert("log.max.open.files".into(), v.into());
+            }
+            BrokerConfig::from_properties(props).map(|(c, _)| c.log_max_open_files)
+        };
+        assert_eq!(parse(None).unwrap(), None, "automatic by default");
+        assert_eq!(parse(Some("-1")).unwrap(), None);
+        assert_eq!(parse(Some("20000")).unwrap(), Some(20_000));
+        assert!(parse(Some("0")).is_err());
+        assert!(parse(Some("many")).is_err());
+    }
 }

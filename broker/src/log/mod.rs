@@ -275,7 +275,10 @@ impl LogManager {
         }
         let mut best = 0;
         let mut fewest = usize::MAX;
-        for (i, dir) in self.dirs.iter().enumerate() {
+        // With one log dir there is nothing to choose, and counting would stat every
+        // partition directory for each new partition.
+        let choosing = self.dirs.len() > 1;
+        for (i, dir) in self.dirs.iter().enumerate().filter(|_| choosing) {
             let count = fs::read_dir(dir)?
                 .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
                 .count();
