@@ -143,6 +143,9 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
     pub log_retention_check_interval_ms: u64,
+    /// `log.max.open.files` (Strom's own): the bound on open segment files; `None` for the
+    /// automatic default (see `log::handles::HandleCache::capacity_for`).
+    pub log_max_open_files: Option<usize>,
     /// `log.cleaner.enable`: whether compacted topics are cleaned at all.
     pub log_cleaner_enable: bool,
     /// `log.cleaner.backoff.ms`: the pause between cleaning passes.
@@ -184,6 +187,9 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.retention.ms", "604800000"),
     ("log.segment.bytes", "1073741824"),
     ("log.roll.ms", "604800000"),
+    // Strom's own: segment files kept open at once by all partition logs together; -1 is
+    // half the process's soft RLIMIT_NOFILE (at least 64), leaving the rest for sockets.
+    ("log.max.open.files", "-1"),
     ("unclean.leader.election.enable", "false"),
     // Group coordinator and committed offsets.
     ("group.initial.rebalance.delay.ms", "3000"),
@@ -366,6 +372,16 @@ impl BrokerConfig {
             socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,
             log_retention_check_interval_ms: int("log.retention.check.interval.ms", 1, i64::MAX)?
                 as u64,
+            log_max_open_files: match int("log.max.open.files", -1, i32::MAX as i64)? {
+                -1 => None,
+                0 => {
+                    return Err(bad(
+                        "log.max.open.files",
+                        "0 would leave no file open; -1 picks the automatic default",
+                    ))
+                }
+                n => Some(n as usize),
+            },
             log_cleaner_enable: boolean("log.cleaner.enable")?,
             log_cleaner_backoff_ms: int("log.cleaner.backoff.ms", 1, i64::MAX)? as u64,
             admin_listener,

@@ -40,6 +40,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{self as codec, Compressor};
@@ -51,6 +52,7 @@ use parking_lot::Mutex;
 use thiserror::Error;
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::handles::HandleCache;
 use super::partition::PartitionLog;
 use super::segment::{self, file_name, remove_if_present, sync_dir, Segment, EXTENSIONS};
 use crate::error::ApiError;
@@ -170,13 +172,15 @@ struct SealedSegment {
     base: i64,
     next_offset: i64,
     size: u64,
-    file: File,
+    /// Held open by the cleaning, whatever the handle cache evicts meanwhile.
+    file: Arc<File>,
 }
 
 /// What one cleaning will do, decided under the partition lock.
 #[derive(Debug)]
 struct Plan {
     dir: PathBuf,
+    handles: Arc<HandleCache>,
     index_interval: u64,
     max_group_bytes: u64,
     delete_retention_ms: i64,
@@ -191,7 +195,7 @@ struct Plan {
 
 fn plan(log: &PartitionLog, now_ms: i64) -> Result<Option<Plan>, CleanError> {
     let config = log.config();
-    if !config.compact {
+    if !config.compact || log.is_failed() {
         return Ok(None);
     }
     let active_base = log.active().base_offset;
@@ -250,6 +254,7 @@ fn plan(log: &PartitionLog, now_ms: i64) -> Result<Option<Plan>, CleanError> {
         .collect::<io::Result<Vec<_>>>()?;
     Ok(Some(Plan {
         dir: log.dir().to_path_buf(),
+        handles: log.handles().clone(),
         index_interval: config.index_interval_bytes,
         max_group_bytes: config.segment_bytes.min(i32::MAX as u64),
         delete_retention_ms: config.delete_retention_ms,
@@ -567,7 +572,13 @@ fn clean_groups(
     while next < plan.segments.len() && !stop.load(Ordering::Relaxed) {
         let start = next;
         let base = plan.segments[start].base;
-        let mut out = Segment::create_with_suffix(&plan.dir, base, plan.index_interval, CLEANED)?;
+        let mut out = Segment::create_with_suffix(
+            &plan.dir,
+            base,
+            plan.index_interval,
+            CLEANED,
+            &plan.handles,
+        )?;
         let mut counts = GroupCounts::default();
         let written = write_group(plan, rules, now_ms, &mut out, &mut counts, &mut next);
         if let Err(e) = written.and_then(|()| Ok(out.flush()?)) {
@@ -614,13 +625,16 @@ fn write_group(
                 counts: &mut GroupCounts|
      -> Result<(), CleanError> {
         match judge(rules, &header, &raw, last, counts)? {
-            Verdict::Unchanged => out.append(&[&raw], &header, now_ms)?,
+            Verdict::Unchanged => out
+                .append(&[&raw], &header, now_ms)
+                .map_err(io::Error::from)?,
             Verdict::Rewritten(bytes) => {
                 let rewritten = BatchHeader::parse(&bytes).map_err(|e| CleanError::Encode {
                     offset: header.base_offset,
                     reason: e.to_string(),
                 })?;
-                out.append(&[&bytes], &rewritten, now_ms)?;
+                out.append(&[&bytes], &rewritten, now_ms)
+                    .map_err(io::Error::from)?;
             }
             Verdict::Dropped => {}
         }
@@ -674,7 +688,8 @@ pub fn clean_partition(
     let mut tombstone_due_ms = None;
     let cleaned = clean_groups(&plan, &rules, now_ms, stop, &mut tombstone_due_ms)?;
     let mut log = log.lock();
-    if stop.load(Ordering::Relaxed) {
+    // A log that failed meanwhile takes no swap: its files may not match its state.
+    if stop.load(Ordering::Relaxed) || log.is_failed() {
         discard(cleaned);
         return Ok(None);
     }
@@ -856,7 +871,7 @@ mod tests {
 
     fn open(dir: &Path, config: LogConfig, clean: bool) -> Mutex<PartitionLog> {
         Mutex::new(
-            PartitionLog::open(dir, "t-0".into(), config, clean, 0)
+            PartitionLog::open(dir, "t-0".into(), config, clean, 0, &HandleCache::new(64))
                 .expect("open")
                 .0,
         )
@@ -1219,8 +1234,9 @@ mod tests {
                 }
                 _ => {
                     fs::write(at("log", SWAP), &first_bytes).unwrap();
+                    // Index files exist only once they have entries.
                     for ext in EXTENSIONS {
-                        fs::remove_file(at(ext, "")).unwrap();
+                        remove_if_present(&at(ext, "")).unwrap();
                     }
                 }
             }

@@ -2,10 +2,19 @@
 //! byte position, `.timeindex` maps a max timestamp to a relative offset. Both are kept in
 //! memory and appended to their files; a file that fails its checks on load is rebuilt
 //! from the segment's log rather than trusted.
+//!
+//! The files are not kept open: they are read once on load, and written through the
+//! shared handle cache. A file is created by its first entry, so a segment that never
+//! grows past `index.interval.bytes` has none.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::disk::{self, WriteError};
+use super::handles::{CachedFile, HandleCache, Reopen};
+use super::segment::remove_if_present;
 
 /// One `.index` entry: (offset - segment base, byte position in the `.log`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +33,7 @@ pub struct TimeEntry {
 /// An index file plus its entries. `E` is one of the two entry kinds above.
 #[derive(Debug)]
 pub struct Index<E> {
-    path: PathBuf,
-    file: File,
+    file: CachedFile,
     entries: Vec<E>,
 }
 
@@ -67,26 +75,19 @@ impl Entry for TimeEntry {
 }
 
 impl<E: Entry> Index<E> {
-    /// Opens the file and reads its entries without judging them; `None` entries mean the
-    /// file's length is not a whole number of entries, i.e. it is damaged.
-    pub fn open(path: &Path) -> io::Result<(Index<E>, bool)> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
-        let mut raw = Vec::new();
-        file.read_to_end(&mut raw)?;
+    /// Reads the file's entries without judging them (a missing file is an empty index);
+    /// `false` beside them means the file's length is not a whole number of entries, i.e.
+    /// it is damaged.
+    pub fn open(path: &Path, handles: &Arc<HandleCache>) -> io::Result<(Index<E>, bool)> {
+        let raw = match fs::read(path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let whole = raw.len() % E::SIZE == 0;
         let entries = raw.chunks_exact(E::SIZE).map(E::decode).collect();
-        Ok((
-            Index {
-                path: path.to_path_buf(),
-                file,
-                entries,
-            },
-            whole,
-        ))
+        let file = CachedFile::new(handles, path.to_path_buf(), Reopen::CreateOnWrite);
+        Ok((Index { file, entries }, whole))
     }
 
     pub fn entries(&self) -> &[E] {
@@ -97,18 +98,27 @@ impl<E: Entry> Index<E> {
         self.entries.last()
     }
 
-    pub fn append(&mut self, entry: E) -> io::Result<()> {
+    /// Adds an entry, in memory only once it is in the file; a failed write is cut off
+    /// the file again (or reported as unrepaired when that fails too).
+    pub fn append(&mut self, entry: E) -> Result<(), WriteError> {
         let mut buf = Vec::with_capacity(E::SIZE);
         entry.encode(&mut buf);
-        self.file.write_all(&buf)?;
+        let file = self.file.handle().map_err(WriteError::RolledBack)?;
+        disk::append_at(&file, &[&buf], self.file_len())?;
         self.entries.push(entry);
         Ok(())
     }
 
+    fn file_len(&self) -> u64 {
+        (self.entries.len() * E::SIZE) as u64
+    }
+
     /// Drops every entry and empties the file, before a rebuild.
     pub fn clear(&mut self) -> io::Result<()> {
-        self.file.set_len(0)?;
         self.entries.clear();
+        if let Some(file) = self.file.existing_handle()? {
+            disk::set_len(&file, 0)?;
+        }
         Ok(())
     }
 
@@ -116,28 +126,47 @@ impl<E: Entry> Index<E> {
     pub fn truncate_entries(&mut self, len: usize) -> io::Result<()> {
         if len < self.entries.len() {
             self.entries.truncate(len);
-            self.file.set_len((len * E::SIZE) as u64)?;
+            if let Some(file) = self.file.existing_handle()? {
+                disk::set_len(&file, self.file_len())?;
+            }
         }
         Ok(())
     }
 
     pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()
+        match self.file.existing_handle()? {
+            Some(file) => disk::sync_data(&file),
+            None => Ok(()),
+        }
     }
 
-    pub fn file(&self) -> &File {
-        &self.file
+    /// A handle for fsyncing the file elsewhere; `None` while the file does not exist.
+    pub fn sync_handle(&self) -> io::Result<Option<Arc<fs::File>>> {
+        self.file.existing_handle()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
-    /// Renames the file; the open handle follows it.
+    /// Renames the file. An index never written has no file; then any file already under
+    /// the new name goes, so it cannot pass for this index later.
     pub fn rename(&mut self, to: &Path) -> io::Result<()> {
-        std::fs::rename(&self.path, to)?;
-        self.path = to.to_path_buf();
+        match fs::rename(self.file.path(), to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.entries.is_empty() => {
+                remove_if_present(to)?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.file.set_path(to.to_path_buf());
         Ok(())
+    }
+
+    /// Closes the file's handle and removes the file.
+    pub fn delete(&self) -> io::Result<()> {
+        self.file.close();
+        remove_if_present(self.file.path())
     }
 }
 
@@ -188,8 +217,9 @@ mod tests {
     fn round_trips_and_floors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
+        let handles = HandleCache::new(4);
         {
-            let (mut idx, whole) = Index::<OffsetEntry>::open(&path).unwrap();
+            let (mut idx, whole) = Index::<OffsetEntry>::open(&path, &handles).unwrap();
             assert!(whole);
             idx.append(OffsetEntry {
                 relative_offset: 0,
@@ -202,7 +232,7 @@ mod tests {
             })
             .unwrap();
         }
-        let (idx, whole) = Index::<OffsetEntry>::open(&path).unwrap();
+        let (idx, whole) = Index::<OffsetEntry>::open(&path, &handles).unwrap();
         assert!(whole);
         assert_eq!(idx.floor(5).unwrap().position, 0);
         assert_eq!(idx.floor(10).unwrap().position, 4096);
@@ -215,7 +245,66 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.timeindex");
         std::fs::write(&path, [0u8; 13]).unwrap();
-        let (_, whole) = Index::<TimeEntry>::open(&path).unwrap();
+        let (_, whole) = Index::<TimeEntry>::open(&path, &HandleCache::new(4)).unwrap();
         assert!(!whole);
+    }
+
+    #[test]
+    fn a_failed_entry_is_neither_in_memory_nor_in_the_file() {
+        use crate::log::disk::faults::{self, Faults};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let handles = HandleCache::new(4);
+        let (mut idx, _) = Index::<OffsetEntry>::open(&path, &handles).unwrap();
+        let entry = |n: u32| OffsetEntry {
+            relative_offset: n,
+            position: n * 100,
+        };
+        idx.append(entry(1)).unwrap();
+        // Half an entry fits: the old append-mode write left those bytes in the file.
+        faults::set(Faults {
+            write_budget: Some(3),
+            ..Faults::default()
+        });
+        let failed = idx.append(entry(2)).unwrap_err();
+        faults::clear();
+        assert!(!failed.is_unrepaired());
+        assert_eq!(idx.entries(), &[entry(1)]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8);
+        idx.append(entry(3)).unwrap();
+        drop(idx);
+        let (idx, whole) = Index::<OffsetEntry>::open(&path, &handles).unwrap();
+        assert!(whole);
+        assert_eq!(idx.entries(), &[entry(1), entry(3)]);
+
+        // When the cut fails too, the caller hears it.
+        let (mut idx, _) = Index::<OffsetEntry>::open(&path, &handles).unwrap();
+        faults::set(Faults {
+            write_budget: Some(3),
+            fail_set_len: true,
+            ..Faults::default()
+        });
+        let failed = idx.append(entry(4)).unwrap_err();
+        faults::clear();
+        assert!(failed.is_unrepaired());
+        assert_eq!(idx.entries().len(), 2, "never in memory");
+    }
+
+    #[test]
+    fn an_index_never_written_has_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.timeindex");
+        let handles = HandleCache::new(4);
+        let (mut idx, whole) = Index::<TimeEntry>::open(&path, &handles).unwrap();
+        assert!(whole);
+        idx.flush().unwrap();
+        idx.truncate_entries(0).unwrap();
+        assert!(!path.exists());
+        // A stale file under the new name must not pass for this empty index.
+        let to = dir.path().join("0.timeindex.cleaned");
+        std::fs::write(&to, [7u8; 12]).unwrap();
+        idx.rename(&to).unwrap();
+        assert!(!to.exists());
+        idx.delete().unwrap();
     }
 }

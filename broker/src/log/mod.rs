@@ -5,7 +5,9 @@
 pub mod batch;
 pub mod cleaner;
 pub mod dirs;
+pub mod disk;
 pub mod epoch_cache;
+pub mod handles;
 pub mod index;
 pub mod partition;
 pub mod segment;
@@ -201,6 +203,8 @@ pub struct LogManager {
     /// One sync at a time (start-up and the metadata follower both sync): two at once
     /// could open the same log twice.
     syncing: Mutex<()>,
+    /// The open segment files of every partition, at most `log.max.open.files`.
+    handles: Arc<handles::HandleCache>,
 }
 
 fn read_partition_topic_id(dir: &Path) -> Option<Uuid> {
@@ -254,6 +258,9 @@ impl LogManager {
             topic_defaults: config.topic_defaults.clone(),
             closing: AtomicBool::new(false),
             syncing: Mutex::new(()),
+            handles: handles::HandleCache::new(handles::HandleCache::capacity_for(
+                config.log_max_open_files,
+            )),
         })
     }
 
@@ -433,7 +440,7 @@ impl LogManager {
         now: i64,
     ) -> io::Result<Arc<Partition>> {
         let (log_dir, dir, clean) = self.place(tp, topic_id)?;
-        let opened = PartitionLog::open(&dir, tp.to_string(), config, clean, now);
+        let opened = PartitionLog::open(&dir, tp.to_string(), config, clean, now, &self.handles);
         let (log, report) = match opened {
             Ok(opened) => opened,
             Err(e) => {
@@ -551,7 +558,7 @@ impl LogManager {
                 .into_iter()
                 .filter(|p| Arc::ptr_eq(&p.log_dir, dir))
                 .collect();
-            let reopened = held.iter().try_for_each(|p| reopen(p));
+            let reopened = held.iter().try_for_each(|p| reopen(p, &self.handles));
             match reopened {
                 Ok(()) => {
                     dir.restore();
@@ -685,7 +692,7 @@ impl LogManager {
 
 /// Replaces a partition's log with a freshly opened one (a full recovery from its
 /// recovery point). Nothing writes meanwhile: the directory is still offline.
-fn reopen(p: &Partition) -> io::Result<()> {
+fn reopen(p: &Partition, handles: &Arc<handles::HandleCache>) -> io::Result<()> {
     let (dir, name, config) = {
         let log = p.log.lock();
         (
@@ -694,7 +701,7 @@ fn reopen(p: &Partition) -> io::Result<()> {
             log.config().clone(),
         )
     };
-    let (fresh, report) = PartitionLog::open(&dir, name, config, false, now_ms())
+    let (fresh, report) = PartitionLog::open(&dir, name, config, false, now_ms(), handles)
         .map_err(|e| io::Error::other(e.to_string()))?;
     if report.truncated_bytes > 0 || report.dropped_segments > 0 {
         tracing::warn!(

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -20,7 +21,9 @@ use thiserror::Error;
 
 use super::batch::{self, BatchHeader};
 use super::cleaner;
+use super::disk::{self, WriteError};
 use super::epoch_cache::EpochCache;
+use super::handles::HandleCache;
 use super::segment::{self, Segment};
 use crate::config::LogConfig;
 use crate::error::ApiError;
@@ -28,6 +31,9 @@ use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 mod follower;
 pub use follower::ReplicatedAppend;
+
+#[cfg(test)]
+mod storage_tests;
 
 const LOG_START_FILE: &str = "log-start-offset";
 const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -87,6 +93,13 @@ pub struct PartitionLog {
     epochs: EpochCache,
     /// Background fsyncs of rolled segments: (the segment's end offset, the flush).
     roll_flushes: Vec<(i64, std::thread::JoinHandle<io::Result<()>>)>,
+    /// The open files of all segments, shared with every other partition log.
+    handles: Arc<HandleCache>,
+    /// Set when the files may no longer match what the log accounts for (a failed write
+    /// that could not be cut off again, a failed fsync, a truncation that broke off): why.
+    /// A failed log refuses every write until it is reopened, whose recovery puts files
+    /// and state back in agreement; it never acknowledges anything past the failure.
+    failed: Option<String>,
 }
 
 fn read_i64_file(path: &Path) -> Option<i64> {
@@ -115,12 +128,17 @@ fn note_producer_batch(
 impl PartitionLog {
     /// Opens or creates the log in `dir`. After an unclean shutdown every segment from the
     /// recovery point on is read and checked batch by batch; damage ends the log there.
+    /// Its segments' files are opened through `handles`, shared by all partition logs.
+    ///
+    /// A new log costs one empty `.log` file and no fsync: until something is appended
+    /// there is nothing to make durable.
     pub fn open(
         dir: &Path,
         name: String,
         config: LogConfig,
         clean_shutdown: bool,
         now_ms: i64,
+        handles: &Arc<HandleCache>,
     ) -> Result<(PartitionLog, OpenReport), LogError> {
         let io_err = |source| LogError::Io {
             partition: name.clone(),
@@ -138,8 +156,9 @@ impl PartitionLog {
         for (i, base) in bases.iter().enumerate() {
             if cut {
                 // Everything after a damaged segment would leave a hole in the offsets.
-                let (seg, _) = Segment::open(dir, *base, config.index_interval_bytes, false)
-                    .map_err(io_err)?;
+                let (seg, _) =
+                    Segment::open(dir, *base, config.index_interval_bytes, false, handles)
+                        .map_err(io_err)?;
                 seg.delete().map_err(io_err)?;
                 report.dropped_segments += 1;
                 continue;
@@ -148,9 +167,14 @@ impl PartitionLog {
             let needs_recovery = (!clean_shutdown
                 && next_base.is_none_or(|next| next > recovery_point))
                 || swapped_in.contains(base);
-            let (seg, seg_report) =
-                Segment::open(dir, *base, config.index_interval_bytes, needs_recovery)
-                    .map_err(io_err)?;
+            let (seg, seg_report) = Segment::open(
+                dir,
+                *base,
+                config.index_interval_bytes,
+                needs_recovery,
+                handles,
+            )
+            .map_err(io_err)?;
             report.truncated_bytes += seg_report.truncated_bytes;
             if seg_report.rebuilt_indexes {
                 report.rebuilt_indexes += 1;
@@ -161,8 +185,8 @@ impl PartitionLog {
             segments.insert(*base, seg);
         }
         if segments.is_empty() {
-            let seg =
-                Segment::create(dir, stored_start, config.index_interval_bytes).map_err(io_err)?;
+            let seg = Segment::create(dir, stored_start, config.index_interval_bytes, handles)
+                .map_err(io_err)?;
             segments.insert(stored_start, seg);
         }
         let first_base = *segments.keys().next().unwrap_or(&0);
@@ -179,6 +203,8 @@ impl PartitionLog {
             producers: ProducerStateTable::default(),
             last_batch_of_producer: HashMap::new(),
             epochs: EpochCache::load(dir),
+            handles: handles.clone(),
+            failed: None,
         };
         let leo = log.log_end_offset();
         log.log_start_offset = log.log_start_offset.min(leo);
@@ -274,6 +300,53 @@ impl PartitionLog {
         self.config = config;
     }
 
+    /// Whether the log refuses writes until it is reopened (see `failed`).
+    pub fn is_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// The handle cache this log's segments use.
+    pub(super) fn handles(&self) -> &Arc<HandleCache> {
+        &self.handles
+    }
+
+    /// Refuses a write to a failed log.
+    fn check_usable(&self) -> io::Result<()> {
+        match &self.failed {
+            None => Ok(()),
+            Some(why) => Err(io::Error::other(format!(
+                "partition log {} failed earlier ({why}); it takes no writes until reopened",
+                self.name
+            ))),
+        }
+    }
+
+    /// Marks the log failed, keeping the first cause.
+    fn fail(&mut self, cause: &dyn std::fmt::Display) {
+        if self.failed.is_none() {
+            tracing::error!(partition = %self.name, error = %cause,
+                "partition log failed: refusing writes until it is reopened");
+            self.failed = Some(cause.to_string());
+        }
+    }
+
+    /// Passes `result` on, failing the log if it is an error: for steps (fsyncs,
+    /// truncations) after whose failure the files' state is unknown.
+    fn fatal<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        result
+    }
+
+    /// A segment write's error; one that left bytes behind fails the log.
+    fn write_error(&mut self, e: WriteError) -> io::Error {
+        if e.is_unrepaired() {
+            self.fail(&e);
+        }
+        e.into()
+    }
+
     fn io_error(&self, source: io::Error) -> ApiError {
         tracing::error!(partition = %self.name, error = %source, "log I/O error");
         ApiError::new(
@@ -290,6 +363,7 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendOutcome, ApiError> {
+        self.check_usable().map_err(|e| self.io_error(e))?;
         for (_, h) in batches {
             if h.total_len() > self.config.max_message_bytes {
                 return Err(ApiError::new(
@@ -357,7 +431,12 @@ impl PartitionLog {
                 self.active_mut()
                     .append(&[&prefix, &raw[prefix.len()..]], &stored, now_ms)
             };
-            result.map_err(|e| self.io_error(e))?;
+            // Batches before this one stay: they are whole and consistent. The caller
+            // hears the error, so nothing after it is acknowledged.
+            if let Err(e) = result {
+                let e = self.write_error(e);
+                return Err(self.io_error(e));
+            }
             self.record_producer_batch(&stored);
             self.epochs
                 .assign(leader_epoch, base_offset)
@@ -430,16 +509,42 @@ impl PartitionLog {
     }
 
     /// `roll`, with the new segment based at `base` (at or past the log end): a follower
-    /// copying a compacted leader may meet a batch far past its log end.
+    /// copying a compacted leader may meet a batch far past its log end. A roll that fails
+    /// leaves the old segment active and nothing of the new one on disk (an empty `.log`
+    /// left there would be listed as a segment on the next open, amid offsets the old
+    /// segment goes on taking); if even that cleanup fails, the log fails.
     fn roll_at(&mut self, base: i64, _now_ms: i64) -> io::Result<()> {
+        self.check_usable()?;
         self.reap_roll_flushes(false)?;
         let leo = self.log_end_offset();
-        let files = self.active().cloned_handles()?;
+        let base = base.max(leo);
+        let files = self.active().sync_handles()?;
+        let created = Segment::create(
+            &self.dir,
+            base,
+            self.config.index_interval_bytes,
+            &self.handles,
+        );
+        let seg = match created {
+            Ok(seg) => seg,
+            Err(e) => {
+                let cleanup = segment::remove_files(&self.dir, base);
+                self.fatal(cleanup)?;
+                return Err(e);
+            }
+        };
         let flush = std::thread::Builder::new()
             .name("strom-roll-flush".into())
-            .spawn(move || files.iter().try_for_each(|f| f.sync_data()))?;
+            .spawn(move || files.iter().try_for_each(|f| disk::sync_data(f)));
+        let flush = match flush {
+            Ok(flush) => flush,
+            Err(e) => {
+                let cleanup = seg.delete();
+                self.fatal(cleanup)?;
+                return Err(e);
+            }
+        };
         self.roll_flushes.push((leo, flush));
-        let seg = Segment::create(&self.dir, base.max(leo), self.config.index_interval_bytes)?;
         self.segments.insert(seg.base_offset, seg);
         Ok(())
     }
@@ -455,9 +560,13 @@ impl PartitionLog {
                 break;
             }
             let (end, handle) = self.roll_flushes.remove(i);
-            handle
+            let flushed = handle
                 .join()
-                .map_err(|_| io::Error::other("segment flush thread panicked"))??;
+                .map_err(|_| io::Error::other("segment flush thread panicked"))
+                .and_then(|flushed| flushed);
+            // An fsync that failed cannot be retried into success: the pages it was to
+            // write may be gone.
+            self.fatal(flushed)?;
             durable_to = Some(end);
             i = 0;
         }
@@ -494,8 +603,10 @@ impl PartitionLog {
     /// fsyncs everything (rolled segments still flushing, then the active one) and moves
     /// the recovery point to the log end.
     pub fn flush(&mut self, now_ms: i64) -> io::Result<()> {
+        self.check_usable()?;
         self.reap_roll_flushes(true)?;
-        self.active().flush()?;
+        let synced = self.active().flush();
+        self.fatal(synced)?;
         self.advance_recovery_point(self.log_end_offset())?;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
@@ -632,6 +743,7 @@ impl PartitionLog {
     /// DeleteRecords: moves the log start offset up to `offset` (at most the log end) and
     /// drops segments that lie wholly below it.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, ApiError> {
+        self.check_usable().map_err(|e| self.io_error(e))?;
         let leo = self.log_end_offset();
         let target = if offset == -1 { leo } else { offset };
         if target < 0 || target > leo {
@@ -681,6 +793,7 @@ impl PartitionLog {
         if !self.config.delete {
             return Ok(0);
         }
+        self.check_usable()?;
         let mut new_start = self.log_start_offset;
         if self.config.retention_ms >= 0 {
             let horizon = now_ms.saturating_sub(self.config.retention_ms);
@@ -740,7 +853,8 @@ impl PartitionLog {
             .map_err(|e| self.io_error(e))
     }
 
-    /// Flushes everything and writes the producer snapshot, for a clean shutdown.
+    /// Flushes everything and writes the producer snapshot, for a clean shutdown. A failed
+    /// log refuses, so its directory is not marked as cleanly shut down.
     pub fn close(&mut self, now_ms: i64) -> io::Result<()> {
         self.flush(now_ms)?;
         let snap = ProducerSnapshot {
@@ -781,7 +895,7 @@ mod tests {
     }
 
     pub(super) fn open(dir: &Path, cfg: LogConfig, clean: bool) -> PartitionLog {
-        PartitionLog::open(dir, "t-0".into(), cfg, clean, 0)
+        PartitionLog::open(dir, "t-0".into(), cfg, clean, 0, &HandleCache::new(64))
             .expect("open")
             .0
     }

@@ -1,12 +1,23 @@
 //! One segment of a partition log: the `.log` file of stored batches and its two indexes,
 //! named by base offset as Kafka names them (`00000000000000000042.log`).
+//!
+//! Every write lands at `size`, the end of what the segment accounts for, and a write
+//! that fails is cut off the file again, so the file never holds bytes past `size`. (With
+//! append-mode writes, a full disk left a partial batch there, later batches landed behind
+//! it and were acknowledged, and recovery then cut the log at the partial batch.) When the
+//! cut itself fails the caller hears `WriteError::Unrepaired` and must write no more.
+//!
+//! No file is held open: handles come from the shared `HandleCache`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::fs::{self, File};
+use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::disk::{self, WriteError};
+use super::handles::{CachedFile, HandleCache, Reopen};
 use super::index::{Index, OffsetEntry, TimeEntry};
 
 /// What opening a segment found and did.
@@ -21,8 +32,7 @@ pub struct RecoveryReport {
 #[derive(Debug)]
 pub struct Segment {
     pub base_offset: i64,
-    log_path: PathBuf,
-    log: File,
+    log: CachedFile,
     size: u64,
     index: Index<OffsetEntry>,
     time_index: Index<TimeEntry>,
@@ -43,60 +53,76 @@ pub fn file_name(base_offset: i64, ext: &str) -> String {
 /// The segment's three extensions: the log first, as recovery keys on it.
 pub const EXTENSIONS: [&str; 3] = ["log", "index", "timeindex"];
 
-impl Segment {
-    pub fn create(dir: &Path, base_offset: i64, index_interval: u64) -> io::Result<Segment> {
-        let (segment, _) = Self::open(dir, base_offset, index_interval, false)?;
-        Ok(segment)
+/// The header at `pos` of a log whose content ends at `size`, or `None` if no whole
+/// header fits before the end.
+fn read_header(file: &File, pos: u64, size: u64) -> io::Result<Option<BatchHeader>> {
+    if pos + HEADER_LEN as u64 > size {
+        return Ok(None);
     }
+    let mut buf = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(BatchHeader::parse(&buf).ok())
+}
 
-    /// Opens (or creates) the segment. With `full_recovery` every batch is read and checked
-    /// against its CRC, the tail is cut at the first bad one, and the indexes rebuilt; without
-    /// it only the indexes are sanity-checked, and rebuilt if they fail.
-    pub fn open(
+impl Segment {
+    /// Creates an empty segment: an empty `.log` (replacing any file of that name) and no
+    /// index files, which come with their first entry. Index files left under these names
+    /// (a crash during a delete) are removed, so they cannot pass for this segment's.
+    pub fn create(
         dir: &Path,
         base_offset: i64,
         index_interval: u64,
-        full_recovery: bool,
-    ) -> io::Result<(Segment, RecoveryReport)> {
-        Self::open_with_suffix(dir, base_offset, index_interval, full_recovery, "")
+        handles: &Arc<HandleCache>,
+    ) -> io::Result<Segment> {
+        Self::create_with_suffix(dir, base_offset, index_interval, "", handles)
     }
 
-    /// Creates an empty segment whose file names carry `suffix` (`.cleaned`), replacing
-    /// any files left under those names: the log cleaner builds its output there before
-    /// swapping it in with `set_suffix`.
+    /// `create`, with file names carrying `suffix` (`.cleaned`): the log cleaner builds
+    /// its output there before swapping it in with `set_suffix`.
     pub fn create_with_suffix(
         dir: &Path,
         base_offset: i64,
         index_interval: u64,
         suffix: &str,
+        handles: &Arc<HandleCache>,
     ) -> io::Result<Segment> {
-        for ext in EXTENSIONS {
-            remove_if_present(&dir.join(format!("{}{suffix}", file_name(base_offset, ext))))?;
-        }
-        let (segment, _) = Self::open_with_suffix(dir, base_offset, index_interval, false, suffix)?;
-        Ok(segment)
+        let path = |ext| dir.join(format!("{}{suffix}", file_name(base_offset, ext)));
+        remove_if_present(&path("index"))?;
+        remove_if_present(&path("timeindex"))?;
+        let log = CachedFile::create(handles, path("log"), Reopen::Existing)?;
+        let (index, _) = Index::open(&path("index"), handles)?;
+        let (time_index, _) = Index::open(&path("timeindex"), handles)?;
+        Ok(Segment {
+            base_offset,
+            log,
+            size: 0,
+            index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            bytes_since_index: 0,
+            index_interval,
+            first_append_ms: None,
+        })
     }
 
-    fn open_with_suffix(
+    /// Opens an existing segment. With `full_recovery` every batch is read and checked
+    /// against its CRC, the tail is cut at the first bad one, and the indexes rebuilt;
+    /// without it only the indexes are sanity-checked, and rebuilt if they fail.
+    pub fn open(
         dir: &Path,
         base_offset: i64,
         index_interval: u64,
         full_recovery: bool,
-        suffix: &str,
+        handles: &Arc<HandleCache>,
     ) -> io::Result<(Segment, RecoveryReport)> {
-        let path = |ext| dir.join(format!("{}{suffix}", file_name(base_offset, ext)));
-        let log_path = path("log");
-        let log = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&log_path)?;
-        let size = log.metadata()?.len();
-        let (index, index_whole) = Index::open(&path("index"))?;
-        let (time_index, time_whole) = Index::open(&path("timeindex"))?;
+        let path = |ext| dir.join(file_name(base_offset, ext));
+        let log = CachedFile::new(handles, path("log"), Reopen::Existing);
+        let size = log.handle()?.metadata()?.len();
+        let (index, index_whole) = Index::open(&path("index"), handles)?;
+        let (time_index, time_whole) = Index::open(&path("timeindex"), handles)?;
         let mut segment = Segment {
             base_offset,
-            log_path,
             log,
             size,
             index,
@@ -122,11 +148,12 @@ impl Segment {
     /// entry. Returns false when the walk does not end exactly at the file's end, which means
     /// the index or the log is damaged and a full recovery is needed.
     fn load_tail(&mut self) -> io::Result<bool> {
+        let file = self.log.handle()?;
         let start = self.index.last().map(|e| e.position as u64).unwrap_or(0);
         self.max_timestamp = self.time_index.last().map(|e| e.timestamp).unwrap_or(-1);
         let mut pos = start;
         while pos < self.size {
-            let Some(header) = self.read_header_at(pos)? else {
+            let Some(header) = read_header(&file, pos, self.size)? else {
                 return Ok(false);
             };
             if pos + header.total_len() as u64 > self.size || header.base_offset < self.base_offset
@@ -147,6 +174,7 @@ impl Segment {
 
     /// Reads every batch, checks it, truncates at the first bad one, rebuilds the indexes.
     fn recover(&mut self) -> io::Result<RecoveryReport> {
+        let file = self.log.handle()?;
         self.index.clear()?;
         self.time_index.clear()?;
         self.next_offset = self.base_offset;
@@ -155,7 +183,7 @@ impl Segment {
         let mut pos = 0u64;
         let mut buf = Vec::new();
         while pos < self.size {
-            let Some(header) = self.read_header_at(pos)? else {
+            let Some(header) = read_header(&file, pos, self.size)? else {
                 break;
             };
             let len = header.total_len() as u64;
@@ -163,7 +191,7 @@ impl Segment {
                 break;
             }
             buf.resize(len as usize, 0);
-            self.log.read_exact_at(&mut buf, pos)?;
+            file.read_exact_at(&mut buf, pos)?;
             if batch::verify_crc(&buf, &header).is_err() {
                 break;
             }
@@ -173,8 +201,8 @@ impl Segment {
         }
         let truncated = self.size - pos;
         if truncated > 0 {
-            self.log.set_len(pos)?;
-            self.log.sync_data()?;
+            disk::set_len(&file, pos)?;
+            disk::sync_data(&file)?;
             self.size = pos;
         }
         Ok(RecoveryReport {
@@ -183,45 +211,71 @@ impl Segment {
         })
     }
 
-    /// Adds index entries for a batch about to sit at `position`, every `index_interval` bytes.
-    fn index_batch(&mut self, header: &BatchHeader, position: u64) -> io::Result<()> {
-        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
-        if self.bytes_since_index >= self.index_interval {
+    /// Adds index entries for a batch about to sit at `position`, every `index_interval`
+    /// bytes: both entries or neither, and the segment's state moves only on success.
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) -> Result<(), WriteError> {
+        let max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        let mut bytes_since_index = self.bytes_since_index;
+        if bytes_since_index >= self.index_interval {
             let relative_offset = (header.base_offset - self.base_offset) as u32;
             self.index.append(OffsetEntry {
                 relative_offset,
                 position: position as u32,
             })?;
-            if self.time_index.last().map(|e| e.timestamp) < Some(self.max_timestamp) {
-                self.time_index.append(TimeEntry {
-                    timestamp: self.max_timestamp,
+            if self.time_index.last().map(|e| e.timestamp) < Some(max_timestamp) {
+                let timed = self.time_index.append(TimeEntry {
+                    timestamp: max_timestamp,
                     relative_offset,
-                })?;
+                });
+                if let Err(e) = timed {
+                    let keep = self.index.entries().len() - 1;
+                    return Err(match (e, self.index.truncate_entries(keep)) {
+                        (e, Ok(())) => e,
+                        (
+                            WriteError::RolledBack(write) | WriteError::Unrepaired { write, .. },
+                            Err(repair),
+                        ) => WriteError::Unrepaired { write, repair },
+                    });
+                }
             }
-            self.bytes_since_index = 0;
+            bytes_since_index = 0;
         }
-        self.bytes_since_index += header.total_len() as u64;
+        self.bytes_since_index = bytes_since_index + header.total_len() as u64;
+        self.max_timestamp = max_timestamp;
         Ok(())
     }
 
     /// Appends one batch, given as slices that together are exactly its bytes (so a patched
-    /// header prefix and the producer's untouched remainder go out in one `writev`).
-    pub fn append(&mut self, parts: &[&[u8]], header: &BatchHeader, now_ms: i64) -> io::Result<()> {
-        let position = self.size;
-        let mut slices: Vec<IoSlice> = parts.iter().map(|p| IoSlice::new(p)).collect();
-        let mut remaining: &mut [IoSlice] = &mut slices;
-        while !remaining.is_empty() {
-            let written = self.log.write_vectored(remaining)?;
-            if written == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "log write returned 0",
-                ));
-            }
-            IoSlice::advance_slices(&mut remaining, written);
+    /// header prefix and the producer's untouched remainder need no copy). On failure
+    /// nothing of the batch stays, in the log or its indexes, unless the error says the
+    /// cut failed (`WriteError::Unrepaired`).
+    pub fn append(
+        &mut self,
+        parts: &[&[u8]],
+        header: &BatchHeader,
+        now_ms: i64,
+    ) -> Result<(), WriteError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len != header.total_len() {
+            return Err(WriteError::RolledBack(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "batch of {len} bytes, but its header says {}",
+                    header.total_len()
+                ),
+            )));
         }
-        self.index_batch(header, position)?;
-        self.size += header.total_len() as u64;
+        let position = self.size;
+        let file = self.log.handle().map_err(WriteError::RolledBack)?;
+        let end = disk::append_at(&file, parts, position)?;
+        // The batch would be readable without its index entry, but the caller is told the
+        // append failed, so it must not stay.
+        match self.index_batch(header, position) {
+            Ok(()) => {}
+            Err(WriteError::RolledBack(cause)) => return Err(disk::undo(&file, position, cause)),
+            Err(unrepaired) => return Err(unrepaired),
+        }
+        self.size = end;
         self.next_offset = header.last_offset() + 1;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
@@ -229,23 +283,20 @@ impl Segment {
 
     /// The header of the batch at `pos`, or `None` if no whole header fits before the end.
     pub fn read_header_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
-        if pos + HEADER_LEN as u64 > self.size {
-            return Ok(None);
-        }
-        let mut buf = [0u8; HEADER_LEN];
-        self.log.read_exact_at(&mut buf, pos)?;
-        Ok(BatchHeader::parse(&buf).ok())
+        let file = self.log.handle()?;
+        read_header(&file, pos, self.size)
     }
 
     /// Position of the batch that holds `offset`, or of the first batch after it.
     pub fn find_position(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let file = self.log.handle()?;
         let rel = (offset - self.base_offset).max(0) as u32;
         let mut pos = self
             .index
             .floor(rel)
             .map(|e| e.position as u64)
             .unwrap_or(0);
-        while let Some(header) = self.read_header_at(pos)? {
+        while let Some(header) = read_header(&file, pos, self.size)? {
             if header.last_offset() >= offset {
                 return Ok(Some((pos, header)));
             }
@@ -278,8 +329,10 @@ impl Segment {
         allow_oversized_first: bool,
         max_offset: i64,
     ) -> io::Result<Vec<u8>> {
+        // Held for the whole read: an eviction meanwhile does not close it under us.
+        let file = self.log.handle()?;
         let mut end = pos;
-        while let Some(header) = self.read_header_at(end)? {
+        while let Some(header) = read_header(&file, end, self.size)? {
             let next = end + header.total_len() as u64;
             if next > self.size || header.last_offset() >= max_offset {
                 break;
@@ -294,7 +347,7 @@ impl Segment {
             }
         }
         let mut buf = vec![0u8; (end - pos) as usize];
-        self.log.read_exact_at(&mut buf, pos)?;
+        file.read_exact_at(&mut buf, pos)?;
         Ok(buf)
     }
 
@@ -302,7 +355,8 @@ impl Segment {
     /// after it, returning the bytes removed. The indexes are cut before the log and all
     /// three are fsynced, so a crash part way leaves indexes no longer than the log, which
     /// `open` accepts (a shorter index only means a longer scan), and a cut that cannot
-    /// come undone after the caller moved on.
+    /// come undone after the caller moved on. An error leaves the segment in an unknown
+    /// state: the caller must stop writing to it.
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<u64> {
         let Some((pos, header)) = self.find_position(offset)? else {
             return Ok(0);
@@ -321,8 +375,9 @@ impl Segment {
         self.index.flush()?;
         self.time_index.flush()?;
         let removed = self.size - pos;
-        self.log.set_len(pos)?;
-        self.log.sync_data()?;
+        let file = self.log.handle()?;
+        disk::set_len(&file, pos)?;
+        disk::sync_data(&file)?;
         self.size = pos;
         self.next_offset = self.base_offset;
         if !self.load_tail()? {
@@ -342,29 +397,29 @@ impl Segment {
     /// Reads one whole batch at `pos`.
     pub fn read_batch(&self, pos: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; header.total_len()];
-        self.log.read_exact_at(&mut buf, pos)?;
+        self.log.handle()?.read_exact_at(&mut buf, pos)?;
         Ok(buf)
     }
 
-    /// Duplicated handles to the segment's three files, so they can be fsynced elsewhere.
-    pub fn cloned_handles(&self) -> io::Result<Vec<File>> {
-        Ok(vec![
-            self.log.try_clone()?,
-            self.index.file().try_clone()?,
-            self.time_index.file().try_clone()?,
-        ])
+    /// Handles to the segment's existing files, so they can be fsynced elsewhere (a rolled
+    /// segment, on a background thread). They stay open while held, evicted or not.
+    pub fn sync_handles(&self) -> io::Result<Vec<Arc<File>>> {
+        let mut files = vec![self.log.handle()?];
+        files.extend(self.index.sync_handle()?);
+        files.extend(self.time_index.sync_handle()?);
+        Ok(files)
     }
 
     pub fn flush(&self) -> io::Result<()> {
-        self.log.sync_data()?;
+        disk::sync_data(&*self.log.handle()?)?;
         self.index.flush()?;
         self.time_index.flush()
     }
 
     /// A handle to the `.log` file, for reading the sealed segment without the partition
-    /// lock (the cleaner). Stays valid if the file is later renamed or removed.
-    pub fn clone_log_handle(&self) -> io::Result<File> {
-        self.log.try_clone()
+    /// lock (the cleaner). Stays valid if the file is later renamed, removed or evicted.
+    pub fn clone_log_handle(&self) -> io::Result<Arc<File>> {
+        self.log.handle()
     }
 
     /// Renames the three files to carry `suffix` instead of the current one (`""` for the
@@ -372,7 +427,8 @@ impl Segment {
     /// that says how far a crash got.
     pub fn set_suffix(&mut self, suffix: &str) -> io::Result<()> {
         let dir = self
-            .log_path
+            .log
+            .path()
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
@@ -380,20 +436,17 @@ impl Segment {
         let (index_to, time_to, log_to) = (path("index"), path("timeindex"), path("log"));
         self.index.rename(&index_to)?;
         self.time_index.rename(&time_to)?;
-        fs::rename(&self.log_path, &log_to)?;
-        self.log_path = log_to;
+        fs::rename(self.log.path(), &log_to)?;
+        self.log.set_path(log_to);
         Ok(())
     }
 
-    /// Removes the segment's files.
+    /// Closes the segment's files and removes them, the log first.
     pub fn delete(self) -> io::Result<()> {
-        let index_path = self.index.path().to_path_buf();
-        let time_path = self.time_index.path().to_path_buf();
-        drop(self.log);
-        for path in [&self.log_path, &index_path, &time_path] {
-            remove_if_present(path)?;
-        }
-        Ok(())
+        self.log.close();
+        remove_if_present(self.log.path())?;
+        self.index.delete()?;
+        self.time_index.delete()
     }
 
     pub fn size(&self) -> u64 {
@@ -422,6 +475,14 @@ pub fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes the files a segment based at `base_offset` has or may have.
+pub fn remove_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    for ext in EXTENSIONS {
+        remove_if_present(&dir.join(file_name(base_offset, ext)))?;
+    }
+    Ok(())
+}
+
 /// fsyncs a directory, so renames and removals in it survive a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -446,8 +507,15 @@ pub fn list_base_offsets(dir: &Path) -> io::Result<Vec<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
     use crate::log::batch::tests::encode_batch;
     use crate::log::batch::{patched_prefix, validate_record_set};
+
+    fn handles() -> Arc<HandleCache> {
+        HandleCache::new(16)
+    }
 
     fn append(seg: &mut Segment, offset: i64, values: &[&[u8]]) {
         let raw = encode_batch(values, -1, -1);
@@ -461,7 +529,7 @@ mod tests {
     #[test]
     fn torn_tail_is_cut_and_indexes_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0, 100).unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 100, &handles()).unwrap();
         for i in 0..10 {
             append(&mut seg, i * 2, &[b"0123456789abcdef", b"x"]);
         }
@@ -474,7 +542,7 @@ mod tests {
             .unwrap();
         fs::write(dir.path().join(file_name(0, "index")), [1u8; 13]).unwrap();
 
-        let (seg, report) = Segment::open(dir.path(), 0, 100, true).unwrap();
+        let (seg, report) = Segment::open(dir.path(), 0, 100, true, &handles()).unwrap();
         assert_eq!(report.truncated_bytes, 30);
         assert_eq!(seg.size(), good);
         assert_eq!(seg.next_offset(), 20);
@@ -486,7 +554,7 @@ mod tests {
     #[test]
     fn corrupt_middle_batch_truncates_from_there() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0, 4096).unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 4096, &handles()).unwrap();
         append(&mut seg, 0, &[b"aaaa"]);
         let first = seg.size();
         append(&mut seg, 1, &[b"bbbb"]);
@@ -497,7 +565,7 @@ mod tests {
         let last = (first as usize) + 70;
         bytes[last] ^= 0xff;
         fs::write(&log, bytes).unwrap();
-        let (seg, report) = Segment::open(dir.path(), 0, 4096, true).unwrap();
+        let (seg, report) = Segment::open(dir.path(), 0, 4096, true, &handles()).unwrap();
         assert_eq!(seg.size(), first);
         assert_eq!(seg.next_offset(), 1);
         assert!(report.truncated_bytes > 0);
@@ -506,7 +574,7 @@ mod tests {
     #[test]
     fn truncation_cuts_log_and_indexes_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 100, 50).unwrap();
+        let mut seg = Segment::create(dir.path(), 100, 50, &handles()).unwrap();
         for i in 0..10 {
             append(&mut seg, 100 + i * 2, &[b"0123456789abcdef", b"x"]);
         }
@@ -532,7 +600,7 @@ mod tests {
         append(&mut seg, 110, &[b"replacement"]);
         let size = seg.size();
         drop(seg);
-        let (seg, report) = Segment::open(dir.path(), 100, 50, false).unwrap();
+        let (seg, report) = Segment::open(dir.path(), 100, 50, false, &handles()).unwrap();
         assert!(
             !report.rebuilt_indexes,
             "indexes after a cut are valid as they are"
@@ -549,7 +617,7 @@ mod tests {
     #[test]
     fn reads_whole_batches_only() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0, 4096).unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 4096, &handles()).unwrap();
         append(&mut seg, 0, &[b"aaaa"]);
         let one = seg.size() as usize;
         append(&mut seg, 1, &[b"bbbb"]);
@@ -565,5 +633,104 @@ mod tests {
             "max_offset is exclusive"
         );
         assert_eq!(seg.read_batches(0, 1 << 20, true, 0).unwrap().len(), 0);
+    }
+
+    fn batch(offset: i64, value: &[u8]) -> (Vec<u8>, BatchHeader) {
+        let raw = encode_batch(&[value], -1, -1);
+        let (_, mut header) = validate_record_set(&raw).unwrap()[0];
+        let prefix = patched_prefix(&raw, offset, 0);
+        header.base_offset = offset;
+        let mut stored = raw.clone();
+        stored[..prefix.len()].copy_from_slice(&prefix);
+        (stored, header)
+    }
+
+    fn log_len(dir: &Path) -> u64 {
+        fs::metadata(dir.join(file_name(0, "log"))).unwrap().len()
+    }
+
+    // The old segment wrote in append mode and never cut a failed write off: the bytes
+    // that fit stayed past `size`, and the next batch landed behind them.
+    #[test]
+    fn a_short_write_is_cut_off_and_the_next_batch_lands_at_the_end() {
+        use crate::log::disk::faults::{self, Faults};
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 1, &handles()).unwrap();
+        append(&mut seg, 0, &[b"aaaa"]);
+        let good = seg.size();
+        let (big, header) = batch(1, &[b'x'; 400]);
+        faults::set(Faults {
+            write_budget: Some(40),
+            ..Faults::default()
+        });
+        let failed = seg.append(&[&big], &header, 0).unwrap_err();
+        faults::clear();
+        assert!(!failed.is_unrepaired());
+        assert_eq!(
+            (seg.size(), seg.next_offset(), log_len(dir.path())),
+            (good, 1, good)
+        );
+
+        append(&mut seg, 1, &[b"bbbb"]);
+        assert_eq!(seg.find_position(1).unwrap().unwrap().0, good);
+        assert_eq!(log_len(dir.path()), seg.size());
+        let size = seg.size();
+        drop(seg);
+        for full in [false, true] {
+            let (seg, report) = Segment::open(dir.path(), 0, 1, full, &handles()).unwrap();
+            assert_eq!(report.truncated_bytes, 0);
+            assert!(full || !report.rebuilt_indexes, "the index matches the log");
+            assert_eq!((seg.size(), seg.next_offset()), (size, 2));
+        }
+    }
+
+    // A batch whose index entry could not be written is taken back whole, so an index
+    // entry never points past the log, and the caller is never told "failed" about a
+    // batch that stays.
+    #[test]
+    fn a_failed_index_write_takes_the_batch_back() {
+        use crate::log::disk::faults::{self, Faults};
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 1, &handles()).unwrap();
+        append(&mut seg, 0, &[b"aaaa"]);
+        let good = seg.size();
+        let (next, header) = batch(1, b"bbbb");
+        for budget in [next.len() as u64, next.len() as u64 + 8 + 3] {
+            // The batch fits; its offset entry (8 bytes) or its time entry does not.
+            faults::set(Faults {
+                write_budget: Some(budget),
+                ..Faults::default()
+            });
+            let failed = seg.append(&[&next], &header, 0).unwrap_err();
+            faults::clear();
+            assert!(!failed.is_unrepaired());
+            assert_eq!((seg.size(), log_len(dir.path())), (good, good));
+            assert!(seg.index.entries().is_empty() && seg.time_index.entries().is_empty());
+            let index_len =
+                |ext| fs::metadata(dir.path().join(file_name(0, ext))).map_or(0, |m| m.len());
+            assert_eq!((index_len("index"), index_len("timeindex")), (0, 0));
+        }
+        seg.append(&[&next], &header, 0).unwrap();
+        assert_eq!(seg.index.entries().len(), 1);
+
+        // When cutting the log back fails too, the caller is told so.
+        let (third, header) = batch(2, b"cccc");
+        faults::set(Faults {
+            write_budget: Some(third.len() as u64),
+            fail_set_len: true,
+            ..Faults::default()
+        });
+        let failed = seg.append(&[&third], &header, 0).unwrap_err();
+        faults::clear();
+        assert!(failed.is_unrepaired());
+    }
+
+    #[test]
+    fn parts_that_do_not_add_up_to_the_batch_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, 4096, &handles()).unwrap();
+        let (raw, header) = batch(0, b"aaaa");
+        assert!(seg.append(&[&raw[..10]], &header, 0).is_err());
+        assert_eq!(log_len(dir.path()), 0);
     }
 }

@@ -46,6 +46,7 @@ impl PartitionLog {
         batches: &[(usize, BatchHeader)],
         now_ms: i64,
     ) -> Result<ReplicatedAppend, ApiError> {
+        self.check_usable().map_err(|e| self.io_error(e))?;
         let kept = self.batches_to_copy(records.len(), batches)?;
         let mut outcome = ReplicatedAppend {
             first_offset: -1,
@@ -58,9 +59,10 @@ impl PartitionLog {
             let raw = &records[pos..pos + h.total_len()];
             self.make_room_for(&h, now_ms)
                 .map_err(|e| self.io_error(e))?;
-            self.active_mut()
-                .append(&[raw], &h, now_ms)
-                .map_err(|e| self.io_error(e))?;
+            if let Err(e) = self.active_mut().append(&[raw], &h, now_ms) {
+                let e = self.write_error(e);
+                return Err(self.io_error(e));
+            }
             self.record_producer_batch(&h);
             self.epochs
                 .assign(h.partition_leader_epoch, h.base_offset)
@@ -158,16 +160,29 @@ impl PartitionLog {
         let active = self.active();
         if active.is_empty() && h.last_offset() - active.base_offset > i32::MAX as i64 {
             let base = active.base_offset;
-            let seg = Segment::create_with_suffix(
+            let created = Segment::create(
                 &self.dir,
                 h.base_offset,
                 self.config.index_interval_bytes,
-                "",
-            )?;
-            if let Some(empty) = self.segments.remove(&base) {
-                empty.delete()?;
-            }
+                &self.handles,
+            );
+            let seg = match created {
+                Ok(seg) => seg,
+                Err(e) => {
+                    // As in `roll_at`: no half-made segment may stay on disk.
+                    let cleanup = segment::remove_files(&self.dir, h.base_offset);
+                    self.fatal(cleanup)?;
+                    return Err(e);
+                }
+            };
+            // The new segment goes in before the old one goes out: the log always has an
+            // active segment, even when removing the old one's files fails.
+            let empty = self.segments.remove(&base);
             self.segments.insert(h.base_offset, seg);
+            if let Some(empty) = empty {
+                let removed = empty.delete();
+                self.fatal(removed)?;
+            }
         }
         Ok(())
     }
@@ -185,6 +200,7 @@ impl PartitionLog {
     /// deleted newest first, and a segment's indexes are cut before its log, so whatever
     /// a crash interrupts, `open` finds a prefix of the old log that it checks in full.
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64, ApiError> {
+        self.check_usable().map_err(|e| self.io_error(e))?;
         let old_leo = self.log_end_offset();
         if offset >= old_leo {
             return Ok(old_leo);
@@ -193,8 +209,9 @@ impl PartitionLog {
             self.truncate_fully_and_start_at(offset)?;
             return Ok(offset);
         }
-        self.truncate_segments(offset)
-            .map_err(|e| self.io_error(e))?;
+        // A truncation broken off part way leaves files and state apart.
+        let cut = self.truncate_segments(offset);
+        self.fatal(cut).map_err(|e| self.io_error(e))?;
         let new_leo = self.log_end_offset();
         if new_leo < self.log_start_offset {
             let start = self.log_start_offset;
@@ -266,6 +283,7 @@ impl PartitionLog {
     /// is created before the log start file moves, so a crash leaves either a prefix of
     /// the old log or the new empty one, and `open` accepts both.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), ApiError> {
+        self.check_usable().map_err(|e| self.io_error(e))?;
         if offset < 0 {
             return Err(ApiError::new(
                 ResponseError::OffsetOutOfRange,
@@ -273,8 +291,8 @@ impl PartitionLog {
             ));
         }
         let old_leo = self.log_end_offset();
-        self.restart_empty_at(offset)
-            .map_err(|e| self.io_error(e))?;
+        let restarted = self.restart_empty_at(offset);
+        self.fatal(restarted).map_err(|e| self.io_error(e))?;
         tracing::info!(
             partition = %self.name,
             old_log_end_offset = old_leo,
@@ -294,8 +312,12 @@ impl PartitionLog {
             }
         }
         // Replaces index files a crash during an earlier delete may have left at this base.
-        let seg =
-            Segment::create_with_suffix(&self.dir, offset, self.config.index_interval_bytes, "")?;
+        let seg = Segment::create(
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+            &self.handles,
+        )?;
         self.segments.insert(offset, seg);
         segment::sync_dir(&self.dir)?;
         write_atomically(
