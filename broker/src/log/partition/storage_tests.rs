@@ -399,4 +399,53 @@ fn creation_rate() {
         "one scan of a log dir of {dirs} partitions: {:.2} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
+    let started = std::time::Instant::now();
+    drop(logs);
+    println!(
+        "dropped the logs in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
+    drop(root);
+    println!(
+        "removed the dirs in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// 100,000 partition logs under a 20,000-descriptor limit, with the default capacity (run
+/// with `cargo test -p strom-broker --lib hundred_thousand -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn hundred_thousand_partitions_fit_the_descriptor_limit() {
+    const LOGS: usize = 100_000;
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().canonicalize().unwrap();
+    let capacity = HandleCache::capacity_for(None);
+    let handles = HandleCache::new(capacity);
+    let cfg = config(1 << 20);
+    let started = std::time::Instant::now();
+    let mut logs: Vec<PartitionLog> = (0..LOGS)
+        .map(|i| {
+            let dir = root.join(format!("t-{i}"));
+            PartitionLog::open(&dir, format!("t-{i}"), cfg.clone(), true, 0, &handles)
+                .expect("open")
+                .0
+        })
+        .collect();
+    let opened = started.elapsed();
+    for (i, log) in logs.iter_mut().enumerate() {
+        try_append(log, &[format!("{i}").as_bytes()]).expect("append");
+    }
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(contents(log), vec![(0, format!("{i}").into_bytes())]);
+    }
+    let fds = open_fds_under(&root);
+    println!(
+        "{LOGS} logs: opened in {:.1} s, appended to and read in {:.1} s more; \
+         {fds} descriptors open on them (capacity {capacity})",
+        opened.as_secs_f64(),
+        (started.elapsed() - opened).as_secs_f64()
+    );
+    assert!(fds <= capacity);
 }
