@@ -246,6 +246,35 @@ fn a_failed_fsync_fails_the_log() {
     );
 }
 
+#[test]
+fn a_truncation_that_breaks_off_fails_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_index_config();
+    let mut log = open(dir.path(), cfg.clone(), true);
+    for v in [b"a", b"b", b"c"] {
+        try_append(&mut log, &[v]).unwrap();
+    }
+    faults::set(Faults {
+        fail_set_len: true,
+        ..Faults::default()
+    });
+    let refused = log.truncate_to(1);
+    faults::clear();
+    assert_storage_error(refused);
+    assert!(log.is_failed(), "the indexes and the log may disagree now");
+    assert_storage_error(try_append(&mut log, &[b"d"]));
+    drop(log);
+    let mut log = open(dir.path(), cfg, false);
+    assert!(!log.is_failed());
+    assert_eq!(
+        contents(&log),
+        values(&[b"a", b"b", b"c"]),
+        "nothing was cut"
+    );
+    assert_eq!(log.truncate_to(1).unwrap(), 1);
+    assert_eq!(contents(&log), values(&[b"a"]));
+}
+
 // The old roll left whatever the failed creation made: an empty `.log` at the new base,
 // listed as a segment on reopen in the middle of offsets the old segment went on taking,
 // so reads from there skipped to the next segment.
