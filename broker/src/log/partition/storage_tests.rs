@@ -478,3 +478,54 @@ fn hundred_thousand_partitions_fit_the_descriptor_limit() {
     );
     assert!(fds <= capacity);
 }
+
+/// Partition creations through `LogManager::sync`, beside 10,000 existing partitions, one
+/// topic of 10 partitions per metadata change (run with
+/// `cargo test -p strom-broker --lib log_manager_creation_rate -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn log_manager_creation_rate() {
+    use crate::config::{BrokerConfig, Properties};
+    use crate::log::LogManager;
+    use crate::metadata::records::MetadataRecord;
+    use crate::metadata::MetadataImage;
+
+    let root = tempfile::tempdir().unwrap();
+    let mut props = Properties::new();
+    props.insert("log.dirs".into(), root.path().display().to_string());
+    let (broker_config, _) = BrokerConfig::from_properties(props).expect("config");
+    let manager = LogManager::open(&broker_config).expect("log manager");
+    let mut image = MetadataImage::default();
+    let mut add_topic = |image: &mut MetadataImage, name: String, partitions: i32| {
+        let topic_id = uuid::Uuid::new_v4();
+        image.apply(&MetadataRecord::Topic { name, topic_id });
+        for partition in 0..partitions {
+            image.apply(&MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas: vec![0],
+                isr: vec![0],
+                leader: 0,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
+            });
+        }
+    };
+    add_topic(&mut image, "big".into(), 10_000);
+    manager.sync(&image, 0, true).expect("sync");
+    let started = std::time::Instant::now();
+    const TOPICS: usize = 200;
+    for t in 0..TOPICS {
+        add_topic(&mut image, format!("new{t}"), 10);
+        manager.sync(&image, 0, false).expect("sync");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "LogManager::sync created {} partitions beside 10,000 in {secs:.2} s: {:.0}/s",
+        TOPICS * 10,
+        (TOPICS * 10) as f64 / secs
+    );
+    assert_eq!(manager.all().len(), 10_000 + TOPICS * 10);
+}
