@@ -496,7 +496,7 @@ fn log_manager_creation_rate() {
     let (broker_config, _) = BrokerConfig::from_properties(props).expect("config");
     let manager = LogManager::open(&broker_config).expect("log manager");
     let mut image = MetadataImage::default();
-    let mut add_topic = |image: &mut MetadataImage, name: String, partitions: i32| {
+    let add_topic = |image: &mut MetadataImage, name: String, partitions: i32| {
         let topic_id = uuid::Uuid::new_v4();
         image.apply(&MetadataRecord::Topic { name, topic_id });
         for partition in 0..partitions {
