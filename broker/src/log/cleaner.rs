@@ -966,6 +966,46 @@ mod tests {
         names
     }
 
+    // Two open files for a log of many segments: the cleaner's handles, the cleaned
+    // segment's writes and the swap all cross evictions.
+    #[test]
+    fn cleaning_works_through_a_tiny_handle_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let handles = HandleCache::new(2);
+        let open_tiny = |clean: bool| {
+            Mutex::new(
+                PartitionLog::open(
+                    dir.path(),
+                    "t-0".into(),
+                    compact_config(400),
+                    clean,
+                    0,
+                    &handles,
+                )
+                .expect("open")
+                .0,
+            )
+        };
+        let log = open_tiny(true);
+        for round in 0..20 {
+            for k in 0..10 {
+                let (key, value) = (format!("k{k}"), format!("v{round}"));
+                put(&log, &[(Some(&key), Some(&value))], 1_000);
+            }
+        }
+        let stats = clean(&log, 10_000).expect("a cleaning runs");
+        assert!(stats.records_removed > 100, "{stats:?}");
+        assert!(handles.open_count() <= 2);
+        let after = records(&log.lock());
+        for k in 0..10 {
+            let key = Some(format!("k{k}"));
+            let last = after.iter().rev().find(|r| r.1 == key).expect("key kept");
+            assert_eq!(last.2.as_deref(), Some("v19"));
+        }
+        drop(log);
+        assert_eq!(records(&open_tiny(false).lock()), after);
+    }
+
     #[test]
     fn overwritten_keys_keep_only_their_latest_value_at_the_same_offsets() {
         let dir = tempfile::tempdir().unwrap();

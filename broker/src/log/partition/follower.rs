@@ -209,6 +209,12 @@ impl PartitionLog {
             self.truncate_fully_and_start_at(offset)?;
             return Ok(offset);
         }
+        // A background flush of a segment about to go would otherwise move the recovery
+        // point past the new end when it completes. Neither step cuts anything yet, so
+        // their failure leaves the log as it was.
+        self.reap_roll_flushes(true)
+            .and_then(|()| self.lower_recovery_point(offset))
+            .map_err(|e| self.io_error(e))?;
         // A truncation broken off part way leaves files and state apart.
         let cut = self.truncate_segments(offset);
         self.fatal(cut).map_err(|e| self.io_error(e))?;
@@ -233,11 +239,9 @@ impl PartitionLog {
         Ok(new_leo)
     }
 
+    /// Cuts the segments; the caller has collected background flushes and lowered the
+    /// recovery point to `offset`.
     fn truncate_segments(&mut self, offset: i64) -> io::Result<()> {
-        // A background flush of a segment about to go would otherwise move the recovery
-        // point past the new end when it completes.
-        self.reap_roll_flushes(true)?;
-        self.lower_recovery_point(offset)?;
         let doomed: Vec<i64> = self
             .segments
             .range((Bound::Excluded(offset), Bound::Unbounded))

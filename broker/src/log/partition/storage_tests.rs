@@ -246,6 +246,35 @@ fn a_failed_fsync_fails_the_log() {
     );
 }
 
+#[test]
+fn a_truncation_that_breaks_off_fails_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_index_config();
+    let mut log = open(dir.path(), cfg.clone(), true);
+    for v in [b"a", b"b", b"c"] {
+        try_append(&mut log, &[v]).unwrap();
+    }
+    faults::set(Faults {
+        fail_set_len: true,
+        ..Faults::default()
+    });
+    let refused = log.truncate_to(1);
+    faults::clear();
+    assert_storage_error(refused);
+    assert!(log.is_failed(), "the indexes and the log may disagree now");
+    assert_storage_error(try_append(&mut log, &[b"d"]));
+    drop(log);
+    let mut log = open(dir.path(), cfg, false);
+    assert!(!log.is_failed());
+    assert_eq!(
+        contents(&log),
+        values(&[b"a", b"b", b"c"]),
+        "nothing was cut"
+    );
+    assert_eq!(log.truncate_to(1).unwrap(), 1);
+    assert_eq!(contents(&log), values(&[b"a"]));
+}
+
 // The old roll left whatever the failed creation made: an empty `.log` at the new base,
 // listed as a segment on reopen in the middle of offsets the old segment went on taking,
 // so reads from there skipped to the next segment.
@@ -399,4 +428,104 @@ fn creation_rate() {
         "one scan of a log dir of {dirs} partitions: {:.2} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
+    let started = std::time::Instant::now();
+    drop(logs);
+    println!(
+        "dropped the logs in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
+    drop(root);
+    println!(
+        "removed the dirs in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// 100,000 partition logs under a 20,000-descriptor limit, with the default capacity (run
+/// with `cargo test -p strom-broker --lib hundred_thousand -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn hundred_thousand_partitions_fit_the_descriptor_limit() {
+    const LOGS: usize = 100_000;
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().canonicalize().unwrap();
+    let capacity = HandleCache::capacity_for(None);
+    let handles = HandleCache::new(capacity);
+    let cfg = config(1 << 20);
+    let started = std::time::Instant::now();
+    let mut logs: Vec<PartitionLog> = (0..LOGS)
+        .map(|i| {
+            let dir = root.join(format!("t-{i}"));
+            PartitionLog::open(&dir, format!("t-{i}"), cfg.clone(), true, 0, &handles)
+                .expect("open")
+                .0
+        })
+        .collect();
+    let opened = started.elapsed();
+    for (i, log) in logs.iter_mut().enumerate() {
+        try_append(log, &[format!("{i}").as_bytes()]).expect("append");
+    }
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(contents(log), vec![(0, format!("{i}").into_bytes())]);
+    }
+    let fds = open_fds_under(&root);
+    println!(
+        "{LOGS} logs: opened in {:.1} s, appended to and read in {:.1} s more; \
+         {fds} descriptors open on them (capacity {capacity})",
+        opened.as_secs_f64(),
+        (started.elapsed() - opened).as_secs_f64()
+    );
+    assert!(fds <= capacity);
+}
+
+/// Partition creations through `LogManager::sync`, beside 10,000 existing partitions, one
+/// topic of 10 partitions per metadata change (run with
+/// `cargo test -p strom-broker --lib log_manager_creation_rate -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn log_manager_creation_rate() {
+    use crate::config::{BrokerConfig, Properties};
+    use crate::log::LogManager;
+    use crate::metadata::records::MetadataRecord;
+    use crate::metadata::MetadataImage;
+
+    let root = tempfile::tempdir().unwrap();
+    let mut props = Properties::new();
+    props.insert("log.dirs".into(), root.path().display().to_string());
+    let (broker_config, _) = BrokerConfig::from_properties(props).expect("config");
+    let manager = LogManager::open(&broker_config).expect("log manager");
+    let mut image = MetadataImage::default();
+    let add_topic = |image: &mut MetadataImage, name: String, partitions: i32| {
+        let topic_id = uuid::Uuid::new_v4();
+        image.apply(&MetadataRecord::Topic { name, topic_id });
+        for partition in 0..partitions {
+            image.apply(&MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas: vec![0],
+                isr: vec![0],
+                leader: 0,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
+            });
+        }
+    };
+    add_topic(&mut image, "big".into(), 10_000);
+    manager.sync(&image, 0, true).expect("sync");
+    let started = std::time::Instant::now();
+    const TOPICS: usize = 200;
+    for t in 0..TOPICS {
+        add_topic(&mut image, format!("new{t}"), 10);
+        manager.sync(&image, 0, false).expect("sync");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "LogManager::sync created {} partitions beside 10,000 in {secs:.2} s: {:.0}/s",
+        TOPICS * 10,
+        (TOPICS * 10) as f64 / secs
+    );
+    assert_eq!(manager.all().len(), 10_000 + TOPICS * 10);
 }
