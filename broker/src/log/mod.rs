@@ -192,6 +192,14 @@ pub struct LogDirDescription {
     pub usable_bytes: Option<u64>,
 }
 
+/// The topics the last `LogManager::sync` applied, and those it must look at again.
+#[derive(Debug, Default)]
+struct Synced {
+    topics: std::collections::BTreeMap<String, Arc<crate::metadata::TopicImage>>,
+    /// Topics with a partition that could not be opened (its directory is offline).
+    retry: std::collections::HashSet<String>,
+}
+
 #[derive(Debug)]
 pub struct LogManager {
     dirs: Vec<Arc<LogDir>>,
@@ -200,9 +208,10 @@ pub struct LogManager {
     topic_defaults: std::collections::BTreeMap<&'static str, String>,
     /// Set by `close`, so a cleaning pass still running swaps nothing in after it.
     closing: AtomicBool,
-    /// One sync at a time (start-up and the metadata follower both sync): two at once
-    /// could open the same log twice.
-    syncing: Mutex<()>,
+    /// What the last sync saw; held for the whole of a sync, so there is one at a time
+    /// (start-up and the metadata follower both sync, and two at once could open the same
+    /// log twice).
+    synced: Mutex<Synced>,
     /// The open segment files of every partition, at most `log.max.open.files`.
     handles: Arc<handles::HandleCache>,
 }
@@ -257,7 +266,7 @@ impl LogManager {
             clean_shutdown,
             topic_defaults: config.topic_defaults.clone(),
             closing: AtomicBool::new(false),
-            syncing: Mutex::new(()),
+            synced: Mutex::new(Synced::default()),
             handles: handles::HandleCache::new(handles::HandleCache::capacity_for(
                 config.log_max_open_files,
             )),
@@ -311,10 +320,20 @@ impl LogManager {
     /// (`-stray`), never deleted. The partition map is locked only briefly: creating ten
     /// thousand logs must not stall the requests that read it.
     pub fn sync(&self, image: &MetadataImage, node_id: i32, startup: bool) -> io::Result<()> {
-        let _one_at_a_time = self.syncing.lock();
+        let mut synced = self.synced.lock();
         let now = now_ms();
+        // Only topics whose image changed since the last sync (or that had a partition
+        // left unopened) are looked at: resolving every partition of every topic on each
+        // metadata change made creating many small topics quadratic.
         let mut wanted: HashMap<TopicPartition, (Uuid, LogConfig)> = HashMap::new();
         for topic in image.topics.values() {
+            let unchanged = synced
+                .topics
+                .get(&topic.name)
+                .is_some_and(|seen| Arc::ptr_eq(seen, topic));
+            if !startup && unchanged && !synced.retry.contains(&topic.name) {
+                continue;
+            }
             let config = LogConfig::resolve(&self.topic_defaults, &topic.configs);
             for (p, state) in &topic.partitions {
                 if !state.replicas.contains(&node_id) {
@@ -334,11 +353,19 @@ impl LogManager {
             self.set_aside_strays(&wanted)?;
         }
 
+        let placed_here = |p: &Partition| {
+            image.topics.get(&p.id.topic).is_some_and(|t| {
+                t.topic_id == p.topic_id
+                    && t.partitions
+                        .get(&p.id.partition)
+                        .is_some_and(|state| state.replicas.contains(&node_id))
+            })
+        };
         let gone: Vec<Arc<Partition>> = {
             let mut partitions = self.partitions.write();
             let doomed: Vec<TopicPartition> = partitions
                 .iter()
-                .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(id, _)| *id != p.topic_id))
+                .filter(|(_, p)| !placed_here(p))
                 .map(|(tp, _)| tp.clone())
                 .collect();
             doomed
@@ -375,17 +402,24 @@ impl LogManager {
                 }
             }
         }
-        self.open_all(to_open, now);
+        let unopened = self.open_all(to_open, now);
+        synced.topics = image.topics.clone();
+        synced.retry = unopened.into_iter().map(|tp| tp.topic).collect();
         Ok(())
     }
 
     /// Opens (or creates) logs on a few threads, publishing them in chunks. A partition
     /// that cannot be opened is logged and left out (its directory goes offline); the
     /// next sync tries again.
-    fn open_all(&self, to_open: Vec<(TopicPartition, Uuid, LogConfig)>, now: i64) {
+    fn open_all(
+        &self,
+        to_open: Vec<(TopicPartition, Uuid, LogConfig)>,
+        now: i64,
+    ) -> Vec<TopicPartition> {
         if to_open.is_empty() {
-            return;
+            return Vec::new();
         }
+        let unopened = Mutex::new(Vec::new());
         let total = to_open.len();
         let started = std::time::Instant::now();
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -402,7 +436,8 @@ impl LogManager {
                         match self.open_one(tp, *topic_id, config.clone(), now) {
                             Ok(p) => opened.push(p),
                             Err(e) => {
-                                tracing::error!(partition = %tp, error = %e, "cannot open partition log")
+                                tracing::error!(partition = %tp, error = %e, "cannot open partition log");
+                                unopened.lock().push(tp.clone());
                             }
                         }
                         if opened.len() >= PUBLISH_CHUNK {
@@ -420,6 +455,7 @@ impl LogManager {
                 "opened partition logs"
             );
         }
+        unopened.into_inner()
     }
 
     fn publish(&self, opened: &mut Vec<Arc<Partition>>) {
