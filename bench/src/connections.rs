@@ -205,5 +205,17 @@ pub fn markdown(r: &Report) -> String {
             step.rss_after_kib as f64 / 1024.0,
         ));
     }
+    // What the descriptor limit would let idle clients cost at the largest step's rate.
+    if let (Some(limit), Some(step)) = (c.broker_fd_limit, c.steps.last()) {
+        let bytes = limit.saturating_mul(step.bytes_per_connection);
+        let share = c.mem_total_kib.map_or("?".to_string(), |t| {
+            format!("{:.2}%", bytes as f64 * 100.0 / (t.max(1) * 1024) as f64)
+        });
+        s.push_str(&format!(
+            "\nAt the open-file limit ({limit} connections) idle clients would hold {:.1} MiB, \
+             {share} of RAM.\n",
+            bytes as f64 / 1024.0 / 1024.0
+        ));
+    }
     s
 }

@@ -377,8 +377,9 @@ fn a_consumer_that_never_reads_cannot_grow_broker_memory() {
     let handled = last.0;
     let growth = rss(&broker).saturating_sub(before);
     eprintln!("{handled} fetches handled, RSS grew by {growth} bytes");
+    // The old writer queue took 16 answers (64 MB here) before it stopped reading.
     assert!(
-        handled < 100.0,
+        handled < 10.0,
         "{handled} fetches handled without their answers read"
     );
     assert!(

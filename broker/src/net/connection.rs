@@ -256,3 +256,50 @@ impl Outbox {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outbox_writes_in_order_and_mutes_reading_on_unsent_bytes() {
+        let mut outbox = Outbox::default();
+        assert!(outbox.accepts_more());
+        outbox.push(Bytes::from_static(b"first"));
+        outbox.push(Bytes::new());
+        outbox.push(Bytes::from(vec![7u8; MAX_UNSENT_BYTES]));
+        assert_eq!(outbox.queue.len(), 2, "empty responses are not queued");
+        assert!(!outbox.accepts_more(), "over the unsent bytes bound");
+
+        // A writer that takes at most 3 bytes at a time: partial writes resume in place.
+        let (mut client, mut server) = tokio::io::duplex(3);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        while !outbox.is_empty() {
+            outbox.write_some(&mut server).await.unwrap();
+            if outbox.unsent <= MAX_UNSENT_BYTES {
+                assert!(outbox.accepts_more());
+            }
+        }
+        drop(server);
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..5], b"first");
+        assert_eq!(got.len(), 5 + MAX_UNSENT_BYTES);
+        assert_eq!(outbox.unsent, 0);
+    }
+
+    #[test]
+    fn queued_responses_are_bounded_by_count_too() {
+        let mut outbox = Outbox::default();
+        for _ in 0..MAX_QUEUED_RESPONSES {
+            assert!(outbox.accepts_more());
+            outbox.push(Bytes::from_static(b"x"));
+        }
+        assert!(!outbox.accepts_more());
+    }
+}
