@@ -311,17 +311,41 @@ fn idle_connections_cost_little_memory_and_give_it_back() {
 
     drop(conns);
     wait_open_connections(&broker, 0);
-    let limit = before + 1024 * 1024;
-    let after = wait_for("memory given back", Duration::from_secs(20), || {
-        let now = rss(&broker);
-        (now <= limit).then_some(now)
-    });
+    // Without handing memory back, 2,000 closed connections leave 3.5 MB behind.
+    let limit = before + 2 * 1024 * 1024;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = rss(&broker);
+    while after > limit {
+        assert!(
+            Instant::now() < deadline,
+            "RSS {after} after closing, more than 2 MiB over {before}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        after = rss(&broker);
+    }
     eprintln!("RSS after closing them: {after}");
 }
 
-#[test]
-fn a_consumer_that_never_reads_cannot_grow_broker_memory() {
-    let broker = BrokerProcess::start(&[]);
+/// A Fetch v11 of partition 0 of `topic` from `offset`, up to `max_bytes`.
+fn fetch(topic: &'static str, offset: i64, max_bytes: i32, max_wait_ms: i32) -> RequestKind {
+    RequestKind::Fetch(
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(topic)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(max_bytes)])]),
+    )
+}
+
+/// Produces 400 records of 20 KB (8 MB) into `topic`.
+fn fill(broker: &BrokerProcess, topic: &str) {
     let value = vec![7u8; 20 * 1024];
     let records: Vec<Rec> = (0..400)
         .map(|_| Rec {
@@ -331,7 +355,40 @@ fn a_consumer_that_never_reads_cannot_grow_broker_memory() {
             partition: None,
         })
         .collect();
-    produce(&broker.bootstrap(), "unread", &[], &records);
+    produce(&broker.bootstrap(), topic, &[], &records);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let broker = BrokerProcess::start(&[]);
+    fill(&broker, "ordered");
+    // A long poll at the log end first, then large fetches (over the unsent-bytes bound,
+    // so reading pauses and resumes) between small requests, all sent at once.
+    let mut requests = vec![fetch("ordered", 400, 1 << 20, 300)];
+    for _ in 0..10 {
+        requests.push(fetch("ordered", 0, 4 << 20, 0));
+        requests.push(RequestKind::ApiVersions(ApiVersionsRequest::default()));
+    }
+    let mut stream = connect(&broker);
+    let mut bytes = Vec::new();
+    for (i, r) in requests.iter().enumerate() {
+        let version = if matches!(r, RequestKind::Fetch(_)) {
+            11
+        } else {
+            2
+        };
+        bytes.extend_from_slice(&request_frame(i as i32, version, r));
+    }
+    stream.write_all(&bytes).expect("send all requests");
+    for i in 0..requests.len() {
+        read_response(&mut stream, i as i32).expect("responses come back in request order");
+    }
+}
+
+#[test]
+fn a_consumer_that_never_reads_cannot_grow_broker_memory() {
+    let broker = BrokerProcess::start(&[]);
+    fill(&broker, "unread");
     let fetches = |b: &BrokerProcess| {
         metric(
             b,
@@ -342,23 +399,12 @@ fn a_consumer_that_never_reads_cannot_grow_broker_memory() {
 
     // 1,000 pipelined fetches of up to 4 MB each; the answers are never read. A thread
     // writes them because the broker stops reading once answers pile up.
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(4 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("unread")))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(4 << 20)])]);
+    let request = fetch("unread", 0, 4 << 20, 0);
     let hostile = connect(&broker);
     let mut writer_half = hostile.try_clone().expect("clone socket");
     let writer = std::thread::spawn(move || {
         for correlation in 0..1000 {
-            let frame = request_frame(correlation, 11, &RequestKind::Fetch(request.clone()));
+            let frame = request_frame(correlation, 11, &request);
             if writer_half.write_all(&frame).is_err() {
                 return;
             }
@@ -390,20 +436,8 @@ fn a_consumer_that_never_reads_cannot_grow_broker_memory() {
     // Other clients are still served, fetches included.
     let mut other = connect(&broker);
     api_versions(&mut other, 1).expect("another client is served");
-    let small = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1024)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("unread")))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1024)])]);
     other
-        .write_all(&request_frame(2, 11, &RequestKind::Fetch(small)))
+        .write_all(&request_frame(2, 11, &fetch("unread", 0, 1024, 0)))
         .expect("send fetch");
     read_response(&mut other, 2).expect("a fetch on another connection is answered");
 
