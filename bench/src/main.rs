@@ -10,9 +10,13 @@
 //! `strom-bench replicated` measures the same limits, then produce throughput and
 //! latency with acks=all against three local brokers replicating one partition
 //! three ways (see `replicated.rs`).
+//!
+//! `strom-bench connections` measures the broker's resident memory with 1,000 and 10,000
+//! idle connections and after they close (see `connections.rs`).
 
 mod broker;
 mod cluster;
+mod connections;
 mod groups;
 mod kafka;
 mod limits;
@@ -125,6 +129,9 @@ pub enum Command {
     /// Replicated produce: three local brokers, one partition with three replicas,
     /// acks=all throughput and latency against the disk limit divided by three.
     Replicated(ReplicatedArgs),
+    /// Idle connections: the broker's RSS with 1k and 10k of them open and after they
+    /// close, beside its open-file limit and the machine's memory.
+    Connections(connections::ConnectionArgs),
 }
 
 impl Args {
@@ -182,6 +189,7 @@ pub struct Report {
     pub group_consume: Option<GroupConsumeResult>,
     pub rebalance: Vec<RebalanceResult>,
     pub replicated: Option<ReplicatedResult>,
+    pub connections: Option<connections::ConnectionsResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -196,7 +204,10 @@ fn main() -> ExitCode {
         report.errors.push(format!("{e:#}"));
     }
     // Every broker guard has been dropped (and its process killed) by now.
-    let table = report::markdown(&report);
+    let table = match args.command {
+        Some(Command::Connections(_)) => connections::markdown(&report),
+        _ => report::markdown(&report),
+    };
     println!("{table}");
     let json = serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     println!("{json}");
@@ -233,6 +244,10 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 fn run(args: &Args, report: &mut Report) -> Result<()> {
+    // No disk or loopback probes: memory per connection is compared with the machine's.
+    if let Some(Command::Connections(c)) = &args.command {
+        return connections::run(args, c, report);
+    }
     let (base_dir, pool) = machine_and_limits(args, report)?;
     let broker_path = args.broker.canonicalize().with_context(|| {
         format!(
@@ -245,6 +260,8 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         Some(Command::Replicated(r)) => {
             replicated::run(args, r, &broker_path, &base_dir, &pool, report)
         }
+        // Dispatched before the probes, above.
+        Some(Command::Connections(c)) => connections::run(args, c, report),
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
     }
 }

@@ -25,6 +25,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_time_ms: HistogramVec,
     connections: IntGaugeVec,
+    connection_events: ConnectionMetrics,
     log_size: IntGaugeVec,
     log_end_offset: IntGaugeVec,
     log_start_offset: IntGaugeVec,
@@ -47,6 +48,74 @@ pub struct Metrics {
     replica_lag: IntGaugeVec,
     /// Serialises `record_replication`, whose counters catch up by difference.
     replication_scrape: Arc<Mutex<()>>,
+}
+
+/// Connection life-cycle counters. Kafka's socket-server-metrics names where Kafka has
+/// one (`connection-creation-total`, `connection-close-total`, the acceptor's
+/// `AcceptorBlockedPercent`); why the broker itself closed a connection is Strom's.
+#[derive(Debug, Clone)]
+pub struct ConnectionMetrics {
+    created: IntCounterVec,
+    closed: IntCounterVec,
+    closed_by_broker: IntCounterVec,
+    acceptor_blocked_ns: IntCounterVec,
+}
+
+impl ConnectionMetrics {
+    fn new(registry: &Registry) -> Self {
+        ConnectionMetrics {
+            created: counter(
+                registry,
+                "kafka_server_socketservermetrics_connection_creation_total",
+                "Client connections accepted and served",
+                &["listener"],
+            ),
+            closed: counter(
+                registry,
+                "kafka_server_socketservermetrics_connection_close_total",
+                "Served client connections that closed, for any reason",
+                &["listener"],
+            ),
+            closed_by_broker: counter(
+                registry,
+                "kafka_server_socketservermetrics_connection_broker_close_total",
+                "Connections the broker closed: idle (connections.max.idle.ms), \
+                 request_read_timeout (socket.request.read.timeout.ms), \
+                 per_ip_limit (max.connections.per.ip, closed at accept)",
+                &["listener", "reason"],
+            ),
+            // Kafka marks a meter with the nanoseconds the acceptor waited for a slot
+            // under max.connections; the JMX exporter shows the meter's count.
+            acceptor_blocked_ns: counter(
+                registry,
+                "kafka_network_acceptor_acceptorblockedpercent",
+                "Nanoseconds the acceptor waited for a free slot under max.connections \
+                 (rate()/1e9 is the blocked fraction)",
+                &["listener"],
+            ),
+        }
+    }
+
+    pub fn created(&self, listener: &str) {
+        self.created.with_label_values(&[listener]).inc();
+    }
+
+    pub fn closed(&self, listener: &str) {
+        self.closed.with_label_values(&[listener]).inc();
+    }
+
+    /// `reason` is one of the values the metric's help lists.
+    pub fn closed_by_broker(&self, listener: &str, reason: &str) {
+        self.closed_by_broker
+            .with_label_values(&[listener, reason])
+            .inc();
+    }
+
+    pub fn acceptor_blocked(&self, listener: &str, waited: Duration) {
+        self.acceptor_blocked_ns
+            .with_label_values(&[listener])
+            .inc_by(u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX));
+    }
 }
 
 /// One partition replica this broker holds, as the replication metrics need it.
@@ -168,6 +237,7 @@ impl Metrics {
                 "Open client connections",
                 &["listener"],
             ),
+            connection_events: ConnectionMetrics::new(&registry),
             log_size: gauge(
                 &registry,
                 "kafka_log_log_size",
@@ -335,6 +405,11 @@ impl Metrics {
 
     pub fn connection_closed(&self, listener: &str) {
         self.connections.with_label_values(&[listener]).dec();
+    }
+
+    /// Connection creations, closes, refusals and acceptor waits (`net`).
+    pub fn connection_events(&self) -> &ConnectionMetrics {
+        &self.connection_events
     }
 
     /// Sets the replication and controller metrics from `snapshot`. Call before `render`.

@@ -3,6 +3,7 @@
 //! error that names the key.
 
 pub mod cluster;
+pub mod connections;
 pub mod properties;
 pub mod topic;
 
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use cluster::{ClusterConfig, Voter};
+pub use connections::ConnectionLimits;
 pub use properties::Properties;
 pub use topic::{LogConfig, ValueKind, TOPIC_CONFIGS};
 
@@ -152,6 +154,8 @@ pub struct BrokerConfig {
     pub log_cleaner_backoff_ms: u64,
     pub admin_listener: SocketAddr,
     pub groups: GroupConfig,
+    /// Connection limits and timeouts (`connections.max.idle.ms`, `max.connections`, ...).
+    pub connections: ConnectionLimits,
     /// The effective default of every topic-level key, under its topic name.
     pub topic_defaults: BTreeMap<&'static str, String>,
     /// Every broker property Strom reads, defaults filled in, for DescribeConfigs.
@@ -252,6 +256,7 @@ impl BrokerConfig {
             .iter()
             .chain(LOG_CLEANER_DEFAULTS)
             .chain(cluster::CLUSTER_DEFAULTS)
+            .chain(connections::CONNECTION_DEFAULTS)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
 
@@ -277,6 +282,7 @@ impl BrokerConfig {
             let known = BROKER_DEFAULTS.iter().any(|(d, _)| d == k)
                 || LOG_CLEANER_DEFAULTS.iter().any(|(d, _)| d == k)
                 || cluster::CLUSTER_DEFAULTS.iter().any(|(d, _)| d == k)
+                || connections::CONNECTION_DEFAULTS.iter().any(|(d, _)| d == k)
                 || cluster::CLUSTER_KEYS.contains(&k.as_str())
                 || k == "advertised.listeners"
                 || k == "listener.security.protocol.map";
@@ -417,6 +423,7 @@ impl BrokerConfig {
                 offset_metadata_max_bytes: int("offset.metadata.max.bytes", 0, i32::MAX as i64)?
                     as usize,
             },
+            connections: ConnectionLimits::parse(&|k| props.get(k).map(String::as_str))?,
             topic_defaults,
             explicit: given
                 .keys()

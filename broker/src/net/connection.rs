@@ -1,73 +1,305 @@
-//! One client connection. Requests are handled one at a time in arrival order, as Kafka's
-//! brokers do, so responses leave in order; a separate writer task lets the next request
-//! be read and handled while the previous response is still being sent.
+//! One client connection, served by a single task that reads requests, runs them one at a
+//! time in arrival order (so responses leave in order, as Kafka's brokers send them) and
+//! writes responses while the next request is read.
+//!
+//! Memory: an idle connection holds only this task's small state. The size prefix is read
+//! into a 4-byte array and the body buffer is allocated at the announced size (`frame`);
+//! the request's handler future is boxed only while it runs; responses queue as the
+//! `Bytes` the handler produced. Like Kafka muting a channel, the next request is not read
+//! while one is being handled or while more than `MAX_UNSENT_BYTES` of responses wait for
+//! the client to read them, so a client that never reads cannot make the broker buffer
+//! without bound; what it already sent waits in its socket.
+//!
+//! Timeouts: a connection with nothing in flight and no bytes moving for
+//! `connections.max.idle.ms` is closed, and a request whose first byte arrived must be
+//! complete within `socket.request.read.timeout.ms`.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader};
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use super::frame::{read_frame, FrameError};
+use super::frame::{FrameError, FrameReader, ReadStep};
+use super::quotas::ConnectionSlot;
 use crate::broker::Broker;
 use crate::protocol::{self, ConnectionContext, Reply};
 
-/// Responses queued for the writer before reading pauses (Kafka clients pipeline up to
-/// five in-flight requests; a few more absorbs bursts).
-const WRITE_QUEUE: usize = 16;
+/// Responses queued before reading pauses (Kafka clients pipeline up to five in-flight
+/// requests; a few more absorbs bursts).
+const MAX_QUEUED_RESPONSES: usize = 16;
+/// Unsent response bytes above which the next request is not read.
+const MAX_UNSENT_BYTES: usize = 1 << 20;
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, ctx: ConnectionContext) {
+/// How long responses already queued may take to leave once the connection is closing.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(30);
+
+type InFlight = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Why the broker ended a connection itself, as the close metric labels it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expiry {
+    Idle,
+    RequestReadTimeout,
+}
+
+impl Expiry {
+    fn label(self) -> &'static str {
+        match self {
+            Expiry::Idle => "idle",
+            Expiry::RequestReadTimeout => "request_read_timeout",
+        }
+    }
+}
+
+/// Serves `stream` until the client leaves, a limit closes it, or the broker shuts down
+/// (then after the in-flight request's response is sent). `slot` holds the connection's
+/// place under `max.connections` and `max.connections.per.ip` until it ends.
+pub async fn serve(
+    broker: Arc<Broker>,
+    mut stream: TcpStream,
+    ctx: ConnectionContext,
+    slot: ConnectionSlot,
+) {
     let _ = stream.set_nodelay(true);
+    let events = broker.metrics.connection_events().clone();
+    events.created(&ctx.listener);
     broker.metrics.connection_opened(&ctx.listener);
-    let (read_half, mut write_half) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let ctx = Arc::new(ctx);
+    run(&broker, &mut stream, &ctx).await;
+    broker.metrics.connection_closed(&ctx.listener);
+    events.closed(&ctx.listener);
+    drop(stream);
+    drop(slot);
+}
+
+async fn run(broker: &Arc<Broker>, stream: &mut TcpStream, ctx: &Arc<ConnectionContext>) {
     let peer = ctx.peer;
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if let Err(e) = write_half.write_all(&frame).await {
-                tracing::debug!(%peer, error = %e, "client went away while we were writing");
+    let limits = &broker.config.connections;
+    let mut shutdown = broker.shutdown_signal();
+    let mut stopping = *shutdown.borrow();
+    let (mut read_half, mut write_half) = stream.split();
+    let mut reader = FrameReader::new(broker.config.socket_request_max_bytes);
+    let mut outbox = Outbox::default();
+    let mut in_flight: Option<InFlight> = None;
+    // Reads, writes and finished requests count as activity for the idle limit.
+    let mut last_activity = Instant::now();
+    let mut frame_started = last_activity;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+
+    loop {
+        if stopping && in_flight.is_none() && outbox.is_empty() {
+            break;
+        }
+        let expiry = if reader.in_frame() {
+            Some((
+                frame_started + limits.request_read_timeout,
+                Expiry::RequestReadTimeout,
+            ))
+        } else if in_flight.is_none() {
+            limits
+                .max_idle
+                .map(|idle| (last_activity + idle, Expiry::Idle))
+        } else {
+            None
+        };
+        if let Some((at, _)) = expiry {
+            // Deadlines mostly move later (activity); the timer then fires early once and
+            // is pushed back below, instead of being re-armed on every request.
+            if at < timer.deadline() {
+                timer.as_mut().reset(at);
+            }
+        }
+        let may_read = !stopping && in_flight.is_none() && outbox.accepts_more();
+        let was_in_frame = reader.in_frame();
+
+        tokio::select! {
+            changed = shutdown.changed(), if !stopping => {
+                // A dropped sender also means the broker is going away.
+                stopping = changed.is_err() || *shutdown.borrow();
+            }
+            reply = finish(&mut in_flight), if in_flight.is_some() => {
+                in_flight = None;
+                last_activity = Instant::now();
+                match reply {
+                    Reply::Frame(bytes) => outbox.push(bytes),
+                    Reply::Nothing => {}
+                    Reply::Close(reason) => {
+                        tracing::warn!(%peer, %reason, "closing connection");
+                        break;
+                    }
+                }
+            }
+            written = outbox.write_some(&mut write_half), if !outbox.is_empty() => {
+                if let Err(e) = written {
+                    tracing::debug!(%peer, error = %e, "client went away while we were writing");
+                    return;
+                }
+                last_activity = Instant::now();
+            }
+            step = reader.read_step(&mut read_half), if may_read => {
+                let now = Instant::now();
+                match step {
+                    Ok(ReadStep::Partial) => {
+                        if !was_in_frame {
+                            // The first bytes of a frame start its clock.
+                            frame_started = now;
+                        }
+                    }
+                    Ok(ReadStep::Frame(frame)) => {
+                        let broker = broker.clone();
+                        let ctx = ctx.clone();
+                        in_flight = Some(Box::pin(async move {
+                            protocol::handle_frame(&broker, &ctx, frame).await
+                        }));
+                    }
+                    Ok(ReadStep::Closed) => break,
+                    Err(FrameError::Io(e)) => {
+                        tracing::debug!(%peer, error = %e, "connection read failed");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                        break;
+                    }
+                }
+                last_activity = now;
+            }
+            () = &mut timer, if expiry.is_some() => {
+                let Some((at, why)) = expiry else { continue };
+                if Instant::now() < at {
+                    timer.as_mut().reset(at);
+                    continue;
+                }
+                match why {
+                    Expiry::Idle => tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)"),
+                    Expiry::RequestReadTimeout => tracing::debug!(%peer,
+                        "closing connection: request not complete within socket.request.read.timeout.ms"),
+                }
+                broker.metrics.connection_events().closed_by_broker(&ctx.listener, why.label());
                 return;
             }
         }
-        let _ = write_half.shutdown().await;
-    });
+    }
+    // Let queued responses go out before the socket closes, but not wait for ever on a
+    // client that stopped reading.
+    let flush = async {
+        while !outbox.is_empty() {
+            outbox.write_some(&mut write_half).await?;
+        }
+        write_half.shutdown().await
+    };
+    if let Err(e) = tokio::time::timeout(FLUSH_ON_CLOSE, flush).await {
+        tracing::debug!(%peer, error = %e, "responses left unsent at close");
+    }
+}
 
-    let mut shutdown = broker.shutdown_signal();
-    let max = broker.config.socket_request_max_bytes;
-    loop {
-        let frame = tokio::select! {
-            frame = read_frame(&mut reader, max) => frame,
-            _ = shutdown.changed() => break,
+/// The in-flight request's reply; never completes when there is none.
+async fn finish(in_flight: &mut Option<InFlight>) -> Reply {
+    match in_flight {
+        Some(request) => request.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Responses waiting to be written, oldest first.
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Bytes>,
+    unsent: usize,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Whether another request may be read: Kafka mutes a channel until its response is
+    /// sent; Strom lets a little more through so pipelined clients keep their throughput.
+    fn accepts_more(&self) -> bool {
+        self.queue.len() < MAX_QUEUED_RESPONSES && self.unsent <= MAX_UNSENT_BYTES
+    }
+
+    fn push(&mut self, frame: Bytes) {
+        if frame.is_empty() {
+            return;
+        }
+        self.unsent += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    /// One write of the oldest response. Cancel safe: the queue only changes after a write
+    /// completed.
+    async fn write_some<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        let Some(front) = self.queue.front_mut() else {
+            return Ok(());
         };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(FrameError::Io(e)) => {
-                tracing::debug!(%peer, error = %e, "connection read failed");
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
-                break;
-            }
-        };
-        match protocol::handle_frame(&broker, &ctx, frame).await {
-            Reply::Frame(bytes) => {
-                if tx.send(bytes).await.is_err() {
-                    break;
-                }
-            }
-            Reply::Nothing => {}
-            Reply::Close(reason) => {
-                tracing::warn!(%peer, %reason, "closing connection");
-                break;
+        let written = writer.write(front).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        front.advance(written);
+        self.unsent -= written;
+        if front.is_empty() {
+            self.queue.pop_front();
+            if self.queue.is_empty() {
+                // A burst of pipelined responses should not keep its queue's capacity.
+                self.queue = VecDeque::new();
             }
         }
+        Ok(())
     }
-    drop(tx);
-    // Let queued responses go out before the socket closes.
-    let _ = writer.await;
-    broker.metrics.connection_closed(&ctx.listener);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outbox_writes_in_order_and_mutes_reading_on_unsent_bytes() {
+        let mut outbox = Outbox::default();
+        assert!(outbox.accepts_more());
+        outbox.push(Bytes::from_static(b"first"));
+        outbox.push(Bytes::new());
+        outbox.push(Bytes::from(vec![7u8; MAX_UNSENT_BYTES]));
+        assert_eq!(outbox.queue.len(), 2, "empty responses are not queued");
+        assert!(!outbox.accepts_more(), "over the unsent bytes bound");
+
+        // A writer that takes at most 3 bytes at a time: partial writes resume in place.
+        let (mut client, mut server) = tokio::io::duplex(3);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        while !outbox.is_empty() {
+            outbox.write_some(&mut server).await.unwrap();
+            if outbox.unsent <= MAX_UNSENT_BYTES {
+                assert!(outbox.accepts_more());
+            }
+        }
+        drop(server);
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..5], b"first");
+        assert_eq!(got.len(), 5 + MAX_UNSENT_BYTES);
+        assert_eq!(outbox.unsent, 0);
+    }
+
+    #[test]
+    fn queued_responses_are_bounded_by_count_too() {
+        let mut outbox = Outbox::default();
+        for _ in 0..MAX_QUEUED_RESPONSES {
+            assert!(outbox.accepts_more());
+            outbox.push(Bytes::from_static(b"x"));
+        }
+        assert!(!outbox.accepts_more());
+    }
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use super::connection;
+use super::{connection, quotas};
 use crate::broker::Broker;
 use crate::config::Listener;
 use crate::protocol::ConnectionContext;
@@ -48,25 +48,44 @@ pub async fn bind(listener: &Listener) -> anyhow::Result<Vec<Bound>> {
 }
 
 /// Accepts connections until the broker's shutdown signal, spawning each on `tracker` so
-/// shutdown can wait for in-flight requests to finish.
+/// shutdown can wait for in-flight requests to finish. Kafka's limits apply: at
+/// `max.connections` the loop stops accepting until a connection closes; a client at its
+/// `max.connections.per.ip` limit has its new connection closed at once.
 pub async fn accept_loop(broker: Arc<Broker>, bound: Bound, tracker: TaskTracker) {
+    let quotas = quotas::for_broker(&broker);
+    let events = broker.metrics.connection_events().clone();
     let mut shutdown = broker.shutdown_signal();
     loop {
+        // The place is taken before accepting: over the limit, clients wait in the
+        // listen backlog rather than being accepted and dropped.
+        let permit = tokio::select! {
+            permit = quotas.acquire(&bound.name, &events) => permit,
+            _ = shutdown.changed() => break,
+        };
         let accepted = tokio::select! {
             accepted = bound.socket.accept() => accepted,
             _ = shutdown.changed() => break,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let ctx = ConnectionContext {
-                    listener: bound.name.clone(),
-                    peer,
-                };
-                tracker.spawn(connection::serve(broker.clone(), stream, ctx));
-            }
+            Ok((stream, peer)) => match permit.admit(peer.ip()) {
+                Ok(slot) => {
+                    let ctx = ConnectionContext {
+                        listener: bound.name.clone(),
+                        peer,
+                    };
+                    tracker.spawn(connection::serve(broker.clone(), stream, ctx, slot));
+                }
+                Err(refused) => {
+                    // Kafka's behaviour: accepted, then closed straight away.
+                    tracing::debug!(%peer, listener = %bound.name, "rejected connection: {refused}");
+                    events.closed_by_broker(&bound.name, "per_ip_limit");
+                    drop(stream);
+                }
+            },
             Err(e) => {
                 // Usually EMFILE; back off briefly instead of spinning.
                 tracing::error!(error = %e, "accept failed");
+                drop(permit);
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }

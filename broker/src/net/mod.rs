@@ -1,5 +1,7 @@
-//! Listeners, framing and per-connection request handling.
+//! Listeners, framing, per-connection request handling and connection limits.
 
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod quotas;
+mod trim;

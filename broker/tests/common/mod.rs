@@ -115,6 +115,11 @@ impl BrokerProcess {
         });
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -231,19 +236,7 @@ impl RawClient {
     pub fn send(&mut self, version: i16, request: RequestKind) -> ResponseKind {
         let api_key = api_key_of(&request);
         self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("strom-test")));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, api_key.request_header_version(version))
-            .expect("encode header");
-        request.encode(&mut buf, version).expect("encode request");
-        let size = (buf.len() - 4) as i32;
-        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        let buf = request_frame(self.correlation, version, &request);
         self.stream.write_all(&buf).expect("send");
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size).expect("response size");
@@ -260,8 +253,28 @@ impl RawClient {
     }
 }
 
+/// A whole request frame, size prefix included, as a client would send it.
+pub fn request_frame(correlation: i32, version: i16, request: &RequestKind) -> BytesMut {
+    let api_key = api_key_of(request);
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("strom-test")));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, api_key.request_header_version(version))
+        .expect("encode header");
+    request.encode(&mut buf, version).expect("encode request");
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    buf
+}
+
 fn api_key_of(request: &RequestKind) -> ApiKey {
     match request {
+        RequestKind::ApiVersions(_) => ApiKey::ApiVersions,
         RequestKind::Produce(_) => ApiKey::Produce,
         RequestKind::Fetch(_) => ApiKey::Fetch,
         RequestKind::ListOffsets(_) => ApiKey::ListOffsets,
