@@ -124,11 +124,6 @@ impl BrokerProcess {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The OS pid while the broker runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// The broker's stderr so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
