@@ -273,6 +273,8 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
         tokio::spawn(group_work(broker.clone())),
     ];
     let tracker = TaskTracker::new();
+    // One connection budget for all listeners (`max.connections` counts them together).
+    let quotas = crate::net::quotas::for_config(&broker.config);
     let mut addresses = Vec::new();
     for b in bound {
         if let Ok(addr) = b.socket.local_addr() {
@@ -282,6 +284,7 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
             broker.clone(),
             b,
             tracker.clone(),
+            quotas.clone(),
         )));
     }
     let admin = admin_socket.map(|s| tokio::spawn(admin_http::serve(broker.clone(), s)));

@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use super::{connection, quotas};
+use super::connection;
+use super::quotas::ConnectionQuotas;
 use crate::broker::Broker;
 use crate::config::Listener;
 use crate::protocol::ConnectionContext;
@@ -51,8 +52,12 @@ pub async fn bind(listener: &Listener) -> anyhow::Result<Vec<Bound>> {
 /// shutdown can wait for in-flight requests to finish. Kafka's limits apply: at
 /// `max.connections` the loop stops accepting until a connection closes; a client at its
 /// `max.connections.per.ip` limit has its new connection closed at once.
-pub async fn accept_loop(broker: Arc<Broker>, bound: Bound, tracker: TaskTracker) {
-    let quotas = quotas::for_broker(&broker);
+pub async fn accept_loop(
+    broker: Arc<Broker>,
+    bound: Bound,
+    tracker: TaskTracker,
+    quotas: Arc<ConnectionQuotas>,
+) {
     let events = broker.metrics.connection_events().clone();
     let mut shutdown = broker.shutdown_signal();
     loop {

@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::sync::Notify;
 
-use crate::broker::Broker;
+use crate::config::BrokerConfig;
 use crate::config::ConnectionLimits;
 use crate::metrics::ConnectionMetrics;
 
@@ -186,27 +186,12 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// The quotas of `broker`, created on first use and shared by all its listeners. Kept
-/// here rather than on `Broker` so connection accounting stays inside `net`; entries die
-/// with their broker.
-pub fn for_broker(broker: &Arc<Broker>) -> Arc<ConnectionQuotas> {
-    type Entry = (Weak<Broker>, Weak<ConnectionQuotas>);
-    static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-    let mut registry = REGISTRY.lock();
-    registry.retain(|(b, q)| b.strong_count() > 0 && q.strong_count() > 0);
-    let me = Arc::downgrade(broker);
-    if let Some(quotas) = registry
-        .iter()
-        .find(|(b, _)| b.ptr_eq(&me))
-        .and_then(|(_, q)| q.upgrade())
-    {
-        return quotas;
-    }
-    let config = &broker.config;
+/// The quotas every listener of a broker configured by `config` shares, with the task that
+/// gives memory back after closes (it ends when the quotas are dropped).
+pub fn for_config(config: &BrokerConfig) -> Arc<ConnectionQuotas> {
     let protected =
         (config.listeners.len() > 1).then(|| config.cluster.inter_broker_listener.clone());
     let quotas = Arc::new(ConnectionQuotas::new(config.connections.clone(), protected));
-    registry.push((me, Arc::downgrade(&quotas)));
     super::trim::spawn(Arc::downgrade(&quotas));
     quotas
 }
