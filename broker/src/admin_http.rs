@@ -1,6 +1,6 @@
 //! The admin HTTP endpoint (`admin.listener`): Prometheus `/metrics`, liveness `/health`,
-//! readiness `/ready` for Kubernetes probes (serving, unfenced and back in the ISR of what
-//! it follows), and `/restart-safe` for rolling restarts (whether stopping this broker now
+//! readiness `/ready` for Kubernetes probes (serving, unfenced, serving every partition
+//! placed on it and back in the ISR of what it follows), and `/restart-safe` for rolling restarts (whether stopping this broker now
 //! would leave a partition leaderless or below `min.insync.replicas`). The decisions are
 //! in `cluster_health`; this module gathers the broker's state and answers over HTTP.
 
@@ -90,6 +90,17 @@ async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
         &image,
         broker.node_id(),
     );
+    // Every partition placed here must be served: a large CreateTopics answers before
+    // the logs exist, and until they do this broker cannot take their traffic.
+    let verdict = verdict.and_then(|()| {
+        let (served, missing_logs) = broker.replicas.served();
+        cluster_health::unserved_partitions(
+            &image,
+            served.as_deref(),
+            broker.node_id(),
+            missing_logs,
+        )
+    });
     // Groups of the offsets partitions it leads must be loaded too, or the first group
     // request after a restart would be sent away.
     let verdict = verdict.and_then(|()| {

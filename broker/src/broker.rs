@@ -18,6 +18,7 @@ use crate::log::batch::{self, BatchError};
 use crate::log::{now_ms, AppendOutcome, LogManager, Partition, TopicPartition};
 use crate::metadata::MetadataImage;
 use crate::metrics::Metrics;
+use crate::quorum::auto_create::{Admission, AutoCreateLimits, AutoCreator};
 use crate::quorum::membership::Membership;
 use crate::quorum::{ControllerOk, ControllerRequest, Metadata};
 use crate::replication::ReplicaManager;
@@ -37,6 +38,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     pub metrics: Metrics,
+    /// Topics clients asked to auto-create, on their way to the controller in batches.
+    pub auto_creator: AutoCreator,
     ready: AtomicBool,
     shutdown: watch::Receiver<bool>,
 }
@@ -63,6 +66,10 @@ impl Broker {
         Broker {
             groups: GroupCoordinator::new(config.groups.clone()),
             replicas: ReplicaManager::new(&config),
+            auto_creator: AutoCreator::new(AutoCreateLimits {
+                per_request: config.auto_create_topics_max_per_request,
+                pending: config.auto_create_topics_max_pending,
+            }),
             config,
             cluster_id,
             metadata,
@@ -124,29 +131,77 @@ impl Broker {
         matches!(waited, Ok(Some(())))
     }
 
-    /// Creates `name` with the broker defaults if auto-creation is on and it does not exist.
-    /// Returns the error to report for the topic when it cannot be had.
+    /// Auto-creation of one topic (Produce to an unknown topic); see `auto_create_many`.
     pub async fn auto_create(&self, name: &str) -> ApiResult<()> {
-        controller::validate_topic_name(name)?;
-        if self.metadata.image().topic(name).is_some() {
-            return Ok(());
+        self.auto_create_many(&[name])
+            .pop()
+            .unwrap_or_else(|| Ok(()))
+    }
+
+    /// Auto-creation of the topics a request names, answered at once as Kafka does: `Ok`
+    /// for a topic that exists; INVALID_TOPIC_EXCEPTION for an invalid name and
+    /// UNKNOWN_TOPIC_OR_PARTITION with auto-creation off (nothing created either way);
+    /// LEADER_NOT_AVAILABLE for one now being created in the background; and
+    /// UNKNOWN_TOPIC_OR_PARTITION for one left uncreated by the bounds (see
+    /// `quorum::auto_create`). Nothing here waits for the controller, so a client that
+    /// disconnects leaves only the bounded batches already queued.
+    pub fn auto_create_many(&self, names: &[&str]) -> Vec<ApiResult<()>> {
+        let image = self.metadata.image();
+        let mut results: Vec<Option<ApiResult<()>>> = Vec::with_capacity(names.len());
+        let mut candidates = Vec::new();
+        for name in names {
+            let decided = if let Err(e) = controller::validate_topic_name(name) {
+                Some(Err(e))
+            } else if image.topic(name).is_some() {
+                Some(Ok(()))
+            } else if !self.config.auto_create_topics_enable {
+                Some(Err(ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic '{name}' does not exist and auto.create.topics.enable is false"),
+                )))
+            } else if controller::is_internal_topic(name) {
+                // Internal topics are created by their coordinators, with their own
+                // settings, never with the broker defaults.
+                Some(Err(ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("internal topic '{name}' is not auto-created"),
+                )))
+            } else {
+                candidates.push(*name);
+                None
+            };
+            results.push(decided);
         }
-        if !self.config.auto_create_topics_enable {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("topic '{name}' does not exist and auto.create.topics.enable is false"),
-            ));
+        let mut verdicts = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            let per_topic = self.config.num_partitions.max(1) as u64;
+            self.auto_creator
+                .submit(&candidates, self.partition_headroom(), per_topic)
         }
-        let topic = NewTopic {
-            name: name.to_string(),
-            num_partitions: -1,
-            replication_factor: -1,
-            ..Default::default()
-        };
-        if self.create_topic_if_absent(topic).await? {
-            tracing::info!(topic = name, "auto-created topic");
-        }
-        Ok(())
+        .into_iter();
+        let limits = *self.auto_creator.limits();
+        names
+            .iter()
+            .zip(results)
+            .map(|(name, decided)| match decided {
+                Some(r) => r,
+                None => {
+                    let verdict = verdicts.next().unwrap_or(Admission::OverPendingLimit);
+                    Err(verdict.error(name, &limits))
+                }
+            })
+            .collect()
+    }
+
+    /// How many more partitions this broker may take on, if it has a limit.
+    ///
+    /// HOOK for the storage side: the log manager has no partition (descriptor) limit
+    /// yet, so this is `None` and auto-creation is bounded only by the request and queue
+    /// bounds. When `LogManager` gains one, return `limit - hosted` here; auto-creation
+    /// then leaves topics uncreated (UNKNOWN_TOPIC_OR_PARTITION) rather than exceeding it.
+    pub fn partition_headroom(&self) -> Option<u64> {
+        None
     }
 
     /// Creates `topic` unless it exists by the time the controller decides. Returns whether

@@ -136,6 +136,10 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
+    /// `auto.create.topics.max.per.request` (Strom): topics one request may auto-create.
+    pub auto_create_topics_max_per_request: usize,
+    /// `auto.create.topics.max.pending` (Strom): auto-creations queued at once.
+    pub auto_create_topics_max_pending: usize,
     pub delete_topic_enable: bool,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
@@ -163,6 +167,11 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("num.partitions", "1"),
     ("default.replication.factor", "1"),
     ("auto.create.topics.enable", "true"),
+    // Strom's bounds on auto-creation (Kafka has none; its controller mutation quota
+    // comes later): a Metadata request naming 100,000 unknown topics creates at most
+    // this many, the rest are answered UNKNOWN_TOPIC_OR_PARTITION.
+    ("auto.create.topics.max.per.request", "100"),
+    ("auto.create.topics.max.pending", "1000"),
     ("delete.topic.enable", "true"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
@@ -355,6 +364,13 @@ impl BrokerConfig {
             default_replication_factor: int("default.replication.factor", 1, i16::MAX as i64)?
                 as i16,
             auto_create_topics_enable: boolean("auto.create.topics.enable")?,
+            auto_create_topics_max_per_request: int(
+                "auto.create.topics.max.per.request",
+                0,
+                1_000_000,
+            )? as usize,
+            auto_create_topics_max_pending: int("auto.create.topics.max.pending", 1, 1_000_000)?
+                as usize,
             delete_topic_enable: boolean("delete.topic.enable")?,
             message_max_bytes: int("message.max.bytes", 0, i32::MAX as i64)? as i32,
             socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,
