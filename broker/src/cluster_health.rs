@@ -113,7 +113,8 @@ pub fn followed_out_of_isr(image: &MetadataImage, me: i32) -> Vec<String> {
 /// image whose partitions the broker last made real (logs open, roles set; `None` before
 /// the first), and `missing_logs` how many partitions of that image have no log (opening
 /// failed). A partition placed here in `current` but not in `served` (same topic id) is
-/// still being created. The first few names are kept for the message.
+/// still being created, and so is one it is to lead whose leadership (leader epoch) is not
+/// in place yet. The first few names are kept for the message.
 pub fn unserved_partitions(
     current: &MetadataImage,
     served: Option<&MetadataImage>,
@@ -126,9 +127,15 @@ pub fn unserved_partitions(
         if !p.replicas.contains(&me) {
             continue;
         }
-        let known = served.and_then(|s| s.topic(&topic.name)).is_some_and(|t| {
-            t.topic_id == topic.topic_id && t.partitions.contains_key(&p.partition)
-        });
+        // A partition it is to lead counts once its leadership is in place too: right
+        // after a restart the image says "lead" a moment before the role is taken.
+        let known = served
+            .and_then(|s| s.topic(&topic.name))
+            .filter(|t| t.topic_id == topic.topic_id)
+            .and_then(|t| t.partitions.get(&p.partition))
+            .is_some_and(|old| {
+                p.leader != me || (old.leader == me && old.leader_epoch == p.leader_epoch)
+            });
         if !known {
             count += 1;
             if first.len() < NAMES_LISTED {
@@ -434,6 +441,18 @@ mod tests {
             Err(NotReady::PartitionsNotServed { count: 2, .. })
         ));
         assert_eq!(unserved_partitions(&current, Some(&current), ME, 0), Ok(()));
+        // Led here in the current image under a newer leader epoch than served.
+        let mut led = current.clone();
+        let topic = Arc::make_mut(led.topics.get_mut("old").unwrap());
+        topic.partitions.get_mut(&0).unwrap().leader_epoch += 1;
+        let err = unserved_partitions(&led, Some(&current), ME, 0).unwrap_err();
+        assert_eq!(
+            err,
+            NotReady::PartitionsNotServed {
+                count: 1,
+                first: vec!["old-0".into()]
+            }
+        );
     }
 
     #[test]
