@@ -10,6 +10,10 @@
 //! `strom-bench replicated` measures the same limits, then produce throughput and
 //! latency with acks=all against three local brokers replicating one partition
 //! three ways (see `replicated.rs`).
+//!
+//! `strom-bench scale` measures one broker holding 1k, 10k and 100k partitions:
+//! creation rate, RSS, open descriptors, Metadata latency and restart-to-ready, beside
+//! the descriptor limit and memory (see `scale.rs`).
 
 mod broker;
 mod cluster;
@@ -20,6 +24,7 @@ mod member;
 mod rebalance;
 mod replicated;
 mod report;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -125,6 +130,9 @@ pub enum Command {
     /// Replicated produce: three local brokers, one partition with three replicas,
     /// acks=all throughput and latency against the disk limit divided by three.
     Replicated(ReplicatedArgs),
+    /// Many partitions on one broker (1k, 10k, 100k): creation rate, RSS, open
+    /// descriptors, Metadata latency and restart-to-ready beside the descriptor limit.
+    Scale(scale::ScaleArgs),
 }
 
 impl Args {
@@ -182,6 +190,7 @@ pub struct Report {
     pub group_consume: Option<GroupConsumeResult>,
     pub rebalance: Vec<RebalanceResult>,
     pub replicated: Option<ReplicatedResult>,
+    pub scale: Option<scale::ScaleResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -233,6 +242,20 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 fn run(args: &Args, report: &mut Report) -> Result<()> {
+    if let Some(Command::Scale(s)) = &args.command {
+        // Its limits are the descriptor limit and the memory, not disk or loopback.
+        std::fs::create_dir_all(&args.base_dir)
+            .with_context(|| format!("creating {}", args.base_dir.display()))?;
+        let base_dir = args.base_dir.canonicalize()?;
+        report.machine = machine(&base_dir);
+        let broker_path = args.broker.canonicalize().with_context(|| {
+            format!(
+                "broker binary {} (build it: cargo build --release -p strom-broker)",
+                args.broker.display()
+            )
+        })?;
+        return scale::run(args, s, &broker_path, &base_dir, report);
+    }
     let (base_dir, pool) = machine_and_limits(args, report)?;
     let broker_path = args.broker.canonicalize().with_context(|| {
         format!(
@@ -245,6 +268,7 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         Some(Command::Replicated(r)) => {
             replicated::run(args, r, &broker_path, &base_dir, &pool, report)
         }
+        Some(Command::Scale(_)) => Ok(()),
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
     }
 }
