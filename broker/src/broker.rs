@@ -26,6 +26,9 @@ use crate::txn::producer_ids::ProducerIdManager;
 
 /// How long a request waits for its own metadata change to reach this broker's image.
 const IMAGE_CATCH_UP: Duration = Duration::from_secs(5);
+/// How long a Produce to a topic being auto-created waits for it before answering
+/// LEADER_NOT_AVAILABLE (the client retries).
+const PRODUCE_CREATE_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Debug)]
 pub struct Broker {
@@ -131,11 +134,27 @@ impl Broker {
         matches!(waited, Ok(Some(())))
     }
 
-    /// Auto-creation of one topic (Produce to an unknown topic); see `auto_create_many`.
+    /// Auto-creation of one topic for Produce to an unknown topic: admitted like
+    /// `auto_create_many`, then waits (at most `PRODUCE_CREATE_WAIT`) for the batch to
+    /// reach this broker, so a producer that does not retry still gets its first write
+    /// in. The wait does no work: a producer that leaves leaves nothing running.
     pub async fn auto_create(&self, name: &str) -> ApiResult<()> {
-        self.auto_create_many(&[name])
-            .pop()
-            .unwrap_or_else(|| Ok(()))
+        let admitted = self.auto_create_many(&[name]).pop().unwrap_or(Ok(()));
+        match admitted {
+            Err(e) if e.error == ResponseError::LeaderNotAvailable => {
+                let created = tokio::time::timeout(
+                    PRODUCE_CREATE_WAIT,
+                    self.await_image(|i| i.topic(name).is_some()),
+                )
+                .await;
+                if matches!(created, Ok(true)) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
     }
 
     /// Auto-creation of the topics a request names, answered at once as Kafka does: `Ok`

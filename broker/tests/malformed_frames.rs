@@ -776,7 +776,11 @@ fn every_truncation_of_a_valid_request_closes() {
         .filter_map(|t| t.name.as_ref())
         .map(|n| n.0.as_str())
         .collect();
-    assert_eq!(names, vec!["still-serving"]);
+    // (`still-serving` itself may still be on its way: auto-creation answers at once.)
+    assert!(
+        names.iter().all(|n| *n == "still-serving"),
+        "topics: {names:?}"
+    );
 }
 
 #[test]
