@@ -17,6 +17,9 @@ use super::{
 use crate::broker::Broker;
 use crate::metadata::{MetadataImage, TopicImage, NO_LEADER};
 
+/// How many refused topic names of one Metadata request are logged one by one.
+const REFUSALS_LOGGED: usize = 5;
+
 fn topic_response(
     image: &MetadataImage,
     topic: &TopicImage,
@@ -148,6 +151,7 @@ pub async fn handle(
                     .collect()
             }
             .into_iter();
+            let mut refusals_logged = 0usize;
             for t in &requested {
                 let Some(name) = t.name.as_ref().map(|n| n.0.as_str()) else {
                     topics.push(match image.topic_by_id(&t.topic_id) {
@@ -169,13 +173,24 @@ pub async fn handle(
                             ResponseError::UnknownTopicOrPartition
                                 | ResponseError::LeaderNotAvailable
                         ) {
-                            log_refusal(ctx, name, &e);
+                            // A request may name 100,000 bad topics: log a few.
+                            if refusals_logged < REFUSALS_LOGGED {
+                                log_refusal(ctx, name, &e);
+                            }
+                            refusals_logged += 1;
                         }
                         e.code()
                     }
                     Some(Ok(())) | None => ResponseError::LeaderNotAvailable.code(),
                 };
                 topics.push(error_topic(Some(name), Uuid::nil(), code));
+            }
+            if refusals_logged > REFUSALS_LOGGED {
+                tracing::info!(
+                    peer = %ctx.connection.peer,
+                    refused = refusals_logged,
+                    "Metadata request named many invalid topics; the first {REFUSALS_LOGGED} were logged"
+                );
             }
         }
     }
