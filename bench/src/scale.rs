@@ -132,8 +132,14 @@ fn measure_on(
     row.fd_limit = fd_limit(broker.pid);
 
     let started = Instant::now();
-    create_topics(&broker.bootstrap(), partitions, timeout)?;
-    wait_ready(&mut broker, started, timeout)?;
+    let created = create_topics(&broker.bootstrap(), partitions, timeout)
+        .and_then(|()| wait_ready(&mut broker, started, timeout));
+    if let Err(e) = created {
+        // How far it got: what the broker holds when it gives up is the point.
+        row.rss_kib = read_rss(broker.pid).ok().map(|r| r.rss_kib);
+        row.open_fds = open_fds(broker.pid);
+        return Err(e);
+    }
     let took = started.elapsed();
     row.create_ms = Some(ms(took));
     row.partitions_per_sec = Some(f64::from(partitions) / took.as_secs_f64());

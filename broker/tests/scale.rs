@@ -73,6 +73,13 @@ fn topic_count(port: u16) -> usize {
     metadata(port, None, false).topics.len()
 }
 
+/// The last lines of the broker's log, for failure messages.
+fn log_tail(b: &BrokerProcess) -> String {
+    let log = b.log();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 fn ready(b: &BrokerProcess) -> bool {
     http_get(b.admin_port, "/ready").is_some_and(|(status, _)| status == 200)
 }
@@ -175,7 +182,14 @@ fn creating_10k_partitions_keeps_the_broker_responsive() {
     };
 
     let started = Instant::now();
-    create_topic(port, "wide", partitions);
+    if let Err(panic) = std::panic::catch_unwind(|| create_topic(port, "wide", partitions)) {
+        stop.store(true, Ordering::Relaxed);
+        eprintln!(
+            "CreateTopics failed; broker log tail:\n{}",
+            log_tail(&broker)
+        );
+        std::panic::resume_unwind(panic);
+    }
     let answered = started.elapsed();
     // /ready is false until every partition placed here is served; then it must stay
     // unfenced and serving.
@@ -190,16 +204,7 @@ fn creating_10k_partitions_keeps_the_broker_responsive() {
     }
     if !last.as_ref().is_some_and(|(status, _)| *status == 200) {
         stop.store(true, Ordering::Relaxed);
-        let log = broker.log();
-        let tail: String = log
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n");
+        let tail = log_tail(&broker);
         panic!("{partitions} partitions not all served after 120 s; /ready: {last:?}\n{tail}");
     }
     let served = started.elapsed();
