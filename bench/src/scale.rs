@@ -257,9 +257,9 @@ pub fn markdown(result: &ScaleResult) -> String {
     let mem = result
         .mem_total_kib
         .map_or_else(|| "unknown".to_string(), |k| format!("{} MiB", k / 1024));
-    let mut out = format!(
+    let mut out = String::from(
         "| partitions | create (s) | partitions/s | RSS (MiB) | open fds | fd limit | metadata, all topics (ms) | SIGKILL → ready (s) | error |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+         |---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in &result.rows {
         out.push_str(&format!(
