@@ -30,11 +30,24 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .with_state(broker)
 }
 
-async fn metrics(State(broker): State<Arc<Broker>>) -> String {
-    broker
-        .metrics
-        .record_replication(&replication_snapshot(&broker));
-    broker.metrics.render(&broker.logs, &broker.groups)
+async fn metrics(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
+    // Rendering walks every partition (and takes the log manager's partition map): off
+    // the async workers, so a scrape during a large creation never stalls /health,
+    // Metadata or heartbeats.
+    let rendered = tokio::task::spawn_blocking(move || {
+        broker
+            .metrics
+            .record_replication(&replication_snapshot(&broker));
+        broker.metrics.render(&broker.logs, &broker.groups)
+    })
+    .await;
+    match rendered {
+        Ok(text) => (StatusCode::OK, text),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering metrics failed: {e}\n"),
+        ),
+    }
 }
 
 /// The replication state the metrics report, read from the local replicas' roles and the

@@ -367,6 +367,13 @@ pub async fn run_isr_checks(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        broker.replicas.shrink_lagging(&broker);
+        // It walks every partition (and takes the log manager's partition map): off the
+        // async workers, so a long map operation (a large creation) stalls only this
+        // check, never the request handlers or heartbeats.
+        let b = broker.clone();
+        let checked = tokio::task::spawn_blocking(move || b.replicas.shrink_lagging(&b)).await;
+        if let Err(e) = checked {
+            tracing::error!(error = %e, "ISR check panicked");
+        }
     }
 }
