@@ -13,6 +13,9 @@
 //!
 //! `strom-bench connections` measures the broker's resident memory with 1,000 and 10,000
 //! idle connections and after they close (see `connections.rs`).
+//! `strom-bench scale` measures one broker holding 1k, 10k and 100k partitions:
+//! creation rate, RSS, open descriptors, Metadata latency and restart-to-ready, beside
+//! the descriptor limit and memory (see `scale.rs`).
 
 mod broker;
 mod cluster;
@@ -24,6 +27,7 @@ mod member;
 mod rebalance;
 mod replicated;
 mod report;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -132,6 +136,9 @@ pub enum Command {
     /// Idle connections: the broker's RSS with 1k and 10k of them open and after they
     /// close, beside its open-file limit and the machine's memory.
     Connections(connections::ConnectionArgs),
+    /// Many partitions on one broker (1k, 10k, 100k): creation rate, RSS, open
+    /// descriptors, Metadata latency and restart-to-ready beside the descriptor limit.
+    Scale(scale::ScaleArgs),
 }
 
 impl Args {
@@ -190,6 +197,7 @@ pub struct Report {
     pub rebalance: Vec<RebalanceResult>,
     pub replicated: Option<ReplicatedResult>,
     pub connections: Option<connections::ConnectionsResult>,
+    pub scale: Option<scale::ScaleResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -248,6 +256,20 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
     if let Some(Command::Connections(c)) = &args.command {
         return connections::run(args, c, report);
     }
+    if let Some(Command::Scale(s)) = &args.command {
+        // Its limits are the descriptor limit and the memory, not disk or loopback.
+        std::fs::create_dir_all(&args.base_dir)
+            .with_context(|| format!("creating {}", args.base_dir.display()))?;
+        let base_dir = args.base_dir.canonicalize()?;
+        report.machine = machine(&base_dir);
+        let broker_path = args.broker.canonicalize().with_context(|| {
+            format!(
+                "broker binary {} (build it: cargo build --release -p strom-broker)",
+                args.broker.display()
+            )
+        })?;
+        return scale::run(args, s, &broker_path, &base_dir, report);
+    }
     let (base_dir, pool) = machine_and_limits(args, report)?;
     let broker_path = args.broker.canonicalize().with_context(|| {
         format!(
@@ -261,7 +283,7 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
             replicated::run(args, r, &broker_path, &base_dir, &pool, report)
         }
         // Dispatched before the probes, above.
-        Some(Command::Connections(c)) => connections::run(args, c, report),
+        Some(Command::Connections(_) | Command::Scale(_)) => Ok(()),
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
     }
 }

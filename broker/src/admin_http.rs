@@ -1,6 +1,6 @@
 //! The admin HTTP endpoint (`admin.listener`): Prometheus `/metrics`, liveness `/health`,
-//! readiness `/ready` for Kubernetes probes (serving, unfenced and back in the ISR of what
-//! it follows), and `/restart-safe` for rolling restarts (whether stopping this broker now
+//! readiness `/ready` for Kubernetes probes (serving, unfenced, serving every partition
+//! placed on it and back in the ISR of what it follows), and `/restart-safe` for rolling restarts (whether stopping this broker now
 //! would leave a partition leaderless or below `min.insync.replicas`). The decisions are
 //! in `cluster_health`; this module gathers the broker's state and answers over HTTP.
 
@@ -30,11 +30,24 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .with_state(broker)
 }
 
-async fn metrics(State(broker): State<Arc<Broker>>) -> String {
-    broker
-        .metrics
-        .record_replication(&replication_snapshot(&broker));
-    broker.metrics.render(&broker.logs, &broker.groups)
+async fn metrics(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
+    // Rendering walks every partition (and takes the log manager's partition map): off
+    // the async workers, so a scrape during a large creation never stalls /health,
+    // Metadata or heartbeats.
+    let rendered = tokio::task::spawn_blocking(move || {
+        broker
+            .metrics
+            .record_replication(&replication_snapshot(&broker));
+        broker.metrics.render(&broker.logs, &broker.groups)
+    })
+    .await;
+    match rendered {
+        Ok(text) => (StatusCode::OK, text),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering metrics failed: {e}\n"),
+        ),
+    }
 }
 
 /// The replication state the metrics report, read from the local replicas' roles and the
@@ -105,6 +118,17 @@ async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
         } else {
             Err(cluster_health::NotReady::LogDirsOffline { dirs: offline })
         }
+    });
+    // Every partition placed here must be served: a large CreateTopics answers before
+    // the logs exist, and until they do this broker cannot take their traffic.
+    let verdict = verdict.and_then(|()| {
+        let (served, missing_logs) = broker.replicas.served();
+        cluster_health::unserved_partitions(
+            &image,
+            served.as_deref(),
+            broker.node_id(),
+            missing_logs,
+        )
     });
     // Groups of the offsets partitions it leads must be loaded too, or the first group
     // request after a restart would be sent away.

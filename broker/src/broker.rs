@@ -18,6 +18,7 @@ use crate::log::batch::{self, BatchError};
 use crate::log::{now_ms, AppendOutcome, LogManager, Partition, TopicPartition};
 use crate::metadata::MetadataImage;
 use crate::metrics::Metrics;
+use crate::quorum::auto_create::{Admission, AutoCreateLimits, AutoCreator};
 use crate::quorum::membership::Membership;
 use crate::quorum::{ControllerOk, ControllerRequest, Metadata};
 use crate::replication::ReplicaManager;
@@ -25,6 +26,9 @@ use crate::txn::producer_ids::ProducerIdManager;
 
 /// How long a request waits for its own metadata change to reach this broker's image.
 const IMAGE_CATCH_UP: Duration = Duration::from_secs(5);
+/// How long a Produce to a topic being auto-created waits for it before answering
+/// LEADER_NOT_AVAILABLE (the client retries).
+const PRODUCE_CREATE_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Debug)]
 pub struct Broker {
@@ -37,6 +41,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     pub metrics: Metrics,
+    /// Topics clients asked to auto-create, on their way to the controller in batches.
+    pub auto_creator: AutoCreator,
     ready: AtomicBool,
     shutdown: watch::Receiver<bool>,
 }
@@ -63,6 +69,10 @@ impl Broker {
         Broker {
             groups: GroupCoordinator::new(config.groups.clone()),
             replicas: ReplicaManager::new(&config),
+            auto_creator: AutoCreator::new(AutoCreateLimits {
+                per_request: config.auto_create_topics_max_per_request,
+                pending: config.auto_create_topics_max_pending,
+            }),
             config,
             cluster_id,
             metadata,
@@ -124,29 +134,98 @@ impl Broker {
         matches!(waited, Ok(Some(())))
     }
 
-    /// Creates `name` with the broker defaults if auto-creation is on and it does not exist.
-    /// Returns the error to report for the topic when it cannot be had.
+    /// Auto-creation of one topic for Produce to an unknown topic: admitted like
+    /// `auto_create_many`, then waits (at most `PRODUCE_CREATE_WAIT`) for the batch to
+    /// reach this broker, so a producer that does not retry still gets its first write
+    /// in. The wait does no work: a producer that leaves leaves nothing running.
     pub async fn auto_create(&self, name: &str) -> ApiResult<()> {
-        controller::validate_topic_name(name)?;
-        if self.metadata.image().topic(name).is_some() {
-            return Ok(());
+        let admitted = self.auto_create_many(&[name]).pop().unwrap_or(Ok(()));
+        match admitted {
+            Err(e) if e.error == ResponseError::LeaderNotAvailable => {
+                let created = tokio::time::timeout(
+                    PRODUCE_CREATE_WAIT,
+                    self.await_image(|i| i.topic(name).is_some()),
+                )
+                .await;
+                if matches!(created, Ok(true)) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
         }
-        if !self.config.auto_create_topics_enable {
-            return Err(ApiError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("topic '{name}' does not exist and auto.create.topics.enable is false"),
-            ));
+    }
+
+    /// Auto-creation of the topics a request names, answered at once as Kafka does: `Ok`
+    /// for a topic that exists; INVALID_TOPIC_EXCEPTION for an invalid name and
+    /// UNKNOWN_TOPIC_OR_PARTITION with auto-creation off (nothing created either way);
+    /// LEADER_NOT_AVAILABLE for one now being created in the background; and
+    /// UNKNOWN_TOPIC_OR_PARTITION for one left uncreated by the bounds (see
+    /// `quorum::auto_create`). Nothing here waits for the controller, so a client that
+    /// disconnects leaves only the bounded batches already queued.
+    pub fn auto_create_many(&self, names: &[&str]) -> Vec<ApiResult<()>> {
+        let image = self.metadata.image();
+        let mut results: Vec<Option<ApiResult<()>>> = Vec::with_capacity(names.len());
+        let mut candidates = Vec::new();
+        for name in names {
+            let decided = if let Err(e) = controller::validate_topic_name(name) {
+                Some(Err(e))
+            } else if image.topic(name).is_some() {
+                Some(Ok(()))
+            } else if !self.config.auto_create_topics_enable {
+                Some(Err(ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic '{name}' does not exist and auto.create.topics.enable is false"),
+                )))
+            } else if controller::is_internal_topic(name) {
+                // Internal topics are created by their coordinators, with their own
+                // settings, never with the broker defaults.
+                Some(Err(ApiError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("internal topic '{name}' is not auto-created"),
+                )))
+            } else {
+                candidates.push(*name);
+                None
+            };
+            results.push(decided);
         }
-        let topic = NewTopic {
-            name: name.to_string(),
-            num_partitions: -1,
-            replication_factor: -1,
-            ..Default::default()
-        };
-        if self.create_topic_if_absent(topic).await? {
-            tracing::info!(topic = name, "auto-created topic");
+        let mut verdicts = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            let per_topic = self.config.num_partitions.max(1) as u64;
+            self.auto_creator
+                .submit(&candidates, self.partition_headroom(), per_topic)
         }
-        Ok(())
+        .into_iter();
+        let limits = *self.auto_creator.limits();
+        names
+            .iter()
+            .zip(results)
+            .map(|(name, decided)| match decided {
+                Some(r) => r,
+                None => {
+                    let verdict = verdicts.next().unwrap_or(Admission::OverPendingLimit);
+                    Err(verdict.error(name, &limits))
+                }
+            })
+            .collect()
+    }
+
+    /// How many more partition replicas this broker may take on before
+    /// `max.broker.partitions`: auto-creation leaves topics uncreated
+    /// (UNKNOWN_TOPIC_OR_PARTITION) rather than asking the controller for more. The
+    /// controller enforces the limit in any case; this only spares it hopeless requests.
+    pub fn partition_headroom(&self) -> Option<u64> {
+        let me = self.node_id();
+        let hosted = self
+            .metadata
+            .image()
+            .partitions()
+            .filter(|(_, p)| p.replicas.contains(&me))
+            .count();
+        Some(self.config.max_broker_partitions.saturating_sub(hosted) as u64)
     }
 
     /// Creates `topic` unless it exists by the time the controller decides. Returns whether

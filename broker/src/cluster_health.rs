@@ -31,6 +31,9 @@ pub enum NotReady {
     /// Log directories are offline after a storage error (a full disk): their
     /// partitions cannot be served until writes work there again.
     LogDirsOffline { dirs: Vec<String> },
+    /// The metadata places partitions here that it does not serve yet: their logs are
+    /// still being created or opened (a large CreateTopics), or failed to open.
+    PartitionsNotServed { count: usize, first: Vec<String> },
 }
 
 impl fmt::Display for NotReady {
@@ -55,6 +58,18 @@ impl fmt::Display for NotReady {
                 if dirs.len() == 1 { "y" } else { "ies" },
                 capped_list(dirs)
             ),
+            NotReady::PartitionsNotServed { count, first } => {
+                let more = count.saturating_sub(first.len());
+                write!(
+                    f,
+                    "not ready: {count} partition(s) placed here are not served yet: {}",
+                    first.join(", ")
+                )?;
+                if more > 0 {
+                    write!(f, ", …")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -102,6 +117,47 @@ pub fn followed_out_of_isr(image: &MetadataImage, me: i32) -> Vec<String> {
         })
         .map(|(t, p)| partition_name(t, p))
         .collect()
+}
+
+/// Whether broker `me` serves every partition `current` places on it. `served` is the
+/// image whose partitions the broker last made real (logs open, roles set; `None` before
+/// the first), and `missing_logs` how many partitions of that image have no log (opening
+/// failed). A partition placed here in `current` but not in `served` (same topic id) is
+/// still being created, and so is one it is to lead whose leadership (leader epoch) is not
+/// in place yet. The first few names are kept for the message.
+pub fn unserved_partitions(
+    current: &MetadataImage,
+    served: Option<&MetadataImage>,
+    me: i32,
+    missing_logs: usize,
+) -> Result<(), NotReady> {
+    let mut count = missing_logs;
+    let mut first = Vec::new();
+    for (topic, p) in current.partitions() {
+        if !p.replicas.contains(&me) {
+            continue;
+        }
+        // A partition it is to lead counts once its leadership is in place too: right
+        // after a restart the image says "lead" a moment before the role is taken.
+        let known = served
+            .and_then(|s| s.topic(&topic.name))
+            .filter(|t| t.topic_id == topic.topic_id)
+            .and_then(|t| t.partitions.get(&p.partition))
+            .is_some_and(|old| {
+                p.leader != me || (old.leader == me && old.leader_epoch == p.leader_epoch)
+            });
+        if !known {
+            count += 1;
+            if first.len() < NAMES_LISTED {
+                first.push(partition_name(topic, p));
+            }
+        }
+    }
+    if count == 0 {
+        Ok(())
+    } else {
+        Err(NotReady::PartitionsNotServed { count, first })
+    }
 }
 
 /// What stopping this broker would do to one partition.
@@ -370,6 +426,43 @@ mod tests {
         let p = topic.partitions.get_mut(&0).unwrap();
         p.adding = vec![ME];
         assert_eq!(readiness(true, UP, &image, ME), Ok(()));
+    }
+
+    #[test]
+    fn partitions_placed_here_must_be_served() {
+        let mut served = image(&[]);
+        add(&mut served, "old", &[], &[(&[1], &[1], 1)]);
+        assert_eq!(unserved_partitions(&served, Some(&served), ME, 0), Ok(()));
+        let mut current = served.clone();
+        let many: Vec<(&[i32], &[i32], i32)> = (0..7).map(|_| (&[1][..], &[1][..], 1)).collect();
+        add(&mut current, "new", &[], &many);
+        add(&mut current, "elsewhere", &[], &[(&[2], &[2], 2)]);
+        let err = unserved_partitions(&current, Some(&served), ME, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not ready: 7 partition(s) placed here are not served yet: new-0, new-1, new-2, new-3, new-4, …"
+        );
+        assert!(matches!(
+            unserved_partitions(&current, None, ME, 0),
+            Err(NotReady::PartitionsNotServed { count: 8, .. })
+        ));
+        assert!(matches!(
+            unserved_partitions(&served, Some(&served), ME, 2),
+            Err(NotReady::PartitionsNotServed { count: 2, .. })
+        ));
+        assert_eq!(unserved_partitions(&current, Some(&current), ME, 0), Ok(()));
+        // Led here in the current image under a newer leader epoch than served.
+        let mut led = current.clone();
+        let topic = Arc::make_mut(led.topics.get_mut("old").unwrap());
+        topic.partitions.get_mut(&0).unwrap().leader_epoch += 1;
+        let err = unserved_partitions(&led, Some(&current), ME, 0).unwrap_err();
+        assert_eq!(
+            err,
+            NotReady::PartitionsNotServed {
+                count: 1,
+                first: vec!["old-0".into()]
+            }
+        );
     }
 
     #[test]

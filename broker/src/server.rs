@@ -269,6 +269,15 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
             async move { b.membership.run_heartbeats(b.metadata.clone()).await }
         }),
         tokio::spawn(crate::replication::manager::run_isr_checks(broker.clone())),
+        tokio::spawn({
+            let b = broker.clone();
+            async move {
+                let timeout = Duration::from_millis(b.config.cluster.quorum_request_timeout_ms);
+                b.auto_creator
+                    .run(b.metadata.clone(), b.defaults(), timeout)
+                    .await
+            }
+        }),
         tokio::spawn(background_work(broker.clone())),
         tokio::spawn(group_work(broker.clone())),
     ];

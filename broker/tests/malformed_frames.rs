@@ -207,6 +207,12 @@ fn assert_still_serving(h: &FrameHarness) {
     assert_eq!(md.topics.len(), 1, "topics: {:?}", md.topics);
     let t = &md.topics[0];
     assert_eq!(t.name.as_ref().map(|n| n.0.as_str()), Some("still-serving"));
+    // Auto-creation answers at once: LEADER_NOT_AVAILABLE (5) while the topic is being
+    // created in the background, as Kafka does; a later call finds it created.
+    if t.error_code == 5 {
+        assert!(t.partitions.is_empty(), "partitions: {:?}", t.partitions);
+        return;
+    }
     assert_eq!(t.error_code, 0, "still-serving topic error");
     assert_eq!(t.partitions.len(), 1);
     assert_eq!(t.partitions[0].error_code, 0);
@@ -770,7 +776,11 @@ fn every_truncation_of_a_valid_request_closes() {
         .filter_map(|t| t.name.as_ref())
         .map(|n| n.0.as_str())
         .collect();
-    assert_eq!(names, vec!["still-serving"]);
+    // (`still-serving` itself may still be on its way: auto-creation answers at once.)
+    assert!(
+        names.iter().all(|n| *n == "still-serving"),
+        "topics: {names:?}"
+    );
 }
 
 #[test]

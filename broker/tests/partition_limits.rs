@@ -59,7 +59,12 @@ fn partitions_far_beyond_the_descriptor_limit_are_served_and_survive_a_crash() {
                 ..Rec::keyed("k", &format!("v{t}-{p}"))
             })
             .collect();
-        produce(&bootstrap, &format!("many-{t}"), &[("acks", "all")], &records);
+        produce(
+            &bootstrap,
+            &format!("many-{t}"),
+            &[("acks", "all")],
+            &records,
+        );
     }
     let pid = broker.pid().expect("running");
     let fds = open_descriptors(pid);
@@ -74,8 +79,17 @@ fn partitions_far_beyond_the_descriptor_limit_are_served_and_survive_a_crash() {
     broker.kill9();
     broker.restart();
     for t in 0..TOPICS {
-        let got = consume(&bootstrap, &format!("many-{t}"), PER_TOPIC, PER_TOPIC as usize);
-        assert_eq!(got.len(), PER_TOPIC as usize, "every record of many-{t} is back");
+        let got = consume(
+            &bootstrap,
+            &format!("many-{t}"),
+            PER_TOPIC,
+            PER_TOPIC as usize,
+        );
+        assert_eq!(
+            got.len(),
+            PER_TOPIC as usize,
+            "every record of many-{t} is back"
+        );
         for g in &got {
             assert_eq!(g.value, format!("v{t}-{}", g.partition).into_bytes());
         }
@@ -93,8 +107,9 @@ fn creations_past_max_broker_partitions_are_refused_up_front() {
     );
     let admin = admin(&bootstrap);
     let grow = |to: usize| {
-        let results = block_on(admin.create_partitions([&NewPartitions::new("fits", to)], &options()))
-            .expect("CreatePartitions answered");
+        let results =
+            block_on(admin.create_partitions([&NewPartitions::new("fits", to)], &options()))
+                .expect("CreatePartitions answered");
         results[0].clone().map(|_| ()).map_err(|(_, code)| code)
     };
     assert_eq!(grow(101), Err(RDKafkaErrorCode::PolicyViolation));
@@ -108,6 +123,12 @@ fn creations_past_max_broker_partitions_are_refused_up_front() {
     let metadata = rdkafka::consumer::Consumer::fetch_metadata(&md, None, Duration::from_secs(10))
         .expect("metadata");
     let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
-    assert!(!names.contains(&"too-many") && !names.contains(&"one-more"), "{names:?}");
-    assert!(broker.log().contains("max.broker.partitions"), "the refusal is logged");
+    assert!(
+        !names.contains(&"too-many") && !names.contains(&"one-more"),
+        "{names:?}"
+    );
+    assert!(
+        broker.log().contains("max.broker.partitions"),
+        "the refusal is logged"
+    );
 }

@@ -141,6 +141,10 @@ pub struct BrokerConfig {
     /// `max.broker.partitions` (KIP-578's name): the most partition replicas one broker
     /// may hold; the active controller refuses creations past it.
     pub max_broker_partitions: usize,
+    /// `auto.create.topics.max.per.request` (Strom): topics one request may auto-create.
+    pub auto_create_topics_max_per_request: usize,
+    /// `auto.create.topics.max.pending` (Strom): auto-creations queued at once.
+    pub auto_create_topics_max_pending: usize,
     pub delete_topic_enable: bool,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
@@ -175,6 +179,11 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "true"),
     // What the scale benchmark shows one broker holding (BENCHMARKS.md).
     ("max.broker.partitions", "100000"),
+    // Strom's bounds on auto-creation (Kafka has none; its controller mutation quota
+    // comes later): a Metadata request naming 100,000 unknown topics creates at most
+    // this many, the rest are answered UNKNOWN_TOPIC_OR_PARTITION.
+    ("auto.create.topics.max.per.request", "100"),
+    ("auto.create.topics.max.pending", "1000"),
     ("delete.topic.enable", "true"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
@@ -373,6 +382,13 @@ impl BrokerConfig {
                 as i16,
             auto_create_topics_enable: boolean("auto.create.topics.enable")?,
             max_broker_partitions: int("max.broker.partitions", 1, i32::MAX as i64)? as usize,
+            auto_create_topics_max_per_request: int(
+                "auto.create.topics.max.per.request",
+                0,
+                1_000_000,
+            )? as usize,
+            auto_create_topics_max_pending: int("auto.create.topics.max.pending", 1, 1_000_000)?
+                as usize,
             delete_topic_enable: boolean("delete.topic.enable")?,
             message_max_bytes: int("message.max.bytes", 0, i32::MAX as i64)? as i32,
             socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,

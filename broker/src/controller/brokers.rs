@@ -1,6 +1,8 @@
 //! Broker lifecycle decisions: registration, fencing (missed heartbeats), unfencing
 //! (caught up), and controlled shutdown, with the leader and ISR changes each one implies.
 
+use std::time::{Duration, Instant};
+
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
@@ -19,18 +21,61 @@ fn registered(image: &MetadataImage, id: i32) -> ApiResult<&BrokerRegistration> 
     })
 }
 
+/// What the active controller knows of the session of a registered incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// This controller processed a heartbeat (or the registration) of that incarnation
+    /// within `broker.session.timeout.ms`: the process is alive.
+    Live,
+    /// No contact within the session, or none at all since this controller took over
+    /// (a controller that just started or was just elected has heard from nobody yet).
+    Expired,
+}
+
+/// Whether a broker whose last contact with this controller was `last_contact` (when the
+/// controller processed its heartbeat or registration; `None`: never since it became
+/// active) still holds a session at `now`. Kafka's `hasValidSession`: only contact this
+/// controller saw counts, so a restarted controller does not keep a dead process's
+/// registration alive on its behalf.
+pub fn session_state(last_contact: Option<Instant>, now: Instant, session: Duration) -> Session {
+    match last_contact {
+        Some(at) if now.saturating_duration_since(at) <= session => Session::Live,
+        _ => Session::Expired,
+    }
+}
+
+/// Whether an unfenced broker is to be fenced for missed heartbeats at `now`. Its session
+/// runs from its last contact, but never from before `heard_floor`: the moment this
+/// controller became active, or the end of the latest stall of the controller itself
+/// (heartbeats queued behind a stalled controller were sent in time; it would be wrong to
+/// fence a broker for the controller's own delay).
+pub fn session_expired(
+    last_contact: Option<Instant>,
+    heard_floor: Instant,
+    now: Instant,
+    session: Duration,
+) -> bool {
+    let from = last_contact.map_or(heard_floor, |at| at.max(heard_floor));
+    now.saturating_duration_since(from) > session
+}
+
 /// Decides a broker registration. The new registration starts fenced. A retry of the same
 /// incarnation with the same details changes nothing. A different incarnation is refused
-/// while the old one is unfenced, as Kafka does (DUPLICATE_BROKER_REGISTRATION): two
-/// processes with one node id must not both serve. The old one is fenced when its
-/// heartbeats stop (the caller's session timeout, via `fence_broker`), and the new one
-/// retries.
+/// while the old one is unfenced and its session live, as Kafka does
+/// (DUPLICATE_BROKER_REGISTRATION): two processes with one node id must not both serve.
+/// When the old incarnation's session has expired in this controller's eyes (no contact
+/// within the session, or none since the controller took over, as after a restart of a
+/// single node), the old process is taken for dead: it is fenced (its leaderships move,
+/// as for missed heartbeats, with `unclean(topic)` deciding unclean elections) and the new
+/// one registered at once, instead of waiting out a session nobody is keeping.
 pub fn register_broker(
     image: &MetadataImage,
     id: i32,
     incarnation: Uuid,
     endpoints: Vec<BrokerEndpoint>,
     rack: Option<String>,
+    old_session: Session,
+    unclean: &dyn Fn(&str) -> bool,
 ) -> ApiResult<Vec<MetadataRecord>> {
     if id < 0 {
         return Err(ApiError::new(
@@ -38,28 +83,33 @@ pub fn register_broker(
             format!("broker id {id} is negative"),
         ));
     }
+    let mut records = Vec::new();
     if let Some(old) = image.broker(id) {
         if old.incarnation == incarnation {
             if old.endpoints == endpoints && old.rack == rack {
                 return Ok(Vec::new());
             }
         } else if !old.fenced {
-            return Err(ApiError::new(
-                ResponseError::DuplicateBrokerRegistration,
-                format!(
-                    "broker {id} is registered by another process (incarnation {}) that is still \
-                     unfenced; retry once its session has expired",
-                    old.incarnation
-                ),
-            ));
+            if old_session == Session::Live {
+                return Err(ApiError::new(
+                    ResponseError::DuplicateBrokerRegistration,
+                    format!(
+                        "broker {id} is registered by another process (incarnation {}) that is \
+                         still heartbeating; retry once its session has expired",
+                        old.incarnation
+                    ),
+                ));
+            }
+            records = fence_broker(image, id, unclean)?;
         }
     }
-    Ok(vec![MetadataRecord::RegisterBroker {
+    records.push(MetadataRecord::RegisterBroker {
         id,
         incarnation,
         endpoints,
         rack,
-    }])
+    });
+    Ok(records)
 }
 
 /// Decides unfencing a broker that has caught up: the broker may lead again, and every
@@ -176,23 +226,28 @@ mod tests {
     fn registration_starts_fenced_and_refuses_a_live_duplicate() {
         let image = MetadataImage::default();
         let inc = Uuid::new_v4();
-        let records = register_broker(&image, 1, inc, vec![], Some("a".into())).unwrap();
+        let live = Session::Live;
+        let records =
+            register_broker(&image, 1, inc, vec![], Some("a".into()), live, &never).unwrap();
         let image = apply(&image, &records);
         assert!(image.brokers[&1].fenced);
-        assert!(register_broker(&image, 1, inc, vec![], Some("a".into()))
-            .unwrap()
-            .is_empty());
+        assert!(
+            register_broker(&image, 1, inc, vec![], Some("a".into()), live, &never)
+                .unwrap()
+                .is_empty()
+        );
         // Fenced: a restarted process may take over.
         assert_eq!(
-            register_broker(&image, 1, Uuid::new_v4(), vec![], None)
+            register_broker(&image, 1, Uuid::new_v4(), vec![], None, live, &never)
                 .unwrap()
                 .len(),
             1
         );
         let image = apply(&image, &unfence_broker(&image, 1).unwrap());
-        let e = register_broker(&image, 1, Uuid::new_v4(), vec![], None).unwrap_err();
+        let e = register_broker(&image, 1, Uuid::new_v4(), vec![], None, live, &never).unwrap_err();
         assert_eq!(e.error, ResponseError::DuplicateBrokerRegistration);
-        let e = register_broker(&image, -3, Uuid::new_v4(), vec![], None).unwrap_err();
+        let e =
+            register_broker(&image, -3, Uuid::new_v4(), vec![], None, live, &never).unwrap_err();
         assert_eq!(e.error, ResponseError::InvalidRequest);
         for e in [
             unfence_broker(&image, 9).unwrap_err(),
@@ -201,6 +256,51 @@ mod tests {
         ] {
             assert_eq!(e.error, ResponseError::BrokerIdNotRegistered);
         }
+    }
+
+    #[test]
+    fn a_new_incarnation_replaces_an_unfenced_one_whose_session_expired() {
+        let mut image = cluster(&[1, 2]);
+        with_partition(&mut image, "t", 0, &[1, 2], &[1, 2], 1);
+        with_partition(&mut image, "solo", 0, &[1], &[1], 1);
+        let old = image.brokers[&1].incarnation;
+        let new = Uuid::new_v4();
+        let records =
+            register_broker(&image, 1, new, vec![], None, Session::Expired, &never).unwrap();
+        assert!(matches!(
+            records.last(),
+            Some(MetadataRecord::RegisterBroker { incarnation, .. }) if *incarnation == new
+        ));
+        let image = apply(&image, &records);
+        let b = &image.brokers[&1];
+        assert!(b.fenced && b.incarnation == new && b.incarnation != old);
+        // The dead process's leaderships moved as if it had been fenced for missed
+        // heartbeats; its only-replica partition keeps it in the ISR and leads again
+        // once the new process is unfenced.
+        let t0 = part(&image, "t", 0);
+        assert_eq!((t0.leader, t0.isr.clone()), (2, vec![2]));
+        assert_eq!(part(&image, "solo", 0).leader, NO_LEADER);
+        let image = apply(&image, &unfence_broker(&image, 1).unwrap());
+        assert_eq!(part(&image, "solo", 0).leader, 1);
+    }
+
+    #[test]
+    fn sessions_count_only_contact_this_controller_saw() {
+        let t0 = Instant::now();
+        let session = Duration::from_secs(9);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(session_state(None, at(0), session), Session::Expired);
+        assert_eq!(session_state(Some(t0), at(9), session), Session::Live);
+        assert_eq!(session_state(Some(t0), at(10), session), Session::Expired);
+        // Fencing: never from before the floor (takeover or the controller's own stall).
+        assert!(!session_expired(None, at(5), at(14), session));
+        assert!(session_expired(None, at(5), at(15), session));
+        assert!(
+            !session_expired(Some(t0), at(20), at(25), session),
+            "stalled controller"
+        );
+        assert!(session_expired(Some(at(20)), t0, at(30), session));
+        assert!(!session_expired(Some(at(20)), t0, at(29), session));
     }
 
     #[test]

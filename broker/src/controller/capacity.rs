@@ -54,7 +54,13 @@ pub fn check_broker_capacity(
             let message = format!(
                 "broker {broker} holds {now} partition replicas; {more} more would pass max.broker.partitions={limit}"
             );
-            tracing::warn!(broker, held = now, more, limit, "refused a partition creation: {message}");
+            tracing::warn!(
+                broker,
+                held = now,
+                more,
+                limit,
+                "refused a partition creation: {message}"
+            );
             return Err(ApiError::new(ResponseError::PolicyViolation, message));
         }
     }

@@ -15,11 +15,14 @@ pub mod reassignment;
 mod testkit;
 pub mod topics;
 
-pub use brokers::{controlled_shutdown, fence_broker, register_broker, unfence_broker};
+pub use brokers::{
+    controlled_shutdown, fence_broker, register_broker, session_expired, session_state,
+    unfence_broker, Session,
+};
+pub use capacity::check_broker_capacity;
 pub use elections::{
     auto_rebalance, elect_leaders, elect_unclean_where_enabled, ElectionKind, ElectionOutcome,
 };
-pub use capacity::check_broker_capacity;
 pub use isr::alter_isr;
 pub use log_dirs::offline_replicas;
 pub use placement::{live_broker_infos, BrokerInfo};
@@ -27,7 +30,7 @@ pub use reassignment::{
     alter_reassignment, complete_if_caught_up, list_reassignments, OngoingReassignment,
 };
 pub use topics::{
-    allocate_producer_ids, alter_topic_configs, create_partitions, create_topic, delete_topic,
-    existing_topic, is_internal_topic, validate_topic_name, Defaults, NewTopic,
-    MAX_PARTITIONS_PER_TOPIC, PRODUCER_ID_BLOCK,
+    allocate_producer_ids, alter_topic_configs, create_partitions, create_topic,
+    create_topics_if_absent, delete_topic, existing_topic, is_internal_topic, validate_topic_name,
+    Defaults, NewTopic, TopicOutcome, MAX_PARTITIONS_PER_TOPIC, PRODUCER_ID_BLOCK,
 };

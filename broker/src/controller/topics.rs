@@ -7,6 +7,7 @@ use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::capacity::check_broker_capacity;
 use super::placement::{place, BrokerInfo};
 use crate::config::topic::validate_topic_config;
 use crate::error::{ApiError, ApiResult};
@@ -263,6 +264,47 @@ pub fn create_topic(
     Ok(records)
 }
 
+/// What a batched creation decided for one topic: `Ok(true)` created, `Ok(false)` it
+/// already existed, or why it was refused.
+pub type TopicOutcome = (String, ApiResult<bool>);
+
+/// Decides creating several topics in one commit, as auto-creation submits them (Kafka's
+/// AutoTopicCreationManager sends one CreateTopics for many topics). Each topic is decided
+/// on the image as the ones before it in the batch leave it, so a name given twice or two
+/// names that collide ('.' versus '_') are caught within the batch too. A topic that
+/// exists is skipped; one that is refused does not stop the others.
+pub fn create_topics_if_absent(
+    image: &MetadataImage,
+    defaults: &Defaults,
+    brokers: &[BrokerInfo],
+    topics: &[NewTopic],
+    max_broker_partitions: usize,
+) -> (Vec<MetadataRecord>, Vec<TopicOutcome>) {
+    let mut scratch = image.clone();
+    let mut records = Vec::new();
+    let mut outcomes = Vec::with_capacity(topics.len());
+    for topic in topics {
+        if scratch.topic(&topic.name).is_some() {
+            outcomes.push((topic.name.clone(), Ok(false)));
+            continue;
+        }
+        let decided = create_topic(&scratch, defaults, brokers, topic).and_then(|created| {
+            check_broker_capacity(&scratch, &created, max_broker_partitions).map(|()| created)
+        });
+        match decided {
+            Ok(created) => {
+                for r in &created {
+                    scratch.apply(r);
+                }
+                records.extend(created);
+                outcomes.push((topic.name.clone(), Ok(true)));
+            }
+            Err(e) => outcomes.push((topic.name.clone(), Err(e))),
+        }
+    }
+    (records, outcomes)
+}
+
 /// The named topic, or UNKNOWN_TOPIC_OR_PARTITION.
 pub fn existing_topic<'a>(
     image: &'a MetadataImage,
@@ -474,6 +516,51 @@ mod tests {
         };
         let e = create_topic(&image, &defaults(), &one(), &t).unwrap_err();
         assert_eq!(e.error, ResponseError::InvalidConfig);
+    }
+
+    #[test]
+    fn a_batch_creates_what_it_can_and_skips_what_exists() {
+        let mut image = MetadataImage::default();
+        let named = |name: &str| NewTopic {
+            name: name.into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        };
+        let records = create_topic(&image, &defaults(), &one(), &named("old")).unwrap();
+        apply(&mut image, &records);
+        let batch = [
+            named("old"),
+            named("a.b"),
+            named("a_b"),
+            named("a.b"),
+            NewTopic {
+                num_partitions: 0,
+                ..named("zero")
+            },
+            named("fine"),
+        ];
+        let (records, outcomes) =
+            create_topics_if_absent(&image, &defaults(), &one(), &batch, usize::MAX);
+        let codes: Vec<(&str, Result<bool, ResponseError>)> = outcomes
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.clone().map_err(|e| e.error)))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("old", Ok(false)),
+                ("a.b", Ok(true)),
+                ("a_b", Err(ResponseError::InvalidTopicException)),
+                ("a.b", Ok(false)),
+                ("zero", Err(ResponseError::InvalidPartitions)),
+                ("fine", Ok(true)),
+            ]
+        );
+        apply(&mut image, &records);
+        assert!(image.topic("a.b").is_some() && image.topic("fine").is_some());
+        assert!(image.topic("a_b").is_none() && image.topic("zero").is_none());
+        assert_eq!(image.topics.len(), 3);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Metadata: brokers, topics and partitions, auto-creating topics a client asks for.
+//! Metadata: brokers, topics and partitions. Unknown topics a client names are submitted
+//! for auto-creation and answered at once (LEADER_NOT_AVAILABLE while being created).
 
 use std::sync::Arc;
 
@@ -15,6 +16,9 @@ use super::{
 };
 use crate::broker::Broker;
 use crate::metadata::{MetadataImage, TopicImage, NO_LEADER};
+
+/// How many refused topic names of one Metadata request are logged one by one.
+const REFUSALS_LOGGED: usize = 5;
 
 fn topic_response(
     image: &MetadataImage,
@@ -123,44 +127,70 @@ pub async fn handle(
             );
         }
         Some(requested) => {
-            for t in requested {
-                let name = t.name.as_ref().map(|n| n.0.as_str().to_string());
-                let Some(name) = name else {
-                    let image = broker.metadata.image();
+            let image = broker.metadata.image();
+            // Names this broker does not know, decided together: auto-creation admits
+            // them in one pass and answers at once (see `Broker::auto_create_many`).
+            let unknown: Vec<&str> = requested
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
+                .filter(|n| image.topic(n).is_none())
+                .collect();
+            let mut verdicts = if allow_create {
+                broker.auto_create_many(&unknown)
+            } else {
+                unknown
+                    .iter()
+                    .map(|name| {
+                        crate::controller::validate_topic_name(name).and(Err(
+                            crate::error::ApiError::new(
+                                ResponseError::UnknownTopicOrPartition,
+                                format!("topic '{name}' does not exist"),
+                            ),
+                        ))
+                    })
+                    .collect()
+            }
+            .into_iter();
+            let mut refusals_logged = 0usize;
+            for t in &requested {
+                let Some(name) = t.name.as_ref().map(|n| n.0.as_str()) else {
                     topics.push(match image.topic_by_id(&t.topic_id) {
                         Some(topic) => topic_response(&image, topic, topic_ops),
                         None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId.code()),
                     });
                     continue;
                 };
-                if broker.metadata.image().topic(&name).is_none() {
-                    let outcome = if allow_create {
-                        broker.auto_create(&name).await
-                    } else {
-                        crate::controller::validate_topic_name(&name).and(Err(
-                            crate::error::ApiError::new(
-                                ResponseError::UnknownTopicOrPartition,
-                                format!("topic '{name}' does not exist"),
-                            ),
-                        ))
-                    };
-                    if let Err(e) = outcome {
-                        if e.error != ResponseError::UnknownTopicOrPartition {
-                            log_refusal(ctx, &name, &e);
-                        }
-                        topics.push(error_topic(Some(&name), Uuid::nil(), e.code()));
-                        continue;
-                    }
+                if let Some(topic) = image.topic(name) {
+                    topics.push(topic_response(&image, topic, topic_ops));
+                    continue;
                 }
-                let image = broker.metadata.image();
-                topics.push(match image.topic(&name) {
-                    Some(topic) => topic_response(&image, topic, topic_ops),
-                    None => error_topic(
-                        Some(&name),
-                        Uuid::nil(),
-                        ResponseError::UnknownTopicOrPartition.code(),
-                    ),
-                });
+                // A topic created since the image was taken is answered as still being
+                // created; the client asks again.
+                let code = match verdicts.next() {
+                    Some(Err(e)) => {
+                        if !matches!(
+                            e.error,
+                            ResponseError::UnknownTopicOrPartition
+                                | ResponseError::LeaderNotAvailable
+                        ) {
+                            // A request may name 100,000 bad topics: log a few.
+                            if refusals_logged < REFUSALS_LOGGED {
+                                log_refusal(ctx, name, &e);
+                            }
+                            refusals_logged += 1;
+                        }
+                        e.code()
+                    }
+                    Some(Ok(())) | None => ResponseError::LeaderNotAvailable.code(),
+                };
+                topics.push(error_topic(Some(name), Uuid::nil(), code));
+            }
+            if refusals_logged > REFUSALS_LOGGED {
+                tracing::info!(
+                    peer = %ctx.connection.peer,
+                    refused = refusals_logged,
+                    "Metadata request named many invalid topics; the first {REFUSALS_LOGGED} were logged"
+                );
             }
         }
     }

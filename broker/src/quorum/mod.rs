@@ -1,8 +1,10 @@
 //! The metadata quorum: the metadata record log replicated by openraft (the `strom-raft`
 //! crate) among the controller voters of `controller.quorum.voters`, the active
 //! controller that decides on the quorum leader (`service`), and a broker's side of it:
-//! registration, heartbeats and controlled shutdown (`membership`).
+//! registration, heartbeats and controlled shutdown (`membership`), and auto-creation of
+//! topics submitted to the controller in batches (`auto_create`).
 
+pub mod auto_create;
 pub mod membership;
 pub mod requests;
 pub mod service;

@@ -17,6 +17,12 @@ pub enum ControllerRequest {
         if_absent: bool,
         validate_only: bool,
     },
+    /// Auto-creation: many topics in one decision and one commit; ones that exist by
+    /// then are skipped, and one refused does not stop the others.
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        defaults: Defaults,
+    },
     DeleteTopic {
         name: String,
     },
@@ -76,6 +82,8 @@ pub enum ControllerOk {
     Done,
     /// Whether a CreateTopic made the topic (false: it existed and `if_absent` was set).
     Created(bool),
+    /// Per topic of a CreateTopics: created, already there, or why not.
+    CreatedTopics(Vec<(String, Result<bool, ApiError>)>),
     ProducerIdBlock(i64),
     Heartbeat {
         fenced: bool,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
+use uuid::Uuid;
 
 use super::requests::{ControllerOk, ControllerReply, ControllerRequest};
 use super::MetadataQuorum;
@@ -27,7 +28,12 @@ pub struct ControllerService {
     /// Decisions read the image and commit their records one at a time, so two cannot
     /// decide on the same image (two creations of one topic, two ISR changes).
     decide: tokio::sync::Mutex<()>,
-    heartbeats: Mutex<HashMap<i32, Instant>>,
+    /// Each broker's last contact as this controller processed it: the incarnation that
+    /// heartbeated (or registered) and when. Only contact seen while active counts.
+    heartbeats: Mutex<HashMap<i32, (Uuid, Instant)>>,
+    /// Sessions are never counted from before this: when this node became the active
+    /// controller, or when it last came out of a stall of its own (see `run_duties`).
+    heard_floor: Mutex<Option<Instant>>,
 }
 
 impl ControllerService {
@@ -37,6 +43,7 @@ impl ControllerService {
             quorum: OnceLock::new(),
             decide: tokio::sync::Mutex::new(()),
             heartbeats: Mutex::new(HashMap::new()),
+            heard_floor: Mutex::new(None),
         }
     }
 
@@ -119,6 +126,21 @@ impl ControllerService {
                 let created = self.commit_unless(validate_only, decide).await?;
                 Ok(ControllerOk::Created(created))
             }
+            ControllerRequest::CreateTopics { topics, defaults } => {
+                let outcomes = self
+                    .commit(|image| {
+                        let brokers = controller::live_broker_infos(image);
+                        Ok(controller::create_topics_if_absent(
+                            image,
+                            &defaults,
+                            &brokers,
+                            &topics,
+                            self.config.max_broker_partitions,
+                        ))
+                    })
+                    .await?;
+                Ok(ControllerOk::CreatedTopics(outcomes))
+            }
             ControllerRequest::DeleteTopic { name } => {
                 let enabled = self.config.delete_topic_enable;
                 self.commit(|image| Ok((controller::delete_topic(image, &name, enabled)?, ())))
@@ -172,12 +194,36 @@ impl ControllerService {
                 rack,
             } => {
                 self.commit(|image| {
-                    let records =
-                        controller::register_broker(image, id, incarnation, endpoints, rack)?;
+                    let old_session = match image.broker(id) {
+                        Some(old) => self.session_of(id, old.incarnation),
+                        None => controller::Session::Expired,
+                    };
+                    if old_session == controller::Session::Expired
+                        && image.broker(id).is_some_and(|b| {
+                            !b.fenced && b.incarnation != incarnation
+                        })
+                    {
+                        tracing::info!(
+                            broker = id,
+                            "new incarnation registering; the old one has not heartbeated to this controller within its session: fencing it"
+                        );
+                    }
+                    let unclean = |t: &str| self.unclean_allowed(image, t);
+                    let records = controller::register_broker(
+                        image,
+                        id,
+                        incarnation,
+                        endpoints,
+                        rack,
+                        old_session,
+                        &unclean,
+                    )?;
                     Ok((records, ()))
                 })
                 .await?;
-                self.heartbeats.lock().insert(id, Instant::now());
+                self.heartbeats
+                    .lock()
+                    .insert(id, (incarnation, Instant::now()));
                 tracing::info!(broker = id, %incarnation, "broker registered");
                 Ok(ControllerOk::Done)
             }
@@ -265,7 +311,9 @@ impl ControllerService {
                 ),
             ));
         }
-        self.heartbeats.lock().insert(id, Instant::now());
+        self.heartbeats
+            .lock()
+            .insert(id, (incarnation, Instant::now()));
         if want_shutdown {
             if !self.config.cluster.controlled_shutdown_enable {
                 return Ok(ControllerOk::Heartbeat {
@@ -326,21 +374,39 @@ impl ControllerService {
         })
     }
 
-    /// Fences brokers whose heartbeats stopped. A controller that just took over counts
-    /// every broker as heard from now, so none is fenced for the election's gap.
-    async fn fence_expired(&self, since_leader: Instant) {
+    /// The session of `incarnation` of broker `id` as this controller has seen it.
+    fn session_of(&self, id: i32, incarnation: Uuid) -> controller::Session {
+        let session = Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
+        let last = self
+            .heartbeats
+            .lock()
+            .get(&id)
+            .filter(|(inc, _)| *inc == incarnation)
+            .map(|(_, at)| *at);
+        controller::session_state(last, Instant::now(), session)
+    }
+
+    /// Fences brokers whose heartbeats stopped. A controller that just took over, or just
+    /// came out of a stall of its own, counts every broker as heard from then, so none is
+    /// fenced for the election's gap or for the controller's own delay.
+    async fn fence_expired(&self) {
         let Ok(quorum) = self.quorum() else { return };
         let session = Duration::from_millis(self.config.cluster.broker_session_timeout_ms);
         let image = quorum.state();
+        let now = Instant::now();
+        let floor = self.heard_floor.lock().unwrap_or(now);
         let expired: Vec<i32> = {
-            let mut beats = self.heartbeats.lock();
+            let beats = self.heartbeats.lock();
             image
                 .brokers
                 .values()
                 .filter(|b| !b.fenced)
                 .filter(|b| {
-                    let last = *beats.entry(b.id).or_insert(since_leader);
-                    last.elapsed() > session
+                    let last = beats
+                        .get(&b.id)
+                        .filter(|(inc, _)| *inc == b.incarnation)
+                        .map(|(_, at)| *at);
+                    controller::session_expired(last, floor, now, session)
                 })
                 .map(|b| b.id)
                 .collect()
@@ -391,30 +457,66 @@ pub async fn run_duties(service: Arc<ControllerService>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let rebalance_every =
         Duration::from_millis(service.config.cluster.leader_imbalance_check_interval_ms);
-    let mut leading_since: Option<Instant> = None;
+    let mut leading = false;
+    let mut last_tick = Instant::now();
     let mut last_rebalance = Instant::now();
     loop {
         tick.tick().await;
+        let now = Instant::now();
+        let late = now.saturating_duration_since(last_tick);
         let Ok(quorum) = service.quorum() else { return };
         if !quorum.is_leader() {
-            leading_since = None;
+            leading = false;
+            last_tick = Instant::now();
             continue;
         }
-        let since = *leading_since.get_or_insert_with(|| {
+        if !leading {
+            leading = true;
             service.heartbeats.lock().clear();
+            *service.heard_floor.lock() = Some(now);
             tracing::info!(
                 node = service.config.node_id,
                 "this node is the active controller"
             );
-            Instant::now()
-        });
+        } else if controller_stalled(late) {
+            // This timer could not run: the controller's own threads were starved, so
+            // heartbeats may be waiting unprocessed. Start everyone's session afresh.
+            *service.heard_floor.lock() = Some(now);
+            tracing::warn!(
+                stalled_ms = late.as_millis() as u64,
+                "the controller was stalled; broker sessions restart from now"
+            );
+        }
         drop(quorum);
-        service.fence_expired(since).await;
+        service.fence_expired().await;
         if service.config.cluster.auto_leader_rebalance_enable
             && last_rebalance.elapsed() >= rebalance_every
         {
             last_rebalance = Instant::now();
             service.rebalance_leaders().await;
         }
+        // Measured from the end of this round, so only the wait for the next tick counts
+        // towards a stall, not the commits awaited here.
+        last_tick = Instant::now();
+    }
+}
+
+/// A duty tick this much later than scheduled means the controller itself did not run.
+const STALL_THRESHOLD: Duration = Duration::from_millis(1000);
+
+/// Whether the gap since the previous duty tick shows a stall of the controller's own.
+fn controller_stalled(since_last_tick: Duration) -> bool {
+    since_last_tick > DUTY_TICK + STALL_THRESHOLD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_duty_tick_counts_as_a_controller_stall() {
+        assert!(!controller_stalled(DUTY_TICK));
+        assert!(!controller_stalled(Duration::from_millis(900)));
+        assert!(controller_stalled(Duration::from_secs(3)));
     }
 }

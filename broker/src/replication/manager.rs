@@ -56,6 +56,10 @@ pub struct ReplicaManager {
     pub isr_expands: AtomicU64,
     /// How far into the metadata (`MetadataImage::applied`) roles and logs are applied.
     applied: tokio::sync::watch::Sender<u64>,
+    /// The image whose partitions were last made real here, and how many of the ones it
+    /// places here had no log after that (opening failed): what readiness compares the
+    /// current image with.
+    served: Mutex<(Option<Arc<MetadataImage>>, usize)>,
 }
 
 impl ReplicaManager {
@@ -69,7 +73,13 @@ impl ReplicaManager {
             isr_shrinks: AtomicU64::new(0),
             isr_expands: AtomicU64::new(0),
             applied: tokio::sync::watch::channel(0).0,
+            served: Mutex::new((None, 0)),
         }
+    }
+
+    /// The image last applied here and how many of its partitions here have no log.
+    pub fn served(&self) -> (Option<Arc<MetadataImage>>, usize) {
+        self.served.lock().clone()
     }
 
     /// Waits until roles and logs reflect at least metadata position `applied`.
@@ -98,7 +108,7 @@ impl ReplicaManager {
 
     /// Brings partition roles and fetchers in line with `image`. Blocking (opens and
     /// deletes partition logs, loads groups): run it off the async workers.
-    pub fn apply_image(&self, broker: &Arc<Broker>, image: &MetadataImage) {
+    pub fn apply_image(&self, broker: &Arc<Broker>, image: &Arc<MetadataImage>) {
         if let Err(e) = broker.logs.sync(image, self.node_id, false) {
             tracing::error!(error = %e, "creating or removing partition logs failed");
         }
@@ -107,11 +117,13 @@ impl ReplicaManager {
         let mut wanted: WantedFetches = HashMap::new();
         let mut gained_offsets = Vec::new();
         let mut lost_offsets = Vec::new();
+        let mut missing_logs = 0;
         for (topic, p) in image.partitions() {
             if !p.replicas.contains(&me) {
                 continue;
             }
             let Some(partition) = broker.partition(&topic.name, p.partition) else {
+                missing_logs += 1;
                 continue;
             };
             let mut role = partition.replica.lock();
@@ -183,6 +195,13 @@ impl ReplicaManager {
         for (p, partition) in gained_offsets {
             if let Err(e) = broker.groups.load_partition(p, &partition) {
                 tracing::error!(partition = p, error = %e, "loading consumer groups failed");
+            }
+        }
+        {
+            let mut served = self.served.lock();
+            let newer = served.0.as_ref().is_none_or(|s| s.applied <= image.applied);
+            if newer {
+                *served = (Some(image.clone()), missing_logs);
             }
         }
         self.applied.send_if_modified(|a| {
@@ -348,6 +367,13 @@ pub async fn run_isr_checks(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        broker.replicas.shrink_lagging(&broker);
+        // It walks every partition (and takes the log manager's partition map): off the
+        // async workers, so a long map operation (a large creation) stalls only this
+        // check, never the request handlers or heartbeats.
+        let b = broker.clone();
+        let checked = tokio::task::spawn_blocking(move || b.replicas.shrink_lagging(&b)).await;
+        if let Err(e) = checked {
+            tracing::error!(error = %e, "ISR check panicked");
+        }
     }
 }
