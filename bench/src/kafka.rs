@@ -715,7 +715,7 @@ pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> Result<(i64, 
 
 /// Runs a future to completion on this thread. rdkafka's admin futures are completed
 /// by its own polling thread, so no async runtime is needed.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

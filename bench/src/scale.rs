@@ -7,11 +7,7 @@
 //! Each row stands beside the limits measured in the same run: the broker's descriptor
 //! limit (`/proc/<pid>/limits`) and the machine's memory.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,6 +20,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use serde::Serialize;
 
 use crate::broker::{http_status, ms, read_rss, Broker};
+use crate::kafka::block_on;
 use crate::{phase, Args, Report};
 
 /// Strom's (and the bench's) largest topic.
@@ -280,24 +277,4 @@ pub fn markdown(result: &ScaleResult) -> String {
     }
     out.push_str(&format!("\nMachine memory: {mem}.\n"));
     out
-}
-
-/// Runs a future to completion on this thread; rdkafka's admin futures are completed by
-/// its own polling thread, so no async runtime is needed.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = TaskContext::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        thread::park();
-    }
 }
