@@ -72,6 +72,7 @@ impl Broker {
             auto_creator: AutoCreator::new(AutoCreateLimits {
                 per_request: config.auto_create_topics_max_per_request,
                 pending: config.auto_create_topics_max_pending,
+                per_client: config.auto_create_topics_max_pending_per_client,
             }),
             config,
             cluster_id,
@@ -138,8 +139,11 @@ impl Broker {
     /// `auto_create_many`, then waits (at most `PRODUCE_CREATE_WAIT`) for the batch to
     /// reach this broker, so a producer that does not retry still gets its first write
     /// in. The wait does no work: a producer that leaves leaves nothing running.
-    pub async fn auto_create(&self, name: &str) -> ApiResult<()> {
-        let admitted = self.auto_create_many(&[name]).pop().unwrap_or(Ok(()));
+    pub async fn auto_create(&self, name: &str, client: &str) -> ApiResult<()> {
+        let admitted = self
+            .auto_create_many(&[name], client)
+            .pop()
+            .unwrap_or(Ok(()));
         match admitted {
             Err(e) if e.error == ResponseError::LeaderNotAvailable => {
                 let created = tokio::time::timeout(
@@ -164,7 +168,8 @@ impl Broker {
     /// UNKNOWN_TOPIC_OR_PARTITION for one left uncreated by the bounds (see
     /// `quorum::auto_create`). Nothing here waits for the controller, so a client that
     /// disconnects leaves only the bounded batches already queued.
-    pub fn auto_create_many(&self, names: &[&str]) -> Vec<ApiResult<()>> {
+    /// `client` names the asker for `auto.create.topics.max.pending.per.client`.
+    pub fn auto_create_many(&self, names: &[&str], client: &str) -> Vec<ApiResult<()>> {
         let image = self.metadata.image();
         let mut results: Vec<Option<ApiResult<()>>> = Vec::with_capacity(names.len());
         let mut candidates = Vec::new();
@@ -196,7 +201,7 @@ impl Broker {
         } else {
             let per_topic = self.config.num_partitions.max(1) as u64;
             self.auto_creator
-                .submit(&candidates, self.partition_headroom(), per_topic)
+                .submit(&candidates, client, self.partition_headroom(), per_topic)
         }
         .into_iter();
         let limits = *self.auto_creator.limits();

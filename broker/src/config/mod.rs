@@ -145,6 +145,8 @@ pub struct BrokerConfig {
     pub auto_create_topics_max_per_request: usize,
     /// `auto.create.topics.max.pending` (Strom): auto-creations queued at once.
     pub auto_create_topics_max_pending: usize,
+    /// `auto.create.topics.max.pending.per.client` (Strom): of those, per client.
+    pub auto_create_topics_max_pending_per_client: usize,
     pub delete_topic_enable: bool,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
@@ -184,6 +186,8 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     // this many, the rest are answered UNKNOWN_TOPIC_OR_PARTITION.
     ("auto.create.topics.max.per.request", "100"),
     ("auto.create.topics.max.pending", "1000"),
+    // A quarter of the queue: at least four clients are served at once.
+    ("auto.create.topics.max.pending.per.client", "250"),
     ("delete.topic.enable", "true"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
@@ -389,6 +393,11 @@ impl BrokerConfig {
             )? as usize,
             auto_create_topics_max_pending: int("auto.create.topics.max.pending", 1, 1_000_000)?
                 as usize,
+            auto_create_topics_max_pending_per_client: int(
+                "auto.create.topics.max.pending.per.client",
+                1,
+                1_000_000,
+            )? as usize,
             delete_topic_enable: boolean("delete.topic.enable")?,
             message_max_bytes: int("message.max.bytes", 0, i32::MAX as i64)? as i32,
             socket_request_max_bytes: int("socket.request.max.bytes", 1, i32::MAX as i64)? as i32,

@@ -136,7 +136,7 @@ pub async fn handle(
                 .filter(|n| image.topic(n).is_none())
                 .collect();
             let mut verdicts = if allow_create {
-                broker.auto_create_many(&unknown)
+                broker.auto_create_many(&unknown, &super::client_key(ctx))
             } else {
                 unknown
                     .iter()

@@ -49,6 +49,15 @@ impl RequestContext<'_> {
     }
 }
 
+/// Who asks, for per-client bounds: the request's client id, as Kafka's quotas key on it,
+/// or the peer's address when the client sent none.
+pub fn client_key(ctx: &RequestContext<'_>) -> String {
+    match ctx.header.client_id.as_ref().filter(|id| !id.is_empty()) {
+        Some(id) => format!("client-id:{}", id.as_str()),
+        None => format!("address:{}", ctx.connection.peer.ip()),
+    }
+}
+
 /// What the connection should do with a frame's outcome.
 #[derive(Debug)]
 pub enum Reply {

@@ -30,7 +30,7 @@ pub async fn handle(
         } else if broker.metadata.image().topic(&name).is_some() {
             Ok(())
         } else {
-            broker.auto_create(&name).await
+            broker.auto_create(&name, &super::client_key(ctx)).await
         };
         for p in topic.partition_data {
             let appended = topic_ready

@@ -7,7 +7,7 @@
 //! `auto.create.topics.max.per.request` of them are created, and nothing keeps running on
 //! its behalf after the client has gone beyond the batches already admitted.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -31,6 +31,10 @@ pub struct AutoCreateLimits {
     pub per_request: usize,
     /// `auto.create.topics.max.pending`: topics queued or in flight at once, broker-wide.
     pub pending: usize,
+    /// `auto.create.topics.max.pending.per.client`: of those, how many one client (its
+    /// client id, or its address without one) may have, so one client cannot take the
+    /// whole queue from the others.
+    pub per_client: usize,
 }
 
 /// What auto-creation does with one unknown, validly named topic of a request.
@@ -44,6 +48,8 @@ pub enum Admission {
     OverRequestLimit,
     /// Not created: `pending` topics are already waiting for the controller.
     OverPendingLimit,
+    /// Not created: this client already has `per_client` topics waiting.
+    OverClientLimit,
     /// Not created: its partitions would exceed the broker's partition headroom.
     OverPartitionLimit,
 }
@@ -73,6 +79,13 @@ impl Admission {
                     limits.pending
                 ),
             ),
+            Admission::OverClientLimit => (
+                ResponseError::UnknownTopicOrPartition,
+                format!(
+                    "topic '{name}' does not exist and was not auto-created: this client already has {} topics being created (auto.create.topics.max.pending.per.client)",
+                    limits.per_client
+                ),
+            ),
             Admission::OverPartitionLimit => (
                 ResponseError::UnknownTopicOrPartition,
                 format!(
@@ -86,12 +99,14 @@ impl Admission {
 
 /// Decides which of a request's unknown topic names are admitted for creation. Pure, so
 /// the bounds are tested directly. `in_progress` tells names already queued or in flight;
-/// `pending` is how many are; `partition_headroom` is how many more partitions the broker
+/// `pending` is how many are, `client_pending` how many of them the asking client's;
+/// `partition_headroom` is how many more partitions the broker
 /// may take on (`None`: no limit) and `partitions_per_topic` what each new topic costs.
 pub fn admit(
     names: &[&str],
     in_progress: &dyn Fn(&str) -> bool,
     pending: usize,
+    client_pending: usize,
     limits: &AutoCreateLimits,
     partition_headroom: Option<u64>,
     partitions_per_topic: u64,
@@ -110,6 +125,9 @@ pub fn admit(
             if pending + submitted.len() >= limits.pending {
                 return Admission::OverPendingLimit;
             }
+            if client_pending + submitted.len() >= limits.per_client {
+                return Admission::OverClientLimit;
+            }
             if let Some(room) = headroom.as_mut() {
                 if *room < partitions_per_topic {
                     return Admission::OverPartitionLimit;
@@ -126,8 +144,11 @@ pub fn admit(
 struct Queue {
     /// Admitted, not yet sent to the controller, oldest first.
     waiting: VecDeque<String>,
-    /// Waiting or in flight: what `admit` counts as in progress.
-    pending: HashSet<String>,
+    /// Waiting or in flight, with the client that asked: what `admit` counts as in
+    /// progress.
+    pending: HashMap<String, String>,
+    /// How many of `pending` each client asked for.
+    by_client: HashMap<String, usize>,
 }
 
 /// The broker's auto-creation queue and the task that drains it.
@@ -161,14 +182,16 @@ impl AutoCreator {
     pub fn submit(
         &self,
         names: &[&str],
+        client: &str,
         partition_headroom: Option<u64>,
         partitions_per_topic: u64,
     ) -> Vec<Admission> {
         let mut queue = self.queue.lock();
         let verdicts = admit(
             names,
-            &|n| queue.pending.contains(n),
+            &|n| queue.pending.contains_key(n),
             queue.pending.len(),
+            queue.by_client.get(client).copied().unwrap_or(0),
             &self.limits,
             partition_headroom,
             partitions_per_topic,
@@ -176,7 +199,8 @@ impl AutoCreator {
         let mut any = false;
         for (name, verdict) in names.iter().zip(&verdicts) {
             if *verdict == Admission::Submitted {
-                queue.pending.insert(name.to_string());
+                queue.pending.insert(name.to_string(), client.to_string());
+                *queue.by_client.entry(client.to_string()).or_default() += 1;
                 queue.waiting.push_back(name.to_string());
                 any = true;
             }
@@ -236,7 +260,14 @@ impl AutoCreator {
             }
             let mut queue = self.queue.lock();
             for name in &batch {
-                queue.pending.remove(name);
+                if let Some(client) = queue.pending.remove(name) {
+                    if let Some(n) = queue.by_client.get_mut(&client) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            queue.by_client.remove(&client);
+                        }
+                    }
+                }
             }
         }
     }
@@ -249,6 +280,7 @@ mod tests {
     const LIMITS: AutoCreateLimits = AutoCreateLimits {
         per_request: 3,
         pending: 5,
+        per_client: 4,
     };
 
     fn nothing(_: &str) -> bool {
@@ -260,6 +292,7 @@ mod tests {
         let verdicts = admit(
             &["a", "b", "a", "c", "d", "e"],
             &nothing,
+            0,
             0,
             &LIMITS,
             None,
@@ -284,23 +317,37 @@ mod tests {
         use Admission::*;
         let queued = |n: &str| n == "q";
         assert_eq!(
-            admit(&["q", "x", "y", "z"], &queued, 4, &LIMITS, None, 1),
+            admit(&["q", "x", "y", "z"], &queued, 4, 0, &LIMITS, None, 1),
             vec![InProgress, Submitted, OverPendingLimit, OverPendingLimit]
         );
         assert_eq!(
-            admit(&["x", "y", "z"], &nothing, 0, &LIMITS, Some(5), 2),
+            admit(&["x", "y", "z"], &nothing, 0, 0, &LIMITS, Some(5), 2),
             vec![Submitted, Submitted, OverPartitionLimit]
+        );
+        // A client with three waiting may add one more, whatever the queue's room.
+        assert_eq!(
+            admit(&["x", "y"], &nothing, 3, 3, &LIMITS, None, 1),
+            vec![Submitted, OverClientLimit]
         );
     }
 
     #[test]
     fn submissions_queue_once_and_answer_leader_not_available() {
         let creator = AutoCreator::new(LIMITS);
-        let first = creator.submit(&["a", "b"], None, 1);
+        let first = creator.submit(&["a", "b"], "one", None, 1);
         assert_eq!(first, vec![Admission::Submitted; 2]);
-        let again = creator.submit(&["b", "c"], None, 1);
+        let again = creator.submit(&["b", "c"], "one", None, 1);
         assert_eq!(again, vec![Admission::InProgress, Admission::Submitted]);
         assert_eq!(creator.pending(), 3);
+        // Client "one" holds three of its four; another client still gets in.
+        assert_eq!(
+            creator.submit(&["d", "e"], "one", None, 1),
+            vec![Admission::Submitted, Admission::OverClientLimit]
+        );
+        assert_eq!(
+            creator.submit(&["e"], "two", None, 1),
+            vec![Admission::Submitted]
+        );
         let e = again[0].error("b", creator.limits());
         assert_eq!(e.error, ResponseError::LeaderNotAvailable);
         let e = Admission::OverRequestLimit.error("z", creator.limits());
