@@ -361,13 +361,19 @@ impl LogManager {
                         .is_some_and(|state| state.replicas.contains(&node_id))
             })
         };
-        let gone: Vec<Arc<Partition>> = {
+        // Found under the read lock (a walk of every partition), removed under the write
+        // lock: only syncs, one at a time, change the map's keys.
+        let doomed: Vec<TopicPartition> = self
+            .partitions
+            .read()
+            .iter()
+            .filter(|(_, p)| !placed_here(p))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let gone: Vec<Arc<Partition>> = if doomed.is_empty() {
+            Vec::new()
+        } else {
             let mut partitions = self.partitions.write();
-            let doomed: Vec<TopicPartition> = partitions
-                .iter()
-                .filter(|(_, p)| !placed_here(p))
-                .map(|(tp, _)| tp.clone())
-                .collect();
             doomed
                 .iter()
                 .filter_map(|tp| partitions.remove(tp))
