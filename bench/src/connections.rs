@@ -64,7 +64,7 @@ pub fn run(args: &Args, c: &ConnectionArgs, report: &mut Report) -> Result<()> {
     let (mut b, t0) = Broker::spawn(&broker_path, &base_dir, &args.overrides, args.keep_data)?;
     b.wait_serving(t0, Duration::from_secs(20), None)?;
     let mut result = ConnectionsResult {
-        broker_fd_limit: fd_limit(b.pid),
+        broker_fd_limit: broker::fd_limit(b.pid),
         mem_total_kib: report.machine.mem_total_kib,
         steps: Vec::new(),
     };
@@ -158,15 +158,6 @@ fn raise_fd_limit() -> u64 {
         }
     }
     limit.rlim_cur
-}
-
-/// The soft "Max open files" of process `pid`.
-fn fd_limit(pid: u32) -> Option<u64> {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    limits
-        .lines()
-        .find_map(|l| l.strip_prefix("Max open files"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
 /// The Markdown table for this command.

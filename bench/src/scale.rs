@@ -7,7 +7,7 @@
 //! Each row stands beside the limits measured in the same run: the broker's descriptor
 //! limit (`/proc/<pid>/limits`) and the machine's memory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 use serde::Serialize;
 
-use crate::broker::{http_status, ms, read_rss, Broker};
+use crate::broker::{fd_limit, http_status, ms, open_fds, read_rss, Broker};
 use crate::kafka::block_on;
 use crate::{phase, Args, Report};
 
@@ -227,18 +227,6 @@ fn metadata_latency(bootstrap: &str) -> Result<f64> {
         times.push(ms(started.elapsed()));
     }
     Ok(crate::median(times).unwrap_or(0.0))
-}
-
-fn open_fds(pid: u32) -> Option<u64> {
-    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
-    std::fs::read_dir(dir).ok().map(|d| d.count() as u64)
-}
-
-/// The soft "Max open files" of `pid`.
-fn fd_limit(pid: u32) -> Option<u64> {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{call, Cluster};
+use common::cluster::{call, create_topic_ok, Cluster};
 use common::kafka::{produce, Rec};
 use common::wait_for;
 use kafka_protocol::error::ResponseError;
@@ -38,22 +38,14 @@ fn plain(v: &[BrokerId]) -> Vec<i32> {
 }
 
 fn create_topic(port: u16, topic: &str, replicas: &[i32]) {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![CreatableReplicaAssignment::default()
-                .with_partition_index(0)
-                .with_broker_ids(ids(replicas))])]);
-    let response = call(port, 7, &request);
-    let result = &response.topics[0];
-    assert_eq!(
-        result.error_code, 0,
-        "create {topic}: {:?}",
-        result.error_message
-    );
+    let topic = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(ids(replicas))]);
+    create_topic_ok(port, topic, 30_000);
 }
 
 fn partition(port: u16, topic: &str) -> MetadataResponsePartition {

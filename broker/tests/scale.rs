@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::cluster::call;
+use common::cluster::{call, create_topic_ok};
 use common::kafka::{try_produce, Rec};
 use common::{http_get, wait_for, BrokerProcess};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -51,19 +51,11 @@ fn wide_partitions() -> i32 {
 
 /// CreateTopics for one topic with `partitions` partitions, replication factor 1.
 fn create_topic(port: u16, topic: &str, partitions: i32) {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(60_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
-    let response = call(port, 7, &request);
-    let result = &response.topics[0];
-    assert_eq!(
-        result.error_code, 0,
-        "create {topic}: {:?}",
-        result.error_message
-    );
+    let topic = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1);
+    create_topic_ok(port, topic, 60_000);
 }
 
 fn metadata(port: u16, topics: Option<&[String]>, allow_create: bool) -> MetadataResponse {

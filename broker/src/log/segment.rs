@@ -92,10 +92,30 @@ impl Segment {
         let log = CachedFile::create(handles, path("log"), Reopen::Existing)?;
         let (index, _) = Index::open(&path("index"), handles)?;
         let (time_index, _) = Index::open(&path("timeindex"), handles)?;
-        Ok(Segment {
+        Ok(Segment::holding(
+            base_offset,
+            index_interval,
+            log,
+            0,
+            index,
+            time_index,
+        ))
+    }
+
+    /// A segment over its three files, `size` bytes of log, with nothing yet learned
+    /// from them (the caller loads or recovers the tail).
+    fn holding(
+        base_offset: i64,
+        index_interval: u64,
+        log: CachedFile,
+        size: u64,
+        index: Index<OffsetEntry>,
+        time_index: Index<TimeEntry>,
+    ) -> Segment {
+        Segment {
             base_offset,
             log,
-            size: 0,
+            size,
             index,
             time_index,
             next_offset: base_offset,
@@ -103,7 +123,7 @@ impl Segment {
             bytes_since_index: 0,
             index_interval,
             first_append_ms: None,
-        })
+        }
     }
 
     /// Opens an existing segment. With `full_recovery` every batch is read and checked
@@ -121,18 +141,8 @@ impl Segment {
         let size = log.handle()?.metadata()?.len();
         let (index, index_whole) = Index::open(&path("index"), handles)?;
         let (time_index, time_whole) = Index::open(&path("timeindex"), handles)?;
-        let mut segment = Segment {
-            base_offset,
-            log,
-            size,
-            index,
-            time_index,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            bytes_since_index: 0,
-            index_interval,
-            first_append_ms: None,
-        };
+        let mut segment =
+            Segment::holding(base_offset, index_interval, log, size, index, time_index);
         let indexes_ok = index_whole
             && time_whole
             && segment.index.is_sane(size)

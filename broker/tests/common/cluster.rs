@@ -3,17 +3,18 @@
 //! start together (a voter is not ready until the quorum has formed) and are killed when
 //! the cluster is dropped. Plus a typed one-shot request helper for the raw protocol.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use bytes::Buf;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
+use kafka_protocol::protocol::{Decodable, Request};
 
-use super::{free_port, http_get, wait_for};
+use super::{frame_with, free_port, http_get, read_response, wait_for};
 
 const MAX_VOTERS: usize = 3;
 
@@ -155,29 +156,27 @@ pub fn call<R: Request>(port: u16, version: i16, request: &R) -> R::Response {
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("strom-test")));
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    header
-        .encode(&mut buf, api_key.request_header_version(version))
-        .expect("encode header");
-    request.encode(&mut buf, version).expect("encode request");
-    let size = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    let buf = frame_with(api_key, 1, version, |buf| {
+        request.encode(buf, version).expect("encode request")
+    });
     stream.write_all(&buf).expect("send");
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).expect("response size");
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).expect("response body");
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, api_key.response_header_version(version))
-        .expect("response header");
-    assert_eq!(header.correlation_id, 1);
+    let mut body = read_response(&mut stream, api_key, version, 1);
     let response = R::Response::decode(&mut body, version).expect("response body decodes");
     assert_eq!(body.remaining(), 0, "response has trailing bytes");
     response
+}
+
+/// CreateTopics (v7) for one topic, which must succeed.
+pub fn create_topic_ok(port: u16, topic: CreatableTopic, timeout_ms: i32) {
+    let name = topic.name.0.to_string();
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(timeout_ms)
+        .with_topics(vec![topic]);
+    let response = call(port, 7, &request);
+    let result = &response.topics[0];
+    assert_eq!(
+        result.error_code, 0,
+        "create {name}: {:?}",
+        result.error_message
+    );
 }

@@ -233,14 +233,7 @@ impl RawClient {
         self.correlation += 1;
         let buf = request_frame(self.correlation, version, &request);
         self.stream.write_all(&buf).expect("send");
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("response size");
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).expect("response body");
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, api_key.response_header_version(version))
-            .expect("response header");
-        assert_eq!(header.correlation_id, self.correlation);
+        let mut body = read_response(&mut self.stream, api_key, version, self.correlation);
         let response =
             ResponseKind::decode(api_key, &mut body, version).expect("response body decodes");
         assert_eq!(body.remaining(), 0, "response has trailing bytes");
@@ -250,7 +243,18 @@ impl RawClient {
 
 /// A whole request frame, size prefix included, as a client would send it.
 pub fn request_frame(correlation: i32, version: i16, request: &RequestKind) -> BytesMut {
-    let api_key = api_key_of(request);
+    frame_with(api_key_of(request), correlation, version, |buf| {
+        request.encode(buf, version).expect("encode request")
+    })
+}
+
+/// A request frame for `api_key` whose body `encode_body` writes after the header.
+pub fn frame_with(
+    api_key: ApiKey,
+    correlation: i32,
+    version: i16,
+    encode_body: impl FnOnce(&mut BytesMut),
+) -> BytesMut {
     let header = RequestHeader::default()
         .with_request_api_key(api_key as i16)
         .with_request_api_version(version)
@@ -261,10 +265,28 @@ pub fn request_frame(correlation: i32, version: i16, request: &RequestKind) -> B
     header
         .encode(&mut buf, api_key.request_header_version(version))
         .expect("encode header");
-    request.encode(&mut buf, version).expect("encode request");
+    encode_body(&mut buf);
     let size = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&size.to_be_bytes());
     buf
+}
+
+/// Reads one response frame and checks its header; returns the body after the header.
+pub fn read_response(
+    stream: &mut TcpStream,
+    api_key: ApiKey,
+    version: i16,
+    correlation: i32,
+) -> Bytes {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, api_key.response_header_version(version))
+        .expect("response header");
+    assert_eq!(header.correlation_id, correlation);
+    body
 }
 
 fn api_key_of(request: &RequestKind) -> ApiKey {

@@ -27,13 +27,7 @@ static TOPOLOGY_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// The error says why not, for the skip message.
 pub fn probe() -> std::result::Result<(), String> {
     for tool in ["ip", "nft"] {
-        let found = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
+        if !installed(tool) {
             return Err(format!(
                 "`{tool}` is not installed (apt-get install -y iproute2 nftables)"
             ));
@@ -289,6 +283,16 @@ fn command_text(program: &str, args: &[&str]) -> String {
 }
 
 /// Runs a command to completion; its stdout, or an error carrying its stderr.
+/// Whether `tool` can be started (`tool -V`; its answer does not matter).
+pub fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
 pub fn run(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
         .args(args)

@@ -7,10 +7,9 @@
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::error::{HarnessError, Result};
-use crate::netns::run;
+use crate::netns::{installed, run};
 
 const FILLER: &str = "strom-e2e-filler";
 const CHUNK: usize = 1 << 20;
@@ -28,13 +27,7 @@ pub fn probe() -> std::result::Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("mounting a loop device needs root".into());
     }
-    let found = Command::new("mkfs.ext4")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
+    if !installed("mkfs.ext4") {
         return Err("`mkfs.ext4` is not installed (apt-get install -y e2fsprogs)".into());
     }
     SmallFs::create(4).map(drop).map_err(|e| e.to_string())

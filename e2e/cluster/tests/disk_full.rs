@@ -11,9 +11,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{assert_clean, Timer, FAULT_DEADLINE};
+use common::{assert_clean, small_fs_available, Timer, FAULT_DEADLINE};
 use strom_e2e_cluster::raw_admin::{describe_log_dirs, LogDirInfo};
-use strom_e2e_cluster::small_fs::{self, SmallFs};
+use strom_e2e_cluster::small_fs::SmallFs;
 use strom_e2e_cluster::wait::wait_until;
 use strom_e2e_cluster::{verify, Cluster, ClusterOptions, LoadGenerator, LoadOptions};
 
@@ -26,22 +26,6 @@ const LEAVE_FREE: u64 = 64 * 1024;
 const LOAD_RATE: u32 = 1000;
 /// Small segments, so the load also rolls (creates files) on the full disk.
 const SEGMENT_BYTES: &str = "262144";
-
-/// With this set to 1 a missing loop-device facility fails the test instead of skipping.
-const REQUIRE_ENV: &str = "STROM_E2E_REQUIRE_LOOP";
-
-fn small_fs_available(test: &str) -> bool {
-    match small_fs::probe() {
-        Ok(()) => true,
-        Err(reason) => {
-            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                panic!("{test}: a loop-mounted file system is required but unavailable: {reason}");
-            }
-            eprintln!("SKIPPED {test}: loop-mounted file systems unavailable: {reason}");
-            false
-        }
-    }
-}
 
 fn offline_dirs(c: &Cluster, i: usize) -> Option<f64> {
     c.metric(i, OFFLINE_DIRS).ok().flatten()

@@ -19,13 +19,43 @@ pub const REQUIRE_NETNS_ENV: &str = "STROM_E2E_REQUIRE_NETNS";
 /// `true` if namespaces work; otherwise prints why the test is skipped (or panics when
 /// `STROM_E2E_REQUIRE_NETNS=1`).
 pub fn netns_available(test: &str) -> bool {
-    match strom_e2e_cluster::netns::probe() {
+    available_or_skip(
+        test,
+        "network namespaces",
+        REQUIRE_NETNS_ENV,
+        strom_e2e_cluster::netns::probe(),
+    )
+}
+
+/// With this set to 1 a missing loop-device facility fails the test instead of skipping.
+pub const REQUIRE_LOOP_ENV: &str = "STROM_E2E_REQUIRE_LOOP";
+
+/// `true` if a loop-mounted file system can be made; otherwise prints why the test is
+/// skipped (or panics when `STROM_E2E_REQUIRE_LOOP=1`).
+pub fn small_fs_available(test: &str) -> bool {
+    available_or_skip(
+        test,
+        "loop-mounted file systems",
+        REQUIRE_LOOP_ENV,
+        strom_e2e_cluster::small_fs::probe(),
+    )
+}
+
+/// `probed` says whether `facility` works; a failure skips the test with the reason, or
+/// fails it when `require_env` is set to 1.
+fn available_or_skip(
+    test: &str,
+    facility: &str,
+    require_env: &str,
+    probed: Result<(), String>,
+) -> bool {
+    match probed {
         Ok(()) => true,
         Err(reason) => {
-            if std::env::var(REQUIRE_NETNS_ENV).is_ok_and(|v| v == "1") {
-                panic!("{test}: network namespaces required but unavailable: {reason}");
+            if std::env::var(require_env).is_ok_and(|v| v == "1") {
+                panic!("{test}: {facility} required but unavailable: {reason}");
             }
-            eprintln!("SKIPPED {test}: network namespaces unavailable: {reason}");
+            eprintln!("SKIPPED {test}: {facility} unavailable: {reason}");
             false
         }
     }
