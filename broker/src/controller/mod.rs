@@ -12,7 +12,7 @@ pub mod log_dirs;
 pub mod placement;
 pub mod reassignment;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 pub mod topics;
 
 pub use brokers::{

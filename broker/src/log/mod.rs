@@ -212,6 +212,8 @@ pub struct LogManager {
     /// (start-up and the metadata follower both sync, and two at once could open the same
     /// log twice).
     synced: Mutex<Synced>,
+    /// Held while a new partition's directory is chosen and counted.
+    placing: Mutex<()>,
     /// The open segment files of every partition, at most `log.max.open.files`.
     handles: Arc<handles::HandleCache>,
 }
@@ -267,6 +269,7 @@ impl LogManager {
             topic_defaults: config.topic_defaults.clone(),
             closing: AtomicBool::new(false),
             synced: Mutex::new(Synced::default()),
+            placing: Mutex::new(()),
             handles: handles::HandleCache::new(handles::HandleCache::capacity_for(
                 config.log_max_open_files,
             )),
@@ -486,6 +489,7 @@ impl LogManager {
         let (log, report) = match opened {
             Ok(opened) => opened,
             Err(e) => {
+                log_dir.remove_partition();
                 log_dir.fail(&format!("opening {tp}: {e}"));
                 return Err(io::Error::other(e.to_string()));
             }
@@ -498,12 +502,12 @@ impl LogManager {
                 "recovered partition log: cut a damaged tail"
             );
         }
-        log_dir.add_partition();
         Ok(Arc::new(Partition::new(tp.clone(), topic_id, log_dir, log)))
     }
 
     /// Finds the partition's directory, or picks the online log dir holding the fewest
-    /// partitions for a new one. Returns it with whether that log dir shut down cleanly.
+    /// partitions for a new one, and counts the partition there (the caller uncounts it
+    /// if the open fails). Returns it with whether that log dir shut down cleanly.
     /// A partition already on an offline directory is not opened (nor placed anew, which
     /// would fork its history): it waits for the directory to come back.
     fn place(
@@ -521,15 +525,23 @@ impl LogManager {
                         dir.path.display()
                     )));
                 }
+                dir.add_partition();
                 return Ok((dir.clone(), candidate, self.clean_shutdown[i]));
             }
         }
-        let dir = self
-            .dirs
-            .iter()
-            .filter(|d| !d.is_offline())
-            .min_by_key(|d| d.partition_count())
-            .ok_or_else(|| io::Error::other("every log directory is offline"))?;
+        let dir = {
+            // Choosing and counting together: the opening threads place concurrently,
+            // and choosing on counts not yet raised would send them all to one directory.
+            let _one_at_a_time = self.placing.lock();
+            let dir = self
+                .dirs
+                .iter()
+                .filter(|d| !d.is_offline())
+                .min_by_key(|d| d.partition_count())
+                .ok_or_else(|| io::Error::other("every log directory is offline"))?;
+            dir.add_partition();
+            dir
+        };
         let path = dir.path.join(&name);
         let created = fs::create_dir_all(&path).and_then(|()| {
             fs::write(
@@ -538,6 +550,7 @@ impl LogManager {
             )
         });
         if let Err(e) = created {
+            dir.remove_partition();
             dir.fail(&format!("creating {name}: {e}"));
             // Nothing of it is usable: the next placement starts afresh.
             let _ = fs::remove_dir_all(&path);
@@ -759,4 +772,44 @@ fn reopen(p: &Partition, handles: &Arc<handles::HandleCache>) -> io::Result<()> 
     *p.log.lock() = fresh;
     p.reset_end(leo);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Properties;
+    use crate::controller::testkit::{cluster, with_partition};
+
+    #[test]
+    fn new_partitions_spread_over_the_log_dirs_though_opened_together() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = format!(
+            "{},{}",
+            root.path().join("a").display(),
+            root.path().join("b").display()
+        );
+        let props: Properties = [("log.dirs".to_string(), dirs)].into_iter().collect();
+        let (config, _) = BrokerConfig::from_properties(props).unwrap();
+        let logs = LogManager::open(&config).unwrap();
+        let mut image = cluster(&[0]);
+        for p in 0..16 {
+            with_partition(&mut image, "t", p, &[0], &[0], 0);
+        }
+        logs.sync(&image, 0, true).unwrap();
+        assert_eq!(logs.all().len(), 16);
+        let counts: Vec<usize> = logs
+            .log_dirs()
+            .iter()
+            .map(|d| d.partition_count())
+            .collect();
+        assert_eq!(
+            counts,
+            vec![8, 8],
+            "the opening threads must not all pick one dir"
+        );
+        for d in logs.log_dirs() {
+            let on_disk = fs::read_dir(&d.path).unwrap().count();
+            assert_eq!(on_disk, 8, "{}", d.path.display());
+        }
+    }
 }
