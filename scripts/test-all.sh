@@ -6,6 +6,7 @@
 #     target/venvs/ (reused; pip runs only when the pinned requirement set changed),
 #   - installs kafkajs with `npm ci` in e2e/clients/kafkajs (only when
 #     package-lock.json changed or node_modules is missing),
+#   - fetches Apache Kafka 4.4.0's jars with Maven into target/jvm (scripts/jvm-setup.sh),
 #   - cargo fmt --check, cargo clippy -D warnings, cargo test,
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
 #     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
@@ -166,6 +167,9 @@ step "python venvs" setup_venvs
 if [ -f "$KAFKAJS_DIR/package-lock.json" ]; then
     step "kafkajs (npm)" install_kafkajs
 fi
+# Apache Kafka 4.4.0's jars (tools, Java client, Streams, the reference broker), under
+# target/jvm; see e2e/jvm/README.md.
+step "jvm toolchain (e2e/jvm)" bash "$ROOT/scripts/jvm-setup.sh"
 
 if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
     section "rust checks"

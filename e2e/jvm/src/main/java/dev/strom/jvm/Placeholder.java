@@ -1,0 +1,2 @@
+package dev.strom.jvm;
+final class Placeholder {}
