@@ -324,7 +324,8 @@ public final class JavaClientCompat {
                 for (Member m : members) {
                     for (Throwable e : m.exceptions()) {
                         if (e instanceof UnsupportedVersionException) {
-                            report.unsupported("consumer_protocol", "the client reports " + Report.describe(e));
+                            report.unsupported("consumer_protocol", "the broker lacks the consumer group protocol "
+                                    + "(KIP-848); the client reports " + Report.describe(e));
                             return;
                         }
                     }
