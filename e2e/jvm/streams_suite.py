@@ -176,12 +176,12 @@ class Run:
                 "--timeout", str(timeout)]  # fmt: skip
         return JavaProcess(self.workdir, f"read-{tag}", argv + (["--at-least"] if at_least else []))
 
-    def start_app(self, app_id, guarantee, topics):
-        state_dir = os.path.join(self.workdir, f"state-{app_id}")
+    def start_app(self, app_id, guarantee, topics, instance=0):
+        state_dir = os.path.join(self.workdir, f"state-{app_id}-{instance}")
         argv = [APP, "--bootstrap", self.bootstrap, "--application-id", app_id, "--input", topics[0],
                 "--output", topics[1], "--guarantee", guarantee, "--replication-factor", str(self.rf),
                 "--state-dir", state_dir]  # fmt: skip
-        return JavaProcess(self.workdir, app_id, argv)
+        return JavaProcess(self.workdir, f"{app_id}-{instance}", argv)
 
     def topics(self, app_id):
         topics = (f"{app_id}-input", f"{app_id}-output")
@@ -224,11 +224,19 @@ class Run:
         raise CaseFailed(f"read-counts for {what} printed no COUNTS line: {tail(reader.output(), 10)}")
 
     def at_least_once(self, name, restart=None):
-        """Exact counts; with restart(cluster node) in the middle, exact before it and none lost after."""
+        """Exact counts by one app instance.
+
+        With restart (a function restarting a cluster node): two app instances share the
+        work; half the input must be counted exactly, then the node is restarted and the
+        second instance closed (its tasks move to the first, which restores their state
+        from the changelogs), and after the other half no count may be short.
+        """
 
         def body(case, app_id, apps):
             topics = self.topics(app_id)
-            apps.append(self.start_app(app_id, "at_least_once", topics))
+            apps += [self.start_app(app_id, "at_least_once", topics, i) for i in range(2 if restart else 1)]
+            wait_running(apps)
+            progress(f"{len(apps)} app instance(s) RUNNING; producing")
             half = len(self.lines) // 2 if restart else len(self.lines)
             self.produce(topics[0], 0, half)
             want = dict(count_words(self.lines[:half]))
@@ -236,13 +244,20 @@ class Run:
             exact(got, want, "before any restart" if restart else "final counts")
             case.note = f"exact: {len(want)} words, {sum(want.values())} words counted"
             if restart:
+                progress("first half counted exactly; restarting a broker")
                 restart()
+                progress("broker restarted; closing the second app instance")
+                code = apps[1].stop()
+                if code not in (0, 143, -15):
+                    raise CaseFailed(f"the second app instance exited with {code} on SIGTERM")
+                progress("second instance closed; producing the second half")
                 self.produce(topics[0], half, len(self.lines))
                 want = dict(count_words(self.lines))
                 got = self.wait_counts(apps[0], topics[1], want, "after", at_least=True)
                 over = at_least(got, want)
                 case.note += (
-                    f" before the restart of a broker; after it, {len(want)} words, none lost"
+                    " with two app instances before a broker restart and the close of one instance; "
+                    f"after them, {len(want)} words, none short"
                     + (f", {over} counted twice (allowed by at_least_once after a failure)" if over else ", still exact")
                 )
             case.counts, case.result = got, "pass"
@@ -305,6 +320,22 @@ class Run:
         return self.case(name, "exactly_once_v2", body)
 
 
+def progress(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def wait_running(apps, timeout=90):
+    """Every app instance has reached RUNNING (Streams prints "STATE RUNNING")."""
+    deadline = time.monotonic() + timeout
+    while not all("STATE RUNNING" in app.output() for app in apps):
+        stopped = [app for app in apps if app.exited()]
+        if stopped:
+            raise CaseFailed(f"a Streams app stopped before it ran: {app_errors(stopped[0].output())}")
+        if time.monotonic() > deadline:
+            raise CaseFailed(f"the Streams app instances not all RUNNING after {timeout}s")
+        time.sleep(0.2)
+
+
 def exact(got, want, what):
     if got != want:
         raise CaseFailed(f"{what}: {difference(got, want)}")
@@ -333,7 +364,7 @@ def difference(got, want):
 
 def app_errors(output):
     """What Streams said went wrong: its FATAL lines, else its ERROR log lines (deduplicated)."""
-    fatal = [line[len("FATAL ") :] for line in output.splitlines() if line.startswith("FATAL ")]
+    fatal = [re.sub(r" \(at [0-9:.]+\)$", "", line[len("FATAL ") :]) for line in output.splitlines() if line.startswith("FATAL ")]
     if fatal:
         return " | ".join(dict.fromkeys(fatal))
     errors = [re.sub(r"^\[[^]]*\] ", "", line) for line in output.splitlines() if " ERROR " in line]
@@ -378,7 +409,7 @@ def kafka_reference(args, workdir):
 TARGETS = {"strom-1": strom_single, "strom-3": strom_cluster, "kafka-1": kafka_reference}
 TITLES = {
     "strom-1": "Strom, 1 broker",
-    "strom-3": "Strom, 3 brokers (RF 3, one restarted mid-run)",
+    "strom-3": "Strom, 3 brokers (RF 3; a broker restarted and one of two app instances closed mid-run)",
     "kafka-1": "Apache Kafka 4.4, 1 node (reference)",
 }
 
