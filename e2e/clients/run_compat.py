@@ -12,7 +12,8 @@ run (no --only) rewrites COMPATIBILITY.md at the repo root. Stdlib only.
     python3 e2e/clients/run_compat.py --broker target/debug/strom-broker [--only kcat]
 
 scripts/test-all.sh prepares what the clients need (venvs under target/venvs/,
-kcat, kafkajs's node_modules, the rdkafka program) and runs this.
+kcat, kafkajs's node_modules, the rdkafka program, the Java jars by
+scripts/jvm-setup.sh) and runs this.
 """
 
 import argparse

@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.join(ROOT, "e2e", "clients"))
 
 import compat_doc  # noqa: E402
 from clusters import ApacheKafkaCluster, StromCluster  # noqa: E402
-from harness import Broker, HarnessError, kill_group, run_program, wait_unreaped  # noqa: E402
+from harness import Broker, HarnessError, kill_group, read_text, run_program, wait_unreaped  # noqa: E402
 
 RUN_CLASS = os.path.join(HERE, "bin", "kafka-run-class")
 APP = "dev.strom.jvm.streams.WordCountApp"
@@ -108,11 +108,7 @@ class JavaProcess:
             )
 
     def output(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def exited(self):
         return self.proc.poll() is not None
@@ -362,8 +358,16 @@ def difference(got, want):
     return "; ".join(parts) or "identical"
 
 
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def app_errors(output):
-    """What Streams said went wrong: its FATAL lines, else its ERROR log lines (deduplicated)."""
+    """What Streams said went wrong: its FATAL lines, else its ERROR log lines (deduplicated).
+
+    The process's UUID (in thread names and transactional ids) is replaced, so that the
+    text in COMPATIBILITY.md changes only when the error does.
+    """
+    output = UUID.sub("<process-id>", output)
     fatal = [re.sub(r" \(at [0-9:.]+\)$", "", line[len("FATAL ") :]) for line in output.splitlines() if line.startswith("FATAL ")]
     if fatal:
         return " | ".join(dict.fromkeys(fatal))
