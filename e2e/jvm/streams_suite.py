@@ -97,6 +97,11 @@ class JavaProcess:
 
     def __init__(self, workdir, name, argv):
         self.log_path = os.path.join(workdir, f"{name}.log")
+        # RocksDB and the codecs unpack native libraries into java.io.tmpdir: keep them in
+        # the work dir, which the suite removes.
+        scratch = os.path.join(workdir, "java-tmp")
+        os.makedirs(scratch, exist_ok=True)
+        env = dict(os.environ, KAFKA_OPTS=f"{os.environ.get('KAFKA_OPTS', '')} -Djava.io.tmpdir={scratch}")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [RUN_CLASS, *argv],
@@ -104,6 +109,7 @@ class JavaProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
+                env=env,
                 start_new_session=True,
             )
 
