@@ -100,6 +100,9 @@ CLIENTS = [
     Client("kafkajs", "e2e/clients/kafkajs/compat.js", "node"),
     Client("kcat", "e2e/clients/kcat_compat.py", "python3"),
     Client("rdkafka", "{target}/debug/strom-compat-rdkafka"),
+    Client("franz-go", "{target}/go/bin/compat-franz", prepared_by="scripts/go-setup.sh"),
+    Client("sarama", "{target}/go/bin/compat-sarama", prepared_by="scripts/go-setup.sh"),
+    Client("kafka-go", "{target}/go/bin/compat-kafkago", prepared_by="scripts/go-setup.sh"),
 ]
 
 
