@@ -273,4 +273,3 @@ func main() {
 		return &adapter{args: args, admin: kadm.NewClient(cl)}, nil
 	})
 }
-

@@ -224,6 +224,9 @@ func checkGroups(a Adapter, args Args, r *report, expected []Record) {
 			}
 		}
 		want := byPosition(expected)
+		if len(want) == 0 {
+			return Failf("nothing was produced to consume")
+		}
 		received := func() int {
 			n := 0
 			for _, m := range members {
