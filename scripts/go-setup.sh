@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Go client programs of the compatibility suite (e2e/go: compat-franz,
-# compat-sarama, compat-kafkago) into <target>/go/bin, after `go vet`. Modules come
+# compat-sarama, compat-kafkago) into <target>/go/bin, after `go vet` and the unit
+# tests of their shared scenario package. Modules come
 # from the Go module proxy by go.sum into the usual module cache and builds use the
 # usual build cache, so a second run downloads nothing and rebuilds nothing that
 # did not change.
@@ -14,6 +15,7 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 cd "$ROOT/e2e/go"
 go vet ./...
+go test -count=1 ./internal/...
 mkdir -p "$BIN_DIR"
 go build -o "$BIN_DIR/" ./cmd/...
 echo "  $(go version | cut -d' ' -f3), $(cd "$BIN_DIR" && ls | tr '\n' ' ')in $BIN_DIR"
