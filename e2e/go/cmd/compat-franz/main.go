@@ -238,12 +238,9 @@ func (m *member) poll(ctx context.Context) {
 	}
 }
 
-func (m *member) State() *scenario.MemberState { return m.MemberState }
-
 func (m *member) Release() error {
-	m.MarkReleased()
 	m.cl.ResumeFetchTopics(m.topic)
-	return nil
+	return m.MemberState.Release()
 }
 
 func (m *member) Commit() error {

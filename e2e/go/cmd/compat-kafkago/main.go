@@ -266,7 +266,6 @@ var subscribed = regexp.MustCompile(`partition:(\d+)\}`)
 type member struct {
 	*scenario.MemberState
 	reader   *kafka.Reader
-	released chan struct{}
 	stop     context.CancelFunc
 	fetching sync.WaitGroup
 
@@ -277,10 +276,7 @@ type member struct {
 }
 
 func (a *adapter) NewMember(group, label string, o scenario.MemberOptions) (scenario.Member, error) {
-	m := &member{MemberState: scenario.NewMemberState(label, o.Paused), released: make(chan struct{}), last: map[int]kafka.Message{}}
-	if !o.Paused {
-		close(m.released)
-	}
+	m := &member{MemberState: scenario.NewMemberState(label, o.Paused), last: map[int]kafka.Message{}}
 	debug := a.debugLogger(label)
 	m.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:           []string{a.args.Bootstrap},
@@ -330,7 +326,7 @@ func (m *member) newGeneration(line string) {
 func (m *member) fetch(ctx context.Context) {
 	defer m.fetching.Done()
 	select { // a held member fetches nothing until released
-	case <-m.released:
+	case <-m.ReleasedCh():
 	case <-ctx.Done():
 		return
 	}
@@ -353,14 +349,6 @@ func (m *member) fetch(ctx context.Context) {
 		m.mu.Unlock()
 		m.Got(scenario.Record{Partition: int32(msg.Partition), Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
 	}
-}
-
-func (m *member) State() *scenario.MemberState { return m.MemberState }
-
-func (m *member) Release() error {
-	m.MarkReleased()
-	close(m.released)
-	return nil
 }
 
 func (m *member) Commit() error {

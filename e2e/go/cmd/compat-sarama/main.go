@@ -229,11 +229,10 @@ func (a *adapter) Close() { _ = a.admin.Close() }
 // member is one sarama ConsumerGroup, consuming in its own goroutine.
 type member struct {
 	*scenario.MemberState
-	group    sarama.ConsumerGroup
-	topic    string
-	released chan struct{} // closed by Release: claims start reading
-	stop     context.CancelFunc
-	running  sync.WaitGroup
+	group   sarama.ConsumerGroup
+	topic   string
+	stop    context.CancelFunc
+	running sync.WaitGroup
 
 	mu        sync.Mutex
 	session   sarama.ConsumerGroupSession // the current generation's, for Commit
@@ -253,10 +252,7 @@ func (a *adapter) NewMember(group, label string, o scenario.MemberOptions) (scen
 	if err != nil {
 		return nil, err
 	}
-	m := &member{MemberState: scenario.NewMemberState(label, o.Paused), group: cg, topic: a.args.Topic, released: make(chan struct{})}
-	if !o.Paused {
-		close(m.released)
-	}
+	m := &member{MemberState: scenario.NewMemberState(label, o.Paused), group: cg, topic: a.args.Topic}
 	ctx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.running.Add(2)
@@ -308,7 +304,7 @@ func (m *member) Cleanup(s sarama.ConsumerGroupSession) error {
 
 func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	select { // a held member reads nothing until released
-	case <-m.released:
+	case <-m.ReleasedCh():
 	case <-s.Context().Done():
 		return nil
 	}
@@ -324,14 +320,6 @@ func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Consum
 			return nil
 		}
 	}
-}
-
-func (m *member) State() *scenario.MemberState { return m.MemberState }
-
-func (m *member) Release() error {
-	m.MarkReleased()
-	close(m.released)
-	return nil
 }
 
 // Commit is sarama's synchronous commit of the marked offsets (auto commit is off);

@@ -11,7 +11,8 @@ import (
 // while not released it takes part in the group but hands out no records.
 type Member interface {
 	State() *MemberState
-	// Release starts delivering records of the assigned partitions.
+	// Release starts delivering records of the assigned partitions
+	// (MemberState's Release does the bookkeeping; adapters that pause extend it).
 	Release() error
 	// Commit synchronously commits what the member has received.
 	Commit() error
@@ -42,12 +43,20 @@ type MemberState struct {
 	errors     []string
 	fenced     bool
 	released   bool
+	releasedCh chan struct{} // closed on release
 }
 
 // NewMemberState starts a member's bookkeeping; paused members are not released.
 func NewMemberState(label string, paused bool) *MemberState {
-	return &MemberState{Label: label, assignment: map[int32]bool{}, released: !paused}
+	s := &MemberState{Label: label, assignment: map[int32]bool{}, releasedCh: make(chan struct{})}
+	if !paused {
+		s.markReleased()
+	}
+	return s
 }
+
+// State lets an adapter's member embed MemberState to satisfy Member.State.
+func (s *MemberState) State() *MemberState { return s }
 
 // Assigned adds partitions to the assignment (a full assignment for eager
 // protocols, the added ones for cooperative). It reports whether the member is
@@ -96,20 +105,23 @@ func (s *MemberState) Error(message string, fenced bool) {
 	s.fenced = s.fenced || fenced
 }
 
-// MarkReleased ends the hold and returns the partitions to resume.
-func (s *MemberState) MarkReleased() []int32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.released = true
-	return s.partitionsLocked()
+// Release ends the hold: records may be delivered from now on.
+func (s *MemberState) Release() error {
+	s.markReleased()
+	return nil
 }
 
-// Released tells whether records may be delivered.
-func (s *MemberState) Released() bool {
+func (s *MemberState) markReleased() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.released
+	if !s.released {
+		s.released = true
+		close(s.releasedCh)
+	}
 }
+
+// ReleasedCh is closed once the member is released; a held member waits on it.
+func (s *MemberState) ReleasedCh() <-chan struct{} { return s.releasedCh }
 
 // Assignment is the current assignment, sorted.
 func (s *MemberState) Assignment() []int32 {

@@ -39,10 +39,8 @@ func TestCheckOrderPerPartition(t *testing.T) {
 
 type fakeMember struct{ *MemberState }
 
-func (f fakeMember) State() *MemberState { return f.MemberState }
-func (fakeMember) Release() error        { return nil }
-func (fakeMember) Commit() error         { return nil }
-func (fakeMember) Close() error          { return nil }
+func (fakeMember) Commit() error { return nil }
+func (fakeMember) Close() error  { return nil }
 
 func members(assignments ...[]int32) []Member {
 	out := make([]Member, len(assignments))
@@ -79,7 +77,12 @@ func TestRevokedLeavesTheRest(t *testing.T) {
 	if got := s.Assignment(); len(got) != 1 || got[0] != 1 || s.RebalanceCallbacks() != 2 {
 		t.Errorf("assignment %v after %d callbacks", got, s.RebalanceCallbacks())
 	}
-	if s.MarkReleased(); !s.Released() {
-		t.Error("not released")
+	select {
+	case <-s.ReleasedCh():
+		t.Error("released before Release")
+	default:
 	}
+	_ = s.Release()
+	_ = s.Release() // idempotent
+	<-s.ReleasedCh()
 }
