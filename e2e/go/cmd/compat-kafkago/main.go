@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -293,7 +294,7 @@ func (a *adapter) NewMember(group, label string, o scenario.MemberOptions) (scen
 			if debug != nil {
 				debug.Printf("%s", text)
 			}
-			if len(text) > 36 && text[:36] == "subscribed to topics and partitions:" {
+			if strings.HasPrefix(text, "subscribed to topics and partitions:") {
 				m.newGeneration(text)
 			}
 		}),
