@@ -246,7 +246,7 @@ func (a *adapter) Committed(ctx context.Context, group string) (map[int32]int64,
 func (a *adapter) Lacks() map[string]string {
 	return map[string]string{
 		"static_membership": "kafka-go's Reader and ConsumerGroup have no group.instance.id setting (the field exists only in its low-level JoinGroup request types)",
-		"idempotence":       "kafka-go's Writer has no idempotent producer (it never asks for a producer id, so batches carry no sequence numbers)",
+		"idempotence":       "kafka-go has no idempotent producer: its Writer never uses a producer id, so its batches carry no sequence numbers (only a low-level InitProducerID request exists)",
 	}
 }
 
