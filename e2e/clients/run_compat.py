@@ -123,6 +123,9 @@ CLIENTS = [
         )
         for v in ("4.4", "4.0")
     ),
+    Client("franz-go", "{target}/go/bin/compat-franz", prepared_by="scripts/go-setup.sh"),
+    Client("sarama", "{target}/go/bin/compat-sarama", prepared_by="scripts/go-setup.sh"),
+    Client("kafka-go", "{target}/go/bin/compat-kafkago", prepared_by="scripts/go-setup.sh"),
 ]
 
 
