@@ -219,6 +219,25 @@ fn client_id(ctx: &RequestContext<'_>) -> String {
         .unwrap_or_default()
 }
 
+/// Strom keeps no transaction state yet, so every broker gives the same true answers about
+/// transactional ids (none exists: DescribeTransactions says TRANSACTIONAL_ID_NOT_FOUND,
+/// InitProducerId refuses the id), and the broker asked names itself. Naming no one
+/// (COORDINATOR_NOT_AVAILABLE) would make clients retry until their timeout instead.
+fn transaction_coordinator(
+    broker: &Broker,
+    listener: &str,
+    transactional_id: &str,
+) -> ApiResult<(i32, String, u16)> {
+    if transactional_id.is_empty() {
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            "transactional id is empty",
+        ));
+    }
+    let (host, port) = broker.advertised_endpoint(listener);
+    Ok((broker.node_id(), host, port))
+}
+
 async fn coordinator_for(
     broker: &Broker,
     ctx: &RequestContext<'_>,
@@ -227,10 +246,7 @@ async fn coordinator_for(
 ) -> Coordinator {
     let outcome = match key_type {
         KEY_TYPE_GROUP => group_coordinator(broker, &ctx.connection.listener, key).await,
-        KEY_TYPE_TRANSACTION => Err(ApiError::new(
-            ResponseError::InvalidRequest,
-            "transactions are not supported yet, so there is no transaction coordinator",
-        )),
+        KEY_TYPE_TRANSACTION => transaction_coordinator(broker, &ctx.connection.listener, key),
         other => Err(ApiError::new(
             ResponseError::InvalidRequest,
             format!("unknown coordinator key type {other}"),
