@@ -79,7 +79,11 @@ pub async fn handle(
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1)
                     .with_error_message(Some(str_bytes(&e.message)))
-                    .with_record_errors(record_errors(&e))
+                    .with_record_errors(if ctx.version() >= 8 {
+                        record_errors(&e)
+                    } else {
+                        Vec::new()
+                    })
             }
         };
         responses[*t].partition_responses.push(response);
