@@ -552,3 +552,54 @@ fn admin_api_fuzz_seeds_and_their_mutations_are_answered() {
         }
     }
 }
+
+/// KIP-467 through the Java client (Kafka 4.4's kafka-clients from `scripts/jvm-setup.sh`,
+/// under target/jvm/lib): only the keyless records fail as invalid; the keyed ones of the
+/// same batch fail as "part of a batch which had one more more invalid records", exactly
+/// as against Apache Kafka 4.4. Skipped without the jars unless STROM_REQUIRE_JVM=1.
+#[test]
+fn java_client_fails_only_the_keyless_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lib = root.join("target/jvm/lib");
+    if !lib.join("kafka-clients-4.4.0.jar").exists() {
+        assert!(
+            std::env::var("STROM_REQUIRE_JVM").as_deref() != Ok("1"),
+            "STROM_REQUIRE_JVM=1 but {} has no kafka-clients (run scripts/jvm-setup.sh)",
+            lib.display()
+        );
+        eprintln!("skipped: no Kafka jars under {}", lib.display());
+        return;
+    }
+    let broker = BrokerProcess::start(&[]);
+    let output = std::process::Command::new("java")
+        .arg("-Xmx256m")
+        .arg("-cp")
+        .arg(format!("{}/*", lib.display()))
+        .arg(root.join("broker/tests/jvm/RecordErrors.java"))
+        .arg(broker.bootstrap())
+        .arg("kip467")
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "java failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.len() > 2 && l.as_bytes()[1] == b' ')
+        .collect();
+    let batch = "KafkaException: Failed to append record because it was part of a batch which had one more more invalid records";
+    let keyless = "InvalidRecordException: Compacted topic cannot accept message without key in topic partition kip467-0";
+    assert_eq!(
+        lines,
+        vec![
+            format!("0 {batch}"),
+            format!("1 {keyless}"),
+            format!("2 {batch}"),
+            format!("3 {keyless}"),
+        ],
+        "{stdout}"
+    );
+}
