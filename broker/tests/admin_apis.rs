@@ -30,9 +30,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, TimestampType};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -415,17 +413,7 @@ fn batch(keys: &[Option<&str>]) -> bytes::Bytes {
             headers: Default::default(),
         })
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    common::encode_batch(&records)
 }
 
 fn produce_one(port: u16, version: i16, topic: &str, records: bytes::Bytes) -> ProduceResponse {
@@ -559,17 +547,10 @@ fn admin_api_fuzz_seeds_and_their_mutations_are_answered() {
 /// as against Apache Kafka 4.4. Skipped without the jars unless STROM_REQUIRE_JVM=1.
 #[test]
 fn java_client_fails_only_the_keyless_records() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let lib = root.join("target/jvm/lib");
-    if !lib.join("kafka-clients-4.4.0.jar").exists() {
-        assert!(
-            std::env::var("STROM_REQUIRE_JVM").as_deref() != Ok("1"),
-            "STROM_REQUIRE_JVM=1 but {} has no kafka-clients (run scripts/jvm-setup.sh)",
-            lib.display()
-        );
-        eprintln!("skipped: no Kafka jars under {}", lib.display());
+    let Some(lib) = common::kafka_jars() else {
         return;
-    }
+    };
+    let root = common::repo_root();
     let broker = BrokerProcess::start(&[]);
     let output = std::process::Command::new("java")
         .arg("-Xmx256m")
