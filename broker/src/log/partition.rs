@@ -126,6 +126,11 @@ fn note_producer_batch(
 }
 
 impl PartitionLog {
+    /// The idempotent producers this log remembers (DescribeProducers reads it).
+    pub fn producer_state(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+
     /// Opens or creates the log in `dir`. After an unclean shutdown every segment from the
     /// recovery point on is read and checked batch by batch; damage ends the log there.
     /// Its segments' files are opened through `handles`, shared by all partition logs.
