@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 import compat_doc  # noqa: E402
 from cli import checks_topics, checks_clients, checks_admin, checks_replication, checks_data  # noqa: E402,F401,I001
 from cli.differences import KNOWN, NOT_YET, PENDING  # noqa: E402
-from cli.framework import CHECKS, run_both  # noqa: E402
+from cli.framework import CHECKS, run_both, share_classes  # noqa: E402
 from cli.sides import KAFKA, SINGLE, STROM, TRIPLE, start_side  # noqa: E402
 
 
@@ -70,7 +70,8 @@ def report(outcome, status, unexplained, explained, verbose):
         return
     for side, run in ((STROM, outcome.strom), (KAFKA, outcome.kafka)):
         for failure in run.failures:
-            print(f"    {side}: " + failure.replace("\n", "\n        "))
+            text = [line for line in failure.splitlines() if not line.lstrip("[stderr] ").startswith(("at ", "\tat "))]
+            print(f"    {side}: " + "\n        ".join(text[:8]))
     for label, strom, kafka, _ in unexplained:
         print(f"    differs at '{label}':\n        strom: {strom}\n        kafka: {kafka}")
     if verbose:
@@ -78,7 +79,7 @@ def report(outcome, status, unexplained, explained, verbose):
             print(f"    known difference at '{label}' ({reason}):\n        strom: {strom}\n        kafka: {kafka}")
 
 
-def strom_errors(run):
+def errors_of(run):
     errors = []
     for step in run.steps:
         for e in step.result.errors:
@@ -90,10 +91,11 @@ def strom_errors(run):
 def doc_row(outcome, status, unexplained, explained):
     check = outcome.check
     if check.name in NOT_YET:
-        strom = f"not yet ({NOT_YET[check.name]}): fails cleanly with {strom_errors(outcome.strom)}"
+        strom = (f"not yet ({NOT_YET[check.name]}): fails cleanly with {errors_of(outcome.strom)} "
+                 f"(Kafka: {errors_of(outcome.kafka)})")
     elif status.startswith("PENDING"):
-        first = (outcome.strom.failures or ["differs from Kafka"])[0].splitlines()[0]
-        strom = f"pending ({PENDING[check.name]} work): {first}"
+        first = (outcome.strom.failures or ["output differs from Kafka"])[0].splitlines()[0]
+        strom = f"pending {PENDING[check.name]} work: {errors_of(outcome.strom)}; {first}"
     elif outcome.strom.failures:
         strom = "FAILS: " + outcome.strom.failures[0].splitlines()[0]
     else:
@@ -101,10 +103,17 @@ def doc_row(outcome, status, unexplained, explained):
     diffs = explained + unexplained
     if not diffs:
         same = "yes"
+    elif check.name in NOT_YET:
+        same = "no (not yet)"
+    elif check.name in PENDING and unexplained:
+        same = f"no, at {', '.join(repr(d[0]) for d in diffs)} (pending {PENDING[check.name]} work)"
     else:
-        same = "; ".join(f"'{label}': {reason or 'unexplained'}" for label, _, _, reason in diffs)
-        same = "no: " + same
-    cell = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        same = "no: " + "; ".join(f"'{label}': {reason or 'unexplained'}" for label, _, _, reason in diffs)
+
+    def cell(text, limit=400):
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
     return f"| {check.tool} | {cell(check.command)} | {cell(strom)} | {cell(same)} |"
 
 
@@ -141,24 +150,31 @@ def start_sides(shapes, binary, workdir):
     return sides, errors
 
 
-def run_lanes(checks, sides, workdir, verbose):
-    """Runs the one-broker checks and the three-broker checks in two lanes at once.
+def run_lanes(checks, sides, workdir, verbose, single_lanes=2):
+    """Runs the checks in lanes: the three-broker checks one after another (some stop a
+    broker), the one-broker checks in `single_lanes` lanes at once (each uses its own
+    topics and groups, so they do not meet).
 
     Much of a check is waiting (a broker restart, a group to settle, a consumer's poll);
     the lanes overlap those waits. Returns {check name: (outcome, status, unexplained,
     explained)}.
     """
     results, lock = {}, threading.Lock()
+    queues = {shape: [c for c in checks if c.shape == shape] for shape in (SINGLE, TRIPLE)}
 
     def lane(shape):
-        for check in (c for c in checks if c.shape == shape):
+        while True:
+            with lock:
+                if not queues[shape]:
+                    return
+                check = queues[shape].pop(0)
             outcome = run_both(check, sides[(STROM, shape)], sides[(KAFKA, shape)], workdir)
             status, unexplained, explained = classify(outcome)
             with lock:
                 report(outcome, status, unexplained, explained, verbose)
                 results[check.name] = (outcome, status, unexplained, explained)
 
-    threads = [threading.Thread(target=lane, args=(s,)) for s in (SINGLE, TRIPLE)]
+    threads = [threading.Thread(target=lane, args=(s,)) for s in [SINGLE] * single_lanes + [TRIPLE]]
     for t in threads:
         t.start()
     for t in threads:
@@ -199,6 +215,7 @@ def main():
             for e in errors:
                 print(f"cannot start {e}", file=sys.stderr)
             return 1
+        share_classes(os.path.join(workdir, "tools.jsa"), next(iter(sides.values())).bootstrap)
         print(f"clusters up in {time.monotonic() - start:.0f}s; {len(checks)} checks", flush=True)
         results = run_lanes(checks, sides, os.path.join(workdir, "checks"), args.verbose)
         for check in checks:

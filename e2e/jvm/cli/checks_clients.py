@@ -144,7 +144,7 @@ def groups_active(run):
             run.record("state", res)
         res = run.tool(GROUPS, "--describe", "--group", run.group, "--members", "--verbose", label="members")
         rows = [line.split() for line in res.out if line.startswith(run.group)]
-        run.expect(len(rows) == 1 and rows[0][4] == "1" and f"{run.topic}(0)" in rows[0],
+        run.expect(len(rows) == 1 and rows[0][4] == "1" and f"{run.topic}:0" in rows[0],
                    f"--members --verbose: {res.out}")
         res = reset(run, "reset refused", "--to-earliest")
         run.expect(res.rc != 0 or any("inactive" in line for line in res.out + res.err),

@@ -141,6 +141,9 @@ def under_replicated(run):
     res = run.tool(TOPICS, "--describe", "--under-replicated-partitions", "--topic", run.topic, label="none under-replicated")
     run.expect(res.rc == 0 and res.out == [], f"under-replicated before the stop: {res.out}")
     stopped = run.side.node_id(2)
+    # A single replica on the node to stop: unavailable while it is down.
+    lonely = run.topic + "-lonely"
+    run.ok(run.tool(TOPICS, "--create", "--topic", lonely, "--replica-assignment", stopped, compare=False))
     run.side.stop_node(2)
     try:
         def shrunk():
@@ -156,6 +159,11 @@ def under_replicated(run):
                 run.expect(leader != stopped, f"partition {p} still led by the stopped node {stopped}")
         res = run.tool(TOPICS, "--describe", "--unavailable-partitions", "--topic", run.topic, label="none unavailable")
         run.expect(res.rc == 0 and res.out == [], f"unavailable with 2 of 3 replicas up: {res.out}")
+        res = wait_for(lambda: (lambda r: r.rc == 0 and len(r.out) == 1 and "Leader: none" in r.out[0] and r)(
+            run.tool(TOPICS, "--describe", "--unavailable-partitions", "--topic", lonely, compare=False)), 30)
+        run.expect(res, f"the partition of {lonely}, its one replica stopped, never listed as unavailable")
+        if res:
+            run.record("unavailable", res)
     finally:
         run.side.start_node(2)
     back = wait_for(lambda: run.tool(TOPICS, "--describe", "--under-replicated-partitions", "--topic", run.topic,

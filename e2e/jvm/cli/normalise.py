@@ -42,6 +42,8 @@ def exceptions(text):
     """The Kafka exception class names (short form) and Kafka error names in text, sorted."""
     found = {m.group(1).rsplit(".", 1)[-1] for m in _EXCEPTION.finditer(text)}
     found |= {m.group(1) for m in _ERROR_NAME.finditer(text) if m.group(1) in _KAFKA_ERROR_NAMES}
+    # The admin client's words for an API the broker does not list (kafka-transactions prints no class).
+    found |= {f"unsupported {m.group(1)}" for m in re.finditer(r"does not support ([A-Z_]+)", text)}
     # The future's wrapper says nothing about the broker.
     found.discard("ExecutionException")
     return sorted(found)
