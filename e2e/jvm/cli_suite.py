@@ -95,7 +95,7 @@ def doc_row(outcome, status, unexplained, explained):
                  f"(Kafka: {errors_of(outcome.kafka)})")
     elif status.startswith("PENDING"):
         first = (outcome.strom.failures or ["output differs from Kafka"])[0].splitlines()[0]
-        strom = f"pending {PENDING[check.name]} work: {errors_of(outcome.strom)}; {first}"
+        strom = f"pending {PENDING[check.name]} work: {errors_of(outcome.strom)}; {first[:120]}"
     elif outcome.strom.failures:
         strom = "FAILS: " + outcome.strom.failures[0].splitlines()[0]
     else:
@@ -131,6 +131,15 @@ def write_doc(rows, seconds):
         *rows,
     ]
     compat_doc.replace_section("cli-tools", lines)
+
+
+def broker_panicked(log_path):
+    """Whatever a tool sent, a Strom broker must answer with an error, never panic."""
+    try:
+        with open(log_path, "rb") as f:
+            return b"panicked at" in f.read()
+    except OSError:
+        return False
 
 
 def start_sides(shapes, binary, workdir):
@@ -207,7 +216,7 @@ def main():
     start = time.monotonic()
     shapes = [s for s in (SINGLE, TRIPLE) if any(c.shape == s for c in checks)]
     sides = {}
-    failed = pending = 0
+    passed = failed = pending = 0
     rows = []
     try:
         sides, errors = start_sides(shapes, os.path.abspath(args.broker), workdir)
@@ -220,6 +229,7 @@ def main():
         results = run_lanes(checks, sides, os.path.join(workdir, "checks"), args.verbose)
         for check in checks:
             status = results[check.name][1]
+            passed += status.startswith("PASS")
             failed += status == "FAIL"
             pending += status.startswith("PENDING")
             rows.append(doc_row(*results[check.name]))
@@ -229,8 +239,14 @@ def main():
             if any(c.name == name for c in checks) and not any(n == name and (not label or label == lbl)
                                                                 for n, lbl in seen):
                 print(f"note: known difference '{key}' was not seen; remove it if Strom now matches")
+        for (kind, shape), side in sides.items():
+            if kind == STROM:
+                for path in side.log_paths():
+                    if broker_panicked(path):
+                        print(f"FAIL     strom-{shape} broker panicked: see {path}")
+                        failed += 1
         seconds = time.monotonic() - start
-        print(f"\n{len(checks) - failed - pending} passed, {failed} failed, {pending} pending other work; "
+        print(f"\n{passed} passed, {failed} failed, {pending} pending other work; "
               f"{seconds:.0f}s", flush=True)
         if not args.only:
             write_doc(rows, seconds)
