@@ -6,7 +6,6 @@ must not care about: node ids (Strom numbers its nodes from 0, the Kafka launche
 """
 
 import os
-import threading
 import time
 
 from clusters import ApacheKafkaCluster, StromCluster
@@ -17,8 +16,7 @@ SINGLE, TRIPLE = "single", "triple"
 
 # Replication cases use RF 3 with min.insync.replicas 2 on both kinds.
 TRIPLE_OVERRIDES = {"min.insync.replicas": "2"}
-# Strom's single-broker Broker has no controller quorum settings of its own to add; both
-# kinds start the consumer group at once (the tools' groups would wait 3 s otherwise).
+# Both kinds start a consumer group at once (the tools' groups would wait 3 s otherwise).
 COMMON_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 
 
@@ -29,7 +27,6 @@ class Side:
         self.kind = kind
         self.shape = shape
         self.cluster = cluster
-        self.lock = threading.Lock()
 
     @property
     def name(self):
