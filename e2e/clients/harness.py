@@ -36,6 +36,15 @@ def free_ports(n):
             s.close()
 
 
+def read_text(path):
+    """A log file's text (undecodable bytes replaced); "" if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def kill_group(pid):
     """SIGKILL a process group; quiet if it is already gone."""
     try:
@@ -188,11 +197,7 @@ class Broker:
                 self.proc.wait()
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
 
 @dataclass
