@@ -67,6 +67,18 @@ def wait_unreaped(pid, timeout):
     return True
 
 
+def stop_group(proc, timeout):
+    """SIGTERM a program's process group, SIGKILL what is left after timeout; returns its exit status."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        wait_unreaped(proc.pid, timeout)
+    kill_group(proc.pid)
+    return proc.wait()
+
+
 class Broker:
     """One strom-broker process with its own ports and a data dir under workdir.
 

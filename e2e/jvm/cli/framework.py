@@ -7,14 +7,13 @@ Kafka exception classes / error names when it fails (or a projection the check g
 """
 
 import os
-import signal
 import subprocess
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 
-from harness import kill_group, run_program
+from harness import read_text, run_program, stop_group
 
 from . import normalise
 from .sides import KAFKA, SINGLE, STROM
@@ -210,21 +209,10 @@ class Background:
                                      env=TOOL_ENV, start_new_session=True)
 
     def output(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return read_text(self.log_path)
 
     def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_group(self.proc.pid)
-        self.proc.wait()
+        stop_group(self.proc, 15)
         self.log.close()
 
 
