@@ -160,3 +160,16 @@ def leader_election(run):
     res = run.tool(ELECT, "--election-type", "preferred", "--all-topic-partitions", label="all partitions",
                    project=lambda r, s: {"exit": r.rc, "errors": r.errors})
     run.ok(res)
+
+
+
+@check("reassign.unknown_broker", REASSIGN, "--execute onto a broker id that does not exist (refused)",
+       shape=TRIPLE)
+def reassign_unknown_broker(run):
+    ids = create_pair(run)
+    res = run.tool(REASSIGN, "--execute", "--reassignment-json-file", reassign_file(run, [ids[0], 99]),
+                   label="execute", project=shape_only)
+    run.fails_with(res, "AdminCommandFailedException")
+    run.expect(any("Unknown broker id 99" in line for line in res.out + res.err), f"execute: {res.text}")
+    parts = describe(run, run.topic)
+    run.expect(parts.get(0, (None, []))[1] == ids[:2], f"replicas after the refused move: {parts}")
