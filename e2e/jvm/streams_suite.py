@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.join(ROOT, "e2e", "clients"))
 
 import compat_doc  # noqa: E402
 from clusters import ApacheKafkaCluster, StromCluster  # noqa: E402
-from harness import Broker, HarnessError, kill_group, read_text, run_program, wait_unreaped  # noqa: E402
+from harness import Broker, HarnessError, read_text, run_program, stop_group  # noqa: E402
 
 RUN_CLASS = os.path.join(HERE, "bin", "kafka-run-class")
 APP = "dev.strom.jvm.streams.WordCountApp"
@@ -121,14 +121,7 @@ class JavaProcess:
 
     def stop(self):
         """SIGTERM (the app closes Streams), SIGKILL after STOP_TIMEOUT; always reaped."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            wait_unreaped(self.proc.pid, STOP_TIMEOUT)
-        kill_group(self.proc.pid)
-        return self.proc.wait()
+        return stop_group(self.proc, STOP_TIMEOUT)
 
 
 @dataclass
