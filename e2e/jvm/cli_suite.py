@@ -28,7 +28,7 @@ sys.path.insert(0, HERE)
 
 import compat_doc  # noqa: E402
 from cli import checks_topics, checks_clients, checks_admin, checks_replication, checks_data  # noqa: E402,F401,I001
-from cli.differences import KNOWN, NOT_YET, PENDING  # noqa: E402
+from cli.differences import KNOWN, NOT_YET, NOTES, PENDING  # noqa: E402
 from cli.framework import CHECKS, run_both, share_classes  # noqa: E402
 from cli.sides import KAFKA, SINGLE, STROM, TRIPLE, start_side  # noqa: E402
 
@@ -100,6 +100,8 @@ def doc_row(outcome, status, unexplained, explained):
         strom = "FAILS: " + outcome.strom.failures[0].splitlines()[0]
     else:
         strom = "ok"
+    if check.name in NOTES:
+        strom += f" ({NOTES[check.name]})"
     diffs = explained + unexplained
     if not diffs:
         same = "yes"
