@@ -317,6 +317,16 @@ else
     FAILED_STEPS+=("kafka streams suite (not run)")
 fi
 
+# Kafka's own command-line tools against Strom, each compared with Apache Kafka 4.4
+# (e2e/jvm/cli_suite.py; it writes the cli-tools section of COMPATIBILITY.md).
+section "kafka cli tools suite"
+if [ "$BUILD_OK" = "1" ]; then
+    step "kafka cli tools suite (e2e/jvm)" "$PYTHON" "$ROOT/e2e/jvm/cli_suite.py" --broker "$BROKER_BIN"
+else
+    echo "not run: the strom-broker build failed"
+    FAILED_STEPS+=("kafka cli tools suite (not run)")
+fi
+
 section "summary"
 for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done
 for s in "${SKIPPED_STEPS[@]+"${SKIPPED_STEPS[@]}"}"; do echo "skipped  $s"; done
