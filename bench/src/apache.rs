@@ -5,13 +5,12 @@ use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::broker::{die_with_parent, tail_file};
+use crate::broker::{die_with_parent, tail_file, terminate};
 
 /// How Apache Kafka nodes are started.
 #[derive(Debug, Clone, Serialize)]
@@ -105,21 +104,11 @@ impl KafkaNode {
     /// SIGKILL to the group. Returns the time to exit if it exited on SIGTERM.
     pub fn shutdown(&mut self, grace: Duration) -> Option<Duration> {
         let mut child = self.child.take()?;
-        let t0 = Instant::now();
-        // SAFETY: plain kill(2) on our own child's pid, which has not been reaped.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        while t0.elapsed() < grace {
-            if let Ok(Some(_)) = child.try_wait() {
-                kill_group(self.pid);
-                return Some(t0.elapsed());
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        let took = terminate(&mut child, grace);
+        // Whatever the JVM left in its group, and the JVM itself if it hung.
         kill_group(self.pid);
         let _ = child.wait();
-        None
+        took
     }
 }
 

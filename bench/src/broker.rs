@@ -194,21 +194,30 @@ impl Broker {
     /// to exit if the broker exited on SIGTERM.
     pub fn shutdown(&mut self, grace: Duration) -> Option<Duration> {
         let mut child = self.child.take()?;
-        let t0 = Instant::now();
-        // SAFETY: plain kill(2) on our own child's pid, which has not been reaped.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        let took = terminate(&mut child, grace);
+        if took.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        while t0.elapsed() < grace {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Some(t0.elapsed());
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        took
     }
+}
+
+/// SIGTERM to `child`, then waits up to `grace` for it to exit. Returns the time it
+/// took, or None if it is still running (the caller kills it).
+pub fn terminate(child: &mut Child, grace: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    // SAFETY: plain kill(2) on our own child's pid, which has not been reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    while t0.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(t0.elapsed());
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    None
 }
 
 impl Drop for Broker {

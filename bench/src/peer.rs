@@ -298,6 +298,18 @@ impl UnderTest for Nodes {
     }
 }
 
+/// The librdkafka producer settings of every run (idempotence off, as in the other
+/// modes).
+fn producer_settings(args: &Args, bootstrap: &str) -> ProducerSettings {
+    ProducerSettings {
+        bootstrap: bootstrap.to_string(),
+        linger_ms: args.linger_ms,
+        batch_size: args.batch_size,
+        record_size: args.record_size as usize,
+        idempotence: false,
+    }
+}
+
 /// Everything measured against one side.
 #[derive(Debug, Default, Serialize)]
 pub struct SideResult {
@@ -467,13 +479,7 @@ fn run_side(
     side.rss_idle = Some(nodes.resident()?);
 
     let bootstrap = nodes.bootstrap();
-    let settings = ProducerSettings {
-        bootstrap: bootstrap.clone(),
-        linger_ms: args.linger_ms,
-        batch_size: args.batch_size,
-        record_size: args.record_size as usize,
-        idempotence: false,
-    };
+    let settings = producer_settings(args, &bootstrap);
     let warmup = Args {
         produce_mib: Some(p.warmup_mib.unwrap_or(if p.quick { 16 } else { 256 })),
         ..args.clone()
@@ -616,13 +622,7 @@ fn rf3(
     nodes.wait_serving(t0, STARTUP_TIMEOUT)?;
     side.rf3_ready_ms = Some(ms(t0.elapsed()));
     let bootstrap = nodes.bootstrap();
-    let settings = ProducerSettings {
-        bootstrap: bootstrap.clone(),
-        linger_ms: args.linger_ms,
-        batch_size: args.batch_size,
-        record_size: args.record_size as usize,
-        idempotence: false,
-    };
+    let settings = producer_settings(args, &bootstrap);
     let topic = "peer-rf3";
     for t in [topic, "peer-rf3-latency"] {
         kafka::create_topic(&bootstrap, t, 1, RF as i32)?;

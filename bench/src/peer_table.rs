@@ -6,7 +6,6 @@ use std::fmt::Write;
 use crate::broker::Rss;
 use crate::kafka::{LatencyResult, ProduceResult};
 use crate::peer::{SideResult, PRODUCE_RUNS};
-use crate::perf_tools::{ConsumerPerf, ProducerPerf};
 use crate::report::machine_line;
 use crate::Report;
 
@@ -20,19 +19,25 @@ enum Better {
     Lower,
 }
 
-struct Table {
+/// Reads one quantile of a latency run.
+type Quantile = fn(&LatencyResult) -> f64;
+
+struct Table<'a> {
     s: String,
+    strom: &'a SideResult,
+    kafka: &'a SideResult,
 }
 
-impl Table {
-    fn row(
+impl Table<'_> {
+    /// One figure: `value` read from each side.
+    fn fig(
         &mut self,
         label: &str,
-        strom: Option<f64>,
-        kafka: Option<f64>,
         unit: &str,
         better: Better,
+        value: impl Fn(&SideResult) -> Option<f64>,
     ) {
+        let (strom, kafka) = (value(self.strom), value(self.kafka));
         let cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{} {unit}", num(v)));
         let (ratio, verdict) = match (strom, kafka) {
             (Some(s), Some(k)) if k > 0.0 => {
@@ -63,6 +68,20 @@ impl Table {
             cell(kafka)
         );
     }
+
+    /// p50, p99 and p99.9 of the latency run `run` picks from each side.
+    fn latency(&mut self, what: &str, run: impl Fn(&SideResult) -> Option<&LatencyResult>) {
+        let quantiles: [(&str, Quantile); 3] = [
+            ("p50", |l| l.p50_ms),
+            ("p99", |l| l.p99_ms),
+            ("p99.9", |l| l.p999_ms),
+        ];
+        for (name, q) in quantiles {
+            self.fig(&format!("{what}: {name}"), "ms", Better::Lower, |x| {
+                run(x).map(q)
+            });
+        }
+    }
 }
 
 /// Three significant digits or so, without exponent.
@@ -87,30 +106,15 @@ fn produce<'a>(s: &'a SideResult, partitions: i32, acks: &str) -> Option<&'a Pro
         .find(|p| p.partitions == partitions && p.acks == acks)
 }
 
-fn latency_rows(t: &mut Table, what: &str, l: (Option<&LatencyResult>, Option<&LatencyResult>)) {
-    for (name, q) in [
-        (
-            "p50",
-            (|l: &LatencyResult| l.p50_ms) as fn(&LatencyResult) -> f64,
-        ),
-        ("p99", |l| l.p99_ms),
-        ("p99.9", |l| l.p999_ms),
-    ] {
-        t.row(
-            &format!("{what}: {name}"),
-            l.0.map(q),
-            l.1.map(q),
-            "ms",
-            Better::Lower,
-        );
-    }
+fn latency_at(s: &SideResult, rate: u64) -> Option<&LatencyResult> {
+    s.latency.iter().find(|l| l.target_rate == rate)
 }
 
 pub fn markdown(r: &Report) -> String {
-    let mut t = Table { s: machine_line(r) };
+    let mut head = machine_line(r);
     if let Some(d) = r.disk_fsync_mbps {
         let _ = writeln!(
-            t.s,
+            head,
             "Limits in the same run: disk write + fsync {d:.0} MB/s (median of {}), loopback TCP {} MB/s.\n",
             r.disk_runs.len(),
             r.loopback_mbps.map_or("?".into(), |l| format!("{l:.0}"))
@@ -118,213 +122,179 @@ pub fn markdown(r: &Report) -> String {
     }
     let Some(peer) = &r.peer else {
         for e in &r.errors {
-            let _ = writeln!(t.s, "\nERROR: {e}");
+            let _ = writeln!(head, "\nERROR: {e}");
         }
-        return t.s;
+        return head;
     };
     let side = |name: &str| peer.sides.iter().find(|s| s.side == name);
     let empty = SideResult::default();
-    let (s, k) = (
-        side("Strom").unwrap_or(&empty),
-        side("Apache Kafka").unwrap_or(&empty),
-    );
+    let mut t = Table {
+        s: head,
+        strom: side("Strom").unwrap_or(&empty),
+        kafka: side("Apache Kafka").unwrap_or(&empty),
+    };
+    let (s, k) = (t.strom, t.kafka);
     t.s.push_str("| Figure | Strom | Apache Kafka 4.4 | Strom/Kafka | Better | |\n");
     t.s.push_str("|---|---|---|---|---|---|\n");
-    let first = |x: &SideResult| x.startups.first().map(|t| t.metadata_ms);
-    t.row(
+    t.fig(
         "Start-up, fresh directory: spawn → first metadata answer (Kafka: formatting included)",
-        first(s),
-        first(k),
         "ms",
         Better::Lower,
+        |x| x.startups.first().map(|t| t.metadata_ms),
     );
-    t.row(
+    t.fig(
         &format!(
             "Start-up, restart on that directory after SIGTERM (median of {})",
             s.startups.len().max(k.startups.len()).saturating_sub(1)
         ),
-        s.restart_median_ms,
-        k.restart_median_ms,
         "ms",
         Better::Lower,
+        |x| x.restart_median_ms,
     );
-    t.row(
+    t.fig(
         "Resident memory, idle (whole process tree)",
-        mb(s.rss_idle),
-        mb(k.rss_idle),
         "MB",
         Better::Lower,
+        |x| mb(x.rss_idle),
     );
     for (partitions, acks) in PRODUCE_RUNS {
-        let (ps, pk) = (produce(s, partitions, acks), produce(k, partitions, acks));
-        let mib = ps.or(pk).map_or(0, |p| p.bytes_acked >> 20);
-        t.row(
+        let mib = produce(s, partitions, acks)
+            .or(produce(k, partitions, acks))
+            .map_or(0, |p| p.bytes_acked >> 20);
+        t.fig(
             &format!("Produce, librdkafka, 1 KiB records, {partitions} partition(s), acks={acks} ({mib} MiB)"),
-            ps.map(|p| p.mbps),
-            pk.map(|p| p.mbps),
             "MB/s",
             Better::Higher,
+            |x| produce(x, partitions, acks).map(|p| p.mbps),
         );
     }
-    t.row(
+    t.fig(
         "Broker CPU per GiB produced (the four runs above)",
-        SideResult::cpu_secs_per_gib(&s.produce),
-        SideResult::cpu_secs_per_gib(&k.produce),
         "s",
         Better::Lower,
+        |x| SideResult::cpu_secs_per_gib(&x.produce),
     );
-    let rates: Vec<u64> = s
-        .latency
-        .iter()
-        .chain(&k.latency)
-        .map(|l| l.target_rate)
-        .fold(Vec::new(), |mut v, r| {
-            if !v.contains(&r) {
-                v.push(r);
-            }
-            v
-        });
-    for rate in rates {
-        fn at(x: &SideResult, rate: u64) -> Option<&LatencyResult> {
-            x.latency.iter().find(|l| l.target_rate == rate)
+    let mut rates: Vec<u64> = Vec::new();
+    for l in s.latency.iter().chain(&k.latency) {
+        if !rates.contains(&l.target_rate) {
+            rates.push(l.target_rate);
         }
-        let secs = at(s, rate).or(at(k, rate)).map_or(0.0, |l| l.secs);
-        latency_rows(
-            &mut t,
+    }
+    for rate in rates {
+        let secs = latency_at(s, rate)
+            .or(latency_at(k, rate))
+            .map_or(0.0, |l| l.secs);
+        t.latency(
             &format!("Latency acks=1, 1 partition, {rate} rec/s for {secs:.0} s, open loop"),
-            (at(s, rate), at(k, rate)),
+            |x| latency_at(x, rate),
         );
     }
-    t.row(
+    t.fig(
         "Resident memory after the produce and latency runs",
-        mb(s.rss_after_load),
-        mb(k.rss_after_load),
         "MB",
         Better::Lower,
+        |x| mb(x.rss_after_load),
     );
     for partitions in [1, 6] {
-        let at = |x: &SideResult| {
-            x.consume
-                .iter()
-                .find(|c| c.partitions == partitions)
-                .map(|c| c.mbps)
-        };
-        t.row(
+        t.fig(
             &format!("Consume, librdkafka, one assigned consumer, {partitions} partition(s), from offset 0"),
-            at(s),
-            at(k),
             "MB/s",
             Better::Higher,
+            |x| {
+                x.consume
+                    .iter()
+                    .find(|c| c.partitions == partitions)
+                    .map(|c| c.mbps)
+            },
         );
     }
-    fn pp(x: &SideResult) -> Option<&ProducerPerf> {
-        x.perf_producer.as_ref()
-    }
     let size = r.args.as_ref().map_or(1024, |a| a.record_size) as f64;
-    t.row(
+    let gib = (1u64 << 30) as f64;
+    t.fig(
         "kafka-producer-perf-test (Java producer, acks=1, its defaults otherwise): throughput",
-        pp(s).map(|p| p.records_per_sec * size / 1e6),
-        pp(k).map(|p| p.records_per_sec * size / 1e6),
         "MB/s",
         Better::Higher,
+        |x| Some(x.perf_producer.as_ref()?.records_per_sec * size / 1e6),
     );
-    t.row(
+    t.fig(
         "kafka-producer-perf-test: p50 latency (at full throughput)",
-        pp(s).map(|p| p.p50_ms),
-        pp(k).map(|p| p.p50_ms),
         "ms",
         Better::Lower,
+        |x| Some(x.perf_producer.as_ref()?.p50_ms),
     );
-    t.row(
+    t.fig(
         "kafka-producer-perf-test: p99 latency (at full throughput)",
-        pp(s).map(|p| p.p99_ms),
-        pp(k).map(|p| p.p99_ms),
         "ms",
         Better::Lower,
+        |x| Some(x.perf_producer.as_ref()?.p99_ms),
     );
-    t.row(
+    t.fig(
         "kafka-producer-perf-test: broker CPU per GiB",
-        pp(s).and_then(|p| {
-            Some(p.cpu.as_ref()?.broker_cpu_secs / (p.records as f64 * size / (1u64 << 30) as f64))
-        }),
-        pp(k).and_then(|p| {
-            Some(p.cpu.as_ref()?.broker_cpu_secs / (p.records as f64 * size / (1u64 << 30) as f64))
-        }),
         "s",
         Better::Lower,
+        |x| {
+            let p = x.perf_producer.as_ref()?;
+            Some(p.cpu.as_ref()?.broker_cpu_secs / (p.records as f64 * size / gib))
+        },
     );
-    fn pc(x: &SideResult) -> Option<&ConsumerPerf> {
-        x.perf_consumer.as_ref()
-    }
-    t.row(
+    t.fig(
         "kafka-consumer-perf-test (Java consumer, a group of one): fetch throughput after the join",
-        pc(s).map(|c| c.fetch_records_per_sec * size / 1e6),
-        pc(k).map(|c| c.fetch_records_per_sec * size / 1e6),
         "MB/s",
         Better::Higher,
+        |x| Some(x.perf_consumer.as_ref()?.fetch_records_per_sec * size / 1e6),
     );
-    t.row(
+    t.fig(
         "kafka-consumer-perf-test: group join (rebalance.time.ms)",
-        pc(s).map(|c| c.rebalance_ms),
-        pc(k).map(|c| c.rebalance_ms),
         "ms",
         Better::Lower,
+        |x| Some(x.perf_consumer.as_ref()?.rebalance_ms),
     );
-    t.row(
-        "Shutdown on SIGTERM",
-        s.shutdown_ms,
-        k.shutdown_ms,
-        "ms",
-        Better::Lower,
-    );
-    t.row(
+    t.fig("Shutdown on SIGTERM", "ms", Better::Lower, |x| {
+        x.shutdown_ms
+    });
+    t.fig(
         "RF=3: three nodes, spawn → metadata lists all three",
-        s.rf3_ready_ms,
-        k.rf3_ready_ms,
         "ms",
         Better::Lower,
+        |x| x.rf3_ready_ms,
     );
-    fn rf3(x: &SideResult) -> Option<&ProduceResult> {
-        x.rf3_produce.as_ref()
-    }
-    let mib = rf3(s).or(rf3(k)).map_or(0, |p| p.bytes_acked >> 20);
-    t.row(
+    let mib = s
+        .rf3_produce
+        .as_ref()
+        .or(k.rf3_produce.as_ref())
+        .map_or(0, |p| p.bytes_acked >> 20);
+    t.fig(
         &format!("RF=3 produce, acks=all, min.insync.replicas=2, 1 partition ({mib} MiB)"),
-        rf3(s).map(|p| p.mbps),
-        rf3(k).map(|p| p.mbps),
         "MB/s",
         Better::Higher,
+        |x| x.rf3_produce.as_ref().map(|p| p.mbps),
     );
-    t.row(
+    t.fig(
         "RF=3: CPU of the three brokers per GiB produced",
-        SideResult::cpu_secs_per_gib(rf3(s)),
-        SideResult::cpu_secs_per_gib(rf3(k)),
         "s",
         Better::Lower,
+        |x| SideResult::cpu_secs_per_gib(x.rf3_produce.as_ref()),
     );
-    fn rf3l(x: &SideResult) -> Option<&LatencyResult> {
-        x.rf3_latency.as_ref()
-    }
-    let rate = rf3l(s).or(rf3l(k)).map_or(0, |l| l.target_rate);
-    latency_rows(
-        &mut t,
+    let rate = s
+        .rf3_latency
+        .as_ref()
+        .or(k.rf3_latency.as_ref())
+        .map_or(0, |l| l.target_rate);
+    t.latency(
         &format!("RF=3 latency acks=all, {rate} rec/s, open loop"),
-        (rf3l(s), rf3l(k)),
+        |x| x.rf3_latency.as_ref(),
     );
-    let rf3c = |x: &SideResult| x.rf3_consume.as_ref().map(|c| c.mbps);
-    t.row(
+    t.fig(
         "RF=3: consume from the leader, from offset 0",
-        rf3c(s),
-        rf3c(k),
         "MB/s",
         Better::Higher,
+        |x| x.rf3_consume.as_ref().map(|c| c.mbps),
     );
-    t.row(
+    t.fig(
         "RF=3: resident memory of the three nodes after the runs",
-        mb(s.rf3_rss_after),
-        mb(k.rf3_rss_after),
         "MB",
         Better::Lower,
+        |x| mb(x.rf3_rss_after),
     );
     let isr = |x: &SideResult| {
         x.rf3_isr_during_produce

@@ -109,6 +109,22 @@ fn run_tool(
     Ok(std::fs::read_to_string(&out_path)?)
 }
 
+fn owned(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// The arguments both tools take alike.
+fn common_args(bootstrap: &str, topic: &str, records: u64) -> Vec<String> {
+    owned(&[
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--num-records",
+        &records.to_string(),
+    ])
+}
+
 /// `kafka-producer-perf-test`: `records` records of `record_size` bytes as fast as it
 /// goes, with `acks` and the Java producer's other defaults.
 #[allow(clippy::too_many_arguments)]
@@ -122,23 +138,15 @@ pub fn producer_perf_test(
     log_dir: &Path,
     timeout: Duration,
 ) -> Result<ProducerPerf> {
-    let args: Vec<String> = [
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--num-records",
-        &records.to_string(),
+    let mut args = common_args(bootstrap, topic, records);
+    args.extend(owned(&[
         "--record-size",
         &record_size.to_string(),
         "--throughput",
         "-1",
         "--command-property",
         &format!("acks={acks}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]));
     let out = run_tool(
         tools_dir,
         "kafka-producer-perf-test",
@@ -196,19 +204,8 @@ pub fn consumer_perf_test(
     log_dir: &Path,
     timeout: Duration,
 ) -> Result<ConsumerPerf> {
-    let args: Vec<String> = [
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--num-records",
-        &records.to_string(),
-        "--timeout",
-        "30000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = common_args(bootstrap, topic, records);
+    args.extend(owned(&["--timeout", "30000"]));
     let out = run_tool(
         tools_dir,
         "kafka-consumer-perf-test",
