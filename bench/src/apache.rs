@@ -96,8 +96,21 @@ impl KafkaNode {
         Ok(())
     }
 
+    /// The first ERROR or FATAL line of the log (the cause of an exit is usually
+    /// far above the shutdown lines that end it), then the last `lines` lines.
     pub fn log_tail(&self, lines: usize) -> String {
-        tail_file(&self.log_path, lines)
+        let first_error = std::fs::read_to_string(&self.log_path)
+            .ok()
+            .and_then(|log| {
+                log.lines()
+                    .find(|l| l.contains("] ERROR ") || l.contains("] FATAL "))
+                    .map(str::to_string)
+            });
+        let tail = tail_file(&self.log_path, lines);
+        match first_error {
+            Some(e) => format!("first error: {e}\n...\n{tail}"),
+            None => tail,
+        }
     }
 
     /// Graceful stop: SIGTERM (Kafka's controlled shutdown), wait up to `grace`, then

@@ -67,6 +67,11 @@ pub struct PeerArgs {
     /// [default: 256; 16 with --quick].
     #[arg(long)]
     pub warmup_mib: Option<u64>,
+    /// Upper bound on a start-up (to the first metadata answer, and for three nodes
+    /// until metadata lists them all); a loaded 2-core machine needs minutes for
+    /// three JVMs.
+    #[arg(long, default_value_t = 300)]
+    pub startup_timeout_secs: u64,
     /// Skip Kafka's perf tools.
     #[arg(long)]
     pub no_perf_tools: bool,
@@ -360,7 +365,6 @@ pub struct PeerResult {
 pub const PRODUCE_RUNS: [(i32, &str); 4] = [(1, "1"), (1, "all"), (6, "1"), (6, "all")];
 const RF: usize = 3;
 const MIN_INSYNC: usize = 2;
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(
@@ -456,7 +460,7 @@ fn run_side(
         }
         let t0 = nodes.start()?;
         let t = nodes
-            .wait_serving(t0, STARTUP_TIMEOUT)
+            .wait_serving(t0, Duration::from_secs(p.startup_timeout_secs))
             .with_context(|| format!("start-up {}", i + 1))?;
         eprintln!(
             "  start-up {}: metadata after {:.0} ms",
@@ -619,14 +623,15 @@ fn rf3(
     }
     let mut nodes = Nodes::new(flavor, base_dir, RF, args.keep_data)?;
     let t0 = nodes.start()?;
-    nodes.wait_serving(t0, STARTUP_TIMEOUT)?;
+    let startup_timeout = Duration::from_secs(p.startup_timeout_secs);
+    nodes.wait_serving(t0, startup_timeout)?;
     side.rf3_ready_ms = Some(ms(t0.elapsed()));
     let bootstrap = nodes.bootstrap();
     let settings = producer_settings(args, &bootstrap);
     let topic = "peer-rf3";
     for t in [topic, "peer-rf3-latency"] {
         kafka::create_topic(&bootstrap, t, 1, RF as i32)?;
-        kafka::wait_isr(&bootstrap, t, 0, RF, STARTUP_TIMEOUT)?;
+        kafka::wait_isr(&bootstrap, t, 0, RF, startup_timeout)?;
     }
     let (acked, seen) = watching_isr(&bootstrap, topic, Duration::from_millis(250), || {
         crate::produce_run(args, &mut nodes, &settings, topic, 1, "all", pool, rep)
