@@ -42,6 +42,16 @@ pub struct Rss {
     pub hwm_kib: u64,
 }
 
+/// The overrides that make `strom-broker` a single node (node 0, no controller
+/// quorum) serving Kafka on `kafka_addr`.
+pub fn single_node_overrides(kafka_addr: SocketAddr) -> Vec<String> {
+    vec![
+        format!("listeners=PLAINTEXT://{kafka_addr}"),
+        format!("advertised.listeners=PLAINTEXT://{kafka_addr}"),
+        "node.id=0".to_string(),
+    ]
+}
+
 /// Picks `n` distinct free loopback ports (held open together so they differ).
 pub fn free_ports(n: usize) -> Result<Vec<u16>> {
     let listeners = (0..n)
@@ -74,11 +84,7 @@ impl Broker {
         let ports = free_ports(2)?;
         let kafka_addr: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
         let admin_addr: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        let mut overrides = vec![
-            format!("listeners=PLAINTEXT://{kafka_addr}"),
-            format!("advertised.listeners=PLAINTEXT://{kafka_addr}"),
-            "node.id=0".to_string(),
-        ];
+        let mut overrides = single_node_overrides(kafka_addr);
         overrides.extend_from_slice(extra_overrides);
         let run_dir = dir.path().to_path_buf();
         Broker::launch(
@@ -122,15 +128,7 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path)?)
             .stderr(File::create(&stderr_path)?);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let t0 = Instant::now();
         let child = cmd
             .spawn()
@@ -177,64 +175,15 @@ impl Broker {
     }
 
     /// Waits (bounded by `timeout` from `t0`) until the Kafka port accepts TCP and an
-    /// rdkafka metadata request is answered.
-    /// `topic`: ask for that topic's metadata instead of all topics'.
+    /// rdkafka metadata request is answered (see [`wait_serving`]).
     pub fn wait_serving(
         &mut self,
         t0: Instant,
         timeout: Duration,
         topic: Option<&str>,
     ) -> Result<StartupTiming> {
-        let deadline = t0 + timeout;
-        loop {
-            self.check_alive()?;
-            if TcpStream::connect_timeout(&self.kafka_addr, Duration::from_millis(100)).is_ok() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "broker not accepting TCP on {} after {timeout:?}; stderr tail:\n{}",
-                    self.kafka_addr,
-                    self.stderr_tail(10)
-                );
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        let tcp = t0.elapsed();
-        // The client is created only now: created earlier, its first refused
-        // connection would put it into reconnect back-off and inflate the figure.
-        let client: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("reconnect.backoff.ms", "5")
-            .set("reconnect.backoff.max.ms", "50")
-            .create()
-            .context("creating the metadata client")?;
-        let mut last_err: Option<rdkafka::error::KafkaError> = None;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let last_err = last_err.map_or_else(|| "none".to_string(), |e| e.to_string());
-                bail!(
-                    "no metadata answer within {timeout:?} (last error: {last_err}); stderr tail:\n{}",
-                    self.stderr_tail(10)
-                );
-            }
-            match client
-                .client()
-                .fetch_metadata(topic, left.min(Duration::from_secs(2)))
-            {
-                Ok(_) => break,
-                Err(e) => {
-                    last_err = Some(e);
-                    self.check_alive()?;
-                }
-            }
-        }
-        let meta = t0.elapsed();
-        Ok(StartupTiming {
-            tcp_ms: ms(tcp),
-            metadata_ms: ms(meta),
-        })
+        let addr = self.kafka_addr;
+        wait_serving(self, addr, t0, timeout, topic)
     }
 
     pub fn rss(&self) -> Result<Rss> {
@@ -245,21 +194,30 @@ impl Broker {
     /// to exit if the broker exited on SIGTERM.
     pub fn shutdown(&mut self, grace: Duration) -> Option<Duration> {
         let mut child = self.child.take()?;
-        let t0 = Instant::now();
-        // SAFETY: plain kill(2) on our own child's pid, which has not been reaped.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        let took = terminate(&mut child, grace);
+        if took.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        while t0.elapsed() < grace {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Some(t0.elapsed());
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        took
     }
+}
+
+/// SIGTERM to `child`, then waits up to `grace` for it to exit. Returns the time it
+/// took, or None if it is still running (the caller kills it).
+pub fn terminate(child: &mut Child, grace: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    // SAFETY: plain kill(2) on our own child's pid, which has not been reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    while t0.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(t0.elapsed());
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    None
 }
 
 impl Drop for Broker {
@@ -281,6 +239,10 @@ pub trait UnderTest {
     fn stderr_tail(&self, lines: usize) -> String;
     /// `bootstrap.servers` for clients.
     fn bootstrap(&self) -> String;
+    /// Resident memory of every broker process summed.
+    fn resident(&self) -> Result<Rss> {
+        total_rss(&self.pids())
+    }
 }
 
 impl UnderTest for Broker {
@@ -299,6 +261,132 @@ impl UnderTest for Broker {
     fn bootstrap(&self) -> String {
         Broker::bootstrap(self)
     }
+}
+
+/// Waits (bounded by `timeout` from `t0`) until `addr` accepts TCP and an rdkafka
+/// metadata request to it is answered, failing early if `b` exits.
+/// `topic`: ask for that topic's metadata instead of all topics'.
+pub fn wait_serving<B: UnderTest + ?Sized>(
+    b: &mut B,
+    addr: SocketAddr,
+    t0: Instant,
+    timeout: Duration,
+    topic: Option<&str>,
+) -> Result<StartupTiming> {
+    let deadline = t0 + timeout;
+    loop {
+        b.check_alive()?;
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "broker not accepting TCP on {addr} after {timeout:?}; log tail:\n{}",
+                b.stderr_tail(10)
+            );
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let tcp = t0.elapsed();
+    // The client is created only now: created earlier, its first refused
+    // connection would put it into reconnect back-off and inflate the figure.
+    let client: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("reconnect.backoff.ms", "5")
+        .set("reconnect.backoff.max.ms", "50")
+        .create()
+        .context("creating the metadata client")?;
+    let mut last_err: Option<rdkafka::error::KafkaError> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let last_err = last_err.map_or_else(|| "none".to_string(), |e| e.to_string());
+            bail!(
+                "no metadata answer within {timeout:?} (last error: {last_err}); log tail:\n{}",
+                b.stderr_tail(10)
+            );
+        }
+        match client
+            .client()
+            .fetch_metadata(topic, left.min(Duration::from_secs(2)))
+        {
+            Ok(_) => break,
+            Err(e) => {
+                last_err = Some(e);
+                b.check_alive()?;
+            }
+        }
+    }
+    let meta = t0.elapsed();
+    Ok(StartupTiming {
+        tcp_ms: ms(tcp),
+        metadata_ms: ms(meta),
+    })
+}
+
+/// Has the kernel SIGKILL the child if this process dies without unwinding
+/// (`PR_SET_PDEATHSIG`; it survives the exec of a launcher script into the JVM).
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `root` and every process descended from it (from each /proc/PID/stat's parent
+/// field), `root` first: a launcher script's JVM and whatever it started.
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // After the parenthesised command name: state, then the parent pid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// Resident memory of `pids` summed (their peaks summed too: an upper bound of the
+/// set's peak).
+pub fn total_rss(pids: &[u32]) -> Result<Rss> {
+    let mut total = Rss {
+        rss_kib: 0,
+        hwm_kib: 0,
+    };
+    for pid in pids {
+        let r = read_rss(*pid)?;
+        total.rss_kib += r.rss_kib;
+        total.hwm_kib += r.hwm_kib;
+    }
+    Ok(total)
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -437,6 +525,8 @@ pub fn cpu_time(pid: &str) -> Result<Duration> {
 pub struct CpuUse {
     /// All broker processes together (a cluster's brokers summed).
     pub broker_pct: f64,
+    /// All broker processes' CPU time over the run, in seconds.
+    pub broker_cpu_secs: f64,
     /// Each broker's share when there are several (in node id order), else empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_broker_pct: Vec<f64>,
@@ -520,15 +610,13 @@ impl CpuMeter {
 
     pub fn stop(&self) -> Option<CpuUse> {
         let wall = self.at.elapsed().as_secs_f64();
-        let per_broker_pct = self
+        let used = self
             .pids
             .iter()
             .zip(&self.brokers)
-            .map(|(pid, before)| {
-                let used = cpu_time(pid).ok()?.saturating_sub(*before);
-                Some(100.0 * used.as_secs_f64() / wall)
-            })
+            .map(|(pid, before)| Some(cpu_time(pid).ok()?.saturating_sub(*before).as_secs_f64()))
             .collect::<Option<Vec<f64>>>()?;
+        let per_broker_pct: Vec<f64> = used.iter().map(|u| 100.0 * u / wall).collect();
         let client = cpu_time("self").ok()?.saturating_sub(self.client);
         let machine_busy_pct = match (self.machine, machine_jiffies()) {
             (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
@@ -538,6 +626,7 @@ impl CpuMeter {
         };
         Some(CpuUse {
             broker_pct: per_broker_pct.iter().sum(),
+            broker_cpu_secs: used.iter().sum(),
             per_broker_pct: if per_broker_pct.len() > 1 {
                 per_broker_pct
             } else {

@@ -57,14 +57,7 @@ impl Cluster {
                 addr(ports[3 * i + 1]),
                 addr(ports[3 * i + 2]),
             );
-            let mut overrides = vec![
-                format!("node.id={i}"),
-                format!("listeners=PLAINTEXT://{kafka},CONTROLLER://{controller}"),
-                format!("advertised.listeners=PLAINTEXT://{kafka}"),
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
-                format!("controller.quorum.voters={voters}"),
-                format!("default.replication.factor={n}"),
-            ];
+            let mut overrides = node_overrides(i, n, kafka, controller, &voters);
             overrides.extend_from_slice(extra_overrides);
             let (b, started) = Broker::launch(
                 binary,
@@ -113,6 +106,25 @@ impl Cluster {
     pub fn rss(&self) -> Result<Vec<Rss>> {
         self.brokers.iter().map(Broker::rss).collect()
     }
+}
+
+/// The overrides that make `strom-broker` node `i` of an `n`-node cluster whose
+/// controller voters are `voters` (`id@host:port,...`).
+pub fn node_overrides(
+    i: usize,
+    n: usize,
+    kafka: SocketAddr,
+    controller: SocketAddr,
+    voters: &str,
+) -> Vec<String> {
+    vec![
+        format!("node.id={i}"),
+        format!("listeners=PLAINTEXT://{kafka},CONTROLLER://{controller}"),
+        format!("advertised.listeners=PLAINTEXT://{kafka}"),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+        format!("controller.quorum.voters={voters}"),
+        format!("default.replication.factor={n}"),
+    ]
 }
 
 impl UnderTest for Cluster {

@@ -16,7 +16,11 @@
 //! `strom-bench scale` measures one broker holding 1k, 10k and 100k partitions:
 //! creation rate, RSS, open descriptors, Metadata latency and restart-to-ready, beside
 //! the descriptor limit and memory (see `scale.rs`).
+//! `strom-bench peer` runs the same workloads against Strom and against Apache Kafka
+//! 4.4 started from the jars, plus Kafka's own perf tools against both, and prints
+//! them side by side with the ratio Strom/Kafka (see `peer.rs`).
 
+mod apache;
 mod broker;
 mod cluster;
 mod connections;
@@ -24,6 +28,9 @@ mod groups;
 mod kafka;
 mod limits;
 mod member;
+mod peer;
+mod peer_table;
+mod perf_tools;
 mod rebalance;
 mod replicated;
 mod report;
@@ -139,6 +146,10 @@ pub enum Command {
     /// Many partitions on one broker (1k, 10k, 100k): creation rate, RSS, open
     /// descriptors, Metadata latency and restart-to-ready beside the descriptor limit.
     Scale(scale::ScaleArgs),
+    /// Strom beside Apache Kafka 4.4 (from the jars): the same produce, latency and
+    /// consume runs with the same client, RF=3 on three nodes, start-up, memory and
+    /// CPU per GiB, and Kafka's own perf tools against both; ratio Strom/Kafka.
+    Peer(peer::PeerArgs),
 }
 
 impl Args {
@@ -146,6 +157,8 @@ impl Args {
     pub fn produce_mib(&self) -> u64 {
         self.produce_mib.unwrap_or(match self.command {
             Some(Command::Replicated(_)) => 512,
+            Some(Command::Peer(ref p)) if p.quick => 32,
+            Some(Command::Peer(_)) => 512,
             _ => 1024,
         })
     }
@@ -198,6 +211,7 @@ pub struct Report {
     pub replicated: Option<ReplicatedResult>,
     pub connections: Option<connections::ConnectionsResult>,
     pub scale: Option<scale::ScaleResult>,
+    pub peer: Option<peer::PeerResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -214,6 +228,7 @@ fn main() -> ExitCode {
     // Every broker guard has been dropped (and its process killed) by now.
     let table = match args.command {
         Some(Command::Connections(_)) => connections::markdown(&report),
+        Some(Command::Peer(_)) => peer_table::markdown(&report),
         _ => report::markdown(&report),
     };
     println!("{table}");
@@ -270,7 +285,21 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         })?;
         return scale::run(args, s, &broker_path, &base_dir, report);
     }
-    let (base_dir, pool) = machine_and_limits(args, report)?;
+    let quick_limits;
+    let limits_args = match &args.command {
+        // A smoke run keeps its probes small too.
+        Some(Command::Peer(p)) if p.quick => {
+            quick_limits = Args {
+                disk_mib: args.disk_mib.min(64),
+                disk_runs: 1,
+                loopback_mib: args.loopback_mib.min(256),
+                ..args.clone()
+            };
+            &quick_limits
+        }
+        _ => args,
+    };
+    let (base_dir, pool) = machine_and_limits(limits_args, report)?;
     let broker_path = args.broker.canonicalize().with_context(|| {
         format!(
             "broker binary {} (build it: cargo build --release -p strom-broker)",
@@ -282,6 +311,7 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         Some(Command::Replicated(r)) => {
             replicated::run(args, r, &broker_path, &base_dir, &pool, report)
         }
+        Some(Command::Peer(p)) => peer::run(args, p, &broker_path, &base_dir, &pool, report),
         // Dispatched before the probes, above.
         Some(Command::Connections(_) | Command::Scale(_)) => Ok(()),
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
@@ -426,7 +456,7 @@ fn run_suite(
 /// One produce throughput run of `--produce-mib` into `topic` (its records spread
 /// over `partitions`), recorded in the report. Returns the records acknowledged.
 #[allow(clippy::too_many_arguments)]
-fn produce_run<B: UnderTest + ?Sized>(
+pub(crate) fn produce_run<B: UnderTest + ?Sized>(
     args: &Args,
     b: &mut B,
     settings: &ProducerSettings,
@@ -484,7 +514,7 @@ fn produce_run<B: UnderTest + ?Sized>(
 /// half the records/s of this run's throughput run with the same acks (else of the
 /// first one); recorded in the report. Skipped if there is no rate to run at.
 #[allow(clippy::too_many_arguments)]
-fn latency_run<B: UnderTest + ?Sized>(
+pub(crate) fn latency_run<B: UnderTest + ?Sized>(
     args: &Args,
     b: &mut B,
     settings: &ProducerSettings,
@@ -551,7 +581,7 @@ fn latency_run<B: UnderTest + ?Sized>(
 
 /// One assigned (group-less) consumer reads partitions `0..partitions` of `topic`
 /// from offset 0, checking every record; recorded in the report.
-fn consume_run<B: UnderTest + ?Sized>(
+pub(crate) fn consume_run<B: UnderTest + ?Sized>(
     args: &Args,
     b: &mut B,
     topic: &str,

@@ -272,7 +272,7 @@ fn create_replicated(
 
 /// Runs `f` while a thread reads `topic`-0's leader and ISR from metadata every
 /// `every`, and returns `f`'s result with what the thread saw.
-fn watching_isr<T>(
+pub fn watching_isr<T>(
     bootstrap: &str,
     topic: &str,
     every: Duration,

@@ -57,7 +57,8 @@ fn mb(kib: u64) -> String {
     )
 }
 
-pub fn markdown(r: &Report) -> String {
+/// One paragraph on the machine and how busy it was before the run.
+pub fn machine_line(r: &Report) -> String {
     let mut s = String::new();
     let m = &r.machine;
     let _ = writeln!(
@@ -80,6 +81,12 @@ pub fn markdown(r: &Report) -> String {
             .map_or("?".to_string(), |b| format!("{b:.0}%")),
         m.loadavg_at_start.as_deref().unwrap_or("?"),
     );
+    s
+}
+
+pub fn markdown(r: &Report) -> String {
+    let mut s = machine_line(r);
+    let m = &r.machine;
     s.push_str("| Measure | Result | Limit / target (same run) | Ratio | Verdict |\n");
     s.push_str("|---|---|---|---|---|\n");
     let mut row = |a: &str, b: String, c: String, d: String, e: &str| {
