@@ -4,6 +4,8 @@
 
 pub mod cluster;
 pub mod connections;
+pub mod dynamic;
+pub mod group_configs;
 pub mod properties;
 pub mod topic;
 
@@ -298,7 +300,8 @@ impl BrokerConfig {
                 || connections::CONNECTION_DEFAULTS.iter().any(|(d, _)| d == k)
                 || cluster::CLUSTER_KEYS.contains(&k.as_str())
                 || k == "advertised.listeners"
-                || k == "listener.security.protocol.map";
+                || k == "listener.security.protocol.map"
+                || dynamic::dynamic_kind(k).is_some();
             if known {
                 props.insert(k.clone(), v.clone());
             } else if KNOWN_BUT_NOT_YET.contains(&k.as_str()) {
@@ -368,9 +371,13 @@ impl BrokerConfig {
 
         let mut topic_defaults = BTreeMap::new();
         for def in TOPIC_CONFIGS {
-            let value = get(def.broker_key).to_string();
+            let key = def.broker.key();
+            let value = key
+                .and_then(|k| props.get(k))
+                .cloned()
+                .unwrap_or_else(|| def.default.to_string());
             def.validate(&value)
-                .map_err(|why| bad(def.broker_key, why))?;
+                .map_err(|why| bad(key.unwrap_or(def.name), why))?;
             topic_defaults.insert(def.name, value);
         }
 
