@@ -26,54 +26,52 @@ pub const SOURCE_DYNAMIC_GROUP: i8 = 8;
 /// Broker keys that are not topic-config synonyms but that Kafka lets change at run time,
 /// with their types. Which of them Strom honours is listed in broker/README.md; the others
 /// are stored and described as Kafka does.
-const OTHER_DYNAMIC_KEYS: &[(&str, ValueKind)] = &[
-    (
-        "leader.replication.throttled.rate",
-        ValueKind::Long { min: 0 },
-    ),
-    (
-        "follower.replication.throttled.rate",
-        ValueKind::Long { min: 0 },
-    ),
-    (
-        "replica.alter.log.dirs.io.max.bytes.per.second",
-        ValueKind::Long { min: 0 },
-    ),
-    ("log.cleaner.threads", ValueKind::Int { min: 0 }),
+const OTHER_DYNAMIC_KEYS: &[(&str, ValueKind, Option<&str>)] = &[
+    // Kafka keeps the three quota rates outside its broker config definition: they have no
+    // default synonym and are listed only once set.
+    ("leader.replication.throttled.rate", LONG, None),
+    ("follower.replication.throttled.rate", LONG, None),
+    ("replica.alter.log.dirs.io.max.bytes.per.second", LONG, None),
+    ("log.cleaner.threads", INT, Some("1")),
     (
         "log.cleaner.io.max.bytes.per.second",
-        ValueKind::Double {
-            min: f64::MIN,
-            max: f64::MAX,
-        },
+        DOUBLE,
+        Some("1.7976931348623157E308"),
     ),
-    ("log.cleaner.dedupe.buffer.size", ValueKind::Long { min: 0 }),
-    ("log.cleaner.io.buffer.size", ValueKind::Int { min: 0 }),
-    (
-        "log.cleaner.io.buffer.load.factor",
-        ValueKind::Double {
-            min: f64::MIN,
-            max: f64::MAX,
-        },
-    ),
-    ("log.cleaner.backoff.ms", ValueKind::Long { min: 0 }),
-    ("log.retention.minutes", ValueKind::Int { min: i32::MIN }),
-    ("log.retention.hours", ValueKind::Int { min: i32::MIN }),
-    ("log.roll.hours", ValueKind::Int { min: 1 }),
-    ("log.roll.jitter.hours", ValueKind::Int { min: 0 }),
-    ("num.io.threads", ValueKind::Int { min: 1 }),
-    ("num.network.threads", ValueKind::Int { min: 1 }),
-    ("num.replica.fetchers", ValueKind::Int { min: 1 }),
+    ("log.cleaner.dedupe.buffer.size", LONG, Some("134217728")),
+    ("log.cleaner.io.buffer.size", INT, Some("524288")),
+    ("log.cleaner.io.buffer.load.factor", DOUBLE, Some("0.9")),
+    ("log.cleaner.backoff.ms", LONG, Some("15000")),
+    ("log.retention.minutes", ANY_INT, None),
+    ("log.retention.hours", ANY_INT, Some("168")),
+    ("log.roll.hours", ValueKind::Int { min: 1 }, Some("168")),
+    ("log.roll.jitter.hours", INT, Some("0")),
+    ("num.io.threads", ValueKind::Int { min: 1 }, Some("8")),
+    ("num.network.threads", ValueKind::Int { min: 1 }, Some("3")),
+    ("num.replica.fetchers", ValueKind::Int { min: 1 }, Some("1")),
     (
         "num.recovery.threads.per.data.dir",
         ValueKind::Int { min: 1 },
+        Some("2"),
     ),
-    ("background.threads", ValueKind::Int { min: 1 }),
-    ("max.connections", ValueKind::Int { min: 0 }),
-    ("max.connections.per.ip", ValueKind::Int { min: 0 }),
-    ("max.connections.per.ip.overrides", ValueKind::Text),
-    ("max.connection.creation.rate", ValueKind::Int { min: 0 }),
+    ("background.threads", ValueKind::Int { min: 1 }, Some("10")),
+    ("max.connections", INT, Some("2147483647")),
+    ("max.connections.per.ip", INT, Some("2147483647")),
+    (
+        "max.connections.per.ip.overrides",
+        ValueKind::Text,
+        Some(""),
+    ),
+    ("max.connection.creation.rate", INT, Some("2147483647")),
 ];
+
+const LONG: ValueKind = ValueKind::Long { min: 0 };
+const INT: ValueKind = ValueKind::Int { min: 0 };
+const ANY_INT: ValueKind = ValueKind::Int { min: i32::MIN };
+const DOUBLE: ValueKind = ValueKind::Double {
+    min: f64::MIN,
+    max: f64::MAX,
+};
 
 /// Kafka keys Strom does not read that Kafka refuses to change at run time; Strom's own
 /// static keys (everything in `BrokerConfig::effective`) are refused the same way.
@@ -93,9 +91,34 @@ pub fn dynamic_kind(key: &str) -> Option<ValueKind> {
     }
     OTHER_DYNAMIC_KEYS
         .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, kind)| *kind)
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, kind, _)| *kind)
 }
+
+/// Kafka's built-in default of a broker key, as its DEFAULT_CONFIG synonym shows it; `None`
+/// for keys Kafka lists without one.
+fn kafka_default(key: &str) -> Option<String> {
+    if let Some((_, _, default)) = OTHER_DYNAMIC_KEYS.iter().find(|(k, _, _)| *k == key) {
+        return default.map(str::to_string);
+    }
+    if let Some(def) = super::topic::def_for_broker_key(key) {
+        if matches!(def.broker, BrokerSynonym::WhenSet(_)) {
+            return None;
+        }
+        return Some(
+            super::builtin_default(key)
+                .unwrap_or(def.default)
+                .to_string(),
+        );
+    }
+    if STROM_ONLY_DEFAULTS.contains(&key) {
+        return None;
+    }
+    super::builtin_default(key).map(str::to_string)
+}
+
+/// Keys Strom gives a default that Kafka leaves unset (so Kafka shows no default synonym).
+const STROM_ONLY_DEFAULTS: &[&str] = &["node.id", "listeners", "log.dirs", "admin.listener"];
 
 /// Why a set of broker changes is refused; `INVALID_REQUEST` with this message, as Kafka.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -292,11 +315,10 @@ impl Entry {
 }
 
 /// Kafka's built-in default of a broker key when Kafka lists it under a coarser synonym
-/// (its `log.retention.ms` and `log.roll.ms` have no default of their own).
+/// (its `log.retention.ms` has no default of its own).
 fn kafka_default_synonym(key: &str) -> Option<(&'static str, &'static str)> {
     match key {
         "log.retention.ms" => Some(("log.retention.hours", "168")),
-        "log.roll.ms" => Some(("log.roll.hours", "168")),
         _ => None,
     }
 }
@@ -324,18 +346,15 @@ fn broker_synonyms(
                 SOURCE_DYNAMIC_DEFAULT_BROKER,
             ));
         }
-        if *k == key && config.explicit.contains(key) {
-            let v = config.effective.get(key).cloned();
-            out.push((key.to_string(), v, SOURCE_STATIC_BROKER));
+        if let Some(v) = config.given.get(*k) {
+            out.push((k.to_string(), Some(v.clone()), SOURCE_STATIC_BROKER));
         }
     }
     match kafka_default_synonym(key) {
         Some((k, v)) => out.push((k.to_string(), Some(v.to_string()), SOURCE_DEFAULT)),
         None => {
-            if !config.explicit.contains(key) {
-                if let Some(v) = config.effective.get(key) {
-                    out.push((key.to_string(), Some(v.clone()), SOURCE_DEFAULT));
-                }
+            if let Some(v) = kafka_default(key) {
+                out.push((key.to_string(), Some(v), SOURCE_DEFAULT));
             }
         }
     }
@@ -375,30 +394,57 @@ fn unknown_entry(key: &str, source: i8) -> Entry {
     }
 }
 
+/// Dynamic keys Kafka's broker description leaves out until they are set.
+fn listed_only_when_set(key: &str) -> bool {
+    QUOTA_RATES.contains(&key)
+}
+
+/// The replication quota rates, which Kafka keeps outside its broker config definition.
+const QUOTA_RATES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
 /// DescribeConfigs for this broker (`name` = its node id): every key Strom reads or that
 /// is set dynamically, with its effective value, source and synonyms.
 pub fn describe_broker(config: &BrokerConfig, image: &MetadataImage) -> Vec<Entry> {
     let layer = DynamicLayer::of(image, config.node_id);
     let mut keys: Vec<&str> = config.effective.keys().map(String::as_str).collect();
-    keys.extend(OTHER_DYNAMIC_KEYS.iter().map(|(k, _)| *k));
+    keys.extend(OTHER_DYNAMIC_KEYS.iter().map(|(k, _, _)| *k));
     keys.extend(TOPIC_CONFIGS.iter().filter_map(|d| d.broker.key()));
     keys.sort_unstable();
     keys.dedup();
     let mut entries: Vec<Entry> =
         keys.iter()
-            .map(|key| {
+            .filter_map(|key| {
                 let synonyms = broker_synonyms(config, layer, key);
+                if synonyms.is_empty() && listed_only_when_set(key) {
+                    return None;
+                }
                 let fallback = config.effective.get(*key).cloned().or_else(|| {
                     super::topic::def_for_broker_key(key).map(|d| d.default.to_string())
                 });
                 let value_for_type = fallback.clone().unwrap_or_default();
-                Entry::from_synonyms(
+                if !synonym_keys(key).is_empty() {
+                    // The value is in this key's unit even when a coarser synonym supplies it.
+                    let mut entry = Entry::from_synonyms(
+                        key,
+                        synonyms,
+                        None,
+                        broker_key_type(key, &value_for_type),
+                        false,
+                    );
+                    entry.value = layer.topic_default(key).or(fallback);
+                    return Some(entry);
+                }
+                Some(Entry::from_synonyms(
                     key,
                     synonyms,
                     fallback,
                     broker_key_type(key, &value_for_type),
                     dynamic_kind(key).is_none(),
-                )
+                ))
             })
             .collect();
     for (map, source) in [
@@ -464,11 +510,17 @@ pub fn describe_topic(
                         .filter(|(_, _, source)| *source != SOURCE_DEFAULT),
                 ),
             }
-            let fallback = defaults
+            // The resolved value, in the topic key's unit even when a coarser broker
+            // synonym (log.retention.hours) supplies it.
+            let value = overrides
                 .get(d.name)
+                .or_else(|| defaults.get(d.name))
                 .cloned()
-                .or_else(|| Some(d.default.to_string()));
-            Entry::from_synonyms(d.name, synonyms, fallback, d.kind.describe_type(), false)
+                .unwrap_or_else(|| d.default.to_string());
+            let mut entry =
+                Entry::from_synonyms(d.name, synonyms, None, d.kind.describe_type(), false);
+            entry.value = Some(value);
+            entry
         })
         .collect()
 }

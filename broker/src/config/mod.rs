@@ -170,6 +170,9 @@ pub struct BrokerConfig {
     pub effective: Properties,
     /// The keys the operator set (file or --override), as opposed to defaults.
     pub explicit: std::collections::BTreeSet<String>,
+    /// What the operator set, as given (older spellings such as `log.retention.hours`
+    /// not folded), for DescribeConfigs' static synonyms.
+    pub given: Properties,
 }
 
 /// Broker-level defaults Kafka ships with, except `log.dirs` (the embedded default keeps
@@ -261,6 +264,17 @@ const ALIASES: &[(&str, &str, i64)] = &[
     ("log.retention.minutes", "log.retention.ms", 60_000),
     ("log.roll.hours", "log.roll.ms", 3_600_000),
 ];
+
+/// The built-in default of a broker key Strom reads, if it has one.
+pub fn builtin_default(key: &str) -> Option<&'static str> {
+    BROKER_DEFAULTS
+        .iter()
+        .chain(LOG_CLEANER_DEFAULTS)
+        .chain(cluster::CLUSTER_DEFAULTS)
+        .chain(connections::CONNECTION_DEFAULTS)
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+}
 
 impl BrokerConfig {
     /// Builds the config from raw properties. Returns the warnings to log (unknown keys)
@@ -468,6 +482,7 @@ impl BrokerConfig {
                 })
                 .collect(),
             effective: props,
+            given: given.clone(),
         };
         Ok((config, warnings))
     }

@@ -167,8 +167,7 @@ fn zstd_level(value: &str) -> Result<(), String> {
 
 /// `*`, empty, or `partition:broker` pairs, as the replication throttle lists take.
 fn throttled_replicas(value: &str) -> Result<(), String> {
-    let v = value.trim();
-    if v == "*" || crate::replication::throttle::ThrottledReplicas::parse(v).is_some() {
+    if crate::replication::throttle::ThrottledReplicas::parse(value).is_some() {
         Ok(())
     } else {
         Err(
@@ -177,6 +176,16 @@ fn throttled_replicas(value: &str) -> Result<(), String> {
                 .to_string(),
         )
     }
+}
+
+/// Kafka's throttled-replica lists name themselves in their error.
+fn leader_throttled_replicas(value: &str) -> Result<(), String> {
+    throttled_replicas(value).map_err(|why| format!("leader.replication.throttled.replicas {why}"))
+}
+
+fn follower_throttled_replicas(value: &str) -> Result<(), String> {
+    throttled_replicas(value)
+        .map_err(|why| format!("follower.replication.throttled.replicas {why}"))
 }
 
 /// Every topic key Kafka 4.4 lists for a topic, in its order. Values set through
@@ -261,7 +270,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             "",
             ValueKind::List,
         ),
-        throttled_replicas,
+        follower_throttled_replicas,
     ),
     def(
         "index.interval.bytes",
@@ -276,7 +285,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             "",
             ValueKind::List,
         ),
-        throttled_replicas,
+        leader_throttled_replicas,
     ),
     inert(def(
         "local.retention.bytes",
@@ -451,8 +460,8 @@ pub fn validate_value(kind: ValueKind, value: &str) -> Result<(), String> {
         },
         ValueKind::Double { min, max } => match value.trim().parse::<f64>() {
             Ok(v) if (min..=max).contains(&v) => Ok(()),
-            Ok(v) if v < min => Err(format!("Value must be at least {min:?}")),
-            Ok(_) => Err(format!("Value must be no more than {max:?}")),
+            Ok(v) if v < min => Err(format!("Value must be at least {min}")),
+            Ok(_) => Err(format!("Value must be no more than {max}")),
             Err(_) => Err(not_a()),
         },
         ValueKind::Bool => match value.trim().to_ascii_lowercase().as_str() {
@@ -486,8 +495,14 @@ pub fn validate_value(kind: ValueKind, value: &str) -> Result<(), String> {
 /// Kafka words it.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     let def = find_def(name).ok_or_else(|| format!("Unknown topic config name: {name}"))?;
-    def.validate(value)
-        .map_err(|why| format!("Invalid value {value} for configuration {name}: {why}"))
+    def.validate(value).map_err(|why| {
+        // Kafka names the parsed value: a DOUBLE given as `2` shows as `2.0`.
+        let shown = match (def.kind, value.trim().parse::<f64>()) {
+            (ValueKind::Double { .. }, Ok(v)) => format!("{v:?}"),
+            _ => value.to_string(),
+        };
+        format!("Invalid value {shown} for configuration {name}: {why}")
+    })
 }
 
 /// The settings one partition log runs with.
