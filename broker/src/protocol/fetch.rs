@@ -201,15 +201,17 @@ fn read_partition(
                 ),
             ));
         };
-        // Only an out-of-sync follower can be throttled, so the topic's list is read then.
+        // A replica a reassignment is adding is throttled (Strom's rule, kept from before
+        // the lists existed), and so is an out-of-sync one the topic's list names (Kafka's).
         let throttled = follower.is_some_and(|f| {
-            !state.isr.contains(&f) && {
-                let image = broker.metadata.image();
-                let list = image
-                    .topic(&partition.id.topic)
-                    .and_then(|t| t.configs.get(throttle::LEADER_THROTTLED_REPLICAS));
-                throttle::is_throttled(list, partition.id.partition, broker.node_id(), false)
-            }
+            state.adding.contains(&f)
+                || !state.isr.contains(&f) && {
+                    let image = broker.metadata.image();
+                    let list = image
+                        .topic(&partition.id.topic)
+                        .and_then(|t| t.configs.get(throttle::LEADER_THROTTLED_REPLICAS));
+                    throttle::is_throttled(list, partition.id.partition, broker.node_id(), false)
+                }
         });
         (state.leader_epoch, throttled)
     };

@@ -27,8 +27,9 @@ pub struct FetchTarget {
     pub leader_epoch: i32,
     /// Ask the leader where our log diverges (OffsetForLeaderEpoch) before fetching.
     pub truncate_first: bool,
-    /// Listed in the topic's follower.replication.throttled.replicas and out of sync:
-    /// counts against follower.replication.throttled.rate.
+    /// Being added by a reassignment, or listed in the topic's
+    /// follower.replication.throttled.replicas and out of sync: counts against
+    /// follower.replication.throttled.rate.
     pub throttled: bool,
     /// Skipped until then after an error (the metadata will usually change first).
     pub retry_at: Option<Instant>,
@@ -183,12 +184,15 @@ impl ReplicaManager {
                         (
                             partition.clone(),
                             p.leader_epoch,
-                            throttle::is_throttled(
-                                topic.configs.get(throttle::FOLLOWER_THROTTLED_REPLICAS),
-                                p.partition,
-                                me,
-                                p.isr.contains(&me),
-                            ),
+                            // Being added by a reassignment (Strom's rule), or named by
+                            // the topic's list while out of sync (Kafka's).
+                            p.adding.contains(&me)
+                                || throttle::is_throttled(
+                                    topic.configs.get(throttle::FOLLOWER_THROTTLED_REPLICAS),
+                                    p.partition,
+                                    me,
+                                    p.isr.contains(&me),
+                                ),
                         ),
                     );
                 }

@@ -25,6 +25,8 @@ pub struct Node {
     pub admin_port: u16,
     pub data_dir: PathBuf,
     child: Option<Child>,
+    /// The properties it was started with, so it can be started again.
+    props: Vec<(String, String)>,
 }
 
 impl Node {
@@ -75,6 +77,7 @@ impl Cluster {
                 admin_port: free_port(),
                 data_dir: cluster.temp.path().join(format!("b{i}")),
                 child: None,
+                props: Vec::new(),
             };
             let mut listeners = format!("PLAINTEXT://127.0.0.1:{}", node.port);
             let mut props = vec![
@@ -99,10 +102,16 @@ impl Cluster {
             }
             props.push(("listeners".to_string(), listeners));
             props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            node.child = Some(spawn(&node, &props));
+            node.props = props;
+            node.child = Some(spawn(&node, &node.props));
             cluster.nodes.push(node);
         }
-        for node in &cluster.nodes {
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn wait_ready(&self) {
+        for node in &self.nodes {
             let admin = node.admin_port;
             wait_for(
                 &format!("broker {} readiness", node.id),
@@ -110,7 +119,25 @@ impl Cluster {
                 || (http_get(admin, "/ready").map(|(status, _)| status) == Some(200)).then_some(()),
             );
         }
-        cluster
+    }
+
+    /// Starts a stopped node again with its data and properties, without waiting for it:
+    /// its readiness includes catching up, which the caller may be slowing on purpose.
+    pub fn launch_node(&mut self, id: i32) {
+        let node = &mut self.nodes[id as usize];
+        assert!(node.child.is_none(), "broker {id} is running");
+        node.child = Some(spawn(node, &node.props));
+    }
+
+    /// Kills every node, then starts them all again (a quorum needs its voters together).
+    pub fn restart_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        for node in &mut self.nodes {
+            node.child = Some(spawn(node, &node.props));
+        }
+        self.wait_ready();
     }
 
     pub fn node(&self, id: i32) -> &Node {
