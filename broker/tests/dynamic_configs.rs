@@ -9,11 +9,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{call, create_topic_ok, Cluster};
+use common::cluster::{call, create_placed_topic, Cluster};
 use common::kafka::{produce, try_produce, Rec};
 use common::wait_for;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -124,17 +123,6 @@ fn isr(port: u16, topic: &str) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-fn create_on(port: u16, topic: &str, replicas: &[i32]) {
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(s(topic)))
-        .with_num_partitions(-1)
-        .with_replication_factor(-1)
-        .with_assignments(vec![CreatableReplicaAssignment::default()
-            .with_partition_index(0)
-            .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect())]);
-    create_topic_ok(port, topic, 30_000);
-}
-
 #[test]
 fn dynamic_broker_and_group_configs_on_a_three_broker_cluster() {
     let mut cluster = Cluster::start(3, &[("auto.leader.rebalance.enable", "false")]);
@@ -191,7 +179,7 @@ fn dynamic_broker_and_group_configs_on_a_three_broker_cluster() {
     assert!(read_only, "log.dirs cannot change at run time");
 
     // Topics take their default from it, with the source that supplied it.
-    create_on(port(&cluster, 0), "dyn", &[0, 1, 2]);
+    create_placed_topic(port(&cluster, 0), "dyn", &[0, 1, 2]);
     wait_described(
         port(&cluster, 2),
         TOPIC,
@@ -347,7 +335,7 @@ fn dynamic_broker_and_group_configs_on_a_three_broker_cluster() {
 /// up only at the dynamic throttle rate; deleting the rate lets it in at once.
 fn replication_throttle_holds_back_a_listed_replica(cluster: &mut Cluster) {
     let port = cluster.node(0).port;
-    create_on(port, "slow", &[0, 1, 2]);
+    create_placed_topic(port, "slow", &[0, 1, 2]);
     wait_for("slow-0 fully in sync", Duration::from_secs(30), || {
         (isr(port, "slow").len() == 3).then_some(())
     });

@@ -3,8 +3,9 @@
 //! bytes per second shared by every throttled replica on this broker, and the topic configs
 //! `leader.replication.throttled.replicas` / `follower.replication.throttled.replicas`
 //! (`*` or `partition:broker` pairs, which `kafka-reassign-partitions --throttle` sets) say
-//! which replicas are throttled. A replica in the ISR is never throttled, so moving data
-//! never starves the replicas that acknowledge writes.
+//! which replicas are throttled. A listed replica in the ISR is not throttled, so moving
+//! data never starves the replicas that acknowledge writes. Strom also throttles a replica
+//! a reassignment is adding (its rule from before the lists; see the callers).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Buf;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::{Decodable, Request};
 
 use super::{frame_with, free_port, http_get, read_response, wait_for};
@@ -206,4 +206,19 @@ pub fn create_topic_ok(port: u16, topic: CreatableTopic, timeout_ms: i32) {
         "create {name}: {:?}",
         result.error_message
     );
+}
+
+/// Creates `topic` with one partition on exactly `replicas` (the first leads), which must
+/// succeed.
+pub fn create_placed_topic(port: u16, topic: &str, replicas: &[i32]) {
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+            topic.to_string(),
+        )))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect())]);
+    create_topic_ok(port, topic, 30_000);
 }
