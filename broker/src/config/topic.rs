@@ -496,9 +496,14 @@ pub fn validate_value(kind: ValueKind, value: &str) -> Result<(), String> {
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
     let def = find_def(name).ok_or_else(|| format!("Unknown topic config name: {name}"))?;
     def.validate(value).map_err(|why| {
-        // Kafka names the parsed value: a DOUBLE given as `2` shows as `2.0`.
+        // Kafka names the parsed value: a DOUBLE given as `2` shows as `2.0`, a LIST as
+        // `[a, b]`.
         let shown = match (def.kind, value.trim().parse::<f64>()) {
             (ValueKind::Double { .. }, Ok(v)) => format!("{v:?}"),
+            (ValueKind::List | ValueKind::ListOf(_), _) => {
+                let items: Vec<&str> = value.split(',').map(str::trim).collect();
+                format!("[{}]", items.join(", "))
+            }
             _ => value.to_string(),
         };
         format!("Invalid value {shown} for configuration {name}: {why}")
@@ -594,6 +599,19 @@ mod tests {
         assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate_topic_config("min.cleanable.dirty.ratio", "half").is_err());
         assert!(validate_topic_config("delete.retention.ms", "-1").is_err());
+        let err = validate_topic_config("leader.replication.throttled.replicas", "0:1,x")
+            .expect_err("not a replica");
+        assert!(
+            err.starts_with("Invalid value [0:1, x] for configuration"),
+            "{err}"
+        );
+        let err = validate_topic_config("min.cleanable.dirty.ratio", "2").expect_err("above 1");
+        assert!(
+            err.ends_with(
+                "2.0 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
