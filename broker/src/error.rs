@@ -11,6 +11,17 @@ pub struct ApiError {
     #[serde(with = "error_code")]
     pub error: ResponseError,
     pub message: String,
+    /// KIP-467: the records that made a produced batch fail, which Produce v8+ reports so
+    /// a client fails only those and retries the rest. Empty for every other error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_errors: Vec<RecordError>,
+}
+
+/// One refused record: its index in the batch, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
 mod error_code {
@@ -35,7 +46,13 @@ impl ApiError {
         ApiError {
             error,
             message: message.into(),
+            record_errors: Vec::new(),
         }
+    }
+
+    pub fn with_record_errors(mut self, record_errors: Vec<RecordError>) -> ApiError {
+        self.record_errors = record_errors;
+        self
     }
 
     pub fn code(&self) -> i16 {

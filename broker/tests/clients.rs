@@ -16,9 +16,7 @@ use kafka_protocol::messages::{
     FetchRequest, InitProducerIdRequest, ProduceRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, TimestampType};
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
@@ -187,17 +185,7 @@ fn idempotent_batch(producer_id: i64, base_sequence: i32, values: &[&str]) -> by
             headers: Default::default(),
         })
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    common::encode_batch(&records)
 }
 
 fn raw_produce(client: &mut RawClient, topic: &str, batch: bytes::Bytes) -> (i16, i64) {

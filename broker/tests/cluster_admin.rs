@@ -184,7 +184,7 @@ fn advertises_the_cluster_apis(port: u16) {
     let response = call(port, 3, &ApiVersionsRequest::default());
     for (key, min, max) in [
         (ApiKey::ElectLeaders, 0, 2),
-        (ApiKey::AlterPartitionReassignments, 0, 0),
+        (ApiKey::AlterPartitionReassignments, 0, 1),
         (ApiKey::ListPartitionReassignments, 0, 0),
         (ApiKey::DescribeCluster, 0, 2),
     ] {

@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -400,16 +399,16 @@ fn build_api_versions_v99() -> Vec<u8> {
     buf.to_vec()
 }
 
-fn build_describe_acls_v1() -> Vec<u8> {
+fn build_describe_client_quotas_v1() -> Vec<u8> {
     request(
-        ApiKey::DescribeAcls,
+        ApiKey::DescribeClientQuotas,
         1,
         11,
-        &DescribeAclsRequest::default()
-            .with_resource_type_filter(2)
-            .with_pattern_type_filter(3)
-            .with_operation(1)
-            .with_permission_type(1),
+        &DescribeClientQuotasRequest::default().with_components(vec![
+            describe_client_quotas_request::ComponentData::default()
+                .with_entity_type(str("user"))
+                .with_match_type(1),
+        ]),
     )
 }
 
@@ -422,19 +421,20 @@ fn build_sasl_handshake_v1() -> Vec<u8> {
     )
 }
 
-fn build_create_acls_v1() -> Vec<u8> {
+fn build_alter_client_quotas_v1() -> Vec<u8> {
     request(
-        ApiKey::CreateAcls,
+        ApiKey::AlterClientQuotas,
         1,
         13,
-        &CreateAclsRequest::default().with_creations(vec![AclCreation::default()
-            .with_resource_type(2)
-            .with_resource_name(str("topic"))
-            .with_resource_pattern_type(3)
-            .with_principal(str("User:alice"))
-            .with_host(str("*"))
-            .with_operation(3)
-            .with_permission_type(3)]),
+        &AlterClientQuotasRequest::default().with_entries(vec![
+            alter_client_quotas_request::EntryData::default()
+                .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                    .with_entity_type(str("user"))
+                    .with_entity_name(Some(str("alice")))])
+                .with_ops(vec![alter_client_quotas_request::OpData::default()
+                    .with_key(str("producer_byte_rate"))
+                    .with_value(1024.0)]),
+        ]),
     )
 }
 
@@ -563,10 +563,10 @@ const CORPUS: &[CorpusCase] = &[
         expect: Expect::Close("Fetch v99 is outside every version this broker can decode"),
     },
     CorpusCase {
-        file: "create_acls_v1_unserved.bin",
+        file: "alter_client_quotas_v1_unserved.bin",
         extra: &[],
-        build: build_create_acls_v1,
-        expect: Expect::Close("CreateAcls v1 is not served by this broker"),
+        build: build_alter_client_quotas_v1,
+        expect: Expect::Close("AlterClientQuotas v1 is not served by this broker"),
     },
     CorpusCase {
         file: "api_versions_v99.bin",
@@ -575,10 +575,10 @@ const CORPUS: &[CorpusCase] = &[
         expect: Expect::ApiVersionsV0Unsupported,
     },
     CorpusCase {
-        file: "describe_acls_v1_unserved.bin",
+        file: "describe_client_quotas_v1_unserved.bin",
         extra: &[],
-        build: build_describe_acls_v1,
-        expect: Expect::Error(ApiKey::DescribeAcls, 1, UNSUPPORTED_VERSION),
+        build: build_describe_client_quotas_v1,
+        expect: Expect::Error(ApiKey::DescribeClientQuotas, 1, UNSUPPORTED_VERSION),
     },
     CorpusCase {
         file: "sasl_handshake_v1_unserved.bin",
@@ -627,8 +627,9 @@ fn corpus_dir(sub: &str) -> PathBuf {
 /// The single error code a response carries for these cases.
 fn error_code(api: ApiKey, version: i16, reply: Reply, correlation_id: i32) -> i16 {
     match api {
-        ApiKey::DescribeAcls => {
-            decode_response::<DescribeAclsResponse>(reply, api, version, correlation_id).error_code
+        ApiKey::DescribeClientQuotas => {
+            decode_response::<DescribeClientQuotasResponse>(reply, api, version, correlation_id)
+                .error_code
         }
         ApiKey::SaslHandshake => {
             decode_response::<SaslHandshakeResponse>(reply, api, version, correlation_id).error_code

@@ -36,6 +36,15 @@ def free_ports(n):
             s.close()
 
 
+def read_text(path):
+    """A log file's text (undecodable bytes replaced); "" if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def kill_group(pid):
     """SIGKILL a process group; quiet if it is already gone."""
     try:
@@ -56,6 +65,18 @@ def wait_unreaped(pid, timeout):
             return False
         time.sleep(0.05)
     return True
+
+
+def stop_group(proc, timeout):
+    """SIGTERM a program's process group, SIGKILL what is left after timeout; returns its exit status."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        wait_unreaped(proc.pid, timeout)
+    kill_group(proc.pid)
+    return proc.wait()
 
 
 class Broker:
@@ -188,11 +209,7 @@ class Broker:
                 self.proc.wait()
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
 
 @dataclass
@@ -209,20 +226,22 @@ class ProgramResult:
         return "\n".join(line if stream == "out" else f"[stderr] {line}" for stream, line in self.lines)
 
 
-def run_program(argv, *, timeout, cwd):
+def run_program(argv, *, timeout, cwd, stdin_text=None, env=None):
     """Run argv in a new process group; kill the whole group at the timeout and at the end.
 
     stdout and stderr are read separately (a program's last stdout line is its
-    result) but kept in arrival order for the failure report.
+    result) but kept in arrival order for the failure report. stdin_text, if given,
+    is written to the program's stdin, which is then closed (else stdin is empty).
     """
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
+            env=env,
             start_new_session=True,
         )
     except OSError as e:
@@ -239,6 +258,8 @@ def run_program(argv, *, timeout, cwd):
         threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True),
         threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True),
     ]
+    if stdin_text is not None:
+        readers.append(threading.Thread(target=_feed, args=(proc.stdin, stdin_text), daemon=True))
     for r in readers:
         r.start()
     try:
@@ -252,3 +273,12 @@ def run_program(argv, *, timeout, cwd):
         proc.stdout.close()
         proc.stderr.close()
     return ProgramResult(returncode if exited else None, lines, time.monotonic() - start)
+
+
+def _feed(pipe, text):
+    """Writes text to a program's stdin and closes it; quiet if the program is gone."""
+    try:
+        pipe.write(text.encode())
+        pipe.close()
+    except (BrokenPipeError, ValueError, OSError):
+        pass

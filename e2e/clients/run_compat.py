@@ -12,7 +12,8 @@ run (no --only) rewrites COMPATIBILITY.md at the repo root. Stdlib only.
     python3 e2e/clients/run_compat.py --broker target/debug/strom-broker [--only kcat]
 
 scripts/test-all.sh prepares what the clients need (venvs under target/venvs/,
-kcat, kafkajs's node_modules, the rdkafka program) and runs this.
+kcat, kafkajs's node_modules, the rdkafka program, the Java jars by
+scripts/jvm-setup.sh) and runs this.
 """
 
 import argparse
@@ -46,9 +47,18 @@ CAPABILITIES = [
     ("static_membership", "static membership"),
     ("compression", "compression codecs"),
     ("idempotence", "idempotence"),
+    ("consumer_protocol", "consumer protocol (KIP-848)"),
 ]
+# Columns beyond the contract's core: only the clients that list one in Client.extra_checks
+# report it; the others' cells read "n/a (not checked)" and are not failures.
+EXTRA_CAPABILITIES = {"consumer_protocol"}
+# Columns where a program may answer "no": it asked the broker for the feature and got a
+# clean "not supported" (the real error in the note). Not a failure; anywhere else "no" is.
+MAY_BE_UNSUPPORTED = {"consumer_protocol"}
+UNCHECKED = "unchecked"  # the driver's value for an extra column a client does not report
 
-RANK = {"n/a": 0, "pass": 1, "fail": 2}
+# "no" outranks pass (if any phase met "not supported", that is the answer) but not fail.
+RANK = {UNCHECKED: -1, "n/a": 0, "pass": 1, "no": 2, "fail": 3}
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # record batch attributes, bits 0-2
 
@@ -65,6 +75,7 @@ class Client:
     interpreter: None when program is itself executable; "venv:NAME" for the
     python of target/venvs/NAME; otherwise a command on PATH (node, python3).
     program: path relative to the repo root; "{target}" is the cargo target dir.
+    extra_checks: the EXTRA_CAPABILITIES this client's program reports.
     """
 
     name: str
@@ -72,6 +83,7 @@ class Client:
     interpreter: str | None = None
     args: tuple = ()
     prepared_by: str = "scripts/test-all.sh"
+    extra_checks: tuple = ()
 
     def argv(self, venvs):
         program = os.path.join(ROOT, self.program.format(target=TARGET))
@@ -100,6 +112,20 @@ CLIENTS = [
     Client("kafkajs", "e2e/clients/kafkajs/compat.js", "node"),
     Client("kcat", "e2e/clients/kcat_compat.py", "python3"),
     Client("rdkafka", "{target}/debug/strom-compat-rdkafka"),
+    # One compiled program; the launcher puts kafka-clients 4.4.0 or 4.0.2 on the classpath.
+    *(
+        Client(
+            f"java-{v}",
+            "e2e/jvm/bin/java-compat",
+            args=(v,),
+            prepared_by="scripts/jvm-setup.sh",
+            extra_checks=("consumer_protocol",),
+        )
+        for v in ("4.4", "4.0")
+    ),
+    Client("franz-go", "{target}/go/bin/compat-franz", prepared_by="scripts/go-setup.sh"),
+    Client("sarama", "{target}/go/bin/compat-sarama", prepared_by="scripts/go-setup.sh"),
+    Client("kafka-go", "{target}/go/bin/compat-kafkago", prepared_by="scripts/go-setup.sh"),
 ]
 
 
@@ -109,7 +135,7 @@ class Row:
 
     client: Client
     version: str = "?"
-    checks: dict = field(default_factory=dict)  # capability -> "pass" | "fail" | "n/a"
+    checks: dict = field(default_factory=dict)  # capability -> "pass" | "fail" | "n/a" | "no" | UNCHECKED
     notes: dict = field(default_factory=dict)  # capability -> note
     problems: list = field(default_factory=list)  # run-level failures (crash, timeout, broker death)
     info: list = field(default_factory=list)  # run-level notes that are not failures
@@ -123,8 +149,10 @@ class Row:
         notes = report.get("notes") or {}
         for cap, result in (report.get("checks") or {}).items():
             note = str(notes.get(cap, ""))
-            if result not in RANK:
+            if result not in RANK or result == UNCHECKED:
                 result, note = "fail", f"unknown result {result!r}"
+            elif result == "no" and cap not in MAY_BE_UNSUPPORTED:
+                result, note = "fail", f"'no' (not supported) is not an accepted answer for {cap}: {note}"
             if result == "fail":
                 note = f"phase {phase}: {note}"
             old = self.checks.get(cap)
@@ -136,14 +164,22 @@ class Row:
                 self.notes[cap] = note
 
     def finish(self):
-        """Capabilities no phase reported are failures (crash, timeout, missing COMPAT line)."""
+        """Capabilities no phase reported are failures (crash, timeout, missing COMPAT line).
+
+        An extra column the client does not report is UNCHECKED instead.
+        """
         for cap, _ in CAPABILITIES:
-            if cap not in self.checks:
+            if cap in EXTRA_CAPABILITIES and cap not in self.client.extra_checks and cap not in self.checks:
+                self.checks[cap] = UNCHECKED
+            elif cap not in self.checks:
                 self.checks[cap] = "fail"
                 self.notes[cap] = "not reported: " + ("; ".join(self.problems) or "the program never checked it")
 
     def failing(self):
         return [cap for cap, _ in CAPABILITIES if self.checks.get(cap) == "fail"]
+
+    def unsupported(self):
+        return [cap for cap, _ in CAPABILITIES if self.checks.get(cap) == "no"]
 
     def ok(self):
         return not self.failing() and not self.problems
@@ -285,6 +321,8 @@ def print_row(row, args):
         by_note.setdefault(row.notes.get(cap, ""), []).append(cap)
     for note, caps in by_note.items():
         print(f"  {', '.join(caps)}: {note}")
+    for cap in row.unsupported():
+        print(f"  not supported by the broker (not a failure): {cap}: {row.notes.get(cap, '')}")
     for problem in row.problems:
         print(f"  problem: {problem}")
     for note in row.info:
@@ -307,8 +345,10 @@ def cell_text(row, cap, footnotes):
             codecs = [c for c in CODECS if re.search(rf"\b{c}\b", note)]
             return f"pass ({', '.join(codecs)})" if codecs else "pass"
         return "pass"
+    if result == UNCHECKED:
+        return "n/a (not checked)"
     footnotes.append(f"{row.client.name}, {cap}: {note or 'no detail given'}")
-    label = "FAIL" if result == "fail" else "n/a"
+    label = {"fail": "FAIL", "no": "not yet"}.get(result, "n/a")
     return f"{label} [{len(footnotes)}]"
 
 

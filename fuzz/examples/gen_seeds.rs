@@ -374,6 +374,152 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
     ]
+    .into_iter()
+    .chain(admin_tool_seeds())
+    .collect()
+}
+
+/// The admin APIs Kafka's own tools send (issue 12): quorum, features, ACLs, transactions,
+/// and reassignment v1.
+fn admin_tool_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    let s = StrBytes::from_static_str;
+    vec![
+        (
+            "describe_quorum_v2",
+            request_body(
+                ApiKey::DescribeQuorum,
+                2,
+                40,
+                &DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                    .with_topic_name(TopicName(s("__cluster_metadata")))
+                    .with_partitions(vec![PartitionData::default()])]),
+            ),
+        ),
+        (
+            "update_features_v1",
+            request_body(
+                ApiKey::UpdateFeatures,
+                1,
+                41,
+                &UpdateFeaturesRequest::default()
+                    .with_timeout_ms(1000)
+                    .with_feature_updates(vec![FeatureUpdateKey::default()
+                        .with_feature(s("transaction.version"))
+                        .with_max_version_level(2)
+                        .with_upgrade_type(1)]),
+            ),
+        ),
+        (
+            "describe_acls_v3",
+            request_body(
+                ApiKey::DescribeAcls,
+                3,
+                42,
+                &DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ),
+        ),
+        (
+            "create_acls_v3",
+            request_body(
+                ApiKey::CreateAcls,
+                3,
+                43,
+                &CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(TOPIC))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:seed"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3)]),
+            ),
+        ),
+        (
+            "delete_acls_v3",
+            request_body(
+                ApiKey::DeleteAcls,
+                3,
+                44,
+                &DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1)]),
+            ),
+        ),
+        (
+            "list_transactions_v2",
+            request_body(
+                ApiKey::ListTransactions,
+                2,
+                45,
+                &ListTransactionsRequest::default()
+                    .with_state_filters(vec![s("Ongoing")])
+                    .with_duration_filter(-1)
+                    .with_transactional_id_pattern(Some(s("seed.*"))),
+            ),
+        ),
+        (
+            "describe_transactions_v0",
+            request_body(
+                ApiKey::DescribeTransactions,
+                0,
+                46,
+                &DescribeTransactionsRequest::default()
+                    .with_transactional_ids(vec![TransactionalId(s("seed-txn"))]),
+            ),
+        ),
+        (
+            "describe_producers_v0",
+            request_body(
+                ApiKey::DescribeProducers,
+                0,
+                47,
+                &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0, 7])]),
+            ),
+        ),
+        (
+            "find_coordinator_v4_transaction",
+            request_body(
+                ApiKey::FindCoordinator,
+                4,
+                48,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![s("seed-txn"), s("")]),
+            ),
+        ),
+        (
+            "alter_partition_reassignments_v1",
+            request_body(
+                ApiKey::AlterPartitionReassignments,
+                1,
+                49,
+                &AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(1000)
+                    .with_allow_replication_factor_change(false)
+                    .with_topics(vec![ReassignableTopic::default()
+                        .with_name(topic())
+                        .with_partitions(vec![ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(Some(vec![BrokerId(0), BrokerId(1)]))])]),
+            ),
+        ),
+    ]
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {

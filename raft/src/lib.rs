@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod network;
 mod observer;
+mod progress;
 mod quorum;
 mod storage;
 mod types;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 pub use config::QuorumConfig;
 pub use error::QuorumError;
+pub use progress::{NodeProgress, QuorumDescription};
 pub use quorum::Quorum;
 
 /// The state the replicated log adds up to (the broker's metadata image).

@@ -20,6 +20,7 @@ use crate::network::client::Peers;
 use crate::network::raft_network::Network;
 use crate::network::server;
 use crate::network::wire::{RequestBody, ResponseBody, RpcRequest, RpcResponse};
+use crate::progress::{now_ms, NodeProgress, ProgressTracker, QuorumDescription};
 use crate::storage::log_store::LogStore;
 use crate::storage::state_machine::StateMachineStore;
 use crate::types::Raft;
@@ -39,6 +40,8 @@ pub struct Quorum<S: ReplicatedState, H: RequestHandler> {
     pub(crate) publisher: Arc<Publisher<S>>,
     pub(crate) cluster: Arc<ClusterIdentity>,
     pub(crate) peers: Arc<Peers<S, H>>,
+    /// Other nodes' progress as seen from here (read when this node leads).
+    progress: Arc<ProgressTracker>,
     /// The leader an observer last heard of.
     pub(crate) observed_leader: AtomicU64,
     pub(crate) shutdown: CancellationToken,
@@ -81,12 +84,14 @@ impl<S: ReplicatedState, H: RequestHandler> Quorum<S, H> {
             _ => None,
         };
 
+        let progress = Arc::new(ProgressTracker::default());
         let (raft, pristine) = if config.is_voter() {
             let log_store = LogStore::<S>::open(&config.dir)?;
             let pristine = log_store.is_pristine()?;
             let state_machine = StateMachineStore::open(&config.dir, Arc::clone(&publisher))?;
             let network = Network {
                 peers: Arc::clone(&peers),
+                progress: Arc::clone(&progress),
             };
             let raft = Raft::new(
                 config.node_id,
@@ -109,6 +114,7 @@ impl<S: ReplicatedState, H: RequestHandler> Quorum<S, H> {
             publisher,
             cluster,
             peers,
+            progress,
             observed_leader: AtomicU64::new(NO_LEADER),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
@@ -314,8 +320,56 @@ impl<S: ReplicatedState, H: RequestHandler> Quorum<S, H> {
         tracing::info!(node = self.config.node_id, "quorum node stopped");
     }
 
+    /// The quorum as this node sees it while it leads (`None` otherwise): its term, commit
+    /// point, and every voter's and recent observer's progress.
+    pub fn describe(&self) -> Option<QuorumDescription> {
+        let raft = self.raft.as_ref()?;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.config.node_id) {
+            return None;
+        }
+        let committed_index = metrics.last_applied.map(|id| id.index);
+        let now = now_ms();
+        let voters = metrics
+            .membership_config
+            .voter_ids()
+            .map(|id| {
+                if id == self.config.node_id {
+                    NodeProgress {
+                        node_id: id,
+                        matched_index: metrics.last_log_index,
+                        last_contact_ms: now,
+                        last_caught_up_ms: now,
+                    }
+                } else {
+                    let mut progress = self.progress.voter(id);
+                    // openraft's own matched index is authoritative where it has one.
+                    if let Some(Some(matched)) =
+                        metrics.replication.as_ref().and_then(|r| r.get(&id))
+                    {
+                        progress.matched_index = Some(matched.index);
+                    }
+                    progress
+                }
+            })
+            .collect();
+        Some(QuorumDescription {
+            leader_id: self.config.node_id,
+            term: metrics.current_term,
+            committed_index,
+            voters,
+            observers: self.progress.recent_observers(),
+        })
+    }
+
     /// Answers one RPC from a peer.
     pub(crate) async fn serve_rpc(&self, request: RpcRequest<S, H>) -> RpcResponse<S, H> {
+        if let RequestBody::FetchState { after_index, .. } = &request.body {
+            if !self.config.voters.contains_key(&request.from) {
+                self.progress
+                    .observer_polled(request.from, *after_index, self.applied_index());
+            }
+        }
         let body = match self
             .cluster
             .check_incoming(request.cluster_id.as_deref(), request.from)

@@ -126,6 +126,11 @@ fn note_producer_batch(
 }
 
 impl PartitionLog {
+    /// The idempotent producers this log remembers (DescribeProducers reads it).
+    pub fn producer_state(&self) -> &ProducerStateTable {
+        &self.producers
+    }
+
     /// Opens or creates the log in `dir`. After an unclean shutdown every segment from the
     /// recovery point on is read and checked batch by batch; damage ends the log there.
     /// Its segments' files are opened through `handles`, shared by all partition logs.
@@ -741,9 +746,19 @@ impl PartitionLog {
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (at most the log end) and
-    /// drops segments that lie wholly below it.
+    /// drops segments that lie wholly below it. A log whose cleanup.policy lacks `delete`
+    /// refuses, as Kafka does: only the cleaner may remove records of a compacted topic.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, ApiError> {
         self.check_usable().map_err(|e| self.io_error(e))?;
+        if !self.config.delete {
+            return Err(ApiError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "records of {} cannot be deleted: its cleanup.policy does not include delete",
+                    self.name
+                ),
+            ));
+        }
         let leo = self.log_end_offset();
         let target = if offset == -1 { leo } else { offset };
         if target < 0 || target > leo {
@@ -973,6 +988,25 @@ mod tests {
         let log = open(dir.path(), config(1 << 20), true);
         assert_eq!(log.log_start_offset(), 3);
         assert_eq!(log.log_end_offset(), 5);
+    }
+
+    #[test]
+    fn delete_records_refused_without_the_delete_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(1 << 20);
+        let mut log = open(dir.path(), cfg.clone(), true);
+        for i in 0..3 {
+            append(&mut log, b"v", i);
+        }
+        cfg.compact = true;
+        cfg.delete = false;
+        log.set_config(cfg.clone());
+        let refused = log.delete_records_before(2).unwrap_err();
+        assert_eq!(refused.error, ResponseError::PolicyViolation);
+        assert_eq!(log.log_start_offset(), 0, "nothing deleted");
+        cfg.delete = true; // compact,delete allows it
+        log.set_config(cfg);
+        assert_eq!(log.delete_records_before(2).unwrap(), 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::Encodable;
 
 use super::versions::SUPPORTED;
 use super::RequestContext;
+use crate::broker::Broker;
 
 fn api_list() -> Vec<ApiVersion> {
     SUPPORTED
@@ -34,8 +35,16 @@ fn advertised_min(key: kafka_protocol::messages::ApiKey, min: i16) -> i16 {
     }
 }
 
-pub fn handle(_ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(api_list())
+pub fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext<'_>,
+    _request: ApiVersionsRequest,
+) -> ApiVersionsResponse {
+    let epoch = i64::try_from(broker.metadata.quorum().applied_index()).unwrap_or(i64::MAX);
+    super::features::advertise(
+        ApiVersionsResponse::default().with_api_keys(api_list()),
+        epoch,
+    )
 }
 
 /// The reply to ApiVersions at an unknown version: encoded as v0 (header v0), error

@@ -216,15 +216,29 @@ pub async fn alter_partition_reassignments(
         for p in &topic.partitions {
             let target: Option<Vec<i32>> =
                 p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
-            let outcome = reassign(
-                broker,
-                name,
-                p.partition_index,
-                target,
-                deadline,
-                request.timeout_ms,
-            )
-            .await;
+            let rf_check = match (&target, request.allow_replication_factor_change) {
+                (Some(target), false) => same_replication_factor(
+                    &broker.metadata.image(),
+                    name,
+                    p.partition_index,
+                    target,
+                ),
+                _ => Ok(()),
+            };
+            let outcome = match rf_check {
+                Ok(()) => {
+                    reassign(
+                        broker,
+                        name,
+                        p.partition_index,
+                        target,
+                        deadline,
+                        request.timeout_ms,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             let result =
                 ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
             partitions.push(match outcome {
@@ -246,6 +260,43 @@ pub async fn alter_partition_reassignments(
     AlterPartitionReassignmentsResponse::default()
         .with_error_message(None)
         .with_responses(responses)
+}
+
+/// AlterPartitionReassignments v1 with `allow_replication_factor_change` false (KIP-860):
+/// the target must keep the partition's replication factor, counted as Kafka's controller
+/// counts it (the replicas a reassignment in progress ends with), refused with its
+/// INVALID_REPLICATION_FACTOR and message otherwise. A partition this broker does not know
+/// passes, so the controller answers it as it answers any unknown partition.
+fn same_replication_factor(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    target: &[i32],
+) -> ApiResult<()> {
+    let Some((_, current)) = image.partition(topic, partition) else {
+        return Ok(());
+    };
+    let current_rf = if current.is_reassigning() {
+        current
+            .replicas
+            .iter()
+            .chain(&current.adding)
+            .filter(|r| !current.removing.contains(r))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    } else {
+        current.replicas.len()
+    };
+    if current_rf == target.len() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ResponseError::InvalidReplicationFactor,
+        format!(
+            "The replication factor is changed from {current_rf} to {}",
+            target.len()
+        ),
+    ))
 }
 
 /// Starts, replaces (`Some`) or cancels (`None`) one partition's move, then waits until

@@ -57,12 +57,20 @@ const LOAD_WAIT: Duration = Duration::from_secs(2);
 /// (NOT_COORDINATOR when another broker leads it, COORDINATOR_LOAD_IN_PROGRESS while it
 /// loads here). The coordinator checks again under the group's lock; this check gives the
 /// clearer message, and waits a little for a load in progress.
+///
+/// Right after `__consumer_offsets` is created, or its leadership moves, a client can
+/// arrive before this broker has applied the change: another broker (or this one, from a
+/// newer image than its replicas show) already named it coordinator. So NOT_COORDINATOR is
+/// only answered when this broker's image names another leader; while its image does not
+/// have the partition yet, or names this broker but the replica is not leading yet, the
+/// answer is one clients retry (issue 12 §5).
 pub(crate) async fn coordinate(broker: &Broker, group_id: &str) -> ApiResult<()> {
     validate_group_id(group_id)?;
     offsets_topic(broker).await?;
     let partition = broker.groups.partition_for(group_id);
     let leads = || broker.is_leader(OFFSETS_TOPIC, partition);
     let mut changes = broker.groups.ownership_changes();
+    let mut images = broker.metadata.subscribe();
     let waiting = tokio::time::sleep(LOAD_WAIT);
     tokio::pin!(waiting);
     loop {
@@ -70,10 +78,24 @@ pub(crate) async fn coordinate(broker: &Broker, group_id: &str) -> ApiResult<()>
         let refusal = match status {
             PartitionStatus::Loaded => return Ok(()),
             PartitionStatus::NotOwned if !leads() => {
-                return Err(ApiError::new(
-                    ResponseError::NotCoordinator,
-                    format!("{OFFSETS_TOPIC}-{partition} is not led by this broker"),
-                ));
+                match named_leader(&broker.metadata.image(), partition) {
+                    Some(leader) if leader == broker.node_id() => ApiError::new(
+                        ResponseError::CoordinatorLoadInProgress,
+                        format!("{OFFSETS_TOPIC}-{partition} is becoming led by this broker"),
+                    ),
+                    Some(_) => {
+                        return Err(ApiError::new(
+                            ResponseError::NotCoordinator,
+                            format!("{OFFSETS_TOPIC}-{partition} is not led by this broker"),
+                        ));
+                    }
+                    None => ApiError::new(
+                        ResponseError::CoordinatorNotAvailable,
+                        format!(
+                            "{OFFSETS_TOPIC}-{partition} has no leader known to this broker yet"
+                        ),
+                    ),
+                }
             }
             // Led here, and its load is under way or about to start.
             PartitionStatus::Loading | PartitionStatus::NotOwned => ApiError::new(
@@ -87,9 +109,22 @@ pub(crate) async fn coordinate(broker: &Broker, group_id: &str) -> ApiResult<()>
                     return Err(refusal);
                 }
             }
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return Err(refusal);
+                }
+            }
             _ = &mut waiting => return Err(refusal),
         }
     }
+}
+
+/// The leader this broker's image names for an offsets partition, if it has one.
+fn named_leader(image: &MetadataImage, partition: i32) -> Option<i32> {
+    image
+        .partition(OFFSETS_TOPIC, partition)
+        .map(|(_, p)| p.leader)
+        .filter(|leader| *leader != NO_LEADER)
 }
 
 /// What a write answers, which decides the error a failed replication is reported as.
@@ -219,6 +254,25 @@ fn client_id(ctx: &RequestContext<'_>) -> String {
         .unwrap_or_default()
 }
 
+/// Strom keeps no transaction state yet, so every broker gives the same true answers about
+/// transactional ids (none exists: DescribeTransactions says TRANSACTIONAL_ID_NOT_FOUND,
+/// InitProducerId refuses the id), and the broker asked names itself. Naming no one
+/// (COORDINATOR_NOT_AVAILABLE) would make clients retry until their timeout instead.
+fn transaction_coordinator(
+    broker: &Broker,
+    listener: &str,
+    transactional_id: &str,
+) -> ApiResult<(i32, String, u16)> {
+    if transactional_id.is_empty() {
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            "transactional id is empty",
+        ));
+    }
+    let (host, port) = broker.advertised_endpoint(listener);
+    Ok((broker.node_id(), host, port))
+}
+
 async fn coordinator_for(
     broker: &Broker,
     ctx: &RequestContext<'_>,
@@ -227,10 +281,7 @@ async fn coordinator_for(
 ) -> Coordinator {
     let outcome = match key_type {
         KEY_TYPE_GROUP => group_coordinator(broker, &ctx.connection.listener, key).await,
-        KEY_TYPE_TRANSACTION => Err(ApiError::new(
-            ResponseError::InvalidRequest,
-            "transactions are not supported yet, so there is no transaction coordinator",
-        )),
+        KEY_TYPE_TRANSACTION => transaction_coordinator(broker, &ctx.connection.listener, key),
         other => Err(ApiError::new(
             ResponseError::InvalidRequest,
             format!("unknown coordinator key type {other}"),

@@ -2,10 +2,12 @@
 //! connection) out. Every codec is `kafka-protocol`'s; this module only picks the handler
 //! by api key and version and frames the answer.
 
+mod acls;
 mod admin;
 mod api_versions;
 mod cluster_admin;
 mod configs;
+mod features;
 mod fetch;
 mod group_admin;
 mod group_offsets;
@@ -15,6 +17,8 @@ mod log_dirs;
 mod metadata;
 mod produce;
 mod producer_id;
+mod quorum;
+mod transactions;
 mod unsupported;
 pub mod versions;
 
@@ -160,7 +164,9 @@ async fn dispatch(
     request: RequestKind,
 ) -> Option<ResponseKind> {
     let response = match request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::ApiVersions(r) => {
+            ResponseKind::ApiVersions(api_versions::handle(broker, ctx, r))
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r).await),
         RequestKind::Produce(r) => {
             return produce::handle(broker, ctx, r)
@@ -245,6 +251,24 @@ async fn dispatch(
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(group_admin::delete_groups(broker, ctx, r).await)
+        }
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(quorum::describe_quorum(broker, ctx, r).await)
+        }
+        RequestKind::UpdateFeatures(r) => {
+            ResponseKind::UpdateFeatures(features::update_features(broker, ctx, r))
+        }
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe_acls(ctx, r)),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create_acls(ctx, r)),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete_acls(ctx, r)),
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(transactions::list_transactions(ctx, r))
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(transactions::describe_transactions(ctx, r))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(transactions::describe_producers(broker, ctx, r))
         }
         other => {
             // versions::supported() and this match must agree; reaching here is a bug,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{log_refusal, str_bytes, RequestContext};
@@ -77,11 +79,29 @@ pub async fn handle(
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1)
                     .with_error_message(Some(str_bytes(&e.message)))
+                    .with_record_errors(if ctx.version() >= 8 {
+                        record_errors(&e)
+                    } else {
+                        Vec::new()
+                    })
             }
         };
         responses[*t].partition_responses.push(response);
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// KIP-467's per-record errors (encoded from Produce v8 on; older versions drop them and
+/// the client fails the whole batch, as with Kafka).
+fn record_errors(e: &ApiError) -> Vec<BatchIndexAndErrorMessage> {
+    e.record_errors
+        .iter()
+        .map(|r| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(r.batch_index)
+                .with_batch_index_error_message(Some(str_bytes(&r.message)))
+        })
+        .collect()
 }
 
 fn check_acks(acks: i16) -> ApiResult<()> {

@@ -83,6 +83,8 @@ pub enum ControllerRequest {
         /// `None` cancels.
         target: Option<Vec<i32>>,
     },
+    /// DescribeQuorum: only the leader knows the voters' progress, so every broker asks it.
+    DescribeQuorum,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +102,7 @@ pub enum ControllerOk {
     },
     Partition(PartitionImage),
     Elections(Vec<((String, i32), Result<(), ApiError>)>),
+    Quorum(strom_raft::QuorumDescription),
 }
 
 pub type ControllerReply = Result<ControllerOk, ApiError>;

@@ -301,6 +301,20 @@ impl ControllerService {
                 .await?;
                 Ok(ControllerOk::Done)
             }
+            // A read: no decision lock, nothing committed.
+            ControllerRequest::DescribeQuorum => {
+                let quorum = self.quorum()?;
+                quorum.describe().map(ControllerOk::Quorum).ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::NotController,
+                        format!(
+                            "node {} is no longer the quorum leader (leader: {:?})",
+                            self.config.node_id,
+                            quorum.leader()
+                        ),
+                    )
+                })
+            }
         }
     }
 

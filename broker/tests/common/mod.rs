@@ -210,6 +210,44 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The repository root (the workspace this crate sits in).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Apache Kafka 4.4's jars from `scripts/jvm-setup.sh`, if they are there. Without them
+/// the JVM checks are skipped, unless STROM_REQUIRE_JVM=1 makes their absence a failure.
+pub fn kafka_jars() -> Option<PathBuf> {
+    let lib = repo_root().join("target/jvm/lib");
+    if lib.join("kafka-clients-4.4.0.jar").exists() {
+        return Some(lib);
+    }
+    assert!(
+        std::env::var("STROM_REQUIRE_JVM").as_deref() != Ok("1"),
+        "STROM_REQUIRE_JVM=1 but {} has no Kafka jars (run scripts/jvm-setup.sh)",
+        lib.display()
+    );
+    eprintln!("skipped: no Kafka jars under {}", lib.display());
+    None
+}
+
+/// One uncompressed v2 record batch of `records` (the encoder starts a new batch wherever
+/// the records' producer fields or offset - sequence change).
+pub fn encode_batch(records: &[kafka_protocol::records::Record]) -> Bytes {
+    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode record batch");
+    buf.freeze()
+}
+
 /// A raw protocol connection for requests the high-level clients cannot shape.
 pub struct RawClient {
     stream: TcpStream,

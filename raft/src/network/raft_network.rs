@@ -17,12 +17,14 @@ use openraft::{BasicNode, OptionalSend, Snapshot};
 
 use super::client::{CallError, Peers};
 use super::wire::{RequestBody, ResponseBody};
+use crate::progress::ProgressTracker;
 use crate::storage::state_machine::StoredSnapshot;
 use crate::types::{RaftTypes, Vote};
 use crate::{ReplicatedState, RequestHandler};
 
 pub(crate) struct Network<S: ReplicatedState, H: RequestHandler> {
     pub peers: Arc<Peers<S, H>>,
+    pub progress: Arc<ProgressTracker>,
 }
 
 impl<S: ReplicatedState, H: RequestHandler> RaftNetworkFactory<RaftTypes<S>> for Network<S, H> {
@@ -31,6 +33,7 @@ impl<S: ReplicatedState, H: RequestHandler> RaftNetworkFactory<RaftTypes<S>> for
     async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Self::Network {
         PeerClient {
             peers: Arc::clone(&self.peers),
+            progress: Arc::clone(&self.progress),
             target,
         }
     }
@@ -38,6 +41,7 @@ impl<S: ReplicatedState, H: RequestHandler> RaftNetworkFactory<RaftTypes<S>> for
 
 pub(crate) struct PeerClient<S: ReplicatedState, H: RequestHandler> {
     peers: Arc<Peers<S, H>>,
+    progress: Arc<ProgressTracker>,
     target: u64,
 }
 
@@ -69,6 +73,12 @@ impl<S: ReplicatedState, H: RequestHandler> RaftNetwork<RaftTypes<S>> for PeerCl
         rpc: AppendEntriesRequest<RaftTypes<S>>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let sent_up_to = rpc
+            .entries
+            .last()
+            .map(|entry| entry.log_id.index)
+            .or(rpc.prev_log_id.map(|id| id.index));
+        let leader_commit = rpc.leader_commit.map(|id| id.index);
         match self
             .peers
             .call(
@@ -78,7 +88,20 @@ impl<S: ReplicatedState, H: RequestHandler> RaftNetwork<RaftTypes<S>> for PeerCl
             )
             .await
         {
-            Ok(ResponseBody::AppendEntries(Ok(response))) => Ok(response),
+            Ok(ResponseBody::AppendEntries(Ok(response))) => {
+                let matched = match &response {
+                    AppendEntriesResponse::Success => Some(sent_up_to),
+                    AppendEntriesResponse::PartialSuccess(matching) => {
+                        Some(matching.map(|id| id.index))
+                    }
+                    _ => None,
+                };
+                if let Some(matched) = matched {
+                    self.progress
+                        .voter_answered(self.target, matched, leader_commit);
+                }
+                Ok(response)
+            }
             Ok(ResponseBody::AppendEntries(Err(e))) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }

@@ -1,0 +1,1 @@
+"""The Kafka command-line tools suite (cli_suite.py): checks, normalisation, known differences."""

@@ -1,2 +1,0 @@
-package dev.strom.jvm;
-final class Placeholder {}
