@@ -149,11 +149,9 @@ async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
 }
 
 async fn restart_safe(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
-    let risks = cluster_health::restart_risks(
-        &broker.metadata.image(),
-        broker.node_id(),
-        &broker.config.topic_defaults,
-    );
+    let image = broker.metadata.image();
+    let defaults = crate::config::dynamic::topic_defaults(&broker.config, &image, broker.node_id());
+    let risks = cluster_health::restart_risks(&image, broker.node_id(), &defaults);
     let (status, body) = restart_safety_answer(broker.node_id(), &risks);
     (status, [(header::CONTENT_TYPE, "application/json")], body)
 }

@@ -438,8 +438,15 @@ async fn background_work(broker: Arc<Broker>) {
     let mut flush = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut probe = tokio::time::interval(LOG_DIR_PROBE_INTERVAL);
     retention.tick().await;
-    let mut cleaner =
-        tokio::time::interval(Duration::from_millis(broker.config.log_cleaner_backoff_ms));
+    let cleaner_backoff = |broker: &Broker| {
+        let image = broker.metadata.image();
+        crate::config::dynamic::DynamicLayer::of(&image, broker.node_id()).long(
+            "log.cleaner.backoff.ms",
+            broker.config.log_cleaner_backoff_ms as i64,
+        )
+    };
+    let mut backoff_ms = cleaner_backoff(&broker);
+    let mut cleaner = tokio::time::interval(Duration::from_millis(backoff_ms.max(1) as u64));
     cleaner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     cleaner.tick().await;
     // A cleaning pass can take long; it runs beside this loop (one at a time) so flushes
@@ -448,6 +455,16 @@ async fn background_work(broker: Arc<Broker>) {
     loop {
         tokio::select! {
             _ = cleaner.tick(), if broker.config.log_cleaner_enable => {
+                // log.cleaner.backoff.ms is a dynamic broker config: a new value takes
+                // effect from the next pass.
+                let now_ms = cleaner_backoff(&broker);
+                if now_ms != backoff_ms {
+                    tracing::info!(old = backoff_ms, new = now_ms, "log cleaner backoff changed");
+                    backoff_ms = now_ms;
+                    cleaner = tokio::time::interval(Duration::from_millis(backoff_ms.max(1) as u64));
+                    cleaner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    cleaner.tick().await;
+                }
                 if cleaning.as_ref().is_none_or(|c| c.is_finished()) {
                     let b = broker.clone();
                     cleaning = Some(tokio::task::spawn_blocking(move || {

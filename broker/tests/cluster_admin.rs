@@ -7,14 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{call, create_topic_ok, Cluster};
+use common::cluster::{call, create_placed_topic, Cluster};
 use common::kafka::{produce, Rec};
 use common::wait_for;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -35,17 +34,6 @@ fn ids(v: &[i32]) -> Vec<BrokerId> {
 
 fn plain(v: &[BrokerId]) -> Vec<i32> {
     v.iter().map(|b| b.0).collect()
-}
-
-fn create_topic(port: u16, topic: &str, replicas: &[i32]) {
-    let topic = CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(-1)
-        .with_replication_factor(-1)
-        .with_assignments(vec![CreatableReplicaAssignment::default()
-            .with_partition_index(0)
-            .with_broker_ids(ids(replicas))]);
-    create_topic_ok(port, topic, 30_000);
 }
 
 fn partition(port: u16, topic: &str) -> MetadataResponsePartition {
@@ -279,7 +267,7 @@ fn describe_cluster_lists_every_broker(cluster: &Cluster, port: u16) {
 }
 
 fn preferred_election_moves_leadership_to_the_first_replica(port: u16) {
-    create_topic(port, "elect", &[1, 2, 3]);
+    create_placed_topic(port, "elect", &[1, 2, 3]);
     let p = wait_fully_in_sync(port, "elect");
     assert_eq!(p.leader_id.0, 1);
     let not_needed = elect(port, 2, 0, Some(&[("elect", 0)]));
@@ -341,7 +329,7 @@ fn preferred_election_moves_leadership_to_the_first_replica(port: u16) {
 }
 
 fn reassignment_completes_and_metadata_shows_the_new_replicas(port: u16) {
-    create_topic(port, "move", &[0, 1, 2]);
+    create_placed_topic(port, "move", &[0, 1, 2]);
     wait_fully_in_sync(port, "move");
     let (code, message) = reassign(port, "move", Some(&[3, 2, 1]));
     assert_eq!(code, 0, "{message}");
@@ -362,7 +350,7 @@ fn reassignment_completes_and_metadata_shows_the_new_replicas(port: u16) {
 }
 
 fn cancelling_a_throttled_move_reverts_it(cluster: &Cluster, port: u16) {
-    create_topic(port, "cancel", &[0, 1, 2]);
+    create_placed_topic(port, "cancel", &[0, 1, 2]);
     wait_fully_in_sync(port, "cancel");
     let value = "x".repeat(1000);
     let records: Vec<Rec> = (0..300)

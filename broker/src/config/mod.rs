@@ -4,6 +4,8 @@
 
 pub mod cluster;
 pub mod connections;
+pub mod dynamic;
+pub mod group_configs;
 pub mod properties;
 pub mod topic;
 
@@ -168,6 +170,9 @@ pub struct BrokerConfig {
     pub effective: Properties,
     /// The keys the operator set (file or --override), as opposed to defaults.
     pub explicit: std::collections::BTreeSet<String>,
+    /// What the operator set, as given (older spellings such as `log.retention.hours`
+    /// not folded), for DescribeConfigs' static synonyms.
+    pub given: Properties,
 }
 
 /// Broker-level defaults Kafka ships with, except `log.dirs` (the embedded default keeps
@@ -260,6 +265,17 @@ const ALIASES: &[(&str, &str, i64)] = &[
     ("log.roll.hours", "log.roll.ms", 3_600_000),
 ];
 
+/// The built-in default of a broker key Strom reads, if it has one.
+pub fn builtin_default(key: &str) -> Option<&'static str> {
+    BROKER_DEFAULTS
+        .iter()
+        .chain(LOG_CLEANER_DEFAULTS)
+        .chain(cluster::CLUSTER_DEFAULTS)
+        .chain(connections::CONNECTION_DEFAULTS)
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+}
+
 impl BrokerConfig {
     /// Builds the config from raw properties. Returns the warnings to log (unknown keys)
     /// beside the config, so the caller logs them once tracing is up.
@@ -298,7 +314,8 @@ impl BrokerConfig {
                 || connections::CONNECTION_DEFAULTS.iter().any(|(d, _)| d == k)
                 || cluster::CLUSTER_KEYS.contains(&k.as_str())
                 || k == "advertised.listeners"
-                || k == "listener.security.protocol.map";
+                || k == "listener.security.protocol.map"
+                || dynamic::dynamic_kind(k).is_some();
             if known {
                 props.insert(k.clone(), v.clone());
             } else if KNOWN_BUT_NOT_YET.contains(&k.as_str()) {
@@ -368,9 +385,13 @@ impl BrokerConfig {
 
         let mut topic_defaults = BTreeMap::new();
         for def in TOPIC_CONFIGS {
-            let value = get(def.broker_key).to_string();
+            let key = def.broker.key();
+            let value = key
+                .and_then(|k| props.get(k))
+                .cloned()
+                .unwrap_or_else(|| def.default.to_string());
             def.validate(&value)
-                .map_err(|why| bad(def.broker_key, why))?;
+                .map_err(|why| bad(key.unwrap_or(def.name), why))?;
             topic_defaults.insert(def.name, value);
         }
 
@@ -461,6 +482,7 @@ impl BrokerConfig {
                 })
                 .collect(),
             effective: props,
+            given: given.clone(),
         };
         Ok((config, warnings))
     }

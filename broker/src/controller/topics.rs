@@ -405,29 +405,10 @@ pub fn alter_topic_configs(
     changes: &[(String, Option<String>)],
     replace_all: bool,
 ) -> ApiResult<Vec<MetadataRecord>> {
-    let topic = existing_topic(image, name)?;
+    existing_topic(image, name)?;
     check_configs(changes)?;
     let resource = ConfigResource::Topic(name.to_string());
-    let mut records: Vec<MetadataRecord> = changes
-        .iter()
-        .map(|(key, value)| MetadataRecord::Config {
-            resource: resource.clone(),
-            key: key.clone(),
-            value: value.clone(),
-        })
-        .collect();
-    if replace_all {
-        for key in topic.configs.keys() {
-            if !changes.iter().any(|(k, _)| k == key) {
-                records.push(MetadataRecord::Config {
-                    resource: resource.clone(),
-                    key: key.clone(),
-                    value: None,
-                });
-            }
-        }
-    }
-    Ok(records)
+    Ok(image.config_change_records(&resource, changes, replace_all))
 }
 
 /// Reserves the next block of producer ids; returns the records and the block's first id.

@@ -198,6 +198,9 @@ struct Synced {
     topics: std::collections::BTreeMap<String, Arc<crate::metadata::TopicImage>>,
     /// Topics with a partition that could not be opened (its directory is offline).
     retry: std::collections::HashSet<String>,
+    /// The topic defaults (static, with dynamic broker configs on top) the last sync used;
+    /// when they change, every topic is resolved again.
+    defaults: std::collections::BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug)]
@@ -329,15 +332,23 @@ impl LogManager {
         // left unopened) are looked at: resolving every partition of every topic on each
         // metadata change made creating many small topics quadratic.
         let mut wanted: HashMap<TopicPartition, (Uuid, LogConfig)> = HashMap::new();
+        let defaults = crate::config::dynamic::layered_topic_defaults(
+            &self.topic_defaults,
+            crate::config::dynamic::DynamicLayer::of(image, node_id),
+        );
+        let defaults_changed = defaults != synced.defaults;
+        if defaults_changed && !startup {
+            tracing::info!("dynamic broker configs changed the topic defaults");
+        }
         for topic in image.topics.values() {
             let unchanged = synced
                 .topics
                 .get(&topic.name)
                 .is_some_and(|seen| Arc::ptr_eq(seen, topic));
-            if !startup && unchanged && !synced.retry.contains(&topic.name) {
+            if !startup && !defaults_changed && unchanged && !synced.retry.contains(&topic.name) {
                 continue;
             }
-            let config = LogConfig::resolve(&self.topic_defaults, &topic.configs);
+            let config = LogConfig::resolve(&defaults, &topic.configs);
             for (p, state) in &topic.partitions {
                 if !state.replicas.contains(&node_id) {
                     continue;
@@ -414,6 +425,7 @@ impl LogManager {
         let unopened = self.open_all(to_open, now);
         synced.topics = image.topics.clone();
         synced.retry = unopened.into_iter().map(|tp| tp.topic).collect();
+        synced.defaults = defaults;
         Ok(())
     }
 

@@ -96,6 +96,12 @@ pub struct MetadataImage {
     pub applied: u64,
     #[serde(default)]
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Dynamic broker configs by resource name: a node id, or "" for the cluster default.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Group configs by group id.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Serializes the `Arc`-shared topics as plain values, so serde's `rc` feature (which
@@ -125,7 +131,67 @@ mod shared_topics {
     }
 }
 
+/// Sets or clears one key of a resource's configs; a resource left with none is dropped.
+fn set_config(
+    configs: &mut BTreeMap<String, BTreeMap<String, String>>,
+    name: &str,
+    key: &str,
+    value: Option<&String>,
+) {
+    match value {
+        Some(v) => {
+            configs
+                .entry(name.to_string())
+                .or_default()
+                .insert(key.to_string(), v.clone());
+        }
+        None => {
+            if let Some(keys) = configs.get_mut(name) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    configs.remove(name);
+                }
+            }
+        }
+    }
+}
+
 impl MetadataImage {
+    /// The dynamic configs of broker resource `name` (a node id, or "" for the default).
+    pub fn broker_config(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(name)
+    }
+
+    /// The records that apply `changes` (set or clear) to a broker or group resource;
+    /// with `replace_all`, every other key it has is cleared too (legacy AlterConfigs).
+    pub fn config_change_records(
+        &self,
+        resource: &ConfigResource,
+        changes: &[(String, Option<String>)],
+        replace_all: bool,
+    ) -> Vec<MetadataRecord> {
+        let current = match resource {
+            ConfigResource::Topic(name) => self.topic(name).map(|t| &t.configs),
+            ConfigResource::Broker(name) => self.broker_configs.get(name),
+            ConfigResource::Group(name) => self.group_configs.get(name),
+        };
+        let record = |key: &String, value: Option<String>| MetadataRecord::Config {
+            resource: resource.clone(),
+            key: key.clone(),
+            value,
+        };
+        let mut records: Vec<MetadataRecord> =
+            changes.iter().map(|(k, v)| record(k, v.clone())).collect();
+        if replace_all {
+            for key in current.into_iter().flat_map(|c| c.keys()) {
+                if !changes.iter().any(|(k, _)| k == key) {
+                    records.push(record(key, None));
+                }
+            }
+        }
+        records
+    }
+
     /// Registered brokers that may lead and be in ISRs: not fenced, not shutting down.
     pub fn live_brokers(&self) -> Vec<&BrokerRegistration> {
         self.brokers.values().filter(|b| b.is_live()).collect()
@@ -222,6 +288,16 @@ impl MetadataImage {
                     };
                 }
             }
+            MetadataRecord::Config {
+                resource: ConfigResource::Broker(name),
+                key,
+                value,
+            } => set_config(&mut self.broker_configs, name, key, value.as_ref()),
+            MetadataRecord::Config {
+                resource: ConfigResource::Group(name),
+                key,
+                value,
+            } => set_config(&mut self.group_configs, name, key, value.as_ref()),
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names.remove(topic_id) {
                     self.topics.remove(&name);
@@ -348,6 +424,36 @@ mod tests {
         assert!(!image.is_live(7));
         image.apply(&MetadataRecord::FenceBroker { id: 7 });
         assert!(image.broker(7).is_none());
+    }
+
+    #[test]
+    fn broker_and_group_configs_are_kept_per_resource() {
+        let mut image = MetadataImage::default();
+        let set = |resource: ConfigResource, value: Option<&str>| MetadataRecord::Config {
+            resource,
+            key: "k".into(),
+            value: value.map(str::to_string),
+        };
+        image.apply(&set(ConfigResource::Broker(String::new()), Some("1")));
+        image.apply(&set(ConfigResource::Broker("2".into()), Some("2")));
+        image.apply(&set(ConfigResource::Group("g".into()), Some("3")));
+        assert_eq!(
+            image
+                .broker_config("")
+                .and_then(|c| c.get("k"))
+                .map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(image.broker_configs["2"]["k"], "2");
+        assert_eq!(image.group_configs["g"]["k"], "3");
+        image.apply(&set(ConfigResource::Broker("2".into()), None));
+        assert!(
+            image.broker_config("2").is_none(),
+            "an emptied resource is dropped"
+        );
+        let json = serde_json::to_string(&image).expect("serializes");
+        let back: MetadataImage = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, image);
     }
 
     #[test]

@@ -8,6 +8,11 @@ use uuid::Uuid;
 #[serde(tag = "kind", content = "name")]
 pub enum ConfigResource {
     Topic(String),
+    /// A broker's dynamic configs: its node id, or empty for the cluster-wide default
+    /// (Kafka's ConfigRecord with resource type BROKER).
+    Broker(String),
+    /// A consumer group's configs (Kafka's resource type GROUP).
+    Group(String),
 }
 
 /// One address a broker accepts connections on, named by its listener.

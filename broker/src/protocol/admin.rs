@@ -134,12 +134,12 @@ fn describe_created(
         .next()
         .map(|p| p.replicas.len())
         .unwrap_or(0) as i16;
-    let configs = topic_entries(broker, &topic.configs, None)
+    let configs = topic_entries(broker, &topic.configs)
         .into_iter()
         .map(|e| {
             CreatableTopicConfigs::default()
-                .with_name(str_bytes(e.name))
-                .with_value(Some(str_bytes(&e.value)))
+                .with_name(str_bytes(&e.name))
+                .with_value(e.value.as_deref().map(str_bytes))
                 .with_config_source(e.source)
                 .with_read_only(false)
         })

@@ -1,6 +1,7 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and describing the
-//! broker's static configuration). Values, sources and synonyms follow Kafka's model so
-//! `kafka-configs.sh --describe` shows what users expect.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, brokers (one
+//! broker, or the cluster default with an empty name) and groups. What a value resolves to
+//! and which keys may change is decided in `config::dynamic`, `config::topic` and
+//! `config::group_configs`; this module turns requests into those decisions and back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
     AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
@@ -18,130 +20,93 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{log_refusal, str_bytes, RequestContext};
 use crate::broker::Broker;
+use crate::config::dynamic::{self, Entry};
 use crate::config::topic::find_def;
-use crate::config::{ValueKind, TOPIC_CONFIGS};
+use crate::config::{group_configs, ValueKind};
 use crate::controller;
 use crate::error::{ApiError, ApiResult};
+use crate::metadata::ConfigResource;
 use crate::quorum::ControllerRequest;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-
-const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
+const RESOURCE_GROUP: i8 = 32;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// One described config entry with its synonyms, most specific first.
-pub struct Entry {
-    pub name: &'static str,
-    pub value: String,
-    pub source: i8,
-    pub config_type: i8,
-    pub synonyms: Vec<(String, String, i8)>,
-}
-
-fn config_type(kind: ValueKind) -> i8 {
-    match kind {
-        ValueKind::Bool => 1,
-        ValueKind::OneOf(_) => 2,
-        ValueKind::Int { .. } => 3,
-        ValueKind::Long { .. } => 5,
-        ValueKind::ListOf(_) => 7,
+/// A broker resource must name this broker or be empty (the cluster default): the admin
+/// client sends a broker's configs to that broker, as Kafka requires.
+fn check_broker_name(broker: &Broker, name: &str) -> ApiResult<()> {
+    if name.is_empty() || name.trim().parse::<i32>().ok() == Some(broker.node_id()) {
+        return Ok(());
     }
+    Err(ApiError::new(
+        ResponseError::InvalidRequest,
+        format!(
+            "Unexpected broker id, expected {} or empty string, but received {name}",
+            broker.node_id()
+        ),
+    ))
 }
 
-/// A topic's entries: override, else the broker's setting, else Kafka's default.
-pub fn topic_entries(
-    broker: &Broker,
-    overrides: &BTreeMap<String, String>,
-    keys: Option<&[String]>,
-) -> Vec<Entry> {
-    TOPIC_CONFIGS
-        .iter()
-        .filter(|d| keys.is_none_or(|k| k.iter().any(|k| k == d.name)))
-        .map(|d| {
-            let default = broker
-                .config
-                .topic_defaults
-                .get(d.name)
-                .cloned()
-                .unwrap_or_default();
-            let broker_source = if broker.config.explicit.contains(d.broker_key) {
-                SOURCE_STATIC_BROKER
-            } else {
-                SOURCE_DEFAULT
-            };
-            let mut synonyms = Vec::new();
-            if let Some(v) = overrides.get(d.name) {
-                synonyms.push((d.name.to_string(), v.clone(), SOURCE_DYNAMIC_TOPIC));
-            }
-            synonyms.push((d.broker_key.to_string(), default.clone(), broker_source));
-            let (_, value, source) = synonyms[0].clone();
-            Entry {
-                name: d.name,
-                value,
-                source,
-                config_type: config_type(d.kind),
-                synonyms,
-            }
-        })
-        .collect()
+/// A topic's entries as DescribeConfigs reports them (CreateTopics answers with them too).
+pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+    dynamic::describe_topic(&broker.config, &broker.metadata.image(), overrides)
 }
 
-fn describe_topic(broker: &Broker, name: &str, keys: Option<&[String]>) -> ApiResult<Vec<Entry>> {
+fn describe_resource(broker: &Broker, resource_type: i8, name: &str) -> ApiResult<Vec<Entry>> {
     let image = broker.metadata.image();
-    let topic = controller::existing_topic(&image, name)?;
-    Ok(topic_entries(broker, &topic.configs, keys))
-}
-
-fn describe_broker(
-    broker: &Broker,
-    name: &str,
-    keys: Option<&[String]>,
-) -> ApiResult<Vec<(String, String, i8)>> {
-    // An empty name is the cluster-wide dynamic default, which Strom does not have yet.
-    if name.is_empty() {
-        return Ok(Vec::new());
-    }
-    if name.parse::<i32>().ok() != Some(broker.node_id()) {
-        return Err(ApiError::new(
-            ResponseError::InvalidRequest,
-            format!("broker '{name}' is not this broker ({})", broker.node_id()),
-        ));
-    }
-    Ok(broker
-        .config
-        .effective
-        .iter()
-        .filter(|(k, _)| keys.is_none_or(|keys| keys.iter().any(|x| x == *k)))
-        .map(|(k, v)| {
-            let source = if broker.config.explicit.contains(k) {
-                SOURCE_STATIC_BROKER
+    match resource_type {
+        RESOURCE_TOPIC => {
+            let topic = controller::existing_topic(&image, name)?;
+            Ok(dynamic::describe_topic(
+                &broker.config,
+                &image,
+                &topic.configs,
+            ))
+        }
+        RESOURCE_BROKER => {
+            check_broker_name(broker, name)?;
+            if name.is_empty() {
+                Ok(dynamic::describe_cluster_default(&image))
             } else {
-                SOURCE_DEFAULT
-            };
-            (k.clone(), v.clone(), source)
-        })
-        .collect())
+                Ok(dynamic::describe_broker(&broker.config, &image))
+            }
+        }
+        RESOURCE_GROUP => Ok(group_configs::describe_group(image.group_configs.get(name))),
+        other => Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("describing resource type {other} is not supported"),
+        )),
+    }
 }
 
-fn synonyms(list: &[(String, String, i8)], include: bool) -> Vec<DescribeConfigsSynonym> {
-    if !include {
-        return Vec::new();
-    }
-    list.iter()
-        .map(|(n, v, s)| {
-            DescribeConfigsSynonym::default()
-                .with_name(str_bytes(n))
-                .with_value(Some(str_bytes(v)))
-                .with_source(*s)
-        })
-        .collect()
+fn described(entry: Entry, include_synonyms: bool) -> DescribeConfigsResourceResult {
+    let synonyms = if include_synonyms {
+        entry
+            .synonyms
+            .iter()
+            .map(|(n, v, s)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(str_bytes(n))
+                    .with_value(v.as_deref().map(str_bytes))
+                    .with_source(*s)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(&entry.name))
+        .with_value(entry.value.as_deref().map(str_bytes))
+        .with_read_only(entry.read_only)
+        .with_config_source(entry.source)
+        .with_is_sensitive(entry.sensitive)
+        .with_config_type(entry.config_type)
+        .with_synonyms(synonyms)
 }
 
 pub fn describe(
@@ -155,51 +120,21 @@ pub fn describe(
         .iter()
         .map(|r| {
             let name = r.resource_name.as_str();
-            let keys: Option<Vec<String>> = r
+            let keys: Option<Vec<&str>> = r
                 .configuration_keys
                 .as_ref()
-                .map(|k| k.iter().map(|s| s.as_str().to_string()).collect());
-            let configs: ApiResult<Vec<DescribeConfigsResourceResult>> = match r.resource_type {
-                RESOURCE_TOPIC => describe_topic(broker, name, keys.as_deref()).map(|entries| {
-                    entries
-                        .into_iter()
-                        .map(|e| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(str_bytes(e.name))
-                                .with_value(Some(str_bytes(&e.value)))
-                                .with_config_source(e.source)
-                                .with_config_type(e.config_type)
-                                .with_synonyms(synonyms(&e.synonyms, include_synonyms))
-                        })
-                        .collect()
-                }),
-                RESOURCE_BROKER => describe_broker(broker, name, keys.as_deref()).map(|entries| {
-                    entries
-                        .into_iter()
-                        .map(|(k, v, source)| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(str_bytes(&k))
-                                .with_value(Some(str_bytes(&v)))
-                                .with_read_only(true)
-                                .with_config_source(source)
-                                .with_config_type(2)
-                                .with_synonyms(synonyms(
-                                    &[(k.clone(), v.clone(), source)],
-                                    include_synonyms,
-                                ))
-                        })
-                        .collect()
-                }),
-                other => Err(ApiError::new(
-                    ResponseError::InvalidRequest,
-                    format!("describing resource type {other} is not supported"),
-                )),
-            };
+                .map(|k| k.iter().map(|s| s.as_str()).collect());
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            match configs {
-                Ok(configs) => result.with_configs(configs),
+            match describe_resource(broker, r.resource_type, name) {
+                Ok(entries) => result.with_configs(
+                    entries
+                        .into_iter()
+                        .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name.as_str())))
+                        .map(|e| described(e, include_synonyms))
+                        .collect(),
+                ),
                 Err(e) => {
                     log_refusal(ctx, name, &e);
                     result
@@ -215,21 +150,75 @@ pub fn describe(
 /// Keys to set (`Some`) or clear (`None`), and whether every other override is cleared.
 type ConfigChanges = (Vec<(String, Option<String>)>, bool);
 
-/// Applies (or with `validate_only`, checks) topic config changes to one resource.
+/// The current values of a resource and, for a list-valued key, its default (the value
+/// APPEND and SUBTRACT start from when the resource does not set it).
+struct Current<'a> {
+    values: Option<&'a BTreeMap<String, String>>,
+    /// `Ok(Some(default))` for a list key, `Ok(None)` for another known key, `Err` when
+    /// the key is unknown.
+    list_default: &'a dyn Fn(&str) -> ApiResult<Option<String>>,
+}
+
+/// Applies (or with `validate_only`, checks) config changes to one resource.
 async fn alter_resource(
     broker: &Broker,
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    changes: impl FnOnce(&BTreeMap<String, String>) -> ApiResult<ConfigChanges>,
+    changes: impl FnOnce(Current<'_>) -> ApiResult<ConfigChanges>,
 ) -> ApiResult<()> {
-    match resource_type {
-        RESOURCE_TOPIC => {}
+    let image = broker.metadata.image();
+    let request = match resource_type {
+        RESOURCE_TOPIC => {
+            // Incremental changes are worked out against this broker's image; the
+            // controller checks them again against its own.
+            let topic = controller::existing_topic(&image, name)?;
+            let list_default = |key: &str| topic_list_default(broker, key);
+            let (changes, replace_all) = changes(Current {
+                values: Some(&topic.configs),
+                list_default: &list_default,
+            })?;
+            ControllerRequest::AlterTopicConfigs {
+                name: name.to_string(),
+                changes,
+                replace_all,
+                validate_only,
+            }
+        }
         RESOURCE_BROKER => {
-            return Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                "dynamic broker configs are not supported yet; set them in server.properties",
-            ))
+            check_broker_name(broker, name)?;
+            let list_default = |key: &str| broker_list_default(broker, key);
+            let (changes, replace_all) = changes(Current {
+                values: image.broker_config(name),
+                list_default: &list_default,
+            })?;
+            dynamic::check_broker_changes(&broker.config, &changes)
+                .map_err(|e| ApiError::new(ResponseError::InvalidRequest, e.to_string()))?;
+            if !validate_only {
+                let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
+                tracing::info!(broker = name, ?keys, "dynamic broker config changing");
+            }
+            ControllerRequest::AlterConfigs {
+                resource: ConfigResource::Broker(name.to_string()),
+                changes,
+                replace_all,
+                validate_only,
+            }
+        }
+        RESOURCE_GROUP => {
+            let list_default = |key: &str| group_list_default(key);
+            let (changes, replace_all) = changes(Current {
+                values: image.group_configs.get(name),
+                list_default: &list_default,
+            })?;
+            group_configs::check_group_changes(&changes)
+                .map_err(|why| ApiError::new(ResponseError::InvalidConfig, why))?;
+            ControllerRequest::AlterConfigs {
+                resource: ConfigResource::Group(name.to_string()),
+                changes,
+                replace_all,
+                validate_only,
+            }
         }
         other => {
             return Err(ApiError::new(
@@ -237,26 +226,49 @@ async fn alter_resource(
                 format!("altering resource type {other} is not supported"),
             ))
         }
-    }
-    // Incremental changes are worked out against this broker's image; the controller
-    // checks them again against its own.
-    let (changes, replace_all) = {
-        let image = broker.metadata.image();
-        let topic = controller::existing_topic(&image, name)?;
-        changes(&topic.configs)?
     };
-    broker
-        .controller(ControllerRequest::AlterTopicConfigs {
-            name: name.to_string(),
-            changes,
-            replace_all,
-            validate_only,
-        })
-        .await?;
+    drop(image);
+    broker.controller(request).await?;
     if !validate_only {
-        tracing::info!(topic = name, "topic config changed");
+        tracing::info!(resource_type, name, "config changed");
     }
     Ok(())
+}
+
+fn topic_list_default(broker: &Broker, key: &str) -> ApiResult<Option<String>> {
+    let def = find_def(key).ok_or_else(|| {
+        ApiError::new(
+            ResponseError::InvalidConfig,
+            format!("Unknown topic config name: {key}"),
+        )
+    })?;
+    Ok(
+        matches!(def.kind, ValueKind::ListOf(_) | ValueKind::List).then(|| {
+            broker
+                .config
+                .topic_defaults
+                .get(def.name)
+                .cloned()
+                .unwrap_or_default()
+        }),
+    )
+}
+
+fn broker_list_default(broker: &Broker, key: &str) -> ApiResult<Option<String>> {
+    Ok(dynamic::dynamic_kind(key)
+        .filter(|kind| matches!(kind, ValueKind::ListOf(_) | ValueKind::List))
+        .map(|_| {
+            broker
+                .config
+                .effective
+                .get(key)
+                .cloned()
+                .unwrap_or_default()
+        }))
+}
+
+fn group_list_default(key: &str) -> ApiResult<Option<String>> {
+    Ok(group_configs::list_default(key).map(str::to_string))
 }
 
 /// The error code and message of an alter outcome, logging a refusal.
@@ -331,11 +343,10 @@ fn list_change(current: Option<&String>, default: &str, item: &str, append: bool
     items.join(",")
 }
 
-/// Turns IncrementalAlterConfigs operations into key changes against the current overrides.
+/// Turns IncrementalAlterConfigs operations into key changes against the current values.
 fn incremental_changes(
-    broker: &Broker,
-    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
-    current: &BTreeMap<String, String>,
+    configs: &[AlterableConfig],
+    current: Current<'_>,
 ) -> ApiResult<ConfigChanges> {
     let mut changes = Vec::new();
     for c in configs {
@@ -345,36 +356,18 @@ fn incremental_changes(
             OP_SET => (key, Some(value.unwrap_or_default())),
             OP_DELETE => (key, None),
             op @ (OP_APPEND | OP_SUBTRACT) => {
-                let def = find_def(&key).ok_or_else(|| {
-                    ApiError::new(
-                        ResponseError::InvalidConfig,
-                        format!("unknown topic config '{key}'"),
-                    )
-                })?;
-                if !matches!(def.kind, ValueKind::ListOf(_)) {
+                let Some(default) = (current.list_default)(&key)? else {
                     return Err(ApiError::new(
                         ResponseError::InvalidConfig,
                         format!(
-                            "'{key}' is not a list, so it cannot be appended to or subtracted from"
+                            "Config value append is not allowed for config key: {key}: it is not a list"
                         ),
                     ));
-                }
-                let default = broker
-                    .config
-                    .topic_defaults
-                    .get(def.name)
-                    .cloned()
-                    .unwrap_or_default();
+                };
                 let item = value.unwrap_or_default();
-                (
-                    key.clone(),
-                    Some(list_change(
-                        current.get(&key),
-                        &default,
-                        &item,
-                        op == OP_APPEND,
-                    )),
-                )
+                let now = current.values.and_then(|v| v.get(&key));
+                let new = list_change(now, &default, &item, op == OP_APPEND);
+                (key, Some(new))
             }
             other => {
                 return Err(ApiError::new(
@@ -402,7 +395,7 @@ pub async fn incremental_alter(
                 r.resource_type,
                 name,
                 request.validate_only,
-                |current| incremental_changes(broker, &r.configs, current),
+                |current| incremental_changes(&r.configs, current),
             )
             .await;
             let (code, message) = error_fields(ctx, name, outcome);

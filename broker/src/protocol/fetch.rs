@@ -15,6 +15,7 @@ use super::{log_refusal, topic_name, RequestContext};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
 use crate::log::Partition;
+use crate::replication::throttle;
 
 /// One partition a fetch asks for.
 struct Wanted {
@@ -200,7 +201,18 @@ fn read_partition(
                 ),
             ));
         };
-        let throttled = follower.is_some_and(|f| state.adding.contains(&f));
+        // A replica a reassignment is adding is throttled (Strom's rule, kept from before
+        // the lists existed), and so is an out-of-sync one the topic's list names (Kafka's).
+        let throttled = follower.is_some_and(|f| {
+            state.adding.contains(&f)
+                || !state.isr.contains(&f) && {
+                    let image = broker.metadata.image();
+                    let list = image
+                        .topic(&partition.id.topic)
+                        .and_then(|t| t.configs.get(throttle::LEADER_THROTTLED_REPLICAS));
+                    throttle::is_throttled(list, partition.id.partition, broker.node_id(), false)
+                }
+        });
         (state.leader_epoch, throttled)
     };
     if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
@@ -219,7 +231,7 @@ fn read_partition(
     }
     let mut limit = (w.max_bytes.max(0) as usize).min(remaining);
     if throttled {
-        // A replica being added by a reassignment: leader.replication.throttled.rate.
+        // A throttled replica: leader.replication.throttled.rate.
         limit = broker.replicas.leader_throttle.allowance(limit);
         if limit == 0 {
             let data = empty_partition(w.partition)

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::controller::{Defaults, NewTopic};
 use crate::error::ApiError;
-use crate::metadata::{BrokerEndpoint, PartitionImage};
+use crate::metadata::{BrokerEndpoint, ConfigResource, PartitionImage};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -34,6 +34,14 @@ pub enum ControllerRequest {
     },
     AlterTopicConfigs {
         name: String,
+        changes: Vec<(String, Option<String>)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    /// Dynamic broker configs and group configs, checked by the broker that took the
+    /// request (topic configs go through `AlterTopicConfigs`).
+    AlterConfigs {
+        resource: ConfigResource,
         changes: Vec<(String, Option<String>)>,
         replace_all: bool,
         validate_only: bool,

@@ -101,7 +101,11 @@ impl ControllerService {
         image
             .topic(topic)
             .and_then(|t| t.configs.get(key).cloned())
-            .or_else(|| self.config.topic_defaults.get(key).cloned())
+            .or_else(|| {
+                crate::config::dynamic::topic_defaults(&self.config, image, self.config.node_id)
+                    .get(key)
+                    .cloned()
+            })
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
@@ -177,6 +181,21 @@ impl ControllerService {
                     let records =
                         controller::alter_topic_configs(image, &name, &changes, replace_all)?;
                     Ok((records, ()))
+                };
+                self.commit_unless(validate_only, decide).await?;
+                Ok(ControllerOk::Done)
+            }
+            ControllerRequest::AlterConfigs {
+                resource,
+                changes,
+                replace_all,
+                validate_only,
+            } => {
+                let decide = |image: &MetadataImage| {
+                    Ok((
+                        image.config_change_records(&resource, &changes, replace_all),
+                        (),
+                    ))
                 };
                 self.commit_unless(validate_only, decide).await?;
                 Ok(ControllerOk::Done)

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::fetcher;
 use super::role::{FollowerState, LeaderState, ReplicaRole};
-use super::throttle::Throttle;
+use super::throttle::{self, Throttle};
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
@@ -27,7 +27,9 @@ pub struct FetchTarget {
     pub leader_epoch: i32,
     /// Ask the leader where our log diverges (OffsetForLeaderEpoch) before fetching.
     pub truncate_first: bool,
-    /// Being added by a reassignment: counts against follower.replication.throttled.rate.
+    /// Being added by a reassignment, or listed in the topic's
+    /// follower.replication.throttled.replicas and out of sync: counts against
+    /// follower.replication.throttled.rate.
     pub throttled: bool,
     /// Skipped until then after an error (the metadata will usually change first).
     pub retry_at: Option<Instant>,
@@ -109,6 +111,15 @@ impl ReplicaManager {
     /// Brings partition roles and fetchers in line with `image`. Blocking (opens and
     /// deletes partition logs, loads groups): run it off the async workers.
     pub fn apply_image(&self, broker: &Arc<Broker>, image: &Arc<MetadataImage>) {
+        let dynamic = crate::config::dynamic::DynamicLayer::of(image, self.node_id);
+        self.leader_throttle.set_rate(dynamic.long(
+            "leader.replication.throttled.rate",
+            broker.config.cluster.leader_replication_throttled_rate,
+        ));
+        self.follower_throttle.set_rate(dynamic.long(
+            "follower.replication.throttled.rate",
+            broker.config.cluster.follower_replication_throttled_rate,
+        ));
         if let Err(e) = broker.logs.sync(image, self.node_id, false) {
             tracing::error!(error = %e, "creating or removing partition logs failed");
         }
@@ -170,7 +181,19 @@ impl ReplicaManager {
                 if p.leader != NO_LEADER {
                     wanted.entry(p.leader).or_default().insert(
                         partition.id.clone(),
-                        (partition.clone(), p.leader_epoch, p.adding.contains(&me)),
+                        (
+                            partition.clone(),
+                            p.leader_epoch,
+                            // Being added by a reassignment (Strom's rule), or named by
+                            // the topic's list while out of sync (Kafka's).
+                            p.adding.contains(&me)
+                                || throttle::is_throttled(
+                                    topic.configs.get(throttle::FOLLOWER_THROTTLED_REPLICAS),
+                                    p.partition,
+                                    me,
+                                    p.isr.contains(&me),
+                                ),
+                        ),
                     );
                 }
             }

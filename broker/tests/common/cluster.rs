@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Buf;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::{Decodable, Request};
 
 use super::{frame_with, free_port, http_get, read_response, wait_for};
@@ -25,6 +25,8 @@ pub struct Node {
     pub admin_port: u16,
     pub data_dir: PathBuf,
     child: Option<Child>,
+    /// The properties it was started with, so it can be started again.
+    props: Vec<(String, String)>,
 }
 
 impl Node {
@@ -75,6 +77,7 @@ impl Cluster {
                 admin_port: free_port(),
                 data_dir: cluster.temp.path().join(format!("b{i}")),
                 child: None,
+                props: Vec::new(),
             };
             let mut listeners = format!("PLAINTEXT://127.0.0.1:{}", node.port);
             let mut props = vec![
@@ -99,10 +102,16 @@ impl Cluster {
             }
             props.push(("listeners".to_string(), listeners));
             props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            node.child = Some(spawn(&node, &props));
+            node.props = props;
+            node.child = Some(spawn(&node, &node.props));
             cluster.nodes.push(node);
         }
-        for node in &cluster.nodes {
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn wait_ready(&self) {
+        for node in &self.nodes {
             let admin = node.admin_port;
             wait_for(
                 &format!("broker {} readiness", node.id),
@@ -110,7 +119,25 @@ impl Cluster {
                 || (http_get(admin, "/ready").map(|(status, _)| status) == Some(200)).then_some(()),
             );
         }
-        cluster
+    }
+
+    /// Starts a stopped node again with its data and properties, without waiting for it:
+    /// its readiness includes catching up, which the caller may be slowing on purpose.
+    pub fn launch_node(&mut self, id: i32) {
+        let node = &mut self.nodes[id as usize];
+        assert!(node.child.is_none(), "broker {id} is running");
+        node.child = Some(spawn(node, &node.props));
+    }
+
+    /// Kills every node, then starts them all again (a quorum needs its voters together).
+    pub fn restart_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        for node in &mut self.nodes {
+            node.child = Some(spawn(node, &node.props));
+        }
+        self.wait_ready();
     }
 
     pub fn node(&self, id: i32) -> &Node {
@@ -179,4 +206,19 @@ pub fn create_topic_ok(port: u16, topic: CreatableTopic, timeout_ms: i32) {
         "create {name}: {:?}",
         result.error_message
     );
+}
+
+/// Creates `topic` with one partition on exactly `replicas` (the first leads), which must
+/// succeed.
+pub fn create_placed_topic(port: u16, topic: &str, replicas: &[i32]) {
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+            topic.to_string(),
+        )))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect())]);
+    create_topic_ok(port, topic, 30_000);
 }
