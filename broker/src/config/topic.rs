@@ -397,7 +397,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     ),
     def(
         "retention.ms",
-        Listed("log.retention.ms"),
+        WhenSet("log.retention.ms"),
         "604800000",
         ValueKind::Long { min: -1 },
     ),
