@@ -483,6 +483,36 @@ fn keyless_records_on_a_compacted_topic_are_named_per_record() {
     check_keyless_record_errors(broker.port);
 }
 
+/// Produce v3+ allows one batch per partition; two are refused whole with Kafka's words
+/// (taken from kafka-clients 4.4's ProduceRequest) and nothing is written.
+#[test]
+fn two_batches_for_one_partition_are_refused() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic_ok(
+        broker.port,
+        CreatableTopic::default()
+            .with_name(TopicName(s("two-batches")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        10_000,
+    );
+    let two = [batch(&[Some("a")]), batch(&[Some("b")])].concat();
+    let r = produce_one(broker.port, 9, "two-batches", bytes::Bytes::from(two));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some("Produce requests with version 9 are only allowed to contain exactly one record batch per partition")
+    );
+    let r = produce_one(broker.port, 9, "two-batches", batch(&[Some("c")]));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "the refused batches wrote nothing"
+    );
+}
+
 /// The same check against a running Apache Kafka 4.4 broker, by hand:
 /// `STROM_REFERENCE_KAFKA_PORT=<port> cargo test -p strom-broker --test admin_apis -- --ignored`
 /// (start one with e2e/jvm/bin/apache-kafka-node).

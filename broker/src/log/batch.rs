@@ -196,6 +196,25 @@ fn check_record_count(header: &BatchHeader) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// How many batches a record set holds, read from their length fields only (no CRC): what
+/// `validate_record_set` later judges in full. A damaged tail counts as one more batch.
+pub fn count_batches(records: &[u8]) -> usize {
+    let mut count = 0;
+    let mut pos = 0;
+    while pos < records.len() {
+        count += 1;
+        let Some(length) = records.get(pos + 8..pos + 12) else {
+            break;
+        };
+        let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+        if length <= 0 {
+            break;
+        }
+        pos += LOG_OVERHEAD + length as usize;
+    }
+    count
+}
+
 /// Splits a record set from a produce request into its batches and validates each one.
 /// Any damage rejects the whole set: Kafka appends a partition's record set all or nothing.
 pub fn validate_record_set(records: &[u8]) -> Result<Vec<(usize, BatchHeader)>, BatchError> {
@@ -372,6 +391,21 @@ pub mod tests {
         )
         .expect("encode");
         buf.to_vec()
+    }
+
+    #[test]
+    fn counts_batches_from_their_lengths() {
+        let one = encode_batch(&[b"a", b"bb"], 7, 0);
+        assert_eq!(count_batches(&one), 1);
+        let two = [one.clone(), encode_batch(&[b"c"], 7, 2)].concat();
+        assert_eq!(count_batches(&two), 2);
+        let damaged_tail = [one.clone(), vec![0; 5]].concat();
+        assert_eq!(
+            count_batches(&damaged_tail),
+            2,
+            "a partial second batch still counts"
+        );
+        assert_eq!(count_batches(&[]), 0);
     }
 
     #[test]

@@ -13,6 +13,18 @@ use super::{log_refusal, str_bytes, RequestContext};
 use crate::broker::{Appended, Broker};
 use crate::error::{ApiError, ApiResult};
 
+/// Produce v3+ carries exactly one record batch per partition; Kafka refuses anything else
+/// with INVALID_RECORD before looking further (and with these words).
+fn check_one_batch(version: i16, records: Option<&[u8]>) -> ApiResult<()> {
+    match records.map(crate::log::batch::count_batches) {
+        Some(n) if n > 1 => Err(ApiError::new(
+            ResponseError::InvalidRecord,
+            format!("Produce requests with version {version} are only allowed to contain exactly one record batch per partition"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Returns `None` for acks=0: the producer expects no response at all.
 pub async fn handle(
     broker: &Arc<Broker>,
@@ -38,6 +50,7 @@ pub async fn handle(
             let appended = topic_ready
                 .clone()
                 .and_then(|()| check_acks(acks))
+                .and_then(|()| check_one_batch(ctx.version(), p.records.as_deref()))
                 .and_then(|()| broker.append_records(&name, p.index, p.records.as_ref(), acks));
             pending.push((t, name.clone(), p.index, appended));
         }
