@@ -15,6 +15,7 @@ use crate::controller::{self, Defaults, NewTopic};
 use crate::error::{ApiError, ApiResult};
 use crate::group::{GroupCoordinator, OffsetsLog, OFFSETS_TOPIC};
 use crate::log::batch::{self, BatchError};
+use crate::log::recompress;
 use crate::log::{now_ms, AppendOutcome, LogManager, Partition, TopicPartition};
 use crate::metadata::MetadataImage;
 use crate::metrics::Metrics;
@@ -357,6 +358,18 @@ impl Broker {
                 ),
             ));
         }
+        // A topic with its own compression.type gets batches in that codec; the rewrite
+        // happens before any lock is taken.
+        let rewritten;
+        let target = partition_state.log.lock().config().compression;
+        let (records, batches) = match target.rewrite_to(&batches) {
+            Some(codec) => {
+                rewritten = recompress::rewrite(records, codec).map_err(batch_error)?;
+                let batches = batch::validate_record_set(&rewritten).map_err(batch_error)?;
+                (&rewritten, batches)
+            }
+            None => (records, batches),
+        };
         // The role lock is held across the append so a leadership change cannot slip in
         // between the check and the write (lock order: role, then log).
         let mut role = partition_state.replica.lock();

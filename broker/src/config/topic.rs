@@ -5,6 +5,7 @@
 //! `LogConfig` by layering them over the broker defaults, so a changed broker default
 //! reaches every topic that did not override it.
 
+use crate::log::recompress::TopicCompression;
 use std::collections::BTreeMap;
 
 /// How a config value is checked, and the type DescribeConfigs reports for it.
@@ -216,14 +217,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         )),
         lz4_level,
     ),
-    // Strom stores batches as producers sent them: the codec a topic names is accepted and
-    // described, but the broker does not recompress (broker/README.md).
-    inert(def(
+    // A codec here makes the leader rewrite batches sent in another one (log::recompress).
+    def(
         "compression.type",
         Listed("compression.type"),
         "producer",
         ValueKind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-    )),
+    ),
     checked(
         inert(def(
             "compression.zstd.level",
@@ -533,6 +533,8 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
     /// The share of the log that must be uncleaned before the cleaner rewrites it.
     pub min_cleanable_dirty_ratio: f64,
+    /// `compression.type`: the codec batches are stored in, or the producer's.
+    pub compression: TopicCompression,
 }
 
 impl LogConfig {
@@ -571,6 +573,7 @@ impl LogConfig {
                 .trim()
                 .parse::<f64>()
                 .unwrap_or(0.5),
+            compression: TopicCompression::parse(get("compression.type")),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod epoch_cache;
 pub mod handles;
 pub mod index;
 pub mod partition;
+pub mod recompress;
 pub mod segment;
 
 use std::collections::HashMap;
