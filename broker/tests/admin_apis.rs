@@ -483,6 +483,69 @@ fn keyless_records_on_a_compacted_topic_are_named_per_record() {
     check_keyless_record_errors(broker.port);
 }
 
+/// A batch with records an hour past `message.timestamp.after.max.ms`: only those are named
+/// (KIP-467), with INVALID_TIMESTAMP and Kafka 4.4's words; the batch is not written.
+#[test]
+fn records_beyond_the_timestamp_bounds_are_named_per_record() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic_ok(
+        broker.port,
+        CreatableTopic::default()
+            .with_name(TopicName(s("bounded")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(s("message.timestamp.after.max.ms"))
+                .with_value(Some(s("60000")))]),
+        10_000,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    let timestamps = [now, now + 3_600_000, now - 86_400_000, now + 7_200_000];
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, timestamp)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: *timestamp,
+            key: Some(bytes::Bytes::from(format!("k{i}"))),
+            value: Some(bytes::Bytes::from_static(b"value")),
+            headers: Default::default(),
+        })
+        .collect();
+    let r = produce_one(broker.port, 9, "bounded", common::encode_batch(&records));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::InvalidTimestamp.code());
+    assert_eq!(
+        p.error_message.as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp")
+    );
+    let named: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(named, vec![1, 3], "only the records over an hour ahead");
+    let first = p.record_errors[0]
+        .batch_index_error_message
+        .as_deref()
+        .unwrap_or("");
+    assert!(
+        first.starts_with(&format!("Timestamp {} of message with offset 1 is out of range. The timestamp should be within [", now + 3_600_000)),
+        "{first}"
+    );
+    // Nothing was written: a batch within the bounds goes in at offset 0.
+    let r = produce_one(broker.port, 9, "bounded", batch(&[Some("a")]));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+}
+
 /// Produce v3+ allows one batch per partition; two are refused whole with Kafka's words
 /// (taken from kafka-clients 4.4's ProduceRequest) and nothing is written.
 #[test]

@@ -317,18 +317,18 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "1048588",
         ValueKind::Int { min: 0 },
     ),
-    inert(def(
+    def(
         "message.timestamp.after.max.ms",
         Listed("log.message.timestamp.after.max.ms"),
         "3600000",
         ValueKind::Long { min: 0 },
-    )),
-    inert(def(
+    ),
+    def(
         "message.timestamp.before.max.ms",
         Listed("log.message.timestamp.before.max.ms"),
         "9223372036854775807",
         ValueKind::Long { min: 0 },
-    )),
+    ),
     def(
         "message.timestamp.type",
         Listed("log.message.timestamp.type"),
@@ -535,6 +535,9 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `compression.type`: the codec batches are stored in, or the producer's.
     pub compression: TopicCompression,
+    /// How far a CreateTime record's timestamp may lie before / after the broker's clock.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
 }
 
 impl LogConfig {
@@ -574,6 +577,8 @@ impl LogConfig {
                 .parse::<f64>()
                 .unwrap_or(0.5),
             compression: TopicCompression::parse(get("compression.type")),
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX).max(0),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000).max(0),
         }
     }
 }

@@ -44,7 +44,6 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{self as codec, Compressor};
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
@@ -55,7 +54,6 @@ use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::handles::HandleCache;
 use super::partition::PartitionLog;
 use super::segment::{self, file_name, remove_if_present, sync_dir, Segment, EXTENSIONS};
-use crate::error::{ApiError, RecordError};
 
 /// Per partition: where the last cleaning ended, and when the earliest tombstone it kept
 /// becomes removable (Kafka keeps the first in a per-log-dir `cleaner-offset-checkpoint`).
@@ -136,66 +134,6 @@ fn write_checkpoint(dir: &Path, checkpoint: Checkpoint) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, text)?;
     fs::rename(&tmp, &path)
-}
-
-/// Refuses a record set holding a record without a key, as Kafka does for compacted topics
-/// (a keyless record could never be compacted). Decodes every batch, so it only runs for
-/// compacted topics. As Kafka 4.4's log validator: every keyless record is named in the
-/// error's record errors (KIP-467, index within the batch) and the message sums them up.
-pub fn require_keys(
-    records: &Bytes,
-    batches: &[(usize, BatchHeader)],
-    partition: &str,
-) -> Result<(), ApiError> {
-    let mut keyless = Vec::new();
-    for (pos, h) in batches {
-        let mut raw = records.slice(*pos..*pos + h.total_len());
-        let set = RecordBatchDecoder::decode(&mut raw).map_err(|e| {
-            ApiError::new(
-                ResponseError::CorruptMessage,
-                format!("record batch for {partition} does not decode: {e}"),
-            )
-        })?;
-        keyless.extend(
-            set.records
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.key.is_none())
-                .map(|(index, _)| RecordError {
-                    batch_index: i32::try_from(index).unwrap_or(i32::MAX),
-                    message: format!(
-                        "Compacted topic cannot accept message without key in topic partition {partition}"
-                    ),
-                }),
-        );
-    }
-    if keyless.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        ResponseError::InvalidRecord,
-        record_errors_summary(&keyless),
-    )
-    .with_record_errors(keyless))
-}
-
-/// Kafka's partition-level message for a batch refused for some of its records.
-fn record_errors_summary(errors: &[RecordError]) -> String {
-    let shown: Vec<String> = errors
-        .iter()
-        .take(3)
-        .map(|e| {
-            format!(
-                "RecordError(batchIndex={}, message='{}')",
-                e.batch_index, e.message
-            )
-        })
-        .collect();
-    format!(
-        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
-        errors.len(),
-        shown.join(", ")
-    )
 }
 
 /// A sealed segment as the plan saw it, with its own handle for reading without the lock.
@@ -883,7 +821,10 @@ fn end_offset_of(path: &Path) -> io::Result<Option<i64>> {
 mod tests {
     use std::collections::BTreeMap;
 
+    use kafka_protocol::error::ResponseError;
     use kafka_protocol::records::TimestampType;
+
+    use crate::error::ApiError;
 
     use super::*;
     use crate::config::{BrokerConfig, LogConfig, Properties};

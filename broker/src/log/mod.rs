@@ -11,6 +11,7 @@ pub mod handles;
 pub mod index;
 pub mod partition;
 pub mod recompress;
+pub mod record_checks;
 pub mod segment;
 
 use std::collections::HashMap;

@@ -24,6 +24,7 @@ use super::cleaner;
 use super::disk::{self, WriteError};
 use super::epoch_cache::EpochCache;
 use super::handles::HandleCache;
+use super::record_checks;
 use super::segment::{self, Segment};
 use crate::config::LogConfig;
 use crate::error::ApiError;
@@ -382,9 +383,14 @@ impl PartitionLog {
                 ));
             }
         }
-        if self.config.compact {
-            cleaner::require_keys(records, batches, &self.name)?;
-        }
+        let rules = record_checks::RecordRules {
+            require_keys: self.config.compact,
+            timestamp_bounds: (!self.config.log_append_time).then_some((
+                self.config.timestamp_before_max_ms,
+                self.config.timestamp_after_max_ms,
+            )),
+        };
+        record_checks::check(records, batches, &self.name, rules, now_ms)?;
         // Judge every batch before writing any, so a bad one leaves the log untouched.
         let mut scratch = self
             .producers
