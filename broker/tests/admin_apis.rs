@@ -392,10 +392,16 @@ fn reassignment_v1_refuses_a_replication_factor_change_unless_allowed() {
 
 /// A v2 batch of records, keyless where `keys` says None.
 fn batch(keys: &[Option<&str>]) -> bytes::Bytes {
-    let records: Vec<Record> = keys
+    let at: Vec<_> = keys.iter().map(|k| (*k, 1_700_000_000_000)).collect();
+    batch_at(&at)
+}
+
+/// A v2 batch of (key, timestamp) records from a plain (non-idempotent) producer.
+fn batch_at(records: &[(Option<&str>, i64)]) -> bytes::Bytes {
+    let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, key)| Record {
+        .map(|(i, (key, timestamp))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -407,7 +413,7 @@ fn batch(keys: &[Option<&str>]) -> bytes::Bytes {
             // The encoder starts a new batch where offset - sequence changes; the batch's
             // base sequence stays -1 (no producer id).
             sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
+            timestamp: *timestamp,
             key: key.map(|k| bytes::Bytes::copy_from_slice(k.as_bytes())),
             value: Some(bytes::Bytes::from_static(b"value")),
             headers: Default::default(),
@@ -503,27 +509,13 @@ fn records_beyond_the_timestamp_bounds_are_named_per_record() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64;
-    let timestamps = [now, now + 3_600_000, now - 86_400_000, now + 7_200_000];
-    let records: Vec<Record> = timestamps
-        .iter()
-        .enumerate()
-        .map(|(i, timestamp)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: *timestamp,
-            key: Some(bytes::Bytes::from(format!("k{i}"))),
-            value: Some(bytes::Bytes::from_static(b"value")),
-            headers: Default::default(),
-        })
-        .collect();
-    let r = produce_one(broker.port, 9, "bounded", common::encode_batch(&records));
+    let records = batch_at(&[
+        (Some("k0"), now),
+        (Some("k1"), now + 3_600_000),
+        (Some("k2"), now - 86_400_000),
+        (Some("k3"), now + 7_200_000),
+    ]);
+    let r = produce_one(broker.port, 9, "bounded", records);
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, ResponseError::InvalidTimestamp.code());
     assert_eq!(

@@ -354,43 +354,79 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use bytes::BytesMut;
+    use bytes::{Bytes, BytesMut};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
-    /// A real batch encoded with kafka-protocol, for tests.
+    /// Records encoded with kafka-protocol into v2 batches: the one batch builder of the
+    /// broker's unit tests.
+    pub fn encode_records(records: &[Record], compression: Compression) -> Bytes {
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        buf.freeze()
+    }
+
+    /// A record at `offset` of a batch: `producer_id` -1 for a plain producer (its
+    /// sequence then stays -1 + offset, so the encoder keeps one batch).
+    pub fn record(offset: i64, producer_id: i64, base_sequence: i32, timestamp: i64) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: if producer_id >= 0 { 0 } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: base_sequence + offset as i32,
+            timestamp,
+            key: None,
+            value: None,
+            headers: Default::default(),
+        }
+    }
+
+    /// One batch of (key, value) records at timestamp `ts`.
+    pub fn batch_of(
+        kvs: &[(Option<&str>, Option<&str>)],
+        ts: i64,
+        producer_id: i64,
+        base_sequence: i32,
+        compression: Compression,
+    ) -> Bytes {
+        let records: Vec<Record> = kvs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                key: k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+                value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                ..record(i as i64, producer_id, base_sequence, ts)
+            })
+            .collect();
+        encode_records(&records, compression)
+    }
+
+    /// A real batch of values (no keys), for tests.
     pub fn encode_batch(values: &[&[u8]], producer_id: i64, base_sequence: i32) -> Vec<u8> {
         let records: Vec<Record> = values
             .iter()
             .enumerate()
             .map(|(i, v)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id,
                 producer_epoch: 0,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: base_sequence + i as i32,
-                timestamp: 1_000 + i as i64,
-                key: None,
                 value: Some(bytes::Bytes::copy_from_slice(v)),
-                headers: Default::default(),
+                ..record(i as i64, producer_id, base_sequence, 1_000 + i as i64)
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encode");
-        buf.to_vec()
+        encode_records(&records, Compression::None).to_vec()
     }
 
     #[test]

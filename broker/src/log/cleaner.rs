@@ -822,12 +822,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     use kafka_protocol::error::ResponseError;
-    use kafka_protocol::records::TimestampType;
 
     use crate::error::ApiError;
 
     use super::*;
     use crate::config::{BrokerConfig, LogConfig, Properties};
+    use crate::log::batch::tests::batch_of;
     use crate::log::batch::validate_record_set;
 
     type Kv<'a> = (Option<&'a str>, Option<&'a str>);
@@ -848,40 +848,6 @@ mod tests {
                 .expect("open")
                 .0,
         )
-    }
-
-    /// One batch of keyed records; `pid` -1 for a plain producer.
-    fn batch_of(kvs: &[Kv<'_>], ts: i64, pid: i64, seq: i32, compression: Compression) -> Bytes {
-        let records: Vec<Record> = kvs
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: pid,
-                producer_epoch: if pid >= 0 { 0 } else { -1 },
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: seq + i as i32,
-                timestamp: ts,
-                key: k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-                value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
     }
 
     fn append_raw(log: &Mutex<PartitionLog>, raw: &Bytes) -> Result<i64, ApiError> {

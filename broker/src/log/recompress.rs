@@ -73,42 +73,18 @@ pub fn rewrite(records: &Bytes, codec: Compression) -> Result<Bytes, BatchError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::batch::tests::batch_of;
     use crate::log::batch::validate_record_set;
-    use kafka_protocol::records::{Record, TimestampType};
+    use kafka_protocol::records::Record;
 
     fn batch(codec: Compression, producer_id: i64, base_sequence: i32) -> Bytes {
-        let records: Vec<Record> = (0..5)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: if producer_id < 0 { -1 } else { 3 },
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: if base_sequence < 0 {
-                    i as i32 - 1
-                } else {
-                    base_sequence + i as i32
-                },
-                timestamp: 1_700_000_000_000 + i,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(vec![b'v'; 200])),
-                headers: Default::default(),
-            })
+        let keys: Vec<String> = (0..5).map(|i| format!("key-{i}")).collect();
+        let value = "v".repeat(200);
+        let kvs: Vec<_> = keys
+            .iter()
+            .map(|k| (Some(k.as_str()), Some(value.as_str())))
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: codec,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
+        batch_of(&kvs, 1_700_000_000_000, producer_id, base_sequence, codec)
     }
 
     fn decoded(records: &Bytes) -> Vec<Record> {

@@ -125,11 +125,9 @@ fn summary(errors: &[RecordError]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::batch::tests::{encode_records, record};
     use crate::log::batch::validate_record_set;
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record};
 
     const NOW: i64 = 1_800_000_000_000;
     const HOUR: i64 = 3_600_000;
@@ -139,32 +137,12 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (key, timestamp))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: *timestamp,
                 key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
                 value: Some(Bytes::from_static(b"v")),
-                headers: Default::default(),
+                ..record(i as i64, -1, -1, *timestamp)
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::Lz4,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
+        encode_records(&records, Compression::Lz4)
     }
 
     fn run(records: &Bytes, rules: RecordRules) -> Result<(), ApiError> {
