@@ -308,24 +308,22 @@ if [ -z "$SUITE_SUMMARY" ]; then
     SUITE_SUMMARY="0 passed, ${n_clients} failed"
 fi
 
-# Kafka Streams 4.4 word count against one broker and three (e2e/jvm/streams_suite.py).
-section "kafka streams suite"
-if [ "$BUILD_OK" = "1" ]; then
-    step "kafka streams suite (e2e/jvm)" "$PYTHON" "$ROOT/e2e/jvm/streams_suite.py" --broker "$BROKER_BIN"
-else
-    echo "not run: the strom-broker build failed"
-    FAILED_STEPS+=("kafka streams suite (not run)")
-fi
-
-# Kafka's own command-line tools against Strom, each compared with Apache Kafka 4.4
-# (e2e/jvm/cli_suite.py; it writes the cli-tools section of COMPATIBILITY.md).
-section "kafka cli tools suite"
-if [ "$BUILD_OK" = "1" ]; then
-    step "kafka cli tools suite (e2e/jvm)" "$PYTHON" "$ROOT/e2e/jvm/cli_suite.py" --broker "$BROKER_BIN"
-else
-    echo "not run: the strom-broker build failed"
-    FAILED_STEPS+=("kafka cli tools suite (not run)")
-fi
+# broker_suite NAME SCRIPT: a suite that drives the strom-broker just built.
+broker_suite() {
+    local name="$1" script="$2"
+    if [ "$BUILD_OK" = "1" ]; then
+        step "$name" "$PYTHON" "$script" --broker "$BROKER_BIN"
+    else
+        section "$name"
+        echo "not run: the strom-broker build failed"
+        FAILED_STEPS+=("$name (not run)")
+    fi
+}
+# Kafka Streams 4.4 word count against one broker and three, and Kafka's own command-line
+# tools against Strom, each compared with Apache Kafka 4.4 (both write their section of
+# COMPATIBILITY.md; e2e/jvm/README.md).
+broker_suite "kafka streams suite (e2e/jvm)" "$ROOT/e2e/jvm/streams_suite.py"
+broker_suite "kafka cli tools suite (e2e/jvm)" "$ROOT/e2e/jvm/cli_suite.py"
 
 section "summary"
 for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done
