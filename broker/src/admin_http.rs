@@ -104,21 +104,21 @@ async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
         broker.node_id(),
     );
     // A broker that cannot serve the partitions of a failed log directory is not ready,
-    // though it stays up and serves the rest.
-    let verdict = verdict.and_then(|()| {
-        let offline: Vec<String> = broker
-            .logs
-            .log_dirs()
-            .iter()
-            .filter(|d| d.is_offline())
-            .map(|d| d.path.display().to_string())
-            .collect();
-        if offline.is_empty() {
-            Ok(())
-        } else {
-            Err(cluster_health::NotReady::LogDirsOffline { dirs: offline })
-        }
-    });
+    // though it stays up and serves the rest. That is named before the other reasons (the
+    // replicas of the failed directory also fall out of their ISRs), unless the broker is
+    // not serving at all.
+    let offline: Vec<String> = broker
+        .logs
+        .log_dirs()
+        .iter()
+        .filter(|d| d.is_offline())
+        .map(|d| d.path.display().to_string())
+        .collect();
+    let verdict = match verdict {
+        Err(cluster_health::NotReady::NotServing) => Err(cluster_health::NotReady::NotServing),
+        _ if !offline.is_empty() => Err(cluster_health::NotReady::LogDirsOffline { dirs: offline }),
+        other => other,
+    };
     // Every partition placed here must be served: a large CreateTopics answers before
     // the logs exist, and until they do this broker cannot take their traffic.
     let verdict = verdict.and_then(|()| {
