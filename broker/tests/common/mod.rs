@@ -217,8 +217,18 @@ pub fn repo_root() -> PathBuf {
 
 /// Apache Kafka 4.4's jars from `scripts/jvm-setup.sh`, if they are there. Without them
 /// the JVM checks are skipped, unless STROM_REQUIRE_JVM=1 makes their absence a failure.
+/// Found where jvm-setup and the launchers look: STROM_JVM_DIR, else <target>/jvm with
+/// CARGO_TARGET_DIR honoured.
 pub fn kafka_jars() -> Option<PathBuf> {
-    let lib = repo_root().join("target/jvm/lib");
+    let jvm_dir = match (
+        std::env::var_os("STROM_JVM_DIR"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    ) {
+        (Some(dir), _) => PathBuf::from(dir),
+        (None, Some(target)) => repo_root().join(target).join("jvm"),
+        (None, None) => repo_root().join("target/jvm"),
+    };
+    let lib = jvm_dir.join("lib");
     if lib.join("kafka-clients-4.4.0.jar").exists() {
         return Some(lib);
     }
