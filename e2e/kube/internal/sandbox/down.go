@@ -1,0 +1,48 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// stopGrace is how long a component gets between SIGTERM and SIGKILL; the
+// API server drains its requests in that time.
+const stopGrace = 15 * time.Second
+
+// Down stops every recorded process (last started first) and removes the
+// state directory. If a process cannot be stopped it keeps the state, so a
+// second `down` can try again, and says which.
+func Down(l Layout) error {
+	st, err := LoadState(l)
+	if err != nil && !errors.Is(err, ErrNoState) {
+		return err
+	}
+	var errs []error
+	for i := len(st.Procs) - 1; i >= 0; i-- {
+		if err := st.Procs[i].Stop(stopGrace); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return removeDir(l)
+}
+
+// removeDir deletes the state directory only if `up` made it (marker) or it
+// is empty: --dir may have been mistyped.
+func removeDir(l Layout) error {
+	entries, err := os.ReadDir(l.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(l.Marker()); err != nil && len(entries) > 0 {
+		return fmt.Errorf("%s is not a sandbox directory (no %s): not removing it", l.Dir, marker)
+	}
+	return os.RemoveAll(l.Dir)
+}
