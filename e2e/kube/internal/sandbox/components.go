@@ -47,6 +47,11 @@ func (c Cluster) apiServer() Component {
 			fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.Ports.EtcdClient),
 			"--bind-address=127.0.0.1",
 			"--advertise-address=127.0.0.1",
+			// The lease reconciler refuses a loopback address for the
+			// `kubernetes` Service's endpoints; with no pod network yet
+			// there is nothing else to advertise. The node-agent stage
+			// advertises the pod bridge's host address instead.
+			"--endpoint-reconciler-type=none",
 			"--secure-port=" + strconv.Itoa(c.Ports.APIServer),
 			"--tls-cert-file=" + l.Cert("apiserver"),
 			"--tls-private-key-file=" + l.Key("apiserver"),
@@ -59,6 +64,13 @@ func (c Cluster) apiServer() Component {
 			"--service-account-issuer=" + ServiceAccountIssuer,
 			"--service-account-key-file=" + l.ServiceAccountPub(),
 			"--service-account-signing-key-file=" + l.ServiceAccountKey(),
+			"--requestheader-client-ca-file=" + l.Cert("front-proxy-ca"),
+			"--requestheader-allowed-names=front-proxy-client",
+			"--requestheader-username-headers=X-Remote-User",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+			"--proxy-client-cert-file=" + l.Cert("front-proxy-client"),
+			"--proxy-client-key-file=" + l.Key("front-proxy-client"),
 			"--profiling=false",
 		},
 		Health: c.APIServerURL() + "/readyz",

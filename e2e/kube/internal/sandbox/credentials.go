@@ -10,14 +10,26 @@ import (
 )
 
 // WriteCredentials makes the CA, the serving certificates, one client
-// certificate and kubeconfig per identity, and the service-account keys.
+// certificate and kubeconfig per identity, the front-proxy CA and client
+// certificate, and the service-account keys: the set a kubeadm node has.
 func WriteCredentials(c Cluster) error {
 	l := c.Layout
 	if err := os.MkdirAll(l.PKI(), 0o700); err != nil {
 		return err
 	}
-	ca, err := NewCA(l)
+	ca, err := NewCA(l, "ca")
 	if err != nil {
+		return err
+	}
+	// The aggregation layer's own CA: the API server proxies to extension
+	// API servers with this client certificate, and they (and the
+	// controller-manager and scheduler, which read the CA from the
+	// extension-apiserver-authentication ConfigMap) trust it.
+	frontProxy, err := NewCA(l, "front-proxy-ca")
+	if err != nil {
+		return err
+	}
+	if err := frontProxy.Issue(l, "front-proxy-client", CertSpec{CommonName: "front-proxy-client"}); err != nil {
 		return err
 	}
 	loopback := []net.IP{net.IPv4(127, 0, 0, 1)}

@@ -39,18 +39,18 @@ type CertSpec struct {
 // throwaway: the sandbox makes new certificates on every `up`.
 const certValidity = 365 * 24 * time.Hour
 
-// NewCA makes a CA and writes ca.crt and ca.key.
-func NewCA(l Layout) (*CA, error) {
+// NewCA makes a CA and writes NAME.crt and NAME.key.
+func NewCA(l Layout, name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("CA key: %w", err)
 	}
-	crt, err := cert.NewSelfSignedCACert(cert.Config{CommonName: "strom-kube-sandbox-ca"}, key)
+	crt, err := cert.NewSelfSignedCACert(cert.Config{CommonName: "strom-kube-sandbox-" + name}, key)
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate: %w", err)
 	}
 	ca := &CA{Cert: crt, Key: key}
-	return ca, writeCertAndKey(l, "ca", crt, key)
+	return ca, writeCertAndKey(l, name, crt, key)
 }
 
 // Issue signs a new key for spec and writes NAME.crt and NAME.key.
