@@ -110,7 +110,28 @@ func (s *sandbox) serviceAccount(t *testing.T) {
 	})
 }
 
-const statefulSet = `apiVersion: apps/v1
+const statefulSet = `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: smoke
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports:
+  - port: 80
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: smoke
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels: {app: web}
+---
+apiVersion: apps/v1
 kind: StatefulSet
 metadata:
   name: web
@@ -130,9 +151,9 @@ spec:
 `
 
 // statefulSet: the StatefulSet controller makes web-0, the scheduler finds
-// no node for it (so it stays Pending, unbound), and deleting the
-// StatefulSet lets the garbage collector remove the pod through its owner
-// reference.
+// no node for it (so it stays Pending, unbound), the endpointslice and
+// disruption controllers account for it, and deleting the StatefulSet lets
+// the garbage collector remove the pod through its owner reference.
 func (s *sandbox) statefulSet(t *testing.T) {
 	manifest := filepath.Join(s.dir, "statefulset.yaml")
 	if err := os.WriteFile(manifest, []byte(statefulSet), 0o644); err != nil {
@@ -148,10 +169,56 @@ func (s *sandbox) statefulSet(t *testing.T) {
 	if out, err := s.run("kubectl", "-n", "smoke", "get", "pod", "web-1"); err == nil {
 		t.Fatalf("web-1 exists before web-0 is ready:\n%s", out)
 	}
+	eventually(t, time.Minute, "EndpointSlice of Service web", func() (bool, string) {
+		out, err := s.run("kubectl", "-n", "smoke", "get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name")
+		return err == nil && strings.HasPrefix(out, "endpointslice.discovery.k8s.io/web-"), out
+	})
+	// The disruption controller counts web-0 as expected but not healthy.
+	eventually(t, time.Minute, "PodDisruptionBudget status", func() (bool, string) {
+		out, err := s.run("kubectl", "-n", "smoke", "get", "pdb", "web", "-o",
+			"jsonpath={.status.expectedPods}/{.status.currentHealthy}/{.status.disruptionsAllowed}")
+		return err == nil && out == "1/0/0", out
+	})
 	s.kubectl(t, "-n", "smoke", "delete", "statefulset", "web", "--cascade=background")
 	eventually(t, time.Minute, "garbage collector deletes web-0", func() (bool, string) {
 		out, err := s.run("kubectl", "-n", "smoke", "get", "pods", "-l", "app=web", "-o", "name")
 		return err == nil && strings.TrimSpace(out) == "", out
+	})
+}
+
+const volumes = `apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: smoke-pv
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: manual
+  hostPath: {path: /tmp/strom-kube-smoke-pv}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+  namespace: smoke
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: manual
+  resources:
+    requests: {storage: 1Gi}
+`
+
+// volumes: the persistent-volume binder binds a claim to a matching volume
+// (no pod and no node needed: the volume is only an API object here).
+func (s *sandbox) volumes(t *testing.T) {
+	manifest := filepath.Join(s.dir, "volumes.yaml")
+	if err := os.WriteFile(manifest, []byte(volumes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.kubectl(t, "apply", "-f", manifest)
+	eventually(t, time.Minute, "claim data bound to smoke-pv", func() (bool, string) {
+		out, err := s.run("kubectl", "-n", "smoke", "get", "pvc", "data", "-o", "jsonpath={.status.phase}/{.spec.volumeName}")
+		return err == nil && out == "Bound/smoke-pv", out
 	})
 }
 

@@ -41,7 +41,8 @@ func TestSandbox(t *testing.T) {
 	t.Run("readyz", s.readyz)
 	t.Run("crds", s.crds)
 	t.Run("namespace gets its default service account", s.serviceAccount)
-	t.Run("statefulset pods stay pending without a node", s.statefulSet)
+	t.Run("statefulset pod stays pending; slices, PDB and GC follow it", s.statefulSet)
+	t.Run("claim binds to a volume", s.volumes)
 	t.Run("helm installs the operator chart", s.helmInstall)
 }
 
