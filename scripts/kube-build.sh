@@ -14,6 +14,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/kube/bin"
 MOD="$ROOT/e2e/kube"
 STAMP="$BIN/.build-stamp"
+SELF="$ROOT/scripts/kube-build.sh"
 
 if ! command -v go >/dev/null 2>&1; then
     echo "kube-build: go not found (Go 1.26 is needed)" >&2
@@ -37,7 +38,7 @@ PACKAGES=(
 stamp() {
     {
         go version
-        sha256sum "${BASH_SOURCE[0]}" go.mod go.sum
+        sha256sum "$SELF" go.mod go.sum
         find . -name '*.go' -not -name '*_test.go' | LC_ALL=C sort | xargs sha256sum
     } | sha256sum | cut -d' ' -f1
 }

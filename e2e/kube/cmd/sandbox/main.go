@@ -60,10 +60,11 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
+		fmt.Fprintf(os.Stderr, "ready; kubectl and helm of the same release are in %s\n", *bin)
 		fmt.Println(kubeconfig)
 		return nil
 	case "down":
-		return sandbox.Down(layout)
+		return sandbox.Down(layout, os.Stderr)
 	case "status":
 		return sandbox.Status(layout, os.Stdout)
 	default:

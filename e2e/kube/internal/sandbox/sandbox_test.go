@@ -105,7 +105,7 @@ func TestRemoveDirRefusesADirectoryUpDidNotMake(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "precious"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := removeDir(Layout{Dir: dir}); err == nil {
+	if _, err := removeDir(Layout{Dir: dir}); err == nil {
 		t.Fatal("removed a directory without the sandbox marker")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "precious")); err != nil {
@@ -118,8 +118,8 @@ func TestRemoveDirRefusesADirectoryUpDidNotMake(t *testing.T) {
 	if err := os.WriteFile(l.Marker(), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := removeDir(l); err != nil {
-		t.Fatal(err)
+	if removed, err := removeDir(l); err != nil || !removed {
+		t.Fatalf("removed %v, %v", removed, err)
 	}
 	if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
 		t.Fatalf("sandbox dir still there: %v", err)

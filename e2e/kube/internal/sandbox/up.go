@@ -48,7 +48,7 @@ func Up(ctx context.Context, opts Options, progress io.Writer) (kubeconfig strin
 	defer func() {
 		if err != nil {
 			fmt.Fprintf(progress, "up failed, cleaning up %s\n", l.Dir)
-			if derr := Down(l); derr != nil {
+			if derr := Down(l, progress); derr != nil {
 				err = errors.Join(err, fmt.Errorf("cleanup: %w", derr))
 			}
 		}
