@@ -22,7 +22,7 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 cd "$MOD"
 
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl helm etcd sandbox)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl helm etcd sandbox node-agent)
 PACKAGES=(
     k8s.io/kubernetes/cmd/kube-apiserver
     k8s.io/kubernetes/cmd/kube-controller-manager
@@ -31,6 +31,7 @@ PACKAGES=(
     helm.sh/helm/v4/cmd/helm
     ./cmd/etcd
     ./cmd/sandbox
+    ./cmd/node-agent
 )
 
 # Everything the binaries depend on: Go itself, this script, go.mod/go.sum

@@ -11,16 +11,16 @@ import (
 // ctr is one container of a pod as its worker tracks it. Only the worker's
 // goroutine touches it; the process and the probers report by events.
 type ctr struct {
-	spec     v1.Container
-	isInit   bool
-	status   v1.ContainerStatus
-	proc     *Proc
-	instance int // bumped at every start; stale events carry an older one
+	spec       v1.Container
+	isInit     bool
+	status     v1.ContainerStatus
+	proc       *Proc
+	instance   int // bumped at every start; stale events carry an older one
 	stopProbes context.CancelFunc
-	probes   map[ProbeKind]*ProbeCounter
-	failures int       // exits in a row, for the back-off
-	notBefore time.Time // no start before this (back-off)
-	killing  bool      // stopped by the agent (liveness, startup)
+	probes     map[ProbeKind]*ProbeCounter
+	failures   int       // exits in a row, for the back-off
+	notBefore  time.Time // no start before this (back-off)
+	killing    bool      // stopped by the agent (liveness, startup)
 }
 
 func newCtr(spec v1.Container, isInit bool) *ctr {

@@ -196,6 +196,11 @@ func (w *podWorker) setup(ctx context.Context) error {
 		return err
 	}
 	w.volumes = vols
+	for _, path := range vols {
+		if err := recordProvisioned(w.a.cfg.Dir, path); err != nil {
+			return err
+		}
+	}
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
 	files := map[string]string{
 		"hosts":       HostsFile(w.pod, w.podIP()),

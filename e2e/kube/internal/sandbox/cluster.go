@@ -52,4 +52,4 @@ var (
 )
 
 // Identities are issued at `up`; a node agent adds its own later.
-var Identities = []Identity{Admin, ControllerManager, Scheduler}
+var Identities = []Identity{Admin, ControllerManager, Scheduler, Node, KubeletClient}

@@ -43,6 +43,7 @@ func WriteCredentials(c Cluster) error {
 		},
 		"controller-manager-serving": {CommonName: "kube-controller-manager", DNSNames: []string{"localhost"}, IPs: loopback, Server: true},
 		"scheduler-serving":          {CommonName: "kube-scheduler", DNSNames: []string{"localhost"}, IPs: loopback, Server: true},
+		"node-serving":               c.nodeServing(),
 	}
 	for name, spec := range serving {
 		if err := ca.Issue(l, name, spec); err != nil {

@@ -87,5 +87,8 @@ func Up(ctx context.Context, opts Options, progress io.Writer) (kubeconfig strin
 		}
 		fmt.Fprintf(progress, "%s healthy after %s\n", p.Name, time.Since(began).Round(100*time.Millisecond))
 	}
+	if err := EnsureDefaultStorageClass(ctx, st.Kubeconfig); err != nil {
+		return "", err
+	}
 	return st.Kubeconfig, nil
 }

@@ -1,0 +1,157 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"strom/e2e/kube/internal/node"
+)
+
+// The node: one node agent (cmd/node-agent, internal/node), the sandbox's
+// stand-in for the kubelet and a container runtime.
+
+// NodeName is the one Node the sandbox registers.
+const NodeName = "sandbox-node"
+
+var (
+	// Node is the agent's identity: the Node authorizer and the
+	// NodeRestriction admission plugin recognise system:node:NAME in
+	// system:nodes and limit it to its own Node, Lease and pods.
+	Node = Identity{Name: "node", User: "system:node:" + NodeName, Groups: []string{"system:nodes"}}
+	// KubeletClient is how the API server calls the node (`kubectl logs`),
+	// kubeadm's apiserver-kubelet-client.
+	KubeletClient = Identity{Name: "apiserver-kubelet-client", User: "kube-apiserver-kubelet-client", Groups: []string{"system:masters"}}
+)
+
+// NodeDir is the agent's state: pods' volumes, logs and process specs.
+func (l Layout) NodeDir() string { return filepath.Join(l.Dir, "node") }
+
+// PodCIDR is the node's pod network, a /24 picked by the state directory so
+// two sandboxes on one machine use different subnets.
+func (c Cluster) PodCIDR() netip.Prefix { return node.DefaultPodCIDR(c.Layout.NodeDir()) }
+
+// NodeIP is the node's address: the pod bridge's, reachable from the host
+// and from every pod.
+func (c Cluster) NodeIP() netip.Addr { return node.Gateway(c.PodCIDR()) }
+
+// DefaultStorageClass provisions claims with the controller-manager's
+// hostPath provisioner (--enable-hostpath-provisioner): a directory per
+// volume under /tmp/hostpath_pv on this machine, which is the node.
+const DefaultStorageClass = "standard"
+
+// ClusterDNS is the cluster DNS Service address (kubeadm's: the tenth of
+// the service range) written into pods' resolv.conf.
+func (c Cluster) ClusterDNS() netip.Addr {
+	a := c.ServiceCIDR.Masked().Addr()
+	for range 10 {
+		a = a.Next()
+	}
+	return a
+}
+
+func (c Cluster) nodeAgent() Component {
+	l := c.Layout
+	target := filepath.Dir(filepath.Dir(c.BinDir)) // <target>/kube/bin
+	repo := repoRoot(target)
+	return Component{
+		Name:   "node-agent",
+		Binary: c.bin("node-agent"),
+		Args: []string{
+			"run",
+			"--kubeconfig=" + l.Kubeconfig(Node.Name),
+			"--name=" + NodeName,
+			"--dir=" + l.NodeDir(),
+			"--pod-cidr=" + c.PodCIDR().String(),
+			"--cluster-dns=" + c.ClusterDNS().String(),
+			"--images=" + filepath.Join(repo, "e2e", "kube", "images.json"),
+			"--repo=" + repo,
+			"--target=" + target,
+			"--kubelet-port=" + strconv.Itoa(c.Ports.Kubelet),
+			"--tls-cert=" + l.Cert("node-serving"),
+			"--tls-key=" + l.Key("node-serving"),
+			"--client-ca=" + l.Cert("ca"),
+		},
+		// Served once the Node is registered and reported Ready.
+		Health: fmt.Sprintf("https://%s/healthz", net.JoinHostPort(c.NodeIP().String(), strconv.Itoa(c.Ports.Kubelet))),
+	}
+}
+
+// repoRoot finds the repository (for the image table): above the target
+// directory, else above the working directory.
+func repoRoot(target string) string {
+	wd, _ := os.Getwd()
+	for _, start := range []string{target, wd} {
+		for d := start; d != "/" && d != "."; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "e2e", "kube", "images.json")); err == nil {
+				return d
+			}
+		}
+	}
+	return wd
+}
+
+// nodeServing is the kubelet port's certificate (the node's address).
+func (c Cluster) nodeServing() CertSpec {
+	return CertSpec{CommonName: "system:node:" + NodeName, DNSNames: []string{NodeName, "localhost"},
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IP(c.NodeIP().AsSlice())}, Server: true}
+}
+
+// EnsureDefaultStorageClass makes the hostPath StorageClass the default, so
+// a claim without a class (the operator's, a chart's) is provisioned.
+func EnsureDefaultStorageClass(ctx context.Context, kubeconfig string) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	sc := &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        DefaultStorageClass,
+			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
+		},
+		Provisioner: "kubernetes.io/host-path",
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := cs.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("default StorageClass: %w", err)
+	}
+	return nil
+}
+
+// CleanupNode removes what the node agent leaves when it could not clean up
+// itself (killed): its bridge, pod namespaces and veths. It also removes
+// the provisioned volumes the agent used (recorded in its state), which
+// outlive the agent on purpose but not the sandbox.
+func CleanupNode(l Layout) error {
+	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir()))}
+	f, err := os.Open(node.ProvisionedRecord(l.NodeDir()))
+	if err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if p := strings.TrimSpace(sc.Text()); node.IsProvisioned(p) {
+				errs = append(errs, os.RemoveAll(p))
+			}
+		}
+		f.Close()
+	}
+	return errors.Join(errs...)
+}
