@@ -145,13 +145,16 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      # No node has this label, so the scheduler leaves web-0 Pending even
+      # with the node agent running.
+      nodeSelector: {strom.dev/smoke: no-such-node}
       containers:
       - name: web
         image: strom:smoke
 `
 
 // statefulSet: the StatefulSet controller makes web-0, the scheduler finds
-// no node for it (so it stays Pending, unbound), the endpointslice and
+// no node for it (none matches its nodeSelector) (so it stays Pending, unbound), the endpointslice and
 // disruption controllers account for it, and deleting the StatefulSet lets
 // the garbage collector remove the pod through its owner reference.
 func (s *sandbox) statefulSet(t *testing.T) {
