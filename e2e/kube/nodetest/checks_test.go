@@ -76,6 +76,7 @@ func (s *sandbox) podEnvAndVolumes(t *testing.T) {
 		"cm": "hello", "secret": "s3cret", "labels": `app="env"`, "sans": "nt", "ca": "yes",
 		"scratch": "written", "search": "search nt.svc.cluster.local svc.cluster.local cluster.local",
 		"nameserver": "nameserver 10.96.0.10", "hosts": "yes", "eth0": "up",
+		"k8s": "10.96.0.1:443", // service links, as the kubelet sets them
 	}
 	for k, v := range want {
 		if kv[k] != v {

@@ -52,6 +52,7 @@ spec:
       echo "search=$(grep ^search /etc/resolv.conf)"; echo "nameserver=$(grep ^nameserver /etc/resolv.conf)"
       grep -q "^$POD_IP[[:space:]]env$" /etc/hosts && echo "hosts=yes"
       echo "eth0=$(cat /sys/class/net/eth0/operstate 2>/dev/null || echo missing)"
+      echo "k8s=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
       echo done
       exec sleep 86399
     env:

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	podresource "k8s.io/kubernetes/pkg/api/v1/resource"
 	"k8s.io/kubernetes/pkg/fieldpath"
+	"k8s.io/kubernetes/pkg/kubelet/envvars"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 )
 
@@ -46,9 +47,9 @@ func PodFieldValue(pod *v1.Pod, path, podIP, hostIP string) (string, error) {
 }
 
 // ContainerEnv builds a container's environment in the kubelet's order:
-// envFrom sources first, then env (later entries win), each value expanded
-// with $(VAR) over the variables defined before it.
-func ContainerEnv(ctx context.Context, src Sources, pod *v1.Pod, c *v1.Container, podIP, hostIP string) ([]string, error) {
+// service links, then envFrom sources, then env (later entries win), each
+// env value expanded with $(VAR) over the variables defined before it.
+func ContainerEnv(ctx context.Context, src Sources, pod *v1.Pod, c *v1.Container, podIP, hostIP string, services []v1.EnvVar) ([]string, error) {
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -56,6 +57,9 @@ func ContainerEnv(ctx context.Context, src Sources, pod *v1.Pod, c *v1.Container
 			order = append(order, k)
 		}
 		vars[k] = v
+	}
+	for _, e := range services {
+		set(e.Name, e.Value)
 	}
 	for _, ef := range c.EnvFrom {
 		data, err := envFromData(ctx, src, pod.Namespace, ef)
@@ -171,4 +175,31 @@ func ExpandArgs(words []string, env []string) []string {
 // node's capacity in the kubelet; here to what the container states).
 func ContainerResource(fs *v1.ResourceFieldSelector, c *v1.Container) (string, error) {
 	return podresource.ExtractContainerResourceValue(fs, c)
+}
+
+// ServiceEnv is what the kubelet puts first into every container's
+// environment: the `kubernetes` Service of the default namespace always,
+// and with enableServiceLinks (the default) every Service of the pod's
+// namespace, as FOO_SERVICE_HOST, FOO_SERVICE_PORT, FOO_PORT_... variables.
+func ServiceEnv(ctx context.Context, src Sources, pod *v1.Pod) ([]v1.EnvVar, error) {
+	var svcs []*v1.Service
+	seen := map[string]bool{}
+	if k, err := src.CS.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{}); err == nil {
+		svcs = append(svcs, k)
+		seen["kubernetes"] = true
+	}
+	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
+		list, err := src.CS.CoreV1().Services(pod.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("services for service links: %w", err)
+		}
+		for i := range list.Items {
+			s := &list.Items[i]
+			if pod.Namespace == metav1.NamespaceDefault && seen[s.Name] {
+				continue
+			}
+			svcs = append(svcs, s)
+		}
+	}
+	return envvars.FromServices(svcs), nil
 }

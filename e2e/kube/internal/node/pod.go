@@ -285,7 +285,11 @@ func (w *podWorker) procSpec(ctx context.Context, c *ctr, argvOverride []string)
 	if nonRoot && (uid == nil || *uid == 0) {
 		return ProcSpec{}, startError{"CreateContainerConfigError", errors.New("container has runAsNonRoot and image will run as root")}
 	}
-	env, err := ContainerEnv(ctx, Sources{CS: w.a.cs}, w.pod, &c.spec, w.podIP(), w.a.hostIP)
+	services, err := ServiceEnv(ctx, Sources{CS: w.a.cs}, w.pod)
+	if err != nil {
+		return ProcSpec{}, startError{"CreateContainerConfigError", err}
+	}
+	env, err := ContainerEnv(ctx, Sources{CS: w.a.cs}, w.pod, &c.spec, w.podIP(), w.a.hostIP, services)
 	if err != nil {
 		return ProcSpec{}, startError{"CreateContainerConfigError", err}
 	}
