@@ -50,8 +50,15 @@ func (s *sandbox) logLines(t *testing.T, ns, pod string) map[string]string {
 }
 
 func (s *sandbox) podEnvAndVolumes(t *testing.T) {
+	hostDir := filepath.Join(filepath.Dir(s.dir), "hostdir")
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hostDir, "marker"), []byte("on-the-host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	began := time.Now()
-	s.apply(t, "env", envPod)
+	s.apply(t, "env", strings.Replace(envPod, "HOSTDIR", hostDir, 1))
 	s.waitJSONPath(t, "nt", "pod/env", `{.status.conditions[?(@.type=="Ready")].status}`, "True", time.Minute)
 	t.Logf("pod env Ready %s after apply", time.Since(began).Round(time.Millisecond))
 	eventually(t, 30*time.Second, "the pod's report is complete", func() (bool, string) {
@@ -72,7 +79,7 @@ func (s *sandbox) podEnvAndVolumes(t *testing.T) {
 	want := map[string]string{
 		"name": "env", "ns": "nt", "ip": podIP, "node": "sandbox-node", "hostip": nodeIP,
 		"greeting": "hello", "password": "s3cret", "expanded": "hello-arg", "chained": "env-in-nt",
-		"fromenv": "hello", "uid": "1000", "gid": "1000", "pwd": mountRoot + "/scratch", "hostname": "env",
+		"fromenv": "hello", "init": "from-init", "host": "on-the-host", "uid": "1000", "gid": "1000", "pwd": mountRoot + "/scratch", "hostname": "env",
 		"cm": "hello", "secret": "s3cret", "labels": `app="env"`, "sans": "nt", "ca": "yes",
 		"scratch": "written", "search": "search nt.svc.cluster.local svc.cluster.local cluster.local",
 		"nameserver": "nameserver 10.96.0.10", "hosts": "yes", "eth0": "up",
@@ -172,4 +179,27 @@ func (s *sandbox) unknownImage(t *testing.T) {
 		out, err := s.run("-n", "nt", "get", "events", "--field-selector", "involvedObject.name=ghost,reason=Failed", "-o", "jsonpath={.items[*].message}")
 		return err == nil && strings.Contains(out, `registry.invalid/ghost:1.0`) && strings.Contains(out, "image table"), out
 	})
+}
+
+// gracePeriod: a container that ignores SIGTERM is killed once the pod's
+// terminationGracePeriodSeconds (3) is over, not before and not much later.
+func (s *sandbox) gracePeriod(t *testing.T) {
+	s.apply(t, "stubborn", stubbornPod)
+	s.waitJSONPath(t, "nt", "pod/stubborn", "{.status.phase}", "Running", time.Minute)
+	began := time.Now()
+	s.kubectl(t, "-n", "nt", "delete", "pod", "stubborn", "--wait=true", "--timeout=60s")
+	took := time.Since(began)
+	t.Logf("deleting a pod that ignores SIGTERM took %s", took.Round(time.Millisecond))
+	if took < 3*time.Second || took > 10*time.Second {
+		t.Errorf("deletion took %s; the grace period is 3s", took)
+	}
+}
+
+// startupProbe: until the startup probe passes the container is not
+// started and not ready; then both (no readiness probe).
+func (s *sandbox) startupProbe(t *testing.T) {
+	s.apply(t, "slow", slowStartPod)
+	s.waitJSONPath(t, "nt", "pod/slow", "{.status.phase}/{.status.containerStatuses[0].started}/{.status.containerStatuses[0].ready}", "Running/false/false", 30*time.Second)
+	s.waitJSONPath(t, "nt", "pod/slow", "{.status.containerStatuses[0].started}/{.status.containerStatuses[0].ready}", "true/true", 30*time.Second)
+	s.waitJSONPath(t, "nt", "pod/slow", `{.status.conditions[?(@.type=="Ready")].status}`, "True", 5*time.Second)
 }

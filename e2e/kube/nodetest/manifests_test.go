@@ -31,6 +31,11 @@ metadata:
 spec:
   terminationGracePeriodSeconds: 5
   securityContext: {runAsUser: 1000, runAsGroup: 1000}
+  initContainers:
+  - name: prepare
+    image: busybox
+    command: [sh, -c, "echo from-init > /strom-nodetest/scratch/init.txt"]
+    volumeMounts: [{name: scratch, mountPath: /strom-nodetest/scratch}]
   containers:
   - name: main
     image: busybox:1.36
@@ -44,7 +49,7 @@ spec:
       echo "fromenv=$CFG_greeting"
       echo "uid=$(id -u)"; echo "gid=$(id -g)"; echo "pwd=$(pwd)"; echo "hostname=$(hostname)"
       echo "cm=$(cat /strom-nodetest/cfg/greeting)"; echo "secret=$(cat /strom-nodetest/creds/password)"
-      echo "labels=$(cat /strom-nodetest/podinfo/labels)"
+      echo "labels=$(cat /strom-nodetest/podinfo/labels)"; echo "init=$(cat init.txt)"; echo "host=$(cat /strom-nodetest/host/marker)"
       echo "sans=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"
       grep -q "BEGIN CERTIFICATE" /var/run/secrets/kubernetes.io/serviceaccount/ca.crt && echo "ca=yes"
       echo "token=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"
@@ -74,7 +79,9 @@ spec:
     - {name: creds, mountPath: /strom-nodetest/creds}
     - {name: podinfo, mountPath: /strom-nodetest/podinfo}
     - {name: scratch, mountPath: /strom-nodetest/scratch}
+    - {name: host, mountPath: /strom-nodetest/host, readOnly: true}
   volumes:
+  - {name: host, hostPath: {path: HOSTDIR, type: Directory}}
   - {name: cfg, configMap: {name: cfg}}
   - {name: creds, secret: {secretName: creds}}
   - name: podinfo
@@ -180,4 +187,32 @@ metadata: {name: ghost, namespace: nt}
 spec:
   containers:
   - {name: main, image: "registry.invalid/ghost:1.0"}
+`
+
+const stubbornPod = `apiVersion: v1
+kind: Pod
+metadata: {name: stubborn, namespace: nt}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: main
+    image: busybox
+    # Ignores SIGTERM: only the SIGKILL after the grace period ends it.
+    command: [sh, -c, 'trap "echo TERM ignored" TERM; while true; do sleep 1; done']
+`
+
+const slowStartPod = `apiVersion: v1
+kind: Pod
+metadata: {name: slow, namespace: nt}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, "sleep 4; touch /strom-nodetest/s/up; exec sleep 86399"]
+    startupProbe:
+      exec: {command: [test, -f, /strom-nodetest/s/up]}
+      periodSeconds: 1
+      failureThreshold: 30
+    volumeMounts: [{name: s, mountPath: /strom-nodetest/s}]
+  volumes: [{name: s, emptyDir: {}}]
 `

@@ -37,6 +37,8 @@ func TestNode(t *testing.T) {
 	t.Run("pods reach each other by pod IP", s.podToPod)
 	t.Run("a claim's data survives a StatefulSet pod's re-creation", s.statefulSetClaim)
 	t.Run("a failing liveness probe restarts the container", s.liveness)
+	t.Run("a startup probe holds the container back", s.startupProbe)
+	t.Run("SIGKILL follows SIGTERM after the grace period", s.gracePeriod)
 	t.Run("an unknown image is refused with an event", s.unknownImage)
 }
 
