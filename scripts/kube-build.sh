@@ -22,11 +22,12 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 cd "$MOD"
 
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl helm etcd sandbox node-agent)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl helm etcd sandbox node-agent)
 PACKAGES=(
     k8s.io/kubernetes/cmd/kube-apiserver
     k8s.io/kubernetes/cmd/kube-controller-manager
     k8s.io/kubernetes/cmd/kube-scheduler
+    k8s.io/kubernetes/cmd/kube-proxy
     k8s.io/kubernetes/cmd/kubectl
     helm.sh/helm/v4/cmd/helm
     ./cmd/etcd

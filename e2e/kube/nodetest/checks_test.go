@@ -3,6 +3,7 @@ package nodetest
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -202,4 +203,34 @@ func (s *sandbox) startupProbe(t *testing.T) {
 	s.waitJSONPath(t, "nt", "pod/slow", "{.status.phase}/{.status.containerStatuses[0].started}/{.status.containerStatuses[0].ready}", "Running/false/false", 30*time.Second)
 	s.waitJSONPath(t, "nt", "pod/slow", "{.status.containerStatuses[0].started}/{.status.containerStatuses[0].ready}", "true/true", 30*time.Second)
 	s.waitJSONPath(t, "nt", "pod/slow", `{.status.conditions[?(@.type=="Ready")].status}`, "True", 5*time.Second)
+}
+
+// services: kube-proxy (nftables mode) routes a ClusterIP to the server pod
+// and the ` + "`kubernetes`" + ` Service to the API server, which authenticates
+// the pod's token and applies RBAC (the default service account may not
+// list secrets).
+func (s *sandbox) services(t *testing.T) {
+	s.apply(t, "server-svc", serverService)
+	eventually(t, time.Minute, "EndpointSlice of server", func() (bool, string) {
+		out, err := s.run("-n", "nt", "get", "endpointslices", "-l", "kubernetes.io/service-name=server", "-o", "jsonpath={.items[*].endpoints[*].addresses[*]}")
+		return err == nil && out != "", out
+	})
+	// kube-proxy programs a Service a moment after its endpoints appear;
+	// until then a connection is rejected, so wait for its DNAT rule.
+	clusterIP := s.kubectl(t, "-n", "nt", "get", "service", "server", "-o", "jsonpath={.spec.clusterIP}")
+	podIP := s.kubectl(t, "-n", "nt", "get", "pod", "server", "-o", "jsonpath={.status.podIP}")
+	eventually(t, 30*time.Second, "kube-proxy's rules for "+clusterIP, func() (bool, string) {
+		out, err := exec.Command("nft", "list", "table", "ip", "kube-proxy").CombinedOutput()
+		return err == nil && strings.Contains(string(out), clusterIP+" . tcp . 80 : goto service-") &&
+			strings.Contains(string(out), "dnat to "+podIP+":8080"), "not yet"
+	})
+	s.apply(t, "svc-client", svcClient)
+	s.waitJSONPath(t, "nt", "pod/svc-client", "{.status.phase}", "Succeeded", time.Minute)
+	kv := s.logLines(t, "nt", "svc-client")
+	if kv["svc"] != "pong from server" {
+		t.Errorf("through the Service: %q; log:\n%s", kv["svc"], s.kubectl(t, "-n", "nt", "logs", "svc-client"))
+	}
+	if !strings.Contains(kv["api"], `User \"system:serviceaccount:nt:default\" cannot list resource \"secrets\"`) {
+		t.Errorf("API server through the kubernetes Service: %q", kv["api"])
+	}
 }

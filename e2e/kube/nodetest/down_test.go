@@ -52,6 +52,12 @@ func (s *sandbox) downLeavesNothing(t *testing.T) {
 			t.Errorf("link %s left", l)
 		}
 	}
+	tables, _ := exec.Command("nft", "list", "tables").CombinedOutput()
+	for _, table := range []string{"inet " + names.Table(), "ip kube-proxy", "ip6 kube-proxy"} {
+		if strings.Contains(string(tables), "table "+table+"\n") {
+			t.Errorf("nftables table %s left", table)
+		}
+	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mounts), "\n") {
 		if strings.Contains(line, s.dir) || strings.Contains(line, names.Prefix) || strings.Contains(line, mountRoot) {

@@ -92,7 +92,7 @@ spec:
 
 const pingPods = `apiVersion: v1
 kind: Pod
-metadata: {name: server, namespace: nt}
+metadata: {name: server, namespace: nt, labels: {app: server}}
 spec:
   terminationGracePeriodSeconds: 2
   containers:
@@ -215,4 +215,32 @@ spec:
       failureThreshold: 30
     volumeMounts: [{name: s, mountPath: /strom-nodetest/s}]
   volumes: [{name: s, emptyDir: {}}]
+`
+
+const serverService = `apiVersion: v1
+kind: Service
+metadata: {name: server, namespace: nt}
+spec:
+  selector: {app: server}
+  ports: [{port: 80, targetPort: http}]
+`
+
+// svcClient reaches the server through its Service (the service-link
+// variables name its ClusterIP) and the API server through the
+// ` + "`kubernetes`" + ` Service with the pod's token.
+const svcClient = `apiVersion: v1
+kind: Pod
+metadata: {name: svc-client, namespace: nt}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: curl
+    image: busybox
+    command:
+    - sh
+    - -c
+    - |
+      echo "svc=$(curl -sS --max-time 5 http://$SERVER_SERVICE_HOST:$SERVER_SERVICE_PORT/ping.txt)"
+      SA=/var/run/secrets/kubernetes.io/serviceaccount
+      echo "api=$(curl -sS --max-time 5 --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/nt/secrets | tr -d '\n')"
 `

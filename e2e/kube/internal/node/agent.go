@@ -52,16 +52,18 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		cfg: cfg, cs: cs, names: NamesFor(cfg.Dir), ipam: NewIPAM(cfg.PodCIDR),
 		hostIP: Gateway(cfg.PodCIDR).String(), workers: map[types.UID]*podWorker{}, finished: map[types.UID]bool{}, ctx: ctx,
 	}
-	if err := CleanupNetwork(a.names); err != nil {
+	if err := CleanupPods(a.names); err != nil {
 		return fmt.Errorf("leftovers of an earlier agent: %w", err)
 	}
-	if err := SetupBridge(a.names, cfg.PodCIDR); err != nil {
+	if err := EnsureBridge(a.names, cfg.PodCIDR); err != nil {
 		return err
 	}
+	// The bridge stays: the API server listens on its address. `sandbox
+	// down` (or `node-agent cleanup`) removes it.
 	defer func() {
 		a.wg.Wait()
-		err = errors.Join(err, CleanupNetwork(a.names), a.hostPaths.RemoveAll())
-		a.logf("stopped; network and mount points removed")
+		err = errors.Join(err, CleanupPods(a.names), a.hostPaths.RemoveAll())
+		a.logf("stopped; pod networks and mount points removed")
 	}()
 	since := metav1.Now()
 	if err := Register(ctx, cs, cfg.NodeName, cfg, since); err != nil {

@@ -14,7 +14,11 @@ import (
 type Names struct {
 	Bridge string // the pod bridge, also the host side of every pod's route
 	Prefix string // every pod netns starts with it
+	hash   string
 }
+
+// Table is the agent's nftables table (inet family): the forwarding guard.
+func (n Names) Table() string { return "strom_" + n.hash }
 
 func shortHash(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))
@@ -24,7 +28,7 @@ func shortHash(s string, n int) string {
 // NamesFor gives the names of the agent that keeps its state in dir.
 func NamesFor(dir string) Names {
 	h := shortHash(dir, 8)
-	return Names{Bridge: "skb" + h, Prefix: "strom-" + h + "-"}
+	return Names{Bridge: "skb" + h, Prefix: "strom-" + h + "-", hash: h}
 }
 
 // Netns is the `ip netns` name of a pod's network namespace.

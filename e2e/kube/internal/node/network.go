@@ -27,20 +27,46 @@ func ip(args ...string) error {
 	return nil
 }
 
-// SetupBridge creates the bridge with the gateway address (replacing a
-// leftover of a killed agent).
-func SetupBridge(n Names, cidr netip.Prefix) error {
-	_ = ip("link", "del", n.Bridge)
+// EnsureBridge makes the bridge with the gateway address, or adopts the one
+// `sandbox up` made before the API server (which listens on that address).
+// Packets arriving from pods may be forwarded (a Service's DNAT to another
+// pod needs it) but only back onto the bridge: a table of our own drops
+// anything pods send towards other interfaces, so nothing leaves the
+// machine. The host-wide ip_forward stays as it is.
+func EnsureBridge(n Names, cidr netip.Prefix) error {
 	gw := netip.PrefixFrom(Gateway(cidr), cidr.Bits())
 	steps := [][]string{
-		{"link", "add", n.Bridge, "type", "bridge"},
-		{"addr", "add", gw.String(), "dev", n.Bridge},
+		{"addr", "replace", gw.String(), "dev", n.Bridge},
 		{"link", "set", n.Bridge, "up"},
+	}
+	if !linkExists(n.Bridge) {
+		steps = append([][]string{{"link", "add", n.Bridge, "type", "bridge"}}, steps...)
 	}
 	for _, s := range steps {
 		if err := ip(s...); err != nil {
 			return err
 		}
+	}
+	if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", n.Bridge, "forwarding"), []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("forwarding on %s: %w", n.Bridge, err)
+	}
+	rules := fmt.Sprintf(`table inet %[1]s {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname "%[2]s" oifname != "%[2]s" drop
+	}
+}
+`, n.Table(), n.Bridge)
+	return nft(rules)
+}
+
+func nft(script string) error {
+	var stderr bytes.Buffer
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
@@ -61,6 +87,8 @@ func SetupPodNetwork(n Names, cidr netip.Prefix, podUID string, addr netip.Addr)
 		{"netns", "add", ns},
 		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
 		{"link", "set", veth, "master", n.Bridge, "up"},
+		// A pod reaching itself through a Service comes back on its port.
+		{"link", "set", veth, "type", "bridge_slave", "hairpin", "on"},
 		{"-n", ns, "link", "set", "lo", "up"},
 		{"-n", ns, "addr", "add", netip.PrefixFrom(addr, cidr.Bits()).String(), "dev", "eth0"},
 		{"-n", ns, "link", "set", "eth0", "up"},
@@ -90,9 +118,9 @@ func TeardownPodNetwork(n Names, podUID string) error {
 	return errors.Join(errs...)
 }
 
-// CleanupNetwork removes every pod namespace with the agent's prefix, the
-// veths on its bridge and the bridge: what a killed agent left behind.
-func CleanupNetwork(n Names) error {
+// CleanupPods removes every pod namespace with the agent's prefix and its
+// veth: what a killed agent left behind.
+func CleanupPods(n Names) error {
 	var errs []error
 	entries, _ := os.ReadDir("/run/netns")
 	for _, e := range entries {
@@ -103,10 +131,18 @@ func CleanupNetwork(n Names) error {
 			}
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// CleanupNetwork removes the pods' namespaces, the bridge and the
+// forwarding guard.
+func CleanupNetwork(n Names) error {
+	errs := []error{CleanupPods(n)}
 	if linkExists(n.Bridge) {
-		if err := ip("link", "del", n.Bridge); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, ip("link", "del", n.Bridge))
+	}
+	if exec.Command("nft", "list", "table", "inet", n.Table()).Run() == nil {
+		errs = append(errs, nft("delete table inet "+n.Table()+"\n"))
 	}
 	return errors.Join(errs...)
 }

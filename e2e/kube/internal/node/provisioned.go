@@ -7,15 +7,15 @@ import (
 	"sync"
 )
 
-// The controller-manager's hostPath provisioner makes each volume's
+// ProvisionedBase: the controller-manager's hostPath provisioner makes each volume's
 // directory under this path (k8s.io/kubernetes/pkg/volume/hostpath).
-const provisionedBase = "/tmp/hostpath_pv/"
+const ProvisionedBase = "/tmp/hostpath_pv/"
 
 // IsProvisioned says whether path is a volume the hostPath provisioner made
 // (and so one `sandbox down` may delete).
 func IsProvisioned(path string) bool {
 	clean := filepath.Clean(path)
-	return strings.HasPrefix(clean, provisionedBase) && len(clean) > len(provisionedBase)
+	return strings.HasPrefix(clean, ProvisionedBase) && len(clean) > len(ProvisionedBase)
 }
 
 // ProvisionedRecord lists the provisioned volumes the agent mounted, one a

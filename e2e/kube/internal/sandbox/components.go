@@ -19,7 +19,7 @@ type Component struct {
 // waits for the one before: the API server needs etcd, the controllers need
 // the API server. A node agent will be appended here as the last component.
 func (c Cluster) Components() []Component {
-	return []Component{c.etcd(), c.apiServer(), c.controllerManager(), c.scheduler(), c.nodeAgent()}
+	return []Component{c.etcd(), c.apiServer(), c.controllerManager(), c.scheduler(), c.nodeAgent(), c.kubeProxy()}
 }
 
 func (c Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
@@ -45,13 +45,11 @@ func (c Cluster) apiServer() Component {
 		Binary: c.bin("kube-apiserver"),
 		Args: []string{
 			fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.Ports.EtcdClient),
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
-			// The lease reconciler refuses a loopback address for the
-			// `kubernetes` Service's endpoints; with no pod network yet
-			// there is nothing else to advertise. The node-agent stage
-			// advertises the pod bridge's host address instead.
-			"--endpoint-reconciler-type=none",
+			// The pod bridge's host address (made before the API server
+			// starts): reachable from the host and from pods, and what the
+			// `kubernetes` Service's endpoints name.
+			"--bind-address=" + c.NodeIP().String(),
+			"--advertise-address=" + c.NodeIP().String(),
 			"--secure-port=" + strconv.Itoa(c.Ports.APIServer),
 			"--tls-cert-file=" + l.Cert("apiserver"),
 			"--tls-private-key-file=" + l.Key("apiserver"),

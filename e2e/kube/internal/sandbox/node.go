@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -137,12 +138,13 @@ func EnsureDefaultStorageClass(ctx context.Context, kubeconfig string) error {
 	return nil
 }
 
-// CleanupNode removes what the node agent leaves when it could not clean up
-// itself (killed): its bridge, pod namespaces and veths. It also removes
+// CleanupNode removes the node's network: the bridge, the pod namespaces
+// and veths a killed agent left, the agent's and kube-proxy's nftables
+// tables. It also removes
 // the provisioned volumes the agent used (recorded in its state), which
 // outlive the agent on purpose but not the sandbox.
 func CleanupNode(l Layout) error {
-	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir()))}
+	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir())), cleanupKubeProxy()}
 	f, err := os.Open(node.ProvisionedRecord(l.NodeDir()))
 	if err == nil {
 		sc := bufio.NewScanner(f)
@@ -152,6 +154,58 @@ func CleanupNode(l Layout) error {
 			}
 		}
 		f.Close()
+		// The provisioner's base directory, once nothing else is in it.
+		_ = os.Remove(filepath.Clean(node.ProvisionedBase))
+	}
+	return errors.Join(errs...)
+}
+
+// KubeProxy is kube-proxy's identity; RBAC's bootstrap policy binds
+// system:node-proxier to the user system:kube-proxy.
+var KubeProxy = Identity{Name: "kube-proxy", User: "system:kube-proxy"}
+
+// PrepareNodeNetwork makes the pod bridge before the API server starts,
+// since the API server listens on its address. The agent adopts it.
+func PrepareNodeNetwork(c Cluster) error {
+	return node.EnsureBridge(node.NamesFor(c.Layout.NodeDir()), c.PodCIDR())
+}
+
+// kubeProxy is the real kube-proxy in nftables mode: ClusterIPs and
+// NodePorts (on the node's address only) DNATed to the endpoints.
+func (c Cluster) kubeProxy() Component {
+	return Component{
+		Name:   "kube-proxy",
+		Binary: c.bin("kube-proxy"),
+		Args: []string{
+			"--kubeconfig=" + c.Layout.Kubeconfig(KubeProxy.Name),
+			"--proxy-mode=nftables",
+			"--hostname-override=" + NodeName,
+			"--cluster-cidr=" + c.PodCIDR().String(),
+			"--nodeport-addresses=" + c.NodeIP().String() + "/32",
+			"--healthz-bind-address=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Ports.KubeProxyHealth)),
+			"--metrics-bind-address=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Ports.KubeProxyMetrics)),
+			// 0: leave the machine's conntrack settings alone.
+			"--conntrack-max-per-core=0",
+			"--conntrack-tcp-timeout-established=0",
+			"--conntrack-tcp-timeout-close-wait=0",
+			"--profiling=false",
+		},
+		Health: fmt.Sprintf("http://127.0.0.1:%d/healthz", c.Ports.KubeProxyHealth),
+	}
+}
+
+// cleanupKubeProxy deletes kube-proxy's nftables tables (it leaves them
+// when it stops, as on a real node). The names are kube-proxy's own, so
+// only one sandbox with services can run on a machine at a time.
+func cleanupKubeProxy() error {
+	var errs []error
+	for _, family := range []string{"ip", "ip6"} {
+		if exec.Command("nft", "list", "table", family, "kube-proxy").Run() != nil {
+			continue
+		}
+		if out, err := exec.Command("nft", "delete", "table", family, "kube-proxy").CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("nft delete table %s kube-proxy: %w: %s", family, err, out))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,8 @@ type Ports struct {
 	ControllerManager int `json:"controllerManager"`
 	Scheduler         int `json:"scheduler"`
 	Kubelet           int `json:"kubelet"`
+	KubeProxyHealth   int `json:"kubeProxyHealth"`
+	KubeProxyMetrics  int `json:"kubeProxyMetrics"`
 }
 
 // FreePorts asks the kernel for distinct free loopback ports. All listeners
@@ -27,7 +29,7 @@ func FreePorts() (Ports, error) {
 			l.Close()
 		}
 	}()
-	ports := make([]int, 6)
+	ports := make([]int, 8)
 	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -43,5 +45,7 @@ func FreePorts() (Ports, error) {
 		ControllerManager: ports[3],
 		Scheduler:         ports[4],
 		Kubelet:           ports[5],
+		KubeProxyHealth:   ports[6],
+		KubeProxyMetrics:  ports[7],
 	}, nil
 }

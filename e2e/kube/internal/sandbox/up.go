@@ -67,6 +67,9 @@ func Up(ctx context.Context, opts Options, progress io.Writer) (kubeconfig strin
 	if err != nil {
 		return "", err
 	}
+	if err := PrepareNodeNetwork(c); err != nil {
+		return "", err
+	}
 	for _, comp := range comps {
 		p, err := Start(comp, l.Log(comp.Name))
 		if err != nil {
