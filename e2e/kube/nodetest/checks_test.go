@@ -151,6 +151,13 @@ func (s *sandbox) statefulSetClaim(t *testing.T) {
 	if second["stamp"] != first["stamp"] {
 		t.Errorf("the claim's data did not survive: first pod wrote %q, second read %q", first["stamp"], second["stamp"])
 	}
+	// The headless Service gives the new pod its stable DNS name.
+	ip := s.kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.status.podIP}")
+	s.apply(t, "resolver", resolverPod)
+	s.waitJSONPath(t, "nt", "pod/resolver", "{.status.phase}", "Succeeded", time.Minute)
+	if out := s.kubectl(t, "-n", "nt", "logs", "resolver"); !strings.HasPrefix(out, ip+" ") {
+		t.Errorf("db-0.db.nt.svc.cluster.local resolves to %q, db-0 is %s", out, ip)
+	}
 }
 
 func (s *sandbox) liveness(t *testing.T) {
@@ -229,6 +236,10 @@ func (s *sandbox) services(t *testing.T) {
 	kv := s.logLines(t, "nt", "svc-client")
 	if kv["svc"] != "pong from server" {
 		t.Errorf("through the Service: %q; log:\n%s", kv["svc"], s.kubectl(t, "-n", "nt", "logs", "svc-client"))
+	}
+	// CoreDNS (a pod behind the kube-dns Service) answers for Services.
+	if !strings.HasPrefix(kv["dns"], clusterIP+" ") || kv["byname"] != "pong from server" {
+		t.Errorf("by name: getent %q, curl %q", kv["dns"], kv["byname"])
 	}
 	if !strings.Contains(kv["api"], `User \"system:serviceaccount:nt:default\" cannot list resource \"secrets\"`) {
 		t.Errorf("API server through the kubernetes Service: %q", kv["api"])

@@ -241,6 +241,19 @@ spec:
     - -c
     - |
       echo "svc=$(curl -sS --max-time 5 http://$SERVER_SERVICE_HOST:$SERVER_SERVICE_PORT/ping.txt)"
+      echo "dns=$(getent hosts server.nt.svc.cluster.local)"
+      echo "byname=$(curl -sS --max-time 5 http://server/ping.txt)"
       SA=/var/run/secrets/kubernetes.io/serviceaccount
       echo "api=$(curl -sS --max-time 5 --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/nt/secrets | tr -d '\n')"
+`
+
+const resolverPod = `apiVersion: v1
+kind: Pod
+metadata: {name: resolver, namespace: nt}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: getent
+    image: busybox
+    command: [getent, hosts, db-0.db.nt.svc.cluster.local]
 `

@@ -35,7 +35,7 @@ func TestNode(t *testing.T) {
 	t.Run("node is Ready with its lease", s.nodeReady)
 	t.Run("a pod sees its env, volumes and identity", s.podEnvAndVolumes)
 	t.Run("pods reach each other by pod IP", s.podToPod)
-	t.Run("Services route to pods and to the API server", s.services)
+	t.Run("Services and cluster DNS route to pods and to the API server", s.services)
 	t.Run("a claim's data survives a StatefulSet pod's re-creation", s.statefulSetClaim)
 	t.Run("a failing liveness probe restarts the container", s.liveness)
 	t.Run("a startup probe holds the container back", s.startupProbe)

@@ -12,7 +12,8 @@ import (
 // container image means on this machine.
 type Image struct {
 	Repository string   `json:"repository"`
-	Entrypoint []string `json:"entrypoint"` // used when the container sets no command
+	Entrypoint []string `json:"entrypoint"` // the image's ENTRYPOINT
+	Cmd        []string `json:"cmd"`        // the image's CMD
 	Path       []string `json:"path"`       // directories searched for the command
 }
 
@@ -77,19 +78,23 @@ func (t *Images) Lookup(ref string) (Image, error) {
 	return img, nil
 }
 
-// Argv is the process a container runs, as a container runtime builds it:
-// command (else the image's entrypoint) followed by args. Its first word
-// becomes an absolute path: an absolute path that exists on this machine is
-// kept; otherwise the base name (and the base name without ".sh", for
-// Kafka's scripts) is searched in the image's path.
+// Argv is the process a container runs, by Kubernetes' rule over the
+// image's ENTRYPOINT and CMD: command replaces both, args replace CMD. Its
+// first word becomes an absolute path: an absolute path that exists on this
+// machine is kept; otherwise the base name (and the base name without
+// ".sh", for Kafka's scripts) is searched in the image's path.
 func (img Image) Argv(command, args []string) ([]string, error) {
-	argv := append([]string{}, command...)
-	if len(argv) == 0 {
-		argv = append(argv, img.Entrypoint...)
+	var argv []string
+	switch {
+	case len(command) > 0:
+		argv = append(append(argv, command...), args...)
+	case len(args) > 0:
+		argv = append(append(argv, img.Entrypoint...), args...)
+	default:
+		argv = append(append(argv, img.Entrypoint...), img.Cmd...)
 	}
-	argv = append(argv, args...)
 	if len(argv) == 0 {
-		return nil, fmt.Errorf("image %s has no entrypoint and the container no command", img.Repository)
+		return nil, fmt.Errorf("image %s has no entrypoint or cmd and the container no command", img.Repository)
 	}
 	exe, err := img.resolve(argv[0])
 	if err != nil {

@@ -57,6 +57,20 @@ func TestImageArgv(t *testing.T) {
 			t.Errorf("%v %v: %q, want %q", c.command, c.args, got, c.want)
 		}
 	}
+	// busybox: no ENTRYPOINT, CMD ["sh"]; `kubectl run -- sh -c ...` sets args only.
+	shell := Image{Repository: "busybox", Cmd: []string{"sh"}, Path: []string{"/usr/bin", "/bin"}}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{[]string{"sh", "-c", "true"}, "sh -c true"}, {nil, "sh"}} {
+		argv, err := shell.Argv(nil, c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(append([]string{filepath.Base(argv[0])}, argv[1:]...), " "); got != c.want {
+			t.Errorf("busybox args %v: %v %v", c.args, argv, err)
+		}
+	}
 	if _, err := img.Argv([]string{"no-such-tool"}, nil); err == nil {
 		t.Error("an executable missing from the image resolved")
 	}

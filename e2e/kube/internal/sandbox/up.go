@@ -93,5 +93,10 @@ func Up(ctx context.Context, opts Options, progress io.Writer) (kubeconfig strin
 	if err := EnsureDefaultStorageClass(ctx, st.Kubeconfig); err != nil {
 		return "", err
 	}
+	began := time.Now()
+	if err := DeployClusterDNS(ctx, c, st.Kubeconfig, opts.Timeout); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(progress, "cluster DNS (CoreDNS) available after %s\n", time.Since(began).Round(100*time.Millisecond))
 	return st.Kubeconfig, nil
 }
