@@ -44,6 +44,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	rc.UserAgent = "strom-node-agent/" + cfg.NodeName
+	// The kubelet's defaults (kubeAPIQPS 50, kubeAPIBurst 100); client-go's
+	// own 5/10 throttles a node that starts a few pods at once.
+	rc.QPS, rc.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err

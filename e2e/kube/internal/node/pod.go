@@ -45,6 +45,7 @@ type podWorker struct {
 	message   string
 	lastSent  *v1.PodStatus
 	lastWarn  string
+	seen      time.Time // when the agent first saw the pod
 }
 
 type exitEvent struct {
@@ -63,7 +64,7 @@ type probeEvent struct {
 }
 
 func newPodWorker(a *Agent, pod *v1.Pod) *podWorker {
-	w := &podWorker{a: a, uid: pod.UID, pod: pod, updates: make(chan *v1.Pod, 1), events: make(chan any, 64)}
+	w := &podWorker{a: a, uid: pod.UID, pod: pod, updates: make(chan *v1.Pod, 1), events: make(chan any, 64), seen: time.Now()}
 	for _, c := range pod.Spec.InitContainers {
 		w.inits = append(w.inits, newCtr(c, true))
 	}
@@ -100,28 +101,42 @@ func (w *podWorker) run(ctx context.Context) {
 			return
 		}
 		next := w.sync(ctx)
-		w.report(ctx)
-		var timer <-chan time.Time
-		if !next.IsZero() {
-			t := time.NewTimer(time.Until(next))
-			defer t.Stop()
-			timer = t.C
+		if !w.report(ctx) {
+			// Not reported (API error): try again soon even without an event.
+			if retry := time.Now().Add(time.Second); next.IsZero() || retry.Before(next) {
+				next = retry
+			}
 		}
-		select {
-		case <-ctx.Done():
+		if w.wait(ctx, next, &gone) {
 			w.shutdown()
 			return
-		case p := <-w.updates:
-			if p == nil {
-				gone = true
-			} else {
-				w.pod = p
-			}
-		case ev := <-w.events:
-			w.handle(ev)
-		case <-timer:
 		}
 	}
+}
+
+// wait blocks until an update, an event, the time next (if set) or the
+// end of ctx (true).
+func (w *podWorker) wait(ctx context.Context, next time.Time, gone *bool) bool {
+	var timer <-chan time.Time
+	if !next.IsZero() {
+		t := time.NewTimer(time.Until(next))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return true
+	case p := <-w.updates:
+		if p == nil {
+			*gone = true
+		} else {
+			w.pod = p
+		}
+	case ev := <-w.events:
+		w.handle(ev)
+	case <-timer:
+	}
+	return false
 }
 
 // sync starts what should run now and says when to look again (zero: only
@@ -408,7 +423,8 @@ func (w *podWorker) startProcess(ctx context.Context, c *ctr) error {
 	}()
 	w.startProbes(ctx, c)
 	w.a.event(w.pod, v1.EventTypeNormal, "Started", fmt.Sprintf("Started container %s", c.spec.Name))
-	w.logf("started container %s (pid %d, %s)", c.spec.Name, p.cmd.Process.Pid, strings.Join(spec.Argv, " "))
+	w.logf("started container %s (pid %d, %s after the pod reached the agent): %s", c.spec.Name, p.cmd.Process.Pid,
+		time.Since(w.seen).Round(time.Millisecond), strings.Join(spec.Argv, " "))
 	return nil
 }
 
@@ -645,11 +661,11 @@ func (w *podWorker) view() PodView {
 	return v
 }
 
-// report patches the pod's status when it changed.
-func (w *podWorker) report(ctx context.Context) {
+// report patches the pod's status when it changed; false if that failed.
+func (w *podWorker) report(ctx context.Context) bool {
 	st := BuildStatus(w.pod.Status, w.view(), metav1.Now())
 	if w.lastSent != nil && equality.Semantic.DeepEqual(*w.lastSent, st) {
-		return
+		return true
 	}
 	body, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"uid": w.uid}, // precondition: this pod, not a namesake
@@ -657,16 +673,18 @@ func (w *podWorker) report(ctx context.Context) {
 	})
 	if err != nil {
 		w.logf("status: %v", err)
-		return
+		return true // cannot get better by retrying
 	}
 	_, err = w.a.cs.CoreV1().Pods(w.pod.Namespace).Patch(ctx, w.pod.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return true // gone, or a namesake: the informer tells us next
+	}
 	if err != nil {
-		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			w.logf("status: %v", err)
-		}
-		return
+		w.logf("status: %v", err)
+		return false
 	}
 	w.lastSent = &st
+	return true
 }
 
 // stopAll stops every running container with grace and waits.
