@@ -142,6 +142,8 @@ spec:
     metadata: {labels: {app: db}}
     spec:
       terminationGracePeriodSeconds: 2
+      # Not root: the claim is writable through fsGroup, as the brokers' is.
+      securityContext: {runAsUser: 1000, runAsGroup: 1000, fsGroup: 2000, runAsNonRoot: true}
       containers:
       - name: db
         image: busybox

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,6 +334,31 @@ func TestIsProvisioned(t *testing.T) {
 	} {
 		if IsProvisioned(p) != want {
 			t.Errorf("IsProvisioned(%q) != %v", p, want)
+		}
+	}
+}
+
+func TestApplyFSGroup(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "sub", "f"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyFSGroup(root, 4242, false); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{"sub": 0o770 | os.ModeSetgid | os.ModeDir, "sub/f": 0o660} {
+		st, err := os.Stat(filepath.Join(root, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode() != want {
+			t.Errorf("%s: mode %s, want %s", path, st.Mode(), want)
+		}
+		if gid := st.Sys().(*syscall.Stat_t).Gid; gid != 4242 {
+			t.Errorf("%s: group %d", path, gid)
 		}
 	}
 }

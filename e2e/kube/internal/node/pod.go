@@ -211,6 +211,15 @@ func (w *podWorker) setup(ctx context.Context) error {
 		return err
 	}
 	w.volumes = vols
+	if sc := w.pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		for _, v := range w.pod.Spec.Volumes {
+			if ownsVolume(v) {
+				if err := ApplyFSGroup(vols[v.Name], *sc.FSGroup, isReadOnlySource(v)); err != nil {
+					return fmt.Errorf("fsGroup on volume %q: %w", v.Name, err)
+				}
+			}
+		}
+	}
 	for _, path := range vols {
 		if err := recordProvisioned(w.a.cfg.Dir, path); err != nil {
 			return err
