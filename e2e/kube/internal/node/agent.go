@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"sync"
 	"time"
 
@@ -55,6 +56,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		cfg: cfg, cs: cs, names: NamesFor(cfg.Dir), ipam: NewIPAM(cfg.PodCIDR),
 		hostIP: Gateway(cfg.PodCIDR).String(), workers: map[types.UID]*podWorker{}, finished: map[types.UID]bool{}, ctx: ctx,
 	}
+	a.hostPaths.Record = MountPointRecord(cfg.Dir)
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return err
+	}
+	// Mount points a killed predecessor left.
+	if err := RemoveRecordedMountPoints(cfg.Dir); err != nil {
+		return err
+	}
+	_ = os.Remove(a.hostPaths.Record)
 	if err := CleanupPods(a.names); err != nil {
 		return fmt.Errorf("leftovers of an earlier agent: %w", err)
 	}

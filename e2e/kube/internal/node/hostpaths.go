@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -13,8 +14,26 @@ import (
 // removing one while another pod's namespace mounts on it would detach that
 // pod's volume.
 type HostPaths struct {
+	Record  string // file listing them too, for a cleanup after a killed agent
 	mu      sync.Mutex
 	created []string
+}
+
+// MountPointRecord is the file where an agent with state dir lists them.
+func MountPointRecord(dir string) string { return filepath.Join(dir, "mount-points") }
+
+// RemoveRecordedMountPoints removes (only while empty) the mount points an
+// agent recorded: what `sandbox down` does after a killed agent.
+func RemoveRecordedMountPoints(dir string) error {
+	raw, err := os.ReadFile(MountPointRecord(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	h := &HostPaths{created: strings.Fields(string(raw))}
+	return h.RemoveAll()
 }
 
 // Ensure makes target (a directory, or an empty file when source is a file)
@@ -36,6 +55,12 @@ func (h *HostPaths) Ensure(source, target string) error {
 	}
 	h.mu.Lock()
 	h.created = append(h.created, top)
+	if h.Record != "" {
+		if f, err := os.OpenFile(h.Record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			_, _ = f.WriteString(top + "\n")
+			f.Close()
+		}
+	}
 	h.mu.Unlock()
 	if st.IsDir() {
 		return os.MkdirAll(target, 0o755)

@@ -144,7 +144,7 @@ func EnsureDefaultStorageClass(ctx context.Context, kubeconfig string) error {
 // the provisioned volumes the agent used (recorded in its state), which
 // outlive the agent on purpose but not the sandbox.
 func CleanupNode(l Layout) error {
-	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir())), cleanupKubeProxy()}
+	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir())), cleanupKubeProxy(), node.RemoveRecordedMountPoints(l.NodeDir())}
 	f, err := os.Open(node.ProvisionedRecord(l.NodeDir()))
 	if err == nil {
 		sc := bufio.NewScanner(f)
