@@ -136,11 +136,38 @@ func namespace(t *testing.T, name string) string {
 		if os.Getenv("SCENARIOS_KEEP") == "1" {
 			return
 		}
-		if out, err := run("", "kubectl", "delete", "namespace", name, "--wait", "--timeout=5m"); err != nil {
+		// Not waited for here: brokers may take up to their 120 s grace period to
+		// stop, and the next scenario does not need this namespace gone. TestMain
+		// waits for every scenario namespace at the end.
+		if out, err := run("", "kubectl", "delete", "namespace", name, "--wait=false"); err != nil {
 			t.Errorf("deleting namespace %s: %v\n%s", name, err, out)
 		}
+		deleted = append(deleted, name)
 	})
 	return name
+}
+
+// deleted are the namespaces the scenarios deleted without waiting.
+var deleted []string
+
+// waitNamespacesGone waits (bounded) until every deleted namespace is gone.
+func waitNamespacesGone() error {
+	if len(deleted) == 0 {
+		return nil
+	}
+	args := append([]string{"wait", "--for=delete", "--timeout=5m"}, prefixed("namespace/", deleted)...)
+	if out, err := run("", "kubectl", args...); err != nil && !strings.Contains(out, "not found") {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
 }
 
 // diagnostics prints objects, events and logs of a namespace and the operator.

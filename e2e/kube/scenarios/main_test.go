@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	if os.Getenv("SCENARIOS_KEEP") != "1" {
+		if err := waitNamespacesGone(); err != nil {
+			fmt.Printf("scenarios: namespaces not gone: %v\n", err)
+			code = 1
+		}
 		run("", "helm", "uninstall", operatorName, "-n", operatorNamespace, "--ignore-not-found", "--wait")
 		if out, err := run("", "kubectl", "delete", "-k", path("deploy"), "--ignore-not-found", "--wait", "--timeout=3m"); err != nil {
 			fmt.Printf("scenarios: removing the operator: %v\n%s", err, out)

@@ -15,8 +15,8 @@ const (
 
 // runPod runs `kubectl run NAME --restart=Never` with the given arguments after
 // `--` (add "--command" in front to replace the entrypoint), waits until the
-// pod has finished, and returns its log and whether it succeeded. The pod is
-// deleted afterwards. `kubectl run -it --rm` would need `kubectl attach`, which
+// pod has finished, and returns its log and whether it succeeded. Names must
+// be unique within the namespace. `kubectl run -it --rm` would need `kubectl attach`, which
 // the sandbox does not serve; waiting for the phase and reading the log is the
 // same check.
 func runPod(t *testing.T, ns, name, image string, timeout time.Duration, args ...string) (string, bool) {
@@ -27,7 +27,12 @@ func runPod(t *testing.T, ns, name, image string, timeout time.Duration, args ..
 		args = args[1:]
 	}
 	kubectl(t, append(append(cmd, "--"), args...)...)
-	defer run("", "kubectl", "delete", "pod", name, "-n", ns, "--wait", "--timeout=1m")
+	// The pod is left for the namespace's deletion. Deleting it here would free
+	// its address, which the sandbox's node agent hands to the very next pod;
+	// a broker that talked to the old pod then answers the new one at the old
+	// MAC address until its ARP entry expires (about 8 s), so the new pod's
+	// connection through a Service times out. Real CNIs (host-local IPAM's
+	// round robin, the bridge plugin's gratuitous ARP) avoid that; see README.md.
 	var phase string
 	eventually(t, timeout, "pod "+name+" finishes", func() (bool, string) {
 		phase, _ = jsonpath("-n", ns, "pod", name, "{.status.phase}")

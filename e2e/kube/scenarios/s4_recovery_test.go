@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -81,8 +82,10 @@ func TestRecovery(t *testing.T) {
 	kubectl(t, "scale", "-n", ns, "kafkacluster/my-cluster", "--replicas=4")
 	took := waitReady(t, ns, "my-cluster", readyTimeout)
 	t.Logf("four brokers Ready %s after kubectl scale", took.Round(time.Second))
+	attempt := 0
 	eventually(t, 2*time.Minute, "metadata lists 4 brokers", func() (bool, string) {
-		meta := mustRunPod(t, ns, "metadata", kcatImage, 2*time.Minute, "-b", bootstrap(ns), "-L")
+		attempt++
+		meta := mustRunPod(t, ns, fmt.Sprintf("metadata-%d", attempt), kcatImage, 2*time.Minute, "-b", bootstrap(ns), "-L")
 		return len(brokerIDs(meta)) == 4, meta
 	})
 	if got := kubectl(t, "get", "statefulset", "my-cluster-broker", "-n", ns, "-o", "jsonpath={.spec.replicas}"); got != "4" {
