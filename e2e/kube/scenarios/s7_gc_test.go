@@ -87,7 +87,9 @@ func TestGarbageCollection(t *testing.T) {
 
 	start := time.Now()
 	kubectl(t, "delete", "kafkacluster", "doomed", "-n", ns, "--wait=false")
+	polls := 0
 	eventually(t, 3*time.Minute, "every owned object gone", func() (bool, string) {
+		polls++
 		out := kubectl(t, "get", ownedKinds, "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.uid} {.kind}/{.metadata.name}{"\n"}{end}`)
 		var left []string
 		for _, o := range objs {
@@ -98,9 +100,12 @@ func TestGarbageCollection(t *testing.T) {
 		if _, err := jsonpath("-n", ns, "kafkacluster", "doomed", "{.metadata.uid}"); err == nil {
 			left = append(left, "KafkaCluster/doomed")
 		}
+		if polls == 1 {
+			t.Logf("right after the delete, left: %s", strings.Join(left, " "))
+		}
 		return len(left) == 0, "left: " + strings.Join(left, " ")
 	})
-	t.Logf("%d owned objects gone %s after the delete", len(objs), time.Since(start).Round(time.Second))
+	t.Logf("%d owned objects gone %s after the delete (%d polls)", len(objs), time.Since(start).Round(100*time.Millisecond), polls)
 	// What is not owned stays, as on any StatefulSet (retention policy Retain):
 	// the brokers' claims are the user's data.
 	t.Logf("left in %s: %s", ns, kubectl(t, "get", "pvc", "-n", ns, "-o", "name"))
