@@ -85,25 +85,35 @@ func TestGarbageCollection(t *testing.T) {
 		}
 	}
 
+	// left lists what still exists of the owned objects and the KafkaCluster.
+	left := func() []string {
+		out := kubectl(t, "get", ownedKinds, "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.uid} {.kind}/{.metadata.name}{"\n"}{end}`)
+		var refs []string
+		for _, o := range objs {
+			if strings.Contains(out, o.uid) {
+				refs = append(refs, o.ref)
+			}
+		}
+		if _, err := jsonpath("-n", ns, "kafkacluster", "doomed", "{.metadata.uid}"); err == nil {
+			refs = append(refs, "KafkaCluster/doomed")
+		}
+		return refs
+	}
+	// The check sees every object while they exist (so it can fail).
+	if got := left(); len(got) != len(objs)+1 {
+		t.Fatalf("before the delete the check sees %d of %d objects: %v", len(got), len(objs)+1, got)
+	}
+
 	start := time.Now()
 	kubectl(t, "delete", "kafkacluster", "doomed", "-n", ns, "--wait=false")
 	polls := 0
 	eventually(t, 3*time.Minute, "every owned object gone", func() (bool, string) {
 		polls++
-		out := kubectl(t, "get", ownedKinds, "-n", ns, "-o", `jsonpath={range .items[*]}{.metadata.uid} {.kind}/{.metadata.name}{"\n"}{end}`)
-		var left []string
-		for _, o := range objs {
-			if strings.Contains(out, o.uid) {
-				left = append(left, o.ref)
-			}
-		}
-		if _, err := jsonpath("-n", ns, "kafkacluster", "doomed", "{.metadata.uid}"); err == nil {
-			left = append(left, "KafkaCluster/doomed")
-		}
+		refs := left()
 		if polls == 1 {
-			t.Logf("right after the delete, left: %s", strings.Join(left, " "))
+			t.Logf("right after the delete (%s), left: %s", time.Since(start).Round(10*time.Millisecond), strings.Join(refs, " "))
 		}
-		return len(left) == 0, "left: " + strings.Join(left, " ")
+		return len(refs) == 0, "left: " + strings.Join(refs, " ")
 	})
 	t.Logf("%d owned objects gone %s after the delete (%d polls)", len(objs), time.Since(start).Round(100*time.Millisecond), polls)
 	// What is not owned stays, as on any StatefulSet (retention policy Retain):
