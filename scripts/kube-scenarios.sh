@@ -44,5 +44,5 @@ export KUBECONFIG
 echo "kube-scenarios: sandbox up in $((SECONDS - start))s ($KUBECONFIG)"
 export PATH="$BIN:$PATH"
 cd "$ROOT/e2e/kube"
-nice -n 10 go test -count=1 -timeout 25m -v ./scenarios/ "$@"
+STROM_SCENARIOS=1 nice -n 10 go test -count=1 -timeout 25m -v ./scenarios/ "$@"
 echo "kube-scenarios: done in $((SECONDS - start))s"

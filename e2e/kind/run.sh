@@ -93,4 +93,4 @@ kind load docker-image "$IMAGE" --name "$CLUSTER"
 log "running the scenario suite (e2e/kube/scenarios)"
 cd "$ROOT/e2e/kube"
 # SCENARIOS_KEEP keeps the scenarios' namespaces for a kept cluster.
-SCENARIOS_KEEP="${STROM_KIND_KEEP:-0}" go test -count=1 -v -timeout "${STROM_KIND_SUITE_TIMEOUT:-40m}" ./scenarios/ "$@"
+STROM_SCENARIOS=1 SCENARIOS_KEEP="${STROM_KIND_KEEP:-0}" go test -count=1 -v -timeout "${STROM_KIND_SUITE_TIMEOUT:-40m}" ./scenarios/ "$@"
