@@ -179,7 +179,7 @@ func diagnostics(t *testing.T, ns string) {
 		{"get", "events", "-n", ns, "--sort-by=.lastTimestamp"},
 		{"get", "pods,leases", "-n", operatorNamespace, "-o", "wide"},
 		{"logs", "-n", operatorNamespace, "-l", "app.kubernetes.io/name=strom-operator", "--all-containers", "--prefix", "--tail=150"},
-		{"logs", "-n", ns, "-l", "app.kubernetes.io/name=strom-broker", "--all-containers", "--prefix", "--tail=80"},
+		{"logs", "-n", ns, "-l", "app.kubernetes.io/name=strom-broker", "--all-containers", "--prefix", "--tail=400"},
 	} {
 		out, _ := run("", "kubectl", args...)
 		t.Logf("--- kubectl %s\n%s", strings.Join(args, " "), out)
