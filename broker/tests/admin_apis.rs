@@ -604,6 +604,8 @@ fn admin_api_fuzz_seeds_and_their_mutations_are_answered() {
         "describe_producers_v0",
         "find_coordinator_v4_transaction",
         "alter_partition_reassignments_v1",
+        "list_config_resources_v0",
+        "list_config_resources_v1",
     ] {
         let seed = std::fs::read(seeds.join(name)).unwrap_or_else(|e| panic!("seed {name}: {e}"));
         match harness.handle(&seed) {
