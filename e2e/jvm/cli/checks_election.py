@@ -9,10 +9,9 @@ from .sides import TRIPLE, wait_for
 # Node indexes: 0 stays up all along (with one of the others it keeps the metadata quorum),
 # 1 holds the leader and the last ISR member, 2 the replica that is out of the ISR.
 KEEPER, LEADER, LAGGER = 0, 1, 2
-# Read the partition itself, without a group: a group needs __consumer_offsets (RF 3), made
-# on first use, and while a broker is down Strom refuses to place RF 3 on the two live ones
-# (Kafka places replicas on fenced brokers too). Not what this check is about.
-FROM_START = ("--partition", 0, "--offset", "earliest")
+# The console consumer's group makes the first use of __consumer_offsets (RF 3) while node 1
+# is down: its replicas there are placed on the fenced broker, as Kafka does.
+FROM_START = ("--from-beginning",)
 
 
 def by_index(run, ids):
