@@ -6,17 +6,12 @@ from .checks_topics import partitions
 from .framework import check
 from .sides import TRIPLE, wait_for
 
-# Node indexes: 0 stays up all along (with one of the others it keeps the metadata quorum),
-# 1 holds the leader and the last ISR member, 2 the replica that is out of the ISR.
-KEEPER, LEADER, LAGGER = 0, 1, 2
+# Node indexes: 1 holds the leader and the last ISR member, 2 the replica that falls out of
+# the ISR; 0 stays up all along (with one of the others it keeps the metadata quorum).
+LEADER, LAGGER = 1, 2
 # The console consumer's group makes the first use of __consumer_offsets (RF 3) while node 1
 # is down: its replicas there are placed on the fenced broker, as Kafka does.
 FROM_START = ("--from-beginning",)
-
-
-def by_index(run, ids):
-    """Node ids as node indexes, so both sides compare alike."""
-    return [run.side.index_of(i) for i in ids]
 
 
 def placement(result, side):
