@@ -177,9 +177,10 @@ def reassign_unknown_broker(run):
 
 
 # A reassignment that stays under way for minutes: RECORDS x RECORD_SIZE bytes to copy at
-# THROTTLE bytes/s (Kafka lets a throttled follower fetch one replica.fetch.max.bytes, 1 MiB,
-# per quota window of 11 s, so about 90 s for 8 MiB there; Strom's token bucket keeps to
-# the rate, so many minutes). The check cancels it long before.
+# THROTTLE bytes/s. Kafka lets a throttled replica fetch up to replica.fetch.max.bytes (1 MiB)
+# whenever its rate over the last 11 one-second quota samples is under the limit, so it
+# copies about 1 MiB per 11 s in bursts (8 MiB: well over a minute); Strom's token bucket
+# keeps to the rate itself (many minutes). The check cancels long before either finishes.
 CANCEL_RECORDS, CANCEL_RECORD_SIZE, CANCEL_THROTTLE = 8000, 1024, 10000
 
 
@@ -305,10 +306,8 @@ def reassign_cancel(run):
         # The throttle slows the copy but does not stop it.
         copied = wait_for(lambda: copied_bytes(run, 2), 30)
         run.expect(0 < copied < total // 2, f"n2 copied {copied} of {total} bytes while throttled")
-        throttles = expected_throttles(run, ids, original, [ids[2]])
-        found = throttle_configs(run, "throttles while moving")
-        run.expect(found == throttles, f"throttles while moving: {found}, expected {throttles}")
-        # 2. Cancelled, keeping the throttles.
+        # 2. Cancelled, keeping the throttles (so those --execute set, and --verify kept, are
+        # still there afterwards).
         res = run.tool(REASSIGN, "--cancel", "--reassignment-json-file", spec, "--preserve-throttles",
                        label="cancel preserving throttles", project=reassignment_lines)
         run.ok(res)
@@ -317,8 +316,10 @@ def reassign_cancel(run):
                    f"the replicas are not back to the original after --cancel: {describe(run, run.topic)}")
         res = run.tool(REASSIGN, "--list", label="list after cancel", project=reassignment_lines)
         run.expect(any("No partition reassignments found" in line for line in res.out), f"--list: {res.out}")
+        throttles = expected_throttles(run, ids, original, [ids[2]])
         found = throttle_configs(run, "throttles preserved")
-        run.expect(found == throttles, f"--preserve-throttles changed the throttles: {found}")
+        run.expect(found == throttles, f"throttles after --verify and --cancel --preserve-throttles: {found}, "
+                   f"expected {throttles}")
         # 3. A move to [n0, n2], cancelled without --preserve-throttles: the throttles go.
         spec = reassign_file(run, [ids[0], ids[2]])
         if not start_throttled_move(run, spec, "execute again"):
