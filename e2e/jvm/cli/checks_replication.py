@@ -286,13 +286,15 @@ def reassign_cancel(run):
     if not run.ok(res, "producer perf test"):
         return
     run.expect(replicas_are(run, original, original), "the topic's replicas are not both in sync before the move")
-    throttled = False
+    throttled = True  # until the last --cancel is seen to remove them
     try:
         # 1. A move to [n2, n1], throttled: n2 copies the log at CANCEL_THROTTLE B/s.
         spec = reassign_file(run, [ids[2], ids[1]])
-        throttled = start_throttled_move(run, spec, "execute")
-        if not throttled:
+        if not start_throttled_move(run, spec, "execute"):
             return
+        # The throttle slows the copy but does not stop it.
+        copied = wait_for(lambda: copied_bytes(run, 2), 30)
+        run.expect(0 < copied < total // 2, f"n2 copied {copied} of {total} bytes at once while throttled")
         res = run.tool(REASSIGN, "--list", label="list moving", project=reassignment_lines)
         run.ok(res)
         run.expect(any("Current partition reassignments:" in line for line in res.out)
@@ -303,9 +305,6 @@ def reassign_cancel(run):
         run.ok(res)
         run.expect(any("is still in progress" in line for line in res.out)
                    and not any("Clearing" in line for line in res.out), f"--verify while moving: {res.out}")
-        # The throttle slows the copy but does not stop it.
-        copied = wait_for(lambda: copied_bytes(run, 2), 30)
-        run.expect(0 < copied < total // 2, f"n2 copied {copied} of {total} bytes while throttled")
         # 2. Cancelled, keeping the throttles (so those --execute set, and --verify kept, are
         # still there afterwards).
         res = run.tool(REASSIGN, "--cancel", "--reassignment-json-file", spec, "--preserve-throttles",
