@@ -295,7 +295,9 @@ impl ControllerService {
                 target,
             } => {
                 self.commit(|image| {
-                    let records = controller::alter_reassignment(image, &topic, partition, target)?;
+                    let unclean = self.unclean_allowed(image, &topic);
+                    let records =
+                        controller::alter_reassignment(image, &topic, partition, target, unclean)?;
                     Ok((records, ()))
                 })
                 .await?;
