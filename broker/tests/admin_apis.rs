@@ -637,23 +637,8 @@ fn java_client_fails_only_the_keyless_records() {
     let Some(lib) = common::kafka_jars() else {
         return;
     };
-    let root = common::repo_root();
     let broker = BrokerProcess::start(&[]);
-    let output = std::process::Command::new("java")
-        .arg("-Xmx256m")
-        .arg("-cp")
-        .arg(format!("{}/*", lib.display()))
-        .arg(root.join("broker/tests/jvm/RecordErrors.java"))
-        .arg(broker.bootstrap())
-        .arg("kip467")
-        .output()
-        .expect("run java");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "java failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = common::run_java(&lib, "RecordErrors.java", &[&broker.bootstrap(), "kip467"]);
     let lines: Vec<&str> = stdout
         .lines()
         .filter(|l| l.len() > 2 && l.as_bytes()[1] == b' ')
@@ -683,22 +668,11 @@ fn java_transactional_producer_is_refused_at_once() {
     let Some(lib) = common::kafka_jars() else {
         return;
     };
-    let root = common::repo_root();
     let broker = BrokerProcess::start(&[]);
-    let output = std::process::Command::new("java")
-        .arg("-Xmx256m")
-        .arg("-cp")
-        .arg(format!("{}/*", lib.display()))
-        .arg(root.join("broker/tests/jvm/TransactionalInit.java"))
-        .arg(broker.bootstrap())
-        .arg("ledger-txn")
-        .output()
-        .expect("run java");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "java failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = common::run_java(
+        &lib,
+        "TransactionalInit.java",
+        &[&broker.bootstrap(), "ledger-txn"],
     );
     let field = |name: &str| {
         stdout

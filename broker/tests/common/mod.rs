@@ -272,6 +272,26 @@ pub fn kafka_jars() -> Option<PathBuf> {
     None
 }
 
+/// Runs the single-file Java program `broker/tests/jvm/<program>` (source-file mode) with
+/// Kafka's jars from `lib` on the class path; its stdout, after asserting it exited 0.
+pub fn run_java(lib: &Path, program: &str, args: &[&str]) -> String {
+    let output = Command::new("java")
+        .arg("-Xmx256m")
+        .arg("-cp")
+        .arg(format!("{}/*", lib.display()))
+        .arg(repo_root().join("broker/tests/jvm").join(program))
+        .args(args)
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{program} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// One uncompressed v2 record batch of `records` (the encoder starts a new batch wherever
 /// the records' producer fields or offset - sequence change).
 pub fn encode_batch(records: &[kafka_protocol::records::Record]) -> Bytes {
