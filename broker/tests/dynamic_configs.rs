@@ -344,10 +344,13 @@ fn replication_throttle_holds_back_a_listed_replica(cluster: &mut Cluster) {
     let records: Vec<Rec> = (0..400)
         .map(|i| Rec::keyed(&i.to_string(), &value))
         .collect();
+    // Batches of 10 records (10 KB, under one second of the 20 KB/s rate): a fetch always
+    // carries its first batch whole, so one 400 KB batch would pass any throttle at once,
+    // on Kafka as here, and the test would measure librdkafka's batching instead.
     produce(
         &cluster.node(0).bootstrap(),
         "slow",
-        &[("acks", "all")],
+        &[("acks", "all"), ("batch.num.messages", "10")],
         &records,
     );
     wait_for("broker 2 out of the ISR", Duration::from_secs(30), || {
