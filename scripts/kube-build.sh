@@ -22,15 +22,17 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 cd "$MOD"
 
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl helm etcd sandbox)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl helm etcd sandbox node-agent coredns)
 PACKAGES=(
     k8s.io/kubernetes/cmd/kube-apiserver
     k8s.io/kubernetes/cmd/kube-controller-manager
     k8s.io/kubernetes/cmd/kube-scheduler
+    k8s.io/kubernetes/cmd/kube-proxy
     k8s.io/kubernetes/cmd/kubectl
     helm.sh/helm/v4/cmd/helm
     ./cmd/etcd
     ./cmd/sandbox
+    ./cmd/node-agent
 )
 
 # Everything the binaries depend on: Go itself, this script, go.mod/go.sum
@@ -38,7 +40,7 @@ PACKAGES=(
 stamp() {
     {
         go version
-        sha256sum "$SELF" go.mod go.sum
+        sha256sum "$SELF" go.mod go.sum coredns/go.mod coredns/go.sum
         find . -name '*.go' -not -name '*_test.go' | LC_ALL=C sort | xargs sha256sum
     } | sha256sum | cut -d' ' -f1
 }
@@ -73,5 +75,8 @@ echo "kube-build: building Kubernetes $kube_version, Helm $helm_version and the 
 start=$SECONDS
 # nice: the machine is shared; CGO off as in the upstream release builds.
 CGO_ENABLED=0 nice -n 15 go build -ldflags "$ldflags" -o "$BIN/" "${PACKAGES[@]}"
+# CoreDNS (the cluster DNS, run as a pod) is a module of its own so its
+# dependencies stay out of the Kubernetes components' build.
+(cd coredns && CGO_ENABLED=0 nice -n 15 go build -ldflags "-s -w" -o "$BIN/" .)
 echo "$want" >"$STAMP"
 echo "kube-build: done in $((SECONDS - start))s"

@@ -9,7 +9,8 @@
 #   - fetches Apache Kafka 4.4.0's jars with Maven into target/jvm (scripts/jvm-setup.sh),
 #   - vets, tests and builds the Go client programs into target/go/bin (scripts/go-setup.sh),
 #   - builds the Kubernetes sandbox (e2e/kube: the real control plane, kubectl and helm from
-#     their Go modules, in the background) and runs its smoke test (scripts/kube-smoke.sh),
+#     their Go modules, in the background) and runs its smoke test and the node agent's
+#     test (scripts/kube-smoke.sh, as root: network namespaces and nftables),
 #   - cargo fmt --check, cargo clippy -D warnings, cargo test,
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
 #     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
@@ -178,9 +179,9 @@ step "jvm toolchain (e2e/jvm)" bash "$ROOT/scripts/jvm-setup.sh"
 step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 
 # The Kubernetes sandbox's binaries (e2e/kube: kube-apiserver, controller-manager,
-# scheduler, kubectl, helm, etcd) compile from their Go modules: minutes with a cold Go
-# build cache. The build runs niced in the background while the Rust steps and suites
-# below run, and "kube sandbox (e2e/kube)" waits for it.
+# scheduler, kube-proxy, kubectl, helm, etcd, CoreDNS, the node agent) compile from their
+# Go modules: minutes with a cold Go build cache. The build runs niced in the background
+# while the Rust steps and suites below run, and "kube sandbox (e2e/kube)" waits for it.
 KUBE_BUILD_LOG="$(mktemp)"
 KUBE_BUILD_START=$SECONDS
 bash "$ROOT/scripts/kube-build.sh" >"$KUBE_BUILD_LOG" 2>&1 &
@@ -279,8 +280,8 @@ if [ "$LAST_RC" -eq 0 ] && [ -x "$OPERATOR_BIN" ]; then
 fi
 step "k8s offline checks" run_k8s_offline
 
-# kube_sandbox: waits for the background build, then the sandbox's vet, unit tests and
-# smoke test against the real control plane (e2e/kube/README.md).
+# kube_sandbox: waits for the background build, then the sandbox's vet, unit tests, smoke
+# test and node agent test against the real control plane (e2e/kube/README.md).
 kube_sandbox() {
     local rc=0
     wait "$KUBE_BUILD_PID" || rc=$?

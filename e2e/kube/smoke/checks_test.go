@@ -145,13 +145,16 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      # No node has this label, so the scheduler leaves web-0 Pending even
+      # with the node agent running.
+      nodeSelector: {strom.dev/smoke: no-such-node}
       containers:
       - name: web
         image: strom:smoke
 `
 
 // statefulSet: the StatefulSet controller makes web-0, the scheduler finds
-// no node for it (so it stays Pending, unbound), the endpointslice and
+// no node matching its nodeSelector (so it stays Pending, unbound), the endpointslice and
 // disruption controllers account for it, and deleting the StatefulSet lets
 // the garbage collector remove the pod through its owner reference.
 func (s *sandbox) statefulSet(t *testing.T) {
@@ -224,7 +227,7 @@ func (s *sandbox) volumes(t *testing.T) {
 
 // helmInstall installs charts/strom-operator for real: its RBAC, service
 // account and Deployment are accepted by the server, and the Deployment's
-// controllers make the operator's pod (Pending: there is no node yet).
+// controllers make the operator's pods, which the scheduler binds to the node.
 func (s *sandbox) helmInstall(t *testing.T) {
 	// A server-side dry run creates nothing, so the namespace must exist.
 	s.kubectl(t, "create", "namespace", "strom-system")
@@ -244,15 +247,18 @@ func (s *sandbox) helmInstall(t *testing.T) {
 	if !strings.Contains(out, "deployment.apps/") {
 		t.Fatalf("no Deployment after helm install:\n%s", out)
 	}
-	eventually(t, time.Minute, "operator pod created by the Deployment", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "strom-system", "get", "pods", "-o", "jsonpath={.items[*].status.phase}")
-		phases := strings.Fields(out)
-		for _, p := range phases {
-			if p != "Pending" {
+	// Whether the operator then runs depends on target/ holding its binary
+	// (the node agent's image table); that it is created and bound to the
+	// node does not.
+	eventually(t, time.Minute, "operator pods created by the Deployment and bound to the node", func() (bool, string) {
+		out, err := s.run("kubectl", "-n", "strom-system", "get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}")
+		nodes := strings.Fields(out)
+		for _, n := range nodes {
+			if n != "sandbox-node" {
 				return false, out
 			}
 		}
-		return err == nil && len(phases) > 0, out
+		return err == nil && len(nodes) > 0, out
 	})
 	if out, err := s.run("helm", "list", "-n", "strom-system", "-o", "json"); err != nil || !strings.Contains(out, `"status":"deployed"`) {
 		t.Fatalf("helm list: %v\n%s", err, out)

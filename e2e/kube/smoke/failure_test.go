@@ -31,6 +31,8 @@ func fakeBin(t *testing.T, apiServerScript string) string {
 		"kube-apiserver":          apiServerScript,
 		"kube-controller-manager": "exit 1",
 		"kube-scheduler":          "exit 1",
+		"node-agent":              "exit 1",
+		"kube-proxy":              "exit 1",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 )
 
 // Cluster is everything that fixes one sandbox's command lines and files.
@@ -21,9 +23,11 @@ const DefaultServiceCIDR = "10.96.0.0/16"
 // like a real cluster's to the operator.
 const ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 
-// APIServerURL is where every client (components, kubectl, helm) connects.
+// APIServerURL is where every client (components, kubectl, helm) connects:
+// the node's address on the pod bridge, which the host and every pod reach
+// (pods through the `kubernetes` Service, by kube-proxy).
 func (c Cluster) APIServerURL() string {
-	return fmt.Sprintf("https://127.0.0.1:%d", c.Ports.APIServer)
+	return fmt.Sprintf("https://%s", net.JoinHostPort(c.NodeIP().String(), strconv.Itoa(c.Ports.APIServer)))
 }
 
 // FirstServiceIP is the ClusterIP the API server gives the `kubernetes`
@@ -52,4 +56,4 @@ var (
 )
 
 // Identities are issued at `up`; a node agent adds its own later.
-var Identities = []Identity{Admin, ControllerManager, Scheduler}
+var Identities = []Identity{Admin, ControllerManager, Scheduler, Node, KubeletClient, KubeProxy}

@@ -19,7 +19,7 @@ type Component struct {
 // waits for the one before: the API server needs etcd, the controllers need
 // the API server. A node agent will be appended here as the last component.
 func (c Cluster) Components() []Component {
-	return []Component{c.etcd(), c.apiServer(), c.controllerManager(), c.scheduler()}
+	return []Component{c.etcd(), c.apiServer(), c.controllerManager(), c.scheduler(), c.nodeAgent(), c.kubeProxy()}
 }
 
 func (c Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
@@ -45,13 +45,11 @@ func (c Cluster) apiServer() Component {
 		Binary: c.bin("kube-apiserver"),
 		Args: []string{
 			fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.Ports.EtcdClient),
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
-			// The lease reconciler refuses a loopback address for the
-			// `kubernetes` Service's endpoints; with no pod network yet
-			// there is nothing else to advertise. The node-agent stage
-			// advertises the pod bridge's host address instead.
-			"--endpoint-reconciler-type=none",
+			// The pod bridge's host address (made before the API server
+			// starts): reachable from the host and from pods, and what the
+			// `kubernetes` Service's endpoints name.
+			"--bind-address=" + c.NodeIP().String(),
+			"--advertise-address=" + c.NodeIP().String(),
 			"--secure-port=" + strconv.Itoa(c.Ports.APIServer),
 			"--tls-cert-file=" + l.Cert("apiserver"),
 			"--tls-private-key-file=" + l.Key("apiserver"),
@@ -71,6 +69,10 @@ func (c Cluster) apiServer() Component {
 			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 			"--proxy-client-cert-file=" + l.Cert("front-proxy-client"),
 			"--proxy-client-key-file=" + l.Key("front-proxy-client"),
+			// How it reaches the node agent (`kubectl logs`).
+			"--kubelet-client-certificate=" + l.Cert(KubeletClient.Name),
+			"--kubelet-client-key=" + l.Key(KubeletClient.Name),
+			"--kubelet-preferred-address-types=InternalIP",
 			"--profiling=false",
 		},
 		Health: c.APIServerURL() + "/readyz",
@@ -102,6 +104,8 @@ func (c Cluster) controllerManager() Component {
 			"--cluster-signing-cert-file=" + l.Cert("ca"),
 			"--cluster-signing-key-file=" + l.Key("ca"),
 			"--service-cluster-ip-range=" + c.ServiceCIDR.String(),
+			// Dynamic provisioning for the default StorageClass (node.go).
+			"--enable-hostpath-provisioner=true",
 			"--profiling=false",
 		},
 		Health: fmt.Sprintf("https://127.0.0.1:%d/healthz", c.Ports.ControllerManager),

@@ -38,11 +38,12 @@ func WriteCredentials(c Cluster) error {
 			CommonName: "kube-apiserver",
 			DNSNames: []string{"localhost", "kubernetes", "kubernetes.default",
 				"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-			IPs:    append(loopback, net.IP(FirstServiceIP(c.ServiceCIDR).AsSlice())),
+			IPs:    append(loopback, net.IP(FirstServiceIP(c.ServiceCIDR).AsSlice()), net.IP(c.NodeIP().AsSlice())),
 			Server: true,
 		},
 		"controller-manager-serving": {CommonName: "kube-controller-manager", DNSNames: []string{"localhost"}, IPs: loopback, Server: true},
 		"scheduler-serving":          {CommonName: "kube-scheduler", DNSNames: []string{"localhost"}, IPs: loopback, Server: true},
+		"node-serving":               c.nodeServing(),
 	}
 	for name, spec := range serving {
 		if err := ca.Issue(l, name, spec); err != nil {

@@ -13,6 +13,9 @@ type Ports struct {
 	APIServer         int `json:"apiServer"`
 	ControllerManager int `json:"controllerManager"`
 	Scheduler         int `json:"scheduler"`
+	Kubelet           int `json:"kubelet"`
+	KubeProxyHealth   int `json:"kubeProxyHealth"`
+	KubeProxyMetrics  int `json:"kubeProxyMetrics"`
 }
 
 // FreePorts asks the kernel for distinct free loopback ports. All listeners
@@ -26,7 +29,7 @@ func FreePorts() (Ports, error) {
 			l.Close()
 		}
 	}()
-	ports := make([]int, 5)
+	ports := make([]int, 8)
 	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -41,5 +44,8 @@ func FreePorts() (Ports, error) {
 		APIServer:         ports[2],
 		ControllerManager: ports[3],
 		Scheduler:         ports[4],
+		Kubelet:           ports[5],
+		KubeProxyHealth:   ports[6],
+		KubeProxyMetrics:  ports[7],
 	}, nil
 }

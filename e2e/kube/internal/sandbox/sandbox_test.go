@@ -51,18 +51,21 @@ func TestComponentsStartInDependencyOrder(t *testing.T) {
 	for _, c := range testCluster().Components() {
 		names = append(names, c.Name)
 	}
-	want := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+	want := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "node-agent", "kube-proxy"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("got %v, want %v", names, want)
 	}
 }
 
-func TestAPIServerRunsLikeARealClusterOnLoopback(t *testing.T) {
-	api := testCluster().Components()[1]
+func TestAPIServerRunsLikeARealClusterOnTheNodeAddress(t *testing.T) {
+	c := testCluster()
+	api := c.Components()[1]
+	node := c.NodeIP().String() // the pod bridge's address: pods reach it
 	for _, flag := range []string{
 		"--etcd-servers=http://127.0.0.1:1001",
 		"--secure-port=1003",
-		"--bind-address=127.0.0.1",
+		"--bind-address=" + node,
+		"--advertise-address=" + node,
 		"--authorization-mode=Node,RBAC",
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--service-account-issuer=" + ServiceAccountIssuer,
@@ -73,7 +76,7 @@ func TestAPIServerRunsLikeARealClusterOnLoopback(t *testing.T) {
 			t.Errorf("kube-apiserver lacks %s", flag)
 		}
 	}
-	if api.Health != "https://127.0.0.1:1003/readyz" {
+	if api.Health != "https://"+node+":1003/readyz" {
 		t.Errorf("health %s", api.Health)
 	}
 	// Admission stays at the defaults: plugins may be added, never disabled.
@@ -137,7 +140,7 @@ func TestCredentialsMakeKubeconfigsForEveryIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(raw), "server: https://127.0.0.1:1003") {
+		if !strings.Contains(string(raw), "server: https://"+c.NodeIP().String()+":1003") {
 			t.Errorf("%s kubeconfig does not point at the API server:\n%s", id.Name, raw)
 		}
 	}

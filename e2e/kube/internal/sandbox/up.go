@@ -67,6 +67,9 @@ func Up(ctx context.Context, opts Options, progress io.Writer) (kubeconfig strin
 	if err != nil {
 		return "", err
 	}
+	if err := PrepareNodeNetwork(c); err != nil {
+		return "", err
+	}
 	for _, comp := range comps {
 		p, err := Start(comp, l.Log(comp.Name))
 		if err != nil {
@@ -87,5 +90,13 @@ func Up(ctx context.Context, opts Options, progress io.Writer) (kubeconfig strin
 		}
 		fmt.Fprintf(progress, "%s healthy after %s\n", p.Name, time.Since(began).Round(100*time.Millisecond))
 	}
+	if err := EnsureDefaultStorageClass(ctx, st.Kubeconfig); err != nil {
+		return "", err
+	}
+	began := time.Now()
+	if err := DeployClusterDNS(ctx, c, st.Kubeconfig, opts.Timeout); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(progress, "cluster DNS (CoreDNS) available after %s\n", time.Since(began).Round(100*time.Millisecond))
 	return st.Kubeconfig, nil
 }
