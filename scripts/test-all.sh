@@ -8,6 +8,9 @@
 #     package-lock.json changed or node_modules is missing),
 #   - fetches Apache Kafka 4.4.0's jars with Maven into target/jvm (scripts/jvm-setup.sh),
 #   - vets, tests and builds the Go client programs into target/go/bin (scripts/go-setup.sh),
+#   - builds the Kubernetes sandbox (e2e/kube: the real control plane, kubectl and helm from
+#     their Go modules, in the background) and runs its smoke test and the node agent's
+#     test (scripts/kube-smoke.sh, as root: network namespaces and nftables),
 #   - cargo fmt --check, cargo clippy -D warnings, cargo test,
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
 #     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
@@ -175,6 +178,15 @@ step "jvm toolchain (e2e/jvm)" bash "$ROOT/scripts/jvm-setup.sh"
 # tests, and the three programs built into target/go/bin (e2e/go; scripts/go-setup.sh).
 step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 
+# The Kubernetes sandbox's binaries (e2e/kube: kube-apiserver, controller-manager,
+# scheduler, kube-proxy, kubectl, helm, etcd, CoreDNS, the node agent) compile from their
+# Go modules: minutes with a cold Go build cache. The build runs niced in the background
+# while the Rust steps and suites below run, and "kube sandbox (e2e/kube)" waits for it.
+KUBE_BUILD_LOG="$(mktemp)"
+KUBE_BUILD_START=$SECONDS
+bash "$ROOT/scripts/kube-build.sh" >"$KUBE_BUILD_LOG" 2>&1 &
+KUBE_BUILD_PID=$!
+
 if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
     section "rust checks"
     echo "STROM_SKIP_RUST=1: skipping cargo fmt, cargo clippy and cargo test"
@@ -267,6 +279,19 @@ if [ "$LAST_RC" -eq 0 ] && [ -x "$OPERATOR_BIN" ]; then
     OPERATOR_BUILD_OK=1
 fi
 step "k8s offline checks" run_k8s_offline
+
+# kube_sandbox: waits for the background build, then the sandbox's vet, unit tests, smoke
+# test and node agent test against the real control plane (e2e/kube/README.md).
+kube_sandbox() {
+    local rc=0
+    wait "$KUBE_BUILD_PID" || rc=$?
+    echo "kube-build (background, started $((SECONDS - KUBE_BUILD_START))s ago, exit $rc):"
+    cat "$KUBE_BUILD_LOG"
+    rm -f "$KUBE_BUILD_LOG"
+    [ "$rc" -eq 0 ] || return "$rc"
+    bash "$ROOT/scripts/kube-smoke.sh"
+}
+step "kube sandbox (e2e/kube)" kube_sandbox
 
 # The kind suite prints "kind e2e skipped: <why>" and exits 0 when it cannot run; that
 # is reported as skipped, not passed.

@@ -604,6 +604,8 @@ fn admin_api_fuzz_seeds_and_their_mutations_are_answered() {
         "describe_producers_v0",
         "find_coordinator_v4_transaction",
         "alter_partition_reassignments_v1",
+        "list_config_resources_v0",
+        "list_config_resources_v1",
     ] {
         let seed = std::fs::read(seeds.join(name)).unwrap_or_else(|e| panic!("seed {name}: {e}"));
         match harness.handle(&seed) {
@@ -635,23 +637,8 @@ fn java_client_fails_only_the_keyless_records() {
     let Some(lib) = common::kafka_jars() else {
         return;
     };
-    let root = common::repo_root();
     let broker = BrokerProcess::start(&[]);
-    let output = std::process::Command::new("java")
-        .arg("-Xmx256m")
-        .arg("-cp")
-        .arg(format!("{}/*", lib.display()))
-        .arg(root.join("broker/tests/jvm/RecordErrors.java"))
-        .arg(broker.bootstrap())
-        .arg("kip467")
-        .output()
-        .expect("run java");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "java failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = common::run_java(&lib, "RecordErrors.java", &[&broker.bootstrap(), "kip467"]);
     let lines: Vec<&str> = stdout
         .lines()
         .filter(|l| l.len() > 2 && l.as_bytes()[1] == b' ')
@@ -667,5 +654,50 @@ fn java_client_fails_only_the_keyless_records() {
             format!("3 {keyless}"),
         ],
         "{stdout}"
+    );
+}
+
+/// A transactional producer through the Java client (broker/tests/jvm/TransactionalInit.java,
+/// Kafka 4.4's kafka-clients): Strom has no transactions, and the producer must hear so at
+/// once, fatally, rather than retry until max.block.ms (30 s here) and time out. Its
+/// exception is the client's generic one for a non-retriable InitProducerId error, which
+/// points at the broker log; the log names the transactional id and says transactions are
+/// not supported. Skipped without the jars unless STROM_REQUIRE_JVM=1.
+#[test]
+fn java_transactional_producer_is_refused_at_once() {
+    let Some(lib) = common::kafka_jars() else {
+        return;
+    };
+    let broker = BrokerProcess::start(&[]);
+    let stdout = common::run_java(
+        &lib,
+        "TransactionalInit.java",
+        &[&broker.bootstrap(), "ledger-txn"],
+    );
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+            .to_string()
+    };
+    let outcome = field("outcome ");
+    assert!(
+        outcome.starts_with("KafkaException: Unexpected error in InitProducerIdResponse;")
+            && outcome.contains("See the broker logs"),
+        "{outcome}"
+    );
+    let elapsed: u64 = field("elapsed_ms ").parse().expect("a number");
+    assert!(
+        elapsed < 25_000,
+        "initTransactions took {elapsed} ms: retried instead of failing"
+    );
+    let log = broker.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("transactional producer refused")
+                && l.contains("transactions are not supported")
+                && l.contains("ledger-txn")),
+        "no broker log line says transactions are not supported"
     );
 }

@@ -344,10 +344,13 @@ fn replication_throttle_holds_back_a_listed_replica(cluster: &mut Cluster) {
     let records: Vec<Rec> = (0..400)
         .map(|i| Rec::keyed(&i.to_string(), &value))
         .collect();
+    // Batches of 10 records (10 KB, under one second of the 20 KB/s rate): a fetch always
+    // carries its first batch whole, so one 400 KB batch would pass any throttle at once,
+    // on Kafka as here, and the test would measure librdkafka's batching instead.
     produce(
         &cluster.node(0).bootstrap(),
         "slow",
-        &[("acks", "all")],
+        &[("acks", "all"), ("batch.num.messages", "10")],
         &records,
     );
     wait_for("broker 2 out of the ISR", Duration::from_secs(30), || {
@@ -407,5 +410,112 @@ fn replication_throttle_holds_back_a_listed_replica(cluster: &mut Cluster) {
         "broker 2 back in the ISR once unthrottled",
         Duration::from_secs(15),
         || isr(port, "slow").contains(&2).then_some(()),
+    );
+}
+
+/// ListConfigResources (KIP-1142) as Kafka 4.4's `KafkaApis.handleListConfigResources`
+/// answers it: v1 lists the types asked for (all when none are named) in Kafka's type order
+/// (groups, client metrics, broker loggers, brokers, topics), a group only while it has a
+/// config, and refuses a type it does not know with UNSUPPORTED_VERSION for the whole
+/// request; v0 (ListClientMetricsResources) lists client-metrics subscriptions, of which
+/// Strom has none. `kafka-configs --describe --entity-type groups` adds these groups to
+/// the ones the coordinator knows.
+#[test]
+fn list_config_resources_names_groups_with_configs_brokers_and_topics() {
+    const BROKER_LOGGER: i8 = 8;
+    const CLIENT_METRICS: i8 = 16;
+    let broker = common::BrokerProcess::start(&[]);
+    let port = broker.port;
+    common::cluster::create_topic_ok(
+        port,
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("listed")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        5000,
+    );
+    alter_ok(
+        port,
+        GROUP,
+        "configured-group",
+        &[("consumer.session.timeout.ms", SET, Some("50000"))],
+    );
+    let list = |version: i16, types: &[i8]| {
+        let r = call(
+            port,
+            version,
+            &ListConfigResourcesRequest::default().with_resource_types(types.to_vec()),
+        );
+        let rows: Vec<(i8, String)> = r
+            .config_resources
+            .iter()
+            .map(|c| (c.resource_type, c.resource_name.to_string()))
+            .collect();
+        (r.error_code, rows)
+    };
+    let rows = wait_for(
+        "the group config to be listed",
+        Duration::from_secs(10),
+        || {
+            let (code, rows) = list(1, &[]);
+            assert_eq!(code, 0);
+            rows.contains(&(GROUP, "configured-group".to_string()))
+                .then_some(rows)
+        },
+    );
+    // Every type, in Kafka's order; topics as Metadata lists them.
+    let order = [GROUP, CLIENT_METRICS, BROKER_LOGGER, BROKER, TOPIC];
+    let ranks: Vec<usize> = rows
+        .iter()
+        .map(|(t, _)| order.iter().position(|o| o == t).expect("a known type"))
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{rows:?}");
+    let of = |t: i8, rows: &[(i8, String)]| -> Vec<String> {
+        rows.iter()
+            .filter(|(rt, _)| *rt == t)
+            .map(|(_, n)| n.clone())
+            .collect()
+    };
+    assert_eq!(of(GROUP, &rows), vec!["configured-group"]);
+    assert!(of(CLIENT_METRICS, &rows).is_empty());
+    assert_eq!(of(BROKER_LOGGER, &rows), vec!["0"]);
+    assert_eq!(of(BROKER, &rows), vec!["0"]);
+    let metadata = call(port, 12, &MetadataRequest::default().with_topics(None));
+    let mut topics: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
+    topics.sort();
+    assert!(topics.contains(&"listed".to_string()));
+    assert_eq!(of(TOPIC, &rows), topics);
+
+    // Named types: only those, still in Kafka's order, each once.
+    let (code, named) = list(1, &[TOPIC, GROUP, TOPIC]);
+    assert_eq!(code, 0);
+    let expected: Vec<(i8, String)> = std::iter::once((GROUP, "configured-group".to_string()))
+        .chain(topics.iter().map(|t| (TOPIC, t.clone())))
+        .collect();
+    assert_eq!(named, expected);
+
+    // v0 asks for client metrics only; an unknown type refuses the whole request.
+    assert_eq!(list(0, &[]), (0, vec![]));
+    assert_eq!(
+        list(1, &[TOPIC, 64]),
+        (ResponseError::UnsupportedVersion.code(), vec![])
+    );
+    assert!(broker.log().contains("resource type not listed"));
+
+    // A group whose last config is deleted is no longer a config resource.
+    alter_ok(
+        port,
+        GROUP,
+        "configured-group",
+        &[("consumer.session.timeout.ms", DELETE, None)],
+    );
+    wait_for(
+        "the group to leave the list",
+        Duration::from_secs(10),
+        || list(1, &[GROUP]).1.is_empty().then_some(()),
     );
 }

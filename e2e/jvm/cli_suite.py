@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, "e2e", "clients"))
 sys.path.insert(0, HERE)
 
 import compat_doc  # noqa: E402
-from cli import checks_topics, checks_clients, checks_admin, checks_replication, checks_data  # noqa: E402,F401,I001
+from cli import checks_topics, checks_clients, checks_admin, checks_replication, checks_data, checks_election  # noqa: E402,F401,I001
 from cli.differences import KNOWN, NOT_YET, NOTES, PENDING  # noqa: E402
 from cli.framework import CHECKS, run_both, share_classes  # noqa: E402
 from cli.sides import KAFKA, SINGLE, STROM, TRIPLE, start_side  # noqa: E402

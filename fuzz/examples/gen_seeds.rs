@@ -519,6 +519,24 @@ fn admin_tool_seeds() -> Vec<(&'static str, Vec<u8>)> {
                             .with_replicas(Some(vec![BrokerId(0), BrokerId(1)]))])]),
             ),
         ),
+        (
+            "list_config_resources_v1",
+            request_body(
+                ApiKey::ListConfigResources,
+                1,
+                50,
+                &ListConfigResourcesRequest::default().with_resource_types(vec![2, 4, 8, 16, 32]),
+            ),
+        ),
+        (
+            "list_config_resources_v0",
+            request_body(
+                ApiKey::ListConfigResources,
+                0,
+                51,
+                &ListConfigResourcesRequest::default(),
+            ),
+        ),
     ]
 }
 

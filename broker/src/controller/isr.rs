@@ -205,7 +205,7 @@ mod tests {
         let id = image.topic("t").unwrap().topic_id;
         let image = apply(
             &image,
-            &alter_reassignment(&image, "t", 0, Some(vec![3, 2])).unwrap(),
+            &alter_reassignment(&image, "t", 0, Some(vec![3, 2]), false).unwrap(),
         );
         let p = part(&image, "t", 0).clone();
         assert_eq!(p.replicas, vec![3, 2, 1]);
@@ -238,7 +238,7 @@ mod tests {
         let id = image.topic("t").unwrap().topic_id;
         let image = apply(
             &image,
-            &alter_reassignment(&image, "t", 0, Some(vec![2])).unwrap(),
+            &alter_reassignment(&image, "t", 0, Some(vec![2]), false).unwrap(),
         );
         let p = part(&image, "t", 0).clone();
         assert!(p.is_reassigning());

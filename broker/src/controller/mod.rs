@@ -25,7 +25,7 @@ pub use elections::{
 };
 pub use isr::alter_isr;
 pub use log_dirs::offline_replicas;
-pub use placement::{live_broker_infos, BrokerInfo};
+pub use placement::{live_broker_infos, placeable_broker_infos, BrokerInfo};
 pub use reassignment::{
     alter_reassignment, complete_if_caught_up, list_reassignments, OngoingReassignment,
 };

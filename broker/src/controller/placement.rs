@@ -1,6 +1,10 @@
 //! Where new partitions' replicas go: Kafka's assignment, which spreads replicas and
 //! preferred leaders (first replicas) evenly over the live brokers and, when the brokers
 //! name racks, puts each partition's replicas in as many different racks as it can.
+//! Like Kafka's StripedReplicaPlacer it also uses fenced brokers, but only for followers
+//! and only when the live ones are too few for the replication factor: a cluster with a
+//! broker down can still create a topic of RF 3 (Kafka's __consumer_offsets, made on the
+//! first group's use), whose replica on the fenced broker joins the ISR when it is back.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +14,18 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::MetadataImage;
 
-/// What placement needs to know about a live broker.
+/// What placement needs to know about a broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
     pub id: i32,
     pub rack: Option<String>,
+    /// Registered but fenced: may hold a follower, never a new partition's leader, and
+    /// is left out of the new partition's ISR.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
-/// The brokers placement may use: registered, unfenced, not shutting down.
+/// The live brokers: registered, unfenced, not shutting down.
 pub fn live_broker_infos(image: &MetadataImage) -> Vec<BrokerInfo> {
     image
         .live_brokers()
@@ -25,8 +33,27 @@ pub fn live_broker_infos(image: &MetadataImage) -> Vec<BrokerInfo> {
         .map(|b| BrokerInfo {
             id: b.id,
             rack: b.rack.clone(),
+            fenced: false,
         })
         .collect()
+}
+
+/// The brokers placement may use, as Kafka's usable brokers: the live ones and the fenced
+/// ones (marked), not those shutting down.
+pub fn placeable_broker_infos(image: &MetadataImage) -> Vec<BrokerInfo> {
+    let mut brokers = live_broker_infos(image);
+    brokers.extend(
+        image
+            .brokers
+            .values()
+            .filter(|b| b.fenced && !b.shutting_down)
+            .map(|b| BrokerInfo {
+                id: b.id,
+                rack: b.rack.clone(),
+                fenced: true,
+            }),
+    );
+    brokers
 }
 
 /// Replicas for partitions `first_partition..first_partition + count` of `topic`.
@@ -39,6 +66,11 @@ pub fn live_broker_infos(image: &MetadataImage) -> Vec<BrokerInfo> {
 /// topics over the brokers just as well, keeps the decision a pure function, and makes
 /// CreatePartitions (which passes the existing count as `first_partition`) continue the
 /// very spread the topic was created with.
+///
+/// Fenced brokers (`BrokerInfo::fenced`) are used only when the live ones are fewer than
+/// `rf`, as Kafka only turns to its fenced list once the unfenced one is exhausted: every
+/// live broker then holds a replica, and the remaining followers rotate over the fenced
+/// brokers by partition.
 pub(crate) fn place(
     topic: &str,
     first_partition: i32,
@@ -46,7 +78,15 @@ pub(crate) fn place(
     rf: i16,
     brokers: &[BrokerInfo],
 ) -> ApiResult<BTreeMap<i32, Vec<i32>>> {
-    let order = broker_order(brokers)?;
+    let (fenced, live): (Vec<BrokerInfo>, Vec<BrokerInfo>) =
+        brokers.iter().cloned().partition(|b| b.fenced);
+    if live.is_empty() && !fenced.is_empty() {
+        return Err(ApiError::new(
+            ResponseError::InvalidReplicationFactor,
+            "all brokers are currently fenced: a new partition needs a live leader",
+        ));
+    }
+    let order = broker_order(&live)?;
     let n = order.len();
     if rf < 1 {
         return Err(ApiError::new(
@@ -55,12 +95,19 @@ pub(crate) fn place(
         ));
     }
     let rf = rf as usize;
-    if rf > n {
+    if rf > n + fenced.len() {
         return Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,
-            format!("replication factor {rf} is larger than the {n} available broker(s)"),
+            format!(
+                "replication factor {rf} is larger than the {} registered broker(s)",
+                n + fenced.len()
+            ),
         ));
     }
+    let extra = rf.saturating_sub(n);
+    let rf = rf - extra;
+    let mut fenced_ids: Vec<i32> = fenced.iter().map(|b| b.id).collect();
+    fenced_ids.sort_unstable();
     let seed = name_hash(topic);
     let start = (seed % n as u64) as usize;
     let base_shift = ((seed >> 32) % n as u64) as usize;
@@ -79,7 +126,9 @@ pub(crate) fn place(
             } else {
                 followers_rack_aware(first, shift * rack_count, rf, &order, rack_count)
             };
-            (p, replicas.into_iter().map(|i| order[i].0).collect())
+            let mut ids: Vec<i32> = replicas.into_iter().map(|i| order[i].0).collect();
+            ids.extend((0..extra).map(|k| fenced_ids[(p_index + k) % fenced_ids.len()]));
+            (p, ids)
         })
         .collect())
 }
@@ -205,7 +254,13 @@ mod tests {
     use super::*;
 
     fn plain(n: i32) -> Vec<BrokerInfo> {
-        (1..=n).map(|id| BrokerInfo { id, rack: None }).collect()
+        (1..=n)
+            .map(|id| BrokerInfo {
+                id,
+                rack: None,
+                fenced: false,
+            })
+            .collect()
     }
 
     fn racked(n: i32, racks: i32) -> Vec<BrokerInfo> {
@@ -213,6 +268,7 @@ mod tests {
             .map(|id| BrokerInfo {
                 id,
                 rack: Some(format!("rack-{}", id % racks)),
+                fenced: false,
             })
             .collect()
     }
@@ -297,6 +353,7 @@ mod tests {
             .map(|(id, r)| BrokerInfo {
                 id,
                 rack: Some(r.into()),
+                fenced: false,
             })
             .collect();
         let rack_of = |b: i32| brokers.iter().find(|x| x.id == b).unwrap().rack.clone();
@@ -323,6 +380,49 @@ mod tests {
             .map(|i| place(&format!("topic-{i}"), 0, 1, 1, &brokers).unwrap()[&0][0])
             .collect();
         assert_eq!(firsts.len(), 3);
+    }
+
+    #[test]
+    fn fenced_brokers_fill_only_the_followers_the_live_ones_cannot() {
+        let mut brokers = plain(4);
+        brokers[3].fenced = true; // broker 4
+                                  // Enough live brokers: the fenced one gets nothing, as Kafka prefers unfenced ones.
+        let p = place("t", 0, 12, 3, &brokers).unwrap();
+        assert!(p.values().all(|r| !r.contains(&4)), "{p:?}");
+        assert_eq!(p, place("t", 0, 12, 3, &plain(3)).unwrap());
+        // RF 4 on 3 live: every partition has the three live ones, led by one of them,
+        // and the fenced broker as its last follower.
+        let p = place("t", 0, 6, 4, &brokers).unwrap();
+        for replicas in p.values() {
+            assert_eq!(replicas.len(), 4);
+            assert_eq!(replicas[3], 4, "{replicas:?}");
+            let mut live = replicas[..3].to_vec();
+            live.sort_unstable();
+            assert_eq!(live, vec![1, 2, 3]);
+        }
+        // Two fenced followers needed, two fenced brokers: both, rotating by partition.
+        let mut two_down = plain(4);
+        two_down[2].fenced = true;
+        two_down[3].fenced = true;
+        let p = place("t", 0, 4, 3, &two_down).unwrap();
+        for (i, replicas) in p.values().enumerate() {
+            assert!([1, 2].contains(&replicas[0]), "{replicas:?}");
+            assert!([3, 4].contains(&replicas[2]), "{replicas:?}");
+            assert_ne!(replicas[1], replicas[2]);
+            let fenced = p.values().nth((i + 1) % 4).unwrap()[2];
+            assert_ne!(
+                replicas[2], fenced,
+                "consecutive partitions alternate: {p:?}"
+            );
+        }
+        // More than registered, or nobody live to lead: refused.
+        let e = place("t", 0, 1, 5, &brokers).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidReplicationFactor);
+        let mut all_fenced = plain(2);
+        all_fenced.iter_mut().for_each(|b| b.fenced = true);
+        let e = place("t", 0, 1, 1, &all_fenced).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidReplicationFactor);
+        assert!(e.message.contains("fenced"), "{}", e.message);
     }
 
     #[test]

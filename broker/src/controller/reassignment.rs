@@ -24,12 +24,15 @@ pub struct OngoingReassignment {
 }
 
 /// Decides an AlterPartitionReassignments entry: `Some(target)` starts (or replaces) a
-/// move to `target`, `None` cancels the one under way.
+/// move to `target`, `None` cancels the one under way. `unclean` says whether the topic
+/// allows unclean leader elections (`unclean.leader.election.enable`), which a cancel
+/// needs when none of the original replicas is in sync any more.
 pub fn alter_reassignment(
     image: &MetadataImage,
     topic: &str,
     partition: i32,
     target: Option<Vec<i32>>,
+    unclean: bool,
 ) -> ApiResult<Vec<MetadataRecord>> {
     let (t, p) = find_partition(image, topic, partition)?;
     let next = match target {
@@ -40,7 +43,7 @@ pub fn alter_reassignment(
                 format!("no reassignment of {topic}-{partition} is in progress"),
             ))
         }
-        None => revert(image, p)?,
+        None => revert(image, p, unclean)?,
     };
     Ok(advance(p, next)
         .map(|n| n.to_record(t.topic_id))
@@ -88,9 +91,14 @@ fn bad_assignment(message: String) -> ApiError {
     ApiError::new(ResponseError::InvalidReplicaAssignment, message)
 }
 
-/// The state at the start of a move to `target`. A move already under way is reverted
-/// first (Kafka's rule: the original replicas are the current ones minus those being
-/// added), so a new target replaces the old one rather than stacking on it.
+/// The state at the start of a move to `target`, as Kafka's controller builds it
+/// (`changePartitionReassignment`): the replicas listed during the move are the target
+/// followed by the current replicas leaving, the adding and removing lists are in broker
+/// id order, and the ISR is left alone. A move already under way counts its current
+/// replica list (target and leaving ones) as the base, so a replica it was adding that
+/// the new target drops is removed like any other; when the new target adds nothing,
+/// the target replicas the old move was still adding stay `adding` (so a cancel still
+/// drops them). The move finishes at once when nothing has to catch up.
 fn start(image: &MetadataImage, p: &PartitionImage, target: Vec<i32>) -> ApiResult<PartitionImage> {
     if target.is_empty() {
         return Err(bad_assignment("the target replica list is empty".into()));
@@ -110,60 +118,73 @@ fn start(image: &MetadataImage, p: &PartitionImage, target: Vec<i32>) -> ApiResu
             "the target replica list {target:?} names broker {b}, which is not registered"
         )));
     }
-    let base = if p.is_reassigning() {
-        revert(image, p)?
-    } else {
-        p.clone()
-    };
-    let leaving: Vec<i32> = base
-        .replicas
-        .iter()
-        .copied()
-        .filter(|r| !target.contains(r))
-        .collect();
-    let next = PartitionImage {
-        replicas: target.iter().chain(&leaving).copied().collect(),
-        adding: target
+    let removing = sorted_difference(&p.replicas, &target);
+    let mut adding = sorted_difference(&target, &p.replicas);
+    if adding.is_empty() {
+        adding = p
+            .adding
             .iter()
             .copied()
-            .filter(|r| !base.replicas.contains(r))
-            .collect(),
-        removing: leaving,
-        ..base
-    };
-    if next.adding.is_empty() {
-        // Nothing to copy: finish now, unless the completion cannot pick an in-sync leader
-        // yet (see `try_complete`), in which case the move waits like any other.
-        return Ok(try_complete(image, &next).unwrap_or(next));
+            .filter(|r| target.contains(r))
+            .collect();
     }
-    Ok(next)
+    let next = PartitionImage {
+        replicas: target.iter().chain(&removing).copied().collect(),
+        adding,
+        removing,
+        ..p.clone()
+    };
+    Ok(try_complete(image, &next).unwrap_or(next))
+}
+
+/// The members of `a` that are not in `b`, in broker id order (Kafka's controller keeps
+/// the adding and removing replicas as sorted sets).
+fn sorted_difference(a: &[i32], b: &[i32]) -> Vec<i32> {
+    let mut out: Vec<i32> = a.iter().copied().filter(|r| !b.contains(r)).collect();
+    out.sort_unstable();
+    out
 }
 
 /// Back to the replicas from before the move. The ISR keeps only original replicas; the
 /// leader stays if it is one of them, else the first live one of them in the ISR takes
-/// over (none live: offline until one is unfenced). When no original replica is in sync
-/// the revert is refused, as Kafka does without unclean election: it would lose data.
-/// (Replacing the move with a target that includes an in-sync replica still works.)
-fn revert(image: &MetadataImage, p: &PartitionImage) -> ApiResult<PartitionImage> {
+/// over (none live: offline until one is unfenced).
+///
+/// When no original replica is in sync the revert needs an unclean election, as in
+/// Kafka's controller (`PartitionReassignmentRevert`): refused unless `unclean`, else the
+/// first original replica becomes the ISR and the first live original replica leads
+/// (what it holds is now the truth; the rest is lost). (Replacing the move with a target
+/// that includes an in-sync replica works either way.)
+fn revert(image: &MetadataImage, p: &PartitionImage, unclean: bool) -> ApiResult<PartitionImage> {
     let original: Vec<i32> = p
         .replicas
         .iter()
         .copied()
         .filter(|r| !p.adding.contains(r))
         .collect();
-    let isr = in_replica_order(&original, &p.isr);
+    let mut isr = in_replica_order(&original, &p.isr);
     if isr.is_empty() {
-        return Err(bad_assignment(format!(
-            "cannot revert the move of partition {}: none of its original replicas {original:?} is \
-             in sync (ISR {:?}), so it would need an unclean leader election",
-            p.partition, p.isr
-        )));
+        if !unclean || original.is_empty() {
+            return Err(bad_assignment(format!(
+                "cannot revert the move of partition {}: none of its original replicas \
+                 {original:?} is in sync (ISR {:?}), so it would need an unclean leader \
+                 election, which the topic does not allow",
+                p.partition, p.isr
+            )));
+        }
+        isr = vec![original[0]];
     }
-    let leader = if isr.contains(&p.leader) {
+    let mut leader = if isr.contains(&p.leader) {
         p.leader
     } else {
         first_eligible(&isr, |b| image.is_live(b))
     };
+    if leader == NO_LEADER && unclean {
+        // No in-sync original replica is live: any live original replica, alone in sync.
+        leader = first_eligible(&original, |b| image.is_live(b));
+        if leader != NO_LEADER {
+            isr = vec![leader];
+        }
+    }
     Ok(PartitionImage {
         replicas: original,
         isr,
@@ -174,14 +195,14 @@ fn revert(image: &MetadataImage, p: &PartitionImage) -> ApiResult<PartitionImage
     })
 }
 
-/// The finished move, if it may finish: every added replica is in sync and at least one
-/// target replica is in sync and can lead. The ISR keeps only target replicas; a leader
-/// being removed hands over to the first in-sync target replica that is live. `None`
-/// means it keeps waiting: a pure removal whose remaining replicas are all out of sync
-/// would otherwise leave the partition without an in-sync replica, so it waits for one
-/// of them to catch up.
+/// The finished move, if it may finish: as in Kafka's controller every target replica
+/// (added or kept) is in sync, and one of them is live to lead. The ISR keeps only target
+/// replicas; a leader being removed hands over to the first in-sync target replica that
+/// is live. `None` means it keeps waiting: finishing with a target replica out of sync
+/// would leave the partition under-replicated by the move itself (and a removal whose
+/// remaining replicas are all out of sync without an in-sync replica at all).
 pub(crate) fn try_complete(image: &MetadataImage, p: &PartitionImage) -> Option<PartitionImage> {
-    if !p.is_reassigning() || !p.adding.iter().all(|r| p.isr.contains(r)) {
+    if !p.is_reassigning() {
         return None;
     }
     let target: Vec<i32> = p
@@ -190,6 +211,9 @@ pub(crate) fn try_complete(image: &MetadataImage, p: &PartitionImage) -> Option<
         .copied()
         .filter(|r| !p.removing.contains(r))
         .collect();
+    if !target.iter().all(|r| p.isr.contains(r)) {
+        return None;
+    }
     let isr = in_replica_order(&target, &p.isr);
     let leader = if p.leader != NO_LEADER && isr.contains(&p.leader) {
         p.leader
@@ -215,7 +239,10 @@ mod tests {
     use crate::controller::testkit::{apply, cluster, part, register, with_partition};
 
     fn reassign(image: &MetadataImage, target: Option<Vec<i32>>) -> ApiResult<MetadataImage> {
-        Ok(apply(image, &alter_reassignment(image, "t", 0, target)?))
+        Ok(apply(
+            image,
+            &alter_reassignment(image, "t", 0, target, false)?,
+        ))
     }
 
     #[test]
@@ -336,18 +363,118 @@ mod tests {
         let mut image = cluster(&[1, 2, 3, 4]);
         with_partition(&mut image, "t", 0, &[1, 2], &[1, 2], 1);
         let image = reassign(&image, Some(vec![3])).unwrap();
+        // As in Kafka, the base is the current replica list: 3, which the old move was
+        // adding, now leaves with 2.
         let image = reassign(&image, Some(vec![4, 1])).unwrap();
         let p = part(&image, "t", 0);
-        assert_eq!(p.replicas, vec![4, 1, 2]);
-        assert_eq!((p.adding.clone(), p.removing.clone()), (vec![4], vec![2]));
+        assert_eq!(p.replicas, vec![4, 1, 2, 3]);
+        assert_eq!(
+            (p.adding.clone(), p.removing.clone()),
+            (vec![4], vec![2, 3])
+        );
         assert_eq!(p.isr, vec![1, 2]);
-        // Back to exactly the original: nothing left to move.
+        // Back to exactly the original: the replicas there are in sync, so it is done.
         let image = reassign(&image, Some(vec![1, 2])).unwrap();
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone(), p.is_reassigning()),
+            (vec![1, 2], vec![1, 2], false)
+        );
+    }
+
+    #[test]
+    fn a_replica_still_copying_stays_adding_when_the_new_target_adds_nothing() {
+        let mut image = cluster(&[1, 2, 3]);
+        with_partition(&mut image, "t", 0, &[1, 2], &[1, 2], 1);
+        let image = reassign(&image, Some(vec![3, 1])).unwrap();
+        // Keep 2 after all: nothing new to add, 3 is still copying.
+        let image = reassign(&image, Some(vec![3, 1, 2])).unwrap();
+        let p = part(&image, "t", 0);
+        assert_eq!(p.replicas, vec![3, 1, 2]);
+        assert_eq!((p.adding.clone(), p.removing.clone()), (vec![3], vec![]));
+        // So a cancel still drops it.
+        let image = reassign(&image, None).unwrap();
         let p = part(&image, "t", 0);
         assert_eq!(
             (p.replicas.clone(), p.is_reassigning()),
             (vec![1, 2], false)
         );
+    }
+
+    #[test]
+    fn adding_and_removing_are_listed_in_broker_id_order() {
+        let mut image = cluster(&[1, 2, 3, 4]);
+        with_partition(&mut image, "t", 0, &[2, 1], &[2, 1], 2);
+        let image = reassign(&image, Some(vec![4, 3])).unwrap();
+        let p = part(&image, "t", 0);
+        assert_eq!(p.replicas, vec![4, 3, 1, 2]);
+        assert_eq!(
+            (p.adding.clone(), p.removing.clone()),
+            (vec![3, 4], vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn a_move_waits_for_every_target_replica_not_only_the_added_ones() {
+        let mut image = cluster(&[1, 2, 3]);
+        // 2 has fallen out of sync; the move keeps it.
+        with_partition(&mut image, "t", 0, &[1, 2], &[1], 1);
+        let image = reassign(&image, Some(vec![3, 2])).unwrap();
+        let id = image.topic("t").unwrap().topic_id;
+        let mut p = part(&image, "t", 0).clone();
+        assert_eq!((p.adding.clone(), p.removing.clone()), (vec![3], vec![1]));
+        let mut image = image;
+        p.isr = vec![3, 1];
+        image.apply(&p.to_record(id));
+        assert!(
+            complete_if_caught_up(&image, "t", 0).unwrap().is_empty(),
+            "2 is not in sync yet"
+        );
+        p.isr = vec![3, 1, 2];
+        image.apply(&p.to_record(id));
+        let image = apply(&image, &complete_if_caught_up(&image, "t", 0).unwrap());
+        let done = part(&image, "t", 0);
+        assert_eq!(
+            (done.replicas.clone(), done.isr.clone(), done.leader),
+            (vec![3, 2], vec![3, 2], 3)
+        );
+        // A pure removal likewise waits for the replicas it keeps.
+        let mut image = cluster(&[1, 2, 3]);
+        with_partition(&mut image, "t", 0, &[1, 2, 3], &[1, 2], 1);
+        let image = reassign(&image, Some(vec![2, 3])).unwrap();
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (p.replicas.clone(), p.removing.clone()),
+            (vec![2, 3, 1], vec![1])
+        );
+    }
+
+    #[test]
+    fn a_cancel_that_needs_an_unclean_election_runs_where_the_topic_allows_it() {
+        let mut image = cluster(&[2, 3]);
+        register(&mut image, 1, None); // fenced
+        with_partition(&mut image, "t", 0, &[1, 2], &[1, 2], 1);
+        let mut image = reassign(&image, Some(vec![3])).unwrap();
+        let id = image.topic("t").unwrap().topic_id;
+        let mut p = part(&image, "t", 0).clone();
+        p.isr = vec![3];
+        p.leader = 3;
+        image.apply(&p.to_record(id));
+        let e = alter_reassignment(&image, "t", 0, None, false).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidReplicaAssignment);
+        assert!(e.message.contains("unclean"), "{}", e.message);
+        let image = apply(
+            &image,
+            &alter_reassignment(&image, "t", 0, None, true).unwrap(),
+        );
+        let p = part(&image, "t", 0);
+        // Kafka puts the first original replica in the ISR; it is fenced, so the unclean
+        // election takes the first live original replica instead.
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone(), p.leader),
+            (vec![1, 2], vec![2], 2)
+        );
+        assert!(!p.is_reassigning());
     }
 
     #[test]
@@ -365,7 +492,7 @@ mod tests {
         }
         // Registered but fenced is fine: it catches up once it is back.
         assert!(reassign(&image, Some(vec![5])).is_ok());
-        let e = alter_reassignment(&image, "t", 3, None).unwrap_err();
+        let e = alter_reassignment(&image, "t", 3, None, false).unwrap_err();
         assert_eq!(e.error, ResponseError::UnknownTopicOrPartition);
     }
 

@@ -150,7 +150,7 @@ fn partition_records(
             let isr: Vec<i32> = replicas
                 .iter()
                 .copied()
-                .filter(|r| brokers.iter().any(|b| b.id == *r))
+                .filter(|r| brokers.iter().any(|b| b.id == *r && !b.fenced))
                 .collect();
             let Some(&leader) = isr.first() else {
                 return Err(invalid(
@@ -191,7 +191,8 @@ fn check_configs(configs: &[(String, Option<String>)]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Decides a topic creation. `brokers` are the live brokers (see `live_broker_infos`).
+/// Decides a topic creation. `brokers` are those placement may use, fenced ones marked
+/// (see `placeable_broker_infos`); a new partition's ISR is its live replicas.
 pub fn create_topic(
     image: &MetadataImage,
     defaults: &Defaults,
@@ -427,7 +428,11 @@ mod tests {
     use super::*;
 
     fn one() -> Vec<BrokerInfo> {
-        vec![BrokerInfo { id: 0, rack: None }]
+        vec![BrokerInfo {
+            id: 0,
+            rack: None,
+            fenced: false,
+        }]
     }
 
     fn defaults() -> Defaults {
@@ -610,6 +615,35 @@ mod tests {
             (2, vec![2, 1]),
             "fenced 3 joins later"
         );
+    }
+
+    #[test]
+    fn a_fenced_broker_holds_followers_outside_the_isr_when_the_live_ones_are_too_few() {
+        let mut image = crate::controller::testkit::cluster(&[1, 2]);
+        crate::controller::testkit::register(&mut image, 3, None); // fenced
+        let brokers = crate::controller::placeable_broker_infos(&image);
+        let t = NewTopic {
+            name: "offsets".into(),
+            num_partitions: 4,
+            replication_factor: 3,
+            ..Default::default()
+        };
+        let records = create_topic(&image, &defaults(), &brokers, &t).unwrap();
+        apply(&mut image, &records);
+        for p in image.topic("offsets").unwrap().partitions.values() {
+            assert_eq!(p.replicas.len(), 3);
+            assert!(p.replicas.contains(&3), "{:?}", p.replicas);
+            assert_eq!(p.isr.len(), 2, "{:?}", p.isr);
+            assert!(!p.isr.contains(&3) && p.leader != 3, "{p:?}");
+        }
+        // Only the live brokers: RF 3 is more than they can hold.
+        let live = crate::controller::live_broker_infos(&image);
+        let t = NewTopic {
+            name: "other".into(),
+            ..t
+        };
+        let e = create_topic(&image, &defaults(), &live, &t).unwrap_err();
+        assert_eq!(e.error, ResponseError::InvalidReplicationFactor);
     }
 
     #[test]

@@ -182,6 +182,19 @@ fn failed_elections(
     }
 }
 
+/// The message sent with a partition's refused election. Kafka's controller refuses
+/// ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE and ELIGIBLE_LEADERS_NOT_AVAILABLE
+/// with none, so the tools print the error's standard text ("The preferred leader was not
+/// available."); our detail (which replica, which ISR) is in the broker's log line.
+fn election_message(e: &ApiError) -> Option<&str> {
+    match e.error {
+        ResponseError::ElectionNotNeeded
+        | ResponseError::PreferredLeaderNotAvailable
+        | ResponseError::EligibleLeadersNotAvailable => None,
+        _ => Some(&e.message),
+    }
+}
+
 fn election_results(outcomes: Vec<ElectionOutcome>) -> Vec<ReplicaElectionResult> {
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
     for ((topic, partition), result) in outcomes {
@@ -190,7 +203,7 @@ fn election_results(outcomes: Vec<ElectionOutcome>) -> Vec<ReplicaElectionResult
             Ok(()) => entry.with_error_code(0).with_error_message(None),
             Err(e) => entry
                 .with_error_code(e.code())
-                .with_error_message(Some(str_bytes(&e.message))),
+                .with_error_message(election_message(&e).map(str_bytes)),
         });
     }
     by_topic
@@ -496,13 +509,34 @@ mod tests {
         assert_eq!(topics, vec!["a", "b"]);
         let a = &results[0].partition_result[0];
         assert_eq!(a.error_code, ResponseError::ElectionNotNeeded.code());
-        assert_eq!(a.error_message.as_deref(), Some("why"));
+        assert_eq!(a.error_message.as_deref(), None);
         let b: Vec<(i32, i16, bool)> = results[1]
             .partition_result
             .iter()
             .map(|p| (p.partition_id, p.error_code, p.error_message.is_none()))
             .collect();
         assert_eq!(b, vec![(1, 0, true), (0, 0, true)]);
+    }
+
+    #[test]
+    fn election_refusals_carry_a_message_only_where_kafka_sends_one() {
+        let message = |code| election_message(&refused(code)).map(str::to_string);
+        for quiet in [
+            ResponseError::ElectionNotNeeded,
+            ResponseError::PreferredLeaderNotAvailable,
+            ResponseError::EligibleLeadersNotAvailable,
+        ] {
+            assert_eq!(message(quiet), None, "{quiet:?}");
+        }
+        // Kafka names the missing partition ("No such partition as t-9"), and a whole
+        // refused request (not the controller, timed out) says why.
+        for told in [
+            ResponseError::UnknownTopicOrPartition,
+            ResponseError::NotController,
+            ResponseError::RequestTimedOut,
+        ] {
+            assert_eq!(message(told).as_deref(), Some("why"), "{told:?}");
+        }
     }
 
     #[test]

@@ -28,9 +28,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::metadata::ConfigResource;
 use crate::quorum::ControllerRequest;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const RESOURCE_GROUP: i8 = 32;
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
+pub(super) const RESOURCE_GROUP: i8 = 32;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;

@@ -6,6 +6,7 @@ mod acls;
 mod admin;
 mod api_versions;
 mod cluster_admin;
+mod config_resources;
 mod configs;
 mod features;
 mod fetch;
@@ -216,6 +217,9 @@ async fn dispatch(
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, ctx, r).await)
         }
+        RequestKind::ListConfigResources(r) => ResponseKind::ListConfigResources(
+            config_resources::list_config_resources(broker, ctx, r),
+        ),
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r).await)
         }

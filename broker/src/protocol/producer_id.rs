@@ -1,5 +1,19 @@
 //! InitProducerId for idempotent producers. Transactional ids need the transaction
 //! coordinator, which a later issue adds; until then they are refused with a clear error.
+//!
+//! Which error: the Java producer (Kafka 4.4's `TransactionManager.InitProducerIdHandler`)
+//! retries NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE and every other retriable error
+//! until `max.block.ms`, and then reports only a TimeoutException; it reports the
+//! authorization errors as such, which would be a lie; and it fails every other error at
+//! once, fatally, as "Unexpected error in InitProducerIdResponse; " plus the error's
+//! standard text (InitProducerId has no message field). Of those, INVALID_REQUEST's text
+//! is the true one ("... sent to an incompatible broker. See the broker logs for more
+//! details.") and the broker log says why; UNSUPPORTED_VERSION's ("The version of API is
+//! not supported.") would send the user after client versions, though this API version
+//! is served. FindCoordinator(TRANSACTION) could carry Strom's own message into the
+//! producer's exception, but the admin tools (`kafka-transactions describe`) would then
+//! differ from Kafka, where an unknown id is TRANSACTIONAL_ID_NOT_FOUND; it keeps
+//! answering as Kafka does.
 
 use std::sync::Arc;
 
@@ -10,15 +24,21 @@ use super::{log_refusal, RequestContext};
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
 
+/// The refusal of a transactional producer (module comment: why INVALID_REQUEST).
+fn transactions_unsupported(transactional_id: &str) -> ApiError {
+    ApiError::new(
+        ResponseError::InvalidRequest,
+        format!(
+            "transactions are not supported: a producer with transactional.id \
+             '{transactional_id}' asked for a producer id; Strom has no transaction \
+             coordinator yet (idempotent producers without transactional.id work)"
+        ),
+    )
+}
+
 async fn assign(broker: &Broker, request: &InitProducerIdRequest) -> ApiResult<(i64, i16)> {
     if let Some(id) = &request.transactional_id {
-        return Err(ApiError::new(
-            ResponseError::InvalidRequest,
-            format!(
-                "transactional.id '{}' asked for; transactions are not supported yet",
-                id.0.as_str()
-            ),
-        ));
+        return Err(transactions_unsupported(id.0.as_str()));
     }
     // KIP-360: an idempotent producer may ask to bump its epoch after an error instead of
     // taking a new id; it keeps the id unless the epoch would overflow.
@@ -46,7 +66,14 @@ pub async fn handle(
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch),
         Err(e) => {
-            log_refusal(ctx, "producer id", &e);
+            if request.transactional_id.is_some() {
+                // The client only sees a generic error: this line is where the
+                // user finds out why.
+                tracing::warn!(peer = %ctx.connection.peer, client_id = ?ctx.header.client_id,
+                    reason = %e.message, "transactional producer refused");
+            } else {
+                log_refusal(ctx, "producer id", &e);
+            }
             InitProducerIdResponse::default()
                 .with_error_code(e.code())
                 .with_producer_id(ProducerId(-1))

@@ -122,7 +122,7 @@ impl ControllerService {
                     if if_absent && image.topic(&topic.name).is_some() {
                         return Ok((Vec::new(), false));
                     }
-                    let brokers = controller::live_broker_infos(image);
+                    let brokers = controller::placeable_broker_infos(image);
                     let records = controller::create_topic(image, &defaults, &brokers, &topic)?;
                     controller::check_broker_capacity(image, &records, max_partitions)?;
                     Ok((records, true))
@@ -133,7 +133,7 @@ impl ControllerService {
             ControllerRequest::CreateTopics { topics, defaults } => {
                 let outcomes = self
                     .commit(|image| {
-                        let brokers = controller::live_broker_infos(image);
+                        let brokers = controller::placeable_broker_infos(image);
                         Ok(controller::create_topics_if_absent(
                             image,
                             &defaults,
@@ -158,7 +158,7 @@ impl ControllerService {
                 validate_only,
             } => {
                 let decide = |image: &MetadataImage| {
-                    let brokers = controller::live_broker_infos(image);
+                    let brokers = controller::placeable_broker_infos(image);
                     let records =
                         controller::create_partitions(image, &brokers, &name, count, &assignments)?;
                     controller::check_broker_capacity(
@@ -295,7 +295,9 @@ impl ControllerService {
                 target,
             } => {
                 self.commit(|image| {
-                    let records = controller::alter_reassignment(image, &topic, partition, target)?;
+                    let unclean = self.unclean_allowed(image, &topic);
+                    let records =
+                        controller::alter_reassignment(image, &topic, partition, target, unclean)?;
                     Ok((records, ()))
                 })
                 .await?;

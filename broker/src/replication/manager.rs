@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::fetcher;
+use super::isr_change;
 use super::role::{FollowerState, LeaderState, ReplicaRole};
 use super::throttle::{self, Throttle};
 use crate::broker::Broker;
@@ -300,13 +301,13 @@ impl ReplicaManager {
         let Some(state) = role.leader_mut() else {
             return;
         };
-        state.record_fetch(replica, fetch_offset, partition.log_end_offset(), now_ms());
+        let now = now_ms();
+        state.record_fetch(replica, fetch_offset, partition.log_end_offset(), now);
         advance_high_watermark(partition, state, me);
-        if state.isr_change_in_flight {
+        if !state.isr_changes.may_propose(state.partition_epoch, now) {
             return;
         }
         if let Some(isr) = state.expanded_isr(partition.high_watermark()) {
-            state.isr_change_in_flight = true;
             self.send_isr_change(broker, partition, state, isr, false);
         }
     }
@@ -320,13 +321,12 @@ impl ReplicaManager {
             let Some(state) = role.leader_mut() else {
                 continue;
             };
-            if state.isr_change_in_flight {
+            if !state.isr_changes.may_propose(state.partition_epoch, now) {
                 continue;
             }
             if let Some(isr) = state.shrunk_isr(self.node_id, now, self.lag_time_max_ms) {
                 tracing::info!(partition = %partition.id, old_isr = ?state.isr, new_isr = ?isr,
                     lag_time_max_ms = self.lag_time_max_ms, "shrinking ISR: followers fell behind");
-                state.isr_change_in_flight = true;
                 self.send_isr_change(broker, &partition, state, isr, true);
             }
         }
@@ -336,16 +336,18 @@ impl ReplicaManager {
         &self,
         broker: &Arc<Broker>,
         partition: &Arc<Partition>,
-        state: &LeaderState,
+        state: &mut LeaderState,
         isr: Vec<i32>,
         shrink: bool,
     ) {
+        let sent_on = state.partition_epoch;
+        state.isr_changes.sent(sent_on);
         let request = ControllerRequest::AlterIsr {
             topic_id: partition.topic_id,
             partition: partition.id.partition,
             leader: self.node_id,
             leader_epoch: state.leader_epoch,
-            partition_epoch: state.partition_epoch,
+            partition_epoch: sent_on,
             isr,
         };
         let broker = broker.clone();
@@ -359,7 +361,11 @@ impl ReplicaManager {
             let Some(state) = role.leader_mut().filter(|s| s.leader_epoch == epoch) else {
                 return;
             };
-            state.isr_change_in_flight = false;
+            let refusal = reply.as_ref().err().map(|e| e.error);
+            if !state.isr_changes.answered(sent_on, refusal, now_ms()) {
+                // Newer metadata came first and superseded this request.
+                return;
+            }
             match reply {
                 Ok(ControllerOk::Partition(p)) => {
                     tracing::info!(partition = %partition.id, isr = ?p.isr, shrink, "ISR changed");
@@ -368,9 +374,16 @@ impl ReplicaManager {
                     advance_high_watermark(&partition, state, me);
                 }
                 Ok(other) => tracing::warn!(?other, "unexpected AlterIsr reply"),
-                Err(e) => {
-                    tracing::warn!(partition = %partition.id, error = %e, "ISR change refused or not answered")
-                }
+                Err(e) => match isr_change::after_refusal(e.error) {
+                    isr_change::AfterRefusal::AwaitMetadata => tracing::info!(
+                        partition = %partition.id, partition_epoch = sent_on, error = %e,
+                        "ISR change refused: this leader's state is behind the controller's; \
+                         no new request until the metadata brings a newer partition epoch"),
+                    isr_change::AfterRefusal::RetryAfterBackoff => tracing::warn!(
+                        partition = %partition.id, error = %e,
+                        retry_in_ms = isr_change::RETRY_BACKOFF_MS,
+                        "ISR change refused or not answered"),
+                },
             }
         });
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::isr_change::IsrChanges;
 use crate::metadata::PartitionImage;
 
 #[derive(Debug, Default)]
@@ -61,8 +62,9 @@ pub struct LeaderState {
     /// has reached it, so it holds everything of the previous epochs the leader holds.
     pub epoch_start_offset: i64,
     pub followers: HashMap<i32, FollowerProgress>,
-    /// An ISR change is on its way to the controller; one at a time, as in Kafka.
-    pub isr_change_in_flight: bool,
+    /// The ISR change requests: one in flight at a time, and none after a stale-state
+    /// refusal until newer metadata arrives, as in Kafka.
+    pub isr_changes: IsrChanges,
 }
 
 impl LeaderState {
@@ -93,7 +95,7 @@ impl LeaderState {
             adding: p.adding.clone(),
             epoch_start_offset: log_end_offset,
             followers,
-            isr_change_in_flight: false,
+            isr_changes: IsrChanges::default(),
         }
     }
 
@@ -104,11 +106,15 @@ impl LeaderState {
             return std::cmp::Ordering::Equal;
         }
         let change = p.isr.len().cmp(&self.isr.len());
+        // Only a newer state ends a wait: the same state is seen again with every metadata
+        // image, whatever else it changed.
+        if p.partition_epoch > self.partition_epoch {
+            self.isr_changes.newer_state();
+        }
         self.partition_epoch = p.partition_epoch;
         self.replicas = p.replicas.clone();
         self.isr = p.isr.clone();
         self.adding = p.adding.clone();
-        self.isr_change_in_flight = false;
         self.followers.retain(|r, _| p.replicas.contains(r));
         for r in p.replicas.iter().filter(|r| **r != me) {
             self.followers.entry(*r).or_insert(FollowerProgress {
@@ -261,12 +267,15 @@ mod tests {
     #[test]
     fn updates_follow_the_partition_epoch() {
         let mut s = LeaderState::new(&image(&[0, 1, 2], &[0, 1, 2]), 0, 0, 0);
-        s.isr_change_in_flight = true;
+        s.isr_changes.sent(7);
+        // The same state again (another part of the metadata changed): still in flight.
+        s.update(&image(&[0, 1, 2], &[0, 1, 2]), 0, 4);
+        assert!(s.isr_changes.in_flight());
         let mut newer = image(&[0, 1, 3], &[0, 1]);
         newer.partition_epoch = 8;
         assert_eq!(s.update(&newer, 0, 5), std::cmp::Ordering::Less);
         assert_eq!(s.isr, vec![0, 1]);
-        assert!(!s.isr_change_in_flight);
+        assert!(!s.isr_changes.in_flight());
         assert!(s.followers.contains_key(&3) && !s.followers.contains_key(&2));
         let mut stale = image(&[0], &[0]);
         stale.partition_epoch = 1;

@@ -55,7 +55,21 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `size` brokers (ids 0..size) with `extra` properties on each, and waits
     /// until every one answers `/ready`.
+    /// A node whose port another test took between free_port() and its bind exits at
+    /// once; the whole cluster then starts again on new ports.
     pub fn start(size: usize, extra: &[(&str, &str)]) -> Cluster {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(size, extra) {
+                Ok(cluster) => return cluster,
+                Err(logs) if logs.contains("in use") => last = logs,
+                Err(logs) => panic!("a broker exited before it was ready:\n{logs}"),
+            }
+        }
+        panic!("no free ports for the cluster after three tries:\n{last}");
+    }
+
+    fn try_start(size: usize, extra: &[(&str, &str)]) -> Result<Cluster, String> {
         let temp = tempfile::tempdir().expect("temp dir");
         let voters: Vec<(i32, u16)> = (0..size.min(MAX_VOTERS))
             .map(|i| (i as i32, free_port()))
@@ -106,19 +120,27 @@ impl Cluster {
             node.child = Some(spawn(&node, &node.props));
             cluster.nodes.push(node);
         }
-        cluster.wait_ready();
-        cluster
+        cluster.wait_ready()?;
+        Ok(cluster)
     }
 
-    fn wait_ready(&self) {
-        for node in &self.nodes {
-            let admin = node.admin_port;
-            wait_for(
-                &format!("broker {} readiness", node.id),
-                Duration::from_secs(60),
-                || (http_get(admin, "/ready").map(|(status, _)| status) == Some(200)).then_some(()),
-            );
+    /// Waits until every node answers `/ready`; Err(logs) as soon as one has exited.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            let admin = self.nodes[i].admin_port;
+            let what = format!("broker {} readiness", self.nodes[i].id);
+            let exited = wait_for(&what, Duration::from_secs(90), || {
+                if http_get(admin, "/ready").map(|(status, _)| status) == Some(200) {
+                    return Some(false);
+                }
+                let child = self.nodes[i].child.as_mut()?;
+                matches!(child.try_wait(), Ok(Some(_))).then_some(true)
+            });
+            if exited {
+                return Err(self.logs());
+            }
         }
+        Ok(())
     }
 
     /// Starts a stopped node again with its data and properties, without waiting for it:
@@ -137,7 +159,9 @@ impl Cluster {
         for node in &mut self.nodes {
             node.child = Some(spawn(node, &node.props));
         }
-        self.wait_ready();
+        if let Err(logs) = self.wait_ready() {
+            panic!("a broker exited before it was ready:\n{logs}");
+        }
     }
 
     pub fn node(&self, id: i32) -> &Node {

@@ -70,11 +70,27 @@ impl BrokerProcess {
             open_files,
             _temp: Some(temp),
         };
-        b.spawn();
-        b
+        // Another test may take a port between free_port() and the broker's bind; a first
+        // start then picks new ports (a restart must keep its own).
+        for _ in 0..3 {
+            match b.spawn() {
+                Ok(()) => return b,
+                Err(log) if log.contains("in use") => {
+                    b.port = free_port();
+                    b.admin_port = free_port();
+                }
+                Err(log) => panic!("strom-broker exited before it was ready:\n{log}"),
+            }
+        }
+        panic!(
+            "no free ports for strom-broker after three tries:\n{}",
+            b.log()
+        );
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process and waits until `/ready` answers 200. Err(log) if the process
+    /// exits first; a panic with its log if it is not ready in time.
+    fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -108,11 +124,24 @@ impl BrokerProcess {
                 });
             }
         }
-        self.child = Some(cmd.spawn().expect("start strom-broker"));
-        let admin = self.admin_port;
-        wait_for("broker readiness", Duration::from_secs(30), || {
-            (http_get(admin, "/ready").map(|(status, _)| status) == Some(200)).then_some(())
-        });
+        let mut child = cmd.spawn().expect("start strom-broker");
+        // Generous: a loaded CI machine fsyncs slowly while other tests fill their disks.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if http_get(self.admin_port, "/ready").map(|(status, _)| status) == Some(200) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                return Err(self.log());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("timed out waiting for broker readiness:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// The broker's process id while it runs.
@@ -162,7 +191,9 @@ impl BrokerProcess {
     /// Starts the broker again on the same ports and data.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker before restarting it");
-        self.spawn();
+        if let Err(log) = self.spawn() {
+            panic!("strom-broker exited before it was ready:\n{log}");
+        }
     }
 
     pub fn metrics(&self) -> String {
@@ -239,6 +270,26 @@ pub fn kafka_jars() -> Option<PathBuf> {
     );
     eprintln!("skipped: no Kafka jars under {}", lib.display());
     None
+}
+
+/// Runs the single-file Java program `broker/tests/jvm/<program>` (source-file mode) with
+/// Kafka's jars from `lib` on the class path; its stdout, after asserting it exited 0.
+pub fn run_java(lib: &Path, program: &str, args: &[&str]) -> String {
+    let output = Command::new("java")
+        .arg("-Xmx256m")
+        .arg("-cp")
+        .arg(format!("{}/*", lib.display()))
+        .arg(repo_root().join("broker/tests/jvm").join(program))
+        .args(args)
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{program} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 /// One uncompressed v2 record batch of `records` (the encoder starts a new batch wherever

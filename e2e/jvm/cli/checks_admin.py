@@ -4,6 +4,7 @@ kafka-metadata-quorum, kafka-features, kafka-acls and kafka-transactions."""
 import json
 import re
 
+from . import normalise
 from .checks_clients import produce
 from .framework import check, exit_and_errors
 from .sides import TRIPLE
@@ -341,3 +342,58 @@ def configs_matrix(run):
     run.expect(dynamic_configs(res).get("compression.type") == "zstd", f"topic configs not kept: {res.out}")
     res = run.tool(CONFIGS, *group, "--describe", label="final group", compare=False)
     run.expect(dynamic_configs(res).get("consumer.session.timeout.ms") == "50000", f"group config not kept: {res.out}")
+
+
+def config_blocks(result, side, only=None):
+    """{`Dynamic configs for ... are:` header: its sorted keys}, normalised; with `only`,
+    just the headers naming one of those entities (the sides are shared by every check, so
+    other checks' topics and groups are listed too)."""
+    blocks, header = {}, None
+    for raw in result.out:
+        m = re.match(r"\s+([\w.]+)=", raw)
+        if m:
+            if header is not None:
+                blocks[header].append(m.group(1))
+        elif raw.strip():
+            named = only is None or any(re.search(rf"\b{re.escape(o)}\b", raw) for o in only)
+            header = normalise.node_ids(normalise.line(raw, side), side) if named else None
+            if header is not None:
+                blocks[header] = []
+    return {h: sorted(keys) for h, keys in blocks.items()}
+
+
+@check("configs.list_resources", CONFIGS,
+       "--describe without --entity-name: groups (one known only by its configs), topics, brokers, client-metrics")
+def configs_list_resources(run):
+    run.ok(run.tool(TOPICS, "--create", "--topic", run.topic, "--config", "retention.ms=100000", compare=False))
+    group = ["--entity-type", "groups", "--entity-name", run.group]
+    run.ok(run.tool(CONFIGS, *group, "--alter", "--add-config", "consumer.session.timeout.ms=50000",
+                    label="set group config"))
+    mine = [run.group]
+
+    # The tool lists the groups the coordinator knows and those ListConfigResources names:
+    # a group with configs and no members is only in the second.
+    res = run.tool(CONFIGS, "--entity-type", "groups", "--describe", label="describe groups",
+                   project=lambda r, s: {"exit": r.rc, "blocks": config_blocks(r, s, mine), "errors": r.errors})
+    run.ok(res)
+    run.expect(config_blocks(res, run.side, mine) == {f"Dynamic configs for group {run.group} are:":
+                                                      ["consumer.session.timeout.ms"]},
+               f"the configured group is not listed: {res.out}")
+    res = run.tool(CONFIGS, "--entity-type", "topics", "--describe", label="describe topics",
+                   project=lambda r, s: {"exit": r.rc, "blocks": config_blocks(r, s, [run.topic]),
+                                         "errors": r.errors})
+    run.ok(res)
+    run.expect(config_blocks(res, run.side, [run.topic]) == {f"Dynamic configs for topic {run.topic} are:":
+                                                             ["retention.ms"]}, f"topics: {res.out}")
+    # Which brokers and defaults are listed, not their keys (Kafka 4.4 holds an ELR default).
+    res = run.tool(CONFIGS, "--entity-type", "brokers", "--describe", label="describe brokers",
+                   project=lambda r, s: {"exit": r.rc, "headers": sorted(config_blocks(r, s)), "errors": r.errors})
+    run.ok(res)
+    res = run.tool(CONFIGS, "--entity-type", "client-metrics", "--describe", label="describe client-metrics")
+    run.ok(res)
+    run.ok(run.tool(CONFIGS, *group, "--alter", "--delete-config", "consumer.session.timeout.ms",
+                    label="delete group config"))
+    res = run.tool(CONFIGS, "--entity-type", "groups", "--describe", label="describe groups after delete",
+                   project=lambda r, s: {"exit": r.rc, "blocks": config_blocks(r, s, mine), "errors": r.errors})
+    run.ok(res)
+    run.expect(config_blocks(res, run.side, mine) == {}, f"the group is still listed: {res.out}")

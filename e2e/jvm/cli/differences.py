@@ -26,14 +26,17 @@ _ELR_MIN_ISR = (
     "no ELR and sets nothing it was not asked to"
 )
 
+_ELR_LAST_REPLICA = (
+    "with eligible leader replicas (KIP-966) Kafka 4.4 empties the ISR of a partition whose last replica is "
+    "down and lists that replica as ELR; Strom has no ELR and keeps the last replica in the ISR, as Kafka "
+    "did before 4.0 (both show Leader: none)"
+)
+
 KNOWN = {
     "topics.create/describe": _NO_ELR,
     "topics.alter_partitions/describe": _NO_ELR,
-    "topics.under_replicated/unavailable": (
-        "with eligible leader replicas (KIP-966) Kafka 4.4 empties the ISR of a partition whose last replica is "
-        "down and lists that replica as ELR; Strom has no ELR and keeps the last replica in the ISR, as Kafka "
-        "did before 4.0 (both show Leader: none)"
-    ),
+    "topics.under_replicated/unavailable": _ELR_LAST_REPLICA,
+    "leader_election.unclean_offline/unavailable": _ELR_LAST_REPLICA,
     "configs.broker_default/describe": _ELR_MIN_ISR,
     "configs.broker_default/describe after delete": _ELR_MIN_ISR,
     "broker_api_versions/versions": (

@@ -6,6 +6,7 @@ must not care about: node ids (Strom numbers its nodes from 0, the Kafka launche
 """
 
 import os
+import signal
 import time
 
 from clusters import ApacheKafkaCluster, StromCluster
@@ -65,6 +66,14 @@ class Side:
 
     def stop_node(self, i):
         self.cluster.stop_node(i)
+
+    def kill_node(self, i):
+        """Kills node i at once (SIGKILL): no controlled shutdown, as in a crash."""
+        self.cluster.stop_node(i, sig=signal.SIGKILL)
+
+    def running(self, i):
+        """Whether node i was started and not stopped since (it may still be starting)."""
+        return i in self.cluster.procs
 
     def start_node(self, i):
         """Starts a stopped node again on its ports and data, and waits until it is ready."""

@@ -32,7 +32,7 @@ func Down(l Layout, progress io.Writer) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if err := CleanupNode(l); err != nil {
+	if err := CleanupNode(l, st); err != nil {
 		return fmt.Errorf("node cleanup: %w", err)
 	}
 	removed, err := removeDir(l)

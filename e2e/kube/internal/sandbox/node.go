@@ -138,13 +138,19 @@ func EnsureDefaultStorageClass(ctx context.Context, kubeconfig string) error {
 	return nil
 }
 
-// CleanupNode removes the node's network: the bridge, the pod namespaces
-// and veths a killed agent left, the agent's and kube-proxy's nftables
-// tables. It also removes
-// the provisioned volumes the agent used (recorded in its state), which
-// outlive the agent on purpose but not the sandbox.
-func CleanupNode(l Layout) error {
-	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir())), cleanupKubeProxy(), node.RemoveRecordedMountPoints(l.NodeDir())}
+// CleanupNode removes the node's network (the bridge, the pod namespaces
+// and veths a killed agent left, the agent's nftables table), the mount
+// points it made, and the provisioned volumes it used (recorded in its
+// state), which outlive the agent on purpose but not the sandbox.
+// kube-proxy's tables only go when this sandbox ran kube-proxy: they may be
+// another sandbox's (the reason a second `up` fails and cleans up).
+func CleanupNode(l Layout, st State) error {
+	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir())), node.RemoveRecordedMountPoints(l.NodeDir())}
+	for _, p := range st.Procs {
+		if p.Name == "kube-proxy" {
+			errs = append(errs, cleanupKubeProxy())
+		}
+	}
 	f, err := os.Open(node.ProvisionedRecord(l.NodeDir()))
 	if err == nil {
 		sc := bufio.NewScanner(f)
@@ -166,7 +172,16 @@ var KubeProxy = Identity{Name: "kube-proxy", User: "system:kube-proxy"}
 
 // PrepareNodeNetwork makes the pod bridge before the API server starts,
 // since the API server listens on its address. The agent adopts it.
+// kube-proxy's nftables tables have fixed names and every sandbox uses the
+// same service range, so a second sandbox on the machine would rewrite the
+// first one's Services: refuse to start next to one.
 func PrepareNodeNetwork(c Cluster) error {
+	for _, family := range []string{"ip", "ip6"} {
+		if exec.Command("nft", "list", "table", family, "kube-proxy").Run() == nil {
+			return fmt.Errorf("nftables table %s kube-proxy exists: another sandbox (or kube-proxy) runs on this machine; "+
+				"stop it (`sandbox down --dir ...`) or delete the table if it is a leftover", family)
+		}
+	}
 	return node.EnsureBridge(node.NamesFor(c.Layout.NodeDir()), c.PodCIDR())
 }
 
