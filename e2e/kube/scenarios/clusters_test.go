@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 const (
@@ -38,7 +40,7 @@ spec:
 // metadata.generation (the status describes the current spec).
 func waitReady(t *testing.T, ns, name string, timeout time.Duration) time.Duration {
 	t.Helper()
-	return eventually(t, timeout, "kafkacluster/"+name+" Ready", func() (bool, string) {
+	return kubetest.Eventually(t, timeout, "kafkacluster/"+name+" Ready", func() (bool, string) {
 		out, err := jsonpath("-n", ns, "kafkacluster", name,
 			`{.spec.replicas} {.status.readyReplicas} {.metadata.generation} {.status.observedGeneration} {.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].reason}`)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // repo is the repository root (this package is e2e/kube/scenarios).
@@ -102,25 +101,6 @@ func field(obj any, keys ...string) any {
 	return obj
 }
 
-// eventually polls check every second until it reports true or timeout
-// passes; the last detail it gave goes into the failure.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	detail := ""
-	for {
-		ok, d := check()
-		if ok {
-			return time.Since(start)
-		}
-		detail = d
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %s; last: %s", what, timeout, detail)
-		}
-		time.Sleep(time.Second)
-	}
-}
-
 // namespace creates a fresh namespace for one scenario and deletes it (and
 // waits for it) when the test ends; on failure it first prints what the
 // operator and the brokers logged.
@@ -174,7 +154,7 @@ func prefixed(prefix string, names []string) []string {
 func diagnostics(t *testing.T, ns string) {
 	t.Helper()
 	for _, args := range [][]string{
-		{"get", "kafkaclusters,statefulsets,pods,services,configmaps,pdb,pvc", "-n", ns, "-o", "wide"},
+		{"get", "kafkaclusters,statefulsets,pods,services,endpointslices,configmaps,pdb,pvc", "-n", ns, "-o", "wide"},
 		{"get", "kafkaclusters", "-n", ns, "-o", "yaml"},
 		{"get", "events", "-n", ns, "--sort-by=.lastTimestamp"},
 		{"get", "pods,leases", "-n", operatorNamespace, "-o", "wide"},

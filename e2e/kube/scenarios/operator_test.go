@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 const (
@@ -45,7 +47,7 @@ func leaseHolder() string {
 func waitLeader(t *testing.T, timeout time.Duration) string {
 	t.Helper()
 	var holder string
-	eventually(t, timeout, "an operator pod holds Lease "+operatorName, func() (bool, string) {
+	kubetest.Eventually(t, timeout, "an operator pod holds Lease "+operatorName, func() (bool, string) {
 		holder = leaseHolder()
 		for _, p := range operatorPods(t) {
 			if p == holder {

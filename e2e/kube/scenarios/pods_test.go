@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // Images of the tools the scenarios run as pods. The sandbox's node agent maps
@@ -27,14 +29,10 @@ func runPod(t *testing.T, ns, name, image string, timeout time.Duration, args ..
 		args = args[1:]
 	}
 	kubectl(t, append(append(cmd, "--"), args...)...)
-	// The pod is left for the namespace's deletion. Deleting it here would free
-	// its address, which the sandbox's node agent hands to the very next pod;
-	// a broker that talked to the old pod then answers the new one at the old
-	// MAC address until its ARP entry expires (about 8 s), so the new pod's
-	// connection through a Service times out. Real CNIs (host-local IPAM's
-	// round robin, the bridge plugin's gratuitous ARP) avoid that; see README.md.
+	// The pod is left for the namespace's deletion, so the failure dump still
+	// shows it and its log.
 	var phase string
-	eventually(t, timeout, "pod "+name+" finishes", func() (bool, string) {
+	kubetest.Eventually(t, timeout, "pod "+name+" finishes", func() (bool, string) {
 		phase, _ = jsonpath("-n", ns, "pod", name, "{.status.phase}")
 		return phase == "Succeeded" || phase == "Failed", "phase " + phase
 	})

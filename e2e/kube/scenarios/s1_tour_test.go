@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // TestTour is the README's "On Kubernetes" tour, command for command apart from
@@ -81,7 +83,7 @@ func TestTour(t *testing.T) {
 // waitNoOperatorPods waits until no operator pod is left (after an uninstall).
 func waitNoOperatorPods(t *testing.T) {
 	t.Helper()
-	eventually(t, 2*time.Minute, "operator pods gone", func() (bool, string) {
+	kubetest.Eventually(t, 2*time.Minute, "operator pods gone", func() (bool, string) {
 		out, _ := run("", "kubectl", "-n", operatorNamespace, "get", "pods", "-l", operatorSelector, "-o", "name")
 		return strings.TrimSpace(out) == "" || strings.Contains(out, "No resources"), out
 	})

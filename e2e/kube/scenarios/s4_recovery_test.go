@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // brokerPods maps the broker pods of my-cluster to their UIDs.
@@ -27,7 +29,7 @@ func deleteAndWaitBack(t *testing.T, ns string, pods ...string) {
 	before := brokerPods(t, ns)
 	claims := podClaims(t, ns)
 	kubectl(t, append([]string{"delete", "pod", "-n", ns, "--wait=false"}, pods...)...)
-	took := eventually(t, 4*time.Minute, "deleted broker pods back and Ready", func() (bool, string) {
+	took := kubetest.Eventually(t, 4*time.Minute, "deleted broker pods back and Ready", func() (bool, string) {
 		now := brokerPods(t, ns)
 		for _, p := range pods {
 			if now[p] == "" || now[p] == before[p] {
@@ -83,7 +85,7 @@ func TestRecovery(t *testing.T) {
 	took := waitReady(t, ns, "my-cluster", readyTimeout)
 	t.Logf("four brokers Ready %s after kubectl scale", took.Round(time.Second))
 	attempt := 0
-	eventually(t, 2*time.Minute, "metadata lists 4 brokers", func() (bool, string) {
+	kubetest.Eventually(t, 2*time.Minute, "metadata lists 4 brokers", func() (bool, string) {
 		attempt++
 		meta := mustRunPod(t, ns, fmt.Sprintf("metadata-%d", attempt), kcatImage, 2*time.Minute, "-b", bootstrap(ns), "-L")
 		return len(brokerIDs(meta)) == 4, meta

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // TestGitOps: what a GitOps tool sees. A settled KafkaCluster's
@@ -53,7 +55,7 @@ func TestGitOps(t *testing.T) {
 	if gen2 != gen+1 {
 		t.Fatalf("generation %d after a spec change, want %d", gen2, gen+1)
 	}
-	eventually(t, 2*time.Minute, "observedGeneration follows the spec change", func() (bool, string) {
+	kubetest.Eventually(t, 2*time.Minute, "observedGeneration follows the spec change", func() (bool, string) {
 		got, _ := jsonpath("-n", ns, "kafkacluster", "steady", "{.status.observedGeneration}")
 		return got == fmt.Sprint(gen2), "observedGeneration " + got
 	})

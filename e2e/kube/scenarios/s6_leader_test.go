@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // TestLeaderElection: with the chart's two operator replicas only the Lease
@@ -18,7 +20,7 @@ func TestLeaderElection(t *testing.T) {
 	if n, _ := jsonpath("-n", operatorNamespace, "deployment", operatorName, "{.spec.replicas}"); n != "2" {
 		t.Fatalf("operator Deployment has %s replicas, want the chart's default 2", n)
 	}
-	eventually(t, 3*time.Minute, "two operator pods running", func() (bool, string) {
+	kubetest.Eventually(t, 3*time.Minute, "two operator pods running", func() (bool, string) {
 		pods := operatorPods(t)
 		return len(pods) == 2, fmt.Sprint(pods)
 	})
@@ -51,7 +53,7 @@ func TestLeaderElection(t *testing.T) {
 	kubectl(t, "-n", operatorNamespace, "delete", "pod", holder, "--wait=false")
 	// The standby normally wins; the Deployment's replacement pod may too.
 	var next string
-	eventually(t, time.Duration(duration)*time.Second+5*time.Second, "another operator pod takes the Lease", func() (bool, string) {
+	kubetest.Eventually(t, time.Duration(duration)*time.Second+5*time.Second, "another operator pod takes the Lease", func() (bool, string) {
 		next = leaseHolder()
 		return next != "" && next != holder, "holder " + next
 	})
@@ -60,7 +62,7 @@ func TestLeaderElection(t *testing.T) {
 	// The new holder reconciles: a spec change is observed.
 	kubectl(t, "patch", "-n", ns, "kafkacluster", "lease-probe", "--type=merge", "-p", `{"spec":{"config":{"log.retention.hours":100}}}`)
 	_, gen := versions(t, ns, "kafkacluster/lease-probe")
-	eventually(t, 2*time.Minute, "the new holder observes the change", func() (bool, string) {
+	kubetest.Eventually(t, 2*time.Minute, "the new holder observes the change", func() (bool, string) {
 		got, _ := jsonpath("-n", ns, "kafkacluster", "lease-probe", "{.status.observedGeneration}")
 		return got == fmt.Sprint(gen), "observedGeneration " + got
 	})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // ownedKinds are the kinds searched for objects a KafkaCluster owns, directly
@@ -107,7 +109,7 @@ func TestGarbageCollection(t *testing.T) {
 	start := time.Now()
 	kubectl(t, "delete", "kafkacluster", "doomed", "-n", ns, "--wait=false")
 	polls := 0
-	eventually(t, 3*time.Minute, "every owned object gone", func() (bool, string) {
+	kubetest.Eventually(t, 3*time.Minute, "every owned object gone", func() (bool, string) {
 		polls++
 		refs := left()
 		if polls == 1 {

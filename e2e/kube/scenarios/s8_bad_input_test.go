@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // TestBadInput: each spec the API server admits but the operator's own
@@ -31,7 +33,7 @@ func TestBadInput(t *testing.T) {
 	kubectlIn(t, smallCluster("good", "ephemeral"), "apply", "-n", ns, "-f", "-")
 
 	for _, b := range bad {
-		eventually(t, 2*time.Minute, b.name+" Ready=False "+b.reason, func() (bool, string) {
+		kubetest.Eventually(t, 2*time.Minute, b.name+" Ready=False "+b.reason, func() (bool, string) {
 			status, reason, message := condition(ns, b.name, "Ready")
 			return status == "False" && reason == b.reason, status + " " + reason + ": " + message
 		})
