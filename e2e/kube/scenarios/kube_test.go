@@ -7,19 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
-// repo is the repository root (this package is e2e/kube/scenarios).
-var repo = func() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
-}()
-
 // path of a file in the repository.
-func path(rel string) string { return filepath.Join(repo, rel) }
+func path(rel string) string { return filepath.Join(kubetest.Repo, rel) }
 
 // run runs a tool from PATH (kubectl or helm) with stdin, returning combined
 // output. The KUBECONFIG of the environment names the cluster.
