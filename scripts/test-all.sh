@@ -10,11 +10,13 @@
 #   - vets, tests and builds the Go client programs into target/go/bin (scripts/go-setup.sh),
 #   - builds the Kubernetes sandbox (e2e/kube: the real control plane, kubectl and helm from
 #     their Go modules, in the background) and runs its smoke test and the node agent's
-#     test (scripts/kube-smoke.sh, as root: network namespaces and nftables),
+#     test (scripts/kube-smoke.sh, as root: network namespaces and nftables), then the
+#     operator's scenario suite on a fresh sandbox (scripts/kube-scenarios.sh),
 #   - cargo fmt --check, cargo clippy -D warnings, cargo test,
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
 #     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
-#     and runs the kind suite, which reports itself skipped without Docker and kind,
+#     and runs the kind suite (the same scenarios on kind), which reports itself skipped
+#     without Docker and kind,
 #   - builds strom-broker and the rdkafka compatibility program, and runs
 #     e2e/clients/run_compat.py against the broker (it rewrites COMPATIBILITY.md).
 # STROM_SKIP_RUST=1 skips fmt/clippy/cargo test (for local development only).
@@ -292,6 +294,11 @@ kube_sandbox() {
     bash "$ROOT/scripts/kube-smoke.sh"
 }
 step "kube sandbox (e2e/kube)" kube_sandbox
+# The operator's scenario suite (e2e/kube/scenarios) on a fresh sandbox: Helm and
+# kubectl installs, the example cluster with kcat and Kafka's tools as pods, recovery,
+# scaling, GitOps, leader election, garbage collection, bad input. kind runs the same
+# suite in GitHub Actions (below: skipped here, no Docker).
+step "kube scenarios (e2e/kube/scenarios)" bash "$ROOT/scripts/kube-scenarios.sh"
 
 # The kind suite prints "kind e2e skipped: <why>" and exits 0 when it cannot run; that
 # is reported as skipped, not passed.

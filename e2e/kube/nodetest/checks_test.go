@@ -8,22 +8,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // nodeReady: the agent's Node is Ready with the pod CIDR and address it
 // reports, its Lease in kube-node-lease is renewed, and its credentials are
 // a node's: the Node authorizer refuses it what its pods do not use.
-func (s *sandbox) nodeReady(t *testing.T) {
+func (s sandbox) nodeReady(t *testing.T) {
 	s.waitJSONPath(t, "", "node/sandbox-node", `{.status.conditions[?(@.type=="Ready")].status}`, "True", time.Minute)
 	first, err := s.jsonpath("kube-node-lease", "lease/sandbox-node", "{.spec.renewTime}")
 	if err != nil || first == "" {
 		t.Fatalf("lease: %v %s", err, first)
 	}
-	eventually(t, 30*time.Second, "lease renewed", func() (bool, string) {
+	kubetest.Eventually(t, 30*time.Second, "lease renewed", func() (bool, string) {
 		out, err := s.jsonpath("kube-node-lease", "lease/sandbox-node", "{.spec.renewTime}")
 		return err == nil && out != first, out
 	})
-	nodeKubeconfig := filepath.Join(s.dir, "node.kubeconfig")
+	nodeKubeconfig := filepath.Join(s.Dir, "node.kubeconfig")
 	out, err := s.run("--kubeconfig", nodeKubeconfig, "-n", "kube-system", "get", "secrets")
 	if err == nil || !strings.Contains(out, "Forbidden") {
 		t.Fatalf("the node's credentials may list secrets (err %v):\n%s", err, out)
@@ -36,9 +38,9 @@ func (s *sandbox) nodeReady(t *testing.T) {
 
 // logLines reads key=value lines from a container's log (`kubectl logs`,
 // through the API server and the agent's kubelet port).
-func (s *sandbox) logLines(t *testing.T, ns, pod string) map[string]string {
+func (s sandbox) logLines(t *testing.T, ns, pod string) map[string]string {
 	t.Helper()
-	out := s.kubectl(t, "-n", ns, "logs", pod)
+	out := s.Kubectl(t, "-n", ns, "logs", pod)
 	kv := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -50,8 +52,8 @@ func (s *sandbox) logLines(t *testing.T, ns, pod string) map[string]string {
 	return kv
 }
 
-func (s *sandbox) podEnvAndVolumes(t *testing.T) {
-	hostDir := filepath.Join(filepath.Dir(s.dir), "hostdir")
+func (s sandbox) podEnvAndVolumes(t *testing.T) {
+	hostDir := filepath.Join(filepath.Dir(s.Dir), "hostdir")
 	if err := os.MkdirAll(hostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -62,15 +64,15 @@ func (s *sandbox) podEnvAndVolumes(t *testing.T) {
 	s.apply(t, "env", strings.Replace(envPod, "HOSTDIR", hostDir, 1))
 	s.waitJSONPath(t, "nt", "pod/env", `{.status.conditions[?(@.type=="Ready")].status}`, "True", time.Minute)
 	t.Logf("pod env Ready %s after apply", time.Since(began).Round(time.Millisecond))
-	eventually(t, 30*time.Second, "the pod's report is complete", func() (bool, string) {
+	kubetest.Eventually(t, 30*time.Second, "the pod's report is complete", func() (bool, string) {
 		out, err := s.run("-n", "nt", "logs", "env")
 		return err == nil && strings.HasSuffix(out, "\ndone"), out
 	})
 	kv := s.logLines(t, "nt", "env")
-	podIP := s.kubectl(t, "-n", "nt", "get", "pod", "env", "-o", "jsonpath={.status.podIP}")
-	hostIP := s.kubectl(t, "-n", "nt", "get", "pod", "env", "-o", "jsonpath={.status.hostIP}")
-	nodeIP := s.kubectl(t, "get", "node", "sandbox-node", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
-	cidr := s.kubectl(t, "get", "node", "sandbox-node", "-o", "jsonpath={.spec.podCIDR}")
+	podIP := s.Kubectl(t, "-n", "nt", "get", "pod", "env", "-o", "jsonpath={.status.podIP}")
+	hostIP := s.Kubectl(t, "-n", "nt", "get", "pod", "env", "-o", "jsonpath={.status.hostIP}")
+	nodeIP := s.Kubectl(t, "get", "node", "sandbox-node", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`)
+	cidr := s.Kubectl(t, "get", "node", "sandbox-node", "-o", "jsonpath={.spec.podCIDR}")
 	if podIP == "" || !strings.HasPrefix(podIP, strings.TrimSuffix(cidr, "0/24")) || podIP == nodeIP {
 		t.Errorf("podIP %q not a pod address of %s (node %s)", podIP, cidr, nodeIP)
 	}
@@ -92,8 +94,8 @@ func (s *sandbox) podEnvAndVolumes(t *testing.T) {
 		}
 	}
 	// The projected token is a real one, bound to this pod's service account.
-	server := s.kubectl(t, "config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")
-	who := s.kubectl(t, "--kubeconfig=/dev/null", "--server="+server, "--certificate-authority="+filepath.Join(s.dir, "pki", "ca.crt"),
+	server := s.Kubectl(t, "config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")
+	who := s.Kubectl(t, "--kubeconfig=/dev/null", "--server="+server, "--certificate-authority="+filepath.Join(s.Dir, "pki", "ca.crt"),
 		"--token="+kv["token"], "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
 	if who != "system:serviceaccount:nt:default" {
 		t.Errorf("the pod's token authenticates as %q", who)
@@ -108,33 +110,33 @@ func (s *sandbox) podEnvAndVolumes(t *testing.T) {
 	s.waitJSONPath(t, "nt", "pod/env", "{.status.containerStatuses[0].ready}/{.status.containerStatuses[0].started}/{.status.containerStatuses[0].restartCount}", "true/true/0", 5*time.Second)
 	// Graceful deletion: the agent stops the container and removes the object.
 	began = time.Now()
-	s.kubectl(t, "-n", "nt", "delete", "pod", "env", "--wait=true", "--timeout=60s")
+	s.Kubectl(t, "-n", "nt", "delete", "pod", "env", "--wait=true", "--timeout=60s")
 	t.Logf("pod env deleted in %s", time.Since(began).Round(time.Millisecond))
 }
 
-func (s *sandbox) podToPod(t *testing.T) {
+func (s sandbox) podToPod(t *testing.T) {
 	s.apply(t, "server", pingPods)
 	s.waitJSONPath(t, "nt", "pod/server", `{.status.conditions[?(@.type=="Ready")].status}`, "True", time.Minute)
-	ip := s.kubectl(t, "-n", "nt", "get", "pod", "server", "-o", "jsonpath={.status.podIP}")
+	ip := s.Kubectl(t, "-n", "nt", "get", "pod", "server", "-o", "jsonpath={.status.podIP}")
 	s.apply(t, "client", strings.Replace(clientPod, `"SERVER"`, `"`+ip+`"`, 1))
 	s.waitJSONPath(t, "nt", "pod/client", "{.status.phase}", "Succeeded", time.Minute)
-	if out := s.kubectl(t, "-n", "nt", "logs", "client"); out != "pong from server" {
+	if out := s.Kubectl(t, "-n", "nt", "logs", "client"); out != "pong from server" {
 		t.Errorf("client got %q from %s", out, ip)
 	}
 	s.waitJSONPath(t, "nt", "pod/client", "{.status.containerStatuses[0].state.terminated.reason}/{.status.containerStatuses[0].state.terminated.exitCode}", "Completed/0", 5*time.Second)
 }
 
-func (s *sandbox) statefulSetClaim(t *testing.T) {
+func (s sandbox) statefulSetClaim(t *testing.T) {
 	s.apply(t, "db", statefulSet)
 	s.waitJSONPath(t, "nt", "pod/db-0", `{.status.conditions[?(@.type=="Ready")].status}`, "True", 2*time.Minute)
-	uid1 := s.kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.metadata.uid}")
+	uid1 := s.Kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.metadata.uid}")
 	first := s.logLines(t, "nt", "db-0")
 	if first["stamp"] == "" || first["mode"] != "stateful" {
 		t.Fatalf("db-0 wrote %v", first)
 	}
-	pv := s.kubectl(t, "-n", "nt", "get", "pvc", "data-db-0", "-o", "jsonpath={.spec.volumeName}")
-	path := s.kubectl(t, "get", "pv", pv, "-o", "jsonpath={.spec.hostPath.path}")
-	sc := s.kubectl(t, "-n", "nt", "get", "pvc", "data-db-0", "-o", "jsonpath={.spec.storageClassName}")
+	pv := s.Kubectl(t, "-n", "nt", "get", "pvc", "data-db-0", "-o", "jsonpath={.spec.volumeName}")
+	path := s.Kubectl(t, "get", "pv", pv, "-o", "jsonpath={.spec.hostPath.path}")
+	sc := s.Kubectl(t, "-n", "nt", "get", "pvc", "data-db-0", "-o", "jsonpath={.spec.storageClassName}")
 	if sc != "standard" {
 		t.Errorf("claim got storage class %q, want the default", sc)
 	}
@@ -142,8 +144,8 @@ func (s *sandbox) statefulSetClaim(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(onHost)) != first["stamp"] {
 		t.Errorf("provisioned volume %s holds %q (%v), pod wrote %q", path, onHost, err, first["stamp"])
 	}
-	s.kubectl(t, "-n", "nt", "delete", "pod", "db-0")
-	eventually(t, 2*time.Minute, "db-0 re-created and Ready", func() (bool, string) {
+	s.Kubectl(t, "-n", "nt", "delete", "pod", "db-0")
+	kubetest.Eventually(t, 2*time.Minute, "db-0 re-created and Ready", func() (bool, string) {
 		out, err := s.jsonpath("nt", "pod/db-0", `{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}`)
 		return err == nil && !strings.HasPrefix(out, uid1) && strings.HasSuffix(out, " True"), out
 	})
@@ -152,38 +154,38 @@ func (s *sandbox) statefulSetClaim(t *testing.T) {
 		t.Errorf("the claim's data did not survive: first pod wrote %q, second read %q", first["stamp"], second["stamp"])
 	}
 	// The headless Service gives the new pod its stable DNS name.
-	ip := s.kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.status.podIP}")
+	ip := s.Kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.status.podIP}")
 	s.apply(t, "resolver", resolverPod)
 	s.waitJSONPath(t, "nt", "pod/resolver", "{.status.phase}", "Succeeded", time.Minute)
-	if out := s.kubectl(t, "-n", "nt", "logs", "resolver"); !strings.HasPrefix(out, ip+" ") {
+	if out := s.Kubectl(t, "-n", "nt", "logs", "resolver"); !strings.HasPrefix(out, ip+" ") {
 		t.Errorf("db-0.db.nt.svc.cluster.local resolves to %q, db-0 is %s", out, ip)
 	}
 }
 
-func (s *sandbox) liveness(t *testing.T) {
+func (s sandbox) liveness(t *testing.T) {
 	s.apply(t, "live", livenessPod)
-	eventually(t, time.Minute, "live restarted", func() (bool, string) {
+	kubetest.Eventually(t, time.Minute, "live restarted", func() (bool, string) {
 		out, err := s.jsonpath("nt", "pod/live", "{.status.containerStatuses[0].restartCount}")
 		return err == nil && out != "" && out != "0", out
 	})
 	s.waitJSONPath(t, "nt", "pod/live", "{.status.containerStatuses[0].lastState.terminated.exitCode}", "143", 5*time.Second)
-	eventually(t, 30*time.Second, "Killing event", func() (bool, string) {
+	kubetest.Eventually(t, 30*time.Second, "Killing event", func() (bool, string) {
 		out, err := s.run("-n", "nt", "get", "events", "--field-selector", "involvedObject.name=live,reason=Killing", "-o", "jsonpath={.items[*].message}")
 		return err == nil && strings.Contains(out, "failed liveness probe"), out
 	})
-	out := s.kubectl(t, "-n", "nt", "get", "events", "--field-selector", "involvedObject.name=live,reason=Unhealthy", "-o", "jsonpath={.items[0].message}")
+	out := s.Kubectl(t, "-n", "nt", "get", "events", "--field-selector", "involvedObject.name=live,reason=Unhealthy", "-o", "jsonpath={.items[0].message}")
 	if !strings.Contains(out, "Liveness probe failed") || !strings.Contains(out, "exited with 3") {
 		t.Errorf("Unhealthy event: %q", out)
 	}
 }
 
-func (s *sandbox) unknownImage(t *testing.T) {
+func (s sandbox) unknownImage(t *testing.T) {
 	s.apply(t, "ghost", ghostPod)
-	eventually(t, time.Minute, "ghost waiting on its image", func() (bool, string) {
+	kubetest.Eventually(t, time.Minute, "ghost waiting on its image", func() (bool, string) {
 		out, err := s.jsonpath("nt", "pod/ghost", "{.status.phase}/{.status.containerStatuses[0].state.waiting.reason}")
 		return err == nil && (out == "Pending/ErrImagePull" || out == "Pending/ImagePullBackOff"), out
 	})
-	eventually(t, 30*time.Second, "Failed event naming the image table", func() (bool, string) {
+	kubetest.Eventually(t, 30*time.Second, "Failed event naming the image table", func() (bool, string) {
 		out, err := s.run("-n", "nt", "get", "events", "--field-selector", "involvedObject.name=ghost,reason=Failed", "-o", "jsonpath={.items[*].message}")
 		return err == nil && strings.Contains(out, `registry.invalid/ghost:1.0`) && strings.Contains(out, "image table"), out
 	})
@@ -191,11 +193,11 @@ func (s *sandbox) unknownImage(t *testing.T) {
 
 // gracePeriod: a container that ignores SIGTERM is killed once the pod's
 // terminationGracePeriodSeconds (3) is over, not before and not much later.
-func (s *sandbox) gracePeriod(t *testing.T) {
+func (s sandbox) gracePeriod(t *testing.T) {
 	s.apply(t, "stubborn", stubbornPod)
 	s.waitJSONPath(t, "nt", "pod/stubborn", "{.status.phase}", "Running", time.Minute)
 	began := time.Now()
-	s.kubectl(t, "-n", "nt", "delete", "pod", "stubborn", "--wait=true", "--timeout=60s")
+	s.Kubectl(t, "-n", "nt", "delete", "pod", "stubborn", "--wait=true", "--timeout=60s")
 	took := time.Since(began)
 	t.Logf("deleting a pod that ignores SIGTERM took %s", took.Round(time.Millisecond))
 	if took < 3*time.Second || took > 10*time.Second {
@@ -205,7 +207,7 @@ func (s *sandbox) gracePeriod(t *testing.T) {
 
 // startupProbe: until the startup probe passes the container is not
 // started and not ready; then both (no readiness probe).
-func (s *sandbox) startupProbe(t *testing.T) {
+func (s sandbox) startupProbe(t *testing.T) {
 	s.apply(t, "slow", slowStartPod)
 	s.waitJSONPath(t, "nt", "pod/slow", "{.status.phase}/{.status.containerStatuses[0].started}/{.status.containerStatuses[0].ready}", "Running/false/false", 30*time.Second)
 	s.waitJSONPath(t, "nt", "pod/slow", "{.status.containerStatuses[0].started}/{.status.containerStatuses[0].ready}", "true/true", 30*time.Second)
@@ -216,17 +218,17 @@ func (s *sandbox) startupProbe(t *testing.T) {
 // and the ` + "`kubernetes`" + ` Service to the API server, which authenticates
 // the pod's token and applies RBAC (the default service account may not
 // list secrets).
-func (s *sandbox) services(t *testing.T) {
+func (s sandbox) services(t *testing.T) {
 	s.apply(t, "server-svc", serverService)
-	eventually(t, time.Minute, "EndpointSlice of server", func() (bool, string) {
+	kubetest.Eventually(t, time.Minute, "EndpointSlice of server", func() (bool, string) {
 		out, err := s.run("-n", "nt", "get", "endpointslices", "-l", "kubernetes.io/service-name=server", "-o", "jsonpath={.items[*].endpoints[*].addresses[*]}")
 		return err == nil && out != "", out
 	})
 	// kube-proxy programs a Service a moment after its endpoints appear;
 	// until then a connection is rejected, so wait for its DNAT rule.
-	clusterIP := s.kubectl(t, "-n", "nt", "get", "service", "server", "-o", "jsonpath={.spec.clusterIP}")
-	podIP := s.kubectl(t, "-n", "nt", "get", "pod", "server", "-o", "jsonpath={.status.podIP}")
-	eventually(t, 30*time.Second, "kube-proxy's rules for "+clusterIP, func() (bool, string) {
+	clusterIP := s.Kubectl(t, "-n", "nt", "get", "service", "server", "-o", "jsonpath={.spec.clusterIP}")
+	podIP := s.Kubectl(t, "-n", "nt", "get", "pod", "server", "-o", "jsonpath={.status.podIP}")
+	kubetest.Eventually(t, 30*time.Second, "kube-proxy's rules for "+clusterIP, func() (bool, string) {
 		out, err := exec.Command("nft", "list", "table", "ip", "kube-proxy").CombinedOutput()
 		return err == nil && strings.Contains(string(out), clusterIP+" . tcp . 80 : goto service-") &&
 			strings.Contains(string(out), "dnat to "+podIP+":8080"), "not yet"
@@ -235,7 +237,7 @@ func (s *sandbox) services(t *testing.T) {
 	s.waitJSONPath(t, "nt", "pod/svc-client", "{.status.phase}", "Succeeded", time.Minute)
 	kv := s.logLines(t, "nt", "svc-client")
 	if kv["svc"] != "pong from server" {
-		t.Errorf("through the Service: %q; log:\n%s", kv["svc"], s.kubectl(t, "-n", "nt", "logs", "svc-client"))
+		t.Errorf("through the Service: %q; log:\n%s", kv["svc"], s.Kubectl(t, "-n", "nt", "logs", "svc-client"))
 	}
 	// CoreDNS (a pod behind the kube-dns Service) answers for Services.
 	if !strings.HasPrefix(kv["dns"], clusterIP+" ") || kv["byname"] != "pong from server" {

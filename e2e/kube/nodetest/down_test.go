@@ -1,22 +1,22 @@
 package nodetest
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"strom/e2e/kube/internal/kubetest"
 	"strom/e2e/kube/internal/node"
 )
 
-// downLeavesNothing runs `sandbox down` and checks that every process, pod
+// downLeavesNothing runs `sandbox down` (Down checks the recorded processes
+// and the state directory) and checks that every container process, pod
 // network namespace, veth, the bridge, every mount and mount point, and the
 // provisioned volumes are gone.
-func (s *sandbox) downLeavesNothing(t *testing.T) {
-	nodeDir := filepath.Join(s.dir, "node")
+func downLeavesNothing(t *testing.T, s *kubetest.Sandbox) {
+	nodeDir := filepath.Join(s.Dir, "node")
 	names := node.NamesFor(nodeDir)
 	var netns, veths []string
 	entries, _ := os.ReadDir("/run/netns")
@@ -27,18 +27,8 @@ func (s *sandbox) downLeavesNothing(t *testing.T) {
 		}
 	}
 	provisioned, _ := os.ReadFile(node.ProvisionedRecord(nodeDir))
-	pids := recordedPIDs(s.dir)
 	t.Logf("before down: %d pod namespaces, provisioned %q", len(netns), strings.Fields(string(provisioned)))
-
-	out, err := exec.Command(filepath.Join(s.bin, "sandbox"), "down", "--dir", s.dir).CombinedOutput()
-	if err != nil {
-		t.Errorf("sandbox down: %v\n%s", err, out)
-	}
-	for name, pid := range pids {
-		if alive(pid) {
-			t.Errorf("%s (pid %d) still runs after down", name, pid)
-		}
-	}
+	s.Down(t)
 	if left := processesWith(sleepMarker); len(left) > 0 {
 		t.Errorf("container processes left: %v", left)
 	}
@@ -60,7 +50,7 @@ func (s *sandbox) downLeavesNothing(t *testing.T) {
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mounts), "\n") {
-		if strings.Contains(line, s.dir) || strings.Contains(line, names.Prefix) || strings.Contains(line, mountRoot) {
+		if strings.Contains(line, s.Dir) || strings.Contains(line, names.Prefix) || strings.Contains(line, mountRoot) {
 			t.Errorf("mount left: %s", line)
 		}
 	}
@@ -72,39 +62,6 @@ func (s *sandbox) downLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(mountRoot); err == nil {
 		t.Errorf("mount point %s left on the host", mountRoot)
 	}
-	if _, err := os.Stat(s.dir); err == nil {
-		t.Errorf("state directory %s left", s.dir)
-	}
-}
-
-func recordedPIDs(dir string) map[string]int {
-	raw, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err != nil {
-		return nil
-	}
-	var st struct {
-		Procs []struct {
-			Name string `json:"name"`
-			PID  int    `json:"pid"`
-		} `json:"procs"`
-	}
-	if json.Unmarshal(raw, &st) != nil {
-		return nil
-	}
-	pids := map[string]int{}
-	for _, p := range st.Procs {
-		pids[p.Name] = p.PID
-	}
-	return pids
-}
-
-func alive(pid int) bool {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	rest := string(raw[strings.LastIndexByte(string(raw), ')')+1:])
-	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
 }
 
 // processesWith lists live processes whose command line has word.

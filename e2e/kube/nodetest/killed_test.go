@@ -1,10 +1,11 @@
 package nodetest
 
 import (
-	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 const killedPod = `apiVersion: v1
@@ -25,24 +26,19 @@ spec:
 // uid change) and `down` still removes its network, mount points and the
 // rest (the cleanup registered by up checks that).
 func TestKilledAgent(t *testing.T) {
-	bin := os.Getenv("KUBE_SANDBOX_BIN")
-	if bin == "" {
-		t.Skip("KUBE_SANDBOX_BIN not set (run scripts/kube-node-test.sh)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the node agent needs root for network namespaces")
-	}
-	s := up(t, bin)
+	s := up(t, kubetest.BinOrSkip(t, "scripts/kube-node-test.sh", true))
 	s.apply(t, "orphan", killedPod)
 	s.waitJSONPath(t, "default", "pod/orphan", `{.status.conditions[?(@.type=="Ready")].status}`, "True", time.Minute)
-	if len(processesWith(sleepMarker)) == 0 {
-		t.Fatal("the container's process is not running")
-	}
-	agent := recordedPIDs(s.dir)["node-agent"]
+	// Running is reported once the agent has started the container's init,
+	// which sets up its mounts and user before it execs the command.
+	kubetest.Eventually(t, 10*time.Second, "the container's process runs", func() (bool, string) {
+		return len(processesWith(sleepMarker)) > 0, "no process with " + sleepMarker
+	})
+	agent := kubetest.RecordedPIDs(s.Dir)["node-agent"]
 	if err := syscall.Kill(agent, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the container dies with the agent", func() (bool, string) {
+	kubetest.Eventually(t, 10*time.Second, "the container dies with the agent", func() (bool, string) {
 		left := processesWith(sleepMarker)
 		return len(left) == 0, "still running"
 	})

@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
-func (s *sandbox) readyz(t *testing.T) {
-	if out := s.kubectl(t, "get", "--raw", "/readyz"); strings.TrimSpace(out) != "ok" {
+func (s sandbox) readyz(t *testing.T) {
+	if out := s.Kubectl(t, "get", "--raw", "/readyz"); strings.TrimSpace(out) != "ok" {
 		t.Fatalf("/readyz answered %q", out)
 	}
 	// The server reports the release the binaries were built from.
-	out := s.kubectl(t, "version", "-o", "json")
+	out := s.Kubectl(t, "version", "-o", "json")
 	var v struct {
 		Server struct{ GitVersion string } `json:"serverVersion"`
 	}
@@ -31,19 +33,19 @@ func (s *sandbox) readyz(t *testing.T) {
 // crds applies the operator's CRDs and checks that the server's own
 // OpenAPI (what `kubectl explain` reads) carries every spec field of the
 // KafkaCluster schema with its description.
-func (s *sandbox) crds(t *testing.T) {
-	s.kubectl(t, "apply", "-f", "deploy/crds/")
-	s.kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
+func (s sandbox) crds(t *testing.T) {
+	s.Kubectl(t, "apply", "-f", "deploy/crds/")
+	s.Kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
 		"crd/kafkaclusters.kafka.strom.dev", "crd/kafkatopics.kafka.strom.dev", "crd/kafkausers.kafka.strom.dev")
 
-	fields := specFields(t, filepath.Join(s.repo, "deploy/crds/kafkaclusters.kafka.strom.dev.yaml"))
+	fields := specFields(t, filepath.Join(kubetest.Repo, "deploy/crds/kafkaclusters.kafka.strom.dev.yaml"))
 	if len(fields) == 0 {
 		t.Fatal("no spec fields in the KafkaCluster CRD")
 	}
 	// The OpenAPI the server publishes for a new CRD can trail `Established`
 	// by a moment, so ask until explain shows the fields.
-	eventually(t, time.Minute, "kubectl explain kafkacluster.spec", func() (bool, string) {
-		out, err := s.run("kubectl", "explain", "kafkacluster.spec")
+	kubetest.Eventually(t, time.Minute, "kubectl explain kafkacluster.spec", func() (bool, string) {
+		out, err := s.Run("kubectl", "explain", "kafkacluster.spec")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -98,14 +100,14 @@ func specFields(t *testing.T, path string) map[string]string {
 
 // serviceAccount: the controller-manager's serviceaccount and root-CA
 // publisher controllers fill a new namespace.
-func (s *sandbox) serviceAccount(t *testing.T) {
-	s.kubectl(t, "create", "namespace", "smoke")
-	eventually(t, time.Minute, "default ServiceAccount in namespace smoke", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "smoke", "get", "serviceaccount", "default", "-o", "name")
+func (s sandbox) serviceAccount(t *testing.T) {
+	s.Kubectl(t, "create", "namespace", "smoke")
+	kubetest.Eventually(t, time.Minute, "default ServiceAccount in namespace smoke", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "smoke", "get", "serviceaccount", "default", "-o", "name")
 		return err == nil && strings.TrimSpace(out) == "serviceaccount/default", out
 	})
-	eventually(t, time.Minute, "kube-root-ca.crt ConfigMap in namespace smoke", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "smoke", "get", "configmap", "kube-root-ca.crt", "-o", "jsonpath={.data.ca\\.crt}")
+	kubetest.Eventually(t, time.Minute, "kube-root-ca.crt ConfigMap in namespace smoke", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "smoke", "get", "configmap", "kube-root-ca.crt", "-o", "jsonpath={.data.ca\\.crt}")
 		return err == nil && strings.Contains(out, "BEGIN CERTIFICATE"), out
 	})
 }
@@ -157,34 +159,34 @@ spec:
 // no node matching its nodeSelector (so it stays Pending, unbound), the endpointslice and
 // disruption controllers account for it, and deleting the StatefulSet lets
 // the garbage collector remove the pod through its owner reference.
-func (s *sandbox) statefulSet(t *testing.T) {
-	manifest := filepath.Join(s.dir, "statefulset.yaml")
+func (s sandbox) statefulSet(t *testing.T) {
+	manifest := filepath.Join(s.Dir, "statefulset.yaml")
 	if err := os.WriteFile(manifest, []byte(statefulSet), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.kubectl(t, "apply", "-f", manifest)
-	eventually(t, time.Minute, "web-0 Pending and Unschedulable", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "smoke", "get", "pod", "web-0", "-o",
+	s.Kubectl(t, "apply", "-f", manifest)
+	kubetest.Eventually(t, time.Minute, "web-0 Pending and Unschedulable", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "smoke", "get", "pod", "web-0", "-o",
 			`jsonpath={.status.phase}/{.spec.nodeName}/{.status.conditions[?(@.type=="PodScheduled")].reason}`)
 		return err == nil && out == "Pending//Unschedulable", out
 	})
 	// OrderedReady: web-1 waits for web-0, which never runs without a node.
-	if out, err := s.run("kubectl", "-n", "smoke", "get", "pod", "web-1"); err == nil {
+	if out, err := s.Run("kubectl", "-n", "smoke", "get", "pod", "web-1"); err == nil {
 		t.Fatalf("web-1 exists before web-0 is ready:\n%s", out)
 	}
-	eventually(t, time.Minute, "EndpointSlice of Service web", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "smoke", "get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name")
+	kubetest.Eventually(t, time.Minute, "EndpointSlice of Service web", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "smoke", "get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name")
 		return err == nil && strings.HasPrefix(out, "endpointslice.discovery.k8s.io/web-"), out
 	})
 	// The disruption controller counts web-0 as expected but not healthy.
-	eventually(t, time.Minute, "PodDisruptionBudget status", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "smoke", "get", "pdb", "web", "-o",
+	kubetest.Eventually(t, time.Minute, "PodDisruptionBudget status", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "smoke", "get", "pdb", "web", "-o",
 			"jsonpath={.status.expectedPods}/{.status.currentHealthy}/{.status.disruptionsAllowed}")
 		return err == nil && out == "1/0/0", out
 	})
-	s.kubectl(t, "-n", "smoke", "delete", "statefulset", "web", "--cascade=background")
-	eventually(t, time.Minute, "garbage collector deletes web-0", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "smoke", "get", "pods", "-l", "app=web", "-o", "name")
+	s.Kubectl(t, "-n", "smoke", "delete", "statefulset", "web", "--cascade=background")
+	kubetest.Eventually(t, time.Minute, "garbage collector deletes web-0", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "smoke", "get", "pods", "-l", "app=web", "-o", "name")
 		return err == nil && strings.TrimSpace(out) == "", out
 	})
 }
@@ -213,14 +215,14 @@ spec:
 
 // volumes: the persistent-volume binder binds a claim to a matching volume
 // (no pod and no node needed: the volume is only an API object here).
-func (s *sandbox) volumes(t *testing.T) {
-	manifest := filepath.Join(s.dir, "volumes.yaml")
+func (s sandbox) volumes(t *testing.T) {
+	manifest := filepath.Join(s.Dir, "volumes.yaml")
 	if err := os.WriteFile(manifest, []byte(volumes), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.kubectl(t, "apply", "-f", manifest)
-	eventually(t, time.Minute, "claim data bound to smoke-pv", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "smoke", "get", "pvc", "data", "-o", "jsonpath={.status.phase}/{.spec.volumeName}")
+	s.Kubectl(t, "apply", "-f", manifest)
+	kubetest.Eventually(t, time.Minute, "claim data bound to smoke-pv", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "smoke", "get", "pvc", "data", "-o", "jsonpath={.status.phase}/{.spec.volumeName}")
 		return err == nil && out == "Bound/smoke-pv", out
 	})
 }
@@ -228,10 +230,10 @@ func (s *sandbox) volumes(t *testing.T) {
 // helmInstall installs charts/strom-operator for real: its RBAC, service
 // account and Deployment are accepted by the server, and the Deployment's
 // controllers make the operator's pods, which the scheduler binds to the node.
-func (s *sandbox) helmInstall(t *testing.T) {
+func (s sandbox) helmInstall(t *testing.T) {
 	// A server-side dry run creates nothing, so the namespace must exist.
-	s.kubectl(t, "create", "namespace", "strom-system")
-	out, err := s.run("helm", "install", "strom", "charts/strom-operator",
+	s.Kubectl(t, "create", "namespace", "strom-system")
+	out, err := s.Run("helm", "install", "strom", "charts/strom-operator",
 		"--namespace", "strom-system", "--dry-run=server")
 	if err != nil {
 		t.Fatal(err)
@@ -239,10 +241,10 @@ func (s *sandbox) helmInstall(t *testing.T) {
 	if !strings.Contains(out, "kind: Deployment") {
 		t.Fatalf("dry run rendered no Deployment:\n%s", out)
 	}
-	if _, err := s.run("helm", "install", "strom", "charts/strom-operator", "--namespace", "strom-system"); err != nil {
+	if _, err := s.Run("helm", "install", "strom", "charts/strom-operator", "--namespace", "strom-system"); err != nil {
 		t.Fatal(err)
 	}
-	out = s.kubectl(t, "-n", "strom-system", "get", "deployment,serviceaccount,role,rolebinding", "-o", "name")
+	out = s.Kubectl(t, "-n", "strom-system", "get", "deployment,serviceaccount,role,rolebinding", "-o", "name")
 	t.Logf("installed:\n%s", out)
 	if !strings.Contains(out, "deployment.apps/") {
 		t.Fatalf("no Deployment after helm install:\n%s", out)
@@ -250,8 +252,8 @@ func (s *sandbox) helmInstall(t *testing.T) {
 	// Whether the operator then runs depends on target/ holding its binary
 	// (the node agent's image table); that it is created and bound to the
 	// node does not.
-	eventually(t, time.Minute, "operator pods created by the Deployment and bound to the node", func() (bool, string) {
-		out, err := s.run("kubectl", "-n", "strom-system", "get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}")
+	kubetest.Eventually(t, time.Minute, "operator pods created by the Deployment and bound to the node", func() (bool, string) {
+		out, err := s.Run("kubectl", "-n", "strom-system", "get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}")
 		nodes := strings.Fields(out)
 		for _, n := range nodes {
 			if n != "sandbox-node" {
@@ -260,7 +262,7 @@ func (s *sandbox) helmInstall(t *testing.T) {
 		}
 		return err == nil && len(nodes) > 0, out
 	})
-	if out, err := s.run("helm", "list", "-n", "strom-system", "-o", "json"); err != nil || !strings.Contains(out, `"status":"deployed"`) {
+	if out, err := s.Run("helm", "list", "-n", "strom-system", "-o", "json"); err != nil || !strings.Contains(out, `"status":"deployed"`) {
 		t.Fatalf("helm list: %v\n%s", err, out)
 	}
 }

@@ -11,16 +11,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"strom/e2e/kube/internal/kubetest"
 )
 
 // fakeBin makes a bin directory with the real sandbox and etcd and shell
 // stand-ins for the other components, so a test can make `up` fail or hang
 // at the API server on purpose.
 func fakeBin(t *testing.T, apiServerScript string) string {
-	bin := os.Getenv("KUBE_SANDBOX_BIN")
-	if bin == "" {
-		t.Skip("KUBE_SANDBOX_BIN not set (run scripts/kube-smoke.sh)")
-	}
+	bin := kubetest.BinOrSkip(t, "scripts/kube-smoke.sh", false)
 	dir := t.TempDir()
 	for _, real := range []string{"sandbox", "etcd"} {
 		if err := os.Symlink(filepath.Join(bin, real), filepath.Join(dir, real)); err != nil {
@@ -59,7 +58,7 @@ func assertCleanedUp(t *testing.T, dir string, pids map[string]int) {
 		t.Fatal("up reported no started process")
 	}
 	for name, pid := range pids {
-		if running(pid) {
+		if kubetest.Running(pid) {
 			t.Errorf("%s (pid %d) still runs after the failed up", name, pid)
 			// Never leak it, even when the test fails: it leads its own
 			// process group (Setsid).

@@ -62,7 +62,13 @@ func (h *HostPaths) Ensure(source, target string) error {
 		}
 	}
 	h.mu.Unlock()
-	if st.IsDir() {
+	return makeMountPoint(target, st.IsDir())
+}
+
+// makeMountPoint creates an empty directory or file at target for a bind
+// mount of a directory or a file, with the directories above it.
+func makeMountPoint(target string, dir bool) error {
+	if dir {
 		return os.MkdirAll(target, 0o755)
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {

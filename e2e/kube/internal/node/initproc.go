@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -123,17 +122,7 @@ func ensureTarget(source, target string) error {
 	if _, err := os.Lstat(target); err == nil {
 		return nil
 	}
-	if st.IsDir() {
-		return os.MkdirAll(target, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	return f.Close()
+	return makeMountPoint(target, st.IsDir())
 }
 
 func dropPrivileges(s ProcSpec) error {

@@ -91,6 +91,10 @@ func SetupPodNetwork(n Names, cidr netip.Prefix, podUID string, addr netip.Addr)
 		{"link", "set", veth, "type", "bridge_slave", "hairpin", "on"},
 		{"-n", ns, "link", "set", "lo", "up"},
 		{"-n", ns, "addr", "add", netip.PrefixFrom(addr, cidr.Bits()).String(), "dev", "eth0"},
+		// Announce the address when eth0 comes up (gratuitous ARP), so the host and
+		// other pods that knew it under an earlier pod's MAC learn the new one at
+		// once rather than after their neighbour entries go stale.
+		{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_notify=1"},
 		{"-n", ns, "link", "set", "eth0", "up"},
 		{"-n", ns, "route", "add", "default", "via", Gateway(cidr).String()},
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -104,20 +105,40 @@ func TestLoadImagesAndLookup(t *testing.T) {
 }
 
 func TestIPAM(t *testing.T) {
-	p := NewIPAM(netip.MustParsePrefix("10.244.7.0/30")) // .1 gateway, .2 the only pod address
-	a, err := p.Allocate("pod-a")
-	if err != nil || a.String() != "10.244.7.2" {
-		t.Fatalf("first address %s, %v", a, err)
+	p := NewIPAM(netip.MustParsePrefix("10.244.7.0/29")) // .1 gateway, .2-.6 pods, .7 broadcast
+	alloc := func(owner string) string {
+		t.Helper()
+		a, err := p.Allocate(owner)
+		if err != nil {
+			t.Fatalf("allocate for %s: %v", owner, err)
+		}
+		return a.String()
 	}
-	if again, _ := p.Allocate("pod-a"); again != a {
-		t.Errorf("same owner got %s then %s", a, again)
+	if a := alloc("pod-a"); a != "10.244.7.2" {
+		t.Fatalf("first address %s", a)
 	}
-	if _, err := p.Allocate("pod-b"); err == nil {
-		t.Error("allocated the broadcast address")
+	if again := alloc("pod-a"); again != "10.244.7.2" {
+		t.Errorf("same owner got a second address %s", again)
 	}
+	// A freed address is not the next one handed out: a replacement pod gets a new one.
 	p.Release("pod-a")
-	if b, err := p.Allocate("pod-b"); err != nil || b != a {
-		t.Errorf("released address not reused: %s, %v", b, err)
+	if b := alloc("pod-b"); b != "10.244.7.3" {
+		t.Errorf("after a release got %s, want the next address .3", b)
+	}
+	for i, want := range []string{"10.244.7.4", "10.244.7.5", "10.244.7.6", "10.244.7.2"} {
+		if got := alloc(fmt.Sprintf("pod-%d", i)); got != want {
+			t.Errorf("allocation %d: %s, want %s (round the range, skipping broadcast and gateway)", i, got, want)
+		}
+	}
+	if a, err := p.Allocate("pod-full"); err == nil {
+		t.Errorf("allocated %s from a full range", a)
+	}
+	p.Release("pod-1")
+	if got := alloc("pod-again"); got != "10.244.7.5" {
+		t.Errorf("the only free address is .5, got %s", got)
+	}
+	if _, err := NewIPAM(netip.MustParsePrefix("10.244.7.0/31")).Allocate("x"); err == nil {
+		t.Error("a /31 has no pod address, yet one was allocated")
 	}
 }
 
