@@ -404,11 +404,7 @@ impl Cluster {
     /// [`Cluster::stop_all`] with its own deadline, after which stragglers are killed
     /// (and reported as errors).
     pub fn stop_all_within(&mut self, deadline: Duration) -> Vec<(usize, Result<ExitStatus>)> {
-        let running = self.running();
-        let stopping: Vec<(usize, BrokerProcess)> = running
-            .into_iter()
-            .filter_map(|i| Some((i, self.nodes.get_mut(i)?.process.take()?)))
-            .collect();
+        let stopping = self.take_running();
         for (_, process) in &stopping {
             process.send_sigterm();
         }
@@ -419,6 +415,44 @@ impl Cluster {
                 let left = deadline.saturating_sub(started.elapsed());
                 (i, process.wait_exit(left))
             })
+            .collect()
+    }
+
+    /// SIGKILL to every running broker, all signalled before any is reaped (a whole
+    /// cluster losing power at once). Returns each broker's exit status.
+    pub fn kill9_all(&mut self) -> Vec<(usize, ExitStatus)> {
+        let killing = self.take_running();
+        for (_, process) in &killing {
+            process.send_sigkill();
+        }
+        killing
+            .into_iter()
+            .map(|(i, process)| (i, process.kill9()))
+            .collect()
+    }
+
+    /// Starts every stopped broker on its old ports and data, all spawned before any is
+    /// waited for (a whole cluster coming back at once), then waits until each answers
+    /// `/ready`. Returns the indexes started.
+    pub fn start_all(&mut self) -> Result<Vec<usize>> {
+        let stopped: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| !self.is_running(i))
+            .collect();
+        for &i in &stopped {
+            self.restart(i)?;
+        }
+        for &i in &stopped {
+            self.wait_ready(i)?;
+        }
+        Ok(stopped)
+    }
+
+    /// Takes every running broker's process handle out of the cluster.
+    fn take_running(&mut self) -> Vec<(usize, BrokerProcess)> {
+        let running = self.running();
+        running
+            .into_iter()
+            .filter_map(|i| Some((i, self.nodes.get_mut(i)?.process.take()?)))
             .collect()
     }
 

@@ -109,6 +109,12 @@ impl BrokerProcess {
         }
     }
 
+    /// SIGKILL to the process group without reaping, to kill several brokers at once;
+    /// [`BrokerProcess::kill9`] then reaps.
+    pub fn send_sigkill(&self) {
+        self.kill_group();
+    }
+
     fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) on our own, not yet reaped child, so the pid is not reused.
         unsafe {

@@ -100,6 +100,82 @@ fn rolling_restart_sigterm() {
     assert_clean(&report, &history);
 }
 
+/// How a whole-cluster restart round stops the brokers.
+#[derive(Debug, Clone, Copy)]
+enum StopAll {
+    Sigterm,
+    Kill9,
+}
+
+/// Restart rounds per test: a hang seen once in Kubernetes may need several tries.
+const WHOLE_CLUSTER_ROUNDS: u32 = 3;
+/// Bound for every broker to be ready again after all three start at once.
+const WHOLE_CLUSTER_READY: Duration = Duration::from_secs(30);
+
+/// Every broker (each also a metadata quorum voter) stopped at once and started at once
+/// on the same ports and data, as a Kubernetes namespace restart does: the quorum must
+/// form again from the data dirs alone, every broker must become ready, and the load
+/// must be acknowledged again without losing what was acknowledged before.
+fn whole_cluster_restart(name: &'static str, how: StopAll) {
+    let t = Timer::start(name);
+    let options = ClusterOptions {
+        ready_timeout: WHOLE_CLUSTER_READY,
+        ..ClusterOptions::default()
+    };
+    let (mut c, load) = cluster_with_load(&t, 3, options);
+    for round in 1..=WHOLE_CLUSTER_ROUNDS {
+        c.wait_full_isr(TOPIC, SETTLE).unwrap();
+        t.log(format!("round {round}: {how:?} to all brokers at once"));
+        let stopping = std::time::Instant::now();
+        match how {
+            StopAll::Sigterm => {
+                for (i, status) in c.stop_all() {
+                    let status = status.unwrap();
+                    assert!(
+                        status.success(),
+                        "broker {i} exits 0 after SIGTERM, got {status}"
+                    );
+                }
+            }
+            StopAll::Kill9 => {
+                c.kill9_all();
+            }
+        }
+        assert!(c.running().is_empty(), "{:?} still running", c.running());
+        t.log(format!(
+            "round {round}: all stopped after {:.1?}; starting all at once",
+            stopping.elapsed()
+        ));
+        c.start_all().unwrap();
+        t.log(format!("round {round}: every broker ready"));
+        let controller = wait_until("an active controller", FAULT_DEADLINE, || {
+            c.active_controller()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "none or several report activecontrollercount 1".to_string())
+        })
+        .unwrap();
+        load.wait_more_acks(150, FAULT_DEADLINE).unwrap();
+        t.log(format!(
+            "round {round}: broker {controller} is the active controller; load acknowledged again"
+        ));
+    }
+    c.wait_full_isr(TOPIC, SETTLE).unwrap();
+    let history = load.stop().unwrap();
+    t.log("load stopped; verifying");
+    let report = verify(&mut c, TOPIC, PARTITIONS, &history).unwrap();
+    assert_clean(&report, &history);
+}
+
+#[test]
+fn whole_cluster_restart_sigterm() {
+    whole_cluster_restart("whole_cluster_restart_sigterm", StopAll::Sigterm);
+}
+
+#[test]
+fn whole_cluster_restart_kill9() {
+    whole_cluster_restart("whole_cluster_restart_kill9", StopAll::Kill9);
+}
+
 /// Producer id of the raw writes sent straight to the isolated leader.
 const PINNED_PRODUCER: u32 = 99;
 

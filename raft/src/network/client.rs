@@ -1,11 +1,13 @@
 //! Calls to other quorum nodes over pooled TCP connections.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::codec;
@@ -30,10 +32,41 @@ pub(crate) enum CallError {
     },
     #[error("connection to node {peer} failed: {reason}")]
     Network { peer: u64, reason: String },
-    #[error("node {peer} did not answer within {timeout:?}")]
-    Timeout { peer: u64, timeout: Duration },
+    /// Connected (or reusing a pooled connection), request sent, no answer in time.
+    #[error("node {peer} did not answer within {timeout:?} on a {} connection", if *.pooled { "pooled" } else { "new" })]
+    Timeout {
+        peer: u64,
+        timeout: Duration,
+        pooled: bool,
+    },
+    /// The connection was never made: told apart from [`CallError::Timeout`] because a
+    /// stale or unreachable address and a stuck peer need different fixes.
+    #[error("connecting to node {peer} at {addr} did not finish within {timeout:?}: {stage}")]
+    ConnectTimeout {
+        peer: u64,
+        addr: String,
+        stage: ConnectStage,
+        timeout: Duration,
+    },
     #[error("node {peer} refused this node's cluster id (it has {theirs})")]
     Refused { peer: u64, theirs: String },
+}
+
+/// Where a connection attempt was when its time ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectStage {
+    Resolving,
+    /// The TCP handshake with this resolved address.
+    Connecting(SocketAddr),
+}
+
+impl std::fmt::Display for ConnectStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectStage::Resolving => f.write_str("still resolving the name"),
+            ConnectStage::Connecting(ip) => write!(f, "no TCP handshake with {ip}"),
+        }
+    }
 }
 
 /// Pooled clients for every voter's quorum listener.
@@ -75,9 +108,8 @@ impl<S: ReplicatedState, H: RequestHandler> Peers<S, H> {
             reason: format!("encoding request: {e}"),
         })?;
         drop(request);
-        let response = tokio::time::timeout(timeout, self.round_trip(peer, payload))
-            .await
-            .map_err(|_| CallError::Timeout { peer, timeout })??;
+        let deadline = Instant::now() + timeout;
+        let response = self.round_trip(peer, payload, deadline, timeout).await?;
         match response.body {
             ResponseBody::Refused => {
                 let theirs = response.cluster_id.unwrap_or_else(|| "<none>".to_string());
@@ -91,44 +123,82 @@ impl<S: ReplicatedState, H: RequestHandler> Peers<S, H> {
         }
     }
 
+    /// `timeout` is only for the error; `deadline` bounds connecting and answering together.
     async fn round_trip(
         &self,
         peer: u64,
         payload: Vec<u8>,
+        deadline: Instant,
+        timeout: Duration,
     ) -> Result<RpcResponse<S, H>, CallError> {
         let network = |reason: String| CallError::Network { peer, reason };
-        let mut connection = match self.take_idle(peer) {
-            Some(connection) => connection,
-            None => self.connect(peer).await?,
+        let (mut connection, pooled) = match self.take_idle(peer) {
+            Some(connection) => (connection, true),
+            None => (self.connect(peer, deadline, timeout).await?, false),
         };
-        connection
-            .send(bytes::Bytes::from(payload))
+        let exchange = async {
+            connection
+                .send(bytes::Bytes::from(payload))
+                .await
+                .map_err(|e| network(e.to_string()))?;
+            match connection.next().await {
+                Some(Ok(frame)) => Ok(frame),
+                Some(Err(e)) => Err(network(e.to_string())),
+                None => Err(network("connection closed by peer".to_string())),
+            }
+        };
+        let frame = timeout_at(deadline, exchange)
             .await
-            .map_err(|e| network(e.to_string()))?;
-        let frame = match connection.next().await {
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => return Err(network(e.to_string())),
-            None => return Err(network("connection closed by peer".to_string())),
-        };
+            .map_err(|_| CallError::Timeout {
+                peer,
+                timeout,
+                pooled,
+            })??;
         let response = serde_json::from_slice(&frame)
             .map_err(|e| network(format!("malformed response: {e}")))?;
         self.put_idle(peer, connection);
         Ok(response)
     }
 
-    async fn connect(&self, peer: u64) -> Result<Connection, CallError> {
+    /// Resolves the peer's address anew each time (a restarted peer may have a new IP)
+    /// and connects to the first resolved address that accepts.
+    async fn connect(
+        &self,
+        peer: u64,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Connection, CallError> {
         let addr = self.addrs.get(&peer).ok_or(CallError::UnknownPeer(peer))?;
-        let stream =
-            TcpStream::connect(addr.as_str())
-                .await
-                .map_err(|e| CallError::Unreachable {
-                    peer,
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                })?;
-        // Raft messages are small and latency-bound.
-        let _ = stream.set_nodelay(true);
-        Ok(Framed::new(stream, codec()))
+        let unreachable = |reason: String| CallError::Unreachable {
+            peer,
+            addr: addr.clone(),
+            reason,
+        };
+        let timed_out = |stage| CallError::ConnectTimeout {
+            peer,
+            addr: addr.clone(),
+            stage,
+            timeout,
+        };
+        let resolved: Vec<SocketAddr> =
+            match timeout_at(deadline, tokio::net::lookup_host(addr.as_str())).await {
+                Err(_) => return Err(timed_out(ConnectStage::Resolving)),
+                Ok(Err(e)) => return Err(unreachable(e.to_string())),
+                Ok(Ok(found)) => found.collect(),
+            };
+        let mut last_error = "the name resolves to no address".to_string();
+        for ip in resolved {
+            match timeout_at(deadline, TcpStream::connect(ip)).await {
+                Err(_) => return Err(timed_out(ConnectStage::Connecting(ip))),
+                Ok(Err(e)) => last_error = format!("{ip}: {e}"),
+                Ok(Ok(stream)) => {
+                    // Raft messages are small and latency-bound.
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Framed::new(stream, codec()));
+                }
+            }
+        }
+        Err(unreachable(last_error))
     }
 
     fn take_idle(&self, peer: u64) -> Option<Connection> {
@@ -149,5 +219,94 @@ impl<S: ReplicatedState, H: RequestHandler> Peers<S, H> {
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    struct Nothing;
+
+    impl ReplicatedState for Nothing {
+        type Command = ();
+        fn apply(&mut self, _: &()) {}
+    }
+
+    struct NoHandler;
+
+    impl RequestHandler for NoHandler {
+        type Request = ();
+        type Reply = ();
+        async fn handle(&self, _: ()) {}
+    }
+
+    const TIMEOUT: Duration = Duration::from_millis(200);
+
+    fn peers(dir: &std::path::Path, addr: SocketAddr) -> Peers<Nothing, NoHandler> {
+        let cluster = Arc::new(ClusterIdentity::load(0, dir, None, 1).unwrap());
+        Peers::new(0, BTreeMap::from([(1, addr.to_string())]), cluster)
+    }
+
+    async fn fetch(peers: &Peers<Nothing, NoHandler>) -> CallError {
+        let body = RequestBody::FetchState {
+            after_index: 0,
+            wait_ms: 0,
+        };
+        match peers.call(1, body, TIMEOUT).await {
+            Ok(_) => panic!("the peer answered"),
+            Err(e) => e,
+        }
+    }
+
+    /// A peer whose listener accepts but never answers: a timeout on a new connection,
+    /// so "did not answer" really means the TCP connection was made.
+    #[tokio::test]
+    async fn a_silent_peer_is_a_timeout_on_a_made_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
+        let error = fetch(&peers(dir.path(), addr)).await;
+        assert!(
+            matches!(
+                error,
+                CallError::Timeout {
+                    peer: 1,
+                    pooled: false,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("did not answer"), "{error}");
+        drop(held);
+    }
+
+    /// A peer address where the TCP handshake never completes (its accept queue is full,
+    /// so the kernel drops the SYN, as for an address nobody holds any more) is reported
+    /// as a connect timeout naming the address, not as a peer that did not answer.
+    #[tokio::test]
+    async fn a_handshake_that_never_completes_is_a_connect_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        // Backlog 0: one unaccepted connection fills the queue.
+        let listener = socket.listen(0).unwrap();
+        let _filler = TcpStream::connect(addr).await.unwrap();
+        let error = fetch(&peers(dir.path(), addr)).await;
+        assert!(
+            matches!(
+                error,
+                CallError::ConnectTimeout { peer: 1, stage: ConnectStage::Connecting(ip), .. } if ip == addr
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(&addr.to_string()), "{error}");
+        drop(listener);
     }
 }

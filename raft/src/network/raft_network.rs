@@ -51,9 +51,9 @@ fn rpc_error<E: std::error::Error>(error: CallError) -> RPCError<u64, BasicNode,
         CallError::UnknownPeer(_) | CallError::Unreachable { .. } | CallError::Refused { .. } => {
             RPCError::Unreachable(Unreachable::new(&error))
         }
-        CallError::Network { .. } | CallError::Timeout { .. } => {
-            RPCError::Network(NetworkError::new(&error))
-        }
+        CallError::Network { .. }
+        | CallError::Timeout { .. }
+        | CallError::ConnectTimeout { .. } => RPCError::Network(NetworkError::new(&error)),
     }
 }
 
@@ -185,9 +185,11 @@ impl<S: ReplicatedState, H: RequestHandler> RaftNetwork<RaftTypes<S>> for PeerCl
             Ok(other) => Err(StreamingError::Network(NetworkError::new(
                 &std::io::Error::other(format!("unexpected response {}", other.describe())),
             ))),
-            Err(e @ (CallError::Network { .. } | CallError::Timeout { .. })) => {
-                Err(StreamingError::Network(NetworkError::new(&e)))
-            }
+            Err(
+                e @ (CallError::Network { .. }
+                | CallError::Timeout { .. }
+                | CallError::ConnectTimeout { .. }),
+            ) => Err(StreamingError::Network(NetworkError::new(&e))),
             Err(e) => Err(StreamingError::Unreachable(Unreachable::new(&e))),
         }
     }
