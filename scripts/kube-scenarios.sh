@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The operator's scenario suite (e2e/kube/scenarios) on the local Kubernetes
 # sandbox: builds strom-broker and strom-operator (the project's image maps to
-# them), the sandbox (cached) and Kafka's jars (the apache/kafka image maps to
-# e2e/jvm/bin), brings a sandbox up in a temporary directory, runs the suite
+# them), strom-load (the load pod's image), the sandbox (cached) and Kafka's
+# jars (the apache/kafka image maps to e2e/jvm/bin), brings a sandbox up in a temporary directory, runs the suite
 # with its kubeconfig and the sandbox's kubectl and helm, and always takes the
 # sandbox down again (also on failure or Ctrl-C). Needs root (the node agent).
 #
@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/kube/bin"
 
-(cd "$ROOT" && nice -n 10 cargo build -p strom-broker -p strom-operator)
+(cd "$ROOT" && nice -n 10 cargo build -p strom-broker -p strom-operator -p strom-e2e-cluster --bin strom-broker --bin strom-operator --bin strom-load)
 "$ROOT/scripts/kube-build.sh"
 # Kafka's jars for the tool pods; only when missing (a shared target/jvm stays as it is).
 [ -d "$TARGET_DIR/jvm/lib" ] || "$ROOT/scripts/jvm-setup.sh" >/dev/null

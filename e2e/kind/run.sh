@@ -15,15 +15,16 @@
 #   STROM_KIND_REQUIRED=1     fail instead of skipping when a tool is missing
 #   STROM_KIND_KEEP=1         keep the kind cluster afterwards (prints how to reach it)
 #   STROM_KIND_NODE_IMAGE     kind node image (default: kind's own)
-#   STROM_KIND_SKIP_BUILD=1   do not docker build; the image must exist locally
+#   STROM_KIND_SKIP_BUILD=1   do not docker build; both images must exist locally
 #   STROM_KIND_SUITE_TIMEOUT  go test's timeout for the whole suite (default 40m; the
 #                             former STROM_KIND_TIMEOUT, a Ready timeout, is not used)
 #
 # The image is built as ghcr.io/strom-dev/strom:<chart appVersion>, the tag the chart's
 # defaults and deploy/operator.yaml name, so the README's `helm install` and
 # `kubectl apply -k deploy/` run unchanged (pullPolicy IfNotPresent uses the loaded one).
-# The tool images the scenarios run as pods (edenhill/kcat:1.7.1, apache/kafka:4.4.0)
-# are pulled by the kind node.
+# The tool images the scenarios run as pods (edenhill/kcat:1.7.1, apache/kafka:4.4.0,
+# python:3.13-slim) are pulled by the kind node; the load pod's image is built from
+# e2e/kind/Dockerfile.load and loaded.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -47,6 +48,8 @@ command -v go >/dev/null 2>&1 || skip "go not found (the scenario suite is Go)"
 CLUSTER="strom-e2e-$$-${RANDOM}"
 APP_VERSION="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/charts/strom-operator/Chart.yaml")"
 IMAGE="ghcr.io/strom-dev/strom:$APP_VERSION"
+# The scenarios' load pod (e2e/kube/scenarios/load_test.go names this tag).
+LOAD_IMAGE="ghcr.io/strom-dev/strom-e2e-load:dev"
 WORK="$(mktemp -d)"
 export KUBECONFIG="$WORK/kubeconfig"
 CREATED=0
@@ -87,8 +90,10 @@ if [ "${STROM_KIND_SKIP_BUILD:-0}" = "1" ]; then
 else
     log "building $IMAGE (Dockerfile, BuildKit)"
     DOCKER_BUILDKIT=1 docker build -t "$IMAGE" "$ROOT"
+    log "building $LOAD_IMAGE (e2e/kind/Dockerfile.load: the scenarios' load pod)"
+    DOCKER_BUILDKIT=1 docker build -f "$ROOT/e2e/kind/Dockerfile.load" -t "$LOAD_IMAGE" "$ROOT"
 fi
-kind load docker-image "$IMAGE" --name "$CLUSTER"
+kind load docker-image "$IMAGE" "$LOAD_IMAGE" --name "$CLUSTER"
 
 log "running the scenario suite (e2e/kube/scenarios)"
 cd "$ROOT/e2e/kube"

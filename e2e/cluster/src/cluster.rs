@@ -624,12 +624,8 @@ impl Cluster {
         })
     }
 
-    /// Creates a topic through rdkafka's AdminClient, retrying retriable errors (an
-    /// election in progress) for up to 30 s, then waits until every partition has a leader.
-    ///
-    /// Each attempt uses a new AdminClient: librdkafka sends CreateTopics to the controller
-    /// id from its cached metadata and does not refresh it when that broker dies, so a
-    /// long-lived client keeps waiting for a killed controller.
+    /// Creates a topic (see [`create_topic`]), then waits until every partition has a
+    /// leader.
     pub fn create_topic(
         &self,
         name: &str,
@@ -637,49 +633,14 @@ impl Cluster {
         replication_factor: i32,
         configs: &[(&str, &str)],
     ) -> Result<()> {
-        let mut attempts = 0;
-        wait_until_every(
-            &format!("CreateTopics {name}"),
-            ADMIN_DEADLINE,
-            ADMIN_RETRY,
-            || {
-                attempts += 1;
-                let mut topic = NewTopic::new(
-                    name,
-                    partitions,
-                    TopicReplication::Fixed(replication_factor),
-                );
-                for (k, v) in configs {
-                    topic = topic.set(k, v);
-                }
-                let options = AdminOptions::new()
-                    .operation_timeout(Some(Duration::from_secs(10)))
-                    .request_timeout(Some(Duration::from_secs(15)));
-                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                    .set("bootstrap.servers", self.bootstrap())
-                    .create()
-                    .map_err(|e| format!("admin client: {e}"))?;
-                let results = self
-                    .runtime
-                    .block_on(admin.create_topics([&topic], &options));
-                let result = match results {
-                    Ok(mut r) => r.pop(),
-                    Err(e) => return Err(format!("request failed: {e}")),
-                };
-                match result {
-                    Some(Ok(_)) => Ok(Ok(())),
-                    // A previous attempt may have succeeded without us hearing about it.
-                    Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) if attempts > 1 => {
-                        Ok(Ok(()))
-                    }
-                    Some(Err((_, code))) if is_retriable_admin(code) => Err(format!("{code:?}")),
-                    Some(Err((_, code))) => Ok(Err(HarnessError::Protocol(format!(
-                        "CreateTopics {name}: {code:?}"
-                    )))),
-                    None => Err("no result".into()),
-                }
-            },
-        )??;
+        create_topic(
+            &self.runtime,
+            &self.bootstrap(),
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        )?;
         wait_until(
             &format!("leaders for all {partitions} partitions of {name}"),
             ADMIN_DEADLINE,
@@ -868,6 +829,61 @@ fn is_retriable_code(code: i16) -> bool {
     code == raw_admin::NOT_CONTROLLER
         || NOT_COORDINATOR_FAMILY.contains(&code)
         || ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
+}
+
+/// Creates a topic through rdkafka's AdminClient at `bootstrap`, retrying retriable
+/// errors (an election in progress) for up to 30 s.
+///
+/// Each attempt uses a new AdminClient: librdkafka sends CreateTopics to the controller
+/// id from its cached metadata and does not refresh it when that broker dies, so a
+/// long-lived client keeps waiting for a killed controller.
+pub fn create_topic(
+    runtime: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) -> Result<()> {
+    let mut attempts = 0;
+    wait_until_every(
+        &format!("CreateTopics {name}"),
+        ADMIN_DEADLINE,
+        ADMIN_RETRY,
+        || {
+            attempts += 1;
+            let mut topic = NewTopic::new(
+                name,
+                partitions,
+                TopicReplication::Fixed(replication_factor),
+            );
+            for (k, v) in configs {
+                topic = topic.set(k, v);
+            }
+            let options = AdminOptions::new()
+                .operation_timeout(Some(Duration::from_secs(10)))
+                .request_timeout(Some(Duration::from_secs(15)));
+            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .create()
+                .map_err(|e| format!("admin client: {e}"))?;
+            let results = runtime.block_on(admin.create_topics([&topic], &options));
+            let result = match results {
+                Ok(mut r) => r.pop(),
+                Err(e) => return Err(format!("request failed: {e}")),
+            };
+            match result {
+                Some(Ok(_)) => Ok(Ok(())),
+                // A previous attempt may have succeeded without us hearing about it.
+                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) if attempts > 1 => Ok(Ok(())),
+                Some(Err((_, code))) if is_retriable_admin(code) => Err(format!("{code:?}")),
+                Some(Err((_, code))) => Ok(Err(HarnessError::Protocol(format!(
+                    "CreateTopics {name}: {code:?}"
+                )))),
+                None => Err("no result".into()),
+            }
+        },
+    )?
 }
 
 fn is_retriable_admin(code: RDKafkaErrorCode) -> bool {

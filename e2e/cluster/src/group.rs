@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{HarnessError, Result};
@@ -44,7 +46,13 @@ pub struct Consumed {
 pub struct MemberRun {
     pub consumed: Vec<Consumed>,
     pub commit_errors: Vec<String>,
+    /// Errors the consumer handed to the application, apart from transport notices.
     pub poll_errors: Vec<String>,
+    /// librdkafka's "Local: Broker transport failure" events: it reports every closed
+    /// broker connection to the application as a consumer error, also when a broker
+    /// shuts down cleanly (against Apache Kafka too), and reconnects by itself. Kept
+    /// apart so a scenario can demand no other error.
+    pub transport_notices: Vec<String>,
 }
 
 impl MemberRun {
@@ -206,6 +214,9 @@ fn member_loop(
                 *entry = (*entry).max(m.offset());
                 uncommitted += 1;
             }
+            Some(Err(
+                e @ KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure),
+            )) => run.transport_notices.push(e.to_string()),
             Some(Err(e)) => run.poll_errors.push(e.to_string()),
             None => {}
         }

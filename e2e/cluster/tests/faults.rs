@@ -492,10 +492,11 @@ fn group_survives_coordinator_failover() {
     let watch = watcher.stop().unwrap();
 
     t.log(format!(
-        "consumed {} records; {} commit errors; {} poll errors; {} offset samples ({} failed)",
+        "consumed {} records; {} commit errors; {} poll errors; {} transport notices; {} offset samples ({} failed)",
         run.consumed.len(),
         run.commit_errors.len(),
         run.poll_errors.len(),
+        run.transport_notices.len(),
         watch.samples,
         watch.fetch_errors
     ));

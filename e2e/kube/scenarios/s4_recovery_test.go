@@ -59,7 +59,8 @@ func podClaims(t *testing.T, ns string) string {
 
 // TestRecovery: broker pods deleted by hand come back through the StatefulSet
 // and rejoin with their data (records produced before are still there), one
-// pod and then all three at once; `kubectl scale --replicas=4` adds a fourth
+// pod (under an acks=all load and a consumer group that must see no error and
+// lose nothing) and then all three at once; `kubectl scale --replicas=4` adds a fourth
 // broker that joins the cluster.
 func TestRecovery(t *testing.T) {
 	ensureOperator(t)
@@ -71,7 +72,11 @@ func TestRecovery(t *testing.T) {
 	mustRunPod(t, ns, "produce-1", kcatImage, 3*time.Minute, "--command", "sh", "-c", kcatRoundTrip(ns, "kept", 1, 100))
 	wantRecords(t, kcatConsume(t, ns, "consume-1", "kept"), 1, 100)
 
+	// One broker pod deleted under load: its graceful stop hands its leaderships
+	// over, so neither the acks=all producer nor the group sees an error.
+	load := startLoad(t, ns, "load-1")
 	deleteAndWaitBack(t, ns, "my-cluster-broker-1")
+	load.stop(t).requireNoErrors(t, "load while broker-1's pod was deleted")
 	wantRecords(t, kcatConsume(t, ns, "consume-2", "kept"), 1, 100)
 
 	deleteAndWaitBack(t, ns, "my-cluster-broker-0", "my-cluster-broker-1", "my-cluster-broker-2")
