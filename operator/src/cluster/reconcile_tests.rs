@@ -25,6 +25,7 @@ const PDB: &str = "/apis/policy/v1/namespaces/kafka/poddisruptionbudgets/my-clus
 const STS: &str = "/apis/apps/v1/namespaces/kafka/statefulsets/my-cluster-broker";
 const CRB: &str =
     "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/strom-kafka-my-cluster-rack";
+const PODS: &str = "/api/v1/namespaces/kafka/pods";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/kafka/events";
 
 fn spec(replicas: i32) -> KafkaClusterSpec {
@@ -225,6 +226,7 @@ async fn creates_every_object_then_goes_quiet() {
         lines(&h.fake.take_calls()),
         vec![
             get(STS),
+            get(CM),
             get(SA),
             get(CM),
             get(HEADLESS),
@@ -233,6 +235,7 @@ async fn creates_every_object_then_goes_quiet() {
             get(PDB),
             get("/apis/networking.k8s.io/v1/namespaces/kafka/networkpolicies/my-cluster-broker"),
             get(STS),
+            get(PODS),
         ]
     );
 
