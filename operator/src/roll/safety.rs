@@ -381,7 +381,10 @@ mod tests {
 
     #[test]
     fn per_topic_min_isr_applies() {
-        let parts = [p("strict", &[0, 1, 2], &[0, 1]), p("lax", &[0, 1, 2], &[0, 1])];
+        let parts = [
+            p("strict", &[0, 1, 2], &[0, 1]),
+            p("lax", &[0, 1, 2], &[0, 1]),
+        ];
         let blocking = blocking_partitions(0, &parts, |t| if t == "strict" { 2 } else { 1 });
         assert_eq!(blocking.len(), 1);
         assert_eq!(blocking[0].partition, "strict-0");
