@@ -184,7 +184,7 @@ pub fn config_only_change(reasons: &[Reason]) -> Option<(&str, &str)> {
 
 /// Broker keys strom-broker honours at run time when set per broker with
 /// IncrementalAlterConfigs (broker/README.md, "Dynamic broker configs"; the check in
-/// `tests/dynamic_keys.rs` keeps this list within what the broker accepts). Keys the
+/// test `every_dynamic_key_is_one_the_broker_accepts` keeps this list within what the broker accepts). Keys the
 /// broker accepts but ignores until some future mechanism exists are left out on purpose:
 /// changing them restarts the broker, which is what a user changing them expects.
 pub const DYNAMIC_KEYS: &[&str] = &[
@@ -444,6 +444,19 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn every_dynamic_key_is_one_the_broker_accepts() {
+        for key in DYNAMIC_KEYS {
+            assert!(
+                strom_broker::config::dynamic::dynamic_kind(key).is_some(),
+                "{key} is not a dynamic broker key in strom-broker"
+            );
+        }
+        for key in ["listeners", "node.id", "log.dirs", "process.roles"] {
+            assert!(!DYNAMIC_KEYS.contains(&key));
+        }
     }
 
     #[test]
