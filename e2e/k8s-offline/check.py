@@ -107,6 +107,7 @@ NAMESPACED_RULES = [
     ([GROUP], ["kafkaclusters/status", "kafkatopics/status", "kafkausers/status"], ["get", "patch", "update"], None),
     ([GROUP], ["kafkaclusters/finalizers"], ["update"], None),
     ([""], ["configmaps", "services", "serviceaccounts"], CRUD, None),
+    ([""], ["pods"], ["get", "list", "patch", "delete"], None),
     (["apps"], ["statefulsets"], CRUD, None),
     (["policy"], ["poddisruptionbudgets"], CRUD, None),
     (["networking.k8s.io"], ["networkpolicies"], CRUD, None),

@@ -7,6 +7,8 @@ use k8s_openapi::jiff::Timestamp;
 pub const READY: &str = "Ready";
 pub const NOT_READY: &str = "NotReady";
 pub const WARNING: &str = "Warning";
+/// True while a rolling restart is under way or waiting; see `roll::roller`.
+pub const ROLLING_RESTART: &str = "RollingRestart";
 
 /// A condition as the reconciler decides it, before timestamps.
 #[derive(Clone, Debug, PartialEq)]

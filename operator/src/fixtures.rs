@@ -57,6 +57,7 @@ const COLLECTIONS: &[&str] = &[
     "networkpolicies",
     "clusterrolebindings",
     "kafkaclusters",
+    "pods",
 ];
 
 impl FakeApi {

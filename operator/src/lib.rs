@@ -10,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod podinit;
 pub mod render;
+pub mod roll;
 pub mod telemetry;
 
 #[cfg(test)]

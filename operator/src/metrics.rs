@@ -5,8 +5,8 @@
 //! `/metrics` output.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// Reconcile durations of interest run from a cache hit (~10 ms) to a slow rolling restart step
@@ -21,6 +21,9 @@ pub struct Metrics {
     reconcile_errors: IntCounterVec,
     reconcile_duration: HistogramVec,
     leader: IntGauge,
+    broker_restarts: IntCounterVec,
+    dynamic_updates: IntCounterVec,
+    roll_blocked: CounterVec,
 }
 
 /// Times one reconcile; the duration is recorded in
@@ -66,12 +69,41 @@ impl Metrics {
         )
         .expect("static metric definition is valid");
 
+        let broker_restarts = IntCounterVec::new(
+            Opts::new(
+                "strom_operator_broker_restarts_total",
+                "Broker pods the roller restarted, per cluster (namespace/name) and reason \
+                 (config, image, manual, stuck)",
+            ),
+            &["cluster", "reason"],
+        )
+        .expect("static metric definition is valid");
+        let dynamic_updates = IntCounterVec::new(
+            Opts::new(
+                "strom_operator_dynamic_config_updates_total",
+                "Brokers updated in place with IncrementalAlterConfigs instead of a restart",
+            ),
+            &["cluster"],
+        )
+        .expect("static metric definition is valid");
+        let roll_blocked = CounterVec::new(
+            Opts::new(
+                "strom_operator_roll_blocked_seconds_total",
+                "Time rolling restarts spent waiting because a restart was not safe",
+            ),
+            &["cluster"],
+        )
+        .expect("static metric definition is valid");
+
         let registry = Registry::new();
         for collector in [
             Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(leader.clone()),
+            Box::new(broker_restarts.clone()),
+            Box::new(dynamic_updates.clone()),
+            Box::new(roll_blocked.clone()),
         ] {
             // Only fails on duplicate names, which the distinct names above rule out.
             registry
@@ -85,7 +117,29 @@ impl Metrics {
             reconcile_errors,
             reconcile_duration,
             leader,
+            broker_restarts,
+            dynamic_updates,
+            roll_blocked,
         }
+    }
+
+    /// Counts one broker restart of `cluster` (`namespace/name`); `reason` is a fixed label.
+    pub fn broker_restart(&self, cluster: &str, reason: &str) {
+        self.broker_restarts
+            .with_label_values(&[cluster, reason])
+            .inc();
+    }
+
+    /// Counts one broker updated in place.
+    pub fn dynamic_update(&self, cluster: &str) {
+        self.dynamic_updates.with_label_values(&[cluster]).inc();
+    }
+
+    /// Adds the seconds a roll has been blocked since its last blocked check.
+    pub fn roll_blocked(&self, cluster: &str, seconds: f64) {
+        self.roll_blocked
+            .with_label_values(&[cluster])
+            .inc_by(seconds.max(0.0));
     }
 
     /// Counts one reconcile of `controller` ("kafkacluster") and times it until the guard drops.

@@ -90,6 +90,11 @@ when it watches all of them, a Role per namespace otherwise.
 - apiGroups: [""]
   resources: ["configmaps", "services", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# The roller: read broker pods, annotate them (manual roll requests, in-place config
+# updates) and delete one at a time to restart it. No create: the StatefulSet does that.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]

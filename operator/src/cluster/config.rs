@@ -76,6 +76,102 @@ pub fn config_hash(cluster: &KafkaCluster, external: &ExternalAddresses) -> Stri
         .collect()
 }
 
+/// Hash (16 hex characters) of one broker's rendered `broker-<i>.properties`. Everything in
+/// the file counts, dynamic keys included: the roller decides per change whether a
+/// restart is needed or IncrementalAlterConfigs suffices, so the hash only has to say
+/// "this broker's file changed".
+pub fn properties_hash(properties: &str) -> String {
+    Sha256::digest(properties.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The per-broker hashes for the pod template's `BROKER_HASHES_ANNOTATION`, by ordinal.
+pub fn broker_hashes(
+    cluster: &KafkaCluster,
+    external: &ExternalAddresses,
+) -> BTreeMap<i32, String> {
+    (0..cluster.spec.replicas.max(0))
+        .map(|i| (i, properties_hash(&broker_properties(cluster, i, external))))
+        .collect()
+}
+
+/// The map as the annotation carries it: JSON with the ordinals as string keys.
+pub fn encode_broker_hashes(hashes: &BTreeMap<i32, String>) -> String {
+    let map: BTreeMap<String, &String> = hashes.iter().map(|(i, h)| (i.to_string(), h)).collect();
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+/// Reads the annotation back; `None` for anything that is not such a map (a pod created
+/// before the annotation existed, or a hand-edited value), which the roller treats as
+/// "unknown" rather than guessing.
+pub fn decode_broker_hashes(text: &str) -> Option<BTreeMap<i32, String>> {
+    let map: BTreeMap<String, String> = serde_json::from_str(text).ok()?;
+    map.into_iter()
+        .map(|(k, v)| k.parse().ok().map(|i| (i, v)))
+        .collect()
+}
+
+/// The key/value pairs of a properties file the operator rendered (comments skipped, the
+/// escapes `escape` writes undone). Not a general Java properties reader: it only has to
+/// read back what `render` writes, to diff two versions of a broker's file.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .filter_map(|line| {
+            let split = separator_index(line)?;
+            Some((unescape(&line[..split]), unescape(&line[split + 1..])))
+        })
+        .collect()
+}
+
+/// Index of the first `=` that is not escaped.
+fn separator_index(line: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '=' if !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    let mut pending_high: Option<u16> = None;
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('f') => out.push('\x0c'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let Ok(unit) = u16::from_str_radix(&hex, 16) else {
+                    continue;
+                };
+                match pending_high.take() {
+                    Some(high) => out.extend(char::decode_utf16([high, unit]).flatten()),
+                    None if (0xd800..0xdc00).contains(&unit) => pending_high = Some(unit),
+                    None => out.extend(char::decode_utf16([unit]).flatten()),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
 /// The external addresses brokers advertise, one line each. Only entries a broker's
 /// properties actually use count, so stale entries (a removed listener or broker) do not.
 fn external_address_lines(cluster: &KafkaCluster, external: &ExternalAddresses) -> Vec<String> {
@@ -597,6 +693,47 @@ mod tests {
         let c = cluster(json!({"replicas": 1, "config": {"weird key": " x\ny"}}));
         let props = broker_properties(&c, 0, &none());
         assert!(props.lines().any(|l| l == "weird\\ key=\\ x\\ny"));
+    }
+
+    #[test]
+    fn per_broker_hashes_change_only_for_the_broker_whose_file_changed() {
+        let base = json!({"replicas": 3, "listeners": [
+            {"name": "ext", "port": 9094, "type": "nodeport"}]});
+        let mut external = none();
+        external
+            .by_broker
+            .insert(("ext".into(), 1), ("10.0.0.1".into(), 31001));
+        let before = broker_hashes(&cluster(base.clone()), &external);
+        assert_eq!(before.len(), 3);
+        external
+            .by_broker
+            .insert(("ext".into(), 1), ("10.0.0.2".into(), 31001));
+        let after = broker_hashes(&cluster(base), &external);
+        assert_eq!(before[&0], after[&0]);
+        assert_ne!(before[&1], after[&1], "broker 1 advertises a new address");
+        assert_eq!(before[&2], after[&2]);
+    }
+
+    #[test]
+    fn broker_hashes_round_trip_through_the_annotation() {
+        let hashes = broker_hashes(&cluster(json!({"replicas": 2})), &none());
+        let text = encode_broker_hashes(&hashes);
+        assert!(text.starts_with("{\"0\":\""), "{text}");
+        assert_eq!(decode_broker_hashes(&text), Some(hashes));
+        assert_eq!(decode_broker_hashes("abc"), None);
+        assert_eq!(decode_broker_hashes("{\"x\":\"1\"}"), None);
+    }
+
+    #[test]
+    fn parse_reads_back_what_render_writes() {
+        let c = cluster(json!({"replicas": 1, "config": {
+            "weird key": " x\ny", "caf\u{e9}.x": "\u{1F600}=:", "log.retention.ms": 5}}));
+        let props = parse_properties(&broker_properties(&c, 0, &none()));
+        assert_eq!(props["weird key"], " x\ny");
+        assert_eq!(props["caf\u{e9}.x"], "\u{1F600}=:");
+        assert_eq!(props["log.retention.ms"], "5");
+        assert_eq!(props["node.id"], "0");
+        assert!(!props.keys().any(|k| k.starts_with('#')));
     }
 
     #[test]

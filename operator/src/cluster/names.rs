@@ -10,6 +10,18 @@ pub const FIELD_MANAGER: &str = "strom-operator";
 /// Pod-template annotation holding the hash of the broker configuration that needs a
 /// restart to take effect; the rolling-restart controller compares it per pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "kafka.strom.dev/config-hash";
+/// Pod-template annotation: a JSON map from broker ordinal to the hash of that broker's own
+/// `broker-<i>.properties` (`{"0":"..","1":".."}`). A pod keeps the map of the template it
+/// was created from, so broker i runs an outdated configuration iff its entry differs from
+/// the desired one; a change to broker 1's file alone restarts only broker 1.
+pub const BROKER_HASHES_ANNOTATION: &str = "kafka.strom.dev/broker-config-hashes";
+/// Pod annotation the roller writes after applying a dynamic-only change with
+/// IncrementalAlterConfigs: the hash of the properties the running broker now has, which
+/// supersedes the template's entry for that pod.
+pub const APPLIED_HASH_ANNOTATION: &str = "kafka.strom.dev/applied-config-hash";
+/// `true` on a broker pod restarts that broker; on the KafkaCluster, every broker. The
+/// operator removes it when done (a pod's goes with the pod it restarts).
+pub const MANUAL_ROLL_ANNOTATION: &str = "kafka.strom.dev/manual-rolling-update";
 /// Finalizer, added only while cluster-scoped objects (the rack ClusterRoleBinding) exist.
 pub const FINALIZER: &str = "kafka.strom.dev/cluster-cleanup";
 

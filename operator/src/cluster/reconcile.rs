@@ -18,14 +18,17 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::config::ExternalAddresses;
+use super::config::{broker_hashes, config_hash, ExternalAddresses};
 use super::names::{self, FIELD_MANAGER, FINALIZER};
-use super::resources::{desired, Desired, RenderOptions};
+use super::resources::{desired, image, Desired, RenderOptions};
 use super::status;
 use super::validate::{validate, Problem};
 use crate::apply::{apply, delete_if_present, Object, Outcome};
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 use crate::metrics::Metrics;
+use crate::roll::kafka::{BrokerAdmin, KafkaAdmin};
+use crate::roll::roller::{self, BlockedClock, RollInput};
+use crate::roll::triggers;
 
 /// Name of this controller in metrics, logs and events.
 pub const CONTROLLER: &str = "kafkacluster";
@@ -61,6 +64,10 @@ pub struct Context {
     pub clock: fn() -> Timestamp,
     /// Consecutive failures per cluster, for exponential back-off.
     failures: Mutex<HashMap<String, u32>>,
+    /// The roller's broker calls; tests stand in canned cluster states.
+    pub admin: Arc<dyn BrokerAdmin>,
+    /// How long each cluster's roll has been blocked, for back-off and metrics.
+    pub blocked: BlockedClock,
 }
 
 impl Context {
@@ -77,10 +84,29 @@ impl Context {
             options,
             clock: Timestamp::now,
             failures: Mutex::default(),
+            admin: Arc::new(KafkaAdmin::default()),
+            blocked: BlockedClock::default(),
         }
     }
 
-    fn api<K>(&self, namespace: &str) -> Api<K>
+    /// Records a Normal (or Warning) Event on the cluster; best effort.
+    pub async fn event(
+        &self,
+        cluster: &KafkaCluster,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let kind = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(cluster, self, kind, reason, action, note).await;
+    }
+
+    pub(crate) fn api<K>(&self, namespace: &str) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
@@ -188,12 +214,36 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
     let desired = desired(cluster, &ctx.options, &external);
 
     // 4. Everything else, StatefulSet last so its pods start with their config in place.
+    //    The ConfigMap as it was is kept: it holds the files the running brokers started
+    //    from, which the roller diffs to apply dynamic-only changes without a restart.
+    let previous_config = ctx
+        .api::<ConfigMap>(&ns)
+        .get_opt(&names::config_map(&name))
+        .await?;
     ensure_finalizer(cluster, ctx, desired.rack_binding.is_some()).await?;
     let live_set = apply_objects(cluster, ctx, &desired, &mut applied).await?;
     announce_applied(cluster, ctx, &applied).await;
 
-    // 5. Status from what runs.
-    let status = status::observed(
+    // 5. Roll the brokers whose configuration, image or manual request says so.
+    let roll = roller::roll(
+        cluster,
+        ctx,
+        RollInput {
+            desired: triggers::Desired {
+                broker_hashes: broker_hashes(cluster, &external),
+                cluster_hash: config_hash(cluster, &external),
+                image: image(&cluster.spec, &ctx.options),
+                image_pinned: cluster.spec.image.is_some() || cluster.spec.version.is_some(),
+            },
+            previous_config: previous_config.as_ref(),
+            desired_config: &desired.config_map,
+            default_min_isr: cluster.spec.min_insync_replicas.unwrap_or(1),
+        },
+    )
+    .await?;
+
+    // 6. Status from what runs, with the roll's progress.
+    let mut status = status::observed(
         cluster,
         &live_set,
         &external_services,
@@ -201,12 +251,26 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         (ctx.clock)(),
     );
     let ready = crate::conditions::is_ready(&status.conditions);
+    status.rolling_restart = roll.status;
+    let previous_conditions = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    status
+        .conditions
+        .retain(|c| c.type_ != crate::conditions::ROLLING_RESTART);
+    status.conditions.extend(crate::conditions::merge(
+        &previous_conditions,
+        vec![roll.condition],
+        cluster.metadata.generation,
+        (ctx.clock)(),
+    ));
     write_status(cluster, ctx, status).await?;
-    Ok(Action::requeue(if ready {
-        RESYNC
-    } else {
-        PENDING_RECHECK
-    }))
+    let recheck = if ready { RESYNC } else { PENDING_RECHECK };
+    Ok(Action::requeue(
+        roll.requeue.map_or(recheck, |r| r.min(recheck)),
+    ))
 }
 
 /// Applies every namespaced object, and the rack ClusterRoleBinding; removes the optional

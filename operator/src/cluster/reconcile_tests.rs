@@ -1,7 +1,10 @@
 //! Reconcile tests against the verifying fake API (`crate::fixtures`): each asserts the
 //! exact writes the reconciler makes and the status it leaves.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Reporter;
@@ -13,6 +16,9 @@ use crate::crd::cluster::{ListenerSpec, ListenerType, RackSpec, StorageSpec, Sto
 use crate::crd::{KafkaCluster, KafkaClusterSpec};
 use crate::fixtures::{Call, FakeApi};
 use crate::metrics::Metrics;
+use crate::roll::kafka::{AdminError, BrokerAdmin, ClusterView, Endpoint};
+use crate::roll::safety::{PartitionState, QuorumState, RestartSafeAnswer, VoterState};
+use crate::roll::triggers::ConfigChange;
 
 const CLUSTER: &str = "/apis/kafka.strom.dev/v1alpha1/namespaces/kafka/kafkaclusters/my-cluster";
 const STATUS: &str =
@@ -25,6 +31,7 @@ const PDB: &str = "/apis/policy/v1/namespaces/kafka/poddisruptionbudgets/my-clus
 const STS: &str = "/apis/apps/v1/namespaces/kafka/statefulsets/my-cluster-broker";
 const CRB: &str =
     "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/strom-kafka-my-cluster-rack";
+const PODS: &str = "/api/v1/namespaces/kafka/pods";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/kafka/events";
 
 fn spec(replicas: i32) -> KafkaClusterSpec {
@@ -47,6 +54,10 @@ thread_local! {
 
 impl Harness {
     fn new(spec: KafkaClusterSpec) -> Harness {
+        Harness::with_admin(spec, None)
+    }
+
+    fn with_admin(spec: KafkaClusterSpec, admin: Option<Arc<FakeAdmin>>) -> Harness {
         let (client, fake) = FakeApi::start();
         let options = RenderOptions {
             default_image: "ghcr.io/strom-dev/strom:0.1.0".into(),
@@ -57,6 +68,9 @@ impl Harness {
         };
         let mut ctx = Context::new(client, Arc::new(Metrics::new()), options, reporter);
         ctx.clock = || second(NOW.with(|now| now.get()));
+        if let Some(admin) = admin {
+            ctx.admin = admin;
+        }
         let mut cluster = KafkaCluster::new("my-cluster", spec);
         cluster.metadata.namespace = Some("kafka".into());
         cluster.metadata.uid = Some("cluster-uid".into());
@@ -225,6 +239,7 @@ async fn creates_every_object_then_goes_quiet() {
         lines(&h.fake.take_calls()),
         vec![
             get(STS),
+            get(CM),
             get(SA),
             get(CM),
             get(HEADLESS),
@@ -233,6 +248,7 @@ async fn creates_every_object_then_goes_quiet() {
             get(PDB),
             get("/apis/networking.k8s.io/v1/namespaces/kafka/networkpolicies/my-cluster-broker"),
             get(STS),
+            get(PODS),
         ]
     );
 
@@ -473,4 +489,317 @@ async fn load_balancer_listener_waits_for_addresses_before_starting_brokers() {
         h.status()["listeners"][0]["bootstrapServers"],
         "203.0.113.9:9094"
     );
+}
+
+// ---- The roller, against the fake API and a stand-in for the brokers ----
+
+/// Canned broker answers; records the calls that change something.
+#[derive(Default)]
+struct FakeAdmin {
+    view: Mutex<ClusterView>,
+    safe: Mutex<bool>,
+    altered: Mutex<Vec<(i32, Vec<ConfigChange>)>>,
+    elected: Mutex<Vec<(String, i32)>>,
+}
+
+impl FakeAdmin {
+    /// Three brokers, broker 0 the controller, one healthy RF 3 partition.
+    fn healthy() -> Arc<FakeAdmin> {
+        let admin = FakeAdmin::default();
+        admin.set_isr(&[0, 1, 2]);
+        *admin.safe.lock().expect("lock") = true;
+        Arc::new(admin)
+    }
+
+    fn set_isr(&self, isr: &[i32]) {
+        let quorum = QuorumState {
+            leader: 0,
+            voters: (0..3)
+                .map(|id| VoterState {
+                    id,
+                    last_caught_up_ms: 1_000,
+                })
+                .collect(),
+        };
+        *self.view.lock().expect("lock") = ClusterView {
+            controller: Some(0),
+            partitions: vec![PartitionState {
+                topic: "orders".into(),
+                partition: 0,
+                replicas: vec![1, 2, 0],
+                isr: isr.to_vec(),
+                leader: isr[0],
+            }],
+            min_isr: BTreeMap::from([("orders".to_string(), 2)]),
+            quorum: Some(quorum),
+        };
+    }
+}
+
+impl BrokerAdmin for FakeAdmin {
+    fn describe(&self, _: Vec<Endpoint>) -> BoxFuture<'_, Result<ClusterView, AdminError>> {
+        let view = self.view.lock().expect("lock").clone();
+        Box::pin(async move { Ok(view) })
+    }
+
+    fn restart_safe(
+        &self,
+        broker: Endpoint,
+    ) -> BoxFuture<'_, Result<RestartSafeAnswer, AdminError>> {
+        let safe = *self.safe.lock().expect("lock");
+        Box::pin(async move {
+            Ok(RestartSafeAnswer {
+                safe,
+                broker: broker.id,
+                unsafe_partitions: None,
+                reasons: vec![],
+            })
+        })
+    }
+
+    fn alter_broker_config(
+        &self,
+        broker: Endpoint,
+        changes: Vec<ConfigChange>,
+    ) -> BoxFuture<'_, Result<(), AdminError>> {
+        self.altered
+            .lock()
+            .expect("lock")
+            .push((broker.id, changes));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn elect_preferred(
+        &self,
+        _: Vec<Endpoint>,
+        partitions: Vec<(String, i32)>,
+    ) -> BoxFuture<'_, Result<(), AdminError>> {
+        self.elected.lock().expect("lock").extend(partitions);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn pod_path(i: i32) -> String {
+    format!("{PODS}/my-cluster-broker-{i}")
+}
+
+/// Creates (or re-creates, as the StatefulSet controller would) pod `i` from the stored
+/// StatefulSet's template, Ready.
+fn run_pod(h: &Harness, i: i32) {
+    let sts = h.fake.get(STS).expect("sts");
+    let template = &sts["spec"]["template"];
+    h.fake.insert(
+        &pod_path(i),
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("my-cluster-broker-{i}"), "namespace": "kafka",
+                "uid": format!("pod-uid-{i}"), "resourceVersion": "1",
+                "labels": template["metadata"]["labels"],
+                "annotations": template["metadata"]["annotations"]},
+            "spec": template["spec"],
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }),
+    );
+}
+
+/// A running three-broker cluster whose pods match the template.
+async fn rolled_out(admin: Arc<FakeAdmin>) -> Harness {
+    let h = Harness::with_admin(spec(3), Some(admin));
+    h.reconcile().await;
+    for i in 0..3 {
+        run_pod(&h, i);
+    }
+    h.brokers_ready(3);
+    h.reconcile().await;
+    h
+}
+
+fn deletes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.method == "DELETE")
+        .map(|c| c.path.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_static_change_restarts_one_broker_per_reconcile_controller_last() {
+    let admin = FakeAdmin::healthy();
+    let h = rolled_out(admin.clone()).await;
+    assert_eq!(h.condition("RollingRestart")["status"], "False");
+    assert_eq!(h.status()["rollingRestart"], Value::Null);
+
+    h.change_spec(|s| s["config"] = json!({"num.io.threads": 4}));
+    let writes = h.reconcile().await;
+    assert_eq!(
+        deletes(&writes),
+        vec![pod_path(1)],
+        "one pod, not the controller"
+    );
+    assert_eq!(h.condition("RollingRestart")["status"], "True");
+    assert_eq!(h.condition("RollingRestart")["reason"], "Restarting");
+    let roll = &h.status()["rollingRestart"];
+    assert_eq!(roll["restarting"], 1);
+    assert_eq!(roll["pending"], json!([2, 0]));
+    assert_eq!(roll["done"], json!([1]));
+    assert!(
+        lines(&writes).contains(&event()),
+        "an Event names the restart"
+    );
+    assert!(
+        admin.altered.lock().expect("lock").is_empty(),
+        "num.io.threads is static"
+    );
+
+    // While broker 1 is away nothing else restarts.
+    let writes = h.reconcile().await;
+    assert!(deletes(&writes).is_empty());
+    assert_eq!(h.condition("RollingRestart")["reason"], "WaitingForBroker");
+
+    // Back, from the new template, and in the ISR: its preferred leadership returns and
+    // the next broker goes; the controller (0) is last.
+    run_pod(&h, 1);
+    let writes = h.reconcile().await;
+    assert_eq!(deletes(&writes), vec![pod_path(2)]);
+    assert_eq!(
+        *admin.elected.lock().expect("lock"),
+        vec![("orders".to_string(), 0)]
+    );
+    run_pod(&h, 2);
+    assert_eq!(deletes(&h.reconcile().await), vec![pod_path(0)]);
+    run_pod(&h, 0);
+    let writes = h.reconcile().await;
+    assert!(deletes(&writes).is_empty());
+    assert_eq!(h.condition("RollingRestart")["status"], "False");
+    assert_eq!(h.status()["rollingRestart"], Value::Null);
+}
+
+#[tokio::test]
+async fn an_unsafe_restart_waits_with_the_blocking_partitions_and_resumes() {
+    let admin = FakeAdmin::healthy();
+    let h = rolled_out(admin.clone()).await;
+    // Broker 2 is out of the ISR: taking 1 down would leave orders-0 below min.insync 2.
+    admin.set_isr(&[1, 0]);
+    h.change_spec(|s| s["config"] = json!({"num.io.threads": 4}));
+    let writes = h.reconcile().await;
+    assert!(deletes(&writes).is_empty(), "never an unsafe restart");
+    let condition = h.condition("RollingRestart");
+    assert_eq!(condition["status"], "True");
+    assert_eq!(condition["reason"], "UnderMinIsr");
+    assert!(condition["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("orders-0"));
+    let blocked = &h.status()["rollingRestart"]["blocked"];
+    assert_eq!(blocked["broker"], 1);
+    assert_eq!(blocked["partitions"], json!(["orders-0"]));
+    // The reconcile succeeded (no error back-off); it asks to be called again.
+    let action = reconcile(Arc::new(h.cluster()), h.ctx.clone())
+        .await
+        .expect("a blocked roll is not an error");
+    assert_ne!(action, kube::runtime::controller::Action::await_change());
+    assert!(deletes(&h.fake.take_calls()).is_empty());
+
+    admin.set_isr(&[1, 2, 0]);
+    assert_eq!(
+        deletes(&h.reconcile().await),
+        vec![pod_path(1)],
+        "resumes by itself"
+    );
+    assert_eq!(h.status()["rollingRestart"]["blocked"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_broker_answer_blocks_too() {
+    let admin = FakeAdmin::healthy();
+    let h = rolled_out(admin.clone()).await;
+    *admin.safe.lock().expect("lock") = false;
+    h.fake.edit(&pod_path(2), |p| {
+        p["metadata"]["annotations"]["kafka.strom.dev/manual-rolling-update"] = json!("true")
+    });
+    assert!(deletes(&h.reconcile().await).is_empty());
+    assert_eq!(
+        h.condition("RollingRestart")["reason"],
+        "BrokerReportsUnsafe"
+    );
+    assert_eq!(h.status()["rollingRestart"]["pending"], json!([2]));
+}
+
+#[tokio::test]
+async fn a_dynamic_only_change_updates_brokers_in_place() {
+    let admin = FakeAdmin::healthy();
+    let h = rolled_out(admin.clone()).await;
+    h.change_spec(|s| s["config"] = json!({"log.retention.ms": 60000}));
+    let writes = h.reconcile().await;
+    assert!(deletes(&writes).is_empty(), "no restart");
+    let altered = admin.altered.lock().expect("lock").clone();
+    assert_eq!(altered.len(), 3);
+    for (_, changes) in &altered {
+        assert_eq!(
+            changes,
+            &vec![("log.retention.ms".to_string(), Some("60000".to_string()))]
+        );
+    }
+    let cm = h.fake.get(CM).expect("cm");
+    for i in 0..3 {
+        let file = cm["data"][format!("broker-{i}.properties")]
+            .as_str()
+            .unwrap_or("");
+        assert_eq!(
+            h.fake.get(&pod_path(i)).expect("pod")["metadata"]["annotations"]
+                ["kafka.strom.dev/applied-config-hash"],
+            json!(crate::cluster::config::properties_hash(file))
+        );
+    }
+    // Next time round every broker counts as current.
+    assert!(deletes(&h.reconcile().await).is_empty());
+    assert_eq!(h.condition("RollingRestart")["status"], "False");
+}
+
+#[tokio::test]
+async fn a_manual_roll_on_the_cluster_moves_to_the_pods_and_is_removed() {
+    let admin = FakeAdmin::healthy();
+    let h = rolled_out(admin).await;
+    h.fake.edit(CLUSTER, |c| {
+        c["metadata"]["annotations"] = json!({"kafka.strom.dev/manual-rolling-update": "true"})
+    });
+    let writes = h.reconcile().await;
+    let cluster = h.fake.get(CLUSTER).expect("cluster");
+    assert_eq!(
+        cluster["metadata"]["annotations"]["kafka.strom.dev/manual-rolling-update"],
+        Value::Null,
+        "removed from the KafkaCluster"
+    );
+    for i in [0, 2] {
+        assert_eq!(
+            h.fake.get(&pod_path(i)).expect("pod")["metadata"]["annotations"]
+                ["kafka.strom.dev/manual-rolling-update"],
+            "true"
+        );
+    }
+    assert_eq!(deletes(&writes), vec![pod_path(1)]);
+}
+
+#[tokio::test]
+async fn a_pod_crashing_on_an_old_template_is_restarted_at_once_but_not_on_the_current_one() {
+    let admin = FakeAdmin::healthy();
+    let h = rolled_out(admin.clone()).await;
+    let crash = |p: &mut Value| {
+        p["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"name": "broker", "image": "i", "imageID": "", "ready": false,
+                "restartCount": 9, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]});
+    };
+    h.fake.edit(&pod_path(2), crash);
+    let writes = h.reconcile().await;
+    assert!(
+        deletes(&writes).is_empty(),
+        "current template: reported only"
+    );
+    assert_eq!(h.status()["rollingRestart"]["stuck"], json!([2]));
+
+    // Even an unsafe cluster does not hold back a not-ready broker on an old template.
+    admin.set_isr(&[1, 0]);
+    *admin.safe.lock().expect("lock") = false;
+    h.change_spec(|s| s["config"] = json!({"num.io.threads": 4}));
+    assert_eq!(deletes(&h.reconcile().await), vec![pod_path(2)]);
 }

@@ -24,7 +24,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
-use crate::cluster::config::{broker_properties, config_hash, ExternalAddresses};
+use crate::cluster::config::{
+    broker_hashes, broker_properties, config_hash, encode_broker_hashes, ExternalAddresses,
+};
 use crate::cluster::names;
 use crate::crd::cluster::{
     KafkaCluster, KafkaClusterSpec, ListenerSpec, ListenerType, StorageType,
@@ -432,9 +434,17 @@ fn pod_annotations(
         .as_ref()
         .map(|t| t.annotations.clone())
         .unwrap_or_default();
+    // Annotations the roller reads on pods must come from the operator alone: a manual
+    // roll request in the template would restart every new pod again, for ever.
+    annotations.remove(names::MANUAL_ROLL_ANNOTATION);
+    annotations.remove(names::APPLIED_HASH_ANNOTATION);
     annotations.insert(
         names::CONFIG_HASH_ANNOTATION.into(),
         config_hash(cluster, external),
+    );
+    annotations.insert(
+        names::BROKER_HASHES_ANNOTATION.into(),
+        encode_broker_hashes(&broker_hashes(cluster, external)),
     );
     if cluster.spec.metrics.enabled {
         annotations.insert("prometheus.io/scrape".into(), "true".into());
@@ -1039,7 +1049,9 @@ mod tests {
         let mut spec = full();
         spec["template"] = json!({
             "labels": {"team": "data", "app.kubernetes.io/name": "mine"},
-            "annotations": {"note": "x", "kafka.strom.dev/config-hash": "forged"},
+            "annotations": {"note": "x", "kafka.strom.dev/config-hash": "forged",
+                "kafka.strom.dev/manual-rolling-update": "true",
+                "kafka.strom.dev/applied-config-hash": "forged"},
         });
         let (c, d) = render(spec);
         let meta = d
@@ -1057,6 +1069,12 @@ mod tests {
             annotations["kafka.strom.dev/config-hash"],
             config_hash(&c, &ExternalAddresses::default())
         );
+        assert_eq!(
+            annotations["kafka.strom.dev/broker-config-hashes"],
+            encode_broker_hashes(&broker_hashes(&c, &ExternalAddresses::default()))
+        );
+        assert!(!annotations.contains_key("kafka.strom.dev/manual-rolling-update"));
+        assert!(!annotations.contains_key("kafka.strom.dev/applied-config-hash"));
         assert_eq!(annotations["prometheus.io/scrape"], "true");
         assert_eq!(annotations["prometheus.io/port"], "9644");
         assert_eq!(annotations["prometheus.io/path"], "/metrics");

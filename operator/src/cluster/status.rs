@@ -117,6 +117,13 @@ fn with_conditions(
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
     status.conditions = conditions::merge(previous, decided, cluster.metadata.generation, now);
+    // The roller owns RollingRestart; a reconcile that stops before the roller keeps it.
+    status.conditions.extend(
+        previous
+            .iter()
+            .filter(|c| c.type_ == conditions::ROLLING_RESTART)
+            .cloned(),
+    );
     status.observed_generation = cluster.metadata.generation;
     status
 }

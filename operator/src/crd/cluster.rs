@@ -307,6 +307,51 @@ pub struct KafkaClusterStatus {
     /// Bootstrap addresses per listener.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<ListenerStatus>,
+    /// Progress of the rolling restart under way; absent when every broker runs its
+    /// current configuration and image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_restart: Option<RollingRestartStatus>,
+}
+
+/// Where a rolling restart stands. The roller restarts one broker at a time; this says
+/// which are done, which wait, and what holds the next one back.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingRestartStatus {
+    /// Brokers that still need a restart, in the order the roller takes them (not-ready
+    /// brokers first, the active controller last).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<i32>,
+    /// Brokers restarted, or updated in place, since this roll began.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<i32>,
+    /// The broker restarted last, until its pod is Ready, it is back in the ISR of every
+    /// partition it replicates and it leads its preferred partitions again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarting: Option<i32>,
+    /// Why the next restart waits; the roller re-checks with back-off and goes on by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<BlockedRestart>,
+    /// Brokers stuck (CrashLoopBackOff, Pending) on the current pod template: restarting
+    /// them would not help, so they are reported, not restarted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<i32>,
+}
+
+/// The restart the roller is holding back, and why.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedRestart {
+    /// The broker that would be restarted next.
+    pub broker: i32,
+    /// A CamelCase reason, as in the `RollingRestart` condition.
+    pub reason: String,
+    /// What blocks it, in words.
+    pub message: String,
+    /// The partitions (`topic-partition`) that would fall below `min.insync.replicas`, the
+    /// first ones only when there are many.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
 }
 
 /// Where clients find one listener.
