@@ -1,6 +1,7 @@
-//! Reconciles one KafkaCluster: check the spec, apply the desired objects with server-side
-//! apply (only those that differ), then write status. Reads top to bottom; the decisions
-//! live in `validate`, `resources` and `status`.
+//! Reconciles one KafkaCluster: check the spec, decide the scale step, apply the desired
+//! objects with server-side apply (only those that differ), then write status. Reads top
+//! to bottom; the decisions live in `validate`, `scale` (with `crate::rebalance`),
+//! `resources` and `status`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,11 +22,13 @@ use serde_json::json;
 use super::config::ExternalAddresses;
 use super::names::{self, FIELD_MANAGER, FINALIZER};
 use super::resources::{desired, Desired, RenderOptions};
+use super::scale;
 use super::status;
 use super::validate::{validate, Problem};
 use crate::apply::{apply, delete_if_present, Object, Outcome};
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 use crate::metrics::Metrics;
+use crate::rebalance::kafka::{ClusterAdmin, KafkaAdmin};
 
 /// Name of this controller in metrics, logs and events.
 pub const CONTROLLER: &str = "kafkacluster";
@@ -59,6 +62,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Injected so tests control `lastTransitionTime`.
     pub clock: fn() -> Timestamp,
+    /// The brokers' admin calls for scaling; tests put a fake here.
+    pub kafka: Arc<dyn ClusterAdmin>,
     /// Consecutive failures per cluster, for exponential back-off.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -76,6 +81,7 @@ impl Context {
             metrics,
             options,
             clock: Timestamp::now,
+            kafka: Arc::new(KafkaAdmin),
             failures: Mutex::default(),
         }
     }
@@ -185,28 +191,50 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         write_status(cluster, ctx, status).await?;
         return Ok(Action::requeue(PENDING_RECHECK));
     }
-    let desired = desired(cluster, &ctx.options, &external);
 
-    // 4. Everything else, StatefulSet last so its pods start with their config in place.
+    // 4. Scaling: the StatefulSet's size (held on scale-down until the brokers that go
+    //    hold no replica) and the next batch of partition moves.
+    let scale = scale::step(cluster, live_set.as_ref(), ctx.kafka.as_ref()).await;
+    for (kind, reason, note) in &scale.events {
+        publish(cluster, ctx, *kind, reason, "Scale", note.clone()).await;
+    }
+    let desired = desired(
+        &with_brokers(cluster, scale.brokers),
+        &ctx.options,
+        &external,
+    );
+
+    // 5. Everything else, StatefulSet last so its pods start with their config in place.
     ensure_finalizer(cluster, ctx, desired.rack_binding.is_some()).await?;
     let live_set = apply_objects(cluster, ctx, &desired, &mut applied).await?;
     announce_applied(cluster, ctx, &applied).await;
 
-    // 5. Status from what runs.
-    let status = status::observed(
+    // 6. Status from what runs.
+    let mut warnings = validation.warnings.clone();
+    warnings.extend(scale.warning.clone());
+    let mut status = status::observed(
         cluster,
         &live_set,
         &external_services,
-        &validation.warnings,
+        &warnings,
         (ctx.clock)(),
     );
+    status.scaling = scale.scaling.clone();
     let ready = crate::conditions::is_ready(&status.conditions);
     write_status(cluster, ctx, status).await?;
-    Ok(Action::requeue(if ready {
+    Ok(Action::requeue(if ready && !scale.active {
         RESYNC
     } else {
         PENDING_RECHECK
     }))
+}
+
+/// The cluster as it is to be rendered: with the StatefulSet size the scale step decided,
+/// which trails `spec.replicas` while a scale-down drains.
+fn with_brokers(cluster: &KafkaCluster, brokers: i32) -> KafkaCluster {
+    let mut rendered = cluster.clone();
+    rendered.spec.replicas = brokers;
+    rendered
 }
 
 /// Applies every namespaced object, and the rack ClusterRoleBinding; removes the optional
