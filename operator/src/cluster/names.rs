@@ -10,6 +10,9 @@ pub const FIELD_MANAGER: &str = "strom-operator";
 /// Pod-template annotation holding the hash of the broker configuration that needs a
 /// restart to take effect; the rolling-restart controller compares it per pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "kafka.strom.dev/config-hash";
+/// `app.kubernetes.io/name` of the operator's own pods (chart and deploy/), which the
+/// brokers' NetworkPolicy admits to the inter-broker listener for the admin calls.
+pub const OPERATOR_APP_NAME: &str = "strom-operator";
 /// Finalizer, added only while cluster-scoped objects (the rack ClusterRoleBinding) exist.
 pub const FINALIZER: &str = "kafka.strom.dev/cluster-cleanup";
 

@@ -699,7 +699,9 @@ fn pod_disruption_budget(cluster: &KafkaCluster) -> PodDisruptionBudget {
 
 /// Brokers reach each other on every port; clients reach each listener from its peers
 /// (anyone when none are listed); anyone reaches the admin port (kubelet probes,
-/// Prometheus, the operator).
+/// Prometheus, the operator); the operator's pods, in any namespace, reach the
+/// inter-broker listener, where it sends its Kafka admin calls (partition moves, throttles,
+/// UnregisterBroker) whatever the client listeners require.
 fn network_policy(cluster: &KafkaCluster) -> Option<NetworkPolicy> {
     if !cluster.spec.network_policy.enabled {
         return None;
@@ -718,6 +720,21 @@ fn network_policy(cluster: &KafkaCluster) -> Option<NetworkPolicy> {
         rules.push(ingress_rule(from, vec![listener.port]));
     }
     rules.push(ingress_rule(None, vec![names::ADMIN_PORT]));
+    let operator = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_string(),
+                names::OPERATOR_APP_NAME.to_string(),
+            )])),
+            ..LabelSelector::default()
+        }),
+        namespace_selector: Some(LabelSelector::default()),
+        ..NetworkPolicyPeer::default()
+    };
+    rules.push(ingress_rule(
+        Some(vec![operator]),
+        vec![names::REPLICATION_PORT],
+    ));
     Some(NetworkPolicy {
         metadata: meta(cluster, names::broker_set(&name(cluster))),
         spec: Some(NetworkPolicySpec {
@@ -1143,7 +1160,7 @@ mod tests {
         let policy = serde_json::to_value(d.network_policy.expect("policy")).expect("json");
         let rules = policy["spec"]["ingress"].as_array().expect("rules").clone();
         assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.len(), 5);
         let ports = |rule: &serde_json::Value| -> Vec<i64> {
             rule["ports"]
                 .as_array()
@@ -1166,6 +1183,13 @@ mod tests {
         assert_eq!(ports(&rules[2]), vec![9094]);
         assert!(rules[3].get("from").is_none());
         assert_eq!(ports(&rules[3]), vec![9644]);
+        // The operator, from its own namespace, for its admin calls.
+        assert_eq!(
+            rules[4]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+            "strom-operator"
+        );
+        assert_eq!(rules[4]["from"][0]["namespaceSelector"], json!({}));
+        assert_eq!(ports(&rules[4]), vec![9091]);
     }
 
     #[test]
