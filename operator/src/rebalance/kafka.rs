@@ -142,10 +142,7 @@ impl ClusterAdmin for KafkaAdmin {
         brokers: &'a BTreeSet<i32>,
         topics: &'a BTreeMap<String, TopicThrottle>,
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
-        Box::pin(alter_configs(
-            bootstrap,
-            set_throttle_resources(rate, brokers, topics),
-        ))
+        Box::pin(set_throttles(bootstrap, rate, brokers, topics))
     }
     fn clear_throttles<'a>(
         &'a self,
@@ -153,10 +150,7 @@ impl ClusterAdmin for KafkaAdmin {
         brokers: &'a BTreeSet<i32>,
         topics: &'a [String],
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
-        Box::pin(alter_configs(
-            bootstrap,
-            clear_throttle_resources(brokers, topics),
-        ))
+        Box::pin(clear_throttles(bootstrap, brokers, topics))
     }
     fn unregister<'a>(
         &'a self,
@@ -243,8 +237,15 @@ pub async fn describe(bootstrap: &[String]) -> Result<ClusterView, KafkaError> {
         })
         .collect();
 
-    // All topics (`None`), internal ones too: they need their replicas moved as well.
-    let metadata = send(&mut conn, "Metadata", MetadataRequest::default(), 12).await?;
+    // All topics (null, not the default empty list), internal ones too: their replicas
+    // move like any other.
+    let metadata = send(
+        &mut conn,
+        "Metadata",
+        MetadataRequest::default().with_topics(None),
+        12,
+    )
+    .await?;
     let mut assignment = Assignment::new();
     for topic in &metadata.topics {
         let Some(topic_name) = topic.name.as_ref() else {
@@ -358,58 +359,109 @@ fn resource(kind: i8, name: String, configs: Vec<AlterableConfig>) -> AlterConfi
         .with_configs(configs)
 }
 
-/// The IncrementalAlterConfigs resources that throttle a batch.
-pub fn set_throttle_resources(
+fn set_broker_throttle(rate: u64, broker: i32) -> AlterConfigsResource {
+    resource(
+        RESOURCE_BROKER,
+        broker.to_string(),
+        vec![
+            config(LEADER_RATE, Some(rate.to_string())),
+            config(FOLLOWER_RATE, Some(rate.to_string())),
+        ],
+    )
+}
+
+fn clear_broker_throttle(broker: i32) -> AlterConfigsResource {
+    resource(
+        RESOURCE_BROKER,
+        broker.to_string(),
+        vec![config(LEADER_RATE, None), config(FOLLOWER_RATE, None)],
+    )
+}
+
+/// The topic resources that throttle a batch's replicas.
+pub fn set_topic_throttles(topics: &BTreeMap<String, TopicThrottle>) -> Vec<AlterConfigsResource> {
+    topics
+        .iter()
+        .map(|(t, throttle)| {
+            resource(
+                RESOURCE_TOPIC,
+                t.clone(),
+                vec![
+                    config(LEADER_REPLICAS, Some(throttle.leader_value())),
+                    config(FOLLOWER_REPLICAS, Some(throttle.follower_value())),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// The topic resources that remove the throttled replica lists.
+pub fn clear_topic_throttles(topics: &[String]) -> Vec<AlterConfigsResource> {
+    topics
+        .iter()
+        .map(|t| {
+            resource(
+                RESOURCE_TOPIC,
+                t.clone(),
+                vec![
+                    config(LEADER_REPLICAS, None),
+                    config(FOLLOWER_REPLICAS, None),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Sets the replication rate on `brokers` and the replica lists on `topics`.
+pub async fn set_throttles(
+    bootstrap: &[String],
     rate: u64,
     brokers: &BTreeSet<i32>,
     topics: &BTreeMap<String, TopicThrottle>,
-) -> Vec<AlterConfigsResource> {
-    let brokers = brokers.iter().map(|b| {
-        resource(
-            RESOURCE_BROKER,
-            b.to_string(),
-            vec![
-                config(LEADER_RATE, Some(rate.to_string())),
-                config(FOLLOWER_RATE, Some(rate.to_string())),
-            ],
-        )
-    });
-    let topics = topics.iter().map(|(t, throttle)| {
-        resource(
-            RESOURCE_TOPIC,
-            t.clone(),
-            vec![
-                config(LEADER_REPLICAS, Some(throttle.leader_value())),
-                config(FOLLOWER_REPLICAS, Some(throttle.follower_value())),
-            ],
-        )
-    });
-    brokers.chain(topics).collect()
+) -> Result<(), KafkaError> {
+    alter_broker_configs(bootstrap, brokers, |b| set_broker_throttle(rate, b)).await?;
+    alter_configs(bootstrap, set_topic_throttles(topics)).await
 }
 
-/// The resources that remove every throttle key from `brokers` and `topics`.
-pub fn clear_throttle_resources(
+/// Removes the four throttle keys from `brokers` and `topics`.
+pub async fn clear_throttles(
+    bootstrap: &[String],
     brokers: &BTreeSet<i32>,
     topics: &[String],
-) -> Vec<AlterConfigsResource> {
-    let brokers = brokers.iter().map(|b| {
-        resource(
-            RESOURCE_BROKER,
-            b.to_string(),
-            vec![config(LEADER_RATE, None), config(FOLLOWER_RATE, None)],
-        )
-    });
-    let topics = topics.iter().map(|t| {
-        resource(
-            RESOURCE_TOPIC,
-            t.clone(),
-            vec![
-                config(LEADER_REPLICAS, None),
-                config(FOLLOWER_REPLICAS, None),
-            ],
-        )
-    });
-    brokers.chain(topics).collect()
+) -> Result<(), KafkaError> {
+    alter_broker_configs(bootstrap, brokers, clear_broker_throttle).await?;
+    alter_configs(bootstrap, clear_topic_throttles(topics)).await
+}
+
+/// A broker's own dynamic config is changed on that broker, as Kafka requires (and its
+/// admin client does by routing): its address comes from DescribeCluster, so it is the
+/// one advertised on the listener the operator uses. A broker that is not registered
+/// has nothing to change.
+async fn alter_broker_configs(
+    bootstrap: &[String],
+    brokers: &BTreeSet<i32>,
+    resource_of: impl Fn(i32) -> AlterConfigsResource,
+) -> Result<(), KafkaError> {
+    if brokers.is_empty() {
+        return Ok(());
+    }
+    let mut conn = connect(bootstrap).await?;
+    let cluster = send(
+        &mut conn,
+        "DescribeCluster",
+        DescribeClusterRequest::default(),
+        0,
+    )
+    .await?;
+    for b in cluster
+        .brokers
+        .iter()
+        .filter(|b| brokers.contains(&b.broker_id.0))
+    {
+        let address = format!("{}:{}", b.host, b.port);
+        alter_configs(&[address], vec![resource_of(b.broker_id.0)]).await?;
+    }
+    Ok(())
 }
 
 async fn alter_configs(
