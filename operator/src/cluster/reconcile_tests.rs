@@ -416,6 +416,7 @@ async fn storage_resize_is_refused_before_anything_is_applied() {
             "10Gi".into(),
         )),
         class: None,
+        delete_claims_on_scale_down: false,
     };
     let h = Harness::new(s);
     h.reconcile().await;

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
     EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
@@ -366,6 +369,7 @@ fn stateful_set(
             pod_management_policy: Some("Parallel".into()),
             template: pod_template(cluster, opts, external),
             volume_claim_templates: volume_claim_templates(&cluster.spec, &name(cluster)),
+            persistent_volume_claim_retention_policy: claim_retention(&cluster.spec),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -652,6 +656,19 @@ fn volumes(cluster: &KafkaCluster) -> Vec<Volume> {
 
 /// Persistent storage: one claim per broker, kept when the pod moves or the StatefulSet
 /// scales down (the retention policy stays Kubernetes' default, Retain).
+/// The claims of brokers removed by a scale-down are kept (Kubernetes' default, `Retain`)
+/// unless `storage.deleteClaimsOnScaleDown` asks for `whenScaled: Delete`. Deleting the
+/// cluster never deletes claims: that stays a person's decision.
+fn claim_retention(
+    spec: &KafkaClusterSpec,
+) -> Option<StatefulSetPersistentVolumeClaimRetentionPolicy> {
+    (spec.storage.kind == StorageType::PersistentClaim && spec.storage.delete_claims_on_scale_down)
+        .then(|| StatefulSetPersistentVolumeClaimRetentionPolicy {
+            when_scaled: Some("Delete".into()),
+            when_deleted: Some("Retain".into()),
+        })
+}
+
 fn volume_claim_templates(
     spec: &KafkaClusterSpec,
     cluster_name: &str,
@@ -996,6 +1013,27 @@ mod tests {
         );
         let init = container(&d, "pod-init").command.clone().expect("command");
         assert!(!init.contains(&"--rack-topology-key".to_string()));
+    }
+
+    #[test]
+    fn claims_of_removed_brokers_are_kept_unless_deletion_is_asked_for() {
+        let policy = |d: &Desired| {
+            d.stateful_set
+                .spec
+                .as_ref()
+                .and_then(|s| s.persistent_volume_claim_retention_policy.clone())
+        };
+        assert!(policy(&render(full()).1).is_none());
+        let mut spec = full();
+        spec["storage"]["deleteClaimsOnScaleDown"] = json!(true);
+        let p = policy(&render(spec).1).expect("a retention policy");
+        assert_eq!(p.when_scaled.as_deref(), Some("Delete"));
+        assert_eq!(p.when_deleted.as_deref(), Some("Retain"));
+        // An emptyDir has no claim to keep.
+        let p = policy(
+            &render(json!({"replicas": 1, "storage": {"type": "ephemeral", "deleteClaimsOnScaleDown": true}})).1,
+        );
+        assert!(p.is_none());
     }
 
     #[test]

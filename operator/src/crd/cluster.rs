@@ -223,6 +223,12 @@ pub struct StorageSpec {
     /// StorageClass of the claims. Immutable, as a StatefulSet's claim templates are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
+
+    /// Delete the claims of brokers a scale-down removes (the StatefulSet's
+    /// `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`). Default false: they are
+    /// kept, and a broker that comes back with the same ordinal finds its old volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_claims_on_scale_down: bool,
 }
 
 /// Kind of broker storage.
