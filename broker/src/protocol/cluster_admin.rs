@@ -1,9 +1,10 @@
 //! Cluster operations for admin clients: ElectLeaders, AlterPartitionReassignments,
-//! ListPartitionReassignments, DescribeCluster and UnregisterBroker. Elections and reassignments are the
-//! active controller's decisions (`controller::elections`, `controller::reassignment`);
-//! this module translates the requests into controller requests and the answers back,
-//! then waits for the change to reach this broker's image so the client's next request
-//! here sees it.
+//! ListPartitionReassignments, DescribeCluster and UnregisterBroker. Elections,
+//! reassignments and unregistrations are the active controller's decisions
+//! (`controller::elections`, `controller::reassignment`, `controller::brokers`); this
+//! module translates the requests into controller requests and the answers back, then
+//! waits for the change to reach this broker's image so the client's next request here
+//! sees it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
