@@ -489,6 +489,8 @@ async fn load_balancer_listener_waits_for_addresses_before_starting_brokers() {
 /// and every call is recorded.
 #[derive(Default)]
 struct FakeKafka {
+    /// Brokers that cannot be reached: every describe fails.
+    unreachable: std::sync::atomic::AtomicBool,
     view: std::sync::Mutex<ClusterView>,
     calls: std::sync::Mutex<Vec<String>>,
 }
@@ -512,6 +514,7 @@ impl FakeKafka {
             in_flight: Default::default(),
         };
         Arc::new(FakeKafka {
+            unreachable: Default::default(),
             view: std::sync::Mutex::new(view),
             calls: Default::default(),
         })
@@ -549,7 +552,16 @@ impl ClusterAdmin for FakeKafka {
     ) -> BoxFuture<'a, Result<ClusterView, KafkaError>> {
         self.note("describe".into());
         let view = self.view();
-        Box::pin(async move { Ok(view) })
+        let down = self.unreachable.load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            if down {
+                return Err(KafkaError::Unreachable {
+                    addresses: Vec::new(),
+                    last: "connection refused".into(),
+                });
+            }
+            Ok(view)
+        })
     }
     fn reassign<'a>(
         &'a self,
@@ -777,4 +789,38 @@ async fn scale_up_grows_then_moves_partitions_onto_the_new_brokers() {
     }
     assert_eq!(counts.len(), 5, "{counts:?}");
     assert!(counts.values().all(|&n| n == 7 || n == 8), "{counts:?}");
+}
+
+#[tokio::test]
+async fn the_voters_are_never_removed_even_with_the_brokers_unreachable() {
+    let kafka = FakeKafka::new(&[0, 1, 2, 3], Assignment::new());
+    let h = Harness::with_kafka(spec(4), kafka.clone());
+    h.reconcile().await;
+    h.brokers_ready(4);
+    h.reconcile().await;
+    kafka
+        .unreachable
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    h.change_spec(|s| s["replicas"] = json!(2));
+    let writes = lines(&h.reconcile().await);
+    assert!(!writes.contains(&patch(STS)), "{writes:?}");
+    assert_eq!(sts_replicas(&h), 4);
+    // Two brokers also draw validation's own TwoBrokers warning.
+    let reason = h.condition("Warning")["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        reason.split(',').any(|r| r == "ScaleDownRefused"),
+        "{reason}"
+    );
+    assert_eq!(h.status()["scaling"]["phase"], "Refused");
+
+    // A scale-down the voters allow waits for the brokers instead of shrinking blind.
+    h.change_spec(|s| s["replicas"] = json!(3));
+    h.reconcile().await;
+    assert_eq!(sts_replicas(&h), 4);
+    assert_eq!(h.status()["scaling"]["phase"], "Unreachable");
+    assert_eq!(h.condition("Warning")["status"], "False");
 }

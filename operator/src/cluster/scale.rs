@@ -123,19 +123,31 @@ pub async fn step(
         Err(e) => {
             tracing::warn!(cluster = %cluster.name_any(), error = %e, "scale: brokers unreachable");
             let decision = progress::decide(spec, Some(current), None, gate);
-            scaling.phase = if decision.step == Step::Grow {
-                "Growing".into()
-            } else {
-                "Unreachable".into()
-            };
-            scaling.message = Some(e.to_string());
-            return Outcome {
+            let mut out = Outcome {
                 brokers: decision.stateful_set_replicas,
-                scaling: Some(scaling),
+                scaling: None,
                 warning: None,
                 active: true,
                 events: Vec::new(),
             };
+            match &decision.step {
+                Step::Grow => scaling.phase = "Growing".into(),
+                // The voters' refusal needs no broker to decide.
+                Step::Refused(refusal) => refuse(
+                    refusal,
+                    spec,
+                    previous.as_ref(),
+                    &mut scaling,
+                    &mut out,
+                    &cluster.name_any(),
+                ),
+                _ => scaling.phase = "Unreachable".into(),
+            }
+            if scaling.phase != "Refused" {
+                scaling.message = Some(e.to_string());
+            }
+            out.scaling = Some(scaling);
+            return out;
         }
     };
 
@@ -324,33 +336,53 @@ pub async fn step(
             });
         }
         Step::Refused(refusal) => {
-            scaling.phase = "Refused".into();
-            let message = match refusal {
-                Refusal::VotersCannotBeRemoved { voters } => format!(
-                    "scale-down to {spec} refused: the first {voters} brokers are the controller quorum's voters and are never removed"
-                ),
-                Refusal::ReplicationFactor { topics } => {
-                    scaling.blocked_topics = topics.clone();
-                    format!(
-                        "scale-down to {spec} refused: the replication factor of {} exceeds the {spec} remaining brokers; nothing was moved",
-                        topics.join(", ")
-                    )
-                }
-            };
-            if previous.as_ref().map(|p| p.phase.as_str()) != Some("Refused") {
-                tracing::warn!(cluster = %name, %message, "scale refused");
-                out.events
-                    .push((EventType::Warning, "ScaleDownRefused", message.clone()));
-            }
-            scaling.message = Some(message.clone());
-            out.warning = Some(Problem {
-                reason: "ScaleDownRefused",
-                message,
-            });
+            refuse(
+                refusal,
+                spec,
+                previous.as_ref(),
+                &mut scaling,
+                &mut out,
+                &name,
+            );
         }
     }
     out.scaling = Some(scaling);
     out
+}
+
+/// A refused scale-down: phase, message, the Warning condition, and a Warning Event when
+/// the refusal is new (not on every resync).
+fn refuse(
+    refusal: &Refusal,
+    spec: i32,
+    previous: Option<&ScalingStatus>,
+    scaling: &mut ScalingStatus,
+    out: &mut Outcome,
+    name: &str,
+) {
+    scaling.phase = "Refused".into();
+    let message = match refusal {
+        Refusal::VotersCannotBeRemoved { voters } => format!(
+            "scale-down to {spec} refused: the first {voters} brokers are the controller quorum's voters and are never removed"
+        ),
+        Refusal::ReplicationFactor { topics } => {
+            scaling.blocked_topics = topics.clone();
+            format!(
+                "scale-down to {spec} refused: the replication factor of {} exceeds the {spec} remaining brokers; nothing was moved",
+                topics.join(", ")
+            )
+        }
+    };
+    if previous.map(|p| p.phase.as_str()) != Some("Refused") {
+        tracing::warn!(cluster = %name, %message, "scale refused");
+        out.events
+            .push((EventType::Warning, "ScaleDownRefused", message.clone()));
+    }
+    scaling.message = Some(message.clone());
+    out.warning = Some(Problem {
+        reason: "ScaleDownRefused",
+        message,
+    });
 }
 
 /// Sets the batch's throttles, then starts its moves. Returns the throttled topics.
