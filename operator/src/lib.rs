@@ -9,6 +9,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod podinit;
+pub mod rebalance;
 pub mod render;
 pub mod roll;
 pub mod telemetry;

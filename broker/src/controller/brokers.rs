@@ -176,6 +176,24 @@ pub fn fence_broker(
     Ok(records)
 }
 
+/// Decides UnregisterBroker, as Kafka's controller does (`ReplicationControlManager`):
+/// an unknown id is BROKER_ID_NOT_REGISTERED; otherwise the broker first leaves ISRs and
+/// leaderships exactly as when it is fenced (so no partition is led by a broker the
+/// cluster no longer knows), then its registration goes. Kafka does not refuse a broker
+/// that is still alive, and neither does Strom: such a process learns from its next
+/// heartbeat that it is unknown and registers again, fenced, as a new incarnation. The
+/// replicas it holds are untouched: moving them off first is the caller's job
+/// (AlterPartitionReassignments), as with `kafka-cluster.sh unregister`.
+pub fn unregister_broker(
+    image: &MetadataImage,
+    id: i32,
+    unclean: &dyn Fn(&str) -> bool,
+) -> ApiResult<Vec<MetadataRecord>> {
+    let mut records = fence_broker(image, id, unclean)?;
+    records.push(MetadataRecord::UnregisterBroker { id });
+    Ok(records)
+}
+
 /// Decides controlled shutdown, as KRaft does: marks the broker as shutting down (once),
 /// moves each of its leaderships to another live ISR member, and takes it out of ISRs
 /// that have other members. A partition with no other live in-sync replica goes offline
@@ -282,6 +300,30 @@ mod tests {
         assert_eq!(part(&image, "solo", 0).leader, NO_LEADER);
         let image = apply(&image, &unfence_broker(&image, 1).unwrap());
         assert_eq!(part(&image, "solo", 0).leader, 1);
+    }
+
+    #[test]
+    fn unregistering_removes_the_registration_after_fencing_it_out_of_isrs() {
+        let mut image = cluster(&[1, 2, 3]);
+        with_partition(&mut image, "t", 0, &[3, 1, 2], &[3, 1, 2], 3);
+        with_partition(&mut image, "solo", 0, &[3], &[3], 3);
+        let e = unregister_broker(&image, 7, &never).unwrap_err();
+        assert_eq!(e.error, ResponseError::BrokerIdNotRegistered);
+        let records = unregister_broker(&image, 3, &never).unwrap();
+        assert!(matches!(
+            records.last(),
+            Some(MetadataRecord::UnregisterBroker { id: 3 })
+        ));
+        let image = apply(&image, &records);
+        assert!(image.broker(3).is_none());
+        // Leadership and ISR moved as for fencing; the replica lists are untouched.
+        let t0 = part(&image, "t", 0);
+        assert_eq!((t0.leader, t0.isr.clone()), (1, vec![1, 2]));
+        assert_eq!(t0.replicas, vec![3, 1, 2]);
+        assert_eq!(part(&image, "solo", 0).leader, NO_LEADER);
+        // A second request finds nothing to unregister, as Kafka answers it.
+        let e = unregister_broker(&image, 3, &never).unwrap_err();
+        assert_eq!(e.error, ResponseError::BrokerIdNotRegistered);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod topics;
 
 pub use brokers::{
     controlled_shutdown, fence_broker, register_broker, session_expired, session_state,
-    unfence_broker, Session,
+    unfence_broker, unregister_broker, Session,
 };
 pub use capacity::check_broker_capacity;
 pub use elections::{

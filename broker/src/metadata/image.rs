@@ -341,6 +341,9 @@ impl MetadataImage {
                     b.shutting_down = true;
                 }
             }
+            MetadataRecord::UnregisterBroker { id } => {
+                self.brokers.remove(id);
+            }
         }
     }
 

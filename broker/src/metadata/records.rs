@@ -71,4 +71,8 @@ pub enum MetadataRecord {
     UnfenceBroker { id: i32 },
     /// The broker asked for a controlled shutdown: it gets no new leaderships.
     BrokerShuttingDown { id: i32 },
+    /// The broker's registration is removed (Kafka's UnregisterBrokerRecord, KIP-500's
+    /// `kafka-cluster.sh unregister`): it left the cluster for good, or its process will
+    /// register again as a new incarnation.
+    UnregisterBroker { id: i32 },
 }

@@ -1,9 +1,10 @@
 //! Cluster operations for admin clients: ElectLeaders, AlterPartitionReassignments,
-//! ListPartitionReassignments and DescribeCluster. Elections and reassignments are the
-//! active controller's decisions (`controller::elections`, `controller::reassignment`);
-//! this module translates the requests into controller requests and the answers back,
-//! then waits for the change to reach this broker's image so the client's next request
-//! here sees it.
+//! ListPartitionReassignments, DescribeCluster and UnregisterBroker. Elections,
+//! reassignments and unregistrations are the active controller's decisions
+//! (`controller::elections`, `controller::reassignment`, `controller::brokers`); this
+//! module translates the requests into controller requests and the answers back, then
+//! waits for the change to reach this broker's image so the client's next request here
+//! sees it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,7 +23,8 @@ use kafka_protocol::messages::list_partition_reassignments_response::{
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     DescribeClusterRequest, DescribeClusterResponse, ElectLeadersRequest, ElectLeadersResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, UnregisterBrokerRequest,
+    UnregisterBrokerResponse,
 };
 use tokio::time::Instant;
 
@@ -348,6 +350,43 @@ async fn reassign(
     // Not seeing it in time is no failure: the controller has committed the change.
     let _ = tokio::time::timeout_at(deadline, broker.await_image(shows_change)).await;
     Ok(())
+}
+
+/// How long UnregisterBroker waits for the removal to reach this broker's image; the
+/// request has no timeout field of its own.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(30);
+
+/// UnregisterBroker (KIP-500, `kafka-cluster.sh unregister`): the controller removes the
+/// registration (BROKER_ID_NOT_REGISTERED when there is none); the answer comes once this
+/// broker's image no longer lists it, so a DescribeCluster sent here next agrees.
+pub async fn unregister_broker(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    request: UnregisterBrokerRequest,
+) -> UnregisterBrokerResponse {
+    let id = request.broker_id.0;
+    let deadline = Instant::now() + UNREGISTER_WAIT;
+    let timeout_ms = UNREGISTER_WAIT.as_millis() as i32;
+    let asked = broker.controller(ControllerRequest::UnregisterBroker { id });
+    let outcome = match before(deadline, timeout_ms, asked).await {
+        Ok(ControllerOk::Done) => Ok(()),
+        Ok(other) => Err(unexpected_reply(&other)),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => {
+            let gone = |image: &MetadataImage| image.broker(id).is_none();
+            // Not seeing it in time is no failure: the controller has committed it.
+            let _ = tokio::time::timeout_at(deadline, broker.await_image(gone)).await;
+            UnregisterBrokerResponse::default().with_error_message(None)
+        }
+        Err(e) => {
+            log_refusal(ctx, &format!("broker {id}"), &e);
+            UnregisterBrokerResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(&e.message)))
+        }
+    }
 }
 
 /// The moves under way per this broker's image (which trails the controller's by the

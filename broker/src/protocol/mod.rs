@@ -205,6 +205,9 @@ async fn dispatch(
         RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
             cluster_admin::list_partition_reassignments(broker, ctx, r),
         ),
+        RequestKind::UnregisterBroker(r) => {
+            ResponseKind::UnregisterBroker(cluster_admin::unregister_broker(broker, ctx, r).await)
+        }
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(log_dirs::describe_log_dirs(broker, r).await)
         }

@@ -83,6 +83,10 @@ pub enum ControllerRequest {
         /// `None` cancels.
         target: Option<Vec<i32>>,
     },
+    /// Kafka's UnregisterBroker: the registration goes from the cluster metadata.
+    UnregisterBroker {
+        id: i32,
+    },
     /// DescribeQuorum: only the leader knows the voters' progress, so every broker asks it.
     DescribeQuorum,
 }

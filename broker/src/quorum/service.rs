@@ -303,6 +303,19 @@ impl ControllerService {
                 .await?;
                 Ok(ControllerOk::Done)
             }
+            ControllerRequest::UnregisterBroker { id } => {
+                self.commit(|image| {
+                    let unclean = |topic: &str| self.unclean_allowed(image, topic);
+                    let records = controller::unregister_broker(image, id, &unclean)?;
+                    Ok((records, ()))
+                })
+                .await?;
+                // Its session ends with its registration; a process that registers again
+                // starts a new one.
+                self.heartbeats.lock().remove(&id);
+                tracing::info!(broker = id, "broker unregistered");
+                Ok(ControllerOk::Done)
+            }
             // A read: no decision lock, nothing committed.
             ControllerRequest::DescribeQuorum => {
                 let quorum = self.quorum()?;

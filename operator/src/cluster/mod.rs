@@ -7,6 +7,7 @@ pub mod controller;
 pub mod names;
 pub mod reconcile;
 pub mod resources;
+pub mod scale;
 pub mod status;
 pub mod validate;
 

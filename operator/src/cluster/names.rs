@@ -22,6 +22,9 @@ pub const APPLIED_HASH_ANNOTATION: &str = "kafka.strom.dev/applied-config-hash";
 /// `true` on a broker pod restarts that broker; on the KafkaCluster, every broker. The
 /// operator removes it when done (a pod's goes with the pod it restarts).
 pub const MANUAL_ROLL_ANNOTATION: &str = "kafka.strom.dev/manual-rolling-update";
+/// `app.kubernetes.io/name` of the operator's own pods (chart and deploy/), which the
+/// brokers' NetworkPolicy admits to the inter-broker listener for the admin calls.
+pub const OPERATOR_APP_NAME: &str = "strom-operator";
 /// Finalizer, added only while cluster-scoped objects (the rack ClusterRoleBinding) exist.
 pub const FINALIZER: &str = "kafka.strom.dev/cluster-cleanup";
 

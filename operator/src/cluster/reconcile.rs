@@ -1,6 +1,7 @@
-//! Reconciles one KafkaCluster: check the spec, apply the desired objects with server-side
-//! apply (only those that differ), then write status. Reads top to bottom; the decisions
-//! live in `validate`, `resources` and `status`.
+//! Reconciles one KafkaCluster: check the spec, decide the scale step, apply the desired
+//! objects with server-side apply (only those that differ), then write status. Reads top
+//! to bottom; the decisions live in `validate`, `scale` (with `crate::rebalance`),
+//! `resources` and `status`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,11 +22,13 @@ use serde_json::json;
 use super::config::{broker_hashes, config_hash, ExternalAddresses};
 use super::names::{self, FIELD_MANAGER, FINALIZER};
 use super::resources::{desired, image, Desired, RenderOptions};
+use super::scale;
 use super::status;
 use super::validate::{validate, Problem};
 use crate::apply::{apply, delete_if_present, Object, Outcome};
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 use crate::metrics::Metrics;
+use crate::rebalance::kafka::{ClusterAdmin, KafkaAdmin as ScaleAdmin};
 use crate::roll::kafka::{BrokerAdmin, KafkaAdmin};
 use crate::roll::roller::{self, BlockedClock, RollInput};
 use crate::roll::triggers;
@@ -62,6 +65,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Injected so tests control `lastTransitionTime`.
     pub clock: fn() -> Timestamp,
+    /// The brokers' admin calls for scaling; tests put a fake here.
+    pub kafka: Arc<dyn ClusterAdmin>,
     /// Consecutive failures per cluster, for exponential back-off.
     failures: Mutex<HashMap<String, u32>>,
     /// The roller's broker calls; tests stand in canned cluster states.
@@ -83,6 +88,7 @@ impl Context {
             metrics,
             options,
             clock: Timestamp::now,
+            kafka: Arc::new(ScaleAdmin),
             failures: Mutex::default(),
             admin: Arc::new(KafkaAdmin::default()),
             blocked: BlockedClock::default(),
@@ -211,9 +217,17 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         write_status(cluster, ctx, status).await?;
         return Ok(Action::requeue(PENDING_RECHECK));
     }
-    let desired = desired(cluster, &ctx.options, &external);
 
-    // 4. Everything else, StatefulSet last so its pods start with their config in place.
+    // 4. Scaling: the StatefulSet's size (held on scale-down until the brokers that go
+    //    hold no replica) and the next batch of partition moves.
+    let scale = scale::step(cluster, live_set.as_ref(), ctx.kafka.as_ref()).await;
+    for (kind, reason, note) in &scale.events {
+        publish(cluster, ctx, *kind, reason, "Scale", note.clone()).await;
+    }
+    let rendered = with_brokers(cluster, scale.brokers);
+    let desired = desired(&rendered, &ctx.options, &external);
+
+    // 5. Everything else, StatefulSet last so its pods start with their config in place.
     //    The ConfigMap as it was is kept: it holds the files the running brokers started
     //    from, which the roller diffs to apply dynamic-only changes without a restart.
     let previous_config = ctx
@@ -224,13 +238,13 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
     let live_set = apply_objects(cluster, ctx, &desired, &mut applied).await?;
     announce_applied(cluster, ctx, &applied).await;
 
-    // 5. Roll the brokers whose configuration, image or manual request says so.
+    // 6. Roll the brokers whose configuration, image or manual request says so.
     let roll = roller::roll(
         cluster,
         ctx,
         RollInput {
             desired: triggers::Desired {
-                broker_hashes: broker_hashes(cluster, &external),
+                broker_hashes: broker_hashes(&rendered, &external),
                 cluster_hash: config_hash(cluster, &external),
                 image: image(&cluster.spec, &ctx.options),
                 image_pinned: cluster.spec.image.is_some() || cluster.spec.version.is_some(),
@@ -242,14 +256,17 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
     )
     .await?;
 
-    // 6. Status from what runs, with the roll's progress.
+    // 7. Status from what runs, with the scale's and the roll's progress.
+    let mut warnings = validation.warnings.clone();
+    warnings.extend(scale.warning.clone());
     let mut status = status::observed(
         cluster,
         &live_set,
         &external_services,
-        &validation.warnings,
+        &warnings,
         (ctx.clock)(),
     );
+    status.scaling = scale.scaling.clone();
     let ready = crate::conditions::is_ready(&status.conditions);
     status.rolling_restart = roll.status;
     let previous_conditions = cluster
@@ -267,10 +284,22 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         (ctx.clock)(),
     ));
     write_status(cluster, ctx, status).await?;
-    let recheck = if ready { RESYNC } else { PENDING_RECHECK };
+    let recheck = if ready && !scale.active {
+        RESYNC
+    } else {
+        PENDING_RECHECK
+    };
     Ok(Action::requeue(
         roll.requeue.map_or(recheck, |r| r.min(recheck)),
     ))
+}
+
+/// The cluster as it is to be rendered: with the StatefulSet size the scale step decided,
+/// which trails `spec.replicas` while a scale-down drains.
+fn with_brokers(cluster: &KafkaCluster, brokers: i32) -> KafkaCluster {
+    let mut rendered = cluster.clone();
+    rendered.spec.replicas = brokers;
+    rendered
 }
 
 /// Applies every namespaced object, and the rack ClusterRoleBinding; removes the optional

@@ -19,6 +19,10 @@ use crate::metrics::Metrics;
 use crate::roll::kafka::{AdminError, BrokerAdmin, ClusterView, Endpoint};
 use crate::roll::safety::{PartitionState, QuorumState, RestartSafeAnswer, VoterState};
 use crate::roll::triggers::ConfigChange;
+use crate::rebalance::batch::TopicThrottle;
+use crate::rebalance::kafka::{BrokerState, ClusterAdmin, ClusterView as ScaleView, KafkaError};
+use crate::rebalance::plan::{apply_moves, replicas_outside, Assignment, Move, TopicPartition};
+use std::collections::BTreeSet;
 
 const CLUSTER: &str = "/apis/kafka.strom.dev/v1alpha1/namespaces/kafka/kafkaclusters/my-cluster";
 const STATUS: &str =
@@ -54,10 +58,22 @@ thread_local! {
 
 impl Harness {
     fn new(spec: KafkaClusterSpec) -> Harness {
-        Harness::with_admin(spec, None)
+        Harness::with_parts(spec, None, Arc::new(FakeKafka::default()))
     }
 
     fn with_admin(spec: KafkaClusterSpec, admin: Option<Arc<FakeAdmin>>) -> Harness {
+        Harness::with_parts(spec, admin, Arc::new(FakeKafka::default()))
+    }
+
+    fn with_kafka(spec: KafkaClusterSpec, kafka: Arc<FakeKafka>) -> Harness {
+        Harness::with_parts(spec, None, kafka)
+    }
+
+    fn with_parts(
+        spec: KafkaClusterSpec,
+        admin: Option<Arc<FakeAdmin>>,
+        kafka: Arc<FakeKafka>,
+    ) -> Harness {
         let (client, fake) = FakeApi::start();
         let options = RenderOptions {
             default_image: "ghcr.io/strom-dev/strom:0.1.0".into(),
@@ -71,6 +87,7 @@ impl Harness {
         if let Some(admin) = admin {
             ctx.admin = admin;
         }
+        ctx.kafka = kafka;
         let mut cluster = KafkaCluster::new("my-cluster", spec);
         cluster.metadata.namespace = Some("kafka".into());
         cluster.metadata.uid = Some("cluster-uid".into());
@@ -423,6 +440,7 @@ async fn storage_resize_is_refused_before_anything_is_applied() {
             "10Gi".into(),
         )),
         class: None,
+        delete_claims_on_scale_down: false,
     };
     let h = Harness::new(s);
     h.reconcile().await;
@@ -575,6 +593,124 @@ impl BrokerAdmin for FakeAdmin {
         partitions: Vec<(String, i32)>,
     ) -> BoxFuture<'_, Result<(), AdminError>> {
         self.elected.lock().expect("lock").extend(partitions);
+
+/// The brokers as the scale step sees them: moves complete as soon as they are started,
+/// and every call is recorded.
+#[derive(Default)]
+struct FakeKafka {
+    /// Brokers that cannot be reached: every describe fails.
+    unreachable: std::sync::atomic::AtomicBool,
+    view: std::sync::Mutex<ScaleView>,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl FakeKafka {
+    fn new(brokers: &[i32], assignment: Assignment) -> Arc<FakeKafka> {
+        let view = ScaleView {
+            brokers: brokers
+                .iter()
+                .map(|&b| {
+                    (
+                        b,
+                        BrokerState {
+                            rack: None,
+                            fenced: false,
+                        },
+                    )
+                })
+                .collect(),
+            assignment,
+            in_flight: Default::default(),
+        };
+        Arc::new(FakeKafka {
+            unreachable: Default::default(),
+            view: std::sync::Mutex::new(view),
+            calls: Default::default(),
+        })
+    }
+
+    fn view(&self) -> ScaleView {
+        self.view.lock().expect("fake view").clone()
+    }
+
+    fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().expect("fake calls"))
+    }
+
+    fn note(&self, call: String) {
+        self.calls.lock().expect("fake calls").push(call);
+    }
+
+    fn fence(&self, broker: i32) {
+        if let Some(b) = self
+            .view
+            .lock()
+            .expect("fake view")
+            .brokers
+            .get_mut(&broker)
+        {
+            b.fenced = true;
+        }
+    }
+}
+
+impl ClusterAdmin for FakeKafka {
+    fn describe<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+    ) -> BoxFuture<'a, Result<ScaleView, KafkaError>> {
+        self.note("describe".into());
+        let view = self.view();
+        let down = self.unreachable.load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            if down {
+                return Err(KafkaError::Unreachable {
+                    addresses: Vec::new(),
+                    last: "connection refused".into(),
+                });
+            }
+            Ok(view)
+        })
+    }
+    fn reassign<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        moves: &'a [Move],
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!("reassign {}", moves.len()));
+        let mut view = self.view.lock().expect("fake view");
+        view.assignment = apply_moves(&view.assignment, moves);
+        Box::pin(async { Ok(()) })
+    }
+    fn set_throttles<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        rate: u64,
+        _brokers: &'a BTreeSet<i32>,
+        topics: &'a BTreeMap<String, TopicThrottle>,
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!(
+            "throttle {rate} {:?}",
+            topics.keys().collect::<Vec<_>>()
+        ));
+        Box::pin(async { Ok(()) })
+    }
+    fn clear_throttles<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        _brokers: &'a BTreeSet<i32>,
+        topics: &'a [String],
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!("unthrottle {topics:?}"));
+        Box::pin(async { Ok(()) })
+    }
+    fn unregister<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        broker: i32,
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!("unregister {broker}"));
+        self.view.lock().expect("fake view").brokers.remove(&broker);
         Box::pin(async { Ok(()) })
     }
 }
@@ -802,4 +938,222 @@ async fn a_pod_crashing_on_an_old_template_is_restarted_at_once_but_not_on_the_c
     *admin.safe.lock().expect("lock") = false;
     h.change_spec(|s| s["config"] = json!({"num.io.threads": 4}));
     assert_eq!(deletes(&h.reconcile().await), vec![pod_path(2)]);
+
+/// `partitions` partitions of `topic` at `rf`, round-robin over `brokers`.
+fn spread_topic(a: &mut Assignment, topic: &str, partitions: i32, rf: usize, brokers: &[i32]) {
+    for p in 0..partitions {
+        let replicas = (0..rf)
+            .map(|i| brokers[(p as usize + i) % brokers.len()])
+            .collect();
+        a.insert(TopicPartition::new(topic, p), replicas);
+    }
+}
+
+fn sts_replicas(h: &Harness) -> i64 {
+    h.fake.get(STS).expect("StatefulSet")["spec"]["replicas"]
+        .as_i64()
+        .expect("replicas")
+}
+
+#[tokio::test]
+async fn scale_down_holds_the_stateful_set_until_the_leaving_brokers_are_drained() {
+    let mut assignment = Assignment::new();
+    spread_topic(&mut assignment, "orders", 24, 3, &[0, 1, 2, 3, 4]);
+    let kafka = FakeKafka::new(&[0, 1, 2, 3, 4], assignment);
+    let h = Harness::with_kafka(spec(5), kafka.clone());
+    h.reconcile().await;
+    h.brokers_ready(5);
+    h.reconcile().await;
+    assert!(
+        kafka.take_calls().is_empty(),
+        "a steady cluster asks the brokers nothing"
+    );
+
+    h.change_spec(|s| s["replicas"] = json!(3));
+    let keep: BTreeSet<i32> = [0, 1, 2].into();
+    let mut batches = 0;
+    while replicas_outside(&kafka.view().assignment, &keep) > 0 {
+        let writes = lines(&h.reconcile().await);
+        batches += 1;
+        assert!(batches < 20, "the drain does not finish");
+        assert!(
+            !writes.contains(&patch(STS)),
+            "the StatefulSet is not touched while brokers 3 and 4 hold replicas"
+        );
+        assert_eq!(sts_replicas(&h), 5);
+        assert_eq!(h.status()["scaling"]["phase"], "Draining");
+        assert_eq!(h.status()["scaling"]["id"], "5to3");
+        let calls = kafka.take_calls();
+        assert!(
+            calls.iter().any(|c| c.starts_with("throttle 52428800")),
+            "{calls:?}"
+        );
+        assert!(calls.iter().any(|c| c.starts_with("reassign")), "{calls:?}");
+    }
+    // 24 partitions x 3 replicas; 3 and 4 held 29 of them, moved 10 partitions a batch.
+    assert!(batches >= 2, "moves went in batches, got {batches}");
+    let cm = h.fake.get(CM).expect("ConfigMap");
+    assert!(
+        cm["data"]["broker-4.properties"].is_string(),
+        "held brokers keep their configuration"
+    );
+
+    // Drained: the StatefulSet shrinks, the throttles go.
+    let writes = lines(&h.reconcile().await);
+    assert!(writes.contains(&patch(STS)), "{writes:?}");
+    assert_eq!(sts_replicas(&h), 3);
+    assert_eq!(h.status()["scaling"]["phase"], "Shrinking");
+    assert!(kafka
+        .take_calls()
+        .iter()
+        .any(|c| c.starts_with("unthrottle")));
+    assert_eq!(
+        h.status()["scaling"]["movesDone"],
+        h.status()["scaling"]["movesTotal"]
+    );
+    for (tp, replicas) in &kafka.view().assignment {
+        assert_eq!(replicas.len(), 3, "{tp} kept its replication factor");
+    }
+
+    // Pods gone, registrations fenced: unregistered, then done.
+    h.reconcile().await;
+    assert_eq!(h.status()["scaling"]["phase"], "Unregistering");
+    assert!(!kafka
+        .take_calls()
+        .iter()
+        .any(|c| c.starts_with("unregister")));
+    kafka.fence(3);
+    kafka.fence(4);
+    h.reconcile().await;
+    assert_eq!(
+        kafka
+            .take_calls()
+            .into_iter()
+            .filter(|c| c.starts_with("unregister"))
+            .collect::<Vec<_>>(),
+        vec!["unregister 3", "unregister 4"]
+    );
+    h.brokers_ready(3);
+    h.reconcile().await;
+    assert!(h.status()["scaling"].is_null(), "{}", h.status());
+    assert_eq!(h.condition("Ready")["status"], "True");
+}
+
+#[tokio::test]
+async fn refused_scale_down_sets_the_warning_and_moves_nothing() {
+    let mut assignment = Assignment::new();
+    spread_topic(&mut assignment, "orders", 6, 3, &[0, 1, 2, 3, 4]);
+    spread_topic(&mut assignment, "wide", 2, 5, &[0, 1, 2, 3, 4]);
+    let kafka = FakeKafka::new(&[0, 1, 2, 3, 4], assignment.clone());
+    let h = Harness::with_kafka(spec(5), kafka.clone());
+    h.reconcile().await;
+    h.brokers_ready(5);
+    h.reconcile().await;
+
+    h.change_spec(|s| s["replicas"] = json!(3));
+    let writes = lines(&h.reconcile().await);
+    assert!(!writes.contains(&patch(STS)), "{writes:?}");
+    assert!(writes.contains(&event()), "a Warning Event: {writes:?}");
+    assert_eq!(sts_replicas(&h), 5);
+    assert_eq!(kafka.take_calls(), vec!["describe"], "nothing moved");
+    assert_eq!(kafka.view().assignment, assignment);
+    let warning = h.condition("Warning");
+    assert_eq!(warning["status"], "True");
+    assert_eq!(warning["reason"], "ScaleDownRefused");
+    assert!(
+        warning["message"].as_str().unwrap_or("").contains("wide"),
+        "{warning}"
+    );
+    assert_eq!(h.status()["scaling"]["phase"], "Refused");
+    assert_eq!(h.status()["scaling"]["blockedTopics"], json!(["wide"]));
+
+    // Asked again, still refused, and no second Event or status write.
+    assert_eq!(lines(&h.reconcile().await), Vec::<String>::new());
+    assert_eq!(kafka.take_calls(), vec!["describe"]);
+
+    // Back to 5: the refusal clears.
+    h.change_spec(|s| s["replicas"] = json!(5));
+    h.reconcile().await;
+    assert_eq!(h.condition("Warning")["status"], "False");
+}
+
+#[tokio::test]
+async fn scale_up_grows_then_moves_partitions_onto_the_new_brokers() {
+    let mut assignment = Assignment::new();
+    spread_topic(&mut assignment, "orders", 12, 3, &[0, 1, 2]);
+    let kafka = FakeKafka::new(&[0, 1, 2], assignment);
+    let h = Harness::with_kafka(spec(3), kafka.clone());
+    h.reconcile().await;
+    h.brokers_ready(3);
+    h.reconcile().await;
+
+    h.change_spec(|s| s["replicas"] = json!(5));
+    let writes = lines(&h.reconcile().await);
+    assert!(writes.contains(&patch(STS)));
+    assert_eq!(sts_replicas(&h), 5);
+    assert_eq!(h.status()["scaling"]["phase"], "Growing");
+    // The new brokers have not registered: nothing moves yet.
+    h.reconcile().await;
+    assert_eq!(h.status()["scaling"]["phase"], "WaitingForBrokers");
+    assert!(!kafka.take_calls().iter().any(|c| c.starts_with("reassign")));
+
+    {
+        let mut view = kafka.view.lock().expect("fake view");
+        for b in [3, 4] {
+            view.brokers.insert(
+                b,
+                BrokerState {
+                    rack: None,
+                    fenced: false,
+                },
+            );
+        }
+    }
+    for _ in 0..10 {
+        h.reconcile().await;
+        if h.status()["scaling"].is_null() {
+            break;
+        }
+    }
+    assert!(h.status()["scaling"].is_null(), "{}", h.status());
+    let mut counts = BTreeMap::new();
+    for b in kafka.view().assignment.values().flatten() {
+        *counts.entry(*b).or_insert(0) += 1;
+    }
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 7 || n == 8), "{counts:?}");
+}
+
+#[tokio::test]
+async fn the_voters_are_never_removed_even_with_the_brokers_unreachable() {
+    let kafka = FakeKafka::new(&[0, 1, 2, 3], Assignment::new());
+    let h = Harness::with_kafka(spec(4), kafka.clone());
+    h.reconcile().await;
+    h.brokers_ready(4);
+    h.reconcile().await;
+    kafka
+        .unreachable
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    h.change_spec(|s| s["replicas"] = json!(2));
+    let writes = lines(&h.reconcile().await);
+    assert!(!writes.contains(&patch(STS)), "{writes:?}");
+    assert_eq!(sts_replicas(&h), 4);
+    // Two brokers also draw validation's own TwoBrokers warning.
+    let reason = h.condition("Warning")["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        reason.split(',').any(|r| r == "ScaleDownRefused"),
+        "{reason}"
+    );
+    assert_eq!(h.status()["scaling"]["phase"], "Refused");
+
+    // A scale-down the voters allow waits for the brokers instead of shrinking blind.
+    h.change_spec(|s| s["replicas"] = json!(3));
+    h.reconcile().await;
+    assert_eq!(sts_replicas(&h), 4);
+    assert_eq!(h.status()["scaling"]["phase"], "Unreachable");
+    assert_eq!(h.condition("Warning")["status"], "False");
 }

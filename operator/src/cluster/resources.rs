@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
     EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
@@ -368,6 +371,7 @@ fn stateful_set(
             pod_management_policy: Some("Parallel".into()),
             template: pod_template(cluster, opts, external),
             volume_claim_templates: volume_claim_templates(&cluster.spec, &name(cluster)),
+            persistent_volume_claim_retention_policy: claim_retention(&cluster.spec),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -662,6 +666,19 @@ fn volumes(cluster: &KafkaCluster) -> Vec<Volume> {
 
 /// Persistent storage: one claim per broker, kept when the pod moves or the StatefulSet
 /// scales down (the retention policy stays Kubernetes' default, Retain).
+/// The claims of brokers removed by a scale-down are kept (Kubernetes' default, `Retain`)
+/// unless `storage.deleteClaimsOnScaleDown` asks for `whenScaled: Delete`. Deleting the
+/// cluster never deletes claims: that stays a person's decision.
+fn claim_retention(
+    spec: &KafkaClusterSpec,
+) -> Option<StatefulSetPersistentVolumeClaimRetentionPolicy> {
+    (spec.storage.kind == StorageType::PersistentClaim && spec.storage.delete_claims_on_scale_down)
+        .then(|| StatefulSetPersistentVolumeClaimRetentionPolicy {
+            when_scaled: Some("Delete".into()),
+            when_deleted: Some("Retain".into()),
+        })
+}
+
 fn volume_claim_templates(
     spec: &KafkaClusterSpec,
     cluster_name: &str,
@@ -709,7 +726,9 @@ fn pod_disruption_budget(cluster: &KafkaCluster) -> PodDisruptionBudget {
 
 /// Brokers reach each other on every port; clients reach each listener from its peers
 /// (anyone when none are listed); anyone reaches the admin port (kubelet probes,
-/// Prometheus, the operator).
+/// Prometheus, the operator); the operator's pods, in any namespace, reach the
+/// inter-broker listener, where it sends its Kafka admin calls (partition moves, throttles,
+/// UnregisterBroker) whatever the client listeners require.
 fn network_policy(cluster: &KafkaCluster) -> Option<NetworkPolicy> {
     if !cluster.spec.network_policy.enabled {
         return None;
@@ -728,6 +747,21 @@ fn network_policy(cluster: &KafkaCluster) -> Option<NetworkPolicy> {
         rules.push(ingress_rule(from, vec![listener.port]));
     }
     rules.push(ingress_rule(None, vec![names::ADMIN_PORT]));
+    let operator = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_string(),
+                names::OPERATOR_APP_NAME.to_string(),
+            )])),
+            ..LabelSelector::default()
+        }),
+        namespace_selector: Some(LabelSelector::default()),
+        ..NetworkPolicyPeer::default()
+    };
+    rules.push(ingress_rule(
+        Some(vec![operator]),
+        vec![names::REPLICATION_PORT],
+    ));
     Some(NetworkPolicy {
         metadata: meta(cluster, names::broker_set(&name(cluster))),
         spec: Some(NetworkPolicySpec {
@@ -992,6 +1026,27 @@ mod tests {
     }
 
     #[test]
+    fn claims_of_removed_brokers_are_kept_unless_deletion_is_asked_for() {
+        let policy = |d: &Desired| {
+            d.stateful_set
+                .spec
+                .as_ref()
+                .and_then(|s| s.persistent_volume_claim_retention_policy.clone())
+        };
+        assert!(policy(&render(full()).1).is_none());
+        let mut spec = full();
+        spec["storage"]["deleteClaimsOnScaleDown"] = json!(true);
+        let p = policy(&render(spec).1).expect("a retention policy");
+        assert_eq!(p.when_scaled.as_deref(), Some("Delete"));
+        assert_eq!(p.when_deleted.as_deref(), Some("Retain"));
+        // An emptyDir has no claim to keep.
+        let p = policy(
+            &render(json!({"replicas": 1, "storage": {"type": "ephemeral", "deleteClaimsOnScaleDown": true}})).1,
+        );
+        assert!(p.is_none());
+    }
+
+    #[test]
     fn persistent_storage_uses_claim_templates() {
         let (_, d) = render(full());
         let claims = d
@@ -1161,7 +1216,7 @@ mod tests {
         let policy = serde_json::to_value(d.network_policy.expect("policy")).expect("json");
         let rules = policy["spec"]["ingress"].as_array().expect("rules").clone();
         assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.len(), 5);
         let ports = |rule: &serde_json::Value| -> Vec<i64> {
             rule["ports"]
                 .as_array()
@@ -1184,6 +1239,13 @@ mod tests {
         assert_eq!(ports(&rules[2]), vec![9094]);
         assert!(rules[3].get("from").is_none());
         assert_eq!(ports(&rules[3]), vec![9644]);
+        // The operator, from its own namespace, for its admin calls.
+        assert_eq!(
+            rules[4]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+            "strom-operator"
+        );
+        assert_eq!(rules[4]["from"][0]["namespaceSelector"], json!({}));
+        assert_eq!(ports(&rules[4]), vec![9091]);
     }
 
     #[test]

@@ -130,6 +130,26 @@ pub struct KafkaClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub min_insync_replicas: Option<i32>,
+
+    /// How partitions move when brokers are added or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSpec>,
+}
+
+/// Partition moves on scale-up and scale-down.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSpec {
+    /// Partitions moved at once (one batch; the next starts when it is done). Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub batch_size: Option<i32>,
+    /// Replication throttle in bytes per second while partitions move, set as
+    /// `leader.replication.throttled.rate` and `follower.replication.throttled.rate` on
+    /// the brokers involved and removed when the batch is done. Default 50 MiB/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub throttle_bytes_per_second: Option<i64>,
 }
 
 /// One client listener.
@@ -203,6 +223,12 @@ pub struct StorageSpec {
     /// StorageClass of the claims. Immutable, as a StatefulSet's claim templates are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
+
+    /// Delete the claims of brokers a scale-down removes (the StatefulSet's
+    /// `persistentVolumeClaimRetentionPolicy.whenScaled: Delete`). Default false: they are
+    /// kept, and a broker that comes back with the same ordinal finds its old volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_claims_on_scale_down: bool,
 }
 
 /// Kind of broker storage.
@@ -311,6 +337,9 @@ pub struct KafkaClusterStatus {
     /// current configuration and image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling_restart: Option<RollingRestartStatus>,
+    /// A scale under way: its phase, the partition moves planned and done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingStatus>,
 }
 
 /// Where a rolling restart stands. The roller restarts one broker at a time; this says
@@ -352,6 +381,41 @@ pub struct BlockedRestart {
     /// first ones only when there are many.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<String>,
+}
+
+/// Progress of a scale (and of the partition moves it needs).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingStatus {
+    /// Identifies this scale for approval: `<from>to<to>`, e.g. `3to5`. With the
+    /// annotation `kafka.strom.dev/rebalance: approve`, moves start once
+    /// `kafka.strom.dev/rebalance-approved` carries this value.
+    pub id: String,
+    /// What the operator is doing: Growing, WaitingForBrokers, Moving, Paused,
+    /// AwaitingApproval, Draining, Shrinking, Unregistering, Refused, or Unreachable.
+    pub phase: String,
+    /// Brokers when the scale started.
+    pub from: i32,
+    /// Brokers asked for.
+    pub to: i32,
+    /// Partition moves finished so far.
+    #[serde(default)]
+    pub moves_done: i32,
+    /// Partition moves this scale needs (grows if the target changes mid-way).
+    #[serde(default)]
+    pub moves_total: i32,
+    /// Partitions of the batch under way, as `topic-partition`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight: Vec<String>,
+    /// Topics that carry replication throttles set by the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttled_topics: Vec<String>,
+    /// Topics whose replication factor the remaining brokers cannot hold (scale-down refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_topics: Vec<String>,
+    /// One line on what is happening or what holds the scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Where clients find one listener.
