@@ -69,6 +69,8 @@ impl Harness {
         Harness::with_parts(spec, None, kafka)
     }
 
+    /// The roller's broker calls (`admin`, the real client when None) and the scale
+    /// step's (`kafka`) are stand-ins the tests control.
     fn with_parts(
         spec: KafkaClusterSpec,
         admin: Option<Arc<FakeAdmin>>,
@@ -593,124 +595,6 @@ impl BrokerAdmin for FakeAdmin {
         partitions: Vec<(String, i32)>,
     ) -> BoxFuture<'_, Result<(), AdminError>> {
         self.elected.lock().expect("lock").extend(partitions);
-
-/// The brokers as the scale step sees them: moves complete as soon as they are started,
-/// and every call is recorded.
-#[derive(Default)]
-struct FakeKafka {
-    /// Brokers that cannot be reached: every describe fails.
-    unreachable: std::sync::atomic::AtomicBool,
-    view: std::sync::Mutex<ScaleView>,
-    calls: std::sync::Mutex<Vec<String>>,
-}
-
-impl FakeKafka {
-    fn new(brokers: &[i32], assignment: Assignment) -> Arc<FakeKafka> {
-        let view = ScaleView {
-            brokers: brokers
-                .iter()
-                .map(|&b| {
-                    (
-                        b,
-                        BrokerState {
-                            rack: None,
-                            fenced: false,
-                        },
-                    )
-                })
-                .collect(),
-            assignment,
-            in_flight: Default::default(),
-        };
-        Arc::new(FakeKafka {
-            unreachable: Default::default(),
-            view: std::sync::Mutex::new(view),
-            calls: Default::default(),
-        })
-    }
-
-    fn view(&self) -> ScaleView {
-        self.view.lock().expect("fake view").clone()
-    }
-
-    fn take_calls(&self) -> Vec<String> {
-        std::mem::take(&mut *self.calls.lock().expect("fake calls"))
-    }
-
-    fn note(&self, call: String) {
-        self.calls.lock().expect("fake calls").push(call);
-    }
-
-    fn fence(&self, broker: i32) {
-        if let Some(b) = self
-            .view
-            .lock()
-            .expect("fake view")
-            .brokers
-            .get_mut(&broker)
-        {
-            b.fenced = true;
-        }
-    }
-}
-
-impl ClusterAdmin for FakeKafka {
-    fn describe<'a>(
-        &'a self,
-        _bootstrap: &'a [String],
-    ) -> BoxFuture<'a, Result<ScaleView, KafkaError>> {
-        self.note("describe".into());
-        let view = self.view();
-        let down = self.unreachable.load(std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async move {
-            if down {
-                return Err(KafkaError::Unreachable {
-                    addresses: Vec::new(),
-                    last: "connection refused".into(),
-                });
-            }
-            Ok(view)
-        })
-    }
-    fn reassign<'a>(
-        &'a self,
-        _bootstrap: &'a [String],
-        moves: &'a [Move],
-    ) -> BoxFuture<'a, Result<(), KafkaError>> {
-        self.note(format!("reassign {}", moves.len()));
-        let mut view = self.view.lock().expect("fake view");
-        view.assignment = apply_moves(&view.assignment, moves);
-        Box::pin(async { Ok(()) })
-    }
-    fn set_throttles<'a>(
-        &'a self,
-        _bootstrap: &'a [String],
-        rate: u64,
-        _brokers: &'a BTreeSet<i32>,
-        topics: &'a BTreeMap<String, TopicThrottle>,
-    ) -> BoxFuture<'a, Result<(), KafkaError>> {
-        self.note(format!(
-            "throttle {rate} {:?}",
-            topics.keys().collect::<Vec<_>>()
-        ));
-        Box::pin(async { Ok(()) })
-    }
-    fn clear_throttles<'a>(
-        &'a self,
-        _bootstrap: &'a [String],
-        _brokers: &'a BTreeSet<i32>,
-        topics: &'a [String],
-    ) -> BoxFuture<'a, Result<(), KafkaError>> {
-        self.note(format!("unthrottle {topics:?}"));
-        Box::pin(async { Ok(()) })
-    }
-    fn unregister<'a>(
-        &'a self,
-        _bootstrap: &'a [String],
-        broker: i32,
-    ) -> BoxFuture<'a, Result<(), KafkaError>> {
-        self.note(format!("unregister {broker}"));
-        self.view.lock().expect("fake view").brokers.remove(&broker);
         Box::pin(async { Ok(()) })
     }
 }
@@ -938,6 +822,128 @@ async fn a_pod_crashing_on_an_old_template_is_restarted_at_once_but_not_on_the_c
     *admin.safe.lock().expect("lock") = false;
     h.change_spec(|s| s["config"] = json!({"num.io.threads": 4}));
     assert_eq!(deletes(&h.reconcile().await), vec![pod_path(2)]);
+}
+
+/// The brokers as the scale step sees them: moves complete as soon as they are started,
+/// and every call is recorded.
+#[derive(Default)]
+struct FakeKafka {
+    /// Brokers that cannot be reached: every describe fails.
+    unreachable: std::sync::atomic::AtomicBool,
+    view: std::sync::Mutex<ScaleView>,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl FakeKafka {
+    fn new(brokers: &[i32], assignment: Assignment) -> Arc<FakeKafka> {
+        let view = ScaleView {
+            brokers: brokers
+                .iter()
+                .map(|&b| {
+                    (
+                        b,
+                        BrokerState {
+                            rack: None,
+                            fenced: false,
+                        },
+                    )
+                })
+                .collect(),
+            assignment,
+            in_flight: Default::default(),
+        };
+        Arc::new(FakeKafka {
+            unreachable: Default::default(),
+            view: std::sync::Mutex::new(view),
+            calls: Default::default(),
+        })
+    }
+
+    fn view(&self) -> ScaleView {
+        self.view.lock().expect("fake view").clone()
+    }
+
+    fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().expect("fake calls"))
+    }
+
+    fn note(&self, call: String) {
+        self.calls.lock().expect("fake calls").push(call);
+    }
+
+    fn fence(&self, broker: i32) {
+        if let Some(b) = self
+            .view
+            .lock()
+            .expect("fake view")
+            .brokers
+            .get_mut(&broker)
+        {
+            b.fenced = true;
+        }
+    }
+}
+
+impl ClusterAdmin for FakeKafka {
+    fn describe<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+    ) -> BoxFuture<'a, Result<ScaleView, KafkaError>> {
+        self.note("describe".into());
+        let view = self.view();
+        let down = self.unreachable.load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            if down {
+                return Err(KafkaError::Unreachable {
+                    addresses: Vec::new(),
+                    last: "connection refused".into(),
+                });
+            }
+            Ok(view)
+        })
+    }
+    fn reassign<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        moves: &'a [Move],
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!("reassign {}", moves.len()));
+        let mut view = self.view.lock().expect("fake view");
+        view.assignment = apply_moves(&view.assignment, moves);
+        Box::pin(async { Ok(()) })
+    }
+    fn set_throttles<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        rate: u64,
+        _brokers: &'a BTreeSet<i32>,
+        topics: &'a BTreeMap<String, TopicThrottle>,
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!(
+            "throttle {rate} {:?}",
+            topics.keys().collect::<Vec<_>>()
+        ));
+        Box::pin(async { Ok(()) })
+    }
+    fn clear_throttles<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        _brokers: &'a BTreeSet<i32>,
+        topics: &'a [String],
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!("unthrottle {topics:?}"));
+        Box::pin(async { Ok(()) })
+    }
+    fn unregister<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        broker: i32,
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        self.note(format!("unregister {broker}"));
+        self.view.lock().expect("fake view").brokers.remove(&broker);
+        Box::pin(async { Ok(()) })
+    }
+}
 
 /// `partitions` partitions of `topic` at `rf`, round-robin over `brokers`.
 fn spread_topic(a: &mut Assignment, topic: &str, partitions: i32, rf: usize, brokers: &[i32]) {
