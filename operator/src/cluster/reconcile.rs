@@ -30,10 +30,12 @@ use crate::metrics::Metrics;
 /// Name of this controller in metrics, logs and events.
 pub const CONTROLLER: &str = "kafkacluster";
 
-/// How often a healthy cluster is looked at again without any watch event.
-const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a cluster that is still coming up is looked at again.
 const PENDING_RECHECK: Duration = Duration::from_secs(15);
+/// How often a healthy cluster is looked at again without any watch event: its
+/// partition health is asked again, so the UnderReplicated condition follows the brokers
+/// within this.
+const HEALTH_RECHECK: Duration = Duration::from_secs(30);
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
@@ -57,6 +59,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub options: RenderOptions,
     pub recorder: Recorder,
+    /// Create the per-cluster PrometheusRule (when the CRD is served).
+    pub prometheus_rules: bool,
+    /// Asks the brokers for partition health; tests put a scripted one here.
+    pub probe: Arc<dyn crate::health::PartitionProbe>,
     /// Injected so tests control `lastTransitionTime`.
     pub clock: fn() -> Timestamp,
     /// Consecutive failures per cluster, for exponential back-off.
@@ -75,6 +81,8 @@ impl Context {
             client,
             metrics,
             options,
+            prometheus_rules: true,
+            probe: Arc::new(crate::health::MetadataProbe::default()),
             clock: Timestamp::now,
             failures: Mutex::default(),
         }
@@ -190,20 +198,35 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
     // 4. Everything else, StatefulSet last so its pods start with their config in place.
     ensure_finalizer(cluster, ctx, desired.rack_binding.is_some()).await?;
     let live_set = apply_objects(cluster, ctx, &desired, &mut applied).await?;
+    if let Some(change) =
+        super::alerts::reconcile(&ctx.client, cluster, ctx.prometheus_rules).await?
+    {
+        applied.push(change);
+    }
     announce_applied(cluster, ctx, &applied).await;
 
-    // 5. Status from what runs.
-    let status = status::observed(
+    // 5. Status from what runs, with the partitions' health as the brokers report it.
+    let mut status = status::observed(
         cluster,
         &live_set,
         &external_services,
         &validation.warnings,
         (ctx.clock)(),
     );
+    let health_event =
+        crate::health::observe(cluster, ctx.probe.as_ref(), &mut status, (ctx.clock)()).await;
     let ready = crate::conditions::is_ready(&status.conditions);
     write_status(cluster, ctx, status).await?;
+    if let Some((warning, reason, note)) = health_event {
+        let kind = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(cluster, ctx, kind, reason, "UpdateStatus", note).await;
+    }
     Ok(Action::requeue(if ready {
-        RESYNC
+        HEALTH_RECHECK
     } else {
         PENDING_RECHECK
     }))

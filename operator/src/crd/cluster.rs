@@ -307,6 +307,14 @@ pub struct KafkaClusterStatus {
     /// Bootstrap addresses per listener.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<ListenerStatus>,
+    /// Partitions whose ISR is smaller than their replica set, as the brokers last
+    /// reported; absent while the operator cannot ask them (see the UnderReplicated
+    /// condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_replicated_partitions: Option<i32>,
+    /// Partitions without a leader, as the brokers last reported; absent while unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_partitions: Option<i32>,
 }
 
 /// Where clients find one listener.
