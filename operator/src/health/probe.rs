@@ -94,7 +94,11 @@ impl PartitionProbe for MetadataProbe {
                 let mut conn = Connection::connect(&address, "strom-operator", timeout)
                     .await
                     .map_err(unreachable)?;
-                conn.send(MetadataRequest::default(), METADATA_VERSION)
+                // kafka-protocol's default asks for no topic at all; null means every one.
+                let request = MetadataRequest::default()
+                    .with_topics(None)
+                    .with_allow_auto_topic_creation(false);
+                conn.send(request, METADATA_VERSION)
                     .await
                     .map_err(unreachable)
             };
