@@ -8,6 +8,9 @@
 #     package-lock.json changed or node_modules is missing),
 #   - fetches Apache Kafka 4.4.0's jars with Maven into target/jvm (scripts/jvm-setup.sh),
 #   - vets, tests and builds the Go client programs into target/go/bin (scripts/go-setup.sh),
+#   - builds promtool from the Prometheus Go module and the dashboard checker into
+#     target/prom/bin (scripts/promtool-build.sh, in the background), which the cluster
+#     fault tests use to evaluate the chart's alerting rules on real brokers' scrapes,
 #   - builds the Kubernetes sandbox (e2e/kube: the real control plane, kubectl and helm from
 #     their Go modules, in the background) and runs its smoke test and the node agent's
 #     test (scripts/kube-smoke.sh, as root: network namespaces and nftables), then the
@@ -189,6 +192,15 @@ KUBE_BUILD_START=$SECONDS
 bash "$ROOT/scripts/kube-build.sh" >"$KUBE_BUILD_LOG" 2>&1 &
 KUBE_BUILD_PID=$!
 
+# Prometheus's promtool and the dashboard checker (e2e/prom; scripts/promtool-build.sh:
+# go vet, the dashboard's PromQL unit tests, then the two binaries into target/prom/bin)
+# build in the background too; the cluster fault tests need them for
+# tests/prometheus_rules.rs, so "promtool (e2e/prom)" below waits for this build first.
+PROM_BUILD_LOG="$(mktemp)"
+PROM_BUILD_START=$SECONDS
+bash "$ROOT/scripts/promtool-build.sh" >"$PROM_BUILD_LOG" 2>&1 &
+PROM_BUILD_PID=$!
+
 if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
     section "rust checks"
     echo "STROM_SKIP_RUST=1: skipping cargo fmt, cargo clippy and cargo test"
@@ -209,11 +221,23 @@ if [ "$LAST_RC" -eq 0 ] && [ -x "$BROKER_BIN" ]; then
     BUILD_OK=1
 fi
 
+promtool_build() {
+    local rc=0
+    wait "$PROM_BUILD_PID" || rc=$?
+    echo "promtool-build (background, started $((SECONDS - PROM_BUILD_START))s ago, exit $rc):"
+    cat "$PROM_BUILD_LOG"
+    rm -f "$PROM_BUILD_LOG"
+    return "$rc"
+}
+step "promtool (e2e/prom)" promtool_build
+
 # Multi-broker fault tests (e2e/cluster/README.md): real brokers, one cluster at a time,
-# network partitions in namespaces (required here: the test command runs as root).
+# network partitions in namespaces (required here: the test command runs as root), and
+# the alerting rules evaluated by promtool on real brokers' scrapes (prometheus_rules).
 if [ "${STROM_SKIP_RUST:-0}" != "1" ] && [ "$BUILD_OK" -eq 1 ]; then
     step "cluster fault tests (e2e/cluster)" env STROM_BROKER_BIN="$BROKER_BIN" \
         STROM_E2E_REQUIRE_NETNS=1 STROM_E2E_REQUIRE_LOOP=1 \
+        STROM_PROMTOOL="$TARGET_DIR/prom/bin/promtool" \
         cargo test -p strom-e2e-cluster -- --test-threads=1
 fi
 

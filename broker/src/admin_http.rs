@@ -74,11 +74,16 @@ fn replication_snapshot(broker: &Broker) -> ReplicationSnapshot {
         })
         .collect();
     let active_controller = broker.metadata.is_active_controller();
-    let offline_partitions = if active_controller {
+    let (offline_partitions, active_brokers, fenced_brokers) = if active_controller {
         let image = broker.metadata.image();
-        image.partitions().filter(|(_, p)| p.is_offline()).count()
+        let fenced = image.brokers.values().filter(|b| b.fenced).count();
+        (
+            image.partitions().filter(|(_, p)| p.is_offline()).count(),
+            image.brokers.len() - fenced,
+            fenced,
+        )
     } else {
-        0
+        (0, 0, 0)
     };
     ReplicationSnapshot {
         replicas,
@@ -92,6 +97,8 @@ fn replication_snapshot(broker: &Broker) -> ReplicationSnapshot {
             .load(std::sync::atomic::Ordering::Relaxed),
         active_controller,
         offline_partitions,
+        active_brokers,
+        fenced_brokers,
     }
 }
 

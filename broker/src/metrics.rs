@@ -45,6 +45,8 @@ pub struct Metrics {
     isr_expands: IntCounter,
     active_controller: IntGauge,
     offline_partitions: IntGauge,
+    active_brokers: IntGauge,
+    fenced_brokers: IntGauge,
     replica_lag: IntGaugeVec,
     /// Serialises `record_replication`, whose counters catch up by difference.
     replication_scrape: Arc<Mutex<()>>,
@@ -148,6 +150,11 @@ pub struct ReplicationSnapshot {
     /// Partitions without a leader in the whole cluster; reported by the active
     /// controller only (0 elsewhere), as Kafka does.
     pub offline_partitions: usize,
+    /// Registered brokers that are not fenced, and fenced ones (stopped heartbeating or
+    /// not yet caught up); reported by the active controller only, as Kafka's
+    /// `ActiveBrokerCount` and `FencedBrokerCount`.
+    pub active_brokers: usize,
+    pub fenced_brokers: usize,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -345,6 +352,16 @@ impl Metrics {
                 "kafka_controller_kafkacontroller_offlinepartitionscount",
                 "Partitions without a leader; reported by the active controller only",
             ),
+            active_brokers: single_gauge(
+                &registry,
+                "kafka_controller_kafkacontroller_activebrokercount",
+                "Registered brokers that are not fenced; reported by the active controller only",
+            ),
+            fenced_brokers: single_gauge(
+                &registry,
+                "kafka_controller_kafkacontroller_fencedbrokercount",
+                "Registered brokers that are fenced; reported by the active controller only",
+            ),
             // Kafka reports replica lag on the follower (FetcherLagMetrics ConsumerLag, per
             // fetcher client). Strom reports it from the leader, which knows every
             // follower's log end from its fetches, labelled by follower: one scrape of the
@@ -436,11 +453,19 @@ impl Metrics {
         }
         self.active_controller
             .set(i64::from(snapshot.active_controller));
-        self.offline_partitions.set(if snapshot.active_controller {
-            count(snapshot.offline_partitions)
-        } else {
-            0
-        });
+        let controller_only = |n: usize| {
+            if snapshot.active_controller {
+                count(n)
+            } else {
+                0
+            }
+        };
+        self.offline_partitions
+            .set(controller_only(snapshot.offline_partitions));
+        self.active_brokers
+            .set(controller_only(snapshot.active_brokers));
+        self.fenced_brokers
+            .set(controller_only(snapshot.fenced_brokers));
         self.replica_lag.reset();
         for r in &snapshot.replicas {
             let Some(led) = &r.led else { continue };
@@ -555,6 +580,8 @@ mod tests {
             isr_expands: 1,
             active_controller: true,
             offline_partitions: 2,
+            active_brokers: 2,
+            fenced_brokers: 1,
         };
         metrics.record_replication(&snapshot);
         let text = metrics.encode();
@@ -568,6 +595,8 @@ mod tests {
             "kafka_server_replicamanager_isrexpands_total 1",
             "kafka_controller_kafkacontroller_activecontrollercount 1",
             "kafka_controller_kafkacontroller_offlinepartitionscount 2",
+            "kafka_controller_kafkacontroller_activebrokercount 2",
+            "kafka_controller_kafkacontroller_fencedbrokercount 1",
             r#"kafka_server_fetcherlagmetrics_consumerlag{partition="1",replica="3",topic="t"} 40"#,
             r#"kafka_server_fetcherlagmetrics_consumerlag{partition="0",replica="2",topic="t"} 0"#,
         ] {
@@ -589,6 +618,8 @@ mod tests {
             isr_expands: 2,
             active_controller: true,
             offline_partitions: 1,
+            active_brokers: 3,
+            fenced_brokers: 1,
         };
         metrics.record_replication(&snapshot);
         // Leadership moved away, the counters moved on, another node became controller.
@@ -606,6 +637,8 @@ mod tests {
             "kafka_server_replicamanager_isrexpands_total 2",
             "kafka_controller_kafkacontroller_activecontrollercount 0",
             "kafka_controller_kafkacontroller_offlinepartitionscount 0",
+            "kafka_controller_kafkacontroller_activebrokercount 0",
+            "kafka_controller_kafkacontroller_fencedbrokercount 0",
         ] {
             assert!(lines.contains(&expected), "{expected} missing from\n{text}");
         }

@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import copy
 import glob
+import json
 import os
 import re
 import shutil
@@ -112,6 +113,7 @@ NAMESPACED_RULES = [
     (["policy"], ["poddisruptionbudgets"], CRUD, None),
     (["networking.k8s.io"], ["networkpolicies"], CRUD, None),
     (["events.k8s.io"], ["events"], ["create", "patch"], None),
+    (["monitoring.coreos.com"], ["prometheusrules"], CRUD, None),
 ]
 CLUSTER_RULES = [
     (["rbac.authorization.k8s.io"], ["clusterrolebindings"], CRUD, None),
@@ -944,6 +946,35 @@ def check_chart_objects(objs: list[dict], values: dict, origin: str, chart_value
     elif sm:
         problems.append("ServiceMonitor rendered although serviceMonitor.enabled is false")
 
+    # Alerting rules and dashboard: the chart's files, verbatim, behind their values.
+    pr = [o for o in objs if o["kind"] == "PrometheusRule"]
+    if v["prometheusRule"]["enabled"]:
+        want_rules = yaml.safe_load((CHART_DIR / "files" / "prometheus-rules.yaml").read_text())
+        if len(pr) != 1:
+            problems.append(f"prometheusRule.enabled but {len(pr)} PrometheusRules")
+        elif pr[0]["spec"] != want_rules:
+            problems.append("PrometheusRule spec is not files/prometheus-rules.yaml")
+        else:
+            for k, val in (v["prometheusRule"].get("labels") or {}).items():
+                if pr[0]["metadata"]["labels"].get(k) != val:
+                    problems.append(f"PrometheusRule lacks label {k}={val}")
+    elif pr:
+        problems.append("PrometheusRule rendered although prometheusRule.enabled is false")
+    gd = v["grafanaDashboard"]
+    dash = find(objs, "ConfigMap", f"{fullname}-dashboard")
+    if gd["enabled"]:
+        want_dash = json.loads((CHART_DIR / "files" / "grafana-dashboard.json").read_text())
+        if not dash:
+            problems.append("grafanaDashboard.enabled but no dashboard ConfigMap")
+        else:
+            if dash["metadata"]["labels"].get(gd["label"]) != gd["labelValue"]:
+                problems.append(f"dashboard ConfigMap lacks the sidecar label {gd['label']}={gd['labelValue']}")
+            data = dash.get("data") or {}
+            if len(data) != 1 or json.loads(next(iter(data.values()))) != want_dash:
+                problems.append("dashboard ConfigMap does not hold files/grafana-dashboard.json")
+    elif dash:
+        problems.append("dashboard ConfigMap rendered although grafanaDashboard.enabled is false")
+
     dep = find(objs, "Deployment", fullname)
     if not dep:
         problems.append(f"no Deployment {fullname}")
@@ -966,6 +997,8 @@ def check_chart_objects(objs: list[dict], values: dict, origin: str, chart_value
             "LEASE_NAME": "strom-operator",
             "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
             "POD_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            # The chart's cluster-wide rules replace the operator's per-cluster ones.
+            "PROMETHEUS_RULES": "false" if v["prometheusRule"]["enabled"] else "true",
         }
         for k, want in expect_env.items():
             if env.get(k) != want:
@@ -1132,7 +1165,7 @@ def check_helm(r: Runner) -> None:
             except helm.HelmError as e:
                 raise CheckFailed(f"helm render with {rel(path)} failed: {e}")
             objs = helm_objects(rendered)
-            n = kv_validate(objs, f"helm render with {rel(path)}", allow_unknown=["ServiceMonitor"])
+            n = kv_validate(objs, f"helm render with {rel(path)}", allow_unknown=["ServiceMonitor", "PrometheusRule"])
             check_chart_objects(objs, values, f"helm render with {rel(path)}", chart_values)
             return f"{len(objs)} objects, {n} validated"
 
@@ -1155,7 +1188,7 @@ def check_helm(r: Runner) -> None:
     def release_name() -> None:
         # Another release name and namespace: names follow the release, nothing is hard-coded.
         objs = helm_objects(helm_render({}, name="kafka", namespace="ops"))
-        kv_validate(objs, "helm render (release kafka in ops)", allow_unknown=["ServiceMonitor"])
+        kv_validate(objs, "helm render (release kafka in ops)", allow_unknown=["ServiceMonitor", "PrometheusRule"])
         dep = find(objs, "Deployment", "kafka-strom-operator")
         require(dep and dep["metadata"]["namespace"] == "ops", "Deployment kafka-strom-operator in ops missing")
         for o in objs:

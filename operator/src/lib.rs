@@ -5,6 +5,7 @@ pub mod apply;
 pub mod cluster;
 pub mod conditions;
 pub mod crd;
+pub mod health;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -83,6 +83,10 @@ struct RunArgs {
     broker_image: String,
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
+    /// Create a PrometheusRule per KafkaCluster with metrics on, when the Prometheus
+    /// Operator's CRD is served. The chart turns this off when it ships the rules itself.
+    #[arg(long, env = "PROMETHEUS_RULES", default_value_t = true, action = clap::ArgAction::Set)]
+    prometheus_rules: bool,
 }
 
 fn main() -> ExitCode {
@@ -189,12 +193,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let options = RenderOptions {
         default_image: args.broker_image,
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        metrics.clone(),
-        options,
-        reporter,
-    ));
+    let mut ctx = Context::new(client.clone(), metrics.clone(), options, reporter);
+    ctx.prometheus_rules = args.prometheus_rules;
+    let ctx = Arc::new(ctx);
     let controllers = controller::run(ctx, scope, stop_rx.clone());
 
     let outcome = if args.leader_election {

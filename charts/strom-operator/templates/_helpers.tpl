@@ -107,6 +107,9 @@ when it watches all of them, a Role per namespace otherwise.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["prometheusrules"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 {{- end }}
 
 {{/* RBAC rules on cluster-scoped resources: the rack ClusterRoleBindings. */}}

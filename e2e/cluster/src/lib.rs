@@ -13,6 +13,7 @@ pub mod history;
 pub mod load;
 pub mod netns;
 pub mod process;
+pub mod prom;
 pub mod props;
 pub mod raw_admin;
 pub mod reader;

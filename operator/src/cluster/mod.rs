@@ -2,6 +2,7 @@
 //! desired-state layer, spec to objects, testable without a cluster; `reconcile` applies
 //! them and `status` reads back what runs.
 
+pub mod alerts;
 pub mod config;
 pub mod controller;
 pub mod names;

@@ -36,10 +36,12 @@ use crate::roll::triggers;
 /// Name of this controller in metrics, logs and events.
 pub const CONTROLLER: &str = "kafkacluster";
 
-/// How often a healthy cluster is looked at again without any watch event.
-const RESYNC: Duration = Duration::from_secs(300);
 /// How soon a cluster that is still coming up is looked at again.
 const PENDING_RECHECK: Duration = Duration::from_secs(15);
+/// How often a healthy cluster is looked at again without any watch event: its
+/// partition health is asked again, so the UnderReplicated condition follows the brokers
+/// within this.
+const HEALTH_RECHECK: Duration = Duration::from_secs(30);
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
@@ -63,6 +65,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub options: RenderOptions,
     pub recorder: Recorder,
+    /// Create the per-cluster PrometheusRule (when the CRD is served).
+    pub prometheus_rules: bool,
+    /// Asks the brokers for partition health; tests put a scripted one here.
+    pub probe: Arc<dyn crate::health::PartitionProbe>,
     /// Injected so tests control `lastTransitionTime`.
     pub clock: fn() -> Timestamp,
     /// The brokers' admin calls for scaling; tests put a fake here.
@@ -87,6 +93,8 @@ impl Context {
             client,
             metrics,
             options,
+            prometheus_rules: true,
+            probe: Arc::new(crate::health::MetadataProbe::default()),
             clock: Timestamp::now,
             kafka: Arc::new(ScaleAdmin),
             failures: Mutex::default(),
@@ -236,6 +244,11 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         .await?;
     ensure_finalizer(cluster, ctx, desired.rack_binding.is_some()).await?;
     let live_set = apply_objects(cluster, ctx, &desired, &mut applied).await?;
+    if let Some(change) =
+        super::alerts::reconcile(&ctx.client, cluster, ctx.prometheus_rules).await?
+    {
+        applied.push(change);
+    }
     announce_applied(cluster, ctx, &applied).await;
 
     // 6. Roll the brokers whose configuration, image or manual request says so.
@@ -256,7 +269,8 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
     )
     .await?;
 
-    // 7. Status from what runs, with the scale's and the roll's progress.
+    // 7. Status from what runs, with the scale's and the roll's progress and the
+    //    partitions' health as the brokers report it.
     let mut warnings = validation.warnings.clone();
     warnings.extend(scale.warning.clone());
     let mut status = status::observed(
@@ -267,6 +281,8 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         (ctx.clock)(),
     );
     status.scaling = scale.scaling.clone();
+    let health_event =
+        crate::health::observe(cluster, ctx.probe.as_ref(), &mut status, (ctx.clock)()).await;
     let ready = crate::conditions::is_ready(&status.conditions);
     status.rolling_restart = roll.status;
     let previous_conditions = cluster
@@ -284,8 +300,17 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         (ctx.clock)(),
     ));
     write_status(cluster, ctx, status).await?;
+    if let Some((warning, reason, note)) = health_event {
+        let kind = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(cluster, ctx, kind, reason, "UpdateStatus", note).await;
+    }
+    // A Ready cluster is looked at again soon, so the partitions' health follows the brokers.
     let recheck = if ready && !scale.active {
-        RESYNC
+        HEALTH_RECHECK
     } else {
         PENDING_RECHECK
     };

@@ -15,13 +15,14 @@ use super::resources::RenderOptions;
 use crate::crd::cluster::{ListenerSpec, ListenerType, RackSpec, StorageSpec, StorageType};
 use crate::crd::{KafkaCluster, KafkaClusterSpec};
 use crate::fixtures::{Call, FakeApi};
+use crate::health::{PartitionProbe, PartitionState as HealthPartition, ProbeError};
 use crate::metrics::Metrics;
-use crate::roll::kafka::{AdminError, BrokerAdmin, ClusterView, Endpoint};
-use crate::roll::safety::{PartitionState, QuorumState, RestartSafeAnswer, VoterState};
-use crate::roll::triggers::ConfigChange;
 use crate::rebalance::batch::TopicThrottle;
 use crate::rebalance::kafka::{BrokerState, ClusterAdmin, ClusterView as ScaleView, KafkaError};
 use crate::rebalance::plan::{apply_moves, replicas_outside, Assignment, Move, TopicPartition};
+use crate::roll::kafka::{AdminError, BrokerAdmin, ClusterView, Endpoint};
+use crate::roll::safety::{PartitionState, QuorumState, RestartSafeAnswer, VoterState};
+use crate::roll::triggers::ConfigChange;
 use std::collections::BTreeSet;
 
 const CLUSTER: &str = "/apis/kafka.strom.dev/v1alpha1/namespaces/kafka/kafkaclusters/my-cluster";
@@ -45,6 +46,24 @@ fn spec(replicas: i32) -> KafkaClusterSpec {
 struct Harness {
     fake: FakeApi,
     ctx: Arc<Context>,
+    brokers: Arc<ScriptedBrokers>,
+}
+
+/// Stands in for the brokers' Metadata answer: what `answer` holds, and who asked.
+struct ScriptedBrokers {
+    answer: std::sync::Mutex<Result<Vec<HealthPartition>, ProbeError>>,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl PartitionProbe for ScriptedBrokers {
+    fn partitions(
+        &self,
+        address: String,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<HealthPartition>, ProbeError>> {
+        self.asked.lock().unwrap().push(address);
+        let answer = self.answer.lock().unwrap().clone();
+        Box::pin(async move { answer })
+    }
 }
 
 fn second(n: i64) -> Timestamp {
@@ -90,6 +109,14 @@ impl Harness {
             ctx.admin = admin;
         }
         ctx.kafka = kafka;
+        let brokers = Arc::new(ScriptedBrokers {
+            answer: std::sync::Mutex::new(Err(ProbeError::Unreachable {
+                address: "my-cluster-bootstrap.kafka.svc:9092".into(),
+                detail: "no brokers in unit tests".into(),
+            })),
+            asked: std::sync::Mutex::default(),
+        });
+        ctx.probe = brokers.clone();
         let mut cluster = KafkaCluster::new("my-cluster", spec);
         cluster.metadata.namespace = Some("kafka".into());
         cluster.metadata.uid = Some("cluster-uid".into());
@@ -102,6 +129,7 @@ impl Harness {
         Harness {
             fake,
             ctx: Arc::new(ctx),
+            brokers,
         }
     }
 
@@ -267,6 +295,8 @@ async fn creates_every_object_then_goes_quiet() {
             get(PDB),
             get("/apis/networking.k8s.io/v1/namespaces/kafka/networkpolicies/my-cluster-broker"),
             get(STS),
+            // Discovery: is the PrometheusRule CRD served (cluster/alerts.rs)?
+            get(RULES_API),
             get(PODS),
         ]
     );
@@ -1162,4 +1192,176 @@ async fn the_voters_are_never_removed_even_with_the_brokers_unreachable() {
     assert_eq!(sts_replicas(&h), 4);
     assert_eq!(h.status()["scaling"]["phase"], "Unreachable");
     assert_eq!(h.condition("Warning")["status"], "False");
+}
+
+fn partition(topic: &str, partition: i32, leader: i32, isr: &[i32]) -> HealthPartition {
+    HealthPartition {
+        topic: topic.into(),
+        partition,
+        leader: (leader >= 0).then_some(leader),
+        replicas: vec![0, 1, 2],
+        isr: isr.to_vec(),
+    }
+}
+
+/// `(type, reason)` of every Event the writes created.
+fn events(writes: &[Call]) -> Vec<(String, String)> {
+    writes
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.starts_with(EVENTS))
+        .filter_map(|c| c.body.as_ref())
+        .map(|b| {
+            (
+                b["type"].as_str().unwrap_or("").to_string(),
+                b["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn without_brokers_partition_health_is_unknown() {
+    let h = Harness::new(spec(3));
+    h.reconcile().await;
+    let c = h.condition("UnderReplicated");
+    assert_eq!(c["status"], "Unknown");
+    assert_eq!(c["reason"], "NoBrokersReady");
+    assert!(h.status().get("underReplicatedPartitions").is_none());
+    assert!(h.status().get("offlinePartitions").is_none());
+    assert!(h.brokers.asked.lock().unwrap().is_empty(), "nobody to ask");
+
+    // Ready pods whose brokers do not answer: still Unknown, never a made-up False.
+    h.brokers_ready(3);
+    let writes = h.reconcile().await;
+    let c = h.condition("UnderReplicated");
+    assert_eq!(c["status"], "Unknown");
+    assert_eq!(c["reason"], "BrokersUnreachable");
+    assert!(h.status().get("underReplicatedPartitions").is_none());
+    assert_eq!(
+        h.brokers.asked.lock().unwrap().as_slice(),
+        ["my-cluster-bootstrap.kafka.svc:9092"]
+    );
+    assert!(
+        !events(&writes).iter().any(|(_, r)| r.contains("Partition")),
+        "{writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn under_replicated_condition_and_events_follow_the_brokers() {
+    let h = Harness::new(spec(3));
+    h.reconcile().await;
+    h.brokers_ready(3);
+    let healthy = vec![
+        partition("t", 0, 0, &[0, 1, 2]),
+        partition("t", 1, 1, &[1, 2, 0]),
+    ];
+    *h.brokers.answer.lock().unwrap() = Ok(healthy.clone());
+    NOW.with(|now| now.set(5_000));
+    let writes = h.reconcile().await;
+    let c = h.condition("UnderReplicated");
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["reason"], "AllReplicasInSync");
+    assert_eq!(h.status()["underReplicatedPartitions"], 0);
+    assert_eq!(h.status()["offlinePartitions"], 0);
+    assert!(
+        !events(&writes).iter().any(|(_, r)| r.contains("Partition")),
+        "a healthy first look is no event: {writes:?}"
+    );
+
+    // Broker 2 dies: both partitions lose a replica.
+    *h.brokers.answer.lock().unwrap() = Ok(vec![
+        partition("t", 0, 0, &[0, 1]),
+        partition("t", 1, 1, &[1, 0]),
+    ]);
+    NOW.with(|now| now.set(6_000));
+    let writes = h.reconcile().await;
+    let c = h.condition("UnderReplicated");
+    assert_eq!(c["status"], "True");
+    assert_eq!(c["reason"], "UnderReplicatedPartitions");
+    assert_eq!(c["message"], "2 under-replicated partitions: t-0, t-1");
+    assert_eq!(c["lastTransitionTime"], "1970-01-01T01:40:00Z");
+    assert_eq!(h.status()["underReplicatedPartitions"], 2);
+    assert_eq!(
+        events(&writes),
+        vec![(
+            "Warning".to_string(),
+            "UnderReplicatedPartitions".to_string()
+        )]
+    );
+
+    // Nothing changed: no write at all, the transition time stays.
+    NOW.with(|now| now.set(7_000));
+    let writes = h.reconcile().await;
+    assert!(
+        writes.is_empty(),
+        "no churn while nothing changes: {writes:?}"
+    );
+
+    // One partition has its leader gone too: same status True, no new event.
+    *h.brokers.answer.lock().unwrap() = Ok(vec![
+        partition("t", 0, -1, &[0]),
+        partition("t", 1, 1, &[1, 0]),
+    ]);
+    let writes = h.reconcile().await;
+    let c = h.condition("UnderReplicated");
+    assert_eq!(c["reason"], "OfflinePartitions");
+    assert_eq!(c["lastTransitionTime"], "1970-01-01T01:40:00Z");
+    assert_eq!(h.status()["offlinePartitions"], 1);
+    assert!(events(&writes).is_empty(), "{writes:?}");
+
+    // The broker is back and caught up.
+    *h.brokers.answer.lock().unwrap() = Ok(healthy);
+    NOW.with(|now| now.set(8_000));
+    let writes = h.reconcile().await;
+    let c = h.condition("UnderReplicated");
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["lastTransitionTime"], "1970-01-01T02:13:20Z");
+    assert_eq!(h.status()["underReplicatedPartitions"], 0);
+    assert_eq!(
+        events(&writes),
+        vec![("Normal".to_string(), "PartitionsInSync".to_string())]
+    );
+}
+
+const RULES_API: &str = "/apis/monitoring.coreos.com/v1";
+const RULE: &str =
+    "/apis/monitoring.coreos.com/v1/namespaces/kafka/prometheusrules/my-cluster-kafka-rules";
+
+#[tokio::test]
+async fn prometheus_rule_only_where_the_crd_is_served_and_metrics_are_on() {
+    let h = Harness::new(spec(3));
+    let writes = lines(&h.reconcile().await);
+    assert!(
+        !writes.contains(&patch(RULE)),
+        "no CRD, no rule: {writes:?}"
+    );
+
+    h.fake.insert(
+        RULES_API,
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
+               "resources": [{"name": "prometheusrules", "singularName": "prometheusrule", "namespaced": true,
+                              "kind": "PrometheusRule", "verbs": ["get", "list", "patch", "delete"]}]}),
+    );
+    let writes = lines(&h.reconcile().await);
+    assert!(writes.contains(&patch(RULE)), "{writes:?}");
+    let rule = h.fake.get(RULE).expect("rule applied");
+    assert_eq!(rule["metadata"]["ownerReferences"][0]["uid"], "cluster-uid");
+    let expr = rule["spec"]["groups"][0]["rules"][0]["expr"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        expr.contains(r#"namespace="kafka",pod=~"my-cluster-broker-[0-9]+""#),
+        "{expr}"
+    );
+    let writes = lines(&h.reconcile().await);
+    assert!(
+        !writes.contains(&patch(RULE)),
+        "unchanged, not re-applied: {writes:?}"
+    );
+
+    h.change_spec(|s| s["metrics"] = json!({"enabled": false}));
+    let writes = lines(&h.reconcile().await);
+    assert!(writes.contains(&format!("DELETE {RULE}")), "{writes:?}");
+    assert!(h.fake.get(RULE).is_none());
 }

@@ -340,6 +340,14 @@ pub struct KafkaClusterStatus {
     /// A scale under way: its phase, the partition moves planned and done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingStatus>,
+    /// Partitions whose ISR is smaller than their replica set, as the brokers last
+    /// reported; absent while the operator cannot ask them (see the UnderReplicated
+    /// condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_replicated_partitions: Option<i32>,
+    /// Partitions without a leader, as the brokers last reported; absent while unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_partitions: Option<i32>,
 }
 
 /// Where a rolling restart stands. The roller restarts one broker at a time; this says

@@ -1,0 +1,71 @@
+//! The operator's partition-health probe against a real strom-broker (in-process, on a
+//! loopback port): the Metadata it asks for decodes into every partition with its
+//! leader, replicas and ISR, and a single-replica cluster is not under-replicated.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_broker::config::{BrokerConfig, Properties};
+use strom_client::Connection;
+use strom_operator::health::{assess, MetadataProbe, PartitionProbe};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_from_a_real_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut props = Properties::new();
+    props.insert("log.dirs".into(), dir.path().display().to_string());
+    props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
+    let (config, _) = BrokerConfig::from_properties(props).expect("config");
+    let running = strom_broker::server::start(config, true)
+        .await
+        .expect("broker starts");
+    let address = running
+        .addresses
+        .iter()
+        .find_map(|a| a.strip_prefix("PLAINTEXT://"))
+        .expect("a PLAINTEXT listener")
+        .to_string();
+
+    let mut conn = Connection::connect(&address, "test", Duration::from_secs(5))
+        .await
+        .expect("connect");
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("orders")))
+            .with_num_partitions(3)
+            .with_replication_factor(1)]);
+    let created = conn.send(request, 7).await.expect("CreateTopics");
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+
+    let probe = MetadataProbe {
+        timeout: Duration::from_secs(5),
+    };
+    // Leaders are elected right after creation; the probe reports what it is told.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let partitions = loop {
+        let partitions = probe.partitions(address.clone()).await.expect("metadata");
+        let mut orders: Vec<_> = partitions
+            .into_iter()
+            .filter(|p| p.topic == "orders")
+            .collect();
+        orders.sort_by_key(|p| p.partition);
+        if orders.len() == 3 && orders.iter().all(|p| p.leader.is_some()) {
+            break orders;
+        }
+        assert!(std::time::Instant::now() < deadline, "{orders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let node = partitions[0].leader.expect("leader");
+    for (i, p) in partitions.iter().enumerate() {
+        assert_eq!(p.partition, i as i32);
+        assert_eq!(p.replicas, vec![node]);
+        assert_eq!(p.isr, vec![node]);
+    }
+    let health = assess(&partitions);
+    assert!(health.under_replicated.is_empty() && health.offline.is_empty());
+
+    running.shutdown().await.expect("shutdown");
+}
