@@ -225,6 +225,9 @@ fn member_loop(
         {
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) => uncommitted = 0,
+                // librdkafka's way of saying there was nothing to commit: the records
+                // counted belonged to partitions a rebalance has since taken away.
+                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => uncommitted = 0,
                 // During a coordinator move commits fail; the next one carries the offsets.
                 Err(e) => run.commit_errors.push(e.to_string()),
             }
