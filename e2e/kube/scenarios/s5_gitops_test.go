@@ -24,6 +24,13 @@ func TestGitOps(t *testing.T) {
 	}
 	kubectl(t, "apply", "-n", ns, "-f", manifest)
 	waitReady(t, ns, "steady", readyTimeout)
+	// Settled means the operator has also heard from the brokers: the UnderReplicated
+	// condition goes from Unknown to False once, at a reconcile after Ready. From then
+	// on nothing may change.
+	kubetest.Eventually(t, 2*time.Minute, "UnderReplicated known", func() (bool, string) {
+		status, reason, message := condition(ns, "steady", "UnderReplicated")
+		return status == "False", status + " " + reason + ": " + message
+	})
 
 	rv, gen := versions(t, ns, "kafkacluster/steady")
 	stsRV, _ := versions(t, ns, "statefulset/steady-broker")

@@ -70,8 +70,8 @@ func TestRollingRestart(t *testing.T) {
 	if order[len(order)-1] != controller {
 		t.Errorf("restart order %v: the active controller %s is not last", order, controller)
 	}
-	events := kubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.kind=KafkaCluster", "-o",
-		`jsonpath={range .items[*]}{.reason}: {.message}{"\n"}{end}`)
+	events := kubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.name=my-cluster", "-o",
+		`jsonpath={range .items[*]}{.reason} (x{.count}): {.message}{"\n"}{end}`)
 	t.Logf("events:\n%s", events)
 	load.stop(t).requireNoErrors(t, "load during the rolling restart")
 }
