@@ -72,6 +72,19 @@ fn alter_ok(port: u16, kind: i8, name: &str, ops: &[(&str, i8, Option<&str>)]) {
 
 /// DescribeConfigs of one key: (value, source, read_only, number of synonyms).
 fn describe(port: u16, kind: i8, name: &str, key: &str) -> (Option<String>, i8, bool, usize) {
+    try_describe(port, kind, name, key)
+        .unwrap_or_else(|| panic!("{key} is described for {kind}/{name}"))
+}
+
+/// DescribeConfigs of one key, None when the broker does not list it: the replication
+/// quota rates, as on Kafka, are listed only once set, and a broker other than the
+/// controller sees a change a moment after the controller answered it.
+fn try_describe(
+    port: u16,
+    kind: i8,
+    name: &str,
+    key: &str,
+) -> Option<(Option<String>, i8, bool, usize)> {
     let request = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
         .with_resources(vec![DescribeConfigsResource::default()
@@ -85,17 +98,13 @@ fn describe(port: u16, kind: i8, name: &str, key: &str) -> (Option<String>, i8, 
         "describing {kind}/{name}: {:?}",
         r.error_message
     );
-    let e = r
-        .configs
-        .iter()
-        .find(|e| e.name.as_str() == key)
-        .unwrap_or_else(|| panic!("{key} is described for {kind}/{name}"));
-    (
+    let e = r.configs.iter().find(|e| e.name.as_str() == key)?;
+    Some((
         e.value.as_ref().map(|v| v.to_string()),
         e.config_source,
         e.read_only,
         e.synonyms.len(),
-    )
+    ))
 }
 
 /// Waits until `key` of a resource reads `value` from `source` on the broker at `port`.
@@ -104,7 +113,7 @@ fn wait_described(port: u16, kind: i8, name: &str, key: &str, value: &str, sourc
         &format!("{kind}/{name} {key}={value} (source {source}) on port {port}"),
         Duration::from_secs(20),
         || {
-            let (v, src, _, _) = describe(port, kind, name, key);
+            let (v, src, _, _) = try_describe(port, kind, name, key)?;
             (v.as_deref() == Some(value) && src == source).then_some(())
         },
     );
