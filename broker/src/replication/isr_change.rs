@@ -15,6 +15,14 @@ use kafka_protocol::error::ResponseError;
 /// `retry.backoff.ms` default.
 pub const RETRY_BACKOFF_MS: i64 = 100;
 
+/// The longest a leader waits for the newer metadata a stale-epoch refusal promised
+/// before it asks once more. The metadata normally arrives within milliseconds; the
+/// bound keeps the ISR change live if this broker's view of the partition never moves
+/// past the refused epoch (seen once in a rolling-restart fault test: a restarted
+/// follower stayed out of five idle partitions' ISRs for a minute). At most one request
+/// per bound, so the storm the hold prevents cannot return.
+pub const AWAIT_METADATA_MAX_MS: i64 = 5_000;
+
 /// What the leader does after the controller refused an ISR change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterRefusal {
@@ -46,8 +54,8 @@ pub fn after_refusal(error: ResponseError) -> AfterRefusal {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hold {
-    /// Until the partition epoch is past this one.
-    UntilEpochAfter(i32),
+    /// Until the partition epoch is past this one, or this time (ms) at the latest.
+    UntilEpochAfter(i32, i64),
     /// Until this time (ms since the epoch).
     UntilMs(i64),
 }
@@ -66,7 +74,7 @@ impl IsrChanges {
         self.in_flight.is_none()
             && match self.hold {
                 None => true,
-                Some(Hold::UntilEpochAfter(epoch)) => partition_epoch > epoch,
+                Some(Hold::UntilEpochAfter(epoch, at)) => partition_epoch > epoch || now_ms >= at,
                 Some(Hold::UntilMs(at)) => now_ms >= at,
             }
     }
@@ -99,7 +107,9 @@ impl IsrChanges {
         }
         self.in_flight = None;
         self.hold = refusal.map(|error| match after_refusal(error) {
-            AfterRefusal::AwaitMetadata => Hold::UntilEpochAfter(sent_on),
+            AfterRefusal::AwaitMetadata => {
+                Hold::UntilEpochAfter(sent_on, now_ms + AWAIT_METADATA_MAX_MS)
+            }
             AfterRefusal::RetryAfterBackoff => Hold::UntilMs(now_ms + RETRY_BACKOFF_MS),
         });
         true
@@ -136,6 +146,25 @@ mod tests {
         assert_eq!(
             sent, 2,
             "one request before the refusal, one after the new epoch"
+        );
+    }
+
+    /// If the newer epoch never reaches this broker's view, the leader asks again once
+    /// the bound has passed, and then waits again: one request per bound, not a storm.
+    #[test]
+    fn a_stale_epoch_hold_ends_at_its_bound() {
+        let mut c = IsrChanges::default();
+        c.sent(5);
+        assert!(c.answered(5, Some(ResponseError::InvalidUpdateVersion), 1_000));
+        assert!(!c.may_propose(5, 1_000 + AWAIT_METADATA_MAX_MS - 1));
+        assert!(c.may_propose(5, 1_000 + AWAIT_METADATA_MAX_MS));
+        c.sent(5);
+        let again = 1_000 + AWAIT_METADATA_MAX_MS + 10;
+        assert!(c.answered(5, Some(ResponseError::InvalidUpdateVersion), again));
+        assert!(!c.may_propose(5, again + 1));
+        assert!(
+            c.may_propose(6, again + 1),
+            "newer metadata still ends it at once"
         );
     }
 

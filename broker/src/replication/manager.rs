@@ -378,7 +378,7 @@ impl ReplicaManager {
                     isr_change::AfterRefusal::AwaitMetadata => tracing::info!(
                         partition = %partition.id, partition_epoch = sent_on, error = %e,
                         "ISR change refused: this leader's state is behind the controller's; \
-                         no new request until the metadata brings a newer partition epoch"),
+                         no new request until the metadata brings a newer partition epoch, or for 5 s"),
                     isr_change::AfterRefusal::RetryAfterBackoff => tracing::warn!(
                         partition = %partition.id, error = %e,
                         retry_in_ms = isr_change::RETRY_BACKOFF_MS,
