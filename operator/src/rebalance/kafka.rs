@@ -4,9 +4,8 @@
 //! replication throttles (IncrementalAlterConfigs) and UnregisterBroker. Behind the
 //! `ClusterAdmin` trait, so the reconcile tests put a fake in its place.
 
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -80,8 +79,6 @@ pub struct ClusterView {
     pub assignment: Assignment,
     pub in_flight: BTreeSet<TopicPartition>,
 }
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The broker calls of a scale. `bootstrap` lists `host:port` addresses to try in order.
 pub trait ClusterAdmin: Send + Sync {
