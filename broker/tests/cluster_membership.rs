@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::kafka::{consume, try_produce, Rec};
-use common::{free_port, http_get, wait_for};
+use common::{free_port, http_get, poll_until, wait_for};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -91,10 +91,15 @@ fn format_sets_the_cluster_id_and_a_foreign_node_is_refused() {
         std::fs::read_to_string(temp.path().join(format!("b{i}.log"))).unwrap_or_default()
     };
     for (i, admin) in admin_ports.iter().take(2).enumerate() {
-        wait_for(
-            &format!("broker {i} ready"),
-            Duration::from_secs(60),
-            || (http_get(*admin, "/ready").map(|(s, _)| s) == Some(200)).then_some(()),
+        let ready = poll_until(Duration::from_secs(60), || {
+            (http_get(*admin, "/ready").map(|(s, _)| s) == Some(200)).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "timed out waiting for broker {i} ready; logs:\n--- b0\n{}\n--- b1\n{}\n--- b2\n{}",
+            log(0),
+            log(1),
+            log(2)
         );
     }
     // The node of cluster-b is refused by both voters of cluster-a and exits with why.
