@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -118,6 +118,29 @@ impl Context {
             EventType::Normal
         };
         publish(cluster, self, kind, reason, action, note).await;
+    }
+
+    /// An Event about `cluster` that also names `related` (a pod, say). The recorder
+    /// folds Events with the same reason into one series per related object, so each
+    /// restarted pod (a new UID each time) gets an Event of its own.
+    pub async fn event_related(
+        &self,
+        cluster: &KafkaCluster,
+        reason: &str,
+        action: &str,
+        note: String,
+        related: ObjectReference,
+    ) {
+        publish_related(
+            cluster,
+            self,
+            EventType::Normal,
+            reason,
+            action,
+            note,
+            Some(related),
+        )
+        .await;
     }
 
     pub(crate) fn api<K>(&self, namespace: &str) -> Api<K>
@@ -479,12 +502,24 @@ async fn publish(
     action: &str,
     note: String,
 ) {
+    publish_related(cluster, ctx, kind, reason, action, note, None).await;
+}
+
+async fn publish_related(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    kind: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+    related: Option<ObjectReference>,
+) {
     let event = Event {
         type_: kind,
         reason: reason.into(),
         note: Some(truncate(note, 1000)),
         action: action.into(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         tracing::warn!(cluster = %cluster.name_any(), error = %e, "could not record event");

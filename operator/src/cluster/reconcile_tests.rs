@@ -760,6 +760,51 @@ async fn an_unsafe_restart_waits_with_the_blocking_partitions_and_resumes() {
 }
 
 #[tokio::test]
+async fn a_roll_waiting_for_a_down_broker_names_the_partitions_it_blocks_on() {
+    let admin = FakeAdmin::healthy();
+    let h = rolled_out(admin.clone()).await;
+    // Broker 2 is down (pod not Ready, out of the ISR); a roll of broker 0 is requested.
+    h.fake.edit(&pod_path(2), |p| {
+        p["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}])
+    });
+    admin.set_isr(&[1, 0]);
+    h.fake.edit(&pod_path(0), |p| {
+        p["metadata"]["annotations"]["kafka.strom.dev/manual-rolling-update"] = json!("true")
+    });
+    assert!(deletes(&h.reconcile().await).is_empty());
+    let condition = h.condition("RollingRestart");
+    assert_eq!(condition["reason"], "UnderMinIsr");
+    let blocked = &h.status()["rollingRestart"]["blocked"];
+    assert_eq!(blocked["broker"], 0);
+    assert_eq!(blocked["partitions"], json!(["orders-0"]));
+
+    // Still not Ready, but back in the ISR: its own restart would be safe, the other
+    // broker's readiness is what the roll waits for.
+    admin.set_isr(&[1, 2, 0]);
+    assert!(deletes(&h.reconcile().await).is_empty());
+    assert_eq!(h.condition("RollingRestart")["reason"], "BrokerNotReady");
+    assert!(h.status()["rollingRestart"]["blocked"]
+        .get("partitions")
+        .is_none_or(|p| p == &json!([])));
+
+    // Ready again: broker 0 restarts, with an Event about its pod.
+    run_pod(&h, 2);
+    let writes = h.reconcile().await;
+    assert_eq!(deletes(&writes), vec![pod_path(0)]);
+    let related: Vec<Value> = writes
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.starts_with(EVENTS))
+        .filter_map(|c| c.body.clone())
+        .filter(|b| b["reason"] == "RestartingBroker")
+        .map(|b| b["related"].clone())
+        .collect();
+    assert_eq!(related.len(), 1, "one Event per restart");
+    assert_eq!(related[0]["kind"], "Pod");
+    assert_eq!(related[0]["name"], "my-cluster-broker-0");
+    assert_eq!(related[0]["uid"], "pod-uid-0");
+}
+
+#[tokio::test]
 async fn the_broker_answer_blocks_too() {
     let admin = FakeAdmin::healthy();
     let h = rolled_out(admin.clone()).await;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -293,20 +293,24 @@ pub async fn roll(
     let (broker, check_safety) = match plan::next_step(&brokers, controller) {
         Step::Idle => return Ok(idle(status.stuck)),
         Step::WaitFor { not_ready } => {
-            let message =
-                format!("broker(s) {not_ready:?} are not ready; the roll goes on when they are");
+            // The next broker's own safety verdict comes first: when it is blocked, its
+            // partitions are what a user needs to see (the down broker is why they block).
             let first = pending.first().copied().unwrap_or(-1);
-            return Ok(blocked(
-                ctx,
-                cluster,
-                &key,
-                status,
-                first,
-                "BrokerNotReady",
-                message,
-                Vec::new(),
-            )
-            .await);
+            let verdict = match &described {
+                Some(Ok(_)) => restart_block(ctx, &described, &name, &ns, first, &input).await,
+                _ => None,
+            };
+            let block = match verdict {
+                Some(block) => block,
+                None => Block {
+                    reason: "BrokerNotReady",
+                    message: format!(
+                        "broker(s) {not_ready:?} are not ready; the roll goes on when they are"
+                    ),
+                    partitions: Vec::new(),
+                },
+            };
+            return Ok(blocked(ctx, cluster, &key, status, first, block).await);
         }
         Step::Restart {
             broker,
@@ -314,62 +318,8 @@ pub async fn roll(
         } => (broker, check_safety),
     };
     if check_safety {
-        let view = match &described {
-            Some(Ok(view)) => view,
-            Some(Err(e)) => {
-                let message = format!("cannot describe the cluster: {e}");
-                return Ok(blocked(
-                    ctx,
-                    cluster,
-                    &key,
-                    status,
-                    broker,
-                    "BrokersUnreachable",
-                    message,
-                    Vec::new(),
-                )
-                .await);
-            }
-            None => {
-                let message = "no broker is ready to describe the cluster".to_string();
-                return Ok(blocked(
-                    ctx,
-                    cluster,
-                    &key,
-                    status,
-                    broker,
-                    "BrokersUnreachable",
-                    message,
-                    Vec::new(),
-                )
-                .await);
-            }
-        };
-        let answer = ctx.admin.restart_safe(endpoint(&name, &ns, broker)).await;
-        let failure = answer.as_ref().err().map(ToString::to_string);
-        let answer_ref = match (&answer, &failure) {
-            (Ok(a), _) => Ok(a),
-            (Err(_), Some(why)) => Err(why.as_str()),
-            (Err(_), None) => Err("unknown error"),
-        };
-        let verdict = safety::decide(
-            broker,
-            &view.partitions,
-            &view.min_isr,
-            input.default_min_isr,
-            view.quorum.as_ref(),
-            answer_ref,
-        );
-        if let Verdict::Blocked {
-            reason,
-            message,
-            partitions,
-        } = verdict
-        {
-            return Ok(blocked(
-                ctx, cluster, &key, status, broker, reason, message, partitions,
-            )
-            .await);
+        if let Some(block) = restart_block(ctx, &described, &name, &ns, broker, &input).await {
+            return Ok(blocked(ctx, cluster, &key, status, broker, block).await);
         }
     }
 
@@ -410,8 +360,22 @@ pub async fn roll(
         view.name
     );
     tracing::info!(cluster = %key, broker, reason = %why, "restarting broker");
-    ctx.event(cluster, false, "RestartingBroker", "Restart", note.clone())
-        .await;
+    let restarted = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(view.name.clone()),
+        namespace: Some(ns.clone()),
+        uid: view.uid.clone(),
+        ..ObjectReference::default()
+    };
+    ctx.event_related(
+        cluster,
+        "RestartingBroker",
+        "Restart",
+        note.clone(),
+        restarted,
+    )
+    .await;
     done.retain(|b| *b != broker);
     done.push(broker);
     status.done = done;
@@ -514,17 +478,79 @@ fn waiting(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Why the next restart cannot happen now.
+struct Block {
+    reason: &'static str,
+    message: String,
+    /// The partitions the restart would take below `min.insync.replicas`, if that is why.
+    partitions: Vec<String>,
+}
+
+/// Kafka's availability rule for restarting `broker` now (`safety::decide` on the
+/// described cluster and the broker's own `/restart-safe`); `None` when it may restart.
+async fn restart_block(
+    ctx: &crate::cluster::reconcile::Context,
+    described: &Option<Result<ClusterView, super::kafka::AdminError>>,
+    cluster: &str,
+    ns: &str,
+    broker: i32,
+    input: &RollInput<'_>,
+) -> Option<Block> {
+    let view = match described {
+        Some(Ok(view)) => view,
+        unreachable => {
+            let message = match unreachable {
+                Some(Err(e)) => format!("cannot describe the cluster: {e}"),
+                _ => "no broker is ready to describe the cluster".to_string(),
+            };
+            return Some(Block {
+                reason: "BrokersUnreachable",
+                message,
+                partitions: Vec::new(),
+            });
+        }
+    };
+    let answer = ctx.admin.restart_safe(endpoint(cluster, ns, broker)).await;
+    let failure = answer.as_ref().err().map(ToString::to_string);
+    let answer_ref = match (&answer, &failure) {
+        (Ok(a), _) => Ok(a),
+        (Err(_), Some(why)) => Err(why.as_str()),
+        (Err(_), None) => Err("unknown error"),
+    };
+    match safety::decide(
+        broker,
+        &view.partitions,
+        &view.min_isr,
+        input.default_min_isr,
+        view.quorum.as_ref(),
+        answer_ref,
+    ) {
+        Verdict::Blocked {
+            reason,
+            message,
+            partitions,
+        } => Some(Block {
+            reason,
+            message,
+            partitions,
+        }),
+        Verdict::Safe => None,
+    }
+}
+
 async fn blocked(
     ctx: &crate::cluster::reconcile::Context,
     cluster: &KafkaCluster,
     key: &str,
     mut status: RollingRestartStatus,
     broker: i32,
-    reason: &str,
-    message: String,
-    partitions: Vec<String>,
+    block: Block,
 ) -> RollOutcome {
+    let Block {
+        reason,
+        message,
+        partitions,
+    } = block;
     let (elapsed, delay) = ctx.blocked.tick(key);
     ctx.metrics.roll_blocked(key, elapsed);
     let was = cluster
