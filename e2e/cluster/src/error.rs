@@ -13,6 +13,12 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{tool} not found at {path}: {hint}")]
+    ToolMissing {
+        tool: String,
+        path: PathBuf,
+        hint: String,
+    },
     #[error("command `{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("network namespaces are unavailable: {0}")]

@@ -1,10 +1,15 @@
-//! Turning scrapes of real brokers into `promtool test rules` input: the text exposition
-//! parsed into samples, the target labels Prometheus's Kubernetes discovery would add, and
-//! the test file (JSON, which promtool's YAML reader accepts). Pure functions, tested
-//! below; `tests/prometheus_rules.rs` runs the real brokers and the real promtool.
+//! Turning scrapes of real brokers into `promtool test rules` input: the scrape itself,
+//! the text exposition parsed into samples, the target labels Prometheus's Kubernetes
+//! discovery would add, and the test file (JSON, which promtool's YAML reader accepts),
+//! and running promtool on it. The pure functions are tested below;
+//! `tests/prometheus_rules.rs` and `src/bin/strom-alerts.rs` run them against real brokers
+//! and the real promtool.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -15,23 +20,208 @@ use crate::error::HarnessError;
 /// `scripts/promtool-build.sh`.
 pub const PROMTOOL_ENV: &str = "STROM_PROMTOOL";
 
-/// The promtool to run, or an error naming the build script.
+/// The promtool to run, or an error naming the build script. Without the env variable:
+/// `<target>/prom/bin/promtool`, `<target>` from `CARGO_TARGET_DIR` or the workspace's;
+/// failing that, the one in the target directory the running program was built into
+/// (`<target>/debug/strom-alerts`, `<target>/debug/deps/<test>`), so a program started
+/// by another test suite without cargo's environment still finds it.
 pub fn promtool_binary() -> Result<PathBuf, HarnessError> {
-    let path = match std::env::var_os(PROMTOOL_ENV) {
-        Some(p) => PathBuf::from(p),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"))
-            .join("prom/bin/promtool"),
+    const BELOW_TARGET: &str = "prom/bin/promtool";
+    let missing = |path: PathBuf| HarnessError::ToolMissing {
+        tool: "promtool".into(),
+        path,
+        hint: format!("run scripts/promtool-build.sh (or set {PROMTOOL_ENV})"),
     };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(HarnessError::Protocol(format!(
-            "promtool not found at {}: run scripts/promtool-build.sh (or set {PROMTOOL_ENV})",
-            path.display()
-        )))
+    if let Some(p) = std::env::var_os(PROMTOOL_ENV) {
+        let path = PathBuf::from(p);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(missing(path))
+        };
     }
+    let default = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join(BELOW_TARGET);
+    if default.is_file() {
+        return Ok(default);
+    }
+    let beside_exe = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .take(3)
+            .map(|dir| dir.join(BELOW_TARGET))
+            .find(|p| p.is_file())
+    });
+    beside_exe.ok_or_else(|| missing(default))
+}
+
+/// Runs promtool with `args` in `dir`: whether it exited 0, and its stdout then stderr
+/// (where it reports what a failed test got).
+pub fn run_promtool<I, S>(args: I, dir: &Path) -> Result<(bool, String), HarnessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let binary = promtool_binary()?;
+    let out = Command::new(&binary)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| HarnessError::io(format!("run {}", binary.display()), e))?;
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+/// Connect and read together. A stopped (SIGSTOP) broker's kernel still accepts the
+/// connection and nothing ever answers, so without a bound a scrape would hang; 2 s is
+/// far above what a live broker's `/metrics` takes on loopback or a pod network.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET url` as a Prometheus scrape: the text and its samples when it answers 200 with a
+/// parsable exposition within `timeout`; anything else is a failed scrape (Prometheus
+/// sets `up` 0 for each of these), with the reason.
+pub fn scrape(url: &str, timeout: Duration) -> Result<(String, Vec<Sample>), String> {
+    let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+    let response = match agent.get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(status, _)) => return Err(format!("status {status}")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let text = response.into_string().map_err(|e| e.to_string())?;
+    let samples = parse_exposition(&text)?;
+    Ok((text, samples))
+}
+
+/// The time range of a rule test: rules evaluated every `interval`, the expression tests
+/// evaluated at `eval_time`, with every input series held constant until past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub interval: Duration,
+    pub eval_time: Duration,
+}
+
+impl Timing {
+    /// Every `for: 10s` of the chart's rules is met well before 2 m.
+    pub const DEFAULT: Timing = Timing {
+        interval: Duration::from_secs(15),
+        eval_time: Duration::from_secs(120),
+    };
+
+    /// At least [`Timing::DEFAULT`], and late enough that a rule with `for: longest_for`,
+    /// evaluated every `rule_interval` (its group's `interval`, if longer than ours), is
+    /// firing at `eval_time` when its condition holds from the start: the first
+    /// evaluation at or after `longest_for` fires, so two intervals of slack suffice.
+    pub fn covering(longest_for: Duration, rule_interval: Duration) -> Timing {
+        let interval = Timing::DEFAULT.interval;
+        let needed = longest_for + 2 * rule_interval.max(interval);
+        let eval_time = needed.max(Timing::DEFAULT.eval_time);
+        // A whole number of intervals, so the evaluation lands on a sample.
+        let n = eval_time.as_millis().div_ceil(interval.as_millis());
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        Timing {
+            interval,
+            eval_time: interval.saturating_mul(n),
+        }
+    }
+
+    /// How many intervals each input series repeats its value: two past `eval_time`, so
+    /// no series ends at or before it.
+    pub fn steps(&self) -> u32 {
+        let n = self.eval_time.as_millis() / self.interval.as_millis().max(1);
+        u32::try_from(n).unwrap_or(u32::MAX).saturating_add(2)
+    }
+
+    /// A `promql_expr_test` entry: `expr` at `eval_time` must give exactly `exp_samples`
+    /// (an empty list: no sample at all).
+    pub fn expr_test(&self, expr: &str, exp_samples: Vec<Value>) -> Value {
+        json!({"expr": expr, "eval_time": prom_duration(self.eval_time), "exp_samples": exp_samples})
+    }
+
+    /// One test case over `input_series`, with its expression tests.
+    pub fn case(&self, name: &str, input_series: Vec<Value>, expr_tests: Vec<Value>) -> Value {
+        json!({
+            "name": name,
+            "interval": prom_duration(self.interval),
+            "input_series": input_series,
+            "promql_expr_test": expr_tests,
+        })
+    }
+
+    /// The whole `promtool test rules` file.
+    pub fn file(&self, rule_files: &[&Path], tests: Vec<Value>) -> Value {
+        let rule_files: Vec<String> = rule_files
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        json!({
+            "rule_files": rule_files,
+            "evaluation_interval": prom_duration(self.interval),
+            "tests": tests,
+        })
+    }
+}
+
+/// A duration as Prometheus writes one (`120s`, `1500ms`).
+pub fn prom_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Parses a Prometheus duration (`10s`, `5m`, `1h30m`, `500ms`; units y w d h m s ms,
+/// largest first, as Prometheus's own parser insists).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("ms", 1),
+        ("m", 60 * 1000),
+        ("s", 1000),
+    ];
+    let bad = || format!("not a Prometheus duration: {text:?}");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total: u64 = 0;
+    let mut last_unit = usize::MAX;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        // `ms` is listed before `m`, so `5ms` is not read as five minutes and an `s`.
+        let (i, (unit, millis)) = UNITS
+            .iter()
+            .enumerate()
+            .find(|(_, (u, _))| rest.starts_with(u))
+            .ok_or_else(bad)?;
+        let order = if *unit == "ms" { UNITS.len() } else { i };
+        if last_unit != usize::MAX && order <= last_unit {
+            return Err(bad());
+        }
+        last_unit = order;
+        rest = &rest[unit.len()..];
+        total = n
+            .checked_mul(*millis)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    Ok(Duration::from_millis(total))
 }
 
 /// One sample of a scrape: the series as written in the exposition (`name{labels}` or
@@ -120,7 +310,8 @@ pub fn with_target_labels(series: &str, target: &BTreeMap<String, String>) -> St
     }
 }
 
-fn quote(v: &str) -> String {
+/// `v` as a double-quoted label value (also a valid PromQL string literal).
+pub fn quote(v: &str) -> String {
     let mut out = String::from("\"");
     for c in v.chars() {
         match c {
@@ -276,6 +467,77 @@ weird{v="a}b \"c\""} 2.5 1700000000000
             )
         );
         assert_eq!(texts.len(), 1 + 4 + 1);
+    }
+
+    #[test]
+    fn parses_prometheus_durations() {
+        let ok = |t: &str| parse_duration(t).unwrap();
+        assert_eq!(ok("10s"), Duration::from_secs(10));
+        assert_eq!(ok("5m"), Duration::from_secs(300));
+        assert_eq!(ok("1h30m"), Duration::from_secs(5400));
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("1m500ms"), Duration::from_millis(60_500));
+        assert_eq!(ok("1d"), Duration::from_secs(86_400));
+        assert_eq!(ok("0"), Duration::ZERO);
+        for bad in ["", "10", "s", "1x", "5m1h", "1s1s", "-1s", "1.5m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn timing_covers_the_longest_for() {
+        assert_eq!(Timing::DEFAULT.steps(), 10);
+        let short = Duration::from_secs(10);
+        let interval = Duration::from_secs(15);
+        assert_eq!(Timing::covering(short, interval), Timing::DEFAULT);
+        let long = Timing::covering(Duration::from_secs(300), interval);
+        assert_eq!(long.eval_time, Duration::from_secs(330));
+        assert_eq!(long.steps(), 24);
+        // A slow group, and a `for` that is not a multiple of the interval.
+        let slow = Timing::covering(Duration::from_secs(100), Duration::from_secs(60));
+        assert_eq!(slow.eval_time, Duration::from_secs(225));
+    }
+
+    #[test]
+    fn builds_the_test_file() {
+        let t = Timing::DEFAULT;
+        let series = input_series(&[(target(), Scrape::Down)], t.steps());
+        let file = t.file(
+            &[Path::new("/tmp/x/rules.yaml")],
+            vec![t.case("c", series, vec![t.expr_test("up", vec![])])],
+        );
+        assert_eq!(
+            file,
+            json!({
+                "rule_files": ["/tmp/x/rules.yaml"],
+                "evaluation_interval": "15s",
+                "tests": [{
+                    "name": "c",
+                    "interval": "15s",
+                    "input_series": [{"series": r#"up{namespace="ns",pod="c-broker-0"}"#, "values": "0x10"}],
+                    "promql_expr_test": [{"expr": "up", "eval_time": "120s", "exp_samples": []}],
+                }],
+            })
+        );
+        assert_eq!(prom_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn a_silent_listener_is_a_failed_scrape_within_the_timeout() {
+        // Accepts (the kernel does, from the backlog) and never answers, like a stopped
+        // broker.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        let start = std::time::Instant::now();
+        let err = scrape(&url, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert!(!err.is_empty());
+        drop(listener);
+        assert!(scrape(&url, Duration::from_millis(300)).is_err());
     }
 
     #[test]

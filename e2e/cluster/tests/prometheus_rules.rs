@@ -14,7 +14,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,7 +29,8 @@ use common::Timer;
 use strom_e2e_cluster::admin_http::metric_value;
 use strom_e2e_cluster::binary::workspace_root;
 use strom_e2e_cluster::prom::{
-    expected_firing, input_series, parse_exposition, promtool_binary, Scrape,
+    expected_firing, input_series, prom_duration, promtool_binary, run_promtool, scrape, Scrape,
+    Timing, SCRAPE_TIMEOUT,
 };
 use strom_e2e_cluster::wait::wait_until_every;
 use strom_e2e_cluster::{Cluster, ClusterOptions};
@@ -42,9 +44,8 @@ const GROUP: &str = "lagging";
 const LAG_RECORDS: usize = 1500;
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(250);
-/// 15 s evaluation interval, 10 steps: every `for: 10s` is met at the 2 m evaluation.
-const STEPS: u32 = 10;
-const EVAL_TIME: &str = "2m";
+/// Every `for: 10s` of the chart's rules is met at its evaluation time.
+const TIMING: Timing = Timing::DEFAULT;
 const FIRING: &str = r#"count by (alertname, pod, strom_cluster) (ALERTS{alertstate="firing"})"#;
 
 fn rules_file() -> PathBuf {
@@ -139,10 +140,10 @@ fn scrape_all(
 ) -> Vec<(BTreeMap<String, String>, Scrape)> {
     (0..c.size())
         .map(|i| {
-            let scrape = match c.metrics(i) {
-                Ok(text) => {
+            let url = format!("http://{}/metrics", c.admin_addr(i).unwrap());
+            let scrape = match scrape(&url, SCRAPE_TIMEOUT) {
+                Ok((text, samples)) => {
                     assert!(!down.contains(&i), "broker {i} should be down but answers");
-                    let samples = parse_exposition(&text).expect("exposition parses");
                     keep.push(text);
                     Scrape::Up(samples)
                 }
@@ -176,29 +177,8 @@ fn sum_over(c: &Cluster, brokers: &[usize], name: &str) -> Result<f64, String> {
     Ok(total)
 }
 
-fn promtool(args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new(promtool_binary().unwrap())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run promtool");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn test_case(name: &str, series: Vec<Value>, firing: Vec<Value>) -> Value {
-    json!({
-        "name": name,
-        "interval": "15s",
-        "input_series": series,
-        "promql_expr_test": [{"expr": FIRING, "eval_time": EVAL_TIME, "exp_samples": firing}],
-    })
+    TIMING.case(name, series, vec![TIMING.expr_test(FIRING, firing)])
 }
 
 /// The disk-space rule on kubelet's volume statistics: synthetic samples (no broker
@@ -208,13 +188,13 @@ fn volume_case() -> Value {
     let series = |name: &str, i: usize, v: u64| {
         json!({
             "series": format!(r#"{name}{{namespace="{NAMESPACE}",persistentvolumeclaim="{}"}}"#, pvc(i)),
-            "values": format!("{v}x{STEPS}"),
+            "values": format!("{v}x{}", TIMING.steps()),
         })
     };
     let gib = 1u64 << 30;
     json!({
         "name": "volumes (synthetic kubelet samples)",
-        "interval": "15s",
+        "interval": prom_duration(TIMING.interval),
         "input_series": [
             series("kubelet_volume_stats_capacity_bytes", 0, 100 * gib),
             series("kubelet_volume_stats_available_bytes", 0, 50 * gib),
@@ -222,7 +202,7 @@ fn volume_case() -> Value {
             series("kubelet_volume_stats_available_bytes", 1, 10 * gib),
         ],
         "alert_rule_test": [{
-            "eval_time": EVAL_TIME,
+            "eval_time": prom_duration(TIMING.eval_time),
             "alertname": "KafkaRunningOutOfSpace",
             "exp_alerts": [{
                 "exp_labels": {
@@ -247,7 +227,11 @@ fn prometheus_rules_fire_on_scraped_broker_metrics() {
         .prefix("strom-promtool-")
         .tempdir()
         .unwrap();
-    let (ok, out) = promtool(&["check", "rules", rules.to_str().unwrap()], work.path());
+    let (ok, out) = run_promtool(
+        [OsStr::new("check"), OsStr::new("rules"), rules.as_os_str()],
+        work.path(),
+    )
+    .unwrap();
     assert!(ok, "promtool check rules:\n{out}");
 
     let mut c = Cluster::start(3, ClusterOptions::default()).unwrap();
@@ -367,22 +351,29 @@ fn prometheus_rules_fire_on_scraped_broker_metrics() {
     let expected: Vec<(&str, &[(&str, &str)])> =
         expected.iter().map(|(a, l)| (*a, l.as_slice())).collect();
 
-    let tests = json!({
-        "rule_files": [rules.to_str().unwrap()],
-        "evaluation_interval": "15s",
-        "tests": [
-            test_case("quiet: three brokers, full ISRs", input_series(&quiet, STEPS), vec![]),
+    let tests = TIMING.file(
+        &[&rules],
+        vec![
+            test_case(
+                "quiet: three brokers, full ISRs",
+                input_series(&quiet, TIMING.steps()),
+                vec![],
+            ),
             test_case(
                 &format!("firing: broker {victim} killed, group lagging"),
-                input_series(&firing, STEPS),
+                input_series(&firing, TIMING.steps()),
                 expected_firing(&expected),
             ),
             volume_case(),
         ],
-    });
+    );
     let file = work.path().join("rules-test.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&tests).unwrap()).unwrap();
-    let (ok, out) = promtool(&["test", "rules", file.to_str().unwrap()], work.path());
+    let (ok, out) = run_promtool(
+        [OsStr::new("test"), OsStr::new("rules"), file.as_os_str()],
+        work.path(),
+    )
+    .unwrap();
     // A copy beside promtool, for reading after a failure.
     let copy = promtool_binary()
         .unwrap()

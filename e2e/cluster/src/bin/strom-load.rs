@@ -54,6 +54,17 @@ struct Args {
     /// Where the HTTP endpoint listens.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// A librdkafka producer setting, KEY=VALUE (repeatable), e.g.
+    /// `message.timeout.ms=300000` for a scenario whose broker dies without a word.
+    #[arg(long = "producer-config", value_parser = key_value)]
+    producer_config: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 /// The running load, taken out once by `/stop`.
@@ -89,7 +100,10 @@ fn main() -> anyhow::Result<()> {
     let load = LoadGenerator::start(
         &args.bootstrap,
         &args.topic,
-        LoadOptions::new(1, args.rate, args.partitions),
+        args.producer_config.iter().fold(
+            LoadOptions::new(1, args.rate, args.partitions),
+            |options, (k, v)| options.with_client_config(k, v),
+        ),
     )?;
     let member = GroupMember::start(&args.bootstrap, &args.group, &args.topic)?;
     eprintln!(
