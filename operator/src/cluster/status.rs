@@ -75,19 +75,11 @@ pub fn observed(
     } else {
         None
     };
-    // OnDelete: a changed pod template reaches a broker only when its pod is recreated.
-    let updated = set_status.updated_replicas.unwrap_or(0);
-    let mut warnings = warnings.to_vec();
-    if current && updated < set_status.replicas {
-        warnings.push(Problem {
-            reason: "RestartPending",
-            message: format!(
-                "{} of {} brokers run an older pod template or configuration; they pick it up when their pods are restarted",
-                set_status.replicas - updated,
-                set_status.replicas
-            ),
-        });
-    }
+    // No warning from the StatefulSet's updatedReplicas: with per-broker hashes in the
+    // template, a scale or one broker's change makes every older pod "not updated" though
+    // nothing about it changed, and in-place updates never recreate pods. The roller
+    // decides which brokers need a restart and says so in the RollingRestart condition.
+    let warnings = warnings.to_vec();
     with_conditions(cluster, status, problem, &message, &warnings, now)
 }
 
