@@ -17,8 +17,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/kube/bin"
 
-(cd "$ROOT" && nice -n 10 cargo build -p strom-broker -p strom-operator -p strom-e2e-cluster --bin strom-broker --bin strom-operator --bin strom-load)
+(cd "$ROOT" && nice -n 10 cargo build -p strom-broker -p strom-operator -p strom-e2e-cluster --bin strom-broker --bin strom-operator --bin strom-load --bin strom-alerts)
 "$ROOT/scripts/kube-build.sh"
+# TestBrokerDown evaluates the operator's alerting rules with promtool (strom-alerts).
+"$ROOT/scripts/promtool-build.sh"
 # Kafka's jars for the tool pods; only when missing (a shared target/jvm stays as it is).
 [ -d "$TARGET_DIR/jvm/lib" ] || "$ROOT/scripts/jvm-setup.sh" >/dev/null
 
@@ -44,5 +46,5 @@ export KUBECONFIG
 echo "kube-scenarios: sandbox up in $((SECONDS - start))s ($KUBECONFIG)"
 export PATH="$BIN:$PATH"
 cd "$ROOT/e2e/kube"
-STROM_SCENARIOS=1 nice -n 10 go test -count=1 -timeout 25m -v ./scenarios/ "$@"
+STROM_SCENARIOS=1 nice -n 10 go test -count=1 -timeout 45m -v ./scenarios/ "$@"
 echo "kube-scenarios: done in $((SECONDS - start))s"

@@ -14,7 +14,8 @@
 #   - builds the Kubernetes sandbox (e2e/kube: the real control plane, kubectl and helm from
 #     their Go modules, in the background) and runs its smoke test and the node agent's
 #     test (scripts/kube-smoke.sh, as root: network namespaces and nftables), then the
-#     operator's scenario suite on a fresh sandbox (scripts/kube-scenarios.sh),
+#     operator's scenario suite on a fresh sandbox (scripts/kube-scenarios.sh, in the
+#     background beside the client, Streams and CLI suites),
 #   - cargo fmt --check, cargo clippy -D warnings, cargo test,
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
 #     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
@@ -320,9 +321,24 @@ kube_sandbox() {
 step "kube sandbox (e2e/kube)" kube_sandbox
 # The operator's scenario suite (e2e/kube/scenarios) on a fresh sandbox: Helm and
 # kubectl installs, the example cluster with kcat and Kafka's tools as pods, recovery,
-# scaling, GitOps, leader election, garbage collection, bad input. kind runs the same
-# suite in GitHub Actions (below: skipped here, no Docker).
-step "kube scenarios (e2e/kube/scenarios)" bash "$ROOT/scripts/kube-scenarios.sh"
+# scaling, GitOps, leader election, garbage collection, bad input, and issue 14's day-2
+# scenarios (rolls, a broker down, scaling 3 -> 5 -> 3). kind runs the same suite in
+# GitHub Actions (below: skipped here, no Docker). The suite mostly waits (pods
+# starting, probes, brokers catching up), so it runs in the background beside the
+# broker suites below, and "kube scenarios" after them waits for it and prints its log.
+# Only the sandbox step above uses the one sandbox this machine can hold, and it is done.
+SCENARIOS_LOG="$(mktemp)"
+SCENARIOS_START=$SECONDS
+bash "$ROOT/scripts/kube-scenarios.sh" >"$SCENARIOS_LOG" 2>&1 &
+SCENARIOS_PID=$!
+kube_scenarios() {
+    local rc=0
+    wait "$SCENARIOS_PID" || rc=$?
+    echo "kube-scenarios (background, started $((SECONDS - SCENARIOS_START))s ago, exit $rc):"
+    cat "$SCENARIOS_LOG"
+    rm -f "$SCENARIOS_LOG"
+    return "$rc"
+}
 
 # The kind suite prints "kind e2e skipped: <why>" and exits 0 when it cannot run; that
 # is reported as skipped, not passed.
@@ -380,6 +396,7 @@ broker_suite() {
 # COMPATIBILITY.md; e2e/jvm/README.md).
 broker_suite "kafka streams suite (e2e/jvm)" "$ROOT/e2e/jvm/streams_suite.py"
 broker_suite "kafka cli tools suite (e2e/jvm)" "$ROOT/e2e/jvm/cli_suite.py"
+step "kube scenarios (e2e/kube/scenarios)" kube_scenarios
 
 section "summary"
 for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done

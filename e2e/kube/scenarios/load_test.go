@@ -28,10 +28,12 @@ type load struct {
 // startLoad runs strom-load as a pod on topic NAME (RF 3, min.insync.replicas
 // 2, three partitions) and waits until its producer has had writes
 // acknowledged and its group member has consumed some.
-func startLoad(t *testing.T, ns, name string) *load {
+// Extra arguments go to strom-load (e.g. "--producer-config", "KEY=VALUE").
+func startLoad(t *testing.T, ns, name string, extra ...string) *load {
 	t.Helper()
-	kubectl(t, "run", name, "-n", ns, "--image="+loadImage, "--restart=Never", "--command", "--",
-		"strom-load", "--bootstrap", bootstrap(ns), "--topic", name, "--group", name+"-group")
+	args := []string{"run", name, "-n", ns, "--image=" + loadImage, "--restart=Never", "--command", "--",
+		"strom-load", "--bootstrap", bootstrap(ns), "--topic", name, "--group", name + "-group"}
+	kubectl(t, append(args, extra...)...)
 	l := &load{ns: ns, pod: name}
 	kubetest.Eventually(t, 3*time.Minute, "load "+name+" acknowledged and consumed", func() (bool, string) {
 		ip, err := jsonpath("-n", ns, "pod", name, "{.status.podIP}")

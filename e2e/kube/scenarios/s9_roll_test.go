@@ -70,9 +70,16 @@ func TestRollingRestart(t *testing.T) {
 	if order[len(order)-1] != controller {
 		t.Errorf("restart order %v: the active controller %s is not last", order, controller)
 	}
-	events := kubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.name=my-cluster", "-o",
-		`jsonpath={range .items[*]}{.reason} (x{.count}): {.message}{"\n"}{end}`)
+	events := clusterEvents(t, ns)
 	t.Logf("events:\n%s", events)
+	// An Event per restart, each naming its pod (not one series counting them).
+	restarted := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^Normal RestartingBroker \(x[^)]*\): restarting broker (\d)`).FindAllStringSubmatch(events, -1) {
+		restarted[m[1]] = true
+	}
+	if len(restarted) != 3 {
+		t.Errorf("RestartingBroker Events for brokers %v; one per restart expected:\n%s", restarted, events)
+	}
 	load.stop(t).requireNoErrors(t, "load during the rolling restart")
 }
 
