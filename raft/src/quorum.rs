@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::metrics::WaitError;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -209,6 +210,36 @@ impl<S: ReplicatedState, H: RequestHandler> Quorum<S, H> {
 
     pub fn cluster_id(&self) -> Option<String> {
         self.cluster.get()
+    }
+
+    /// Leader only: waits until this node has applied an entry of its own term (every new
+    /// leader appends one first), so [`Self::state`] holds everything committed before it
+    /// became leader. A decision made on the state before that could be built on an older
+    /// state than clients were already told about, and refuse a request built on the
+    /// current one. Kafka's controller likewise becomes active only once it has replayed
+    /// the log up to the start of its epoch.
+    pub async fn caught_up_as_leader(&self, timeout: Duration) -> Result<(), QuorumError> {
+        let Some(raft) = self.raft.as_ref().filter(|_| self.is_leader()) else {
+            return Err(QuorumError::NotLeader {
+                leader: self.leader(),
+            });
+        };
+        let me = self.config.node_id;
+        raft.wait(Some(timeout))
+            .metrics(
+                |m| {
+                    m.current_leader == Some(me)
+                        && m.last_applied
+                            .is_some_and(|applied| applied.leader_id.term == m.current_term)
+                },
+                "the leader applied an entry of its own term",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                WaitError::Timeout(..) => QuorumError::Timeout,
+                WaitError::ShuttingDown => QuorumError::Shutdown,
+            })
     }
 
     /// Leader only: appends `command`, waits until it is committed and applied here, and

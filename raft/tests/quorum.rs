@@ -93,6 +93,24 @@ async fn a_new_leader_takes_over_and_the_restarted_old_leader_catches_up_from_di
     let survivors: Vec<&Node> = nodes.iter().collect();
     let new_leader = agreed_leader(&survivors).await;
     assert_ne!(new_leader, old_leader);
+    // A decision on the new leader's state sees everything committed before it led.
+    let leader_node = nodes
+        .iter()
+        .find(|n| n.node_id() == new_leader)
+        .expect("the new leader runs");
+    leader_node
+        .caught_up_as_leader(REQUEST_TIMEOUT)
+        .await
+        .expect("the new leader applies an entry of its term");
+    assert_eq!(leader_node.state().lines, vec!["before"]);
+    let follower = nodes
+        .iter()
+        .find(|n| n.node_id() != new_leader)
+        .expect("a follower runs");
+    assert!(matches!(
+        follower.caught_up_as_leader(REQUEST_TIMEOUT).await,
+        Err(QuorumError::NotLeader { .. })
+    ));
     assert_eq!(
         nodes[0]
             .request("after".into(), REQUEST_TIMEOUT)

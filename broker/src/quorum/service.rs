@@ -20,6 +20,9 @@ use crate::metadata::{MetadataImage, MetadataRecord};
 
 /// How often the leader checks heartbeats and leader balance.
 const DUTY_TICK: Duration = Duration::from_millis(100);
+/// How long a decision waits for a new leader to apply what was committed before it
+/// led; the requester gets REQUEST_TIMED_OUT after that and retries.
+const CATCH_UP: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct ControllerService {
@@ -75,6 +78,10 @@ impl ControllerService {
                 ),
             ));
         }
+        quorum
+            .caught_up_as_leader(CATCH_UP)
+            .await
+            .map_err(super::quorum_error)?;
         let image = quorum.state();
         let (records, value) = decide(&image)?;
         if !records.is_empty() {
@@ -90,7 +97,12 @@ impl ControllerService {
         decide: impl FnOnce(&MetadataImage) -> ApiResult<(Vec<MetadataRecord>, T)>,
     ) -> ApiResult<T> {
         if validate_only {
-            decide(&self.quorum()?.state()).map(|(_, value)| value)
+            let quorum = self.quorum()?;
+            quorum
+                .caught_up_as_leader(CATCH_UP)
+                .await
+                .map_err(super::quorum_error)?;
+            decide(&quorum.state()).map(|(_, value)| value)
         } else {
             self.commit(decide).await
         }
@@ -343,7 +355,12 @@ impl ControllerService {
         want_shutdown: bool,
         offline_replicas: &[(uuid::Uuid, i32)],
     ) -> ControllerReply {
-        let image = self.quorum()?.state();
+        let quorum = self.quorum()?;
+        quorum
+            .caught_up_as_leader(CATCH_UP)
+            .await
+            .map_err(super::quorum_error)?;
+        let image = quorum.state();
         let Some(reg) = image.broker(id) else {
             return Err(ApiError::new(
                 ResponseError::BrokerIdNotRegistered,
