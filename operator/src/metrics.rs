@@ -6,7 +6,7 @@
 
 use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramTimer, HistogramVec, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Reconcile durations of interest run from a cache hit (~10 ms) to a slow rolling restart step
@@ -24,6 +24,10 @@ pub struct Metrics {
     broker_restarts: IntCounterVec,
     dynamic_updates: IntCounterVec,
     roll_blocked: CounterVec,
+    moves_started: IntCounterVec,
+    moves_completed: IntCounterVec,
+    leader_elections: IntCounterVec,
+    scale_in_progress: IntGaugeVec,
 }
 
 /// Times one reconcile; the duration is recorded in
@@ -95,6 +99,40 @@ impl Metrics {
         )
         .expect("static metric definition is valid");
 
+        let moves_started = IntCounterVec::new(
+            Opts::new(
+                "strom_operator_partition_moves_started_total",
+                "Partition reassignments the scale step started, per cluster (namespace/name)",
+            ),
+            &["cluster"],
+        )
+        .expect("static metric definition is valid");
+        let moves_completed = IntCounterVec::new(
+            Opts::new(
+                "strom_operator_partition_moves_completed_total",
+                "Partition reassignments seen finished during a scale, per cluster",
+            ),
+            &["cluster"],
+        )
+        .expect("static metric definition is valid");
+        let leader_elections = IntCounterVec::new(
+            Opts::new(
+                "strom_operator_leader_elections_total",
+                "Preferred leader elections (ElectLeaders calls) the scale step made, per \
+                 cluster and result (ok, failed)",
+            ),
+            &["cluster", "result"],
+        )
+        .expect("static metric definition is valid");
+        let scale_in_progress = IntGaugeVec::new(
+            Opts::new(
+                "strom_operator_scale_in_progress",
+                "1 while a cluster's scale is under way (status.scaling is set), else 0",
+            ),
+            &["cluster"],
+        )
+        .expect("static metric definition is valid");
+
         let registry = Registry::new();
         for collector in [
             Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
@@ -104,6 +142,10 @@ impl Metrics {
             Box::new(broker_restarts.clone()),
             Box::new(dynamic_updates.clone()),
             Box::new(roll_blocked.clone()),
+            Box::new(moves_started.clone()),
+            Box::new(moves_completed.clone()),
+            Box::new(leader_elections.clone()),
+            Box::new(scale_in_progress.clone()),
         ] {
             // Only fails on duplicate names, which the distinct names above rule out.
             registry
@@ -120,7 +162,39 @@ impl Metrics {
             broker_restarts,
             dynamic_updates,
             roll_blocked,
+            moves_started,
+            moves_completed,
+            leader_elections,
+            scale_in_progress,
         }
+    }
+
+    /// Counts the partition moves of one batch the scale step started.
+    pub fn partition_moves_started(&self, cluster: &str, moves: usize) {
+        self.moves_started
+            .with_label_values(&[cluster])
+            .inc_by(u64::try_from(moves).unwrap_or(u64::MAX));
+    }
+
+    /// Counts partition moves seen finished since the last look.
+    pub fn partition_moves_completed(&self, cluster: &str, moves: usize) {
+        self.moves_completed
+            .with_label_values(&[cluster])
+            .inc_by(u64::try_from(moves).unwrap_or(u64::MAX));
+    }
+
+    /// Counts one ElectLeaders call of the scale step; `ok` is its result.
+    pub fn leader_election(&self, cluster: &str, ok: bool) {
+        self.leader_elections
+            .with_label_values(&[cluster, if ok { "ok" } else { "failed" }])
+            .inc();
+    }
+
+    /// Records whether `cluster` is scaling.
+    pub fn set_scale_in_progress(&self, cluster: &str, scaling: bool) {
+        self.scale_in_progress
+            .with_label_values(&[cluster])
+            .set(i64::from(scaling));
     }
 
     /// Counts one broker restart of `cluster` (`namespace/name`); `reason` is a fixed label.
@@ -228,6 +302,31 @@ mod tests {
         assert!(metrics.render().contains("strom_operator_leader 1"));
         metrics.set_leader(false);
         assert!(metrics.render().contains("strom_operator_leader 0"));
+    }
+
+    #[test]
+    fn scale_metrics_are_labelled_by_cluster() {
+        let metrics = Metrics::new();
+        metrics.set_scale_in_progress("kafka/a", true);
+        metrics.partition_moves_started("kafka/a", 10);
+        metrics.partition_moves_started("kafka/a", 4);
+        metrics.partition_moves_completed("kafka/a", 14);
+        metrics.leader_election("kafka/a", true);
+        metrics.leader_election("kafka/a", false);
+        let text = metrics.render();
+        for line in [
+            r#"strom_operator_scale_in_progress{cluster="kafka/a"} 1"#,
+            r#"strom_operator_partition_moves_started_total{cluster="kafka/a"} 14"#,
+            r#"strom_operator_partition_moves_completed_total{cluster="kafka/a"} 14"#,
+            r#"strom_operator_leader_elections_total{cluster="kafka/a",result="ok"} 1"#,
+            r#"strom_operator_leader_elections_total{cluster="kafka/a",result="failed"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        metrics.set_scale_in_progress("kafka/a", false);
+        assert!(metrics
+            .render()
+            .contains(r#"strom_operator_scale_in_progress{cluster="kafka/a"} 0"#));
     }
 
     #[test]

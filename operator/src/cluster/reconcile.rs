@@ -251,7 +251,7 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
 
     // 4. Scaling: the StatefulSet's size (held on scale-down until the brokers that go
     //    hold no replica) and the next batch of partition moves.
-    let scale = scale::step(cluster, live_set.as_ref(), ctx.kafka.as_ref()).await;
+    let scale = scale::step(cluster, live_set.as_ref(), ctx.kafka.as_ref(), &ctx.metrics).await;
     for (kind, reason, note) in &scale.events {
         publish(cluster, ctx, *kind, reason, "Scale", note.clone()).await;
     }

@@ -19,7 +19,9 @@ use crate::health::{PartitionProbe, PartitionState as HealthPartition, ProbeErro
 use crate::metrics::Metrics;
 use crate::rebalance::batch::TopicThrottle;
 use crate::rebalance::kafka::{BrokerState, ClusterAdmin, ClusterView as ScaleView, KafkaError};
-use crate::rebalance::plan::{apply_moves, replicas_outside, Assignment, Move, TopicPartition};
+use crate::rebalance::plan::{
+    apply_moves, replicas_outside, Assignment, Leaders, Leadership, Move, TopicPartition,
+};
 use crate::roll::kafka::{AdminError, BrokerAdmin, ClusterView, Endpoint};
 use crate::roll::safety::{PartitionState, QuorumState, RestartSafeAnswer, VoterState};
 use crate::roll::triggers::ConfigChange;
@@ -901,13 +903,32 @@ async fn a_pod_crashing_on_an_old_template_is_restarted_at_once_but_not_on_the_c
 }
 
 /// The brokers as the scale step sees them: moves complete as soon as they are started,
-/// and every call is recorded.
+/// leaderships stay where they are unless their leader left the replicas (as in Kafka)
+/// or an election moves them, and every call is recorded.
 #[derive(Default)]
 struct FakeKafka {
     /// Brokers that cannot be reached: every describe fails.
     unreachable: std::sync::atomic::AtomicBool,
+    /// ElectLeaders fails.
+    election_fails: std::sync::atomic::AtomicBool,
     view: std::sync::Mutex<ScaleView>,
     calls: std::sync::Mutex<Vec<String>>,
+}
+
+/// Every partition led by its first replica, all replicas in sync.
+fn preferred_leaders(assignment: &Assignment) -> Leaders {
+    assignment
+        .iter()
+        .map(|(tp, replicas)| {
+            (
+                tp.clone(),
+                Leadership {
+                    leader: replicas.first().copied(),
+                    isr: replicas.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 impl FakeKafka {
@@ -925,14 +946,24 @@ impl FakeKafka {
                     )
                 })
                 .collect(),
+            leaders: preferred_leaders(&assignment),
             assignment,
             in_flight: Default::default(),
         };
         Arc::new(FakeKafka {
-            unreachable: Default::default(),
             view: std::sync::Mutex::new(view),
-            calls: Default::default(),
+            ..FakeKafka::default()
         })
+    }
+
+    /// Partitions whose leader is not their first replica, as `elect` calls name them.
+    fn not_preferred(&self) -> Vec<String> {
+        let view = self.view();
+        view.assignment
+            .iter()
+            .filter(|(tp, r)| view.leaders.get(*tp).and_then(|l| l.leader) != r.first().copied())
+            .map(|(tp, _)| tp.to_string())
+            .collect()
     }
 
     fn view(&self) -> ScaleView {
@@ -986,6 +1017,15 @@ impl ClusterAdmin for FakeKafka {
         self.note(format!("reassign {}", moves.len()));
         let mut view = self.view.lock().expect("fake view");
         view.assignment = apply_moves(&view.assignment, moves);
+        for m in moves {
+            let Some(now) = view.leaders.get_mut(&m.partition) else {
+                continue;
+            };
+            now.isr = m.to.clone();
+            if !now.leader.is_some_and(|l| m.to.contains(&l)) {
+                now.leader = m.to.first().copied();
+            }
+        }
         Box::pin(async { Ok(()) })
     }
     fn set_throttles<'a>(
@@ -1018,6 +1058,36 @@ impl ClusterAdmin for FakeKafka {
         self.note(format!("unregister {broker}"));
         self.view.lock().expect("fake view").brokers.remove(&broker);
         Box::pin(async { Ok(()) })
+    }
+    fn elect_preferred<'a>(
+        &'a self,
+        _bootstrap: &'a [String],
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>> {
+        let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+        self.note(format!("elect {}", names.join(",")));
+        if self
+            .election_fails
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Box::pin(async {
+                Err(KafkaError::Timeout {
+                    api: "ElectLeaders",
+                })
+            });
+        }
+        let mut view = self.view.lock().expect("fake view");
+        let mut moved = Vec::new();
+        for tp in partitions {
+            let preferred = view.assignment.get(tp).and_then(|r| r.first().copied());
+            if let Some(now) = view.leaders.get_mut(tp) {
+                if now.leader != preferred {
+                    now.leader = preferred;
+                    moved.push(tp.clone());
+                }
+            }
+        }
+        Box::pin(async move { Ok(moved) })
     }
 }
 
@@ -1204,6 +1274,150 @@ async fn scale_up_grows_then_moves_partitions_onto_the_new_brokers() {
     }
     assert_eq!(counts.len(), 5, "{counts:?}");
     assert!(counts.values().all(|&n| n == 7 || n == 8), "{counts:?}");
+}
+
+/// Notes of the Events with `reason` the writes created.
+fn event_notes(writes: &[Call], reason: &str) -> Vec<String> {
+    writes
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.starts_with(EVENTS))
+        .filter_map(|c| c.body.as_ref())
+        .filter(|b| b["reason"] == reason)
+        .map(|b| b["note"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// 3 -> `to` brokers with the new ones registered at once: the reconciles up to the
+/// first batch of moves.
+async fn scaled_up(kafka: &Arc<FakeKafka>, to: i32) -> Harness {
+    let h = Harness::with_kafka(spec(3), kafka.clone());
+    h.reconcile().await;
+    h.brokers_ready(3);
+    h.reconcile().await;
+    h.change_spec(|s| s["replicas"] = json!(to));
+    h.reconcile().await;
+    {
+        let mut view = kafka.view.lock().expect("fake view");
+        for b in 3..to {
+            view.brokers.insert(
+                b,
+                BrokerState {
+                    rack: None,
+                    fenced: false,
+                },
+            );
+        }
+    }
+    kafka.take_calls();
+    h
+}
+
+#[tokio::test]
+async fn finished_moves_elect_the_preferred_leaders_they_set() {
+    let mut assignment = Assignment::new();
+    spread_topic(&mut assignment, "orders", 12, 3, &[0, 1, 2]);
+    let kafka = FakeKafka::new(&[0, 1, 2], assignment);
+    let h = scaled_up(&kafka, 5).await;
+
+    let (mut elected, mut started) = (0, 0);
+    for _ in 0..10 {
+        // What the brokers show before the reconcile: the last batch is done.
+        let expected = kafka.not_preferred();
+        let writes = h.reconcile().await;
+        let calls = kafka.take_calls();
+        let elect: Vec<&String> = calls.iter().filter(|c| c.starts_with("elect")).collect();
+        let notes = event_notes(&writes, "LeadersMoved");
+        if expected.is_empty() {
+            assert!(elect.is_empty(), "{calls:?}");
+            assert!(notes.is_empty(), "{notes:?}");
+        } else {
+            assert_eq!(elect, vec![&format!("elect {}", expected.join(","))]);
+            assert_eq!(notes.len(), 1, "one Event: {notes:?}");
+            assert!(
+                notes[0].starts_with(&format!("{} leaderships moved", expected.len())),
+                "{notes:?}"
+            );
+            elected += expected.len();
+        }
+        started += calls
+            .iter()
+            .filter_map(|c| c.strip_prefix("reassign "))
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum::<usize>();
+        if h.status()["scaling"].is_null() {
+            break;
+        }
+    }
+    assert!(h.status()["scaling"].is_null(), "{}", h.status());
+    assert!(elected > 0, "the moves left some partitions led elsewhere");
+    assert_eq!(kafka.not_preferred(), Vec::<String>::new());
+
+    let text = h.ctx.metrics.render();
+    for line in [
+        format!(
+            r#"strom_operator_partition_moves_started_total{{cluster="kafka/my-cluster"}} {started}"#
+        ),
+        format!(
+            r#"strom_operator_partition_moves_completed_total{{cluster="kafka/my-cluster"}} {started}"#
+        ),
+        r#"strom_operator_scale_in_progress{cluster="kafka/my-cluster"} 0"#.to_string(),
+    ] {
+        assert!(text.contains(&line), "{line} in {text}");
+    }
+    assert!(
+        text.contains(
+            r#"strom_operator_leader_elections_total{cluster="kafka/my-cluster",result="ok"}"#
+        ),
+        "{text}"
+    );
+    assert!(!text.contains(r#"result="failed""#), "{text}");
+}
+
+#[tokio::test]
+async fn a_failed_election_holds_the_finished_scale_and_is_retried() {
+    let mut assignment = Assignment::new();
+    spread_topic(&mut assignment, "orders", 12, 3, &[0, 1, 2]);
+    let kafka = FakeKafka::new(&[0, 1, 2], assignment);
+    let h = scaled_up(&kafka, 4).await;
+    kafka
+        .election_fails
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    // Every batch is placed; the elections fail but no reconcile does.
+    for _ in 0..10 {
+        h.reconcile().await;
+        if h.status()["scaling"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("electing preferred leaders failed"))
+        {
+            break;
+        }
+    }
+    assert_eq!(h.status()["scaling"]["phase"], "Moving", "{}", h.status());
+    assert!(!kafka.not_preferred().is_empty());
+    let text = h.ctx.metrics.render();
+    assert!(
+        text.contains(
+            r#"strom_operator_leader_elections_total{cluster="kafka/my-cluster",result="failed"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"strom_operator_scale_in_progress{cluster="kafka/my-cluster"} 1"#));
+
+    // The brokers accept it again: the next reconcile elects and the scale is done.
+    kafka
+        .election_fails
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let writes = h.reconcile().await;
+    assert_eq!(event_notes(&writes, "LeadersMoved").len(), 1);
+    assert_eq!(event_notes(&writes, "ScaleDone").len(), 1);
+    assert!(h.status()["scaling"].is_null(), "{}", h.status());
+    assert_eq!(kafka.not_preferred(), Vec::<String>::new());
+    assert!(h
+        .ctx
+        .metrics
+        .render()
+        .contains(r#"strom_operator_scale_in_progress{cluster="kafka/my-cluster"} 0"#));
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use super::names;
 use super::validate::Problem;
 use crate::crd::cluster::ScalingStatus;
 use crate::crd::KafkaCluster;
+use crate::metrics::Metrics;
 use crate::rebalance::batch::{self, DEFAULT_BATCH_SIZE};
 use crate::rebalance::kafka::ClusterAdmin;
 use crate::rebalance::plan::{self, Broker};
@@ -82,6 +83,20 @@ pub async fn step(
     cluster: &KafkaCluster,
     live_set: Option<&StatefulSet>,
     admin: &dyn ClusterAdmin,
+    metrics: &Metrics,
+) -> Outcome {
+    let key = format!("{}/{}", names::namespace(cluster), cluster.name_any());
+    let out = take_step(cluster, live_set, admin, metrics, &key).await;
+    metrics.set_scale_in_progress(&key, out.scaling.is_some());
+    out
+}
+
+async fn take_step(
+    cluster: &KafkaCluster,
+    live_set: Option<&StatefulSet>,
+    admin: &dyn ClusterAdmin,
+    metrics: &Metrics,
+    key: &str,
 ) -> Outcome {
     let spec = cluster.spec.replicas;
     let current = live_set
@@ -151,6 +166,14 @@ pub async fn step(
         }
     };
 
+    // The reassignments listed last time and gone now have finished (or were cancelled,
+    // which Kafka does not tell apart).
+    if let Some(p) = &previous {
+        let now: BTreeSet<String> = view.in_flight.iter().map(ToString::to_string).collect();
+        let finished = p.in_flight.iter().filter(|tp| !now.contains(*tp)).count();
+        metrics.partition_moves_completed(key, finished);
+    }
+
     let keep: BTreeSet<i32> = (0..spec).collect();
     let targets: Vec<Broker> = keep
         .iter()
@@ -209,9 +232,47 @@ pub async fn step(
         }
     }
 
+    // The moves put each partition's preferred leader first; without an election the
+    // leadership only follows if the brokers' own leader rebalance runs (it may be off).
+    let mut election_failed = None;
+    if progress::elects_leaders(&decision.step) {
+        let live: BTreeSet<i32> = view
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(&b, _)| b)
+            .collect();
+        let elect =
+            plan::preferred_elections(&view.assignment, &view.leaders, &live, &view.in_flight);
+        if !elect.is_empty() {
+            match admin.elect_preferred(&addresses, &elect).await {
+                Ok(moved) => {
+                    metrics.leader_election(key, true);
+                    if !moved.is_empty() {
+                        let names: Vec<String> = moved.iter().map(ToString::to_string).collect();
+                        tracing::info!(cluster = %name, %id, partitions = ?names, "scale: preferred leaders elected");
+                        out.events.push((
+                            EventType::Normal,
+                            "LeadersMoved",
+                            leaders_moved_note(&names),
+                        ));
+                    }
+                }
+                Err(e) => {
+                    // Leadership balance is worth a retry, not a failed reconcile: the
+                    // next reconcile after the next batch (or the finished scale) asks again.
+                    metrics.leader_election(key, false);
+                    tracing::warn!(cluster = %name, error = %e, partitions = elect.len(), "scale: preferred leader election failed");
+                    election_failed = Some(e.to_string());
+                }
+            }
+        }
+    }
+
     match &decision.step {
         Step::Done => {
-            if previous.is_some() {
+            out.active = !scaling.throttled_topics.is_empty() || election_failed.is_some();
+            if previous.is_some() && !out.active {
                 tracing::info!(cluster = %name, %id, "scale finished");
                 out.events.push((
                     EventType::Normal,
@@ -219,10 +280,12 @@ pub async fn step(
                     format!("{} brokers, partitions balanced", spec),
                 ));
             }
-            out.active = !scaling.throttled_topics.is_empty();
             out.scaling = out.active.then(|| {
                 scaling.phase = "Moving".into();
-                scaling.message = Some("removing replication throttles".into());
+                scaling.message = Some(match &election_failed {
+                    Some(e) => format!("electing preferred leaders failed: {e}"),
+                    None => "removing replication throttles".into(),
+                });
                 scaling
             });
             return out;
@@ -272,6 +335,7 @@ pub async fn step(
             scaling.phase = if spec < current { "Draining" } else { "Moving" }.into();
             match result {
                 Ok(topics) => {
+                    metrics.partition_moves_started(key, batch.len());
                     let started: Vec<String> =
                         batch.iter().map(|m| m.partition.to_string()).collect();
                     tracing::info!(cluster = %name, %id, partitions = ?started, "scale: batch of partition moves started");
@@ -401,6 +465,26 @@ async fn start_batch(
     Ok(topics.into_keys().collect())
 }
 
+/// The LeadersMoved Event's note: the count, and the first partitions by name (an Event
+/// note is limited to 1 kB, and a scale can move thousands of leaderships).
+fn leaders_moved_note(partitions: &[String]) -> String {
+    const LISTED: usize = 10;
+    let mut note = format!(
+        "{} leaderships moved to their preferred replicas: {}",
+        partitions.len(),
+        partitions
+            .iter()
+            .take(LISTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if partitions.len() > LISTED {
+        note.push_str(&format!(" and {} more", partitions.len() - LISTED));
+    }
+    note
+}
+
 fn merge(a: &[String], b: &[String]) -> Vec<String> {
     a.iter()
         .chain(b)
@@ -419,6 +503,20 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_leaders_moved_note_counts_all_and_names_the_first_ten() {
+        let few: Vec<String> = (0..2).map(|p| format!("t-{p}")).collect();
+        assert_eq!(
+            leaders_moved_note(&few),
+            "2 leaderships moved to their preferred replicas: t-0, t-1"
+        );
+        let many: Vec<String> = (0..500).map(|p| format!("orders-{p}")).collect();
+        let note = leaders_moved_note(&many);
+        assert!(note.starts_with("500 leaderships moved"), "{note}");
+        assert!(note.ends_with("orders-9 and 490 more"), "{note}");
+        assert!(note.len() < 1024);
     }
 
     #[test]

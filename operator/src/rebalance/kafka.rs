@@ -1,7 +1,8 @@
 //! The Kafka calls a scale needs, through `strom-client`: the cluster's brokers, the
 //! assignment and the moves under way (DescribeCluster, Metadata,
 //! ListPartitionReassignments), starting moves (AlterPartitionReassignments), the dynamic
-//! replication throttles (IncrementalAlterConfigs) and UnregisterBroker. Behind the
+//! replication throttles (IncrementalAlterConfigs), preferred leader elections
+//! (ElectLeaders, the request the roller uses too) and UnregisterBroker. Behind the
 //! `ClusterAdmin` trait, so the reconcile tests put a fake in its place.
 
 use futures::future::BoxFuture;
@@ -24,7 +25,8 @@ use kafka_protocol::protocol::StrBytes;
 use strom_client::{ClientError, Connection};
 
 use super::batch::TopicThrottle;
-use super::plan::{Assignment, Move, TopicPartition};
+use super::plan::{Assignment, Leaders, Leadership, Move, TopicPartition};
+use crate::roll::kafka::{elect_preferred_on, ElectError};
 
 const CLIENT_ID: &str = "strom-operator";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +56,8 @@ pub enum KafkaError {
     Client(#[from] ClientError),
     #[error("{api} timed out after {0:?}", CALL_TIMEOUT)]
     Timeout { api: &'static str },
+    #[error("ElectLeaders failed: {0}")]
+    Election(ElectError),
     #[error("{api} refused {what}: {code:?} {message}")]
     Refused {
         api: &'static str,
@@ -61,6 +65,15 @@ pub enum KafkaError {
         code: Option<ResponseError>,
         message: String,
     },
+}
+
+impl From<ElectError> for KafkaError {
+    fn from(e: ElectError) -> Self {
+        match e {
+            ElectError::Client(e) => KafkaError::Client(e),
+            other => KafkaError::Election(other),
+        }
+    }
 }
 
 /// A registered broker as DescribeCluster shows it.
@@ -78,6 +91,8 @@ pub struct ClusterView {
     /// plan made now does not undo the move.
     pub assignment: Assignment,
     pub in_flight: BTreeSet<TopicPartition>,
+    /// Every partition's leader and ISR as Metadata reports them.
+    pub leaders: Leaders,
 }
 
 /// The broker calls of a scale. `bootstrap` lists `host:port` addresses to try in order.
@@ -112,6 +127,12 @@ pub trait ClusterAdmin: Send + Sync {
         bootstrap: &'a [String],
         broker: i32,
     ) -> BoxFuture<'a, Result<(), KafkaError>>;
+    /// ElectLeaders PREFERRED for `partitions`; the ones whose leadership moved.
+    fn elect_preferred<'a>(
+        &'a self,
+        bootstrap: &'a [String],
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>>;
 }
 
 /// The real thing: a fresh connection per call (reconciles are minutes apart).
@@ -155,6 +176,13 @@ impl ClusterAdmin for KafkaAdmin {
         broker: i32,
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
         Box::pin(unregister(bootstrap, broker))
+    }
+    fn elect_preferred<'a>(
+        &'a self,
+        bootstrap: &'a [String],
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>> {
+        Box::pin(elect_preferred(bootstrap, partitions))
     }
 }
 
@@ -244,16 +272,22 @@ pub async fn describe(bootstrap: &[String]) -> Result<ClusterView, KafkaError> {
     )
     .await?;
     let mut assignment = Assignment::new();
+    let mut leaders = Leaders::new();
     for topic in &metadata.topics {
         let Some(topic_name) = topic.name.as_ref() else {
             continue;
         };
         check("Metadata", topic_name.0.to_string(), topic.error_code, None)?;
         for p in &topic.partitions {
-            assignment.insert(
-                TopicPartition::new(topic_name.0.as_str(), p.partition_index),
-                p.replica_nodes.iter().map(|b| b.0).collect(),
+            let tp = TopicPartition::new(topic_name.0.as_str(), p.partition_index);
+            leaders.insert(
+                tp.clone(),
+                Leadership {
+                    leader: Some(p.leader_id.0).filter(|&l| l >= 0),
+                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                },
             );
+            assignment.insert(tp, p.replica_nodes.iter().map(|b| b.0).collect());
         }
     }
 
@@ -291,7 +325,35 @@ pub async fn describe(bootstrap: &[String]) -> Result<ClusterView, KafkaError> {
         brokers,
         assignment,
         in_flight,
+        leaders,
     })
+}
+
+/// ElectLeaders PREFERRED for `partitions`; the ones whose leadership moved.
+pub async fn elect_preferred(
+    bootstrap: &[String],
+    partitions: &[TopicPartition],
+) -> Result<Vec<TopicPartition>, KafkaError> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let asked = partitions
+        .iter()
+        .map(|tp| (tp.topic.clone(), tp.partition))
+        .collect();
+    let mut conn = connect(bootstrap).await?;
+    let moved = tokio::time::timeout(
+        CALL_TIMEOUT,
+        elect_preferred_on(&mut conn, asked, REQUEST_TIMEOUT_MS),
+    )
+    .await
+    .map_err(|_| KafkaError::Timeout {
+        api: "ElectLeaders",
+    })??;
+    Ok(moved
+        .into_iter()
+        .map(|(topic, partition)| TopicPartition { topic, partition })
+        .collect())
 }
 
 pub async fn reassign(bootstrap: &[String], moves: &[Move]) -> Result<(), KafkaError> {

@@ -34,6 +34,41 @@ impl std::fmt::Display for TopicPartition {
 /// Replicas of every partition, in Kafka's order: the first is the preferred leader.
 pub type Assignment = BTreeMap<TopicPartition, Vec<i32>>;
 
+/// Who leads a partition now, and its in-sync replicas, as Metadata reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leadership {
+    /// `None` while the partition has no leader.
+    pub leader: Option<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// Every partition's current leadership.
+pub type Leaders = BTreeMap<TopicPartition, Leadership>;
+
+/// The partitions to hand to ElectLeaders PREFERRED: led by another broker than their
+/// first replica while that replica is live and in the ISR. Kafka refuses a preferred
+/// election otherwise, so asking for those only makes noise. Partitions being moved are
+/// left alone: their listed replicas are the target, which the brokers do not hold yet.
+pub fn preferred_elections(
+    assignment: &Assignment,
+    leaders: &Leaders,
+    live: &BTreeSet<i32>,
+    in_flight: &BTreeSet<TopicPartition>,
+) -> Vec<TopicPartition> {
+    assignment
+        .iter()
+        .filter(|(tp, _)| !in_flight.contains(tp))
+        .filter_map(|(tp, replicas)| {
+            let preferred = *replicas.first()?;
+            let now = leaders.get(tp)?;
+            (now.leader != Some(preferred)
+                && live.contains(&preferred)
+                && now.isr.contains(&preferred))
+            .then(|| tp.clone())
+        })
+        .collect()
+}
+
 /// A broker that may hold replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broker {
@@ -513,5 +548,47 @@ mod tests {
             current = apply_moves(&current, &batch);
         }
         panic!("re-planning after each batch did not converge");
+    }
+
+    fn led(leader: i32, isr: &[i32]) -> Leadership {
+        Leadership {
+            leader: (leader >= 0).then_some(leader),
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn elections_are_asked_only_where_a_live_in_sync_preferred_replica_does_not_lead() {
+        let tp = |p| TopicPartition::new("t", p);
+        let mut assignment: Assignment = (0..7).map(|p| (tp(p), vec![3, 0, 1])).collect();
+        assignment.insert(tp(4), vec![4, 0, 1]);
+        let leaders: Leaders = [
+            // Led by its preferred replica already.
+            (tp(0), led(3, &[3, 0, 1])),
+            // Led elsewhere, preferred in sync: elect.
+            (tp(1), led(0, &[0, 1, 3])),
+            // Preferred not yet in the ISR (still catching up): Kafka would refuse.
+            (tp(2), led(0, &[0, 1])),
+            // No leader at all, preferred in sync: elect.
+            (tp(3), led(-1, &[3])),
+            // Preferred (4) still listed in the ISR but its broker fenced.
+            (tp(4), led(0, &[0, 1, 4])),
+            // Being moved: its replica list is the target, not what runs.
+            (tp(5), led(0, &[0, 1, 3])),
+            // tp(6): Metadata did not report it (deleted meanwhile).
+        ]
+        .into();
+        let live: BTreeSet<i32> = [0, 1, 3].into();
+        let in_flight = BTreeSet::from([tp(5)]);
+        assert_eq!(
+            preferred_elections(&assignment, &leaders, &live, &in_flight),
+            vec![tp(1), tp(3)]
+        );
+        let without_3: BTreeSet<i32> = [0, 1].into();
+        assert_eq!(
+            preferred_elections(&assignment, &leaders, &without_3, &in_flight),
+            Vec::<TopicPartition>::new(),
+            "a preferred replica that is not live is never asked to lead"
+        );
     }
 }

@@ -182,6 +182,26 @@ pub fn decide(
     hold(current, Step::Done)
 }
 
+/// Whether the step comes after a batch of moves has finished (or no batch is under way
+/// any more), so the preferred leaders the moves set can be elected. Not while growing or
+/// waiting for brokers (no batch ran yet), nor while moves are in flight: Kafka calls a
+/// batch done only when all of it is.
+pub fn elects_leaders(step: &Step) -> bool {
+    match step {
+        Step::MoveBatch
+        | Step::Held(_)
+        | Step::Shrink
+        | Step::WaitForRemovedBrokers { .. }
+        | Step::Unregister { .. }
+        | Step::Done => true,
+        Step::Grow
+        | Step::WaitForBrokers { .. }
+        | Step::WaitForMoves
+        | Step::BrokersUnknown
+        | Step::Refused(_) => false,
+    }
+}
+
 fn gated(gate: Gate) -> Step {
     match gate {
         Gate::Auto => Step::MoveBatch,
@@ -384,5 +404,25 @@ mod tests {
             hold(5, Step::BrokersUnknown)
         );
         assert_eq!(decide(4, Some(3), None, Gate::Auto), hold(4, Step::Grow));
+    }
+
+    #[test]
+    fn leaders_are_elected_once_moves_are_finished_never_while_they_run() {
+        let mut f = facts(&[0, 1, 2, 3, 4]);
+        f.planned_moves = 6;
+        f.in_flight = 2;
+        assert!(!elects_leaders(&at(5, 5, &f).step), "a batch is running");
+        f.in_flight = 0;
+        // The last batch is done; the next one starts after the election.
+        assert!(elects_leaders(&at(5, 5, &f).step));
+        assert!(elects_leaders(
+            &decide(5, Some(5), Some(&f), Gate::Paused).step
+        ));
+        f.planned_moves = 0;
+        assert!(elects_leaders(&at(5, 5, &f).step), "the scale is done");
+        assert!(elects_leaders(&at(3, 5, &f).step), "drained, shrinking");
+        assert!(!elects_leaders(&at(6, 5, &f).step), "growing");
+        assert!(!elects_leaders(&at(5, 5, &facts(&[0, 1, 2])).step));
+        assert!(!elects_leaders(&decide(4, Some(5), None, Gate::Auto).step));
     }
 }

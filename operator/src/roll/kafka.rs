@@ -249,53 +249,85 @@ impl KafkaAdmin {
         if partitions.is_empty() {
             return Ok(());
         }
-        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            by_topic.entry(topic).or_default().push(partition);
-        }
-        let topic_partitions = by_topic
-            .into_iter()
-            .map(|(topic, partitions)| {
-                TopicPartitions::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic)))
-                    .with_partitions(partitions)
-            })
-            .collect();
-        let request = ElectLeadersRequest::default()
-            .with_election_type(ELECTION_PREFERRED)
-            .with_topic_partitions(Some(topic_partitions))
-            .with_timeout_ms(i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX));
         let mut conn = self.any(&brokers).await?;
-        let response = conn.send(request, 2).await?;
-        if response.error_code != 0 {
-            return Err(AdminError::Refused {
+        let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
+        elect_preferred_on(&mut conn, partitions, timeout_ms).await?;
+        Ok(())
+    }
+}
+
+/// Why an ElectLeaders PREFERRED call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ElectError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("error {0}")]
+    Request(i16),
+    /// `topic-partition: error code` of each partition whose election failed.
+    #[error("{}", .0.join(", "))]
+    Partitions(Vec<String>),
+}
+
+impl From<ElectError> for AdminError {
+    fn from(e: ElectError) -> Self {
+        match e {
+            ElectError::Client(e) => AdminError::Client(e),
+            other => AdminError::Refused {
                 api: "ElectLeaders",
-                message: format!("error {}", response.error_code),
-            });
+                message: other.to_string(),
+            },
         }
-        let failed: Vec<String> = response
-            .replica_election_results
-            .iter()
-            .flat_map(|t| {
-                t.partition_result
-                    .iter()
-                    .filter(|p| {
-                        ![0, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE]
-                            .contains(&p.error_code)
-                    })
-                    .map(move |p| {
-                        format!("{}-{}: error {}", t.topic.0, p.partition_id, p.error_code)
-                    })
-            })
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(AdminError::Refused {
-                api: "ElectLeaders",
-                message: failed.join(", "),
-            })
+    }
+}
+
+/// ElectLeaders PREFERRED for `partitions` over `conn`: the one request and answer check
+/// both the roller and the scale step use. Returns the partitions whose leadership moved.
+/// "Election not needed" and "preferred leader not available" are not failures: the
+/// leader is already right, or the preferred replica is not in the ISR yet and a later
+/// call (or the brokers' own leader rebalance) moves it.
+pub(crate) async fn elect_preferred_on(
+    conn: &mut Connection,
+    partitions: Vec<(String, i32)>,
+    timeout_ms: i32,
+) -> Result<Vec<(String, i32)>, ElectError> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic.entry(topic).or_default().push(partition);
+    }
+    let topic_partitions = by_topic
+        .into_iter()
+        .map(|(topic, partitions)| {
+            TopicPartitions::default()
+                .with_topic(TopicName(StrBytes::from_string(topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let request = ElectLeadersRequest::default()
+        .with_election_type(ELECTION_PREFERRED)
+        .with_topic_partitions(Some(topic_partitions))
+        .with_timeout_ms(timeout_ms);
+    let response = conn.send(request, 2).await?;
+    if response.error_code != 0 {
+        return Err(ElectError::Request(response.error_code));
+    }
+    let mut moved = Vec::new();
+    let mut failed = Vec::new();
+    for t in &response.replica_election_results {
+        for p in &t.partition_result {
+            match p.error_code {
+                0 => moved.push((t.topic.0.to_string(), p.partition_id)),
+                ELECTION_NOT_NEEDED | PREFERRED_LEADER_NOT_AVAILABLE => {}
+                code => failed.push(format!("{}-{}: error {code}", t.topic.0, p.partition_id)),
+            }
         }
+    }
+    if failed.is_empty() {
+        Ok(moved)
+    } else {
+        Err(ElectError::Partitions(failed))
     }
 }
 
