@@ -622,15 +622,34 @@ pub fn create_topic(
     partitions: i32,
     replication_factor: i32,
 ) -> Result<()> {
+    create(
+        bootstrap,
+        NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(replication_factor),
+        ),
+    )
+}
+
+/// Creates `topic` with partition `i` on the brokers `assignment[i]` (the first one
+/// its preferred leader); an existing topic is an error.
+pub fn create_topic_assigned(bootstrap: &str, topic: &str, assignment: &[Vec<i32>]) -> Result<()> {
+    let lists: Vec<&[i32]> = assignment.iter().map(Vec::as_slice).collect();
+    // librdkafka wants the partition count to match the assignment's.
+    let partitions = i32::try_from(lists.len()).context("too many partitions")?;
+    create(
+        bootstrap,
+        NewTopic::new(topic, partitions, TopicReplication::Variable(&lists)),
+    )
+}
+
+fn create(bootstrap: &str, new: NewTopic<'_>) -> Result<()> {
+    let topic = new.name;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .context("creating admin client")?;
-    let new = NewTopic::new(
-        topic,
-        partitions,
-        TopicReplication::Fixed(replication_factor),
-    );
     let opts = AdminOptions::new()
         .request_timeout(Some(Duration::from_secs(10)))
         .operation_timeout(Some(Duration::from_secs(10)));

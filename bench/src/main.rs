@@ -22,11 +22,15 @@
 //! `strom-bench roll` rolls a three-broker cluster under an acks=all load the way the
 //! operator's roller does, split per broker into restart, catch-up and leader moves,
 //! beside the same roll idle (see `roll.rs`).
+//! `strom-bench drain` moves every replica off a broker holding `--data-mib` with the
+//! operator's rebalance code at a replication throttle, beside the throttle's floor and
+//! the same drain unthrottled (see `drain.rs`).
 
 mod apache;
 mod broker;
 mod cluster;
 mod connections;
+mod drain;
 mod groups;
 mod kafka;
 mod limits;
@@ -158,6 +162,9 @@ pub enum Command {
     /// operator's roller does it: per broker restart, catch-up and leader moves, beside
     /// the same roll of the idle cluster and the producer's throughput before it.
     Roll(roll::RollArgs),
+    /// Drain one broker holding --data-mib with the operator's rebalance code at a
+    /// replication throttle, beside the throttle's floor and the unthrottled drain.
+    Drain(drain::DrainArgs),
 }
 
 impl Args {
@@ -221,6 +228,7 @@ pub struct Report {
     pub scale: Option<scale::ScaleResult>,
     pub peer: Option<peer::PeerResult>,
     pub roll: Option<roll::RollResult>,
+    pub drain: Option<drain::DrainResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -239,6 +247,7 @@ fn main() -> ExitCode {
         Some(Command::Connections(_)) => connections::markdown(&report),
         Some(Command::Peer(_)) => peer_table::markdown(&report),
         Some(Command::Roll(_)) => roll::markdown(&report),
+        Some(Command::Drain(_)) => drain::markdown(&report),
         _ => report::markdown(&report),
     };
     println!("{table}");
@@ -295,9 +304,9 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         })?;
         return scale::run(args, s, &broker_path, &base_dir, report);
     }
-    if matches!(args.command, Some(Command::Roll(_))) {
-        // Its limits are measured by the run itself (the idle roll), not by disk or
-        // loopback probes.
+    if matches!(args.command, Some(Command::Roll(_) | Command::Drain(_))) {
+        // Their limits are measured by the runs themselves (the idle roll; the throttle's
+        // floor and the unthrottled drain), not by disk or loopback probes.
         std::fs::create_dir_all(&args.base_dir)
             .with_context(|| format!("creating {}", args.base_dir.display()))?;
         let base_dir = args.base_dir.canonicalize()?;
@@ -315,6 +324,7 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         let pool = limits::random_pool(64 * MIB as usize);
         return match &args.command {
             Some(Command::Roll(r)) => roll::run(args, r, &broker_path, &base_dir, &pool, report),
+            Some(Command::Drain(d)) => drain::run(args, d, &broker_path, &base_dir, &pool, report),
             _ => Ok(()),
         };
     }
@@ -346,7 +356,9 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         }
         Some(Command::Peer(p)) => peer::run(args, p, &broker_path, &base_dir, &pool, report),
         // Dispatched before the probes, above.
-        Some(Command::Connections(_) | Command::Scale(_) | Command::Roll(_)) => Ok(()),
+        Some(
+            Command::Connections(_) | Command::Scale(_) | Command::Roll(_) | Command::Drain(_),
+        ) => Ok(()),
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
     }
 }
