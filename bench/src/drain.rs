@@ -168,66 +168,77 @@ fn one_drain(
         &args.overrides,
         args.keep_data,
     )?;
-    let outcome = (|| -> Result<()> {
-        cluster.wait_ready(t0, Duration::from_secs(60))?;
-        let bootstrap = cluster.bootstrap();
-        // Broker 2 first in every list: it holds every partition and leads it, so all
-        // of the copy leaves broker 2, through its one leader throttle.
-        let assignment: Vec<Vec<i32>> = (0..d.partitions).map(|p| vec![DRAINED, p % 2]).collect();
-        kafka::create_topic_assigned(&bootstrap, TOPIC, &assignment)?;
-        for p in 0..d.partitions {
-            kafka::wait_isr(&bootstrap, TOPIC, p, 2, Duration::from_secs(60))?;
-        }
-        let settings = ProducerSettings {
-            bootstrap: bootstrap.clone(),
-            linger_ms: args.linger_ms,
-            batch_size: args.batch_size,
-            record_size: args.record_size as usize,
-            idempotence: false,
-        };
-        let records = d.data_mib * MIB / args.record_size;
-        let p = kafka::produce_throughput(
-            &settings,
-            TOPIC,
-            d.partitions,
-            "all",
-            records,
-            1,
-            pool,
-            Duration::from_secs(d.timeout_secs),
-        )?;
-        if p.records_failed > 0 || p.timed_out {
-            bail!(
-                "producing the data: {} failed, timed out {}, first error {:?}",
-                p.records_failed,
-                p.timed_out,
-                p.first_delivery_error
-            );
-        }
-        run.produced_bytes = p.bytes_acked;
-        run.produce_mbps = p.mbps;
-        eprintln!(
-            "  produced {} MB at {:.1} MB/s",
-            p.bytes_acked / 1_000_000,
-            p.mbps
-        );
-        // The followers may still be a fetch behind the last acknowledgement.
-        for p in 0..d.partitions {
-            kafka::wait_isr(&bootstrap, TOPIC, p, 2, Duration::from_secs(60))?;
-        }
-        run.bytes_on_broker = topic_bytes(&cluster, DRAINED as usize, d.partitions);
-        run.floor_ms = match (run.bytes_on_broker, run.throttle_bytes_per_sec) {
-            (Some(b), Some(r)) => Some(b as f64 / r as f64 * 1000.0),
-            _ => None,
-        };
-        drain(d, &cluster, runtime, run)?;
-        Ok(())
-    })();
+    let outcome = fill_and_drain(args, d, &mut cluster, t0, runtime, pool, run);
     if outcome.is_err() {
         eprintln!("{}", cluster.stderr_tail(10));
     }
     outcome
     // `cluster` dropped here: every broker is killed, then its directory removed.
+}
+
+/// On a started cluster: the topic on broker 2 filled with `--data-mib`, then drained.
+fn fill_and_drain(
+    args: &Args,
+    d: &DrainArgs,
+    cluster: &mut Cluster,
+    t0: Instant,
+    runtime: &tokio::runtime::Runtime,
+    pool: &[u8],
+    run: &mut DrainRun,
+) -> Result<()> {
+    cluster.wait_ready(t0, Duration::from_secs(60))?;
+    let bootstrap = cluster.bootstrap();
+    // Broker 2 first in every list: it holds every partition and leads it, so all
+    // of the copy leaves broker 2, through its one leader throttle.
+    let assignment: Vec<Vec<i32>> = (0..d.partitions).map(|p| vec![DRAINED, p % 2]).collect();
+    kafka::create_topic_assigned(&bootstrap, TOPIC, &assignment)?;
+    for p in 0..d.partitions {
+        kafka::wait_isr(&bootstrap, TOPIC, p, 2, Duration::from_secs(60))?;
+    }
+    let settings = ProducerSettings {
+        bootstrap: bootstrap.clone(),
+        linger_ms: args.linger_ms,
+        batch_size: args.batch_size,
+        record_size: args.record_size as usize,
+        idempotence: false,
+    };
+    let records = d.data_mib * MIB / args.record_size;
+    let p = kafka::produce_throughput(
+        &settings,
+        TOPIC,
+        d.partitions,
+        "all",
+        records,
+        1,
+        pool,
+        Duration::from_secs(d.timeout_secs),
+    )?;
+    if p.records_failed > 0 || p.timed_out {
+        bail!(
+            "producing the data: {} failed, timed out {}, first error {:?}",
+            p.records_failed,
+            p.timed_out,
+            p.first_delivery_error
+        );
+    }
+    run.produced_bytes = p.bytes_acked;
+    run.produce_mbps = p.mbps;
+    eprintln!(
+        "  produced {} MB at {:.1} MB/s",
+        p.bytes_acked / 1_000_000,
+        p.mbps
+    );
+    // The followers may still be a fetch behind the last acknowledgement.
+    for p in 0..d.partitions {
+        kafka::wait_isr(&bootstrap, TOPIC, p, 2, Duration::from_secs(60))?;
+    }
+    run.bytes_on_broker = topic_bytes(cluster, DRAINED as usize, d.partitions);
+    run.floor_ms = match (run.bytes_on_broker, run.throttle_bytes_per_sec) {
+        (Some(b), Some(r)) => Some(b as f64 / r as f64 * 1000.0),
+        _ => None,
+    };
+    drain(d, cluster, runtime, run)?;
+    Ok(())
 }
 
 /// The topic's bytes on disk on node `i`, from its /metrics; None if any partition

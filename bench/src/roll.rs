@@ -246,20 +246,7 @@ fn measure(
                 &samples,
             )
         });
-        let rolled = (|| -> Result<(Instant, Instant, Instant)> {
-            // The first seconds are the producer's connection and metadata set-up.
-            let load_start = Instant::now() + Duration::from_secs(2);
-            thread::sleep(Duration::from_secs(r.before_secs.max(3)));
-            if producer.is_finished() {
-                bail!("the producer stopped before the roll");
-            }
-            let roll_start = Instant::now();
-            phase("roll under load");
-            roll(r, cluster, runtime, &mut loaded)?;
-            let roll_end = Instant::now();
-            thread::sleep(Duration::from_secs(r.after_secs));
-            Ok((load_start, roll_start, roll_end))
-        })();
+        let rolled = roll_under_load(r, cluster, runtime, &mut loaded, &producer);
         // Stops the producer on every path, so the scope can end.
         stop.store(true, Ordering::Relaxed);
         let load = producer
@@ -297,6 +284,29 @@ fn measure(
     }
     result.records_on_topic = Some(on_topic);
     Ok(())
+}
+
+/// The loaded roll between `--before-secs` and `--after-secs` of load. Returns when the
+/// load window before it starts, and when the roll starts and ends.
+fn roll_under_load(
+    r: &RollArgs,
+    cluster: &mut Cluster,
+    runtime: &tokio::runtime::Runtime,
+    loaded: &mut RollPass,
+    producer: &thread::ScopedJoinHandle<'_, Result<SteadyLoad>>,
+) -> Result<(Instant, Instant, Instant)> {
+    // The first seconds are the producer's connection and metadata set-up.
+    let load_start = Instant::now() + Duration::from_secs(2);
+    thread::sleep(Duration::from_secs(r.before_secs.max(3)));
+    if producer.is_finished() {
+        bail!("the producer stopped before the roll");
+    }
+    let roll_start = Instant::now();
+    phase("roll under load");
+    roll(r, cluster, runtime, loaded)?;
+    let roll_end = Instant::now();
+    thread::sleep(Duration::from_secs(r.after_secs));
+    Ok((load_start, roll_start, roll_end))
 }
 
 /// Where the operator's calls reach each node: Kafka listener and admin HTTP.
