@@ -15,6 +15,10 @@ use crate::broker::{free_ports, http_status, Broker, Rss, UnderTest};
 pub struct Cluster {
     pub brokers: Vec<Broker>,
     pub dir: PathBuf,
+    /// What each node was launched with, so `restart` brings back the same node.
+    binary: PathBuf,
+    node_overrides: Vec<Vec<String>>,
+    restarts: usize,
     /// Declared last: removed only after every broker has been killed.
     _dir: tempfile::TempDir,
 }
@@ -50,6 +54,7 @@ impl Cluster {
             .collect();
         let voters = voters.join(",");
         let mut brokers = Vec::with_capacity(n);
+        let mut all_overrides = Vec::with_capacity(n);
         let mut t0 = None;
         for i in 0..n {
             let (kafka, controller, admin) = (
@@ -69,10 +74,14 @@ impl Cluster {
             )?;
             t0.get_or_insert(started);
             brokers.push(b);
+            all_overrides.push(overrides);
         }
         let cluster = Cluster {
             brokers,
             dir: dir.path().to_path_buf(),
+            binary: binary.to_path_buf(),
+            node_overrides: all_overrides,
+            restarts: 0,
             _dir: dir,
         };
         Ok((cluster, t0.unwrap_or_else(Instant::now)))
@@ -100,6 +109,34 @@ impl Cluster {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops node `i` gracefully (SIGTERM: controlled shutdown; SIGKILL after `grace`)
+    /// and starts it again on the same directory and ports. Returns the time the stop
+    /// took (None: it had to be killed) and the instant just before the new spawn.
+    pub fn restart(&mut self, i: usize, grace: Duration) -> Result<(Option<Duration>, Instant)> {
+        let old = self
+            .brokers
+            .get_mut(i)
+            .with_context(|| format!("no node {i}"))?;
+        let stopped = old.shutdown(grace);
+        let (kafka, admin, run_dir) = (old.kafka_addr, old.admin_addr, old.run_dir.clone());
+        // The old guard's log is overwritten by the new process's; keep it beside.
+        let _ = std::fs::rename(
+            old.log_path(),
+            run_dir.join(format!("broker.stderr.{}.log", self.restarts)),
+        );
+        self.restarts += 1;
+        let (b, started) = Broker::launch(
+            &self.binary,
+            run_dir,
+            None,
+            kafka,
+            admin,
+            &self.node_overrides[i],
+        )?;
+        self.brokers[i] = b;
+        Ok((stopped, started))
     }
 
     /// Each broker's resident memory, in node id order.

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread;
@@ -622,15 +622,34 @@ pub fn create_topic(
     partitions: i32,
     replication_factor: i32,
 ) -> Result<()> {
+    create(
+        bootstrap,
+        NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(replication_factor),
+        ),
+    )
+}
+
+/// Creates `topic` with partition `i` on the brokers `assignment[i]` (the first one
+/// its preferred leader); an existing topic is an error.
+pub fn create_topic_assigned(bootstrap: &str, topic: &str, assignment: &[Vec<i32>]) -> Result<()> {
+    let lists: Vec<&[i32]> = assignment.iter().map(Vec::as_slice).collect();
+    // librdkafka wants the partition count to match the assignment's.
+    let partitions = i32::try_from(lists.len()).context("too many partitions")?;
+    create(
+        bootstrap,
+        NewTopic::new(topic, partitions, TopicReplication::Variable(&lists)),
+    )
+}
+
+fn create(bootstrap: &str, new: NewTopic<'_>) -> Result<()> {
+    let topic = new.name;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .context("creating admin client")?;
-    let new = NewTopic::new(
-        topic,
-        partitions,
-        TopicReplication::Fixed(replication_factor),
-    );
     let opts = AdminOptions::new()
         .request_timeout(Some(Duration::from_secs(10)))
         .operation_timeout(Some(Duration::from_secs(10)));
@@ -731,4 +750,161 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         }
         thread::park();
     }
+}
+
+/// What a producer that ran until told to stop (`produce_until`) saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SteadyLoad {
+    pub topic: String,
+    pub acks: String,
+    pub idempotence: bool,
+    /// Offered records/s; 0: as fast as librdkafka takes them.
+    pub target_rate: u64,
+    pub records_sent: u64,
+    pub records_acked: u64,
+    pub records_failed: u64,
+    pub bytes_acked: u64,
+    pub first_delivery_error: Option<String>,
+    pub client_errors: u64,
+    pub first_client_error: Option<String>,
+    /// Delivery callbacks still outstanding when the final flush gave up.
+    pub unflushed: bool,
+}
+
+/// Acknowledged records and bytes at one instant of a `produce_until` run.
+#[derive(Debug, Clone, Copy)]
+pub struct AckSample {
+    pub at: Instant,
+    pub acked: u64,
+    pub bytes: u64,
+}
+
+/// Acknowledged bytes per second between `from` and `to`, from a sample timeline
+/// (the samples nearest inside the window); None if the window holds fewer than two.
+pub fn rate_between(samples: &[AckSample], from: Instant, to: Instant) -> Option<(f64, f64)> {
+    let inside: Vec<&AckSample> = samples
+        .iter()
+        .filter(|s| s.at >= from && s.at <= to)
+        .collect();
+    let (first, last) = (inside.first()?, inside.last()?);
+    let secs = last.at.duration_since(first.at).as_secs_f64();
+    (secs > 0.0).then(|| {
+        (
+            (last.bytes - first.bytes) as f64 / secs / 1e6,
+            (last.acked - first.acked) as f64 / secs,
+        )
+    })
+}
+
+/// The longest stretch between `from` and `to` in which no acknowledgement arrived
+/// (resolution: the sample interval).
+pub fn longest_stall(samples: &[AckSample], from: Instant, to: Instant) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut since: Option<&AckSample> = None;
+    for s in samples.iter().filter(|s| s.at >= from && s.at <= to) {
+        match since {
+            Some(prev) if s.acked == prev.acked => {
+                longest = longest.max(s.at.duration_since(prev.at));
+            }
+            _ => since = Some(s),
+        }
+    }
+    longest
+}
+
+/// One producer sending to `topic` (record `i` to partition `i % partitions`) at
+/// `rate` records/s (0: as fast as it takes them) until `stop` is set, while its
+/// acknowledged counts are sampled every `sample_every` into `samples` (which the
+/// caller reads as the run goes, to time windows of it). Then flushes (at most 30 s).
+#[allow(clippy::too_many_arguments)]
+pub fn produce_until(
+    settings: &ProducerSettings,
+    topic: &str,
+    partitions: i32,
+    acks: &str,
+    rate: u64,
+    pool: &[u8],
+    stop: &AtomicBool,
+    sample_every: Duration,
+    samples: &Mutex<Vec<AckSample>>,
+) -> Result<SteadyLoad> {
+    let partitions = partitions.max(1);
+    let stats = Stats::new(false);
+    let producer: ThreadedProducer<Ctx> = settings
+        .config(acks)
+        .create_with_context(Ctx(stats.clone()))
+        .context("creating producer")?;
+    ensure_topic(producer.client(), topic, Duration::from_secs(10))?;
+    let sample = |stats: &Stats| AckSample {
+        at: Instant::now(),
+        acked: stats.acked.load(Ordering::Relaxed),
+        bytes: stats.acked_bytes.load(Ordering::Relaxed),
+    };
+    let sampler_done = AtomicBool::new(false);
+    let sent = thread::scope(|scope| -> Result<u64> {
+        scope.spawn(|| {
+            while !sampler_done.load(Ordering::Relaxed) {
+                let s = sample(&stats);
+                // A poisoned lock only means a panicking reader; the samples are whole.
+                samples.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                thread::sleep(sample_every);
+            }
+        });
+        let start = Instant::now();
+        let mut buf = Vec::with_capacity(settings.record_size);
+        let mut i = 0u64;
+        let outcome = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(i);
+            }
+            if rate > 0 {
+                // Open loop: as many records as the schedule says are due by now.
+                let due = (start.elapsed().as_nanos() * rate as u128 / 1_000_000_000) as u64;
+                if i >= due {
+                    thread::sleep(Duration::from_micros(500));
+                    continue;
+                }
+            }
+            let payload = record_payload(pool, i, settings.record_size, &mut buf);
+            let partition = (i % partitions as u64) as i32;
+            // A queue full for a minute means the cluster stopped taking records.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            match send_one(&producer, topic, partition, payload, 0, deadline) {
+                Ok(true) => i += 1,
+                Ok(false) => break Err(anyhow::anyhow!("producer queue full for 60 s")),
+                Err(e) => break Err(e),
+            }
+        };
+        sampler_done.store(true, Ordering::Relaxed);
+        outcome
+    })?;
+    let flushed = flush_bounded(&producer, Instant::now() + Duration::from_secs(30));
+    samples
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(sample(&stats));
+    let result = SteadyLoad {
+        topic: topic.to_string(),
+        acks: acks.to_string(),
+        idempotence: settings.idempotence,
+        target_rate: rate,
+        records_sent: sent,
+        records_acked: stats.acked.load(Ordering::Relaxed),
+        records_failed: stats.failed.load(Ordering::Relaxed),
+        bytes_acked: stats.acked_bytes.load(Ordering::Relaxed),
+        first_delivery_error: stats
+            .first_delivery_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        client_errors: stats.client_errors.load(Ordering::Relaxed),
+        first_client_error: stats
+            .first_client_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        unflushed: !flushed,
+    };
+    drop(producer);
+    Ok(result)
 }

@@ -19,11 +19,18 @@
 //! `strom-bench peer` runs the same workloads against Strom and against Apache Kafka
 //! 4.4 started from the jars, plus Kafka's own perf tools against both, and prints
 //! them side by side with the ratio Strom/Kafka (see `peer.rs`).
+//! `strom-bench roll` rolls a three-broker cluster under an acks=all load the way the
+//! operator's roller does, split per broker into restart, catch-up and leader moves,
+//! beside the same roll idle (see `roll.rs`).
+//! `strom-bench drain` moves every replica off a broker holding `--data-mib` with the
+//! operator's rebalance code at a replication throttle, beside the throttle's floor and
+//! the same drain unthrottled (see `drain.rs`).
 
 mod apache;
 mod broker;
 mod cluster;
 mod connections;
+mod drain;
 mod groups;
 mod kafka;
 mod limits;
@@ -34,6 +41,7 @@ mod perf_tools;
 mod rebalance;
 mod replicated;
 mod report;
+mod roll;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -150,6 +158,13 @@ pub enum Command {
     /// consume runs with the same client, RF=3 on three nodes, start-up, memory and
     /// CPU per GiB, and Kafka's own perf tools against both; ratio Strom/Kafka.
     Peer(peer::PeerArgs),
+    /// Rolling restart of three brokers under an acks=all idempotent load, as the
+    /// operator's roller does it: per broker restart, catch-up and leader moves, beside
+    /// the same roll of the idle cluster and the producer's throughput before it.
+    Roll(roll::RollArgs),
+    /// Drain one broker holding --data-mib with the operator's rebalance code at a
+    /// replication throttle, beside the throttle's floor and the unthrottled drain.
+    Drain(drain::DrainArgs),
 }
 
 impl Args {
@@ -212,6 +227,8 @@ pub struct Report {
     pub connections: Option<connections::ConnectionsResult>,
     pub scale: Option<scale::ScaleResult>,
     pub peer: Option<peer::PeerResult>,
+    pub roll: Option<roll::RollResult>,
+    pub drain: Option<drain::DrainResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -229,6 +246,8 @@ fn main() -> ExitCode {
     let table = match args.command {
         Some(Command::Connections(_)) => connections::markdown(&report),
         Some(Command::Peer(_)) => peer_table::markdown(&report),
+        Some(Command::Roll(_)) => roll::markdown(&report),
+        Some(Command::Drain(_)) => drain::markdown(&report),
         _ => report::markdown(&report),
     };
     println!("{table}");
@@ -285,6 +304,30 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         })?;
         return scale::run(args, s, &broker_path, &base_dir, report);
     }
+    if matches!(args.command, Some(Command::Roll(_) | Command::Drain(_))) {
+        // Their limits are measured by the runs themselves (the idle roll; the throttle's
+        // floor and the unthrottled drain), not by disk or loopback probes.
+        std::fs::create_dir_all(&args.base_dir)
+            .with_context(|| format!("creating {}", args.base_dir.display()))?;
+        let base_dir = args.base_dir.canonicalize()?;
+        report.machine = machine(&base_dir);
+        report.machine.loadavg_at_start = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|s| s.trim().to_string());
+        report.machine.background_busy_pct = broker::background_busy_pct(Duration::from_secs(1));
+        let broker_path = args.broker.canonicalize().with_context(|| {
+            format!(
+                "broker binary {} (build it: cargo build --release -p strom-broker)",
+                args.broker.display()
+            )
+        })?;
+        let pool = limits::random_pool(64 * MIB as usize);
+        return match &args.command {
+            Some(Command::Roll(r)) => roll::run(args, r, &broker_path, &base_dir, &pool, report),
+            Some(Command::Drain(d)) => drain::run(args, d, &broker_path, &base_dir, &pool, report),
+            _ => Ok(()),
+        };
+    }
     let quick_limits;
     let limits_args = match &args.command {
         // A smoke run keeps its probes small too.
@@ -313,7 +356,9 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         }
         Some(Command::Peer(p)) => peer::run(args, p, &broker_path, &base_dir, &pool, report),
         // Dispatched before the probes, above.
-        Some(Command::Connections(_) | Command::Scale(_)) => Ok(()),
+        Some(
+            Command::Connections(_) | Command::Scale(_) | Command::Roll(_) | Command::Drain(_),
+        ) => Ok(()),
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
     }
 }
