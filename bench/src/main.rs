@@ -307,14 +307,7 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
     if matches!(args.command, Some(Command::Roll(_) | Command::Drain(_))) {
         // Their limits are measured by the runs themselves (the idle roll; the throttle's
         // floor and the unthrottled drain), not by disk or loopback probes.
-        std::fs::create_dir_all(&args.base_dir)
-            .with_context(|| format!("creating {}", args.base_dir.display()))?;
-        let base_dir = args.base_dir.canonicalize()?;
-        report.machine = machine(&base_dir);
-        report.machine.loadavg_at_start = std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .map(|s| s.trim().to_string());
-        report.machine.background_busy_pct = broker::background_busy_pct(Duration::from_secs(1));
+        let base_dir = describe_machine(args, report)?;
         let broker_path = args.broker.canonicalize().with_context(|| {
             format!(
                 "broker binary {} (build it: cargo build --release -p strom-broker)",
@@ -363,9 +356,9 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
     }
 }
 
-/// The machine's description, then its limits: disk write with fsync and loopback
-/// copy bandwidth. Returns the canonical base dir and the payload pool.
-fn machine_and_limits(args: &Args, report: &mut Report) -> Result<(PathBuf, Vec<u8>)> {
+/// Creates the base dir and records the machine, its load and how busy it is in the
+/// report; returns the canonical base dir.
+fn describe_machine(args: &Args, report: &mut Report) -> Result<PathBuf> {
     std::fs::create_dir_all(&args.base_dir)
         .with_context(|| format!("creating {}", args.base_dir.display()))?;
     let base_dir = args.base_dir.canonicalize()?;
@@ -374,6 +367,13 @@ fn machine_and_limits(args: &Args, report: &mut Report) -> Result<(PathBuf, Vec<
         .ok()
         .map(|s| s.trim().to_string());
     report.machine.background_busy_pct = broker::background_busy_pct(Duration::from_secs(1));
+    Ok(base_dir)
+}
+
+/// The machine's description, then its limits: disk write with fsync and loopback
+/// copy bandwidth. Returns the canonical base dir and the payload pool.
+fn machine_and_limits(args: &Args, report: &mut Report) -> Result<(PathBuf, Vec<u8>)> {
+    let base_dir = describe_machine(args, report)?;
     if let Some(b) = report.machine.background_busy_pct.filter(|b| *b > 10.0) {
         eprintln!(
             "[strom-bench] warning: the machine is already {b:.0}% busy; figures will be noisy"

@@ -225,12 +225,7 @@ async fn spread_onto_a_new_broker_then_drain_and_unregister_it() {
         Duration::from_secs(30),
         async || {
             let view = describe(&bootstrap).await;
-            let live = view
-                .brokers
-                .iter()
-                .filter(|(_, b)| !b.fenced)
-                .map(|(&b, _)| b)
-                .collect();
+            let live = view.live_brokers();
             let elect =
                 plan::preferred_elections(&view.assignment, &view.leaders, &live, &view.in_flight);
             let led_by_first = view

@@ -236,12 +236,7 @@ async fn take_step(
     // leadership only follows if the brokers' own leader rebalance runs (it may be off).
     let mut election_failed = None;
     if progress::elects_leaders(&decision.step) {
-        let live: BTreeSet<i32> = view
-            .brokers
-            .iter()
-            .filter(|(_, b)| !b.fenced)
-            .map(|(&b, _)| b)
-            .collect();
+        let live = view.live_brokers();
         let elect =
             plan::preferred_elections(&view.assignment, &view.leaders, &live, &view.in_flight);
         if !elect.is_empty() {

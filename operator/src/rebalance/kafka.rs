@@ -95,6 +95,17 @@ pub struct ClusterView {
     pub leaders: Leaders,
 }
 
+impl ClusterView {
+    /// Registered brokers that are not fenced: the ones a leadership can move to.
+    pub fn live_brokers(&self) -> BTreeSet<i32> {
+        self.brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(&b, _)| b)
+            .collect()
+    }
+}
+
 /// The broker calls of a scale. `bootstrap` lists `host:port` addresses to try in order.
 pub trait ClusterAdmin: Send + Sync {
     fn describe<'a>(
