@@ -2,8 +2,10 @@
 //! by Prometheus's own rule engine (`promtool test rules`, built from the Prometheus Go
 //! module by scripts/promtool-build.sh) against series scraped from real strom-broker
 //! processes: a quiet three-broker cluster, where nothing may fire, and the same cluster
-//! with one broker killed, where exactly the broker-down, under-replicated, under-min-ISR
-//! and consumer-lag rules fire.
+//! with one broker killed, where exactly the broker-down, under-replicated, under-min-ISR,
+//! offline-partition (an RF-1 partition on the killed broker) and consumer-lag rules fire;
+//! then a second broker (the active controller) killed too, where the controller rule
+//! fires (one voter of three left, so no active controller).
 //!
 //! Scraped samples are held constant over the rule test's time range; each broker's
 //! series get the `namespace`/`pod` target labels Kubernetes discovery would give a broker
@@ -39,6 +41,8 @@ const NAMESPACE: &str = "strom-e2e";
 const CLUSTER: &str = "alerts";
 const TOPIC: &str = "urp";
 const STRICT_TOPIC: &str = "strict";
+/// One partition, one replica, placed on the broker the firing case kills.
+const LONELY_TOPIC: &str = "lonely";
 const GROUP: &str = "lagging";
 /// Above the TooLargeConsumerGroupLag threshold (1000).
 const LAG_RECORDS: usize = 1500;
@@ -249,6 +253,25 @@ fn prometheus_rules_fire_on_scraped_broker_metrics() {
     let coordinator_id = c.group_coordinator(GROUP).unwrap();
     let coordinator = c.index_of(coordinator_id).unwrap();
     let all: Vec<usize> = (0..c.size()).collect();
+    // The broker the firing case kills: not the group's coordinator, so the lag stays
+    // reported. Its one RF-1 partition goes offline with it.
+    let victim = (0..c.size()).find(|&i| i != coordinator).unwrap();
+    let victim_id = i32::try_from(victim).unwrap();
+    // min.insync.replicas 1: with the cluster's 2 it would count as under min ISR (as on
+    // Kafka) and fire in the quiet case.
+    c.create_topic(LONELY_TOPIC, 1, 1, &[("min.insync.replicas", "1")])
+        .unwrap();
+    c.alter_partition_reassignment(LONELY_TOPIC, 0, Some(&[victim_id]))
+        .unwrap();
+    wait_until_every("lonely-0 on the broker to be killed", WAIT, POLL, || {
+        let p = c.partition(LONELY_TOPIC, 0).map_err(|e| e.to_string())?;
+        if p.replicas == [victim_id] && p.leader == Some(victim_id) {
+            Ok(())
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+    .unwrap();
     c.wait_full_isr(TOPIC, WAIT).unwrap();
     c.wait_full_isr(STRICT_TOPIC, WAIT).unwrap();
     wait_until_every(
@@ -291,7 +314,6 @@ fn prometheus_rules_fire_on_scraped_broker_metrics() {
     // The firing case: a lagging group, then one broker (not the group's coordinator)
     // killed.
     produce(&bootstrap, LAG_RECORDS);
-    let victim = (0..c.size()).find(|&i| i != coordinator).unwrap();
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
     c.kill9(victim).unwrap();
     wait_until_every("survivors report the lost replica", WAIT, POLL, || {
@@ -300,17 +322,58 @@ fn prometheus_rules_fire_on_scraped_broker_metrics() {
         let fenced = sum_over(&c, &survivors, "kafka_controller_kafkacontroller_fencedbrokercount")?;
         let controllers = sum_over(&c, &survivors, "kafka_controller_kafkacontroller_activecontrollercount")?;
         let lag = sum_over(&c, &[coordinator], "kafka_consumergroup_lag")?;
+        let offline = sum_over(&c, &survivors, "kafka_controller_kafkacontroller_offlinepartitionscount")?;
         // Every partition of both topics has a replica on the victim.
-        if urp >= 7.0 && under_min >= 1.0 && fenced == 1.0 && controllers == 1.0 && lag >= LAG_RECORDS as f64 {
+        if urp >= 7.0 && under_min >= 1.0 && fenced == 1.0 && controllers == 1.0 && lag >= LAG_RECORDS as f64 && offline >= 1.0 {
             Ok(())
         } else {
             Err(format!(
-                "urp {urp}, under min isr {under_min}, fenced {fenced}, controllers {controllers}, lag {lag}"
+                "urp {urp}, under min isr {under_min}, fenced {fenced}, controllers {controllers}, lag {lag}, offline {offline}"
             ))
         }
     })
     .unwrap();
     let firing = scrape_all(&c, &[victim], &mut texts);
+
+    // The quorum lost: of the two voters left, the active controller is killed too. The
+    // last one cannot win an election alone, so no broker reports an active controller.
+    let controller = survivors
+        .iter()
+        .copied()
+        .find(|&i| {
+            sum_over(
+                &c,
+                &[i],
+                "kafka_controller_kafkacontroller_activecontrollercount",
+            )
+            .is_ok_and(|n| n == 1.0)
+        })
+        .unwrap();
+    let last = survivors
+        .iter()
+        .copied()
+        .find(|&i| i != controller)
+        .unwrap();
+    c.kill9(controller).unwrap();
+    wait_until_every(
+        "the last broker reports no active controller",
+        WAIT,
+        POLL,
+        || {
+            let n = sum_over(
+                &c,
+                &[last],
+                "kafka_controller_kafkacontroller_activecontrollercount",
+            )?;
+            if n == 0.0 {
+                Ok(())
+            } else {
+                Err(format!("active controllers {n}"))
+            }
+        },
+    )
+    .unwrap();
+    let leaderless = scrape_all(&c, &[victim, controller], &mut texts);
 
     // Which alerts the scraped state calls for, broker by broker.
     let pods: Vec<String> = all.iter().map(|&i| pod(i)).collect();
@@ -319,6 +382,7 @@ fn prometheus_rules_fire_on_scraped_broker_metrics() {
             "KafkaBrokerContainersDown",
             vec![("strom_cluster", CLUSTER)],
         ),
+        ("OfflinePartitions", vec![("strom_cluster", CLUSTER)]),
         ("ScrapeProblem", vec![("pod", pods[victim].as_str())]),
         (
             "TooLargeConsumerGroupLag",
@@ -363,6 +427,16 @@ fn prometheus_rules_fire_on_scraped_broker_metrics() {
                 &format!("firing: broker {victim} killed, group lagging"),
                 input_series(&firing, TIMING.steps()),
                 expected_firing(&expected),
+            ),
+            // Everything else firing here follows from two brokers down; this case is
+            // about the controller rule alone.
+            TIMING.case(
+                &format!("quorum lost: brokers {victim} and {controller} killed"),
+                input_series(&leaderless, TIMING.steps()),
+                vec![TIMING.expr_test(
+                    r#"count by (alertname) (ALERTS{alertstate="firing",alertname="AbnormalControllerState"})"#,
+                    expected_firing(&[("AbnormalControllerState", &[])]),
+                )],
             ),
             volume_case(),
         ],
