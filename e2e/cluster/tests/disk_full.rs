@@ -4,14 +4,18 @@
 //! the broker keeps serving, the directory comes back when space is freed (also across
 //! kill -9), and the history checker finds every acknowledged record where it was
 //! acknowledged. On three brokers the full broker's replicas leave their ISRs and its
-//! leaderships move, with no error reaching the producer.
+//! leaderships move, with no error reaching the producer, and the chart's
+//! OfflineLogDirectoryCount alert fires on the brokers' scrapes (Prometheus's rule engine)
+//! while the directory is offline and is quiet once it is back.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{assert_clean, small_fs_available, Timer, FAULT_DEADLINE};
+use strom_e2e_cluster::binary::workspace_root;
 use strom_e2e_cluster::raw_admin::{describe_log_dirs, LogDirInfo};
 use strom_e2e_cluster::small_fs::SmallFs;
 use strom_e2e_cluster::wait::wait_until;
@@ -41,6 +45,36 @@ fn wait_offline_dirs(c: &Cluster, i: usize, want: f64, timeout: Duration) {
         },
     )
     .unwrap();
+}
+
+/// Whether the alerting rule OfflineLogDirectoryCount (the chart's rules file) is
+/// `expect` ("firing" or "quiet") on the brokers' scrapes now, as Prometheus's rule engine
+/// decides it (`strom-alerts`, which runs `promtool test rules`).
+fn offline_dir_alert_is(c: &Cluster, expect: &str) -> Result<(), String> {
+    let rules = workspace_root().join("charts/strom-operator/files/prometheus-rules.yaml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom-alerts"));
+    cmd.arg("--rules").arg(&rules).args([
+        "--alert",
+        "OfflineLogDirectoryCount",
+        "--expect",
+        expect,
+    ]);
+    for i in 0..c.size() {
+        let addr = c.admin_addr(i).map_err(|e| e.to_string())?;
+        cmd.arg("--target")
+            .arg(format!("strom-e2e/disk-broker-{i}=http://{addr}/metrics"));
+    }
+    let out = cmd.output().map_err(|e| format!("run strom-alerts: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(1) => Err(format!("not {expect}:\n{text}")),
+        _ => panic!("strom-alerts could not evaluate the rule:\n{text}"),
+    }
 }
 
 fn log_dirs(c: &Cluster, i: usize) -> Vec<LogDirInfo> {
@@ -220,6 +254,9 @@ fn disk_full_on_one_of_three_brokers_fails_over() {
         t.log(format!(
             "round {round}: broker {FULL}'s full replicas left their ISRs"
         ));
+        if round == 1 {
+            offline_dir_alert_is(&c, "firing").unwrap();
+        }
         load.wait_more_acks(500, FAULT_DEADLINE).unwrap();
         if round == 2 {
             c.kill9(FULL).unwrap();
@@ -234,6 +271,9 @@ fn disk_full_on_one_of_three_brokers_fails_over() {
         t.log(format!(
             "round {round}: space freed, broker {FULL} back in every ISR"
         ));
+        if round == 1 {
+            offline_dir_alert_is(&c, "quiet").unwrap();
+        }
     }
     let history = load.stop().unwrap();
     assert!(
