@@ -127,6 +127,8 @@ func TestBrokerDown(t *testing.T) {
 	ns := namespace(t, "s11-broker-down")
 	kubectl(t, "apply", "-n", ns, "-f", path(example))
 	waitReady(t, ns, "my-cluster", readyTimeout)
+	// Skips here, before any work, where the broker's process is not on this machine.
+	brokerProcess(t, ns, "my-cluster-broker-2")
 	rules := alertRules(t, ns)
 	// A broker that stops without a word holds the producer's in-flight
 	// requests until librdkafka's request timeout (30 s) ends them, after the

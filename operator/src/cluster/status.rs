@@ -79,8 +79,7 @@ pub fn observed(
     // template, a scale or one broker's change makes every older pod "not updated" though
     // nothing about it changed, and in-place updates never recreate pods. The roller
     // decides which brokers need a restart and says so in the RollingRestart condition.
-    let warnings = warnings.to_vec();
-    with_conditions(cluster, status, problem, &message, &warnings, now)
+    with_conditions(cluster, status, problem, &message, warnings, now)
 }
 
 /// The previous status with its observed fields, or an empty one.
