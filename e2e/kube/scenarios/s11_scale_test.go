@@ -27,15 +27,27 @@ type placement struct {
 	} `json:"topics"`
 }
 
-// metadataAt asks the cluster for its metadata with `kcat -L -J` in a pod.
+// metadataAt asks the cluster for its metadata with `kcat -L -J` in a pod
+// (pods POD-1, POD-2, ...). kcat gives up when its one bootstrap connection
+// fails, as it does when the Service still routes to a broker pod that is
+// going away; a client retries then, and so does this.
 func metadataAt(t *testing.T, ns, pod string) placement {
 	t.Helper()
-	out := mustRunPod(t, ns, pod, kcatImage, 2*time.Minute, "-b", bootstrap(ns), "-L", "-J")
 	var p placement
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &p); err != nil {
-		t.Fatalf("kcat -L -J: %v\n%s", err, out)
-	}
+	attempt := 0
+	kubetest.Eventually(t, 3*time.Minute, "the cluster's metadata from kcat -L -J", func() (bool, string) {
+		attempt++
+		out, ok := runPod(t, ns, fmt.Sprintf("%s-%d", pod, attempt), kcatImage, 2*time.Minute,
+			"-b", bootstrap(ns), "-L", "-J")
+		if !ok {
+			return false, out
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &p); err != nil {
+			return false, fmt.Sprintf("kcat -L -J: %v\n%s", err, out)
+		}
+		return true, ""
+	})
 	return p
 }
 
@@ -184,7 +196,7 @@ func TestScaling(t *testing.T) {
 	})
 	t.Logf("5 → 3 finished %s after the shrink", took.Round(time.Second))
 	kubetest.Eventually(t, 2*time.Minute, "brokers 3 and 4 gone from the metadata", func() (bool, string) {
-		ids := metadataAt(t, ns, fmt.Sprintf("metadata-%d", time.Now().UnixNano())).brokerIDs()
+		ids := metadataAt(t, ns, fmt.Sprintf("metadata-ids-%d", time.Now().UnixNano())).brokerIDs()
 		return slices.Equal(ids, []int{0, 1, 2}), fmt.Sprint(ids)
 	})
 	load.stop(t).requireNoErrors(t, "load while the cluster scaled 3 → 5 → 3")
