@@ -251,7 +251,19 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
 
     // 4. Scaling: the StatefulSet's size (held on scale-down until the brokers that go
     //    hold no replica) and the next batch of partition moves.
-    let scale = scale::step(cluster, live_set.as_ref(), ctx.kafka.as_ref(), &ctx.metrics).await;
+    //    A scale's progress lives in status.scaling, and the cached object can trail the
+    //    status this operator wrote a moment ago: the StatefulSet it just grew wakes the
+    //    next reconcile before the watch delivers that status, and a copy without
+    //    `scaling` and with the StatefulSet already at the new size would forget the
+    //    scale (no partition would move). So the scale step reads the object fresh.
+    let fresh = ctx.api::<KafkaCluster>(&ns).get_opt(&name).await?;
+    let scale = scale::step(
+        fresh.as_ref().unwrap_or(cluster),
+        live_set.as_ref(),
+        ctx.kafka.as_ref(),
+        &ctx.metrics,
+    )
+    .await;
     for (kind, reason, note) in &scale.events {
         publish(cluster, ctx, *kind, reason, "Scale", note.clone()).await;
     }

@@ -288,6 +288,8 @@ async fn creates_every_object_then_goes_quiet() {
         lines(&h.fake.take_calls()),
         vec![
             get(STS),
+            // The scale step reads the KafkaCluster fresh (its cached copy can trail status).
+            get(CLUSTER),
             get(CM),
             get(SA),
             get(CM),
