@@ -55,6 +55,26 @@ section() {
     printf '\n==================== %s ====================\n' "$*"
 }
 
+# start_background NAME CMD...: runs CMD in the background, its output kept in a temp log
+# that wait_background NAME prints once CMD is done; wait_background returns CMD's exit.
+declare -A BG_PID BG_LOG BG_START
+start_background() {
+    local name="$1"
+    shift
+    BG_LOG[$name]="$(mktemp)"
+    BG_START[$name]=$SECONDS
+    "$@" >"${BG_LOG[$name]}" 2>&1 &
+    BG_PID[$name]=$!
+}
+wait_background() {
+    local name="$1" rc=0
+    wait "${BG_PID[$name]}" || rc=$?
+    echo "$name (background, started $((SECONDS - BG_START[$name]))s ago, exit $rc):"
+    cat "${BG_LOG[$name]}"
+    rm -f "${BG_LOG[$name]}"
+    return "$rc"
+}
+
 # step NAME CMD...: run a step, record its outcome, never abort the script.
 step() {
     local name="$1"
@@ -188,19 +208,13 @@ step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 # scheduler, kube-proxy, kubectl, helm, etcd, CoreDNS, the node agent) compile from their
 # Go modules: minutes with a cold Go build cache. The build runs niced in the background
 # while the Rust steps and suites below run, and "kube sandbox (e2e/kube)" waits for it.
-KUBE_BUILD_LOG="$(mktemp)"
-KUBE_BUILD_START=$SECONDS
-bash "$ROOT/scripts/kube-build.sh" >"$KUBE_BUILD_LOG" 2>&1 &
-KUBE_BUILD_PID=$!
+start_background kube-build bash "$ROOT/scripts/kube-build.sh"
 
 # Prometheus's promtool and the dashboard checker (e2e/prom; scripts/promtool-build.sh:
 # go vet, the dashboard's PromQL unit tests, then the two binaries into target/prom/bin)
 # build in the background too; the cluster fault tests need them for
 # tests/prometheus_rules.rs, so "promtool (e2e/prom)" below waits for this build first.
-PROM_BUILD_LOG="$(mktemp)"
-PROM_BUILD_START=$SECONDS
-bash "$ROOT/scripts/promtool-build.sh" >"$PROM_BUILD_LOG" 2>&1 &
-PROM_BUILD_PID=$!
+start_background promtool-build bash "$ROOT/scripts/promtool-build.sh"
 
 if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
     section "rust checks"
@@ -222,15 +236,7 @@ if [ "$LAST_RC" -eq 0 ] && [ -x "$BROKER_BIN" ]; then
     BUILD_OK=1
 fi
 
-promtool_build() {
-    local rc=0
-    wait "$PROM_BUILD_PID" || rc=$?
-    echo "promtool-build (background, started $((SECONDS - PROM_BUILD_START))s ago, exit $rc):"
-    cat "$PROM_BUILD_LOG"
-    rm -f "$PROM_BUILD_LOG"
-    return "$rc"
-}
-step "promtool (e2e/prom)" promtool_build
+step "promtool (e2e/prom)" wait_background promtool-build
 
 # Multi-broker fault tests (e2e/cluster/README.md): real brokers, one cluster at a time,
 # network partitions in namespaces (required here: the test command runs as root), and
@@ -310,12 +316,7 @@ step "k8s offline checks" run_k8s_offline
 # kube_sandbox: waits for the background build, then the sandbox's vet, unit tests, smoke
 # test and node agent test against the real control plane (e2e/kube/README.md).
 kube_sandbox() {
-    local rc=0
-    wait "$KUBE_BUILD_PID" || rc=$?
-    echo "kube-build (background, started $((SECONDS - KUBE_BUILD_START))s ago, exit $rc):"
-    cat "$KUBE_BUILD_LOG"
-    rm -f "$KUBE_BUILD_LOG"
-    [ "$rc" -eq 0 ] || return "$rc"
+    wait_background kube-build || return
     bash "$ROOT/scripts/kube-smoke.sh"
 }
 step "kube sandbox (e2e/kube)" kube_sandbox
@@ -327,18 +328,7 @@ step "kube sandbox (e2e/kube)" kube_sandbox
 # starting, probes, brokers catching up), so it runs in the background beside the
 # broker suites below, and "kube scenarios" after them waits for it and prints its log.
 # Only the sandbox step above uses the one sandbox this machine can hold, and it is done.
-SCENARIOS_LOG="$(mktemp)"
-SCENARIOS_START=$SECONDS
-bash "$ROOT/scripts/kube-scenarios.sh" >"$SCENARIOS_LOG" 2>&1 &
-SCENARIOS_PID=$!
-kube_scenarios() {
-    local rc=0
-    wait "$SCENARIOS_PID" || rc=$?
-    echo "kube-scenarios (background, started $((SECONDS - SCENARIOS_START))s ago, exit $rc):"
-    cat "$SCENARIOS_LOG"
-    rm -f "$SCENARIOS_LOG"
-    return "$rc"
-}
+start_background kube-scenarios bash "$ROOT/scripts/kube-scenarios.sh"
 
 # The kind suite prints "kind e2e skipped: <why>" and exits 0 when it cannot run; that
 # is reported as skipped, not passed.
@@ -396,7 +386,7 @@ broker_suite() {
 # COMPATIBILITY.md; e2e/jvm/README.md).
 broker_suite "kafka streams suite (e2e/jvm)" "$ROOT/e2e/jvm/streams_suite.py"
 broker_suite "kafka cli tools suite (e2e/jvm)" "$ROOT/e2e/jvm/cli_suite.py"
-step "kube scenarios (e2e/kube/scenarios)" kube_scenarios
+step "kube scenarios (e2e/kube/scenarios)" wait_background kube-scenarios
 
 section "summary"
 for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done

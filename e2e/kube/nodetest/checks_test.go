@@ -155,7 +155,7 @@ func (s sandbox) statefulSetClaim(t *testing.T) {
 	}
 	// The headless Service gives the new pod its stable DNS name.
 	ip := s.Kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.status.podIP}")
-	s.apply(t, "resolver", resolverPod)
+	s.apply(t, "resolver", strings.Replace(resolverPod, `"WANT"`, `"`+ip+`"`, 1))
 	s.waitJSONPath(t, "nt", "pod/resolver", "{.status.phase}", "Succeeded", time.Minute)
 	if out := s.Kubectl(t, "-n", "nt", "logs", "resolver"); !strings.HasPrefix(out, ip+" ") {
 		t.Errorf("db-0.db.nt.svc.cluster.local resolves to %q, db-0 is %s", out, ip)

@@ -249,6 +249,9 @@ spec:
       echo "api=$(curl -sS --max-time 5 --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/nt/secrets | tr -d '\n')"
 `
 
+// resolverPod waits for the name to resolve to WANT: the record follows
+// the new pod's EndpointSlice into CoreDNS a moment after the pod is Ready,
+// as on any cluster. It prints the last answer either way.
 const resolverPod = `apiVersion: v1
 kind: Pod
 metadata: {name: resolver, namespace: nt}
@@ -257,5 +260,15 @@ spec:
   containers:
   - name: getent
     image: busybox
-    command: [getent, hosts, db-0.db.nt.svc.cluster.local]
+    env: [{name: WANT, value: "WANT"}]
+    command:
+    - sh
+    - -c
+    - |
+      for i in $(seq 30); do
+        got="$(getent hosts db-0.db.nt.svc.cluster.local)"
+        case "$got" in "$WANT "*) echo "$got"; exit 0;; esac
+        sleep 1
+      done
+      echo "$got"; exit 1
 `
