@@ -8,6 +8,7 @@
 
 pub mod admin_http;
 pub mod alloc;
+pub mod auth;
 pub mod broker;
 pub mod cluster_health;
 pub mod config;
