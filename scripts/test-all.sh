@@ -115,6 +115,18 @@ install_kcat() {
     kcat -V 2>&1 | awk '/^Version/ && !s { print; s = 1 }'
 }
 
+# librdkafka (the rdkafka crate, in the broker tests, the client suite and the bench)
+# speaks TLS and SCRAM through OpenSSL, so its build needs OpenSSL's headers.
+install_openssl_dev() {
+    if pkg-config --exists openssl 2>/dev/null; then
+        echo "OpenSSL headers present: $(pkg-config --modversion openssl)"
+    else
+        echo "OpenSSL headers missing; installing from Debian"
+        as_root apt-get update -q
+        as_root apt-get install -y -q --no-install-recommends libssl-dev pkg-config
+    fi
+}
+
 # The multi-broker fault tests (e2e/cluster) cut network partitions with nftables inside
 # network namespaces (`ip` comes with iproute2) and fill loop-mounted ext4 file systems
 # (mkfs.ext4 comes with e2fsprogs, losetup and mount with util-linux/mount).
@@ -192,6 +204,7 @@ section "setup"
 echo "root: $ROOT"
 echo "target dir: $TARGET_DIR"
 step "install kcat" install_kcat
+step "install OpenSSL headers" install_openssl_dev
 step "install fault-test tools" install_fault_tools
 step "python venvs" setup_venvs
 if [ -f "$KAFKAJS_DIR/package-lock.json" ]; then

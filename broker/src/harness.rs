@@ -46,6 +46,7 @@ impl FrameHarness {
             connection: ConnectionContext {
                 listener: "PLAINTEXT".into(),
                 peer: ([127, 0, 0, 1], 1).into(),
+                principal: crate::protocol::ANONYMOUS.into(),
             },
         })
     }

@@ -61,6 +61,7 @@ pub struct ConnectionMetrics {
     closed: IntCounterVec,
     closed_by_broker: IntCounterVec,
     acceptor_blocked_ns: IntCounterVec,
+    failed_authentication: IntCounterVec,
 }
 
 impl ConnectionMetrics {
@@ -95,7 +96,20 @@ impl ConnectionMetrics {
                  (rate()/1e9 is the blocked fraction)",
                 &["listener"],
             ),
+            failed_authentication: counter(
+                registry,
+                "kafka_server_socketservermetrics_failed_authentication_total",
+                "Connections that failed to authenticate (a failed TLS handshake or SASL \
+                 exchange)",
+                &["listener"],
+            ),
         }
+    }
+
+    pub fn failed_authentication(&self, listener: &str) {
+        self.failed_authentication
+            .with_label_values(&[listener])
+            .inc();
     }
 
     pub fn created(&self, listener: &str) {

@@ -17,6 +17,7 @@ use crate::config::BrokerConfig;
 use crate::log::LogManager;
 use crate::metadata::{journal, BrokerEndpoint};
 use crate::net::listener;
+use crate::net::tls::TlsListener;
 use crate::quorum::{self, membership::Membership, Metadata, MetadataQuorum};
 
 /// Kafka's per-log-dir identity file.
@@ -187,6 +188,21 @@ async fn import_single_node_journal(
     Ok(())
 }
 
+/// The TLS configuration of every SSL and SASL_SSL listener, by listener name.
+fn tls_listeners(
+    config: &BrokerConfig,
+) -> anyhow::Result<std::collections::BTreeMap<String, Arc<TlsListener>>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, security) in &config.security {
+        if let Some(settings) = &security.tls {
+            let tls = TlsListener::new(name, settings)
+                .with_context(|| format!("listener {name}: cannot set up TLS"))?;
+            out.insert(name.clone(), Arc::new(tls));
+        }
+    }
+    Ok(out)
+}
+
 /// A started broker: everything serving, and what shutting it down needs.
 pub struct Running {
     pub broker: Arc<Broker>,
@@ -208,6 +224,8 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
         check_writable(dir)?;
     }
     let formatted = read_meta_properties(&config)?;
+    // Certificates are checked before anything else starts: a bad one stops start-up.
+    let tls = tls_listeners(&config)?;
     let (quorum, _controller) = quorum::start(
         &config,
         &config.log_dirs[0].join(METADATA_DIR),
@@ -224,7 +242,7 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
     let mut admin_socket = None;
     if serve_network {
         for l in &config.listeners {
-            bound.extend(listener::bind(l).await?);
+            bound.extend(listener::bind(l, tls.get(&l.name).cloned()).await?);
         }
         admin_socket = Some(
             tokio::net::TcpListener::bind(config.admin_listener)
@@ -295,6 +313,9 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
             tracker.clone(),
             quotas.clone(),
         )));
+    }
+    for t in tls.into_values() {
+        tasks.push(tokio::spawn(t.watch(broker.shutdown_signal())));
     }
     let admin = admin_socket.map(|s| tokio::spawn(admin_http::serve(broker.clone(), s)));
 

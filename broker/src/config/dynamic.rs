@@ -447,6 +447,15 @@ pub fn describe_broker(config: &BrokerConfig, image: &MetadataImage) -> Vec<Entr
                 ))
             })
             .collect();
+    // Kafka's PASSWORD keys: listed, never shown.
+    for entry in entries
+        .iter_mut()
+        .filter(|e| super::security::is_sensitive(&e.name))
+    {
+        entry.value = None;
+        entry.sensitive = true;
+        entry.synonyms.iter_mut().for_each(|s| s.1 = None);
+    }
     for (map, source) in [
         (layer.per_broker, SOURCE_DYNAMIC_BROKER),
         (layer.cluster_default, SOURCE_DYNAMIC_DEFAULT_BROKER),
@@ -634,6 +643,21 @@ mod tests {
         assert!(unknown.sensitive && unknown.value.is_none());
         assert_eq!(get("min.insync.replicas").source, SOURCE_DEFAULT);
         assert_eq!(describe_cluster_default(&image).len(), 1);
+
+        let tls = config(&[
+            ("listeners", "PLAINTEXT://:9092,SSL://:9093"),
+            ("ssl.keystore.location", "/tls/k.pem"),
+            ("ssl.key.password", "secret"),
+        ]);
+        let entries = describe_broker(&tls, &image);
+        let get = |n: &str| entries.iter().find(|e| e.name == n).expect(n).clone();
+        assert_eq!(
+            get("ssl.keystore.location").value.as_deref(),
+            Some("/tls/k.pem")
+        );
+        let password = get("ssl.key.password");
+        assert!(password.sensitive && password.value.is_none());
+        assert!(password.synonyms.iter().all(|s| s.1.is_none()));
 
         let topic = describe_topic(&cfg, &image, &BTreeMap::new());
         let ratio = topic

@@ -7,6 +7,7 @@ pub mod connections;
 pub mod dynamic;
 pub mod group_configs;
 pub mod properties;
+pub mod security;
 pub mod topic;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use thiserror::Error;
 pub use cluster::{ClusterConfig, Voter};
 pub use connections::ConnectionLimits;
 pub use properties::Properties;
+pub use security::{ListenerSecurity, SecurityProtocol};
 pub use topic::{LogConfig, ValueKind, TOPIC_CONFIGS};
 
 #[derive(Debug, Error)]
@@ -136,6 +138,8 @@ pub struct BrokerConfig {
     pub controller_listener: Option<Listener>,
     pub cluster: ClusterConfig,
     pub advertised_listeners: Vec<Listener>,
+    /// Every listener's protocol and TLS settings, by listener name.
+    pub security: BTreeMap<String, ListenerSecurity>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -272,6 +276,7 @@ pub fn builtin_default(key: &str) -> Option<&'static str> {
         .chain(LOG_CLEANER_DEFAULTS)
         .chain(cluster::CLUSTER_DEFAULTS)
         .chain(connections::CONNECTION_DEFAULTS)
+        .chain(security::SECURITY_DEFAULTS)
         .find(|(k, _)| *k == key)
         .map(|(_, v)| *v)
 }
@@ -286,6 +291,7 @@ impl BrokerConfig {
             .chain(LOG_CLEANER_DEFAULTS)
             .chain(cluster::CLUSTER_DEFAULTS)
             .chain(connections::CONNECTION_DEFAULTS)
+            .chain(security::SECURITY_DEFAULTS)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
 
@@ -314,7 +320,7 @@ impl BrokerConfig {
                 || connections::CONNECTION_DEFAULTS.iter().any(|(d, _)| d == k)
                 || cluster::CLUSTER_KEYS.contains(&k.as_str())
                 || k == "advertised.listeners"
-                || k == "listener.security.protocol.map"
+                || security::is_security_key(k)
                 || dynamic::dynamic_kind(k).is_some();
             if known {
                 props.insert(k.clone(), v.clone());
@@ -330,9 +336,10 @@ impl BrokerConfig {
         let boolean = |k: &str| parse_bool(k, get(k));
 
         let all_listeners = Listener::parse_list("listeners", get("listeners"))?;
-        check_security_protocols(&all_listeners, props.get("listener.security.protocol.map"))?;
+        let security = security::parse(&|k| props.get(k).cloned(), &all_listeners)?;
         let node_id = int("node.id", 0, i32::MAX as i64)? as i32;
         let cluster = cluster::parse(&|k| props.get(k).cloned(), node_id, &all_listeners)?;
+        security::check_supported(&security, &cluster)?;
         let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) = all_listeners
             .into_iter()
             .partition(|l| cluster.controller_listener_names.contains(&l.name));
@@ -401,6 +408,7 @@ impl BrokerConfig {
             controller_listener,
             cluster,
             advertised_listeners,
+            security,
             log_dirs,
             num_partitions: int("num.partitions", 1, 1_000_000)? as i32,
             default_replication_factor: int("default.replication.factor", 1, i16::MAX as i64)?
@@ -499,54 +507,6 @@ impl BrokerConfig {
     }
 }
 
-/// Only PLAINTEXT listeners exist until the security issue lands; anything else must fail
-/// start-up rather than silently serve plaintext where TLS or SASL was asked for.
-fn check_security_protocols(
-    listeners: &[Listener],
-    map: Option<&String>,
-) -> Result<(), ConfigError> {
-    let key = "listener.security.protocol.map";
-    let mut protocols: BTreeMap<String, String> = BTreeMap::new();
-    for p in ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] {
-        protocols.insert(p.to_string(), p.to_string());
-    }
-    // Kafka 4 maps the conventional controller listener name to PLAINTEXT when the map
-    // does not say otherwise, so `listeners=PLAINTEXT://:9092,CONTROLLER://:9093` works.
-    protocols.insert("CONTROLLER".to_string(), "PLAINTEXT".to_string());
-    if let Some(map) = map {
-        for entry in map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, proto) = entry
-                .split_once(':')
-                .ok_or_else(|| bad(key, format!("'{entry}' is not NAME:PROTOCOL")))?;
-            protocols.insert(
-                name.trim().to_ascii_uppercase(),
-                proto.trim().to_ascii_uppercase(),
-            );
-        }
-    }
-    for l in listeners {
-        match protocols.get(&l.name).map(String::as_str) {
-            Some("PLAINTEXT") => {}
-            Some(other) => {
-                return Err(bad(
-                    "listeners",
-                    format!(
-                        "listener {} uses {other}, which is not supported yet",
-                        l.name
-                    ),
-                ))
-            }
-            None => {
-                return Err(bad(
-                    "listeners",
-                    format!("listener {} has no entry in {key}", l.name),
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,10 +553,30 @@ mod tests {
     }
 
     #[test]
-    fn tls_listener_refused_until_supported() {
-        let err = BrokerConfig::from_properties(props(&[("listeners", "SSL://:9093")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not supported"), "{err}");
+    fn tls_for_clients_starts_and_what_is_not_served_yet_is_refused() {
+        let (config, warnings) = BrokerConfig::from_properties(props(&[
+            ("listeners", "PLAINTEXT://:9092,SSL://:9093"),
+            ("listener.name.ssl.ssl.keystore.location", "/tls/broker.pem"),
+        ]))
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.security["SSL"].protocol, SecurityProtocol::Ssl);
+        assert_eq!(
+            config.security["PLAINTEXT"].protocol,
+            SecurityProtocol::Plaintext
+        );
+
+        for (listeners, extra) in [
+            ("SSL://:9093", ("ssl.keystore.location", "/k.pem")),
+            (
+                "PLAINTEXT://:9092,SASL_SSL://:9093",
+                ("ssl.keystore.location", "/k.pem"),
+            ),
+        ] {
+            let err = BrokerConfig::from_properties(props(&[("listeners", listeners), extra]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("does not support"), "{listeners}: {err}");
+        }
     }
 }

@@ -21,12 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::frame::{FrameError, FrameReader, ReadStep};
 use super::quotas::ConnectionSlot;
+use super::tls::{self, TlsListener};
 use crate::broker::Broker;
 use crate::protocol::{self, ConnectionContext, Reply};
 
@@ -38,6 +39,10 @@ const MAX_UNSENT_BYTES: usize = 1 << 20;
 
 /// How long responses already queued may take to leave once the connection is closing.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(30);
+
+/// How long a client has to finish the TLS handshake (Kafka has no separate limit; a
+/// client that stalls mid-handshake must not hold its connection slot for ever).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type InFlight = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
@@ -58,32 +63,79 @@ impl Expiry {
 }
 
 /// Serves `stream` until the client leaves, a limit closes it, or the broker shuts down
-/// (then after the in-flight request's response is sent). `slot` holds the connection's
-/// place under `max.connections` and `max.connections.per.ip` until it ends.
+/// (then after the in-flight request's response is sent). On a TLS listener the
+/// handshake comes first. `slot` holds the connection's place under `max.connections`
+/// and `max.connections.per.ip` until it ends.
 pub async fn serve(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
-    ctx: ConnectionContext,
+    stream: TcpStream,
+    mut ctx: ConnectionContext,
     slot: ConnectionSlot,
+    tls: Option<Arc<TlsListener>>,
 ) {
     let _ = stream.set_nodelay(true);
     let events = broker.metrics.connection_events().clone();
-    events.created(&ctx.listener);
-    broker.metrics.connection_opened(&ctx.listener);
-    let ctx = Arc::new(ctx);
-    run(&broker, &mut stream, &ctx).await;
-    broker.metrics.connection_closed(&ctx.listener);
-    events.closed(&ctx.listener);
-    drop(stream);
+    let listener = ctx.listener.clone();
+    events.created(&listener);
+    broker.metrics.connection_opened(&listener);
+    match tls {
+        None => {
+            let (read_half, write_half) = stream.into_split();
+            run(&broker, read_half, write_half, &Arc::new(ctx)).await;
+        }
+        Some(tls) => {
+            if let Some(stream) = handshake(&broker, stream, &ctx, &tls).await {
+                if let Some(dn) = tls::peer_distinguished_name(&stream) {
+                    ctx.principal = format!("User:{dn}");
+                }
+                // One task owns both halves; the split's lock is never contended.
+                let (read_half, write_half) = tokio::io::split(stream);
+                run(&broker, read_half, write_half, &Arc::new(ctx)).await;
+            }
+        }
+    }
+    broker.metrics.connection_closed(&listener);
+    events.closed(&listener);
     drop(slot);
 }
 
-async fn run(broker: &Arc<Broker>, stream: &mut TcpStream, ctx: &Arc<ConnectionContext>) {
+/// The TLS handshake, bounded in time. A failure (a plaintext client, an untrusted or
+/// missing client certificate, no common version or suite) is a failed authentication
+/// as Kafka counts it: logged with the peer and the reason, the connection closed.
+async fn handshake(
+    broker: &Broker,
+    stream: TcpStream,
+    ctx: &ConnectionContext,
+    tls: &TlsListener,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+    let why = match accepted {
+        Ok(Ok(stream)) => return Some(stream),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("not complete within {TLS_HANDSHAKE_TIMEOUT:?}"),
+    };
+    tracing::warn!(peer = %ctx.peer, listener = %ctx.listener, reason = %why,
+        "TLS handshake failed; closing the connection");
+    broker
+        .metrics
+        .connection_events()
+        .failed_authentication(&ctx.listener);
+    None
+}
+
+async fn run<R, W>(
+    broker: &Arc<Broker>,
+    mut read_half: R,
+    mut write_half: W,
+    ctx: &Arc<ConnectionContext>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let peer = ctx.peer;
     let limits = &broker.config.connections;
     let mut shutdown = broker.shutdown_signal();
     let mut stopping = *shutdown.borrow();
-    let (mut read_half, mut write_half) = stream.split();
     let mut reader = FrameReader::new(broker.config.socket_request_max_bytes);
     let mut outbox = Outbox::default();
     let mut in_flight: Option<InFlight> = None;

@@ -9,19 +9,25 @@ use tokio_util::task::TaskTracker;
 
 use super::connection;
 use super::quotas::ConnectionQuotas;
+use super::tls::TlsListener;
 use crate::broker::Broker;
 use crate::config::Listener;
-use crate::protocol::ConnectionContext;
+use crate::protocol::{ConnectionContext, ANONYMOUS};
 
-/// A bound listener socket with the listener name it serves.
+/// A bound listener socket with the listener name it serves and, on SSL and SASL_SSL
+/// listeners, its TLS configuration.
 pub struct Bound {
     pub name: String,
     pub socket: TcpListener,
+    pub tls: Option<Arc<TlsListener>>,
 }
 
 /// Binds every address `listener`'s host resolves to (so `localhost` serves both IPv4 and
 /// IPv6 clients); fails only if none can be bound.
-pub async fn bind(listener: &Listener) -> anyhow::Result<Vec<Bound>> {
+pub async fn bind(
+    listener: &Listener,
+    tls: Option<Arc<TlsListener>>,
+) -> anyhow::Result<Vec<Bound>> {
     let target = format!("{}:{}", listener.bind_host(), listener.port);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&target)
         .await
@@ -34,6 +40,7 @@ pub async fn bind(listener: &Listener) -> anyhow::Result<Vec<Bound>> {
             Ok(socket) => bound.push(Bound {
                 name: listener.name.clone(),
                 socket,
+                tls: tls.clone(),
             }),
             Err(e) => last_error = Some(format!("{addr}: {e}")),
         }
@@ -77,8 +84,15 @@ pub async fn accept_loop(
                     let ctx = ConnectionContext {
                         listener: bound.name.clone(),
                         peer,
+                        principal: ANONYMOUS.to_string(),
                     };
-                    tracker.spawn(connection::serve(broker.clone(), stream, ctx, slot));
+                    tracker.spawn(connection::serve(
+                        broker.clone(),
+                        stream,
+                        ctx,
+                        slot,
+                        bound.tls.clone(),
+                    ));
                 }
                 Err(refused) => {
                     // Kafka's behaviour: accepted, then closed straight away.

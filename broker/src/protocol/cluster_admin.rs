@@ -519,6 +519,7 @@ mod tests {
         ConnectionContext {
             listener: "PLAINTEXT".into(),
             peer: "127.0.0.1:1".parse().unwrap(),
+            principal: crate::protocol::ANONYMOUS.into(),
         }
     }
 

@@ -39,7 +39,13 @@ use crate::broker::Broker;
 pub struct ConnectionContext {
     pub listener: String,
     pub peer: std::net::SocketAddr,
+    /// Who the client is, as Kafka names principals: `User:ANONYMOUS` on a plaintext
+    /// listener, `User:<distinguished name>` for a TLS client certificate.
+    pub principal: String,
 }
+
+/// Kafka's principal for a client that did not authenticate.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 #[derive(Debug)]
 pub struct RequestContext<'a> {

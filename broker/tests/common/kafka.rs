@@ -144,19 +144,38 @@ pub struct Got {
 }
 
 pub fn consumer(bootstrap: &str) -> BaseConsumer {
-    ClientConfig::new()
+    consumer_with(bootstrap, &[])
+}
+
+/// A consumer with extra client settings (security, for one).
+pub fn consumer_with(bootstrap: &str, settings: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-test-unused")
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    config.create().expect("consumer")
 }
 
 /// Reads `partitions` of `topic` from the beginning until `expected` records arrived,
 /// then keeps polling briefly to catch any extra (duplicate) records.
 pub fn consume(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Got> {
-    let consumer = consumer(bootstrap);
+    consume_with(bootstrap, &[], topic, partitions, expected)
+}
+
+/// `consume` with extra client settings.
+pub fn consume_with(
+    bootstrap: &str,
+    settings: &[(&str, &str)],
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<Got> {
+    let consumer = consumer_with(bootstrap, settings);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)

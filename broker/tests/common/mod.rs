@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod kafka;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -113,6 +114,8 @@ impl BrokerProcess {
             .arg("--override")
             .arg(format!("admin.listener=127.0.0.1:{}", self.admin_port));
         for (k, v) in &self.extra {
+            // `{PORT}` stands for the PLAINTEXT port, which is only known here.
+            let v = v.replace("{PORT}", &self.port.to_string());
             cmd.arg("--override").arg(format!("{k}={v}"));
         }
         cmd.stdout(Stdio::null()).stderr(log);

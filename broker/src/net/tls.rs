@@ -1,0 +1,562 @@
+//! TLS for SSL and SASL_SSL listeners, with rustls: the server configuration built from
+//! a listener's PEM settings, and rebuilt when its files change so that Kubernetes
+//! rotating a Secret in place reaches new connections without a restart. Connections
+//! already open keep the session they negotiated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::security::{ClientAuth, PemSource, TlsSettings, TlsVersion};
+
+/// How often a TLS listener's files are checked for a new certificate. Kubernetes
+/// updates a mounted Secret within about a minute of its change; this adds little.
+pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {why}")]
+    Pem { what: String, why: String },
+    #[error("ssl.cipher.suites: {0}")]
+    CipherSuites(String),
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("truststore: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+fn pem_error(what: &str, why: impl ToString) -> TlsError {
+    TlsError::Pem {
+        what: what.to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// The PEM bytes a configuration was built from; a change in any means a rebuild.
+#[derive(Debug, Clone, PartialEq)]
+struct Material {
+    chain: Vec<u8>,
+    key: Vec<u8>,
+    trust: Option<Vec<u8>>,
+}
+
+impl Material {
+    fn read(settings: &TlsSettings) -> Result<Material, TlsError> {
+        Ok(Material {
+            chain: read_source(&settings.certificate_chain)?,
+            key: read_source(&settings.private_key)?,
+            trust: settings.truststore.as_ref().map(read_source).transpose()?,
+        })
+    }
+}
+
+fn read_source(source: &PemSource) -> Result<Vec<u8>, TlsError> {
+    match source {
+        PemSource::Inline(pem) => Ok(pem.as_bytes().to_vec()),
+        PemSource::File(path) => std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// One TLS listener: its settings and the configuration new connections get.
+pub struct TlsListener {
+    listener: String,
+    settings: TlsSettings,
+    current: RwLock<(Material, TlsAcceptor)>,
+    /// The last reload error, so a broken file is logged once, not every check.
+    last_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsListener {
+    /// Reads and checks the certificate, key and truststore; an error here stops start-up.
+    pub fn new(listener: &str, settings: &TlsSettings) -> Result<TlsListener, TlsError> {
+        let material = Material::read(settings)?;
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(settings, &material)?));
+        Ok(TlsListener {
+            listener: listener.to_string(),
+            settings: settings.clone(),
+            current: RwLock::new((material, acceptor)),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    pub fn listener(&self) -> &str {
+        &self.listener
+    }
+
+    /// The acceptor for a new connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current.read().1.clone()
+    }
+
+    /// Rebuilds the configuration if the PEM files changed. Returns whether it did; on an
+    /// error the previous certificate stays in use (a half-written file must not take
+    /// the listener down).
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let material = Material::read(&self.settings)?;
+        if material == self.current.read().0 {
+            return Ok(false);
+        }
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(&self.settings, &material)?));
+        *self.current.write() = (material, acceptor);
+        Ok(true)
+    }
+
+    /// Checks for new certificates every `RELOAD_CHECK_INTERVAL` until shutdown.
+    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(RELOAD_CHECK_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+            let me = self.clone();
+            let outcome = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
+            let mut last_error = self.last_error.lock();
+            match outcome {
+                Ok(Ok(true)) => {
+                    tracing::info!(listener = %self.listener, "TLS certificate reloaded; new connections use it");
+                    *last_error = None;
+                }
+                Ok(Ok(false)) => *last_error = None,
+                Ok(Err(e)) => {
+                    let message = e.to_string();
+                    if last_error.as_deref() != Some(&message) {
+                        tracing::error!(listener = %self.listener, error = %message,
+                            "cannot reload the TLS certificate; keeping the previous one");
+                    }
+                    *last_error = Some(message);
+                }
+                Err(e) => {
+                    tracing::error!(listener = %self.listener, error = %e, "TLS reload task failed")
+                }
+            }
+        }
+    }
+}
+
+/// rustls's configuration for one listener.
+fn server_config(settings: &TlsSettings, material: &Material) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(provider(settings)?);
+    let versions: Vec<&'static SupportedProtocolVersion> = settings
+        .versions
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder = match (settings.client_auth, &material.trust) {
+        (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
+        (auth, Some(trust)) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(trust, "truststore")? {
+                roots
+                    .add(cert)
+                    .map_err(|e| pem_error("truststore", format!("bad CA certificate: {e}")))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated().build()?
+            } else {
+                verifier.build()?
+            };
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let chain = certificates(&material.chain, "keystore certificate chain")?;
+    let key = private_key(&material.key, settings.key_password.as_deref())?;
+    Ok(builder.with_single_cert(chain, key)?)
+}
+
+/// The ring provider, its suites narrowed to `ssl.cipher.suites` when that is set.
+fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if settings.cipher_suites.is_empty() {
+        return Ok(provider);
+    }
+    let available: Vec<String> = provider
+        .cipher_suites
+        .iter()
+        .map(|s| iana_name(s.suite()))
+        .collect();
+    if let Some(unknown) = settings
+        .cipher_suites
+        .iter()
+        .find(|name| !available.contains(name))
+    {
+        return Err(TlsError::CipherSuites(format!(
+            "{unknown} is not a suite Strom serves (it serves {})",
+            available.join(", ")
+        )));
+    }
+    provider
+        .cipher_suites
+        .retain(|s| settings.cipher_suites.contains(&iana_name(s.suite())));
+    let usable = provider.cipher_suites.iter().any(|s| {
+        settings.versions.iter().any(|v| match v {
+            TlsVersion::Tls12 => s.version() == &rustls::version::TLS12,
+            TlsVersion::Tls13 => s.version() == &rustls::version::TLS13,
+        })
+    });
+    if !usable {
+        return Err(TlsError::CipherSuites(
+            "none of the listed suites belongs to a version in ssl.enabled.protocols".into(),
+        ));
+    }
+    Ok(provider)
+}
+
+/// A suite's IANA name, as Java and Kafka configurations spell it (rustls prefixes its
+/// TLS 1.3 suites with `TLS13_`).
+fn iana_name(suite: rustls::CipherSuite) -> String {
+    let name = format!("{suite:?}");
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
+fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(what, e))?;
+    if certs.is_empty() {
+        return Err(pem_error(what, "no CERTIFICATE in the PEM"));
+    }
+    Ok(certs)
+}
+
+const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The private key: plain PKCS#8, PKCS#1 or SEC1, or encrypted PKCS#8 opened with
+/// `ssl.key.password` (pkcs8 does the PBES2 decryption; rustls reads only plain keys).
+fn private_key(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let text = String::from_utf8_lossy(pem);
+    let Some(start) = text.find(ENCRYPTED_BEGIN) else {
+        return PrivateKeyDer::from_pem_slice(pem).map_err(|e| pem_error("private key", e));
+    };
+    let end = text[start..]
+        .find(ENCRYPTED_END)
+        .map(|i| start + i + ENCRYPTED_END.len())
+        .ok_or_else(|| pem_error("private key", "ENCRYPTED PRIVATE KEY block is not closed"))?;
+    let password = password.ok_or_else(|| {
+        pem_error(
+            "private key",
+            "the key is encrypted and ssl.key.password is not set",
+        )
+    })?;
+    let (_, der) = pkcs8::der::pem::decode_vec(text[start..end].as_bytes())
+        .map_err(|e| pem_error("private key", e))?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+        .map_err(|e| pem_error("private key", e))?;
+    let plain = info.decrypt(password).map_err(|e| {
+        pem_error(
+            "private key",
+            format!("cannot decrypt with ssl.key.password: {e}"),
+        )
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        plain.as_bytes().to_vec(),
+    )))
+}
+
+/// The distinguished name of the client's certificate as Kafka's principal builder sees
+/// it; `None` without a certificate.
+pub fn peer_distinguished_name(stream: &TlsStream<TcpStream>) -> Option<String> {
+    distinguished_name(stream.get_ref().1.peer_certificates()?.first()?)
+}
+
+/// A certificate's subject in RFC 4514 form, most specific first (`CN=alice,OU=eng,O=Strom`),
+/// the form Java's `X500Principal.getName()` gives Kafka.
+pub fn distinguished_name(cert: &CertificateDer<'_>) -> Option<String> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(cert.as_ref()).ok()?;
+    Some(cert.tbs_certificate.subject.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Pki {
+        ca_pem: String,
+        server_pem: String,
+        server_key: KeyPair,
+        client_der: CertificateDer<'static>,
+        client_key: KeyPair,
+    }
+
+    fn pki() -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &ca, &ca_key)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client.distinguished_name = DistinguishedName::new();
+        client.distinguished_name.push(DnType::CountryName, "DE");
+        client
+            .distinguished_name
+            .push(DnType::OrganizationName, "Strom");
+        client.distinguished_name.push(DnType::CommonName, "alice");
+        let client = client.signed_by(&client_key, &ca, &ca_key).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            server_pem: server.pem(),
+            server_key,
+            client_der: client.der().clone(),
+            client_key,
+        }
+    }
+
+    fn settings(
+        pki: &Pki,
+        auth: ClientAuth,
+        versions: &[TlsVersion],
+        suites: &[&str],
+    ) -> TlsSettings {
+        TlsSettings {
+            certificate_chain: PemSource::Inline(pki.server_pem.clone()),
+            private_key: PemSource::Inline(pki.server_key.serialize_pem()),
+            key_password: None,
+            truststore: Some(PemSource::Inline(pki.ca_pem.clone())),
+            client_auth: auth,
+            versions: versions.to_vec(),
+            cipher_suites: suites.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// A rustls client handshake against `listener` over an in-memory pipe: the version
+    /// negotiated and the client DN the server saw, or the client's error.
+    async fn connect(
+        pki: &Pki,
+        listener: &TlsListener,
+        versions: &[&'static SupportedProtocolVersion],
+        with_cert: bool,
+    ) -> Result<(rustls::ProtocolVersion, Option<String>), String> {
+        let mut roots = RootCertStore::empty();
+        for c in certificates(pki.ca_pem.as_bytes(), "ca").unwrap() {
+            roots.add(c).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = if with_cert {
+            let key =
+                PrivateKeyDer::from_pem_slice(pki.client_key.serialize_pem().as_bytes()).unwrap();
+            builder
+                .with_client_auth_cert(vec![pki.client_der.clone()], key)
+                .unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let acceptor = listener.acceptor();
+        let server = tokio::spawn(async move {
+            let mut stream = acceptor
+                .accept(server_io)
+                .await
+                .map_err(|e| e.to_string())?;
+            let dn = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first().cloned())
+                .and_then(|c| distinguished_name(&c));
+            let mut byte = [0u8; 1];
+            stream
+                .read_exact(&mut byte)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(dn)
+        });
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = ServerName::try_from("localhost").unwrap();
+        let client = async {
+            let mut stream = connector
+                .connect(name, client_io)
+                .await
+                .map_err(|e| e.to_string())?;
+            let version = stream.get_ref().1.protocol_version().unwrap();
+            stream.write_all(b"x").await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((version, stream))
+        };
+        // The client's end stays open until the server is done (it sends tickets).
+        let client = client.await;
+        let dn = server.await.unwrap();
+        let version = client.map(|(version, _stream)| version);
+        match (version, dn) {
+            (Ok(v), Ok(dn)) => Ok((v, dn)),
+            (v, dn) => Err(format!("client: {v:?}, server: {dn:?}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_suites_and_client_certificates_as_configured() {
+        let pki = pki();
+        let both = [TlsVersion::Tls12, TlsVersion::Tls13];
+        let all = [&rustls::version::TLS12, &rustls::version::TLS13];
+
+        let open = TlsListener::new("SSL", &settings(&pki, ClientAuth::None, &both, &[])).unwrap();
+        let (version, dn) = connect(&pki, &open, &all, false).await.unwrap();
+        assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
+        assert_eq!(dn, None);
+
+        let tls12 = TlsListener::new(
+            "SSL",
+            &settings(&pki, ClientAuth::None, &[TlsVersion::Tls12], &[]),
+        )
+        .unwrap();
+        let (version, _) = connect(&pki, &tls12, &all, false).await.unwrap();
+        assert_eq!(version, rustls::ProtocolVersion::TLSv1_2);
+        assert!(connect(&pki, &tls12, &[&rustls::version::TLS13], false)
+            .await
+            .is_err());
+
+        let required =
+            TlsListener::new("SSL", &settings(&pki, ClientAuth::Required, &both, &[])).unwrap();
+        assert!(connect(&pki, &required, &all, false).await.is_err());
+        let (_, dn) = connect(&pki, &required, &all, true).await.unwrap();
+        assert_eq!(dn.as_deref(), Some("CN=alice,O=Strom,C=DE"));
+
+        let requested =
+            TlsListener::new("SSL", &settings(&pki, ClientAuth::Requested, &both, &[])).unwrap();
+        assert_eq!(
+            connect(&pki, &requested, &all, false).await.unwrap().1,
+            None
+        );
+        assert!(connect(&pki, &requested, &all, true)
+            .await
+            .unwrap()
+            .1
+            .is_some());
+
+        let one_suite = settings(&pki, ClientAuth::None, &both, &["TLS_AES_256_GCM_SHA384"]);
+        let one_suite = TlsListener::new("SSL", &one_suite).unwrap();
+        // Only the TLS 1.3 suite is left, so a TLS 1.2-only client finds nothing in common.
+        assert!(connect(&pki, &one_suite, &[&rustls::version::TLS12], false)
+            .await
+            .is_err());
+        assert!(connect(&pki, &one_suite, &all, false).await.is_ok());
+    }
+
+    #[test]
+    fn impossible_settings_fail_with_a_reason() {
+        let pki = pki();
+        let both = [TlsVersion::Tls12, TlsVersion::Tls13];
+        let err = TlsListener::new(
+            "SSL",
+            &settings(&pki, ClientAuth::None, &both, &["TLS_NULL_WITH_NULL_NULL"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("is not a suite Strom serves") && err.contains("TLS_AES_128_GCM_SHA256"),
+            "{err}"
+        );
+        let err = TlsListener::new(
+            "SSL",
+            &settings(
+                &pki,
+                ClientAuth::None,
+                &[TlsVersion::Tls12],
+                &["TLS_AES_128_GCM_SHA256"],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ssl.enabled.protocols"), "{err}");
+        let mut missing = settings(&pki, ClientAuth::None, &both, &[]);
+        missing.private_key = PemSource::File("/nonexistent/key.pem".into());
+        let err = TlsListener::new("SSL", &missing).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/key.pem"), "{err}");
+        let mut garbage = settings(&pki, ClientAuth::None, &both, &[]);
+        garbage.certificate_chain = PemSource::Inline("not pem".into());
+        assert!(TlsListener::new("SSL", &garbage).is_err());
+    }
+
+    #[test]
+    fn an_encrypted_key_opens_with_ssl_key_password_only() {
+        use pkcs8::der::pem::LineEnding;
+        let pki = pki();
+        let der = pki.server_key.serialize_der();
+        let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).unwrap();
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16])
+                .unwrap();
+        let encrypted = info.encrypt_with_params(params, "s3cret").unwrap();
+        let pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .unwrap();
+
+        let mut s = settings(&pki, ClientAuth::None, &[TlsVersion::Tls13], &[]);
+        s.private_key = PemSource::Inline(pem.to_string());
+        let err = TlsListener::new("SSL", &s).unwrap_err().to_string();
+        assert!(err.contains("ssl.key.password is not set"), "{err}");
+        s.key_password = Some("wrong".into());
+        let err = TlsListener::new("SSL", &s).unwrap_err().to_string();
+        assert!(err.contains("cannot decrypt"), "{err}");
+        s.key_password = Some("s3cret".into());
+        TlsListener::new("SSL", &s).unwrap();
+    }
+
+    #[test]
+    fn reload_only_when_the_files_change() {
+        let pki = pki();
+        let dir = tempfile::tempdir().unwrap();
+        let chain = dir.path().join("chain.pem");
+        std::fs::write(&chain, &pki.server_pem).unwrap();
+        let mut s = settings(&pki, ClientAuth::None, &[TlsVersion::Tls13], &[]);
+        s.certificate_chain = PemSource::File(chain.clone());
+        let listener = TlsListener::new("SSL", &s).unwrap();
+        assert!(!listener.reload_if_changed().unwrap());
+        std::fs::write(&chain, "garbage").unwrap();
+        assert!(
+            listener.reload_if_changed().is_err(),
+            "a broken file is an error"
+        );
+        std::fs::write(&chain, format!("{}\n", pki.server_pem)).unwrap();
+        assert!(listener.reload_if_changed().unwrap());
+        assert!(!listener.reload_if_changed().unwrap());
+    }
+}
