@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{bad, ConfigError, Listener};
+use crate::auth::principal::SslPrincipalMapper;
 
 /// The key mapping listener names to protocols.
 pub const PROTOCOL_MAP_KEY: &str = "listener.security.protocol.map";
@@ -32,6 +33,7 @@ const TLS_KEYS: &[&str] = &[
     "ssl.protocol",
     "ssl.cipher.suites",
     "ssl.endpoint.identification.algorithm",
+    "ssl.principal.mapping.rules",
 ];
 
 /// Keys whose values are secrets: DescribeConfigs hides them, as Kafka's PASSWORD type.
@@ -47,6 +49,7 @@ pub(super) const SECURITY_DEFAULTS: &[(&str, &str)] = &[
     ("ssl.client.auth", "none"),
     ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
     ("ssl.protocol", "TLSv1.3"),
+    ("ssl.principal.mapping.rules", "DEFAULT"),
 ];
 
 /// The key without its `listener.name.<name>.` prefix.
@@ -145,6 +148,8 @@ pub struct TlsSettings {
     pub versions: Vec<TlsVersion>,
     /// `ssl.cipher.suites` by IANA name; empty means rustls's defaults.
     pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules`, checked to compile (see `auth::principal`).
+    pub principal_mapping_rules: String,
 }
 
 /// A listener's protocol and, for SSL and SASL_SSL, its TLS settings.
@@ -318,6 +323,10 @@ fn tls_settings(
                 .collect()
         })
         .unwrap_or_default();
+    let (rules_key, principal_mapping_rules) = value("ssl.principal.mapping.rules")
+        .unwrap_or(("ssl.principal.mapping.rules".into(), "DEFAULT".into()));
+    SslPrincipalMapper::parse(&principal_mapping_rules)
+        .map_err(|e| bad(&rules_key, e.to_string()))?;
     Ok(TlsSettings {
         certificate_chain,
         private_key,
@@ -326,6 +335,7 @@ fn tls_settings(
         client_auth,
         versions,
         cipher_suites,
+        principal_mapping_rules,
     })
 }
 
@@ -502,6 +512,18 @@ mod tests {
             let err = parse_with(pairs, "SSL://:9093").unwrap_err().to_string();
             assert!(err.contains(want), "{pairs:?}: {err}");
         }
+        let err = parse_with(
+            &[
+                ("ssl.keystore.location", "/k"),
+                ("ssl.principal.mapping.rules", "RULE:(/x/"),
+            ],
+            "SSL://:9093",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("ssl.principal.mapping.rules"),
+            "{err}"
+        );
         let err = parse_with(&[(PROTOCOL_MAP_KEY, "A:TLS")], "A://:1").unwrap_err();
         assert!(err.to_string().contains("not a security protocol"), "{err}");
     }

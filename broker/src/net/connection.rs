@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::frame::{FrameError, FrameReader, ReadStep};
 use super::quotas::ConnectionSlot;
-use super::tls::{self, TlsListener};
+use super::tls::TlsListener;
 use crate::broker::Broker;
 use crate::protocol::{self, ConnectionContext, Reply};
 
@@ -85,12 +85,22 @@ pub async fn serve(
         }
         Some(tls) => {
             if let Some(stream) = handshake(&broker, stream, &ctx, &tls).await {
-                if let Some(dn) = tls::peer_distinguished_name(&stream) {
-                    ctx.principal = format!("User:{dn}");
+                match tls.principal(&stream) {
+                    Ok(principal) => {
+                        ctx.principal = principal;
+                        // One task owns both halves; the split's lock is never contended.
+                        let (read_half, write_half) = tokio::io::split(stream);
+                        run(&broker, read_half, write_half, &Arc::new(ctx)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %ctx.peer, listener = %ctx.listener, reason = %e,
+                            "client certificate refused; closing the connection");
+                        broker
+                            .metrics
+                            .connection_events()
+                            .failed_authentication(&listener);
+                    }
                 }
-                // One task owns both halves; the split's lock is never contended.
-                let (read_half, write_half) = tokio::io::split(stream);
-                run(&broker, read_half, write_half, &Arc::new(ctx)).await;
             }
         }
     }

@@ -13,11 +13,11 @@ use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use thiserror::Error;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::principal::{NoMatchingRule, SslPrincipalMapper};
 use crate::config::security::{ClientAuth, PemSource, TlsSettings, TlsVersion};
 
 /// How often a TLS listener's files are checked for a new certificate. Kubernetes
@@ -39,6 +39,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("truststore: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("ssl.principal.mapping.rules: {0}")]
+    PrincipalRules(#[from] crate::auth::principal::RuleError),
 }
 
 fn pem_error(what: &str, why: impl ToString) -> TlsError {
@@ -80,6 +82,7 @@ fn read_source(source: &PemSource) -> Result<Vec<u8>, TlsError> {
 pub struct TlsListener {
     listener: String,
     settings: TlsSettings,
+    principals: SslPrincipalMapper,
     current: RwLock<(Material, TlsAcceptor)>,
     /// The last reload error, so a broken file is logged once, not every check.
     last_error: Mutex<Option<String>>,
@@ -100,6 +103,7 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(Arc::new(server_config(settings, &material)?));
         Ok(TlsListener {
             listener: listener.to_string(),
+            principals: SslPrincipalMapper::parse(&settings.principal_mapping_rules)?,
             settings: settings.clone(),
             current: RwLock::new((material, acceptor)),
             last_error: Mutex::new(None),
@@ -108,6 +112,16 @@ impl TlsListener {
 
     pub fn listener(&self) -> &str {
         &self.listener
+    }
+
+    /// The principal of a TLS connection: `User:` and the client certificate's DN mapped
+    /// by `ssl.principal.mapping.rules`; `User:ANONYMOUS` without a certificate; an error
+    /// when no rule applies (the connection is then refused, as Kafka refuses it).
+    pub fn principal<IO>(&self, stream: &TlsStream<IO>) -> Result<String, NoMatchingRule> {
+        match peer_distinguished_name(stream) {
+            Some(dn) => Ok(format!("User:{}", self.principals.name_for(&dn)?)),
+            None => Ok(crate::auth::principal::ANONYMOUS.to_string()),
+        }
     }
 
     /// The acceptor for a new connection.
@@ -291,7 +305,7 @@ fn private_key(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'stat
 
 /// The distinguished name of the client's certificate as Kafka's principal builder sees
 /// it; `None` without a certificate.
-pub fn peer_distinguished_name(stream: &TlsStream<TcpStream>) -> Option<String> {
+pub fn peer_distinguished_name<IO>(stream: &TlsStream<IO>) -> Option<String> {
     distinguished_name(stream.get_ref().1.peer_certificates()?.first()?)
 }
 
@@ -360,6 +374,7 @@ mod tests {
             client_auth: auth,
             versions: versions.to_vec(),
             cipher_suites: suites.iter().map(|s| s.to_string()).collect(),
+            principal_mapping_rules: "DEFAULT".into(),
         }
     }
 
@@ -370,7 +385,7 @@ mod tests {
         listener: &TlsListener,
         versions: &[&'static SupportedProtocolVersion],
         with_cert: bool,
-    ) -> Result<(rustls::ProtocolVersion, Option<String>), String> {
+    ) -> Result<(rustls::ProtocolVersion, String), String> {
         let mut roots = RootCertStore::empty();
         for c in certificates(pki.ca_pem.as_bytes(), "ca").unwrap() {
             roots.add(c).unwrap();
@@ -397,18 +412,12 @@ mod tests {
                 .accept(server_io)
                 .await
                 .map_err(|e| e.to_string())?;
-            let dn = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first().cloned())
-                .and_then(|c| distinguished_name(&c));
             let mut byte = [0u8; 1];
             stream
                 .read_exact(&mut byte)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>(dn)
+            Ok::<_, String>(stream)
         });
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = ServerName::try_from("localhost").unwrap();
@@ -423,11 +432,11 @@ mod tests {
         };
         // The client's end stays open until the server is done (it sends tickets).
         let client = client.await;
-        let dn = server.await.unwrap();
+        let server = server.await.unwrap();
         let version = client.map(|(version, _stream)| version);
-        match (version, dn) {
-            (Ok(v), Ok(dn)) => Ok((v, dn)),
-            (v, dn) => Err(format!("client: {v:?}, server: {dn:?}")),
+        match (version, server) {
+            (Ok(v), Ok(stream)) => Ok((v, listener.principal(&stream).map_err(|e| e.to_string())?)),
+            (v, server) => Err(format!("client: {v:?}, server: {:?}", server.map(|_| ()))),
         }
     }
 
@@ -438,9 +447,9 @@ mod tests {
         let all = [&rustls::version::TLS12, &rustls::version::TLS13];
 
         let open = TlsListener::new("SSL", &settings(&pki, ClientAuth::None, &both, &[])).unwrap();
-        let (version, dn) = connect(&pki, &open, &all, false).await.unwrap();
+        let (version, principal) = connect(&pki, &open, &all, false).await.unwrap();
         assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
-        assert_eq!(dn, None);
+        assert_eq!(principal, "User:ANONYMOUS");
 
         let tls12 = TlsListener::new(
             "SSL",
@@ -456,20 +465,35 @@ mod tests {
         let required =
             TlsListener::new("SSL", &settings(&pki, ClientAuth::Required, &both, &[])).unwrap();
         assert!(connect(&pki, &required, &all, false).await.is_err());
-        let (_, dn) = connect(&pki, &required, &all, true).await.unwrap();
-        assert_eq!(dn.as_deref(), Some("CN=alice,O=Strom,C=DE"));
+        let (_, principal) = connect(&pki, &required, &all, true).await.unwrap();
+        assert_eq!(principal, "User:CN=alice,O=Strom,C=DE");
+
+        let mut mapped = settings(&pki, ClientAuth::Required, &both, &[]);
+        mapped.principal_mapping_rules = "RULE:^CN=([a-z]+),O=Strom.*$/$1/U".into();
+        let mapped = TlsListener::new("SSL", &mapped).unwrap();
+        assert_eq!(
+            connect(&pki, &mapped, &all, true).await.unwrap().1,
+            "User:ALICE"
+        );
+        let mut unmapped = settings(&pki, ClientAuth::Required, &both, &[]);
+        unmapped.principal_mapping_rules = "RULE:^CN=bob$/bob/".into();
+        let unmapped = TlsListener::new("SSL", &unmapped).unwrap();
+        let err = connect(&pki, &unmapped, &all, true).await.unwrap_err();
+        assert!(
+            err.contains("no ssl.principal.mapping.rules rule applies"),
+            "{err}"
+        );
 
         let requested =
             TlsListener::new("SSL", &settings(&pki, ClientAuth::Requested, &both, &[])).unwrap();
         assert_eq!(
             connect(&pki, &requested, &all, false).await.unwrap().1,
-            None
+            "User:ANONYMOUS"
         );
-        assert!(connect(&pki, &requested, &all, true)
-            .await
-            .unwrap()
-            .1
-            .is_some());
+        assert_eq!(
+            connect(&pki, &requested, &all, true).await.unwrap().1,
+            "User:CN=alice,O=Strom,C=DE"
+        );
 
         let one_suite = settings(&pki, ClientAuth::None, &both, &["TLS_AES_256_GCM_SHA384"]);
         let one_suite = TlsListener::new("SSL", &one_suite).unwrap();

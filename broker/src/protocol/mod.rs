@@ -44,8 +44,7 @@ pub struct ConnectionContext {
     pub principal: String,
 }
 
-/// Kafka's principal for a client that did not authenticate.
-pub const ANONYMOUS: &str = "User:ANONYMOUS";
+pub use crate::auth::principal::ANONYMOUS;
 
 #[derive(Debug)]
 pub struct RequestContext<'a> {
