@@ -93,7 +93,9 @@ const TOKEN_AUTH_EXTENSION: &str = "tokenauth";
 // ---------------------------------------------------------------------------------------
 
 /// A SCRAM mechanism, with Kafka's names and KIP-554 type codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ScramMechanism {
     Sha256,
     Sha512,
@@ -395,7 +397,7 @@ fn kafka_random_string() -> Option<String> {
 
 /// What the broker stores for one user and mechanism (Kafka's `ScramCredential`, the
 /// `UserScramCredentialRecord` fields). The password itself is not derivable from it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScramCredential {
     pub salt: Vec<u8>,
     pub stored_key: Vec<u8>,

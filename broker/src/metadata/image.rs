@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::auth::scram::{ScramCredential, ScramMechanism};
 use uuid::Uuid;
 
 use super::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
@@ -102,6 +104,9 @@ pub struct MetadataImage {
     /// Group configs by group id.
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by user name and mechanism (Kafka's UserScramCredentialRecord).
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 /// Serializes the `Arc`-shared topics as plain values, so serde's `rc` feature (which
@@ -157,6 +162,15 @@ fn set_config(
 }
 
 impl MetadataImage {
+    /// The SCRAM credential a SASL exchange checks `user`'s proof against.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism).cloned()
+    }
+
     /// The dynamic configs of broker resource `name` (a node id, or "" for the default).
     pub fn broker_config(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.broker_configs.get(name)
