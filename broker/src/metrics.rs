@@ -62,6 +62,7 @@ pub struct ConnectionMetrics {
     closed_by_broker: IntCounterVec,
     acceptor_blocked_ns: IntCounterVec,
     failed_authentication: IntCounterVec,
+    successful_authentication: IntCounterVec,
 }
 
 impl ConnectionMetrics {
@@ -103,7 +104,19 @@ impl ConnectionMetrics {
                  exchange)",
                 &["listener"],
             ),
+            successful_authentication: counter(
+                registry,
+                "kafka_server_socketservermetrics_successful_authentication_total",
+                "SASL authentications (and re-authentications) that succeeded",
+                &["listener"],
+            ),
         }
+    }
+
+    pub fn successful_authentication(&self, listener: &str) {
+        self.successful_authentication
+            .with_label_values(&[listener])
+            .inc();
     }
 
     pub fn failed_authentication(&self, listener: &str) {

@@ -39,6 +39,7 @@ const MESSAGE_TOO_LARGE: i16 = 10;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const UNSUPPORTED_VERSION: i16 = 35;
+const ILLEGAL_SASL_STATE: i16 = 34;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
 
 const TIMESTAMP: i64 = 1_700_000_000_000;
@@ -581,10 +582,11 @@ const CORPUS: &[CorpusCase] = &[
         expect: Expect::Error(ApiKey::DescribeClientQuotas, 1, UNSUPPORTED_VERSION),
     },
     CorpusCase {
-        file: "sasl_handshake_v1_unserved.bin",
+        // Kafka answers SaslHandshake on a listener without SASL with ILLEGAL_SASL_STATE.
+        file: "sasl_handshake_v1_on_plaintext.bin",
         extra: &[],
         build: build_sasl_handshake_v1,
-        expect: Expect::Error(ApiKey::SaslHandshake, 1, UNSUPPORTED_VERSION),
+        expect: Expect::Error(ApiKey::SaslHandshake, 1, ILLEGAL_SASL_STATE),
     },
     CorpusCase {
         file: "produce_v9_crc_flipped.bin",
@@ -805,6 +807,7 @@ fn every_byte_flip_of_a_produce_frame_is_survived() {
                 )
             }
             Reply::Close(reason) => assert!(!reason.is_empty()),
+            Reply::Final(_) => panic!("byte {i}: only a failed authentication answers and closes"),
         }
     }
     assert_still_serving(&h);

@@ -120,6 +120,7 @@ pub fn check_reply(request: &[u8], reply: &Reply) {
             );
         }
         Reply::Close(reason) => assert!(!reason.is_empty(), "connection closed without a reason"),
+        Reply::Final(_) => panic!("only the SASL gate answers and closes, never a request handler"),
     }
 }
 

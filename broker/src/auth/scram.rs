@@ -873,6 +873,11 @@ impl ScramServer {
         matches!(self.state, ServerState::Complete)
     }
 
+    /// True until client-first arrived: the next token is `client_first`'s.
+    pub fn awaits_client_first(&self) -> bool {
+        matches!(self.state, ServerState::ExpectClientFirst)
+    }
+
     /// Takes the client-first message and answers with server-first. `lookup` gets the
     /// decoded user name and returns that user's credential for this mechanism, if any.
     /// An unknown user is not revealed here: see the module docs.

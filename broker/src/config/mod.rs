@@ -138,8 +138,11 @@ pub struct BrokerConfig {
     pub controller_listener: Option<Listener>,
     pub cluster: ClusterConfig,
     pub advertised_listeners: Vec<Listener>,
-    /// Every listener's protocol and TLS settings, by listener name.
+    /// Every listener's protocol and TLS and SASL settings, by listener name.
     pub security: BTreeMap<String, ListenerSecurity>,
+    /// `connection.failed.authentication.delay.ms`: how long a failed authentication's
+    /// answer is held back, against password guessing.
+    pub failed_authentication_delay: std::time::Duration,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -409,6 +412,11 @@ impl BrokerConfig {
             cluster,
             advertised_listeners,
             security,
+            failed_authentication_delay: std::time::Duration::from_millis(int(
+                "connection.failed.authentication.delay.ms",
+                0,
+                i32::MAX as i64,
+            )? as u64),
             log_dirs,
             num_partitions: int("num.partitions", 1, 1_000_000)? as i32,
             default_replication_factor: int("default.replication.factor", 1, i16::MAX as i64)?
@@ -569,8 +577,8 @@ mod tests {
         for (listeners, extra) in [
             ("SSL://:9093", ("ssl.keystore.location", "/k.pem")),
             (
-                "PLAINTEXT://:9092,SASL_SSL://:9093",
-                ("ssl.keystore.location", "/k.pem"),
+                "SASL_PLAINTEXT://:9093",
+                ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
             ),
         ] {
             let err = BrokerConfig::from_properties(props(&[("listeners", listeners), extra]))

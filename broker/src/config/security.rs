@@ -10,7 +10,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::{bad, ConfigError, Listener};
+use crate::auth::plain::PlainUsers;
 use crate::auth::principal::SslPrincipalMapper;
 
 /// The key mapping listener names to protocols.
@@ -36,12 +40,23 @@ const TLS_KEYS: &[&str] = &[
     "ssl.principal.mapping.rules",
 ];
 
+/// The SASL keys Strom reads (plain or under a listener prefix; the mechanism-prefixed
+/// `plain.sasl.jaas.config` only under a listener prefix, as Kafka).
+const SASL_KEYS: &[&str] = &[
+    "sasl.enabled.mechanisms",
+    "plain.sasl.jaas.config",
+    "plain.sasl.users.file",
+    "connections.max.reauth.ms",
+    "sasl.server.max.receive.size",
+];
+
 /// Keys whose values are secrets: DescribeConfigs hides them, as Kafka's PASSWORD type.
 const SENSITIVE_KEYS: &[&str] = &[
     "ssl.keystore.password",
     "ssl.key.password",
     "ssl.keystore.key",
     "ssl.truststore.password",
+    "plain.sasl.jaas.config",
 ];
 
 /// Kafka's defaults of the TLS keys that have one.
@@ -50,6 +65,9 @@ pub(super) const SECURITY_DEFAULTS: &[(&str, &str)] = &[
     ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
     ("ssl.protocol", "TLSv1.3"),
     ("ssl.principal.mapping.rules", "DEFAULT"),
+    ("connections.max.reauth.ms", "0"),
+    ("connection.failed.authentication.delay.ms", "100"),
+    ("sasl.server.max.receive.size", "524288"),
 ];
 
 /// The key without its `listener.name.<name>.` prefix.
@@ -61,7 +79,10 @@ fn unprefixed(key: &str) -> &str {
 
 /// Whether `key` is a security key Strom reads, plain or listener-prefixed.
 pub fn is_security_key(key: &str) -> bool {
-    key == PROTOCOL_MAP_KEY || TLS_KEYS.contains(&unprefixed(key))
+    key == PROTOCOL_MAP_KEY
+        || key == "connection.failed.authentication.delay.ms"
+        || TLS_KEYS.contains(&unprefixed(key))
+        || SASL_KEYS.contains(&unprefixed(key))
 }
 
 /// Whether `key`'s value is a secret.
@@ -152,11 +173,27 @@ pub struct TlsSettings {
     pub principal_mapping_rules: String,
 }
 
-/// A listener's protocol and, for SSL and SASL_SSL, its TLS settings.
-#[derive(Debug, Clone, PartialEq)]
+/// One SASL listener's settings.
+#[derive(Debug, Clone)]
+pub struct SaslSettings {
+    /// `sasl.enabled.mechanisms`, in the order given (the handshake lists them so).
+    pub mechanisms: Vec<String>,
+    /// PLAIN's users, from `listener.name.<l>.plain.sasl.jaas.config` or Strom's
+    /// `listener.name.<l>.plain.sasl.users.file`; `None` when PLAIN is not enabled.
+    pub plain_users: Option<Arc<PlainUsers>>,
+    /// `connections.max.reauth.ms` (KIP-368): a session's lifetime; `None` for no limit.
+    pub max_reauth: Option<Duration>,
+    /// `sasl.server.max.receive.size`: the largest frame before authentication.
+    pub max_receive_size: i32,
+}
+
+/// A listener's protocol and, for SSL and SASL_SSL, its TLS settings, for SASL_* its SASL
+/// settings.
+#[derive(Debug, Clone)]
 pub struct ListenerSecurity {
     pub protocol: SecurityProtocol,
     pub tls: Option<TlsSettings>,
+    pub sasl: Option<SaslSettings>,
 }
 
 /// Reads every listener's security from the properties (`get` looks a key up).
@@ -182,7 +219,19 @@ pub fn parse(
         } else {
             None
         };
-        out.insert(l.name.clone(), ListenerSecurity { protocol, tls });
+        let sasl = if protocol.uses_sasl() {
+            Some(sasl_settings(get, &l.name)?)
+        } else {
+            None
+        };
+        out.insert(
+            l.name.clone(),
+            ListenerSecurity {
+                protocol,
+                tls,
+                sasl,
+            },
+        );
     }
     Ok(out)
 }
@@ -339,8 +388,85 @@ fn tls_settings(
     })
 }
 
+/// The mechanisms Strom's broker serves.
+const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+fn sasl_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+) -> Result<SaslSettings, ConfigError> {
+    let value = |key: &str| listener_value(get, listener, key);
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    // Kafka's default is GSSAPI (Kerberos), which Strom does not serve: a SASL listener
+    // must name its mechanisms rather than fail every client at the handshake.
+    let (mech_key, mechanisms) = value("sasl.enabled.mechanisms").ok_or_else(|| {
+        bad(
+            "sasl.enabled.mechanisms",
+            format!(
+                "listener {listener} uses SASL but names no mechanism; Kafka's default \
+                 GSSAPI is not served by Strom: set sasl.enabled.mechanisms (or \
+                 {prefix}sasl.enabled.mechanisms) to some of {}",
+                SERVED_MECHANISMS.join(", ")
+            ),
+        )
+    })?;
+    let mechanisms: Vec<String> = mechanisms
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if let Some(other) = mechanisms
+        .iter()
+        .find(|m| !SERVED_MECHANISMS.contains(&m.as_str()))
+    {
+        return Err(bad(
+            &mech_key,
+            format!(
+                "{other} is not a mechanism Strom serves ({})",
+                SERVED_MECHANISMS.join(", ")
+            ),
+        ));
+    }
+    let plain_users = if mechanisms.iter().any(|m| m == "PLAIN") {
+        // The JAAS key has only a listener-and-mechanism-prefixed form in Kafka.
+        let jaas_key = format!("{prefix}plain.sasl.jaas.config");
+        let file_key = format!("{prefix}plain.sasl.users.file");
+        let users = match (get(&jaas_key), get(&file_key)) {
+            (Some(jaas), None) => PlainUsers::from_jaas_config(&jaas)
+                .map_err(|e| bad(&jaas_key, e.to_string()))?,
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path.trim()).map_err(|e| {
+                    bad(&file_key, format!("cannot read {}: {e}", path.trim()))
+                })?;
+                PlainUsers::from_file(&text).map_err(|e| bad(&file_key, e.to_string()))?
+            }
+            (Some(_), Some(_)) => return Err(bad(&jaas_key, format!("give {jaas_key} or {file_key}, not both"))),
+            (None, None) => {
+                return Err(bad(
+                    &jaas_key,
+                    format!("listener {listener} enables PLAIN but has no users: set {jaas_key} (user_<name>=\"<password>\" entries) or {file_key}"),
+                ))
+            }
+        };
+        Some(Arc::new(users))
+    } else {
+        None
+    };
+    let (reauth_key, reauth) = value("connections.max.reauth.ms")
+        .unwrap_or(("connections.max.reauth.ms".into(), "0".into()));
+    let reauth = super::parse_int(&reauth_key, &reauth, 0, i64::MAX)?;
+    let (size_key, size) = value("sasl.server.max.receive.size")
+        .unwrap_or(("sasl.server.max.receive.size".into(), "524288".into()));
+    Ok(SaslSettings {
+        mechanisms,
+        plain_users,
+        max_reauth: (reauth > 0).then(|| Duration::from_millis(reauth as u64)),
+        max_receive_size: super::parse_int(&size_key, &size, 1, i32::MAX as i64)? as i32,
+    })
+}
+
 /// What this version cannot serve yet stops start-up, rather than serving plaintext where
-/// security was asked for: SASL, and TLS between brokers and controllers.
+/// security was asked for: TLS and SASL between brokers and controllers.
 pub(super) fn check_supported(
     security: &BTreeMap<String, ListenerSecurity>,
     cluster: &super::ClusterConfig,
@@ -348,17 +474,13 @@ pub(super) fn check_supported(
     for (name, s) in security {
         let internal = cluster.controller_listener_names.contains(name)
             || *name == cluster.inter_broker_listener;
-        if s.protocol.uses_sasl() || (internal && s.protocol.uses_tls()) {
+        if internal && s.protocol != SecurityProtocol::Plaintext {
             return Err(bad(
                 "listeners",
                 format!(
-                    "listener {name} uses {}, which Strom does not support {}yet",
-                    s.protocol.name(),
-                    if internal {
-                        "between brokers and controllers "
-                    } else {
-                        ""
-                    }
+                    "listener {name} uses {}, which Strom does not support between brokers \
+                     and controllers yet",
+                    s.protocol.name()
                 ),
             ));
         }
@@ -529,6 +651,55 @@ mod tests {
     }
 
     #[test]
+    fn sasl_listeners_name_their_mechanisms_and_plain_users() {
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                    user_alice=\"alice-secret\";";
+        let s = parse_with(
+            &[
+                (PROTOCOL_MAP_KEY, "CLIENTS:SASL_PLAINTEXT"),
+                ("sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN"),
+                ("listener.name.clients.plain.sasl.jaas.config", jaas),
+                ("listener.name.clients.connections.max.reauth.ms", "60000"),
+            ],
+            "CLIENTS://:9092",
+        )
+        .unwrap();
+        let sasl = s["CLIENTS"].sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanisms, ["SCRAM-SHA-512", "PLAIN"]);
+        assert_eq!(sasl.plain_users.as_ref().unwrap().len(), 1);
+        assert_eq!(sasl.max_reauth, Some(Duration::from_secs(60)));
+        assert!(s["CLIENTS"].tls.is_none());
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "Kafka's default GSSAPI is not served"),
+            (
+                &[("sasl.enabled.mechanisms", "GSSAPI")],
+                "not a mechanism Strom serves",
+            ),
+            (
+                &[("sasl.enabled.mechanisms", "PLAIN")],
+                "enables PLAIN but has no users",
+            ),
+            (
+                &[
+                    ("sasl.enabled.mechanisms", "PLAIN"),
+                    (
+                        "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                        "nonsense",
+                    ),
+                ],
+                "plain.sasl.jaas.config",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = parse_with(pairs, "SASL_PLAINTEXT://:9092")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
     fn key_classification() {
         assert!(is_security_key("ssl.keystore.location"));
         assert!(is_security_key("listener.name.external.ssl.key.password"));
@@ -536,5 +707,9 @@ mod tests {
         assert!(is_sensitive("listener.name.external.ssl.key.password"));
         assert!(is_sensitive("ssl.keystore.key"));
         assert!(!is_sensitive("ssl.keystore.location"));
+        assert!(is_sensitive("listener.name.clients.plain.sasl.jaas.config"));
+        assert!(is_security_key(
+            "listener.name.clients.sasl.enabled.mechanisms"
+        ));
     }
 }

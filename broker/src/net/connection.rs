@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::frame::{FrameError, FrameReader, ReadStep};
 use super::quotas::ConnectionSlot;
+use super::sasl::{SaslGate, Step};
 use super::tls::TlsListener;
 use crate::broker::Broker;
 use crate::protocol::{self, ConnectionContext, Reply};
@@ -81,7 +82,7 @@ pub async fn serve(
     match tls {
         None => {
             let (read_half, write_half) = stream.into_split();
-            run(&broker, read_half, write_half, &Arc::new(ctx)).await;
+            run(&broker, read_half, write_half, ctx).await;
         }
         Some(tls) => {
             if let Some(stream) = handshake(&broker, stream, &ctx, &tls).await {
@@ -90,7 +91,7 @@ pub async fn serve(
                         ctx.principal = principal;
                         // One task owns both halves; the split's lock is never contended.
                         let (read_half, write_half) = tokio::io::split(stream);
-                        run(&broker, read_half, write_half, &Arc::new(ctx)).await;
+                        run(&broker, read_half, write_half, ctx).await;
                     }
                     Err(e) => {
                         tracing::warn!(peer = %ctx.peer, listener = %ctx.listener, reason = %e,
@@ -137,7 +138,7 @@ async fn run<R, W>(
     broker: &Arc<Broker>,
     mut read_half: R,
     mut write_half: W,
-    ctx: &Arc<ConnectionContext>,
+    ctx: ConnectionContext,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -146,7 +147,20 @@ async fn run<R, W>(
     let limits = &broker.config.connections;
     let mut shutdown = broker.shutdown_signal();
     let mut stopping = *shutdown.borrow();
-    let mut reader = FrameReader::new(broker.config.socket_request_max_bytes);
+    // On a SASL listener every frame passes the gate, which also ends expired sessions.
+    let mut sasl = broker
+        .config
+        .security
+        .get(&ctx.listener)
+        .and_then(|s| s.sasl.clone())
+        .map(SaslGate::new);
+    let mut ctx = Arc::new(ctx);
+    let mut reader = FrameReader::new(match &sasl {
+        Some(gate) => gate
+            .max_receive_size()
+            .min(broker.config.socket_request_max_bytes),
+        None => broker.config.socket_request_max_bytes,
+    });
     let mut outbox = Outbox::default();
     let mut in_flight: Option<InFlight> = None;
     // Reads, writes and finished requests count as activity for the idle limit.
@@ -196,6 +210,10 @@ async fn run<R, W>(
                         tracing::warn!(%peer, %reason, "closing connection");
                         break;
                     }
+                    Reply::Final(bytes) => {
+                        outbox.push(bytes);
+                        break;
+                    }
                 }
             }
             written = outbox.write_some(&mut write_half), if !outbox.is_empty() => {
@@ -215,11 +233,47 @@ async fn run<R, W>(
                         }
                     }
                     Ok(ReadStep::Frame(frame)) => {
-                        let broker = broker.clone();
-                        let ctx = ctx.clone();
-                        in_flight = Some(Box::pin(async move {
-                            protocol::handle_frame(&broker, &ctx, frame).await
-                        }));
+                        let step = match sasl.as_mut() {
+                            Some(gate) => {
+                                let image = || broker.metadata.image();
+                                gate.on_frame(&frame, &|user, mechanism| image().scram_credential(user, mechanism), now)
+                            }
+                            None => Step::Dispatch,
+                        };
+                        match step {
+                            Step::Dispatch => {
+                                let broker = broker.clone();
+                                let ctx = ctx.clone();
+                                in_flight = Some(Box::pin(async move {
+                                    protocol::handle_frame(&broker, &ctx, frame).await
+                                }));
+                            }
+                            Step::Reply(bytes) => outbox.push(bytes),
+                            Step::Authenticated { reply, principal } => {
+                                outbox.push(reply);
+                                if principal != ctx.principal {
+                                    tracing::debug!(%peer, %principal, "authenticated");
+                                    ctx = Arc::new(ConnectionContext { principal, ..(*ctx).clone() });
+                                }
+                                reader.set_max(broker.config.socket_request_max_bytes);
+                                broker.metrics.connection_events().successful_authentication(&ctx.listener);
+                            }
+                            Step::Fail { reply, reason } => {
+                                tracing::warn!(%peer, listener = %ctx.listener, %reason,
+                                    "SASL authentication failed; closing the connection");
+                                broker.metrics.connection_events().failed_authentication(&ctx.listener);
+                                // Held back against password guessing; this connection
+                                // reads nothing meanwhile, others are not affected.
+                                let delay = broker.config.failed_authentication_delay;
+                                in_flight = Some(Box::pin(async move {
+                                    tokio::time::sleep(delay).await;
+                                    match reply {
+                                        Some(bytes) => Reply::Final(bytes),
+                                        None => Reply::Close("authentication failed".into()),
+                                    }
+                                }));
+                            }
+                        }
                     }
                     Ok(ReadStep::Closed) => break,
                     Err(FrameError::Io(e)) => {

@@ -48,6 +48,12 @@ impl FrameReader {
         }
     }
 
+    /// Changes the largest frame accepted (a SASL listener's limit before authentication
+    /// is `sasl.server.max.receive.size`).
+    pub fn set_max(&mut self, max: i32) {
+        self.max = max;
+    }
+
     /// True once any byte of a frame has arrived and the frame is not complete.
     pub fn in_frame(&self) -> bool {
         self.size_len > 0

@@ -4,5 +4,6 @@ pub mod connection;
 pub mod frame;
 pub mod listener;
 pub mod quotas;
+pub mod sasl;
 pub mod tls;
 mod trim;

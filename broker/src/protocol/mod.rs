@@ -20,7 +20,7 @@ mod produce;
 mod producer_id;
 mod quorum;
 mod transactions;
-mod unsupported;
+pub(crate) mod unsupported;
 pub mod versions;
 
 use std::sync::Arc;
@@ -28,8 +28,11 @@ use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind, SaslAuthenticateResponse,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable, StrBytes};
 
 use crate::broker::Broker;
 
@@ -77,6 +80,8 @@ pub enum Reply {
     Nothing,
     /// The frame cannot be answered; close the connection and log why.
     Close(String),
+    /// Send this response, then close the connection (a failed authentication).
+    Final(Bytes),
 }
 
 /// Handles one request frame (without its size prefix).
@@ -173,6 +178,19 @@ async fn dispatch(
         RequestKind::ApiVersions(r) => {
             ResponseKind::ApiVersions(api_versions::handle(broker, ctx, r))
         }
+        // SASL exchanges happen in the connection's gate (net::sasl); one reaching here
+        // is on a listener without SASL or after authentication, answered as Kafka does.
+        RequestKind::SaslHandshake(_) => ResponseKind::SaslHandshake(
+            SaslHandshakeResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code()),
+        ),
+        RequestKind::SaslAuthenticate(_) => ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "SaslAuthenticate request received after successful authentication",
+                ))),
+        ),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r).await),
         RequestKind::Produce(r) => {
             return produce::handle(broker, ctx, r)

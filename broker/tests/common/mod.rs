@@ -338,6 +338,24 @@ impl RawClient {
         }
     }
 
+    /// Sends a request without reading an answer.
+    pub fn send_only(&mut self, version: i16, request: RequestKind) {
+        self.correlation += 1;
+        let buf = request_frame(self.correlation, version, &request);
+        self.stream.write_all(&buf).expect("send");
+    }
+
+    /// Whether the broker closed the connection without sending anything more (waits up
+    /// to the read timeout for the close).
+    pub fn closed_by_broker(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
+    }
+
     pub fn send(&mut self, version: i16, request: RequestKind) -> ResponseKind {
         let api_key = api_key_of(&request);
         self.correlation += 1;
@@ -422,6 +440,8 @@ fn api_key_of(request: &RequestKind) -> ApiKey {
         RequestKind::ListGroups(_) => ApiKey::ListGroups,
         RequestKind::DescribeGroups(_) => ApiKey::DescribeGroups,
         RequestKind::DeleteGroups(_) => ApiKey::DeleteGroups,
+        RequestKind::SaslHandshake(_) => ApiKey::SaslHandshake,
+        RequestKind::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
         other => panic!("add {other:?} to api_key_of"),
     }
 }
