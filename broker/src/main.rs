@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: strom_broker::alloc::LazyLargeAlloc = strom_broker::alloc::LazyLargeAlloc;
 
 const USAGE: &str = "usage: strom-broker [server.properties] [--override key=value ...]
-       strom-broker format --cluster-id ID [server.properties] [--override key=value ...]
+       strom-broker format --cluster-id ID [--add-scram SPEC ...] [server.properties] [--override key=value ...]
        strom-broker random-uuid
 
 Runs one Kafka-compatible broker. Without arguments it listens on localhost:9092,
@@ -21,7 +21,11 @@ Configuration uses Kafka's property names (listeners, log.dirs, num.partitions, 
 For a cluster, give each node listeners=PLAINTEXT://:9092,CONTROLLER://:9093 and the
 same controller.quorum.voters=0@host0:9093,1@host1:9093,2@host2:9093. `format` writes
 meta.properties with the cluster id into every log dir first, like kafka-storage.sh
-format; without it a fresh quorum picks an id on first start.
+format; without it a fresh quorum picks an id on first start. `--add-scram` (repeatable,
+Kafka's syntax) gives a new cluster SCRAM users before it first serves, e.g.
+'SCRAM-SHA-512=[name=alice,password=alice-secret]' (also iterations=, salt= and
+saltedpassword= in base64); they enter the metadata log once, when the cluster first
+starts, and are ignored for a node that is already formatted.
 Logging: RUST_LOG sets the level (default info); STROM_LOG_FORMAT=json for JSON lines.";
 
 /// Kafka's cluster ids are short printable tokens; refuse anything that could break the
@@ -33,9 +37,10 @@ fn valid_cluster_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// `strom-broker format --cluster-id ID [props] [--override k=v]`.
+/// `strom-broker format --cluster-id ID [--add-scram SPEC ...] [props] [--override k=v]`.
 fn format_command(args: &[String]) -> ExitCode {
     let mut cluster_id = None;
+    let mut scram_specs = Vec::new();
     let mut rest = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -43,6 +48,18 @@ fn format_command(args: &[String]) -> ExitCode {
             "--cluster-id" | "-t" => {
                 cluster_id = args.get(i + 1).cloned();
                 i += 2;
+            }
+            "--add-scram" | "-S" => {
+                let Some(spec) = args.get(i + 1) else {
+                    eprintln!("strom-broker format: --add-scram needs a credential, e.g. 'SCRAM-SHA-512=[name=alice,password=alice-secret]'");
+                    return ExitCode::from(2);
+                };
+                scram_specs.push(spec.clone());
+                i += 2;
+            }
+            other if other.starts_with("--add-scram=") => {
+                scram_specs.push(other["--add-scram=".len()..].to_string());
+                i += 1;
             }
             other => {
                 rest.push(other.to_string());
@@ -65,12 +82,34 @@ fn format_command(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match strom_broker::server::format_log_dirs(&config, &cluster_id) {
-        Ok(n) => {
+    let mut bootstrap = Vec::new();
+    for spec in &scram_specs {
+        match strom_broker::metadata::add_scram::parse(spec) {
+            Ok(record) => bootstrap.push(record),
+            Err(e) => {
+                // The message names the part that is wrong, never the password.
+                eprintln!("strom-broker format: --add-scram: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match strom_broker::server::format_with_bootstrap(&config, &cluster_id, &bootstrap) {
+        Ok(formatted) => {
             println!(
-                "formatted {n} log dir(s) for cluster {cluster_id}, node {}",
-                config.node_id
+                "formatted {} log dir(s) for cluster {cluster_id}, node {}",
+                formatted.dirs, config.node_id
             );
+            if formatted.bootstrap_written {
+                println!(
+                    "SCRAM credentials for the new metadata log: {}",
+                    describe_bootstrap(&bootstrap)
+                );
+            } else if !bootstrap.is_empty() {
+                eprintln!(
+                    "strom-broker format: {} is already formatted, so the --add-scram credentials were not written; on a running cluster use AlterUserScramCredentials (kafka-configs --alter --entity-type users --entity-name NAME --add-config 'SCRAM-SHA-512=[password=...]')",
+                    config.log_dirs[0].display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -78,6 +117,25 @@ fn format_command(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// "alice (SCRAM-SHA-512, 4096 iterations), ...": what `format` stored, without secrets.
+fn describe_bootstrap(records: &[strom_broker::metadata::MetadataRecord]) -> String {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            strom_broker::metadata::MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => Some(format!(
+                "{name} ({mechanism}, {} iterations)",
+                credential.iterations
+            )),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn parse_args(args: &[String]) -> Result<Properties, String> {

@@ -67,6 +67,46 @@ fn read_meta_properties(config: &BrokerConfig) -> anyhow::Result<Option<String>>
     Ok(cluster_id)
 }
 
+/// What `format_with_bootstrap` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Formatted {
+    /// Log dirs that got their `meta.properties` now.
+    pub dirs: usize,
+    /// Whether the bootstrap records were written; false when there were none or when the
+    /// metadata dir was formatted before (see `metadata::bootstrap`).
+    pub bootstrap_written: bool,
+}
+
+/// `strom-broker format`: `format_log_dirs`, and the bootstrap records for the metadata
+/// log of a new cluster (`--add-scram`). They are written only into a metadata dir that
+/// is formatted now, and before its `meta.properties`, so a format interrupted in between
+/// is simply run again.
+pub fn format_with_bootstrap(
+    config: &BrokerConfig,
+    cluster_id: &str,
+    bootstrap: &[crate::metadata::MetadataRecord],
+) -> anyhow::Result<Formatted> {
+    if let Some(existing) = read_meta_properties(config)? {
+        if existing != cluster_id {
+            bail!("log dirs are already formatted for cluster {existing}, not {cluster_id}");
+        }
+    }
+    let metadata_log_dir = &config.log_dirs[0];
+    let fresh = !metadata_log_dir.join(META_PROPERTIES).exists();
+    let bootstrap_written = fresh && !bootstrap.is_empty();
+    if bootstrap_written {
+        let dir = metadata_log_dir.join(METADATA_DIR);
+        crate::metadata::bootstrap::write(&dir, bootstrap).with_context(|| {
+            format!("cannot write the bootstrap records into {}", dir.display())
+        })?;
+    }
+    let dirs = format_log_dirs(config, cluster_id)?;
+    Ok(Formatted {
+        dirs,
+        bootstrap_written,
+    })
+}
+
 /// Writes `meta.properties` into every log dir that lacks one (Kafka's
 /// `kafka-storage.sh format`). Fails if a dir is formatted for another cluster or node.
 pub fn format_log_dirs(config: &BrokerConfig, cluster_id: &str) -> anyhow::Result<usize> {

@@ -400,16 +400,16 @@ fn build_api_versions_v99() -> Vec<u8> {
     buf.to_vec()
 }
 
-fn build_describe_client_quotas_v1() -> Vec<u8> {
+fn build_describe_delegation_token_v3() -> Vec<u8> {
     request(
-        ApiKey::DescribeClientQuotas,
-        1,
+        ApiKey::DescribeDelegationToken,
+        3,
         11,
-        &DescribeClientQuotasRequest::default().with_components(vec![
-            describe_client_quotas_request::ComponentData::default()
-                .with_entity_type(str("user"))
-                .with_match_type(1),
-        ]),
+        &DescribeDelegationTokenRequest::default().with_owners(Some(vec![
+            describe_delegation_token_request::DescribeDelegationTokenOwner::default()
+                .with_principal_type(str("User"))
+                .with_principal_name(str("alice")),
+        ])),
     )
 }
 
@@ -576,10 +576,10 @@ const CORPUS: &[CorpusCase] = &[
         expect: Expect::ApiVersionsV0Unsupported,
     },
     CorpusCase {
-        file: "describe_client_quotas_v1_unserved.bin",
+        file: "describe_delegation_token_v3_unserved.bin",
         extra: &[],
-        build: build_describe_client_quotas_v1,
-        expect: Expect::Error(ApiKey::DescribeClientQuotas, 1, UNSUPPORTED_VERSION),
+        build: build_describe_delegation_token_v3,
+        expect: Expect::Error(ApiKey::DescribeDelegationToken, 3, UNSUPPORTED_VERSION),
     },
     CorpusCase {
         // Kafka answers SaslHandshake on a listener without SASL with ILLEGAL_SASL_STATE.
@@ -629,8 +629,8 @@ fn corpus_dir(sub: &str) -> PathBuf {
 /// The single error code a response carries for these cases.
 fn error_code(api: ApiKey, version: i16, reply: Reply, correlation_id: i32) -> i16 {
     match api {
-        ApiKey::DescribeClientQuotas => {
-            decode_response::<DescribeClientQuotasResponse>(reply, api, version, correlation_id)
+        ApiKey::DescribeDelegationToken => {
+            decode_response::<DescribeDelegationTokenResponse>(reply, api, version, correlation_id)
                 .error_code
         }
         ApiKey::SaslHandshake => {

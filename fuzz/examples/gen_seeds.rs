@@ -376,7 +376,64 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
     .into_iter()
     .chain(admin_tool_seeds())
+    .chain(scram_seeds())
     .collect()
+}
+
+/// KIP-554 (issue 15): SCRAM credentials, and the DescribeClientQuotas that kafka-configs
+/// sends before describing them.
+fn scram_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    let s = StrBytes::from_static_str;
+    vec![
+        (
+            "alter_user_scram_credentials_v0",
+            request_body(
+                ApiKey::AlterUserScramCredentials,
+                0,
+                52,
+                &AlterUserScramCredentialsRequest::default()
+                    .with_deletions(vec![ScramCredentialDeletion::default()
+                        .with_name(s("seed-old"))
+                        .with_mechanism(1)])
+                    .with_upsertions(vec![ScramCredentialUpsertion::default()
+                        .with_name(s("seed-user"))
+                        .with_mechanism(1)
+                        .with_iterations(4096)
+                        .with_salt(Bytes::from_static(b"seed-salt"))
+                        .with_salted_password(Bytes::from(vec![7u8; 32]))]),
+            ),
+        ),
+        (
+            "describe_user_scram_credentials_v0",
+            request_body(
+                ApiKey::DescribeUserScramCredentials,
+                0,
+                53,
+                &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                    UserName::default().with_name(s("seed-user")),
+                    UserName::default().with_name(s("nobody")),
+                ])),
+            ),
+        ),
+        (
+            "describe_client_quotas_v1",
+            request_body(
+                ApiKey::DescribeClientQuotas,
+                1,
+                54,
+                &DescribeClientQuotasRequest::default()
+                    .with_components(vec![ComponentData::default()
+                        .with_entity_type(s("user"))
+                        .with_match_type(2)])
+                    .with_strict(true),
+            ),
+        ),
+    ]
 }
 
 /// The admin APIs Kafka's own tools send (issue 12): quorum, features, ACLs, transactions,

@@ -11,6 +11,7 @@ pub mod isr;
 pub mod log_dirs;
 pub mod placement;
 pub mod reassignment;
+pub mod scram;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod topics;
@@ -29,6 +30,7 @@ pub use placement::{live_broker_infos, placeable_broker_infos, BrokerInfo};
 pub use reassignment::{
     alter_reassignment, complete_if_caught_up, list_reassignments, OngoingReassignment,
 };
+pub use scram::{alter_scram_credentials, ScramDeletion, ScramUpsertion, UserOutcome};
 pub use topics::{
     allocate_producer_ids, alter_topic_configs, create_partitions, create_topic,
     create_topics_if_absent, delete_topic, existing_topic, is_internal_topic, validate_topic_name,

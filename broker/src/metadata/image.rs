@@ -358,6 +358,26 @@ impl MetadataImage {
             MetadataRecord::UnregisterBroker { id } => {
                 self.brokers.remove(id);
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                self.scram_credentials
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                // A user without any mechanism left is no user: DescribeUserScramCredentials
+                // must answer RESOURCE_NOT_FOUND for it, as Kafka's ScramImage does.
+                if let Some(mechanisms) = self.scram_credentials.get_mut(name) {
+                    mechanisms.remove(mechanism);
+                    if mechanisms.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
+                }
+            }
         }
     }
 
@@ -471,6 +491,86 @@ mod tests {
         let json = serde_json::to_string(&image).expect("serializes");
         let back: MetadataImage = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, image);
+    }
+
+    fn credential(iterations: u32) -> ScramCredential {
+        ScramCredential::from_password(ScramMechanism::Sha256, "secret", b"salt", iterations)
+            .expect("valid credential")
+    }
+
+    #[test]
+    fn scram_credentials_are_kept_per_user_and_mechanism() {
+        let mut image = MetadataImage::default();
+        let upsert = |name: &str, mechanism, iterations| MetadataRecord::UserScramCredential {
+            name: name.into(),
+            mechanism,
+            credential: credential(iterations),
+        };
+        image.apply(&upsert("alice", ScramMechanism::Sha256, 4096));
+        image.apply(&upsert("alice", ScramMechanism::Sha512, 8192));
+        image.apply(&upsert("bob", ScramMechanism::Sha256, 4096));
+        assert_eq!(
+            image
+                .scram_credential("alice", ScramMechanism::Sha512)
+                .map(|c| c.iterations),
+            Some(8192)
+        );
+        // An upsertion replaces the mechanism's credential.
+        image.apply(&upsert("alice", ScramMechanism::Sha512, 5000));
+        assert_eq!(
+            image.scram_credentials["alice"][&ScramMechanism::Sha512].iterations,
+            5000
+        );
+
+        let remove = |name: &str, mechanism| MetadataRecord::RemoveUserScramCredential {
+            name: name.into(),
+            mechanism,
+        };
+        image.apply(&remove("alice", ScramMechanism::Sha256));
+        assert!(image
+            .scram_credential("alice", ScramMechanism::Sha256)
+            .is_none());
+        assert!(image
+            .scram_credential("alice", ScramMechanism::Sha512)
+            .is_some());
+        image.apply(&remove("alice", ScramMechanism::Sha512));
+        assert!(
+            !image.scram_credentials.contains_key("alice"),
+            "the last mechanism removed takes the user with it"
+        );
+        // Removing what is not there changes nothing (a replayed log may hold it).
+        image.apply(&remove("carol", ScramMechanism::Sha256));
+        image.apply(&remove("bob", ScramMechanism::Sha512));
+        assert_eq!(image.scram_credentials.len(), 1);
+        assert!(image
+            .scram_credential("bob", ScramMechanism::Sha256)
+            .is_some());
+
+        let json = serde_json::to_string(&image).expect("serializes");
+        let back: MetadataImage = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, image);
+    }
+
+    #[test]
+    fn scram_records_round_trip_through_json() {
+        let records = vec![
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: ScramMechanism::Sha512,
+                credential: credential(4096),
+            },
+            MetadataRecord::RemoveUserScramCredential {
+                name: "alice".into(),
+                mechanism: ScramMechanism::Sha256,
+            },
+        ];
+        let json = serde_json::to_string(&records).expect("serializes");
+        let back: Vec<MetadataRecord> = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, records);
+        assert!(
+            !format!("{records:?}").contains("stored_key"),
+            "a credential's Debug hides its keys"
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! idea. On a single node the log is a local journal; the cluster issue puts the same
 //! records behind openraft without changing the image or the records.
 
+pub mod add_scram;
+pub mod bootstrap;
 pub mod image;
 pub mod journal;
 pub mod records;

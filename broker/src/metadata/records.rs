@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::scram::{ScramCredential, ScramMechanism};
+
 /// What a config record applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name")]
@@ -75,4 +77,18 @@ pub enum MetadataRecord {
     /// `kafka-cluster.sh unregister`): it left the cluster for good, or its process will
     /// register again as a new incarnation.
     UnregisterBroker { id: i32 },
+    /// Sets a user's SCRAM credential for one mechanism, replacing any it had (Kafka's
+    /// UserScramCredentialRecord). Written by AlterUserScramCredentials upsertions and by
+    /// `strom-broker format --add-scram` (see `quorum::bootstrap`).
+    UserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    /// Removes a user's SCRAM credential for one mechanism (Kafka's
+    /// RemoveUserScramCredentialRecord).
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+    },
 }

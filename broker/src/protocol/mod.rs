@@ -5,6 +5,7 @@
 mod acls;
 mod admin;
 mod api_versions;
+mod client_quotas;
 mod cluster_admin;
 mod config_resources;
 mod configs;
@@ -19,6 +20,7 @@ mod metadata;
 mod produce;
 mod producer_id;
 mod quorum;
+mod scram_credentials;
 mod transactions;
 pub(crate) mod unsupported;
 pub mod versions;
@@ -299,6 +301,15 @@ async fn dispatch(
         }
         RequestKind::DescribeProducers(r) => {
             ResponseKind::DescribeProducers(transactions::describe_producers(broker, ctx, r))
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(broker, ctx, r))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(scram_credentials::alter(broker, ctx, r).await)
+        }
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(client_quotas::describe(ctx, r))
         }
         other => {
             // versions::supported() and this match must agree; reaching here is a bug,

@@ -137,7 +137,14 @@ pub async fn start(
     qc.election_timeout_ms = (election, election * 2);
     qc.heartbeat_interval_ms = (election / 5).max(10);
     qc.snapshot_every_entries = SNAPSHOT_EVERY_ENTRIES;
-    let service = Arc::new(ControllerService::new(config.clone()));
+    let bootstrap = crate::metadata::bootstrap::read(dir)
+        .map_err(|e| QuorumError::Config(format!("cannot read the bootstrap records: {e}")))?;
+    if !bootstrap.is_empty() && !config.cluster.voters.contains_key(&config.node_id) {
+        tracing::info!(
+            "this node is not a controller voter: the bootstrap records of `format` (--add-scram) are only used by the voter that leads first"
+        );
+    }
+    let service = Arc::new(ControllerService::new(config.clone(), bootstrap));
     let quorum = MetadataQuorum::start(qc, service.clone()).await?;
     service.attach(&quorum);
     tokio::spawn(service::run_duties(service.clone()));

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::controller::{Defaults, NewTopic};
+use crate::controller::{Defaults, NewTopic, ScramDeletion, ScramUpsertion, UserOutcome};
 use crate::error::ApiError;
 use crate::metadata::{BrokerEndpoint, ConfigResource, PartitionImage};
 
@@ -89,6 +89,12 @@ pub enum ControllerRequest {
     },
     /// DescribeQuorum: only the leader knows the voters' progress, so every broker asks it.
     DescribeQuorum,
+    /// KIP-554's AlterUserScramCredentials. Upsertions carry the keys the receiving broker
+    /// derived, never the client's salted password.
+    AlterScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +113,8 @@ pub enum ControllerOk {
     Partition(PartitionImage),
     Elections(Vec<((String, i32), Result<(), ApiError>)>),
     Quorum(strom_raft::QuorumDescription),
+    /// One result per user of an AlterScramCredentials.
+    ScramResults(Vec<UserOutcome>),
 }
 
 pub type ControllerReply = Result<ControllerOk, ApiError>;

@@ -37,16 +37,21 @@ pub struct ControllerService {
     /// Sessions are never counted from before this: when this node became the active
     /// controller, or when it last came out of a stall of its own (see `run_duties`).
     heard_floor: Mutex<Option<Instant>>,
+    /// What `format` left for an empty metadata log (`metadata::bootstrap`), until this
+    /// node has committed it or found the log already started.
+    bootstrap: Mutex<Vec<MetadataRecord>>,
 }
 
 impl ControllerService {
-    pub fn new(config: BrokerConfig) -> ControllerService {
+    /// `bootstrap`: the records `format` gave for the log of a new cluster.
+    pub fn new(config: BrokerConfig, bootstrap: Vec<MetadataRecord>) -> ControllerService {
         ControllerService {
             config,
             quorum: OnceLock::new(),
             decide: tokio::sync::Mutex::new(()),
             heartbeats: Mutex::new(HashMap::new()),
             heard_floor: Mutex::new(None),
+            bootstrap: Mutex::new(bootstrap),
         }
     }
 
@@ -82,12 +87,41 @@ impl ControllerService {
             .caught_up_as_leader(CATCH_UP)
             .await
             .map_err(super::quorum_error)?;
+        self.bootstrap_empty_log(&quorum).await?;
         let image = quorum.state();
         let (records, value) = decide(&image)?;
         if !records.is_empty() {
             quorum.propose(records).await.map_err(super::quorum_error)?;
         }
         Ok(value)
+    }
+
+    /// Commits the bootstrap records as the log's first entry if the log is still empty;
+    /// drops them if it is not (see `metadata::bootstrap`). Runs under the decision lock,
+    /// as the leader, caught up: nothing can be committed before them or between the
+    /// check and the commit. Kept for the next try if the commit fails.
+    async fn bootstrap_empty_log(&self, quorum: &MetadataQuorum) -> ApiResult<()> {
+        let records = self.bootstrap.lock().clone();
+        if records.is_empty() {
+            return Ok(());
+        }
+        if quorum.state().applied > 0 {
+            tracing::info!(
+                records = records.len(),
+                "the metadata log already has records: the bootstrap records of `format` (--add-scram) are not used"
+            );
+        } else {
+            quorum
+                .propose(records.clone())
+                .await
+                .map_err(super::quorum_error)?;
+            tracing::info!(
+                users = ?bootstrap_users(&records),
+                "wrote the bootstrap records of `format` (--add-scram) into the new metadata log"
+            );
+        }
+        self.bootstrap.lock().clear();
+        Ok(())
     }
 
     /// `commit`, or with `validate_only` just the decision on the current image.
@@ -328,6 +362,21 @@ impl ControllerService {
                 tracing::info!(broker = id, "broker unregistered");
                 Ok(ControllerOk::Done)
             }
+            ControllerRequest::AlterScramCredentials {
+                deletions,
+                upsertions,
+            } => {
+                let results = self
+                    .commit(|image| {
+                        Ok(controller::alter_scram_credentials(
+                            image,
+                            &deletions,
+                            &upsertions,
+                        ))
+                    })
+                    .await?;
+                Ok(ControllerOk::ScramResults(results))
+            }
             // A read: no decision lock, nothing committed.
             ControllerRequest::DescribeQuorum => {
                 let quorum = self.quorum()?;
@@ -564,6 +613,17 @@ pub async fn run_duties(service: Arc<ControllerService>) {
         // towards a stall, not the commits awaited here.
         last_tick = Instant::now();
     }
+}
+
+/// The user names the bootstrap records give credentials to, for the log line.
+fn bootstrap_users(records: &[MetadataRecord]) -> Vec<&str> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::UserScramCredential { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A duty tick this much later than scheduled means the controller itself did not run.

@@ -65,8 +65,19 @@ impl BrokerProcess {
     /// `start`, with the process's open-file limit set to `open_files` (soft and hard, so
     /// the broker cannot raise it).
     pub fn start_limited(extra: &[(&str, &str)], open_files: Option<u64>) -> BrokerProcess {
+        Self::start_prepared(extra, open_files, |_| {})
+    }
+
+    /// `start`, after `prepare` has had the (not yet created) data dir, e.g. to run
+    /// `strom-broker format` on it.
+    pub fn start_prepared(
+        extra: &[(&str, &str)],
+        open_files: Option<u64>,
+        prepare: impl FnOnce(&Path),
+    ) -> BrokerProcess {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().join("data");
+        prepare(&dir);
         let mut b = BrokerProcess {
             child: None,
             port: free_port(),
