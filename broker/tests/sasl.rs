@@ -360,3 +360,131 @@ fn sessions_end_with_connections_max_reauth_ms() {
         sent
     );
 }
+
+/// Sets `user`'s SCRAM-SHA-512 password through AlterUserScramCredentials on `port`, as
+/// `kafka-configs --add-config 'SCRAM-SHA-512=[password=...]'` does: the client salts and
+/// hashes, the broker never sees the password.
+fn set_scram_password(port: u16, user: &str, password: &str) {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    use kafka_protocol::messages::AlterUserScramCredentialsRequest;
+    let salt = format!("salt-of-{user}-{password}").into_bytes();
+    let mut salted = vec![0u8; 64];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA512,
+        std::num::NonZeroU32::new(4096).expect("non-zero"),
+        &salt,
+        password.as_bytes(),
+        &mut salted,
+    );
+    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_string(user.into()))
+            .with_mechanism(2)
+            .with_iterations(4096)
+            .with_salt(salt.into())
+            .with_salted_password(salted.into()),
+    ]);
+    let response = common::cluster::call(port, 0, &request);
+    assert!(
+        response.results.iter().all(|r| r.error_code == 0),
+        "{response:?}"
+    );
+}
+
+#[test]
+fn scram_over_sasl_ssl_and_a_changed_password_ends_the_session_at_re_authentication() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Authority::new("Strom test CA");
+    let keystore = write_atomically(dir.path(), "broker.pem", &ca.broker().keystore_pem());
+    let trust = write_atomically(dir.path(), "ca.pem", &ca.pem());
+    let sasl_port = free_port();
+    let listeners = format!("PLAINTEXT://127.0.0.1:{{PORT}},SASL_SSL://127.0.0.1:{sasl_port}");
+    let broker = BrokerProcess::start(&[
+        ("listeners", listeners.as_str()),
+        (
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms",
+            "SCRAM-SHA-512,SCRAM-SHA-256",
+        ),
+        (
+            "listener.name.sasl_ssl.ssl.keystore.location",
+            keystore.to_str().expect("utf-8 path"),
+        ),
+        ("listener.name.sasl_ssl.connections.max.reauth.ms", "2000"),
+    ]);
+    set_scram_password(broker.port, "alice", "alice-secret");
+    let bootstrap = format!("127.0.0.1:{sasl_port}");
+    let client = |password: &str| {
+        vec![
+            ("security.protocol".to_string(), "sasl_ssl".to_string()),
+            ("sasl.mechanism".into(), "SCRAM-SHA-512".into()),
+            ("sasl.username".into(), "alice".into()),
+            ("sasl.password".into(), password.into()),
+            ("ssl.ca.location".into(), trust.display().to_string()),
+        ]
+    };
+    let records: Vec<Rec> = (0..20)
+        .map(|i| Rec::keyed(&format!("k{i}"), &format!("v{i}")))
+        .collect();
+    produce(
+        &bootstrap,
+        "scram",
+        &refs(&client("alice-secret")),
+        &records,
+    );
+    assert_eq!(
+        consume_with(&bootstrap, &refs(&client("alice-secret")), "scram", 1, 20).len(),
+        20
+    );
+    assert!(metadata_error(&bootstrap, &client("wrong")).is_some());
+    assert!(
+        metadata_error(&bootstrap, &{
+            let mut c = client("x");
+            c[2].1 = "nobody".into();
+            c
+        })
+        .is_some(),
+        "an unknown user is refused"
+    );
+
+    // A producer logged in with the old password...
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", &bootstrap);
+    for (k, v) in client("alice-secret") {
+        config.set(k, v);
+    }
+    let producer: rdkafka::producer::BaseProducer = config.create().expect("producer");
+    producer
+        .send(rdkafka::producer::BaseRecord::<(), _>::to("scram").payload("before"))
+        .map_err(|(e, _)| e)
+        .expect("enqueue");
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).expect("delivered");
+    let failed = || {
+        metric(
+            &broker.metrics(),
+            "kafka_server_socketservermetrics_failed_authentication_total{listener=\"SASL_SSL\"}",
+        )
+    };
+    let failures_before = failed();
+    // ...fails its next re-authentication once the password changed.
+    set_scram_password(broker.port, "alice", "new-secret");
+    wait_for(
+        "the re-authentication with the old password to fail",
+        Duration::from_secs(30),
+        || {
+            producer.poll(Duration::from_millis(100));
+            (failed() > failures_before).then_some(())
+        },
+    );
+    assert!(
+        broker.log().contains("SASL authentication failed"),
+        "{}",
+        broker.log()
+    );
+    // The new password works for a new client.
+    produce(
+        &bootstrap,
+        "scram",
+        &refs(&client("new-secret")),
+        &records[..1],
+    );
+}
