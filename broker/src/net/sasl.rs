@@ -496,3 +496,172 @@ fn api_name(key: ApiKey) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::scram::ScramClient;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, RequestKind};
+    use kafka_protocol::protocol::Encodable;
+
+    fn settings(mechanisms: &[&str]) -> SaslSettings {
+        let users = PlainUsers::new([("alice".to_string(), "alice-secret".to_string())]).unwrap();
+        SaslSettings {
+            mechanisms: mechanisms.iter().map(|m| m.to_string()).collect(),
+            plain_users: Some(Arc::new(users)),
+            max_reauth: None,
+            max_receive_size: 524_288,
+        }
+    }
+
+    /// A request frame without its size prefix, as the gate receives it.
+    fn frame(api_key: ApiKey, version: i16, request: &RequestKind) -> Bytes {
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7);
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api_key.request_header_version(version))
+            .unwrap();
+        request.encode(&mut buf, version).unwrap();
+        buf.freeze()
+    }
+
+    fn handshake(mechanism: &str, version: i16) -> Bytes {
+        frame(
+            ApiKey::SaslHandshake,
+            version,
+            &RequestKind::SaslHandshake(
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(mechanism.into())),
+            ),
+        )
+    }
+
+    fn authenticate(token: &[u8]) -> Bytes {
+        frame(
+            ApiKey::SaslAuthenticate,
+            2,
+            &RequestKind::SaslAuthenticate(
+                SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
+            ),
+        )
+    }
+
+    /// The auth bytes of a SaslAuthenticate response frame (size prefix included).
+    fn auth_bytes(reply: &Bytes) -> Vec<u8> {
+        let mut body = reply.slice(4..);
+        kafka_protocol::messages::ResponseHeader::decode(
+            &mut body,
+            ApiKey::SaslAuthenticate.response_header_version(2),
+        )
+        .unwrap();
+        SaslAuthenticateResponse::decode(&mut body, 2)
+            .unwrap()
+            .auth_bytes
+            .to_vec()
+    }
+
+    fn no_scram(_: &str, _: ScramMechanism) -> Option<ScramCredential> {
+        None
+    }
+
+    #[test]
+    fn plain_after_a_v0_handshake_uses_bare_tokens() {
+        let mut gate = SaslGate::new(settings(&["PLAIN"]));
+        let now = Instant::now();
+        let versions = frame(
+            ApiKey::ApiVersions,
+            3,
+            &RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        );
+        assert!(matches!(
+            gate.on_frame(&versions, &no_scram, now),
+            Step::Dispatch
+        ));
+        assert!(matches!(
+            gate.on_frame(&handshake("PLAIN", 0), &no_scram, now),
+            Step::Reply(_)
+        ));
+        let token = Bytes::from_static(b"\0alice\0alice-secret");
+        match gate.on_frame(&token, &no_scram, now) {
+            Step::Authenticated { reply, principal } => {
+                assert_eq!(principal, "User:alice");
+                assert_eq!(
+                    &reply[..],
+                    &[0, 0, 0, 0],
+                    "an empty bare token answers PLAIN"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(gate.is_authenticated());
+        // A second ApiVersions after the handshake is an ordinary request now.
+        assert!(matches!(
+            gate.on_frame(&versions, &no_scram, now),
+            Step::Dispatch
+        ));
+    }
+
+    #[test]
+    fn scram_through_the_gate_with_strom_s_own_client() {
+        let stored =
+            ScramCredential::from_password(ScramMechanism::Sha256, "pencil", b"salt-1", 4096)
+                .unwrap();
+        let lookup = |user: &str, m: ScramMechanism| {
+            (user == "user" && m == ScramMechanism::Sha256).then(|| stored.clone())
+        };
+        let mut gate = SaslGate::new(settings(&["SCRAM-SHA-256"]));
+        let now = Instant::now();
+        assert!(matches!(
+            gate.on_frame(&handshake("SCRAM-SHA-256", 1), &lookup, now),
+            Step::Reply(_)
+        ));
+        let mut client = ScramClient::new(ScramMechanism::Sha256, "user", "pencil");
+        let first = client.client_first().unwrap();
+        let Step::Reply(reply) = gate.on_frame(&authenticate(&first), &lookup, now) else {
+            panic!("no server-first")
+        };
+        let last = client.client_final(&auth_bytes(&reply)).unwrap();
+        match gate.on_frame(&authenticate(&last), &lookup, now) {
+            Step::Authenticated { reply, principal } => {
+                assert_eq!(principal, "User:user");
+                client.verify_server_final(&auth_bytes(&reply)).unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Every single-byte corruption of a valid exchange is answered or refused, never a
+    /// panic, and never an authentication with a wrong password.
+    #[test]
+    fn corrupted_frames_never_panic_and_never_authenticate_wrongly() {
+        let valid = [
+            handshake("PLAIN", 1),
+            authenticate(b"\0alice\0alice-secret"),
+        ];
+        for which in 0..valid.len() {
+            for i in 0..valid[which].len() {
+                for flip in [0x01u8, 0xff] {
+                    let mut gate = SaslGate::new(settings(&["PLAIN", "SCRAM-SHA-512"]));
+                    let now = Instant::now();
+                    let mut frames = valid.to_vec();
+                    let mut bad = frames[which].to_vec();
+                    bad[i] ^= flip;
+                    frames[which] = Bytes::from(bad);
+                    for f in &frames {
+                        match gate.on_frame(f, &no_scram, now) {
+                            Step::Fail { .. } => break,
+                            Step::Authenticated { principal, .. } => {
+                                assert_eq!(principal, "User:alice", "frame {which} byte {i}");
+                            }
+                            Step::Reply(_) | Step::Dispatch => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
