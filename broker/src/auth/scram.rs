@@ -46,8 +46,6 @@
 //!   raw encoded form, so `a=` could never match a name containing `,` or `=`).
 //! - **Channel binding**: `c=` must decode to the GS2 header the client sent (RFC 5802
 //!   requires this; Kafka does not check it).
-//! - **Nonce** in client-final must equal the combined nonce (Kafka accepts any nonce
-//!   that *ends with* it).
 //! - **`m=` (mandatory extensions)** is refused, as RFC 5802 §5.1 requires (Kafka's
 //!   pattern accepts and ignores it).
 //! - **`tokenauth=true`** (Kafka's delegation-token extension) is refused: Strom has no
@@ -964,7 +962,10 @@ impl ScramServer {
         let text = std::str::from_utf8(message)
             .map_err(|_| ScramError::MalformedClientFinal("not valid UTF-8"))?;
         let client_final = parse_client_final(text)?;
-        if client_final.nonce != pending.nonce {
+        // Kafka's rule, not RFC 5802's equality: librdkafka before 2.1 (kcat 1.7 on
+        // Debian 12) sends its own nonce again in front of the combined one, and Kafka
+        // accepts a client-final nonce that ends with the combined nonce.
+        if !client_final.nonce.ends_with(&pending.nonce) {
             return Err(ScramError::NonceMismatch);
         }
         if client_final.channel_binding != pending.gs2_header.as_bytes() {
@@ -1608,15 +1609,46 @@ mod tests {
         }
     }
 
+    /// librdkafka before 2.1 repeats its nonce in front of the combined one; Kafka, and
+    /// so Strom, accepts that (the proof covers the message as sent).
+    #[test]
+    fn a_client_final_nonce_that_ends_with_the_combined_nonce_is_accepted() {
+        let mut server = rfc_server_after_first();
+        let doubled = format!("{RFC_CLIENT_NONCE}{RFC_CLIENT_NONCE}{RFC_SERVER_NONCE}");
+        let without_proof = format!("c=biws,r={doubled}");
+        let salt = BASE64.decode(RFC_SALT).unwrap();
+        let mut salted = [0u8; 32];
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            NonZeroU32::new(4096).unwrap(),
+            &salt,
+            RFC_PASSWORD.as_bytes(),
+            &mut salted,
+        );
+        let salted_key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+        let client_key = hmac::sign(&salted_key, b"Client Key");
+        let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
+        let bare = RFC_CLIENT_FIRST.trim_start_matches("n,,");
+        let auth_message = format!("{bare},{RFC_SERVER_FIRST},{without_proof}");
+        let signature = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref()),
+            auth_message.as_bytes(),
+        );
+        let proof: Vec<u8> = client_key
+            .as_ref()
+            .iter()
+            .zip(signature.as_ref())
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let message = format!("{without_proof},p={}", BASE64.encode(proof));
+        let (_, user) = server.client_final(message.as_bytes()).unwrap();
+        assert_eq!(user, "user");
+    }
+
     #[test]
     fn nonce_mismatch() {
         let full = format!("{RFC_CLIENT_NONCE}{RFC_SERVER_NONCE}");
-        // Kafka would accept the prefixed one (it checks endsWith); RFC 5802 wants equality.
-        for nonce in [
-            RFC_CLIENT_NONCE.to_owned(),
-            format!("x{full}"),
-            format!("{full}x"),
-        ] {
+        for nonce in [RFC_CLIENT_NONCE.to_owned(), format!("{full}x")] {
             let mut server = rfc_server_after_first();
             let message = RFC_CLIENT_FINAL.replacen(&full, &nonce, 1);
             assert_eq!(
