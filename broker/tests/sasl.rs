@@ -488,3 +488,78 @@ fn scram_over_sasl_ssl_and_a_changed_password_ends_the_session_at_re_authenticat
         &records[..1],
     );
 }
+
+/// Kafka's own Java client over SASL_SSL with SCRAM-SHA-256 and a PEM truststore.
+#[test]
+fn java_client_over_sasl_ssl_with_scram() {
+    use common::java_clients::{client_properties, console_consume, console_produce};
+    if common::kafka_jars().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Authority::new("Strom test CA");
+    let keystore = write_atomically(dir.path(), "broker.pem", &ca.broker().keystore_pem());
+    let trust = write_atomically(dir.path(), "ca.pem", &ca.pem());
+    let sasl_port = free_port();
+    let listeners = format!("PLAINTEXT://127.0.0.1:{{PORT}},SASL_SSL://127.0.0.1:{sasl_port}");
+    let broker = BrokerProcess::start(&[
+        ("listeners", listeners.as_str()),
+        ("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512"),
+        (
+            "ssl.keystore.location",
+            keystore.to_str().expect("utf-8 path"),
+        ),
+    ]);
+    set_scram_password_256(broker.port, "carol", "carol-secret");
+    let jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                username=\"carol\" password=\"carol-secret\";";
+    let config = client_properties(
+        dir.path(),
+        "client.properties",
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.jaas.config", jaas),
+            ("ssl.truststore.type", "PEM"),
+            (
+                "ssl.truststore.location",
+                trust.to_str().expect("utf-8 path"),
+            ),
+        ],
+    );
+    let bootstrap = format!("127.0.0.1:{sasl_port}");
+    let lines: Vec<String> = (0..10).map(|i| format!("java-{i}")).collect();
+    console_produce(&bootstrap, "java-scram", &config, &lines);
+    assert_eq!(
+        console_consume(&bootstrap, "java-scram", &config, 10),
+        lines
+    );
+}
+
+/// `set_scram_password` for SCRAM-SHA-256.
+fn set_scram_password_256(port: u16, user: &str, password: &str) {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    use kafka_protocol::messages::AlterUserScramCredentialsRequest;
+    let salt = format!("salt-of-{user}").into_bytes();
+    let mut salted = vec![0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(4096).expect("non-zero"),
+        &salt,
+        password.as_bytes(),
+        &mut salted,
+    );
+    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_string(user.into()))
+            .with_mechanism(1)
+            .with_iterations(4096)
+            .with_salt(salt.into())
+            .with_salted_password(salted.into()),
+    ]);
+    let response = common::cluster::call(port, 0, &request);
+    assert!(
+        response.results.iter().all(|r| r.error_code == 0),
+        "{response:?}"
+    );
+}

@@ -254,3 +254,35 @@ fn a_rotated_certificate_reaches_new_connections_without_a_restart() {
     let values: Vec<&[u8]> = got.iter().map(|g| g.value.as_slice()).collect();
     assert_eq!(values, vec![&b"before"[..], &b"after"[..]]);
 }
+
+/// Kafka's own Java client with a PEM keystore and truststore against mutual TLS.
+#[test]
+fn java_client_over_mutual_tls() {
+    use common::java_clients::{client_properties, console_consume, console_produce};
+    if common::kafka_jars().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Authority::new("Strom test CA");
+    let b = TlsBroker::start(dir.path(), &ca, "required");
+    let dave = ca.issue(&[], &[(DnType::CommonName, "dave")]);
+    let keystore = write_atomically(dir.path(), "dave.pem", &dave.keystore_pem());
+    let trust = b.dir.join("ca.pem");
+    let config = client_properties(
+        dir.path(),
+        "client.properties",
+        &[
+            ("security.protocol", "SSL"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", path_str(&keystore)),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", path_str(&trust)),
+        ],
+    );
+    let lines: Vec<String> = (0..10).map(|i| format!("mtls-{i}")).collect();
+    console_produce(&b.ssl_bootstrap(), "java-mtls", &config, &lines);
+    assert_eq!(
+        console_consume(&b.ssl_bootstrap(), "java-mtls", &config, 10),
+        lines
+    );
+}

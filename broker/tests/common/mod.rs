@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod java_clients;
 pub mod kafka;
 pub mod tls;
 
