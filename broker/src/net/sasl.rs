@@ -10,7 +10,6 @@
 //! task feeds it and carries out its answer (`Step`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::error::ResponseError;
@@ -143,7 +142,7 @@ impl SaslGate {
                 }
                 Err(failure) => Step::Fail {
                     reply: None,
-                    reason: failure.log,
+                    reason: failure.log(),
                 },
             };
         }
@@ -285,7 +284,6 @@ impl SaslGate {
         let State::Authenticate { mechanism, .. } = &mut self.state else {
             return fail_silently("SaslAuthenticate outside an exchange");
         };
-        let mechanism_name = mechanism.name();
         match evaluate(mechanism, &request.auth_bytes, scram) {
             Ok(Evaluated::Continue(answer)) => match respond(header, &authenticate_ok(answer, 0)) {
                 Ok(reply) => Step::Reply(reply),
@@ -303,7 +301,7 @@ impl SaslGate {
                         return self.refuse(header, message.clone(), message);
                     }
                 }
-                let lifetime = self.session_lifetime();
+                let lifetime = self.settings.max_reauth;
                 let lifetime_ms = if header.version > 0 {
                     lifetime.map_or(0, |d| d.as_millis() as i64)
                 } else {
@@ -315,8 +313,8 @@ impl SaslGate {
                 }
             }
             Err(failure) => {
-                let message = failure.client_message(&mechanism_name, reauthenticating);
-                self.refuse(header, message, failure.log)
+                let message = failure.client_message(reauthenticating);
+                self.refuse(header, message, failure.log())
             }
         }
     }
@@ -333,10 +331,6 @@ impl SaslGate {
         }
     }
 
-    fn session_lifetime(&self) -> Option<Duration> {
-        self.settings.max_reauth
-    }
-
     fn complete(&mut self, user: String, reply: Bytes, now: Instant) -> Step {
         let mechanism = match &self.state {
             State::Authenticate { mechanism, .. } => mechanism.name(),
@@ -346,7 +340,7 @@ impl SaslGate {
         self.session = Some(Session {
             principal: principal.clone(),
             mechanism,
-            ends: self.session_lifetime().map(|d| now + d),
+            ends: self.settings.max_reauth.map(|d| now + d),
         });
         self.state = State::Complete;
         Step::Authenticated { reply, principal }
@@ -367,25 +361,26 @@ enum Evaluated {
     Done(Vec<u8>, String),
 }
 
-struct Failure {
-    /// What the log says.
-    log: String,
-    /// PLAIN's errors are Kafka's client texts; SCRAM's are mapped by `ScramError`.
-    plain: Option<String>,
-    scram: Option<crate::auth::scram::ScramError>,
+/// A mechanism's refusal: its `Display` is for the log.
+enum Failure {
+    /// PLAIN's texts are Kafka's and go to the client as they are.
+    Plain(crate::auth::plain::PlainError),
+    /// SCRAM's client text is Kafka's generic one, except for an authzid mismatch.
+    Scram(ScramMechanism, crate::auth::scram::ScramError),
 }
 
 impl Failure {
-    fn client_message(&self, mechanism: &str, reauthenticating: bool) -> String {
-        if let Some(text) = &self.plain {
-            return text.clone();
+    fn log(&self) -> String {
+        match self {
+            Failure::Plain(e) => e.to_string(),
+            Failure::Scram(_, e) => e.to_string(),
         }
-        match (&self.scram, ScramMechanism::from_name(mechanism)) {
-            (Some(e), Some(m)) => e.client_message(m, reauthenticating),
-            _ => format!(
-                "Authentication failed during {} due to invalid credentials with SASL mechanism {mechanism}",
-                if reauthenticating { "re-authentication" } else { "authentication" }
-            ),
+    }
+
+    fn client_message(&self, reauthenticating: bool) -> String {
+        match self {
+            Failure::Plain(e) => e.to_string(),
+            Failure::Scram(mechanism, e) => e.client_message(*mechanism, reauthenticating),
         }
     }
 }
@@ -399,18 +394,10 @@ fn evaluate(
         Mechanism::Plain(users) => users
             .authenticate(token)
             .map(|user| Evaluated::Done(Vec::new(), user))
-            .map_err(|e| Failure {
-                log: e.to_string(),
-                plain: Some(e.to_string()),
-                scram: None,
-            }),
+            .map_err(Failure::Plain),
         Mechanism::Scram(server) => {
-            let failure = |e: crate::auth::scram::ScramError| Failure {
-                log: e.to_string(),
-                plain: None,
-                scram: Some(e),
-            };
             let kind = server.mechanism();
+            let failure = |e| Failure::Scram(kind, e);
             if server.awaits_client_first() {
                 server
                     .client_first(token, |user| scram(user, kind))
