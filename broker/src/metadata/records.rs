@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::acl::AclBinding;
+
 /// What a config record applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name")]
@@ -75,4 +77,9 @@ pub enum MetadataRecord {
     /// `kafka-cluster.sh unregister`): it left the cluster for good, or its process will
     /// register again as a new incarnation.
     UnregisterBroker { id: i32 },
+    /// An ACL is created under a fresh id (Kafka's AccessControlEntryRecord). The
+    /// controller never stores two identical ACLs.
+    Acl { id: Uuid, binding: AclBinding },
+    /// The ACL with this id is deleted (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAcl { id: Uuid },
 }

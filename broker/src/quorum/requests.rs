@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::acl::{AclBinding, AclBindingFilter};
 use crate::controller::{Defaults, NewTopic};
 use crate::error::ApiError;
 use crate::metadata::{BrokerEndpoint, ConfigResource, PartitionImage};
@@ -89,6 +90,14 @@ pub enum ControllerRequest {
     },
     /// DescribeQuorum: only the leader knows the voters' progress, so every broker asks it.
     DescribeQuorum,
+    /// CreateAcls, the creations the broker's own checks let through.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls.
+    DeleteAcls {
+        filters: Vec<AclBindingFilter>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +116,10 @@ pub enum ControllerOk {
     Partition(PartitionImage),
     Elections(Vec<((String, i32), Result<(), ApiError>)>),
     Quorum(strom_raft::QuorumDescription),
+    /// Per creation of a CreateAcls: done (or already there), or why not.
+    AclsCreated(Vec<Result<(), ApiError>>),
+    /// Per filter of a DeleteAcls: the ACLs it removed, with their ids, or why not.
+    AclsDeleted(Vec<Result<Vec<(Uuid, AclBinding)>, ApiError>>),
 }
 
 pub type ControllerReply = Result<ControllerOk, ApiError>;
