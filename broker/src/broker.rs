@@ -44,6 +44,8 @@ pub struct Broker {
     pub metrics: Metrics,
     /// Topics clients asked to auto-create, on their way to the controller in batches.
     pub auto_creator: AutoCreator,
+    /// The ACL authorizer, in step with the metadata image (see `auth::authorize`).
+    pub acls: crate::auth::authorize::LiveAcls,
     ready: AtomicBool,
     shutdown: watch::Receiver<bool>,
 }
@@ -75,6 +77,7 @@ impl Broker {
                 pending: config.auto_create_topics_max_pending,
                 per_client: config.auto_create_topics_max_pending_per_client,
             }),
+            acls: crate::auth::authorize::LiveAcls::new(config.authorizer.clone()),
             config,
             cluster_id,
             metadata,

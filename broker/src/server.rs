@@ -451,6 +451,7 @@ async fn follow_metadata(broker: Arc<Broker>) {
     let mut images = broker.metadata.subscribe();
     loop {
         let image = images.borrow_and_update().clone();
+        broker.acls.follow(&image);
         let b = broker.clone();
         if let Err(e) =
             tokio::task::spawn_blocking(move || b.replicas.apply_image(&b, &image)).await

@@ -2,6 +2,7 @@
 //! `--override key=value`. An unknown key is a warning; a bad value stops start-up with an
 //! error that names the key.
 
+pub mod authorizer;
 pub mod cluster;
 pub mod connections;
 pub mod dynamic;
@@ -180,6 +181,9 @@ pub struct BrokerConfig {
     /// What the operator set, as given (older spellings such as `log.retention.hours`
     /// not folded), for DescribeConfigs' static synonyms.
     pub given: Properties,
+    /// The ACL authorizer's settings when `authorizer.class.name` names one; `None` runs
+    /// without authorization, as Kafka does by default.
+    pub authorizer: Option<crate::auth::acl::AuthorizerConfig>,
 }
 
 /// Broker-level defaults Kafka ships with, except `log.dirs` (the embedded default keeps
@@ -324,7 +328,8 @@ impl BrokerConfig {
                 || cluster::CLUSTER_KEYS.contains(&k.as_str())
                 || k == "advertised.listeners"
                 || security::is_security_key(k)
-                || dynamic::dynamic_kind(k).is_some();
+                || dynamic::dynamic_kind(k).is_some()
+                || authorizer::AUTHORIZER_KEYS.contains(&k.as_str());
             if known {
                 props.insert(k.clone(), v.clone());
             } else if KNOWN_BUT_NOT_YET.contains(&k.as_str()) {
@@ -343,6 +348,7 @@ impl BrokerConfig {
         let node_id = int("node.id", 0, i32::MAX as i64)? as i32;
         let cluster = cluster::parse(&|k| props.get(k).cloned(), node_id, &all_listeners)?;
         security::check_supported(&security, &cluster)?;
+        let authorizer = authorizer::parse(&|k| props.get(k).cloned())?;
         let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) = all_listeners
             .into_iter()
             .partition(|l| cluster.controller_listener_names.contains(&l.name));
@@ -499,6 +505,7 @@ impl BrokerConfig {
                 .collect(),
             effective: props,
             given: given.clone(),
+            authorizer,
         };
         Ok((config, warnings))
     }

@@ -3,6 +3,7 @@
 //! never writes anything itself; the caller commits the records. Pure functions, so every
 //! rule here is unit-tested without a broker.
 
+pub mod acls;
 pub mod brokers;
 pub mod capacity;
 mod change;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::acl::AclBinding;
 use crate::auth::scram::{ScramCredential, ScramMechanism};
 use uuid::Uuid;
 
@@ -107,6 +108,35 @@ pub struct MetadataImage {
     /// SCRAM credentials by user name and mechanism (Kafka's UserScramCredentialRecord).
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// ACLs by id (Kafka's AccessControlEntryRecord). Shared between successive images
+    /// and replaced only by an ACL record, so whoever follows the images (the broker's
+    /// authorizer) sees an ACL change as a new pointer and rebuilds only then.
+    #[serde(default, with = "shared_acls")]
+    pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
+}
+
+/// Serializes the shared ACL map as a plain map (see `shared_topics` for why).
+mod shared_acls {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use uuid::Uuid;
+
+    use crate::auth::acl::AclBinding;
+
+    pub fn serialize<S: Serializer>(
+        acls: &Arc<BTreeMap<Uuid, AclBinding>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        acls.as_ref().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Arc<BTreeMap<Uuid, AclBinding>>, D::Error> {
+        BTreeMap::deserialize(deserializer).map(Arc::new)
+    }
 }
 
 /// Serializes the `Arc`-shared topics as plain values, so serde's `rc` feature (which
@@ -378,6 +408,16 @@ impl MetadataImage {
                     }
                 }
             }
+            MetadataRecord::Acl { id, binding } => {
+                Arc::make_mut(&mut self.acls).insert(*id, binding.clone());
+            }
+            MetadataRecord::RemoveAcl { id } => {
+                // Checked first, so removing an unknown id does not replace the shared map
+                // (followers would rebuild their authorizer for nothing).
+                if self.acls.contains_key(id) {
+                    Arc::make_mut(&mut self.acls).remove(id);
+                }
+            }
         }
     }
 
@@ -595,5 +635,43 @@ mod tests {
         let json = serde_json::to_string(&image).unwrap();
         let back: MetadataImage = serde_json::from_str(&json).unwrap();
         assert_eq!(back, image);
+    }
+    #[test]
+    fn acls_are_applied_shared_and_kept_in_snapshots() {
+        use crate::auth::acl::{AclOperation, AclPermissionType, PatternType, ResourceType};
+        let binding = AclBinding::new(
+            ResourceType::Topic,
+            "orders",
+            PatternType::Literal,
+            "User:alice",
+            "*",
+            AclOperation::Read,
+            AclPermissionType::Allow,
+        );
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::Acl {
+            id,
+            binding: binding.clone(),
+        });
+        assert_eq!(image.acls.get(&id), Some(&binding));
+        let before = image.acls.clone();
+        image.apply(&MetadataRecord::FenceBroker { id: 1 });
+        image.apply(&MetadataRecord::RemoveAcl { id: Uuid::new_v4() });
+        assert!(
+            Arc::ptr_eq(&before, &image.acls),
+            "only a change to the ACLs replaces the shared map"
+        );
+        let json = serde_json::to_string(&image).unwrap();
+        let back: MetadataImage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, image);
+        image.apply(&MetadataRecord::RemoveAcl { id });
+        assert!(image.acls.is_empty());
+        assert!(!Arc::ptr_eq(&before, &image.acls));
+        // A snapshot written before ACLs existed has none.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old.as_object_mut().unwrap().remove("acls");
+        let old: MetadataImage = serde_json::from_value(old).unwrap();
+        assert!(old.acls.is_empty());
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::acl::AclBinding;
 use crate::auth::scram::{ScramCredential, ScramMechanism};
 
 /// What a config record applies to.
@@ -91,4 +92,9 @@ pub enum MetadataRecord {
         name: String,
         mechanism: ScramMechanism,
     },
+    /// An ACL is created under a fresh id (Kafka's AccessControlEntryRecord). The
+    /// controller never stores two identical ACLs.
+    Acl { id: Uuid, binding: AclBinding },
+    /// The ACL with this id is deleted (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAcl { id: Uuid },
 }

@@ -151,6 +151,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
             "bytes after a complete request ignored");
     }
 
+    if let Some(reason) = acls::unparseable(broker, &request) {
+        return Reply::Close(format!("{api_key:?} v{version} does not parse: {reason}"));
+    }
     let ctx = RequestContext {
         connection: conn,
         header,
@@ -290,9 +293,15 @@ async fn dispatch(
         RequestKind::UpdateFeatures(r) => {
             ResponseKind::UpdateFeatures(features::update_features(broker, ctx, r))
         }
-        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe_acls(ctx, r)),
-        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create_acls(ctx, r)),
-        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete_acls(ctx, r)),
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(acls::describe_acls(broker, ctx, r))
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(acls::create_acls(broker, ctx, r).await)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(acls::delete_acls(broker, ctx, r).await)
+        }
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(transactions::list_transactions(ctx, r))
         }

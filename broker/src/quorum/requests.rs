@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::acl::{AclBinding, AclBindingFilter};
 use crate::controller::{Defaults, NewTopic, ScramDeletion, ScramUpsertion, UserOutcome};
 use crate::error::ApiError;
 use crate::metadata::{BrokerEndpoint, ConfigResource, PartitionImage};
@@ -95,6 +96,14 @@ pub enum ControllerRequest {
         deletions: Vec<ScramDeletion>,
         upsertions: Vec<ScramUpsertion>,
     },
+    /// CreateAcls, the creations the broker's own checks let through.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls.
+    DeleteAcls {
+        filters: Vec<AclBindingFilter>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +124,10 @@ pub enum ControllerOk {
     Quorum(strom_raft::QuorumDescription),
     /// One result per user of an AlterScramCredentials.
     ScramResults(Vec<UserOutcome>),
+    /// Per creation of a CreateAcls: done (or already there), or why not.
+    AclsCreated(Vec<Result<(), ApiError>>),
+    /// Per filter of a DeleteAcls: the ACLs it removed, with their ids, or why not.
+    AclsDeleted(Vec<Result<Vec<(Uuid, AclBinding)>, ApiError>>),
 }
 
 pub type ControllerReply = Result<ControllerOk, ApiError>;

@@ -391,6 +391,18 @@ impl ControllerService {
                     )
                 })
             }
+            ControllerRequest::CreateAcls { bindings } => {
+                let results = self
+                    .commit(|image| controller::acls::create_acls(image, &bindings, Uuid::new_v4))
+                    .await?;
+                Ok(ControllerOk::AclsCreated(results))
+            }
+            ControllerRequest::DeleteAcls { filters } => {
+                let results = self
+                    .commit(|image| Ok(controller::acls::delete_acls(image, &filters)))
+                    .await?;
+                Ok(ControllerOk::AclsDeleted(results))
+            }
         }
     }
 

@@ -645,7 +645,7 @@ fn check_by_type_args(op: AclOperation, resource_type: ResourceType) -> Result<(
 
 /// `StandardAcl.compareTo`. Names compare by code point here, Java's by UTF-16 unit; the
 /// two differ only between supplementary characters and U+E000..U+FFFF.
-fn kafka_order(a: &AclBinding, b: &AclBinding) -> Ordering {
+pub(crate) fn kafka_order(a: &AclBinding, b: &AclBinding) -> Ordering {
     a.pattern
         .resource_type
         .cmp(&b.pattern.resource_type)
