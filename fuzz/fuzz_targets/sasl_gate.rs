@@ -4,7 +4,7 @@
 //! password may authenticate.
 #![no_main]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use strom_broker::auth::plain::PlainUsers;
@@ -12,19 +12,29 @@ use strom_broker::auth::scram::{ScramCredential, ScramMechanism};
 use strom_broker::config::security::SaslSettings;
 use strom_broker::net::sasl::{SaslGate, Step};
 
+/// The one PLAIN user and the one SCRAM credential, made once: PBKDF2 per input would
+/// spend the fuzzer's time on key stretching.
+fn fixtures() -> &'static (Arc<PlainUsers>, ScramCredential) {
+    static FIXTURES: OnceLock<(Arc<PlainUsers>, ScramCredential)> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        let users = PlainUsers::new([("alice".to_string(), "alice-secret".to_string())])
+            .expect("one user");
+        let credential =
+            ScramCredential::from_password(ScramMechanism::Sha512, "bob-secret", b"salt", 4096)
+                .expect("credential");
+        (Arc::new(users), credential)
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let (frames, _error) = strom_fuzz::split_frames(data);
-    let users = PlainUsers::new([("alice".to_string(), "alice-secret".to_string())])
-        .expect("one user");
+    let (users, credential) = fixtures();
     let mut gate = SaslGate::new(SaslSettings {
         mechanisms: vec!["PLAIN".into(), "SCRAM-SHA-256".into(), "SCRAM-SHA-512".into()],
-        plain_users: Some(Arc::new(users)),
+        plain_users: Some(users.clone()),
         max_reauth: Some(std::time::Duration::from_secs(1)),
         max_receive_size: 524_288,
     });
-    let credential =
-        ScramCredential::from_password(ScramMechanism::Sha512, "bob-secret", b"salt", 4096)
-            .expect("credential");
     let lookup = |user: &str, m: ScramMechanism| {
         (user == "bob" && m == ScramMechanism::Sha512).then(|| credential.clone())
     };
