@@ -51,8 +51,8 @@ NOT_YET = {}
 # that Strom lacks, though the tool behaves as on Kafka without it).
 NOTES = {
     "acls": (
-        "not yet: Strom has no authorizer; both refuse with SecurityDisabledException, as Kafka does "
-        "without an authorizer"
+        "both run without an authorizer here and refuse with SecurityDisabledException; with "
+        "authorizer.class.name set, --add/--list/--remove match Kafka 4.4 (broker/tests/acls.rs)"
     ),
     "transactions": (
         "not yet: Strom has no transactions (a transactional producer's InitProducerId is refused); list, "
