@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::cluster::{call, Cluster};
-use common::{kafka_jars, repo_root, BrokerProcess};
+use common::{kafka_jars, BrokerProcess};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
@@ -25,19 +25,7 @@ const AUTHORIZER: (&str, &str) = (
 const ANONYMOUS_SUPER: (&str, &str) = ("super.users", "User:ANONYMOUS");
 
 fn kafka_acls(bootstrap: &str, args: &[&str]) -> (i32, String) {
-    let output = Command::new(repo_root().join("e2e/jvm/bin/kafka-acls"))
-        .arg("--bootstrap-server")
-        .arg(bootstrap)
-        .args(args)
-        .env("KAFKA_HEAP_OPTS", "-Xmx256m")
-        .output()
-        .unwrap_or_else(|e| panic!("run kafka-acls: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
+    common::java_clients::kafka_tool("kafka-acls", bootstrap, args)
 }
 
 /// The tool's output as a set of blank-line separated blocks, each line trimmed: the order

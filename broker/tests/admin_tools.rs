@@ -5,27 +5,10 @@
 
 mod common;
 
-use std::process::Command;
+use common::java_clients::kafka_tool as tool;
 
 use common::cluster::Cluster;
-use common::{kafka_jars, repo_root, BrokerProcess};
-
-/// Runs a tool; returns its exit code and stdout + stderr.
-fn tool(name: &str, bootstrap: &str, args: &[&str]) -> (i32, String) {
-    let output = Command::new(repo_root().join("e2e/jvm/bin").join(name))
-        .arg("--bootstrap-server")
-        .arg(bootstrap)
-        .args(args)
-        .env("KAFKA_HEAP_OPTS", "-Xmx256m")
-        .output()
-        .unwrap_or_else(|e| panic!("run {name}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
-}
+use common::{kafka_jars, BrokerProcess};
 
 fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()

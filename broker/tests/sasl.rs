@@ -361,16 +361,21 @@ fn sessions_end_with_connections_max_reauth_ms() {
     );
 }
 
-/// Sets `user`'s SCRAM-SHA-512 password through AlterUserScramCredentials on `port`, as
-/// `kafka-configs --add-config 'SCRAM-SHA-512=[password=...]'` does: the client salts and
-/// hashes, the broker never sees the password.
-fn set_scram_password(port: u16, user: &str, password: &str) {
+/// Sets `user`'s SCRAM password for `mechanism` (1 = SHA-256, 2 = SHA-512) through
+/// AlterUserScramCredentials on `port`, as `kafka-configs --add-config
+/// 'SCRAM-SHA-512=[password=...]'` does: the client salts and hashes, the broker never sees
+/// the password.
+fn set_scram_password(port: u16, mechanism: i8, user: &str, password: &str) {
     use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
     use kafka_protocol::messages::AlterUserScramCredentialsRequest;
+    let (algorithm, len) = match mechanism {
+        1 => (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
+        _ => (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
+    };
     let salt = format!("salt-of-{user}-{password}").into_bytes();
-    let mut salted = vec![0u8; 64];
+    let mut salted = vec![0u8; len];
     ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA512,
+        algorithm,
         std::num::NonZeroU32::new(4096).expect("non-zero"),
         &salt,
         password.as_bytes(),
@@ -379,7 +384,7 @@ fn set_scram_password(port: u16, user: &str, password: &str) {
     let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
         ScramCredentialUpsertion::default()
             .with_name(StrBytes::from_string(user.into()))
-            .with_mechanism(2)
+            .with_mechanism(mechanism)
             .with_iterations(4096)
             .with_salt(salt.into())
             .with_salted_password(salted.into()),
@@ -411,7 +416,7 @@ fn scram_over_sasl_ssl_and_a_changed_password_ends_the_session_at_re_authenticat
         ),
         ("listener.name.sasl_ssl.connections.max.reauth.ms", "2000"),
     ]);
-    set_scram_password(broker.port, "alice", "alice-secret");
+    set_scram_password(broker.port, 2, "alice", "alice-secret");
     let bootstrap = format!("127.0.0.1:{sasl_port}");
     let client = |password: &str| {
         vec![
@@ -466,7 +471,7 @@ fn scram_over_sasl_ssl_and_a_changed_password_ends_the_session_at_re_authenticat
     };
     let failures_before = failed();
     // ...fails its next re-authentication once the password changed.
-    set_scram_password(broker.port, "alice", "new-secret");
+    set_scram_password(broker.port, 2, "alice", "new-secret");
     wait_for(
         "the re-authentication with the old password to fail",
         Duration::from_secs(30),
@@ -510,7 +515,7 @@ fn java_client_over_sasl_ssl_with_scram() {
             keystore.to_str().expect("utf-8 path"),
         ),
     ]);
-    set_scram_password_256(broker.port, "carol", "carol-secret");
+    set_scram_password(broker.port, 1, "carol", "carol-secret");
     let jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required \
                 username=\"carol\" password=\"carol-secret\";";
     let config = client_properties(
@@ -533,33 +538,5 @@ fn java_client_over_sasl_ssl_with_scram() {
     assert_eq!(
         console_consume(&bootstrap, "java-scram", &config, 10),
         lines
-    );
-}
-
-/// `set_scram_password` for SCRAM-SHA-256.
-fn set_scram_password_256(port: u16, user: &str, password: &str) {
-    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
-    use kafka_protocol::messages::AlterUserScramCredentialsRequest;
-    let salt = format!("salt-of-{user}").into_bytes();
-    let mut salted = vec![0u8; 32];
-    ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        std::num::NonZeroU32::new(4096).expect("non-zero"),
-        &salt,
-        password.as_bytes(),
-        &mut salted,
-    );
-    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
-        ScramCredentialUpsertion::default()
-            .with_name(StrBytes::from_string(user.into()))
-            .with_mechanism(1)
-            .with_iterations(4096)
-            .with_salt(salt.into())
-            .with_salted_password(salted.into()),
-    ]);
-    let response = common::cluster::call(port, 0, &request);
-    assert!(
-        response.results.iter().all(|r| r.error_code == 0),
-        "{response:?}"
     );
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::java_clients::kafka_tool as tool;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -519,23 +520,6 @@ fn format_add_scram_puts_credentials_into_the_new_metadata_log_once() {
         "{}",
         broker.log()
     );
-}
-
-/// Runs one of Kafka's tools; returns its exit code and stdout + stderr.
-fn tool(name: &str, bootstrap: &str, args: &[&str]) -> (i32, String) {
-    let output = Command::new(repo_root().join("e2e/jvm/bin").join(name))
-        .arg("--bootstrap-server")
-        .arg(bootstrap)
-        .args(args)
-        .env("KAFKA_HEAP_OPTS", "-Xmx256m")
-        .output()
-        .unwrap_or_else(|e| panic!("run {name}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
 }
 
 /// `kafka-configs` of Kafka 4.4 (org.apache.kafka.tools.ConfigCommand), checked by hand

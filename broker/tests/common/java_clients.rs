@@ -1,6 +1,7 @@
-//! Apache Kafka 4.4's console producer and consumer (the Java client) with a client
-//! properties file, for the security checks: what works with librdkafka must work with
-//! Kafka's own client too.
+//! Apache Kafka 4.4's command-line tools from `e2e/jvm/bin` (the Java client): any tool
+//! with `--bootstrap-server`, and the console producer and consumer with a client
+//! properties file for the security checks (what works with librdkafka must work with
+//! Kafka's own client too).
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +11,23 @@ use super::repo_root;
 
 fn launcher(name: &str) -> std::path::PathBuf {
     repo_root().join("e2e/jvm/bin").join(name)
+}
+
+/// Runs one of Kafka's tools against `bootstrap`; its exit code and stdout + stderr.
+pub fn kafka_tool(name: &str, bootstrap: &str, args: &[&str]) -> (i32, String) {
+    let output = Command::new(launcher(name))
+        .arg("--bootstrap-server")
+        .arg(bootstrap)
+        .args(args)
+        .env("KAFKA_HEAP_OPTS", "-Xmx256m")
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
 }
 
 /// Writes `settings` as a Java properties file in `dir`.
