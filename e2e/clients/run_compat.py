@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,10 +49,15 @@ CAPABILITIES = [
     ("compression", "compression codecs"),
     ("idempotence", "idempotence"),
     ("consumer_protocol", "consumer protocol (KIP-848)"),
+    ("sasl_scram", "SASL_SSL SCRAM-SHA-512"),
+    ("mtls", "mutual TLS"),
 ]
 # Columns beyond the contract's core: only the clients that list one in Client.extra_checks
 # report it; the others' cells read "n/a (not checked)" and are not failures.
-EXTRA_CAPABILITIES = {"consumer_protocol"}
+EXTRA_CAPABILITIES = {"consumer_protocol", "sasl_scram", "mtls"}
+# Checked in the program's third phase, "security", against the broker's SASL_SSL and SSL
+# (mutual TLS) listeners; run only for a client that reports them.
+SECURITY_CAPABILITIES = ("sasl_scram", "mtls")
 # Columns where a program may answer "no": it asked the broker for the feature and got a
 # clean "not supported" (the real error in the note). Not a failure; anywhere else "no" is.
 MAY_BE_UNSUPPORTED = {"consumer_protocol"}
@@ -66,6 +72,62 @@ BROKER_OVERRIDES = {
     "num.partitions": "6",  # auto-created topics get six partitions
     "group.initial.rebalance.delay.ms": "0",  # groups form without Kafka's 3 s wait
 }
+# Besides PLAINTEXT every broker serves SASL_SSL (SCRAM-SHA-512, the user below, created by
+# `strom-broker format --add-scram` before the first start) and SSL with client certificates
+# required; the certificates come from make_certs, once per run.
+SECURE_LISTENERS = ("SASL_SSL", "SSL")
+SCRAM_USER, SCRAM_PASSWORD = "compat-user", "compat-secret"
+
+
+def security_overrides(certs):
+    return {
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.ssl.keystore.location": certs.broker_keystore,
+        "listener.name.ssl.ssl.keystore.location": certs.broker_keystore,
+        "listener.name.ssl.ssl.truststore.location": certs.ca,
+        "listener.name.ssl.ssl.client.auth": "required",
+    }
+
+
+@dataclass(frozen=True)
+class Certs:
+    """PEM files made by make_certs: keys are unencrypted PKCS#8."""
+
+    ca: str  # the CA certificate, which signed both below
+    broker_keystore: str  # the broker's key and certificate (SANs localhost, 127.0.0.1)
+    client_cert: str  # CN=compat-client
+    client_key: str
+
+
+def make_certs(directory):
+    """A CA, a broker certificate and a client certificate, made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise HarnessError("openssl not found on PATH: the SASL_SSL and mutual TLS columns need it to make certificates")
+
+    def run(*argv):
+        done = subprocess.run([openssl, *argv], cwd=directory, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise HarnessError(f"openssl {argv[0]} failed: {done.stderr.strip()[-500:]}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=strom-compat-ca")  # fmt: skip
+    for name, subject, extensions in (
+        ("broker", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+        ("client", "/CN=compat-client", "extendedKeyUsage=clientAuth\n"),
+    ):
+        with open(os.path.join(directory, f"{name}.ext"), "w") as f:
+            f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" + extensions)
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
+    keystore = os.path.join(directory, "broker-keystore.pem")
+    with open(keystore, "w") as out:
+        for part in ("broker.key", "broker.pem"):
+            with open(os.path.join(directory, part)) as f:
+                out.write(f.read())
+    path = lambda name: os.path.join(directory, name)  # noqa: E731
+    return Certs(path("ca.pem"), keystore, path("client.pem"), path("client.key"))
 
 
 @dataclass(frozen=True)
@@ -105,13 +167,25 @@ class Client:
 
 
 CLIENTS = [
-    Client("confluent-kafka", "e2e/clients/compat_confluent_kafka.py", "venv:kafka3"),
-    Client("kafka-python-3", "e2e/clients/compat_kafka_python.py", "venv:kafka3", ("--expect-major", "3")),
-    Client("kafka-python-2", "e2e/clients/compat_kafka_python.py", "venv:kafka2", ("--expect-major", "2")),
-    Client("aiokafka", "e2e/clients/compat_aiokafka.py", "venv:aiokafka"),
-    Client("kafkajs", "e2e/clients/kafkajs/compat.js", "node"),
-    Client("kcat", "e2e/clients/kcat_compat.py", "python3"),
-    Client("rdkafka", "{target}/debug/strom-compat-rdkafka"),
+    Client("confluent-kafka", "e2e/clients/compat_confluent_kafka.py", "venv:kafka3", extra_checks=SECURITY_CAPABILITIES),
+    Client(
+        "kafka-python-3",
+        "e2e/clients/compat_kafka_python.py",
+        "venv:kafka3",
+        ("--expect-major", "3"),
+        extra_checks=SECURITY_CAPABILITIES,
+    ),
+    Client(
+        "kafka-python-2",
+        "e2e/clients/compat_kafka_python.py",
+        "venv:kafka2",
+        ("--expect-major", "2"),
+        extra_checks=SECURITY_CAPABILITIES,
+    ),
+    Client("aiokafka", "e2e/clients/compat_aiokafka.py", "venv:aiokafka", extra_checks=SECURITY_CAPABILITIES),
+    Client("kafkajs", "e2e/clients/kafkajs/compat.js", "node", extra_checks=SECURITY_CAPABILITIES),
+    Client("kcat", "e2e/clients/kcat_compat.py", "python3", extra_checks=SECURITY_CAPABILITIES),
+    Client("rdkafka", "{target}/debug/strom-compat-rdkafka", extra_checks=SECURITY_CAPABILITIES),
     # One compiled program; the launcher puts kafka-clients 4.4.0 or 4.0.2 on the classpath.
     *(
         Client(
@@ -119,13 +193,13 @@ CLIENTS = [
             "e2e/jvm/bin/java-compat",
             args=(v,),
             prepared_by="scripts/jvm-setup.sh",
-            extra_checks=("consumer_protocol",),
+            extra_checks=("consumer_protocol", *SECURITY_CAPABILITIES),
         )
         for v in ("4.4", "4.0")
     ),
-    Client("franz-go", "{target}/go/bin/compat-franz", prepared_by="scripts/go-setup.sh"),
-    Client("sarama", "{target}/go/bin/compat-sarama", prepared_by="scripts/go-setup.sh"),
-    Client("kafka-go", "{target}/go/bin/compat-kafkago", prepared_by="scripts/go-setup.sh"),
+    Client("franz-go", "{target}/go/bin/compat-franz", prepared_by="scripts/go-setup.sh", extra_checks=SECURITY_CAPABILITIES),
+    Client("sarama", "{target}/go/bin/compat-sarama", prepared_by="scripts/go-setup.sh", extra_checks=SECURITY_CAPABILITIES),
+    Client("kafka-go", "{target}/go/bin/compat-kafkago", prepared_by="scripts/go-setup.sh", extra_checks=SECURITY_CAPABILITIES),
 ]
 
 
@@ -174,6 +248,9 @@ class Row:
             elif cap not in self.checks:
                 self.checks[cap] = "fail"
                 self.notes[cap] = "not reported: " + ("; ".join(self.problems) or "the program never checked it")
+
+    def checks_security(self):
+        return any(c not in EXTRA_CAPABILITIES or c in self.client.extra_checks for c in SECURITY_CAPABILITIES)
 
     def failing(self):
         return [cap for cap, _ in CAPABILITIES if self.checks.get(cap) == "fail"]
@@ -264,7 +341,9 @@ def run_client(client, args):
     broker = Broker(
         args.broker,
         workdir,
-        overrides=BROKER_OVERRIDES,
+        overrides={**BROKER_OVERRIDES, **security_overrides(args.certs)},
+        listeners=SECURE_LISTENERS,
+        format_args=("--add-scram", f"SCRAM-SHA-512=[name={SCRAM_USER},password={SCRAM_PASSWORD}]"),
         ready_timeout=args.ready_timeout,
         stop_timeout=args.stop_timeout,
     )
@@ -281,6 +360,8 @@ def run_client(client, args):
         if broker.alive():
             broker.restart()
             run_phase(row, "two", argv, broker, args)
+        if broker.alive() and row.checks_security():
+            run_phase(row, "security", argv + security_args(broker, args.certs), broker, args)
     except HarnessError as e:
         row.problems.append(str(e))
     finally:
@@ -296,6 +377,19 @@ def run_client(client, args):
     row.finish()
     row.seconds = time.monotonic() - start
     return row
+
+
+def security_args(broker, certs):
+    """The security phase's extra arguments (CONTRACT.md)."""
+    return [
+        "--sasl-bootstrap", broker.listener_bootstrap("SASL_SSL"),
+        "--mtls-bootstrap", broker.listener_bootstrap("SSL"),
+        "--ca", certs.ca,
+        "--client-cert", certs.client_cert,
+        "--client-key", certs.client_key,
+        "--scram-user", SCRAM_USER,
+        "--scram-password", SCRAM_PASSWORD,
+    ]  # fmt: skip
 
 
 def tail(text, lines):
@@ -425,11 +519,16 @@ def main():
 
     started = datetime.datetime.now(datetime.timezone.utc)
     rows = []
-    for client in selected:
-        print(f"--- {client.name}: running", flush=True)
-        row = run_client(client, args)
-        rows.append(row)
-        print_row(row, args)
+    certs_dir = tempfile.mkdtemp(prefix="strom-compat-certs-")
+    try:
+        args.certs = make_certs(certs_dir)
+        for client in selected:
+            print(f"--- {client.name}: running", flush=True)
+            row = run_client(client, args)
+            rows.append(row)
+            print_row(row, args)
+    finally:
+        shutil.rmtree(certs_dir, ignore_errors=True)
     if args.only:
         print("COMPATIBILITY.md not rewritten: --only ran a subset", flush=True)
     else:
