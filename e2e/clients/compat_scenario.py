@@ -631,7 +631,8 @@ def phase_security(make_adapter, args, report):
             finally:
                 adapter.close()
             # An adapter may qualify how it connected (security_note, e.g. a TLS version cap).
-            report.passed(cap, f"{SECURE} messages produced and read back over {how}{getattr(adapter, 'security_note', '')}")
+            qualified = getattr(adapter, "security_note", "")
+            report.passed(cap, f"{SECURE} messages produced and read back over {how}{qualified}")
 
 
 def parse_args(doc, extra=None):

@@ -3,9 +3,10 @@
 
 For each client (see CONTRACT.md): start a fresh strom-broker on free loopback
 ports with its own temp data dir, run the client's program for phase one,
-restart the broker on the same ports and data dir, run phase two, stop the
-broker. Each phase's last stdout line is `COMPAT {json}` with the capabilities it
-checked; the two phases are merged into one row. Prints one PASS/FAIL line per
+restart the broker on the same ports and data dir, run phase two, then phase
+security against the broker's SASL_SSL (SCRAM-SHA-512) and SSL (client certificate
+required) listeners, stop the broker. Each phase's last stdout line is
+`COMPAT {json}` with the capabilities it checked; the phases are merged into one row. Prints one PASS/FAIL line per
 client and ends with "N passed, N failed"; exits 1 if any cell failed. A full
 run (no --only) rewrites COMPATIBILITY.md at the repo root. Stdlib only.
 
@@ -48,16 +49,13 @@ CAPABILITIES = [
     ("static_membership", "static membership"),
     ("compression", "compression codecs"),
     ("idempotence", "idempotence"),
-    ("consumer_protocol", "consumer protocol (KIP-848)"),
     ("sasl_scram", "SASL_SSL SCRAM-SHA-512"),
     ("mtls", "mutual TLS"),
+    ("consumer_protocol", "consumer protocol (KIP-848)"),
 ]
 # Columns beyond the contract's core: only the clients that list one in Client.extra_checks
 # report it; the others' cells read "n/a (not checked)" and are not failures.
-EXTRA_CAPABILITIES = {"consumer_protocol", "sasl_scram", "mtls"}
-# Checked in the program's third phase, "security", against the broker's SASL_SSL and SSL
-# (mutual TLS) listeners; run only for a client that reports them.
-SECURITY_CAPABILITIES = ("sasl_scram", "mtls")
+EXTRA_CAPABILITIES = {"consumer_protocol"}
 # Columns where a program may answer "no": it asked the broker for the feature and got a
 # clean "not supported" (the real error in the note). Not a failure; anywhere else "no" is.
 MAY_BE_UNSUPPORTED = {"consumer_protocol"}
@@ -103,7 +101,7 @@ def make_certs(directory):
     """A CA, a broker certificate and a client certificate, made with the openssl CLI."""
     openssl = shutil.which("openssl")
     if not openssl:
-        raise HarnessError("openssl not found on PATH: the SASL_SSL and mutual TLS columns need it to make certificates")
+        raise HarnessError("openssl not found on PATH: the SASL_SSL and mutual TLS columns need it for certificates")
 
     def run(*argv):
         done = subprocess.run([openssl, *argv], cwd=directory, capture_output=True, text=True, timeout=60)
@@ -167,25 +165,13 @@ class Client:
 
 
 CLIENTS = [
-    Client("confluent-kafka", "e2e/clients/compat_confluent_kafka.py", "venv:kafka3", extra_checks=SECURITY_CAPABILITIES),
-    Client(
-        "kafka-python-3",
-        "e2e/clients/compat_kafka_python.py",
-        "venv:kafka3",
-        ("--expect-major", "3"),
-        extra_checks=SECURITY_CAPABILITIES,
-    ),
-    Client(
-        "kafka-python-2",
-        "e2e/clients/compat_kafka_python.py",
-        "venv:kafka2",
-        ("--expect-major", "2"),
-        extra_checks=SECURITY_CAPABILITIES,
-    ),
-    Client("aiokafka", "e2e/clients/compat_aiokafka.py", "venv:aiokafka", extra_checks=SECURITY_CAPABILITIES),
-    Client("kafkajs", "e2e/clients/kafkajs/compat.js", "node", extra_checks=SECURITY_CAPABILITIES),
-    Client("kcat", "e2e/clients/kcat_compat.py", "python3", extra_checks=SECURITY_CAPABILITIES),
-    Client("rdkafka", "{target}/debug/strom-compat-rdkafka", extra_checks=SECURITY_CAPABILITIES),
+    Client("confluent-kafka", "e2e/clients/compat_confluent_kafka.py", "venv:kafka3"),
+    Client("kafka-python-3", "e2e/clients/compat_kafka_python.py", "venv:kafka3", ("--expect-major", "3")),
+    Client("kafka-python-2", "e2e/clients/compat_kafka_python.py", "venv:kafka2", ("--expect-major", "2")),
+    Client("aiokafka", "e2e/clients/compat_aiokafka.py", "venv:aiokafka"),
+    Client("kafkajs", "e2e/clients/kafkajs/compat.js", "node"),
+    Client("kcat", "e2e/clients/kcat_compat.py", "python3"),
+    Client("rdkafka", "{target}/debug/strom-compat-rdkafka"),
     # One compiled program; the launcher puts kafka-clients 4.4.0 or 4.0.2 on the classpath.
     *(
         Client(
@@ -193,13 +179,13 @@ CLIENTS = [
             "e2e/jvm/bin/java-compat",
             args=(v,),
             prepared_by="scripts/jvm-setup.sh",
-            extra_checks=("consumer_protocol", *SECURITY_CAPABILITIES),
+            extra_checks=("consumer_protocol",),
         )
         for v in ("4.4", "4.0")
     ),
-    Client("franz-go", "{target}/go/bin/compat-franz", prepared_by="scripts/go-setup.sh", extra_checks=SECURITY_CAPABILITIES),
-    Client("sarama", "{target}/go/bin/compat-sarama", prepared_by="scripts/go-setup.sh", extra_checks=SECURITY_CAPABILITIES),
-    Client("kafka-go", "{target}/go/bin/compat-kafkago", prepared_by="scripts/go-setup.sh", extra_checks=SECURITY_CAPABILITIES),
+    Client("franz-go", "{target}/go/bin/compat-franz", prepared_by="scripts/go-setup.sh"),
+    Client("sarama", "{target}/go/bin/compat-sarama", prepared_by="scripts/go-setup.sh"),
+    Client("kafka-go", "{target}/go/bin/compat-kafkago", prepared_by="scripts/go-setup.sh"),
 ]
 
 
@@ -248,9 +234,6 @@ class Row:
             elif cap not in self.checks:
                 self.checks[cap] = "fail"
                 self.notes[cap] = "not reported: " + ("; ".join(self.problems) or "the program never checked it")
-
-    def checks_security(self):
-        return any(c not in EXTRA_CAPABILITIES or c in self.client.extra_checks for c in SECURITY_CAPABILITIES)
 
     def failing(self):
         return [cap for cap, _ in CAPABILITIES if self.checks.get(cap) == "fail"]
@@ -360,7 +343,7 @@ def run_client(client, args):
         if broker.alive():
             broker.restart()
             run_phase(row, "two", argv, broker, args)
-        if broker.alive() and row.checks_security():
+        if broker.alive():
             run_phase(row, "security", argv + security_args(broker, args.certs), broker, args)
     except HarnessError as e:
         row.problems.append(str(e))
@@ -521,7 +504,12 @@ def main():
     rows = []
     certs_dir = tempfile.mkdtemp(prefix="strom-compat-certs-")
     try:
-        args.certs = make_certs(certs_dir)
+        try:
+            args.certs = make_certs(certs_dir)
+        except HarnessError as e:
+            print(f"cannot make the certificates of the secured listeners: {e}", flush=True)
+            print(f"0 passed, {len(selected)} failed", flush=True)
+            return 1
         for client in selected:
             print(f"--- {client.name}: running", flush=True)
             row = run_client(client, args)
