@@ -2,7 +2,7 @@
 """kcat compatibility program (e2e/clients/CONTRACT.md): Debian's kcat, librdkafka inside.
 
     python3 e2e/clients/kcat_compat.py --bootstrap HOST:PORT --topic T --group G \
-        --phase one|two --state FILE
+        --phase one|two|security --state FILE [security flags, see CONTRACT.md]
 
 Stdlib only. Every Kafka operation is done by a kcat process; this script only feeds
 them, reads what they print and judges. The last stdout line is `COMPAT {json}`.
@@ -35,6 +35,9 @@ How kcat is observed:
   fetched (OffsetFetch), so with nothing to consume kcat reports "Reached end of topic
   T [p] at offset N" with N = the committed offset, and a missing commit is a fatal error
   instead of a silent reset.
+- security phase: the same produce / read-back pair with `-X security.protocol=SASL_SSL
+  -X sasl.mechanisms=SCRAM-SHA-512 ...` or `-X security.protocol=SSL
+  -X ssl.certificate.location=... -X ssl.key.location=...` (and `ssl.ca.location`).
 - the three members subscribe before anything is produced (the topic is created
   first through a metadata request, `kcat -L -t`), so no member consumes a message a
   later rebalance would hand to another member.

@@ -1,6 +1,6 @@
 //! Client compatibility program for the `rdkafka` crate (librdkafka inside), following
-//! `e2e/clients/CONTRACT.md`. `e2e/clients/run_compat.py` runs it twice against one broker
-//! (phase one, broker restart, phase two); its last stdout line is
+//! `e2e/clients/CONTRACT.md`. `e2e/clients/run_compat.py` runs it three times against one
+//! broker (phase one, broker restart, phase two, phase security); its last stdout line is
 //! `COMPAT {"client": "rdkafka", "version": ..., "checks": {...}, "notes": {...}}`.
 //!
 //! Phase one: produce, idempotence and compression (read back with `assign`, no group),
@@ -9,6 +9,9 @@
 //! static membership in `<group>-static`.
 //! Phase two: the committed offsets survived the restart, and a member with
 //! `auto.offset.reset=error` resumes exactly at them.
+//! Phase security: 20 keyed messages produced and read back (no group) over the SASL_SSL
+//! listener with SCRAM-SHA-512 and over the SSL listener with a client certificate; every
+//! client of the phase gets the listener's settings through `Args::security`.
 //!
 //! The three group members are subscribed before anything is produced, so no member can
 //! consume a message that a later rebalance hands to another member. The codec producers
