@@ -116,14 +116,15 @@ install_kcat() {
 }
 
 # librdkafka (the rdkafka crate, in the broker tests, the client suite and the bench)
-# speaks TLS and SCRAM through OpenSSL, so its build needs OpenSSL's headers.
+# speaks TLS and SCRAM through OpenSSL, so its build needs OpenSSL's headers; the client
+# suite's driver makes its certificates with the openssl CLI.
 install_openssl_dev() {
-    if pkg-config --exists openssl 2>/dev/null; then
-        echo "OpenSSL headers present: $(pkg-config --modversion openssl)"
+    if pkg-config --exists openssl 2>/dev/null && command -v openssl >/dev/null 2>&1; then
+        echo "OpenSSL headers present: $(pkg-config --modversion openssl); $(openssl version)"
     else
-        echo "OpenSSL headers missing; installing from Debian"
+        echo "OpenSSL headers or CLI missing; installing from Debian"
         as_root apt-get update -q
-        as_root apt-get install -y -q --no-install-recommends libssl-dev pkg-config
+        as_root apt-get install -y -q --no-install-recommends libssl-dev pkg-config openssl
     fi
 }
 

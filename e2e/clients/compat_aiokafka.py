@@ -20,6 +20,7 @@ import aiokafka.errors as Errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import codec as aiokafka_codec
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.helpers import create_ssl_context
 
 import compat_scenario as sc
 
@@ -47,6 +48,22 @@ class Loop:
         except FutureTimeout:
             future.cancel()
             raise sc.CheckFailed(f"{what} did not finish within {timeout}s") from None
+
+
+def security_options(security):
+    """aiokafka options for the security phase's listener (none otherwise)."""
+    if security is None:
+        return {}
+    if security.kind == "sasl":
+        return dict(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username=security.user,
+            sasl_plain_password=security.password,
+            ssl_context=create_ssl_context(cafile=security.ca),
+        )
+    context = create_ssl_context(cafile=security.ca, certfile=security.cert, keyfile=security.key)
+    return dict(security_protocol="SSL", ssl_context=context)
 
 
 class Listener(ConsumerRebalanceListener):
@@ -132,20 +149,23 @@ class Adapter:
     name = "aiokafka"
     version = f"aiokafka {aiokafka.__version__}"
 
-    def __init__(self, bootstrap, topic):
+    def __init__(self, bootstrap, topic, security=None):
         self.bootstrap, self.topic = bootstrap, topic
+        # Connection settings of every client made here: bootstrap plus, in the security
+        # phase, the listener's protocol and credentials.
+        self.connection = dict(bootstrap_servers=bootstrap, **security_options(security))
         self.loop = Loop()
         self.admin = self.loop.run("admin client start", self._start_admin())
 
     async def _start_admin(self):
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=TIMEOUT_MS)
+        admin = AIOKafkaAdminClient(**self.connection, request_timeout_ms=TIMEOUT_MS)
         await admin.start()
         return admin
 
     def produce(self, topic, messages, idempotent=False, compression=None):
         async def produce():
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
+                **self.connection,
                 acks="all",
                 linger_ms=20,
                 request_timeout_ms=TIMEOUT_MS,
@@ -172,7 +192,7 @@ class Adapter:
         tps = [TopicPartition(topic, p) for p in sorted(self.describe_topic(topic))]
 
         async def read():
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(**self.connection, group_id=None, enable_auto_commit=False)
             await consumer.start()
             try:
                 consumer.assign(tps)
@@ -210,7 +230,7 @@ class Adapter:
 
     def committed(self, group, partitions):
         async def committed():
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(**self.connection, group_id=group, enable_auto_commit=False)
             await consumer.start()
             try:
                 return {p: await consumer.committed(TopicPartition(self.topic, p)) for p in partitions}
@@ -221,7 +241,7 @@ class Adapter:
 
     def member(self, group, label, instance_id=None, offset_reset="earliest", paused=True):
         conf = dict(
-            bootstrap_servers=self.bootstrap,
+            **self.connection,
             group_id=group,
             group_instance_id=instance_id,
             client_id=label,
@@ -242,7 +262,12 @@ def main():
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sc.main(args, Adapter.name, Adapter.version, lambda: Adapter(args.bootstrap, args.topic))
+    sc.main(
+        args,
+        Adapter.name,
+        Adapter.version,
+        lambda security=None: Adapter(security.bootstrap if security else args.bootstrap, args.topic, security),
+    )
 
 
 if __name__ == "__main__":

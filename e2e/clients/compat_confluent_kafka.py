@@ -17,6 +17,26 @@ import compat_scenario as sc
 TIMEOUT = 30  # seconds for one produce/admin/read operation
 
 
+def security_config(security):
+    """librdkafka settings for the security phase's listener (none otherwise)."""
+    if security is None:
+        return {}
+    if security.kind == "sasl":
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": security.user,
+            "sasl.password": security.password,
+            "ssl.ca.location": security.ca,
+        }
+    return {
+        "security.protocol": "SSL",
+        "ssl.ca.location": security.ca,
+        "ssl.certificate.location": security.cert,
+        "ssl.key.location": security.key,
+    }
+
+
 def is_fenced(err):
     # librdkafka raises FENCED_INSTANCE_ID as a fatal error, which consume() reports
     # with the generic _FATAL code and the reason only in the text.
@@ -95,13 +115,16 @@ class Adapter:
     name = "confluent-kafka"
     version = f"confluent-kafka {confluent_kafka.__version__} / librdkafka {confluent_kafka.libversion()[0]}"
 
-    def __init__(self, bootstrap, topic, debug):
+    def __init__(self, bootstrap, topic, debug, security=None):
         self.bootstrap, self.topic, self.debug = bootstrap, topic, debug
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        # Connection settings of every client made here: bootstrap plus, in the security
+        # phase, the listener's protocol and credentials.
+        self.connection = {"bootstrap.servers": bootstrap, **security_config(security)}
+        self.admin = AdminClient(dict(self.connection))
 
     def produce(self, topic, messages, idempotent=False, compression=None):
         conf = {
-            "bootstrap.servers": self.bootstrap,
+            **self.connection,
             "acks": "all",
             "linger.ms": 20,
             "message.timeout.ms": TIMEOUT * 1000,
@@ -138,7 +161,7 @@ class Adapter:
         parts = sorted(self.describe_topic(topic))
         consumer = Consumer(
             {
-                "bootstrap.servers": self.bootstrap,
+                **self.connection,
                 "group.id": "compat-reader-unused",  # required by the constructor; assign() only, no commits
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
@@ -203,7 +226,14 @@ class Adapter:
 
 def main():
     args = sc.parse_args(__doc__)
-    sc.main(args, Adapter.name, Adapter.version, lambda: Adapter(args.bootstrap, args.topic, args.debug))
+    sc.main(
+        args,
+        Adapter.name,
+        Adapter.version,
+        lambda security=None: Adapter(
+            security.bootstrap if security else args.bootstrap, args.topic, args.debug, security
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ commit from it is refused with it.
 """
 
 import logging
+import ssl
 import time
 
 import kafka
@@ -34,6 +35,34 @@ CODEC_PACKAGES = {
     "lz4": (kafka_codec.has_lz4, "lz4"),
     "zstd": (kafka_codec.has_zstd, "zstandard"),
 }
+
+
+def security_options(security):
+    """kafka-python options for the security phase's listener (none otherwise)."""
+    if security is None:
+        return {}
+    if security.kind == "sasl":
+        return dict(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username=security.user,
+            sasl_plain_password=security.password,
+            ssl_cafile=security.ca,
+        )
+    if MAJOR < 3:
+        # kafka-python 2.x closes a connection that turns readable while no request is in
+        # flight ("Socket EVENT_READ without in-flight-requests"). Over TLS 1.3 the broker's
+        # NewSessionTicket arrives just after the handshake (rustls sends tickets as
+        # OpenSSL and the JDK do), so a connection that is idle right after its handshake
+        # (no SASL exchange follows it) is dropped at random; 3.x fixed this. TLS 1.2 has
+        # no post-handshake messages.
+        context = ssl.create_default_context(cafile=security.ca)
+        context.load_cert_chain(security.cert, security.key)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        return dict(security_protocol="SSL", ssl_context=context)
+    return dict(
+        security_protocol="SSL", ssl_cafile=security.ca, ssl_certfile=security.cert, ssl_keyfile=security.key
+    )
 
 
 class Listener(ConsumerRebalanceListener):
@@ -121,13 +150,18 @@ class Adapter:
     name = f"kafka-python-{MAJOR}"
     version = f"kafka-python {kafka.__version__}"
 
-    def __init__(self, bootstrap, topic):
+    def __init__(self, bootstrap, topic, security=None):
         self.bootstrap, self.topic = bootstrap, topic
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=TIMEOUT_MS)
+        # Connection settings of every client made here: bootstrap plus, in the security
+        # phase, the listener's protocol and credentials.
+        self.connection = dict(bootstrap_servers=bootstrap, **security_options(security))
+        if MAJOR < 3 and security is not None and security.kind == "mtls":
+            self.security_note = " (TLS 1.2: kafka-python 2.x drops an idle connection on TLS 1.3's NewSessionTicket)"
+        self.admin = KafkaAdminClient(**self.connection, request_timeout_ms=TIMEOUT_MS)
 
     def produce(self, topic, messages, idempotent=False, compression=None):
         options = dict(
-            bootstrap_servers=self.bootstrap,
+            **self.connection,
             acks="all",
             linger_ms=20,
             max_block_ms=TIMEOUT_MS,
@@ -154,7 +188,7 @@ class Adapter:
     def read_topic(self, topic):
         tps = [TopicPartition(topic, p) for p in sorted(self.describe_topic(topic))]
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **self.connection,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -209,7 +243,7 @@ class Adapter:
         # Not through a member: kafka-python 3.0.12 loses a join in progress when
         # committed() happens to read the SyncGroup response (the member then never
         # heartbeats again), so a consumer that does not join the group reads them.
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = KafkaConsumer(**self.connection, group_id=group, enable_auto_commit=False)
         try:
             return {p: consumer.committed(TopicPartition(self.topic, p), timeout_ms=TIMEOUT_MS) for p in partitions}
         finally:
@@ -232,10 +266,10 @@ def main():
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    def make_adapter():
+    def make_adapter(security=None):
         if args.expect_major is not None and MAJOR != args.expect_major:
             raise sc.CheckFailed(f"expected kafka-python {args.expect_major}.x, this venv has {kafka.__version__}")
-        return Adapter(args.bootstrap, args.topic)
+        return Adapter(security.bootstrap if security else args.bootstrap, args.topic, security)
 
     sc.main(args, Adapter.name, Adapter.version, make_adapter)
 

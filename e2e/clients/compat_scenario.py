@@ -19,6 +19,9 @@ An adapter provides:
                                       that does not join the group
   member(group, label, instance_id=None, offset_reset="earliest", paused=True) -> Member
   close()
+make_adapter(security=None) makes the adapter; for the security phase it is called with a
+Security: every client the adapter makes then connects to security.bootstrap that way
+(SASL_SSL with SCRAM-SHA-512, or SSL with the client certificate).
 A member is one subscribed consumer (see MemberState): it keeps polling on its
 own, and while paused it joins the group but consumes nothing.
 """
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 
 PARTITIONS = 6  # the driver starts the broker with num.partitions=6
 KEYS = 60
-KEYED, IDEMPOTENT, PER_CODEC, LATER = 600, 100, 10, 300
+KEYED, IDEMPOTENT, PER_CODEC, LATER, SECURE = 600, 100, 10, 300, 20
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 SESSION_TIMEOUT_MS = 10_000  # long enough to restart a static member, short enough to wait out
 HEARTBEAT_INTERVAL_MS = 1_000  # members notice a rebalance within a second
@@ -50,7 +53,26 @@ PHASE_BUDGET = 160  # seconds; the driver kills a phase at 180
 PHASE_CAPABILITIES = {
     "one": ["produce", "idempotence", "compression", "consume", "groups", "commit_resume", "static_membership"],
     "two": ["commit_resume"],
+    "security": ["sasl_scram", "mtls"],
 }
+
+
+@dataclass(frozen=True)
+class Security:
+    """How the security phase's clients connect (CONTRACT.md, phase security).
+
+    kind "sasl": SASL_SSL with SCRAM-SHA-512 as user/password, the broker's certificate
+    checked against ca (host name 127.0.0.1 / localhost); kind "mtls": SSL with the client
+    certificate cert and its key (PEM, unencrypted PKCS#8), the broker checked likewise.
+    """
+
+    kind: str
+    bootstrap: str
+    ca: str
+    cert: str
+    key: str
+    user: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -589,6 +611,30 @@ def phase_two(adapter, args, report):
         report.passed("commit_resume", f"commits survived the restart; resumed exactly there ({len(want)} messages)")
 
 
+def phase_security(make_adapter, args, report):
+    """sasl_scram and mtls: SECURE messages round-trip over each secured listener."""
+    for cap, kind, bootstrap, how in (
+        ("sasl_scram", "sasl", args.sasl_bootstrap, f"SASL_SSL, SCRAM-SHA-512 as {args.scram_user}"),
+        ("mtls", "mtls", args.mtls_bootstrap, "SSL with a client certificate (ssl.client.auth=required)"),
+    ):
+        with report.step(cap):
+            security = Security(
+                kind, bootstrap, args.ca, args.client_cert, args.client_key, args.scram_user, args.scram_password
+            )
+            adapter = make_adapter(security)
+            try:
+                topic = f"{args.topic}-{kind}"
+                acked = adapter.produce(topic, keyed(kind, SECURE))
+                back = adapter.read_topic(topic)
+                compare(f"{kind} round trip", back, by_position(acked))
+                check_order(f"{kind} round trip", back)
+            finally:
+                adapter.close()
+            # An adapter may qualify how it connected (security_note, e.g. a TLS version cap).
+            qualified = getattr(adapter, "security_note", "")
+            report.passed(cap, f"{SECURE} messages produced and read back over {how}{qualified}")
+
+
 def parse_args(doc, extra=None):
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", required=True, help="host:port")
@@ -597,6 +643,14 @@ def parse_args(doc, extra=None):
     ap.add_argument("--phase", required=True, choices=sorted(PHASE_CAPABILITIES))
     ap.add_argument("--state", required=True, help="file phase one writes and phase two reads")
     ap.add_argument("--debug", action="store_true", help="the client library's debug logging")
+    # The security phase's listeners and credentials (given only for --phase security).
+    ap.add_argument("--sasl-bootstrap", help="host:port of the SASL_SSL listener (SCRAM-SHA-512)")
+    ap.add_argument("--mtls-bootstrap", help="host:port of the SSL listener that requires a client certificate")
+    ap.add_argument("--ca", help="PEM file of the CA that signed the broker's (and the client's) certificate")
+    ap.add_argument("--client-cert", help="PEM file of the client certificate (mutual TLS)")
+    ap.add_argument("--client-key", help="PEM file of the client certificate's key (PKCS#8, unencrypted)")
+    ap.add_argument("--scram-user", help="SCRAM-SHA-512 user name")
+    ap.add_argument("--scram-password", help="SCRAM-SHA-512 password")
     if extra:
         extra(ap)
     return ap.parse_args()
@@ -613,10 +667,13 @@ def main(args, client, version, make_adapter):
     watchdog.start()
     try:
         with report.step(*report.capabilities, name=f"phase {args.phase}"):
-            adapter = make_adapter()
-            try:
-                (phase_one if args.phase == "one" else phase_two)(adapter, args, report)
-            finally:
-                adapter.close()
+            if args.phase == "security":
+                phase_security(make_adapter, args, report)
+            else:
+                adapter = make_adapter()
+                try:
+                    (phase_one if args.phase == "one" else phase_two)(adapter, args, report)
+                finally:
+                    adapter.close()
     finally:
         report.emit_and_exit()

@@ -87,12 +87,20 @@ class Broker:
     broker and starts it again on the same ports and data dir.
     """
 
-    def __init__(self, binary, workdir, *, overrides=None, ready_timeout=30, stop_timeout=10):
+    def __init__(
+        self, binary, workdir, *, overrides=None, ready_timeout=30, stop_timeout=10, listeners=(), format_args=()
+    ):
         self.binary = binary
         self.workdir = workdir
         self.data_dir = os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "broker.log")
         self.overrides = dict(overrides or {})
+        # Listeners besides PLAINTEXT, by name (SASL_SSL, SSL, ...); each gets its own port.
+        self.extra_listeners = tuple(listeners)
+        self.listener_ports = {}
+        # `strom-broker format` arguments (e.g. --add-scram SPEC) run on the fresh data dir
+        # before the first start; empty: no format, the broker picks a cluster id itself.
+        self.format_args = tuple(format_args)
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.port = None
@@ -106,12 +114,19 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    def listener_bootstrap(self, name):
+        """host:port of one of the extra listeners."""
+        return f"127.0.0.1:{self.listener_ports[name]}"
+
     def start(self, attempts=3):
         """First start: fresh ports and an empty data dir; waits for GET /ready = 200."""
         for attempt in range(1, attempts + 1):
-            self.port, self.admin_port = free_ports(2)
+            self.port, self.admin_port, *extra = free_ports(2 + len(self.extra_listeners))
+            self.listener_ports = dict(zip(self.extra_listeners, extra))
             shutil.rmtree(self.data_dir, ignore_errors=True)
             os.makedirs(self.data_dir)
+            if self.format_args:
+                self._format()
             try:
                 self._launch()
                 return
@@ -131,12 +146,30 @@ class Broker:
         except HarnessError as e:
             raise HarnessError(f"restart on ports {self.port}/{self.admin_port}: {e}") from None
 
+    def _format(self):
+        """`strom-broker format` on the fresh data dir (e.g. to add SCRAM credentials)."""
+        cmd = [self.binary, "format", "--cluster-id", "c3Ryb20tY29tcGF0LXN1aXRl", *self.format_args]
+        cmd += ["--override", f"log.dirs={self.data_dir}", "--override", "node.id=0"]
+        with open(self.log_path, "ab") as log:
+            # The arguments may hold passwords; the log names only the command.
+            log.write(b"### strom-broker format\n")
+            log.flush()
+            done = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, timeout=60
+            )
+        if done.returncode != 0:
+            raise HarnessError(f"strom-broker format exited with status {done.returncode} (see the broker log)")
+
     def _launch(self):
         self.starts += 1
         cmd = [self.binary]
+        listeners = ",".join(
+            [f"PLAINTEXT://127.0.0.1:{self.port}"]
+            + [f"{name}://127.0.0.1:{port}" for name, port in self.listener_ports.items()]
+        )
         settings = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": listeners,
+            "advertised.listeners": listeners,
             "log.dirs": self.data_dir,
             "admin.listener": f"127.0.0.1:{self.admin_port}",
             "node.id": "0",

@@ -2,7 +2,7 @@
 """kcat compatibility program (e2e/clients/CONTRACT.md): Debian's kcat, librdkafka inside.
 
     python3 e2e/clients/kcat_compat.py --bootstrap HOST:PORT --topic T --group G \
-        --phase one|two --state FILE
+        --phase one|two|security --state FILE [security flags, see CONTRACT.md]
 
 Stdlib only. Every Kafka operation is done by a kcat process; this script only feeds
 them, reads what they print and judges. The last stdout line is `COMPAT {json}`.
@@ -35,6 +35,9 @@ How kcat is observed:
   fetched (OffsetFetch), so with nothing to consume kcat reports "Reached end of topic
   T [p] at offset N" with N = the committed offset, and a missing commit is a fatal error
   instead of a silent reset.
+- security phase: the same produce / read-back pair with `-X security.protocol=SASL_SSL
+  -X sasl.mechanisms=SCRAM-SHA-512 ...` or `-X security.protocol=SSL
+  -X ssl.certificate.location=... -X ssl.key.location=...` (and `ssl.ca.location`).
 - the three members subscribe before anything is produced (the topic is created
   first through a metadata request, `kcat -L -t`), so no member consumes a message a
   later rebalance would hand to another member.
@@ -54,11 +57,12 @@ import time
 CLIENT = "kcat"
 PARTITIONS = 6
 KEYS = 60
-N_ONE, N_IDEM, N_TWO, N_CODEC = 600, 100, 300, 10
+N_ONE, N_IDEM, N_TWO, N_CODEC, N_SECURE = 600, 100, 300, 10, 20
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 PHASE_CAPS = {
     "one": ["produce", "consume", "groups", "static_membership", "compression", "idempotence"],
     "two": ["commit_resume"],
+    "security": ["sasl_scram", "mtls"],
 }
 T0 = time.monotonic()
 
@@ -200,12 +204,13 @@ def kill_all():
 
 
 class Kcat:
-    def __init__(self, binary, bootstrap):
+    def __init__(self, binary, bootstrap, settings=()):
         self.bin = binary
         self.bs = bootstrap
+        self.settings = list(settings)  # -X settings of every call (the security phase's listener)
 
     def base(self):
-        return [self.bin, "-b", self.bs]
+        return [self.bin, "-b", self.bs] + [a for s in self.settings for a in ("-X", s)]
 
     def version(self):
         out = subprocess.run([self.bin, "-V"], capture_output=True, text=True, timeout=10).stdout
@@ -784,6 +789,50 @@ def phase_two(kc, args, report):
     report.decide("commit_resume", commit_resume)
 
 
+def phase_security(binary, args, report):
+    """sasl_scram and mtls: N_SECURE keyed messages produced and read back over each listener."""
+    listeners = [
+        (
+            "sasl_scram",
+            "sasl",
+            args.sasl_bootstrap,
+            [
+                "security.protocol=SASL_SSL",
+                "sasl.mechanisms=SCRAM-SHA-512",
+                f"sasl.username={args.scram_user}",
+                f"sasl.password={args.scram_password}",
+                f"ssl.ca.location={args.ca}",
+            ],
+            f"SASL_SSL, SCRAM-SHA-512 as {args.scram_user}",
+        ),
+        (
+            "mtls",
+            "mtls",
+            args.mtls_bootstrap,
+            [
+                "security.protocol=SSL",
+                f"ssl.ca.location={args.ca}",
+                f"ssl.certificate.location={args.client_cert}",
+                f"ssl.key.location={args.client_key}",
+            ],
+            "SSL with a client certificate (ssl.client.auth=required)",
+        ),
+    ]
+    for cap, kind, bootstrap, settings, how in listeners:
+        kc = Kcat(binary, bootstrap, settings)
+
+        def check():
+            topic = f"{args.topic}-{kind}"
+            delivered = kc.produce(f"{kind} produce", topic, batch(kind, N_SECURE))
+            back = kc.read_back(f"{kind} read back", topic)
+            mine = once_in_order(f"{kind} read back (kcat -C)", kind, N_SECURE, back)
+            ensure(len(mine) == len(back), f"{kind}: {len(back) - len(mine)} records that were not produced here")
+            matches_deliveries(kind, delivered, mine)
+            return f"{N_SECURE} keyed messages with kcat -P, read back exactly with kcat -C, over {how}"
+
+        report.decide(cap, check)
+
+
 # ---------------------------------------------------------------------------------------
 
 
@@ -830,8 +879,13 @@ def main():
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--group", required=True)
-    ap.add_argument("--phase", required=True, choices=["one", "two"])
+    ap.add_argument("--phase", required=True, choices=sorted(PHASE_CAPS))
     ap.add_argument("--state", required=True)
+    # The security phase's listeners and credentials (CONTRACT.md).
+    for flag in ("--sasl-bootstrap", "--mtls-bootstrap", "--ca", "--client-cert", "--client-key"):
+        ap.add_argument(flag)
+    ap.add_argument("--scram-user")
+    ap.add_argument("--scram-password")
     ap.add_argument("--deadline", type=float, default=170, help="seconds before giving up (default 170)")
     args = ap.parse_args()
 
@@ -855,8 +909,10 @@ def main():
     try:
         if args.phase == "one":
             phase_one(kc, args, report)
-        else:
+        elif args.phase == "two":
             phase_two(kc, args, report)
+        else:
+            phase_security(binary, args, report)
     except Exception as e:  # noqa: BLE001 - report whatever broke, then the COMPAT line
         say(f"stopped by {type(e).__name__}: {e}")
         report.emit(f"not checked: the program stopped early ({type(e).__name__}: {e})")

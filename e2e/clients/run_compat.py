@@ -3,9 +3,10 @@
 
 For each client (see CONTRACT.md): start a fresh strom-broker on free loopback
 ports with its own temp data dir, run the client's program for phase one,
-restart the broker on the same ports and data dir, run phase two, stop the
-broker. Each phase's last stdout line is `COMPAT {json}` with the capabilities it
-checked; the two phases are merged into one row. Prints one PASS/FAIL line per
+restart the broker on the same ports and data dir, run phase two, then phase
+security against the broker's SASL_SSL (SCRAM-SHA-512) and SSL (client certificate
+required) listeners, stop the broker. Each phase's last stdout line is
+`COMPAT {json}` with the capabilities it checked; the phases are merged into one row. Prints one PASS/FAIL line per
 client and ends with "N passed, N failed"; exits 1 if any cell failed. A full
 run (no --only) rewrites COMPATIBILITY.md at the repo root. Stdlib only.
 
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +49,8 @@ CAPABILITIES = [
     ("static_membership", "static membership"),
     ("compression", "compression codecs"),
     ("idempotence", "idempotence"),
+    ("sasl_scram", "SASL_SSL SCRAM-SHA-512"),
+    ("mtls", "mutual TLS"),
     ("consumer_protocol", "consumer protocol (KIP-848)"),
 ]
 # Columns beyond the contract's core: only the clients that list one in Client.extra_checks
@@ -66,6 +70,62 @@ BROKER_OVERRIDES = {
     "num.partitions": "6",  # auto-created topics get six partitions
     "group.initial.rebalance.delay.ms": "0",  # groups form without Kafka's 3 s wait
 }
+# Besides PLAINTEXT every broker serves SASL_SSL (SCRAM-SHA-512, the user below, created by
+# `strom-broker format --add-scram` before the first start) and SSL with client certificates
+# required; the certificates come from make_certs, once per run.
+SECURE_LISTENERS = ("SASL_SSL", "SSL")
+SCRAM_USER, SCRAM_PASSWORD = "compat-user", "compat-secret"
+
+
+def security_overrides(certs):
+    return {
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.ssl.keystore.location": certs.broker_keystore,
+        "listener.name.ssl.ssl.keystore.location": certs.broker_keystore,
+        "listener.name.ssl.ssl.truststore.location": certs.ca,
+        "listener.name.ssl.ssl.client.auth": "required",
+    }
+
+
+@dataclass(frozen=True)
+class Certs:
+    """PEM files made by make_certs: keys are unencrypted PKCS#8."""
+
+    ca: str  # the CA certificate, which signed both below
+    broker_keystore: str  # the broker's key and certificate (SANs localhost, 127.0.0.1)
+    client_cert: str  # CN=compat-client
+    client_key: str
+
+
+def make_certs(directory):
+    """A CA, a broker certificate and a client certificate, made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise HarnessError("openssl not found on PATH: the SASL_SSL and mutual TLS columns need it for certificates")
+
+    def run(*argv):
+        done = subprocess.run([openssl, *argv], cwd=directory, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise HarnessError(f"openssl {argv[0]} failed: {done.stderr.strip()[-500:]}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=strom-compat-ca")  # fmt: skip
+    for name, subject, extensions in (
+        ("broker", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+        ("client", "/CN=compat-client", "extendedKeyUsage=clientAuth\n"),
+    ):
+        with open(os.path.join(directory, f"{name}.ext"), "w") as f:
+            f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" + extensions)
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
+    keystore = os.path.join(directory, "broker-keystore.pem")
+    with open(keystore, "w") as out:
+        for part in ("broker.key", "broker.pem"):
+            with open(os.path.join(directory, part)) as f:
+                out.write(f.read())
+    path = lambda name: os.path.join(directory, name)  # noqa: E731
+    return Certs(path("ca.pem"), keystore, path("client.pem"), path("client.key"))
 
 
 @dataclass(frozen=True)
@@ -264,7 +324,9 @@ def run_client(client, args):
     broker = Broker(
         args.broker,
         workdir,
-        overrides=BROKER_OVERRIDES,
+        overrides={**BROKER_OVERRIDES, **security_overrides(args.certs)},
+        listeners=SECURE_LISTENERS,
+        format_args=("--add-scram", f"SCRAM-SHA-512=[name={SCRAM_USER},password={SCRAM_PASSWORD}]"),
         ready_timeout=args.ready_timeout,
         stop_timeout=args.stop_timeout,
     )
@@ -281,6 +343,8 @@ def run_client(client, args):
         if broker.alive():
             broker.restart()
             run_phase(row, "two", argv, broker, args)
+        if broker.alive():
+            run_phase(row, "security", argv + security_args(broker, args.certs), broker, args)
     except HarnessError as e:
         row.problems.append(str(e))
     finally:
@@ -296,6 +360,19 @@ def run_client(client, args):
     row.finish()
     row.seconds = time.monotonic() - start
     return row
+
+
+def security_args(broker, certs):
+    """The security phase's extra arguments (CONTRACT.md)."""
+    return [
+        "--sasl-bootstrap", broker.listener_bootstrap("SASL_SSL"),
+        "--mtls-bootstrap", broker.listener_bootstrap("SSL"),
+        "--ca", certs.ca,
+        "--client-cert", certs.client_cert,
+        "--client-key", certs.client_key,
+        "--scram-user", SCRAM_USER,
+        "--scram-password", SCRAM_PASSWORD,
+    ]  # fmt: skip
 
 
 def tail(text, lines):
@@ -425,11 +502,21 @@ def main():
 
     started = datetime.datetime.now(datetime.timezone.utc)
     rows = []
-    for client in selected:
-        print(f"--- {client.name}: running", flush=True)
-        row = run_client(client, args)
-        rows.append(row)
-        print_row(row, args)
+    certs_dir = tempfile.mkdtemp(prefix="strom-compat-certs-")
+    try:
+        try:
+            args.certs = make_certs(certs_dir)
+        except HarnessError as e:
+            print(f"cannot make the certificates of the secured listeners: {e}", flush=True)
+            print(f"0 passed, {len(selected)} failed", flush=True)
+            return 1
+        for client in selected:
+            print(f"--- {client.name}: running", flush=True)
+            row = run_client(client, args)
+            rows.append(row)
+            print_row(row, args)
+    finally:
+        shutil.rmtree(certs_dir, ignore_errors=True)
     if args.only:
         print("COMPATIBILITY.md not rewritten: --only ran a subset", flush=True)
     else:

@@ -2,7 +2,9 @@
 // kafkajs compatibility program (e2e/clients/CONTRACT.md).
 //
 //   node e2e/clients/kafkajs/compat.js --bootstrap HOST:PORT --topic T --group G \
-//       --phase one|two --state FILE
+//       --phase one|two|security --state FILE
+//       [--sasl-bootstrap H:P --mtls-bootstrap H:P --ca FILE --client-cert FILE
+//        --client-key FILE --scram-user U --scram-password P]   (phase security)
 //
 // The last stdout line is `COMPAT {json}`; progress goes to stdout before it, kafkajs's
 // own warnings to stderr.
@@ -46,10 +48,13 @@ const N_ONE = 600
 const N_IDEM = 100
 const N_TWO = 300
 const N_CODEC = 10
+const N_SECURE = 20
 const PHASE_CAPS = {
   one: ['produce', 'consume', 'groups', 'static_membership', 'compression', 'idempotence'],
   two: ['commit_resume'],
+  security: ['sasl_scram', 'mtls'],
 }
+const SECURITY_FLAGS = ['sasl-bootstrap', 'mtls-bootstrap', 'ca', 'client-cert', 'client-key', 'scram-user', 'scram-password']
 const SESSION_TIMEOUT_MS = 10000
 const LEAVE_TIMEOUT_MS = 8000 // the rest re-form after a LeaveGroup sooner than a session expires
 const T0 = Date.now()
@@ -181,15 +186,18 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     const name = flag.replace(/^--/, '')
-    if (!['bootstrap', 'topic', 'group', 'phase', 'state', 'deadline'].includes(name) || i + 1 >= argv.length) {
-      throw new Error(`usage: compat.js --bootstrap H:P --topic T --group G --phase one|two --state FILE (bad argument ${flag})`)
+    if (![...['bootstrap', 'topic', 'group', 'phase', 'state', 'deadline'], ...SECURITY_FLAGS].includes(name) || i + 1 >= argv.length) {
+      throw new Error(`usage: compat.js --bootstrap H:P --topic T --group G --phase one|two|security --state FILE (bad argument ${flag})`)
     }
     args[name] = argv[++i]
   }
   for (const k of ['bootstrap', 'topic', 'group', 'phase', 'state']) {
     if (!args[k]) throw new Error(`missing --${k}`)
   }
-  if (!['one', 'two'].includes(args.phase)) throw new Error(`--phase must be one or two, not ${args.phase}`)
+  if (!(args.phase in PHASE_CAPS)) throw new Error(`--phase must be one, two or security, not ${args.phase}`)
+  if (args.phase === 'security') {
+    for (const k of SECURITY_FLAGS) if (!args[k]) throw new Error(`missing --${k} (phase security)`)
+  }
   args.deadline = Number(args.deadline)
   return args
 }
@@ -293,7 +301,8 @@ const show = sets => JSON.stringify(sets.map(s => [...s].sort((a, b) => a - b)))
 // ---------------------------------------------------------------------------------------
 // Client pieces
 
-function makeKafka(bootstrap) {
+// `security`: the security phase's ssl / sasl options of the Kafka client (none otherwise).
+function makeKafka(bootstrap, security = {}) {
   const logCreator = () => ({ namespace, label, log }) => {
     const { message, timestamp, logger, ...rest } = log
     process.stderr.write(`kafkajs ${label} [${namespace}] ${message} ${JSON.stringify(rest)}\n`)
@@ -304,6 +313,7 @@ function makeKafka(bootstrap) {
     logLevel: logLevel.WARN,
     logCreator,
     retry: { initialRetryTime: 100, retries: 8 },
+    ...security,
   })
 }
 
@@ -740,6 +750,61 @@ async function phaseTwo(kafka, args, report, cleanup) {
   })
 }
 
+// sasl_scram and mtls: N_SECURE keyed messages produced to `<topic>-<kind>` over the
+// SASL_SSL (SCRAM-SHA-512) or the SSL (client certificate) listener, then read back by a
+// group member (kafkajs has no assign()) over the same listener: each exactly once, in
+// order per partition, and nothing else up to the end offsets.
+async function phaseSecurity(args, report, cleanup) {
+  const ca = [fs.readFileSync(args.ca)]
+  const listeners = [
+    {
+      cap: 'sasl_scram',
+      kind: 'sasl',
+      bootstrap: args['sasl-bootstrap'],
+      security: {
+        ssl: { ca },
+        sasl: { mechanism: 'scram-sha-512', username: args['scram-user'], password: args['scram-password'] },
+      },
+      how: `SASL_SSL, SCRAM-SHA-512 as ${args['scram-user']}`,
+    },
+    {
+      cap: 'mtls',
+      kind: 'mtls',
+      bootstrap: args['mtls-bootstrap'],
+      security: { ssl: { ca, cert: fs.readFileSync(args['client-cert']), key: fs.readFileSync(args['client-key']) } },
+      how: 'SSL with a client certificate (ssl.client.auth=required)',
+    },
+  ]
+  for (const { cap, kind, bootstrap, security, how } of listeners) {
+    await report.decide(cap, async () => {
+      const kafka = makeKafka(bootstrap, security)
+      const topic = `${args.topic}-${kind}`
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+      cleanup.push(() => producer.disconnect())
+      await producer.connect()
+      await produce(producer, topic, batch(kind, N_SECURE))
+      await producer.disconnect()
+      const admin = kafka.admin()
+      cleanup.push(() => admin.disconnect())
+      await admin.connect()
+      await ensureTopic(admin, topic)
+      const end = await endOffsets(admin, topic)
+      await admin.disconnect()
+      const m = new Member(kafka, `${kind}-reader`, `${args.group}-${kind}`, [topic])
+      cleanup.push(() => m.consumer.disconnect())
+      await m.start()
+      await waitFor(`reading the ${N_SECURE} messages back`, 30000, () => m.records.length >= N_SECURE).catch(e => {
+        throw new Check(`${e.message}: got ${m.records.length}; errors ${m.errors.join('; ')}`)
+      })
+      await sleep(300) // anything unexpected already on its way shows up here
+      await m.stop()
+      onceInOrder(`${kind} read back`, kind, N_SECURE, m.records)
+      contiguous(`${kind} read back`, m.records, end)
+      return `${N_SECURE} keyed messages produced and read back (a group member) over ${how}`
+    })
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 
 async function main() {
@@ -762,7 +827,8 @@ async function main() {
     await zstd.init()
     const kafka = makeKafka(args.bootstrap)
     if (args.phase === 'one') await phaseOne(kafka, args, report, cleanup)
-    else await phaseTwo(kafka, args, report, cleanup)
+    else if (args.phase === 'two') await phaseTwo(kafka, args, report, cleanup)
+    else await phaseSecurity(args, report, cleanup)
   } catch (e) {
     say(`stopped by ${e.name}: ${e.message}`)
     report.emit(`not checked: the program stopped early (${e.name}: ${e.message})`)

@@ -1,6 +1,6 @@
 //! Client compatibility program for the `rdkafka` crate (librdkafka inside), following
-//! `e2e/clients/CONTRACT.md`. `e2e/clients/run_compat.py` runs it twice against one broker
-//! (phase one, broker restart, phase two); its last stdout line is
+//! `e2e/clients/CONTRACT.md`. `e2e/clients/run_compat.py` runs it three times against one
+//! broker (phase one, broker restart, phase two, phase security); its last stdout line is
 //! `COMPAT {"client": "rdkafka", "version": ..., "checks": {...}, "notes": {...}}`.
 //!
 //! Phase one: produce, idempotence and compression (read back with `assign`, no group),
@@ -9,6 +9,9 @@
 //! static membership in `<group>-static`.
 //! Phase two: the committed offsets survived the restart, and a member with
 //! `auto.offset.reset=error` resumes exactly at them.
+//! Phase security: 20 keyed messages produced and read back (no group) over the SASL_SSL
+//! listener with SCRAM-SHA-512 and over the SSL listener with a client certificate; every
+//! client of the phase gets the listener's settings through `Args::security`.
 //!
 //! The three group members are subscribed before anything is produced, so no member can
 //! consume a message that a later rebalance hands to another member. The codec producers
@@ -40,6 +43,7 @@ const N_ONE: usize = 600;
 const N_IDEM: usize = 100;
 const N_TWO: usize = 300;
 const N_CODEC: usize = 10;
+const N_SECURE: usize = 20;
 const CODECS: [&str; 4] = ["gzip", "snappy", "lz4", "zstd"];
 /// session.timeout.ms of every group member.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,15 +58,18 @@ const PHASE_ONE_CAPS: [&str; 6] = [
     "idempotence",
 ];
 const PHASE_TWO_CAPS: [&str; 1] = ["commit_resume"];
+const SECURITY_CAPS: [&str; 2] = ["sasl_scram", "mtls"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Phase {
     One,
     Two,
+    /// sasl_scram and mtls, against the SASL_SSL and SSL (mutual TLS) listeners
+    Security,
 }
 
 /// Client compatibility program for the rdkafka crate (see e2e/clients/CONTRACT.md).
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 struct Args {
     /// host:port of the broker
     #[arg(long)]
@@ -81,6 +88,30 @@ struct Args {
     /// give up (and print the COMPAT line with what is known) after this many seconds
     #[arg(long, default_value_t = 170)]
     deadline: u64,
+    /// security phase: host:port of the SASL_SSL listener (SCRAM-SHA-512)
+    #[arg(long)]
+    sasl_bootstrap: Option<String>,
+    /// security phase: host:port of the SSL listener that requires a client certificate
+    #[arg(long)]
+    mtls_bootstrap: Option<String>,
+    /// security phase: PEM file of the CA that signed the broker's certificate
+    #[arg(long)]
+    ca: Option<String>,
+    /// security phase: PEM file of the client certificate
+    #[arg(long)]
+    client_cert: Option<String>,
+    /// security phase: PEM file of the client certificate's key
+    #[arg(long)]
+    client_key: Option<String>,
+    /// security phase: SCRAM-SHA-512 user
+    #[arg(long)]
+    scram_user: Option<String>,
+    /// security phase: SCRAM-SHA-512 password
+    #[arg(long)]
+    scram_password: Option<String>,
+    /// librdkafka settings of every client (the security phase's listener)
+    #[arg(skip)]
+    security: Vec<(String, String)>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,6 +228,9 @@ fn base_config(args: &Args, client_id: &str) -> ClientConfig {
     cfg.set("bootstrap.servers", &args.bootstrap)
         .set("client.id", client_id)
         .set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in &args.security {
+        cfg.set(k, v);
+    }
     cfg
 }
 
@@ -1422,12 +1456,71 @@ fn commit_resume(args: &Args) -> Result<String> {
     ))
 }
 
+fn phase_security(args: &Args, report: &SharedReport) {
+    for (cap, kind) in [("sasl_scram", "sasl"), ("mtls", "mtls")] {
+        set(report, cap, secure_round_trip(args, kind));
+    }
+}
+
+/// N_SECURE keyed messages produced to `<topic>-<kind>` and read back exactly, every
+/// client connected over SASL_SSL with SCRAM-SHA-512 ("sasl") or over SSL with the
+/// client certificate ("mtls").
+fn secure_round_trip(args: &Args, kind: &str) -> Result<String> {
+    fn need(value: &Option<String>, flag: &str) -> Result<String> {
+        value
+            .clone()
+            .ok_or_else(|| anyhow!("--{flag} is required for the security phase"))
+    }
+    let ca = need(&args.ca, "ca")?;
+    let mut secure = args.clone();
+    let how;
+    if kind == "sasl" {
+        let user = need(&args.scram_user, "scram-user")?;
+        secure.bootstrap = need(&args.sasl_bootstrap, "sasl-bootstrap")?;
+        secure.security = vec![
+            ("security.protocol".into(), "SASL_SSL".into()),
+            ("sasl.mechanisms".into(), "SCRAM-SHA-512".into()),
+            ("sasl.username".into(), user.clone()),
+            (
+                "sasl.password".into(),
+                need(&args.scram_password, "scram-password")?,
+            ),
+            ("ssl.ca.location".into(), ca),
+        ];
+        how = format!("SASL_SSL, SCRAM-SHA-512 as {user}");
+    } else {
+        secure.bootstrap = need(&args.mtls_bootstrap, "mtls-bootstrap")?;
+        secure.security = vec![
+            ("security.protocol".into(), "SSL".into()),
+            ("ssl.ca.location".into(), ca),
+            (
+                "ssl.certificate.location".into(),
+                need(&args.client_cert, "client-cert")?,
+            ),
+            (
+                "ssl.key.location".into(),
+                need(&args.client_key, "client-key")?,
+            ),
+        ];
+        how = "SSL with a client certificate (ssl.client.auth=required)".to_string();
+    }
+    let topic = format!("{}-{kind}", args.topic);
+    let delivered = produce(&secure, &topic, &[], &batch(kind, N_SECURE))?;
+    let back = read_back(&secure, &topic)?;
+    same_records(&format!("{kind} round trip"), &delivered, &back)?;
+    once_in_order(&format!("{kind} round trip"), kind, N_SECURE, &back)?;
+    Ok(format!(
+        "{N_SECURE} keyed messages produced and read back over {how}"
+    ))
+}
+
 fn main() {
     let args = Args::parse();
     let report: SharedReport = Arc::new(Mutex::new(Report::default()));
     let expected: &'static [&'static str] = match args.phase {
         Phase::One => &PHASE_ONE_CAPS,
         Phase::Two => &PHASE_TWO_CAPS,
+        Phase::Security => &SECURITY_CAPS,
     };
     say(&format!(
         "{} phase {:?} against {}",
@@ -1452,6 +1545,7 @@ fn main() {
     match args.phase {
         Phase::One => phase_one(&args, &report),
         Phase::Two => phase_two(&args, &report),
+        Phase::Security => phase_security(&args, &report),
     }
     print_compat(&report, expected, "not checked (the program stopped early)");
 }

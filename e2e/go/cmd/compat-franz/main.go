@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"strom/e2e/go/internal/scenario"
 )
@@ -34,11 +35,23 @@ type adapter struct {
 }
 
 func (a *adapter) opts(extra ...kgo.Opt) []kgo.Opt {
-	base := []kgo.Opt{kgo.SeedBrokers(a.args.Bootstrap)}
+	base := connection(a.args)
 	if a.args.Debug {
 		base = append(base, kgo.WithLogger(kgo.BasicLogger(os.Stdout, kgo.LogLevelDebug, func() string { return time.Now().Format("[15:04:05.000] ") })))
 	}
 	return append(base, extra...)
+}
+
+// connection: the seed broker and, in the security phase, TLS and SASL SCRAM-SHA-512.
+func connection(args scenario.Args) []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(args.Bootstrap)}
+	if sec := args.Security; sec != nil {
+		opts = append(opts, kgo.DialTLSConfig(sec.TLS))
+		if sec.Kind == "sasl" {
+			opts = append(opts, kgo.SASL(scram.Auth{User: sec.User, Pass: sec.Password}.AsSha512Mechanism()))
+		}
+	}
+	return opts
 }
 
 func (a *adapter) Produce(ctx context.Context, topic string, messages []scenario.Message, o scenario.ProduceOptions) ([]scenario.Record, error) {
@@ -262,8 +275,8 @@ func main() {
 	args := scenario.ParseArgs()
 	version := fmt.Sprintf("franz-go %s / kadm %s",
 		scenario.ModuleVersion("github.com/twmb/franz-go"), scenario.ModuleVersion("github.com/twmb/franz-go/pkg/kadm"))
-	scenario.Main(args, "franz-go", version, func() (scenario.Adapter, error) {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(args.Bootstrap))
+	scenario.Main(args, "franz-go", version, func(args scenario.Args) (scenario.Adapter, error) {
+		cl, err := kgo.NewClient(connection(args)...)
 		if err != nil {
 			return nil, err
 		}

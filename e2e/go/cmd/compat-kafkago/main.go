@@ -7,11 +7,14 @@
 // partitions: ..."). kafka-go has no group.instance.id setting and no idempotent
 // producer, so static_membership and idempotence are n/a; and no
 // auto.offset.reset=none: the resumed member starts from the first offset when it
-// finds no commit, so a lost commit shows up as re-delivered messages.
+// finds no commit, so a lost commit shows up as re-delivered messages. In the security
+// phase every Writer, Reader and Client connects with TLS (and SASL SCRAM-SHA-512 from
+// kafka-go's sasl/scram) through the adapter's Transport and Dialer.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"regexp"
@@ -22,6 +25,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"strom/e2e/go/internal/scenario"
 )
@@ -36,6 +41,22 @@ var codecs = map[string]compress.Compression{
 type adapter struct {
 	args   scenario.Args
 	client *kafka.Client
+	// The security phase's connection settings (nil otherwise).
+	tls  *tls.Config
+	sasl sasl.Mechanism
+}
+
+// transport is what the Writer and the Client connect with.
+func (a *adapter) transport() kafka.RoundTripper {
+	if a.tls == nil {
+		return kafka.DefaultTransport
+	}
+	return &kafka.Transport{TLS: a.tls, SASL: a.sasl}
+}
+
+// dialer is what a Reader connects with.
+func (a *adapter) dialer(clientID string) *kafka.Dialer {
+	return &kafka.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true, TLS: a.tls, SASLMechanism: a.sasl}
 }
 
 func (a *adapter) debugLogger(label string) kafka.Logger {
@@ -50,6 +71,7 @@ func (a *adapter) Produce(ctx context.Context, topic string, messages []scenario
 	var mu sync.Mutex
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(a.args.Bootstrap),
+		Transport:              a.transport(),
 		Topic:                  topic,
 		Balancer:               &kafka.Hash{},
 		RequiredAcks:           kafka.RequireAll,
@@ -152,6 +174,7 @@ func (a *adapter) ReadTopic(ctx context.Context, topic string) ([]scenario.Recor
 func (a *adapter) readPartition(ctx context.Context, topic string, partition int, end int64) ([]scenario.Record, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: []string{a.args.Bootstrap}, Topic: topic, Partition: partition,
+		Dialer:  a.dialer("compat-reader"),
 		MaxWait: readerMaxWait, Logger: a.debugLogger("reader"),
 	})
 	var records []scenario.Record
@@ -283,7 +306,7 @@ func (a *adapter) NewMember(group, label string, o scenario.MemberOptions) (scen
 		Brokers:           []string{a.args.Bootstrap},
 		GroupID:           group,
 		GroupTopics:       []string{a.args.Topic},
-		Dialer:            &kafka.Dialer{ClientID: label, Timeout: 10 * time.Second},
+		Dialer:            a.dialer(label),
 		StartOffset:       kafka.FirstOffset,
 		CommitInterval:    0, // CommitMessages commits synchronously
 		SessionTimeout:    scenario.SessionTimeout,
@@ -379,7 +402,19 @@ func (m *member) Close() error {
 func main() {
 	args := scenario.ParseArgs()
 	version := "kafka-go " + scenario.ModuleVersion("github.com/segmentio/kafka-go")
-	scenario.Main(args, "kafka-go", version, func() (scenario.Adapter, error) {
-		return &adapter{args: args, client: &kafka.Client{Addr: kafka.TCP(args.Bootstrap), Timeout: scenario.CallTimeout}}, nil
+	scenario.Main(args, "kafka-go", version, func(args scenario.Args) (scenario.Adapter, error) {
+		a := &adapter{args: args}
+		if sec := args.Security; sec != nil {
+			a.tls = sec.TLS
+			if sec.Kind == "sasl" {
+				mechanism, err := scram.Mechanism(scram.SHA512, sec.User, sec.Password)
+				if err != nil {
+					return nil, err
+				}
+				a.sasl = mechanism
+			}
+		}
+		a.client = &kafka.Client{Addr: kafka.TCP(args.Bootstrap), Timeout: scenario.CallTimeout, Transport: a.transport()}
+		return a, nil
 	})
 }

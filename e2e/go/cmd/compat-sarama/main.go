@@ -6,7 +6,9 @@
 // static member's Close keeps its membership (sarama sends no LeaveGroup for an
 // instance ID). sarama has no auto.offset.reset=none: the resumed member starts
 // from the oldest offset when it finds no commit, so a lost commit shows up as
-// re-delivered messages.
+// re-delivered messages. In the security phase every client connects with TLS (and
+// SASL SCRAM-SHA-512, whose client sarama leaves to the application: xdg-go/scram, as
+// in sarama's examples).
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/xdg-go/scram"
 
 	"strom/e2e/go/internal/scenario"
 )
@@ -35,16 +38,45 @@ type adapter struct {
 	admin sarama.ClusterAdmin
 }
 
-func config(clientID string) *sarama.Config {
+func config(sec *scenario.Security, clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = clientID
+	if sec != nil {
+		c.Net.TLS.Enable = true
+		c.Net.TLS.Config = sec.TLS
+		if sec.Kind == "sasl" {
+			c.Net.SASL.Enable = true
+			c.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+			c.Net.SASL.User, c.Net.SASL.Password = sec.User, sec.Password
+			c.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: scram.SHA512} }
+		}
+	}
 	return c
 }
+
+// scramClient is sarama's SCRAMClient over xdg-go/scram.
+type scramClient struct {
+	hash         scram.HashGeneratorFcn
+	conversation *scram.ClientConversation
+}
+
+func (x *scramClient) Begin(user, password, authzID string) error {
+	client, err := x.hash.NewClient(user, password, authzID)
+	if err != nil {
+		return err
+	}
+	x.conversation = client.NewConversation()
+	return nil
+}
+
+func (x *scramClient) Step(challenge string) (string, error) { return x.conversation.Step(challenge) }
+
+func (x *scramClient) Done() bool { return x.conversation.Done() }
 
 func (a *adapter) brokers() []string { return []string{a.args.Bootstrap} }
 
 func (a *adapter) Produce(ctx context.Context, topic string, messages []scenario.Message, o scenario.ProduceOptions) ([]scenario.Record, error) {
-	c := config("compat-producer")
+	c := config(a.args.Security, "compat-producer")
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Return.Successes = true
 	if o.Idempotent || o.Compression != "" {
@@ -104,7 +136,7 @@ func (a *adapter) produceAsync(ctx context.Context, c *sarama.Config, topic stri
 }
 
 func (a *adapter) ReadTopic(ctx context.Context, topic string) ([]scenario.Record, error) {
-	client, err := sarama.NewClient(a.brokers(), config("compat-reader"))
+	client, err := sarama.NewClient(a.brokers(), config(a.args.Security, "compat-reader"))
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +273,7 @@ type member struct {
 }
 
 func (a *adapter) NewMember(group, label string, o scenario.MemberOptions) (scenario.Member, error) {
-	c := config(label)
+	c := config(a.args.Security, label)
 	c.Consumer.Offsets.AutoCommit.Enable = false
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Group.Session.Timeout = scenario.SessionTimeout
@@ -350,8 +382,8 @@ func main() {
 		sarama.Logger = log.New(os.Stdout, "[sarama] ", log.Ltime|log.Lmicroseconds)
 	}
 	version := "sarama " + scenario.ModuleVersion("github.com/IBM/sarama")
-	scenario.Main(args, "sarama", version, func() (scenario.Adapter, error) {
-		admin, err := sarama.NewClusterAdmin([]string{args.Bootstrap}, config("compat-admin"))
+	scenario.Main(args, "sarama", version, func(args scenario.Args) (scenario.Adapter, error) {
+		admin, err := sarama.NewClusterAdmin([]string{args.Bootstrap}, config(args.Security, "compat-admin"))
 		if err != nil {
 			return nil, err
 		}

@@ -42,6 +42,10 @@ type Adapter interface {
 type Args struct {
 	Bootstrap, Topic, Group, Phase, State string
 	Debug                                 bool
+	// The security phase's flags.
+	SASLBootstrap, MTLSBootstrap, CA, ClientCert, ClientKey, ScramUser, ScramPassword string
+	// Security is set (by Main, security phase only) for the adapter of one secured listener.
+	Security *Security
 }
 
 type state struct {

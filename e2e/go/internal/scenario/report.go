@@ -11,8 +11,9 @@ import (
 )
 
 var phaseCapabilities = map[string][]string{
-	"one": {"produce", "idempotence", "compression", "consume", "groups", "commit_resume", "static_membership"},
-	"two": {"commit_resume"},
+	"one":      {"produce", "idempotence", "compression", "consume", "groups", "commit_resume", "static_membership"},
+	"two":      {"commit_resume"},
+	"security": {"sasl_scram", "mtls"},
 }
 
 var logMu sync.Mutex

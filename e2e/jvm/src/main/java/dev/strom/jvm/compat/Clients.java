@@ -36,15 +36,32 @@ final class Clients implements AutoCloseable {
 
     private final String bootstrap;
     private final String topic;
+    private final Map<String, Object> security;
     private final Admin admin;
 
     Clients(String bootstrap, String topic) {
+        this(bootstrap, topic, Map.of());
+    }
+
+    /**
+     * security: settings every client made here gets (the security phase's listener:
+     * security.protocol, sasl.*, ssl.*).
+     */
+    Clients(String bootstrap, String topic, Map<String, Object> security) {
         this.bootstrap = bootstrap;
         this.topic = topic;
-        Properties props = new Properties();
-        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        this.security = Map.copyOf(security);
+        Properties props = connection();
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) TIMEOUT.toMillis());
         this.admin = Admin.create(props);
+    }
+
+    /** bootstrap.servers and the security settings, which every client's properties start from. */
+    private Properties connection() {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.putAll(security);
+        return props;
     }
 
     /**
@@ -53,8 +70,7 @@ final class Clients implements AutoCloseable {
      * so that the idempotence column alone checks it.
      */
     List<Rec> produce(String to, List<String[]> messages, boolean idempotent, String compression) throws Exception {
-        Properties props = new Properties();
-        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        Properties props = connection();
         props.put(ProducerConfig.ACKS_CONFIG, "all");
         props.put(ProducerConfig.LINGER_MS_CONFIG, 20);
         props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, idempotent);
@@ -98,8 +114,7 @@ final class Clients implements AutoCloseable {
         for (int p : describeTopic(from).keySet()) {
             parts.add(new TopicPartition(from, p));
         }
-        Properties props = new Properties();
-        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        Properties props = connection();
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         try (KafkaConsumer<String, String> consumer =
                 new KafkaConsumer<>(props, new StringDeserializer(), new StringDeserializer())) {
@@ -153,8 +168,7 @@ final class Clients implements AutoCloseable {
 
     /** The group's committed offsets (null: none), read by a consumer that does not join it. */
     Map<Integer, Long> committed(String group, int partitions) {
-        Properties props = new Properties();
-        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        Properties props = connection();
         props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         Set<TopicPartition> parts = new java.util.HashSet<>();
@@ -175,8 +189,7 @@ final class Clients implements AutoCloseable {
 
     /** Consumer properties of a group member (classic protocol unless extra says otherwise). */
     Properties memberProps(String group, String label, String instanceId, String offsetReset, Map<String, Object> extra) {
-        Properties props = new Properties();
-        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        Properties props = connection();
         props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         props.put(ConsumerConfig.CLIENT_ID_CONFIG, label);
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);

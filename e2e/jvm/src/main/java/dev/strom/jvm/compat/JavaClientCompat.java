@@ -23,7 +23,9 @@ import org.apache.kafka.common.errors.UnsupportedVersionException;
  * The Java client (kafka-clients) in the client compatibility suite (e2e/clients/CONTRACT.md).
  *
  * <pre>
- *   e2e/jvm/bin/java-compat 4.4|4.0 --bootstrap HOST:PORT --topic T --group G --phase one|two --state FILE
+ *   e2e/jvm/bin/java-compat 4.4|4.0 --bootstrap HOST:PORT --topic T --group G --phase one|two|security --state FILE
+ *       [--sasl-bootstrap H:P --mtls-bootstrap H:P --ca FILE --client-cert FILE --client-key FILE
+ *        --scram-user U --scram-password P]   (phase security)
  * </pre>
  *
  * Compiled against kafka-clients 4.4 but calling only API that 4.0 has, so the same program
@@ -36,7 +38,9 @@ import org.apache.kafka.common.errors.UnsupportedVersionException;
  * columns, phase one checks the consumer protocol of KIP-848 (group.protocol=consumer): two
  * members of a group must split the six partitions and read the topic exactly once; a broker
  * that lacks the protocol makes the client fail with UnsupportedVersionException, which is
- * reported as "no" (not supported), any other outcome as "fail".
+ * reported as "no" (not supported), any other outcome as "fail". The security phase
+ * connects with PEM stores (ssl.truststore.type / ssl.keystore.type PEM, the client
+ * certificate and key given inline) and SCRAM-SHA-512 through ScramLoginModule.
  */
 public final class JavaClientCompat {
     static final int PARTITIONS = 6; // the driver starts the broker with num.partitions=6
@@ -45,6 +49,7 @@ public final class JavaClientCompat {
     static final int IDEMPOTENT = 100;
     static final int PER_CODEC = 10;
     static final int LATER = 300;
+    static final int SECURE = 20; // messages round-tripped per secured listener
     static final List<String> CODECS = List.of("gzip", "snappy", "lz4", "zstd");
     static final int SESSION_TIMEOUT_MS = 10_000; // long enough to restart a static member, short enough to wait out
     static final int HEARTBEAT_INTERVAL_MS = 1_000; // members notice a rebalance within a second
@@ -56,7 +61,8 @@ public final class JavaClientCompat {
     static final Map<String, List<String>> PHASE_CAPABILITIES = Map.of(
             "one", List.of("produce", "idempotence", "compression", "consume", "groups", "commit_resume",
                     "static_membership", "consumer_protocol"),
-            "two", List.of("commit_resume"));
+            "two", List.of("commit_resume"),
+            "security", List.of("sasl_scram", "mtls"));
 
     private final Args args;
     private final Clients clients;
@@ -88,6 +94,10 @@ public final class JavaClientCompat {
             if (!clientVersion.startsWith(args.expectVersion + ".")) {
                 throw new CheckFailed("the classpath holds kafka-clients " + clientVersion
                         + ", this row is for " + args.expectVersion + ".x (see e2e/jvm/bin/java-compat)");
+            }
+            if (args.phase.equals("security")) {
+                phaseSecurity(args, report);
+                return;
             }
             try (Clients clients = new Clients(args.bootstrap, args.topic)) {
                 JavaClientCompat scenario = new JavaClientCompat(args, clients, report);
@@ -393,6 +403,54 @@ public final class JavaClientCompat {
         });
     }
 
+    // --- phase security
+
+    /**
+     * sasl_scram and mtls: SECURE keyed messages produced to {@code <topic>-<kind>} and read back
+     * exactly, every client connected over the SASL_SSL (SCRAM-SHA-512) or the SSL (client
+     * certificate) listener.
+     */
+    private static void phaseSecurity(Args args, Report report) {
+        for (String kind : List.of("sasl", "mtls")) {
+            String cap = kind.equals("sasl") ? "sasl_scram" : "mtls";
+            report.step(cap, List.of(cap), () -> {
+                Map<String, Object> security = new HashMap<>();
+                security.put("ssl.truststore.type", "PEM");
+                security.put("ssl.truststore.location", args.need("ca"));
+                String bootstrap;
+                String how;
+                if (kind.equals("sasl")) {
+                    bootstrap = args.need("sasl-bootstrap");
+                    String user = args.need("scram-user");
+                    security.put("security.protocol", "SASL_SSL");
+                    security.put("sasl.mechanism", "SCRAM-SHA-512");
+                    security.put("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required"
+                            + " username=\"" + user + "\" password=\"" + args.need("scram-password") + "\";");
+                    how = "SASL_SSL, SCRAM-SHA-512 as " + user;
+                } else {
+                    bootstrap = args.need("mtls-bootstrap");
+                    security.put("security.protocol", "SSL");
+                    security.put("ssl.keystore.type", "PEM");
+                    security.put("ssl.keystore.certificate.chain", read(args.need("client-cert")));
+                    security.put("ssl.keystore.key", read(args.need("client-key")));
+                    how = "SSL with a client certificate (ssl.client.auth=required)";
+                }
+                String topic = args.topic + "-" + kind;
+                try (Clients clients = new Clients(bootstrap, args.topic, security)) {
+                    List<Rec> acked = clients.produce(topic, keyed(kind, SECURE, 0), false, null);
+                    List<Rec> back = clients.readTopic(topic);
+                    compare(kind + " round trip", back, byPosition(acked));
+                    checkOrder(kind + " round trip", back);
+                }
+                report.passed(cap, SECURE + " messages produced and read back over " + how);
+            });
+        }
+    }
+
+    private static String read(String path) throws java.io.IOException {
+        return java.nio.file.Files.readString(java.nio.file.Path.of(path));
+    }
+
     // --- helpers
 
     private Member member(String group, String label, String instanceId, String offsetReset, boolean paused)
@@ -544,7 +602,16 @@ public final class JavaClientCompat {
 
     /** The driver's command line (CONTRACT.md) plus --client (row name) and --expect-version. */
     record Args(String bootstrap, String topic, String group, String phase, String state, String client,
-            String expectVersion) {
+            String expectVersion, Map<String, String> values) {
+        /** A flag the security phase needs (CheckFailed if the driver did not give it). */
+        String need(String flag) throws CheckFailed {
+            String value = values.get(flag);
+            if (value == null) {
+                throw new CheckFailed("--" + flag + " is required for the security phase");
+            }
+            return value;
+        }
+
         static Args parse(String[] argv) {
             Map<String, String> values = new HashMap<>();
             for (int i = 0; i < argv.length; i++) {
@@ -559,15 +626,17 @@ public final class JavaClientCompat {
                 }
             }
             if (!PHASE_CAPABILITIES.containsKey(values.get("phase"))) {
-                usage("--phase must be one or two");
+                usage("--phase must be one, two or security");
             }
             return new Args(values.get("bootstrap"), values.get("topic"), values.get("group"), values.get("phase"),
-                    values.get("state"), values.get("client"), values.get("expect-version"));
+                    values.get("state"), values.get("client"), values.get("expect-version"), Map.copyOf(values));
         }
 
         private static void usage(String problem) {
             System.err.println("JavaClientCompat: " + problem + "\nusage: --client ROW --expect-version 4.4 "
-                    + "--bootstrap HOST:PORT --topic T --group G --phase one|two --state FILE");
+                    + "--bootstrap HOST:PORT --topic T --group G --phase one|two|security --state FILE "
+                    + "[--sasl-bootstrap H:P --mtls-bootstrap H:P --ca FILE --client-cert FILE --client-key FILE "
+                    + "--scram-user U --scram-password P]");
             System.exit(2);
         }
     }
