@@ -142,10 +142,7 @@ fn leader_and_isr(bootstrap: &str, topic: &str) -> Option<(i32, Vec<i32>)> {
 
 fn metric(port: u16, name: &str) -> Option<f64> {
     let (_, body) = http_get(port, "/metrics")?;
-    body.lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    common::metric_value(&body, name)
 }
 
 #[test]

@@ -77,22 +77,8 @@ fn wait_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Duration> {
     None
 }
 
-/// The value of the first metric line starting with `series` (name and labels).
-fn metric(broker: &BrokerProcess, series: &str) -> f64 {
-    broker
-        .metrics()
-        .lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn open_connections(broker: &BrokerProcess) -> f64 {
-    metric(
-        broker,
-        "kafka_server_socketservermetrics_connection_count{listener=\"PLAINTEXT\"}",
-    )
+    broker.metric("kafka_server_socketservermetrics_connection_count{listener=\"PLAINTEXT\"}")
 }
 
 fn wait_open_connections(broker: &BrokerProcess, n: usize) {
@@ -168,9 +154,7 @@ fn idle_connections_are_closed_and_active_ones_kept() {
         "closed after {after:?}"
     );
     assert!(
-        metric(
-            &broker,
-            "kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"idle\"}"
+        broker.metric("kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"idle\"}"
         ) >= 1.0,
         "{}",
         broker.metrics()
@@ -201,9 +185,7 @@ fn half_a_size_prefix_is_closed_after_the_read_timeout() {
         .expect("most of a request");
     wait_closed(&mut half_body, Duration::from_secs(10)).expect("the half request was closed");
     assert!(
-        metric(
-            &broker,
-            "kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"request_read_timeout\"}"
+        broker.metric("kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"request_read_timeout\"}"
         ) >= 2.0
     );
 }
@@ -230,9 +212,7 @@ fn per_ip_limit_with_a_host_name_override() {
         api_versions(s, 10 + i as i32).expect("the first three keep working");
     }
     assert_eq!(
-        metric(
-            &broker,
-            "kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"per_ip_limit\"}"
+        broker.metric("kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"per_ip_limit\"}"
         ),
         1.0
     );
@@ -274,10 +254,8 @@ fn max_connections_blocks_the_acceptor_until_one_closes() {
         .expect("read timeout");
     read_response(&mut c, 1).expect("the queued request is answered");
     assert!(
-        metric(
-            &broker,
-            "kafka_network_acceptor_acceptorblockedpercent{listener=\"PLAINTEXT\"}"
-        ) > 0.0
+        broker.metric("kafka_network_acceptor_acceptorblockedpercent{listener=\"PLAINTEXT\"}")
+            > 0.0
     );
 }
 
@@ -390,10 +368,7 @@ fn a_consumer_that_never_reads_cannot_grow_broker_memory() {
     let broker = BrokerProcess::start(&[]);
     fill(&broker, "unread");
     let fetches = |b: &BrokerProcess| {
-        metric(
-            b,
-            "kafka_network_requestmetrics_requests_total{request=\"Fetch\"}",
-        )
+        b.metric("kafka_network_requestmetrics_requests_total{request=\"Fetch\"}")
     };
     let before = rss(&broker);
 

@@ -6,9 +6,12 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::kafka::{consume_with, consumer_with, produce, try_produce, Rec};
+use common::kafka::{
+    consume_with, consumer_with, produce, producer_with, refs, send_one, try_produce, Rec,
+};
 use common::tls::{write_atomically, Authority};
 use common::{free_port, wait_for, BrokerProcess, RawClient};
 use kafka_protocol::messages::{
@@ -21,6 +24,28 @@ use rdkafka::consumer::Consumer;
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                     user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
 
+/// A broker with a PLAINTEXT listener (to set credentials through) and a SASL_SSL one
+/// serving both SCRAM mechanisms with a certificate from a fresh CA, configured with the
+/// unprefixed keys (the prefixed ones are `sasl_broker`'s). Returns the broker, the
+/// SASL_SSL port and the CA file clients trust.
+fn scram_ssl_broker(dir: &Path, extra: &[(&str, &str)]) -> (BrokerProcess, u16, PathBuf) {
+    let ca = Authority::new("Strom test CA");
+    let keystore = write_atomically(dir, "broker.pem", &ca.broker().keystore_pem());
+    let trust = write_atomically(dir, "ca.pem", &ca.pem());
+    let sasl_port = free_port();
+    let listeners = format!("PLAINTEXT://127.0.0.1:{{PORT}},SASL_SSL://127.0.0.1:{sasl_port}");
+    let mut settings = vec![
+        ("listeners", listeners.as_str()),
+        ("sasl.enabled.mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256"),
+        (
+            "ssl.keystore.location",
+            keystore.to_str().expect("utf-8 path"),
+        ),
+    ];
+    settings.extend_from_slice(extra);
+    (BrokerProcess::start(&settings), sasl_port, trust)
+}
+
 /// A broker with a PLAINTEXT listener and a SASL one (`protocol`) serving PLAIN.
 fn sasl_broker(protocol: &str, extra: &[(&str, String)]) -> (BrokerProcess, u16) {
     let sasl_port = free_port();
@@ -32,11 +57,7 @@ fn sasl_broker(protocol: &str, extra: &[(&str, String)]) -> (BrokerProcess, u16)
         (format!("{prefix}.plain.sasl.jaas.config"), JAAS.into()),
     ];
     settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let refs: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    (BrokerProcess::start(&refs), sasl_port)
+    (BrokerProcess::start(&refs(&settings)), sasl_port)
 }
 
 fn plain_client(protocol: &str, user: &str, password: &str) -> Vec<(String, String)> {
@@ -46,17 +67,6 @@ fn plain_client(protocol: &str, user: &str, password: &str) -> Vec<(String, Stri
         ("sasl.username".into(), user.into()),
         ("sasl.password".into(), password.into()),
     ]
-}
-
-fn refs(s: &[(String, String)]) -> Vec<(&str, &str)> {
-    s.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
 }
 
 /// librdkafka's own error for a client, from fetching metadata (none when it works).
@@ -89,10 +99,8 @@ fn plain_over_sasl_plaintext_and_sasl_ssl() {
     produce(&bootstrap, "sasl-ssl", &refs(&alice), &records);
     let got = consume_with(&bootstrap, &refs(&alice), "sasl-ssl", 1, 50);
     assert_eq!(got.len(), 50, "{}", broker.log());
-    assert!(metric(
-        &broker.metrics(),
-        "kafka_server_socketservermetrics_successful_authentication_total{listener=\"SASL_SSL\"}"
-    ) >= 1);
+    assert!(broker.metric("kafka_server_socketservermetrics_successful_authentication_total{listener=\"SASL_SSL\"}"
+    ) >= 1.0);
 
     let (broker, port) = sasl_broker("SASL_PLAINTEXT", &[]);
     let bootstrap = format!("127.0.0.1:{port}");
@@ -110,9 +118,7 @@ fn wrong_passwords_and_unknown_users_are_refused_alike() {
     let (broker, port) = sasl_broker("SASL_PLAINTEXT", &[]);
     let bootstrap = format!("127.0.0.1:{port}");
     let failures = || {
-        metric(
-            &broker.metrics(),
-            "kafka_server_socketservermetrics_failed_authentication_total{listener=\"SASL_PLAINTEXT\"}",
+        broker.metric("kafka_server_socketservermetrics_failed_authentication_total{listener=\"SASL_PLAINTEXT\"}",
         )
     };
     // librdkafka reports a refused login as a transport failure; the exact answer is
@@ -124,7 +130,7 @@ fn wrong_passwords_and_unknown_users_are_refused_alike() {
         );
     }
     wait_for("both failures counted", Duration::from_secs(10), || {
-        (failures() >= 2).then_some(())
+        (failures() >= 2.0).then_some(())
     });
     let log = broker.log();
     assert!(
@@ -328,31 +334,17 @@ fn sessions_end_with_connections_max_reauth_ms() {
     // librdkafka re-authenticates by itself (KIP-368) and keeps producing.
     let bootstrap = format!("127.0.0.1:{port}");
     let alice = plain_client("SASL_PLAINTEXT", "alice", "alice-secret");
-    let before = metric(
-        &broker.metrics(),
-        "kafka_server_socketservermetrics_successful_authentication_total{listener=\"SASL_PLAINTEXT\"}",
+    let before = broker.metric("kafka_server_socketservermetrics_successful_authentication_total{listener=\"SASL_PLAINTEXT\"}",
     );
-    let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", &bootstrap);
-    for (k, v) in &alice {
-        config.set(k, v);
-    }
-    let producer: rdkafka::producer::BaseProducer = config.create().expect("producer");
+    let producer = producer_with(&bootstrap, &refs(&alice));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut sent = 0;
     // Produce until the broker has seen re-authentications on top of the first logins.
-    while metric(
-        &broker.metrics(),
-        "kafka_server_socketservermetrics_successful_authentication_total{listener=\"SASL_PLAINTEXT\"}",
-    ) < before + 4
+    while broker.metric("kafka_server_socketservermetrics_successful_authentication_total{listener=\"SASL_PLAINTEXT\"}",
+    ) < before + 4.0
     {
         assert!(Instant::now() < deadline, "no re-authentication:\n{}", broker.log());
-        producer
-            .send(rdkafka::producer::BaseRecord::<(), _>::to("reauth").payload("x"))
-            .map_err(|(e, _)| e)
-            .expect("enqueue");
-        rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))
-            .expect("delivered across re-authentications");
+        send_one(&producer, "reauth", "x").expect("delivered across re-authentications");
         sent += 1;
     }
     assert_eq!(
@@ -399,23 +391,10 @@ fn set_scram_password(port: u16, mechanism: i8, user: &str, password: &str) {
 #[test]
 fn scram_over_sasl_ssl_and_a_changed_password_ends_the_session_at_re_authentication() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ca = Authority::new("Strom test CA");
-    let keystore = write_atomically(dir.path(), "broker.pem", &ca.broker().keystore_pem());
-    let trust = write_atomically(dir.path(), "ca.pem", &ca.pem());
-    let sasl_port = free_port();
-    let listeners = format!("PLAINTEXT://127.0.0.1:{{PORT}},SASL_SSL://127.0.0.1:{sasl_port}");
-    let broker = BrokerProcess::start(&[
-        ("listeners", listeners.as_str()),
-        (
-            "listener.name.sasl_ssl.sasl.enabled.mechanisms",
-            "SCRAM-SHA-512,SCRAM-SHA-256",
-        ),
-        (
-            "listener.name.sasl_ssl.ssl.keystore.location",
-            keystore.to_str().expect("utf-8 path"),
-        ),
-        ("listener.name.sasl_ssl.connections.max.reauth.ms", "2000"),
-    ]);
+    let (broker, sasl_port, trust) = scram_ssl_broker(
+        dir.path(),
+        &[("listener.name.sasl_ssl.connections.max.reauth.ms", "2000")],
+    );
     set_scram_password(broker.port, 2, "alice", "alice-secret");
     let bootstrap = format!("127.0.0.1:{sasl_port}");
     let client = |password: &str| {
@@ -452,20 +431,10 @@ fn scram_over_sasl_ssl_and_a_changed_password_ends_the_session_at_re_authenticat
     );
 
     // A producer logged in with the old password...
-    let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", &bootstrap);
-    for (k, v) in client("alice-secret") {
-        config.set(k, v);
-    }
-    let producer: rdkafka::producer::BaseProducer = config.create().expect("producer");
-    producer
-        .send(rdkafka::producer::BaseRecord::<(), _>::to("scram").payload("before"))
-        .map_err(|(e, _)| e)
-        .expect("enqueue");
-    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).expect("delivered");
+    let producer = producer_with(&bootstrap, &refs(&client("alice-secret")));
+    send_one(&producer, "scram", "before").expect("delivered");
     let failed = || {
-        metric(
-            &broker.metrics(),
+        broker.metric(
             "kafka_server_socketservermetrics_failed_authentication_total{listener=\"SASL_SSL\"}",
         )
     };
@@ -502,19 +471,7 @@ fn java_client_over_sasl_ssl_with_scram() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let ca = Authority::new("Strom test CA");
-    let keystore = write_atomically(dir.path(), "broker.pem", &ca.broker().keystore_pem());
-    let trust = write_atomically(dir.path(), "ca.pem", &ca.pem());
-    let sasl_port = free_port();
-    let listeners = format!("PLAINTEXT://127.0.0.1:{{PORT}},SASL_SSL://127.0.0.1:{sasl_port}");
-    let broker = BrokerProcess::start(&[
-        ("listeners", listeners.as_str()),
-        ("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512"),
-        (
-            "ssl.keystore.location",
-            keystore.to_str().expect("utf-8 path"),
-        ),
-    ]);
+    let (broker, sasl_port, trust) = scram_ssl_broker(dir.path(), &[]);
     set_scram_password(broker.port, 1, "carol", "carol-secret");
     let jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required \
                 username=\"carol\" password=\"carol-secret\";";

@@ -7,7 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::kafka::{consume_with, consumer_with, produce, try_produce, Rec};
+use common::kafka::{
+    consume_with, consumer_with, produce, producer_with, refs, send_one, try_produce, Rec,
+};
 use common::tls::{write_atomically, Authority, Leaf};
 use common::{free_port, wait_for, BrokerProcess};
 use rcgen::DnType;
@@ -53,9 +55,8 @@ impl TlsBroker {
         format!("127.0.0.1:{}", self.ssl_port)
     }
 
-    fn failed_authentications(&self) -> u64 {
-        metric(
-            &self.broker.metrics(),
+    fn failed_authentications(&self) -> f64 {
+        self.broker.metric(
             "kafka_server_socketservermetrics_failed_authentication_total{listener=\"SSL\"}",
         )
     }
@@ -63,13 +64,6 @@ impl TlsBroker {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
-}
-
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
 }
 
 /// librdkafka settings for SSL that trusts `ca_file`, plus a client certificate if given.
@@ -89,10 +83,6 @@ fn ssl_settings(ca_file: &Path, client: Option<(&Path, &Path)>) -> Vec<(String, 
     s
 }
 
-fn as_refs(s: &[(String, String)]) -> Vec<(&str, &str)> {
-    s.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
 /// Writes a client's certificate and key into `dir` as `<name>.crt` / `<name>.key`.
 fn client_files(dir: &Path, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
     (
@@ -103,7 +93,7 @@ fn client_files(dir: &Path, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
 
 /// Whether a client with `settings` gets the cluster's metadata from `bootstrap`.
 fn reaches(bootstrap: &str, settings: &[(String, String)]) -> bool {
-    let consumer = consumer_with(bootstrap, &as_refs(settings));
+    let consumer = consumer_with(bootstrap, &refs(settings));
     consumer
         .fetch_metadata(None, Duration::from_secs(5))
         .is_ok()
@@ -123,9 +113,9 @@ fn ssl_listener_serves_produce_and_consume() {
     let client = ssl_settings(&b.dir.join("ca.pem"), None);
 
     let sent = records(200, "tls");
-    let acked = produce(&b.ssl_bootstrap(), "secure", &as_refs(&client), &sent);
+    let acked = produce(&b.ssl_bootstrap(), "secure", &refs(&client), &sent);
     assert_eq!(acked.len(), 200);
-    let over_tls = consume_with(&b.ssl_bootstrap(), &as_refs(&client), "secure", 1, 200);
+    let over_tls = consume_with(&b.ssl_bootstrap(), &refs(&client), "secure", 1, 200);
     let over_plaintext = consume_with(&b.broker.bootstrap(), &[], "secure", 1, 200);
     let values = |got: &[common::kafka::Got]| -> Vec<Vec<u8>> {
         got.iter().map(|g| g.value.clone()).collect()
@@ -193,7 +183,7 @@ fn mutual_tls_refuses_clients_without_a_trusted_certificate() {
     let acked = try_produce(
         &b.ssl_bootstrap(),
         "after-refusals",
-        &as_refs(&alice_settings),
+        &refs(&alice_settings),
         &records(10, "alice"),
     );
     assert!(acked.iter().all(Result::is_ok), "{acked:?}");
@@ -210,19 +200,8 @@ fn a_rotated_certificate_reaches_new_connections_without_a_restart() {
 
     // A producer connected before the rotation, trusting only the old CA.
     let old_client = ssl_settings(&old_trust, None);
-    let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", b.ssl_bootstrap());
-    for (k, v) in &old_client {
-        config.set(k, v);
-    }
-    let producer: rdkafka::producer::BaseProducer = config.create().expect("producer");
-    let send = |value: &str| {
-        producer
-            .send(rdkafka::producer::BaseRecord::<(), _>::to("rotation").payload(value))
-            .map_err(|(e, _)| e)
-            .expect("enqueue");
-        rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))
-    };
+    let producer = producer_with(&b.ssl_bootstrap(), &refs(&old_client));
+    let send = |value: &str| send_one(&producer, "rotation", value);
     send("before").expect("delivered before the rotation");
     assert!(!reaches(
         &b.ssl_bootstrap(),

@@ -82,14 +82,10 @@ pub fn try_produce(
 ) -> Vec<Delivery> {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000");
-    for (k, v) in settings {
-        config.set(*k, *v);
-    }
     let reports = Reports::default();
-    let producer: BaseProducer<Reports> = config
+    let producer: BaseProducer<Reports> = with_settings(config, bootstrap, settings)
         .create_with_context(reports.clone())
         .expect("producer");
     for (i, r) in records.iter().enumerate() {
@@ -151,14 +147,50 @@ pub fn consumer(bootstrap: &str) -> BaseConsumer {
 pub fn consumer_with(bootstrap: &str, settings: &[(&str, &str)]) -> BaseConsumer {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-test-unused")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100");
+    with_settings(config, bootstrap, settings)
+        .create()
+        .expect("consumer")
+}
+
+/// A plain producer with extra client settings, for tests that drive sends themselves.
+pub fn producer_with(bootstrap: &str, settings: &[(&str, &str)]) -> BaseProducer {
+    with_settings(ClientConfig::new(), bootstrap, settings)
+        .create()
+        .expect("producer")
+}
+
+/// Sends one record through `producer` and waits for it (the flush's error if it was not
+/// delivered).
+pub fn send_one(producer: &BaseProducer, topic: &str, value: &str) -> Result<(), KafkaError> {
+    producer
+        .send(BaseRecord::<(), _>::to(topic).payload(value))
+        .map_err(|(e, _)| e)?;
+    producer.flush(Duration::from_secs(30))
+}
+
+/// `config` pointed at `bootstrap`, with `settings` applied last so a test can override
+/// any default.
+fn with_settings(
+    mut config: ClientConfig,
+    bootstrap: &str,
+    settings: &[(&str, &str)],
+) -> ClientConfig {
+    config.set("bootstrap.servers", bootstrap);
     for (k, v) in settings {
         config.set(*k, *v);
     }
-    config.create().expect("consumer")
+    config
+}
+
+/// Owned settings (built per test) as the borrowed pairs the helpers take.
+pub fn refs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// Reads `partitions` of `topic` from the beginning until `expected` records arrived,

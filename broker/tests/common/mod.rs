@@ -225,6 +225,12 @@ impl BrokerProcess {
             .unwrap_or_default()
     }
 
+    /// The value of one metric series (name and labels) from `/metrics`; 0 when absent,
+    /// as a counter that never moved is not yet exported.
+    pub fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics(), series).unwrap_or(0.0)
+    }
+
     pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
@@ -252,6 +258,15 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// The segment `.log` files of a partition, in offset order.
+/// The value of the first sample of `series` (a metric name with its labels) in a
+/// Prometheus text exposition.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
