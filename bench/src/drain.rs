@@ -201,6 +201,7 @@ fn fill_and_drain(
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
         idempotence: false,
+        client_settings: Vec::new(),
     };
     let records = d.data_mib * MIB / args.record_size;
     let p = kafka::produce_throughput(

@@ -156,6 +156,7 @@ fn consume_part(
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
         idempotence: false,
+        client_settings: Vec::new(),
     };
     let acked = crate::produce_run(
         args,

@@ -36,6 +36,8 @@ pub struct ProducerSettings {
     /// enable.idempotence; off everywhere except where a run asks for it (it needs
     /// acks=all).
     pub idempotence: bool,
+    /// Extra librdkafka settings applied last (security, for one).
+    pub client_settings: Vec<(String, String)>,
 }
 
 impl ProducerSettings {
@@ -49,6 +51,9 @@ impl ProducerSettings {
             .set("enable.idempotence", self.idempotence.to_string())
             // A broker that stops answering fails the run in bounded time.
             .set("message.timeout.ms", "30000");
+        for (k, v) in &self.client_settings {
+            c.set(k, v);
+        }
         c
     }
 }
@@ -518,15 +523,42 @@ pub fn consume(
     record_size: usize,
     run_timeout: Duration,
 ) -> Result<ConsumeResult> {
+    consume_with(
+        bootstrap,
+        &[],
+        topic,
+        partitions,
+        expected,
+        pool,
+        record_size,
+        run_timeout,
+    )
+}
+
+/// `consume` with extra librdkafka settings (security, for one).
+#[allow(clippy::too_many_arguments)]
+pub fn consume_with(
+    bootstrap: &str,
+    client_settings: &[(String, String)],
+    topic: &str,
+    partitions: i32,
+    expected: u64,
+    pool: &[u8],
+    record_size: usize,
+    run_timeout: Duration,
+) -> Result<ConsumeResult> {
     let partitions = partitions.max(1);
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-bench")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .context("creating consumer")?;
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in client_settings {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create().context("creating consumer")?;
     let (low, high) = match records_on_topic(&consumer, topic, partitions) {
         Some((l, h)) => (Some(l), Some(h)),
         None => (None, None),

@@ -43,6 +43,7 @@ mod replicated;
 mod report;
 mod roll;
 mod scale;
+mod security;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -165,6 +166,10 @@ pub enum Command {
     /// Drain one broker holding --data-mib with the operator's rebalance code at a
     /// replication throttle, beside the throttle's floor and the unthrottled drain.
     Drain(drain::DrainArgs),
+    /// TLS and SASL beside plaintext: produce and consume through PLAINTEXT, SSL and
+    /// SASL_SSL (SCRAM-SHA-512) listeners of one broker, round after round, and the
+    /// handshake rate of each.
+    Security(security::SecurityArgs),
 }
 
 impl Args {
@@ -174,6 +179,7 @@ impl Args {
             Some(Command::Replicated(_)) => 512,
             Some(Command::Peer(ref p)) if p.quick => 32,
             Some(Command::Peer(_)) => 512,
+            Some(Command::Security(_)) => 512,
             _ => 1024,
         })
     }
@@ -229,6 +235,7 @@ pub struct Report {
     pub peer: Option<peer::PeerResult>,
     pub roll: Option<roll::RollResult>,
     pub drain: Option<drain::DrainResult>,
+    pub security: Option<security::SecurityResult>,
     pub shutdown_ms: Option<f64>,
     pub errors: Vec<String>,
 }
@@ -248,6 +255,7 @@ fn main() -> ExitCode {
         Some(Command::Peer(_)) => peer_table::markdown(&report),
         Some(Command::Roll(_)) => roll::markdown(&report),
         Some(Command::Drain(_)) => drain::markdown(&report),
+        Some(Command::Security(_)) => security::markdown(&report),
         _ => report::markdown(&report),
     };
     println!("{table}");
@@ -304,9 +312,13 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         })?;
         return scale::run(args, s, &broker_path, &base_dir, report);
     }
-    if matches!(args.command, Some(Command::Roll(_) | Command::Drain(_))) {
+    if matches!(
+        args.command,
+        Some(Command::Roll(_) | Command::Drain(_) | Command::Security(_))
+    ) {
         // Their limits are measured by the runs themselves (the idle roll; the throttle's
-        // floor and the unthrottled drain), not by disk or loopback probes.
+        // floor and the unthrottled drain; plaintext beside TLS), not by disk or loopback
+        // probes.
         let base_dir = describe_machine(args, report)?;
         let broker_path = args.broker.canonicalize().with_context(|| {
             format!(
@@ -318,6 +330,9 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         return match &args.command {
             Some(Command::Roll(r)) => roll::run(args, r, &broker_path, &base_dir, &pool, report),
             Some(Command::Drain(d)) => drain::run(args, d, &broker_path, &base_dir, &pool, report),
+            Some(Command::Security(s)) => {
+                security::run(args, s, &broker_path, &base_dir, &pool, report)
+            }
             _ => Ok(()),
         };
     }
@@ -350,7 +365,11 @@ fn run(args: &Args, report: &mut Report) -> Result<()> {
         Some(Command::Peer(p)) => peer::run(args, p, &broker_path, &base_dir, &pool, report),
         // Dispatched before the probes, above.
         Some(
-            Command::Connections(_) | Command::Scale(_) | Command::Roll(_) | Command::Drain(_),
+            Command::Connections(_)
+            | Command::Scale(_)
+            | Command::Roll(_)
+            | Command::Drain(_)
+            | Command::Security(_),
         ) => Ok(()),
         None => run_suite(args, &broker_path, &base_dir, &pool, report),
     }
@@ -467,6 +486,7 @@ fn run_suite(
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
         idempotence: false,
+        client_settings: Vec::new(),
     };
     let mut consume_topic = None;
     for acks in &args.acks {

@@ -312,6 +312,7 @@ fn producer_settings(args: &Args, bootstrap: &str) -> ProducerSettings {
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
         idempotence: false,
+        client_settings: Vec::new(),
     }
 }
 

@@ -197,6 +197,7 @@ fn measure(
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
         idempotence: r.idempotence,
+        client_settings: Vec::new(),
     };
     let poll = Duration::from_millis(r.isr_poll_ms.max(10));
     let (acked, seen) = watching_isr(&bootstrap, TOPIC, poll, || {

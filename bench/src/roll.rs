@@ -221,6 +221,7 @@ fn measure(
         batch_size: args.batch_size,
         record_size: args.record_size as usize,
         idempotence: true,
+        client_settings: Vec::new(),
     };
     phase(&format!(
         "load: acks=all, idempotent, {} records/s of {} B; {} s before the roll",

@@ -1,0 +1,478 @@
+//! `strom-bench security`: what TLS and SASL cost. One release broker serves three client
+//! listeners on loopback: PLAINTEXT, SSL, and SASL_SSL with SCRAM-SHA-512. The same
+//! produce (acks=1) and consume runs go through each listener in turn, round after round,
+//! so every encrypted figure sits beside a plaintext one from the same minutes on the same
+//! broker. Then the handshake rate: threads that each open a new client, connect, finish
+//! the TLS handshake (and the SCRAM exchange) and get metadata, over and over, with the
+//! broker's CPU time per handshake.
+//!
+//! The certificates come from rcgen (a CA and a broker certificate for 127.0.0.1); the
+//! SCRAM user is written by `strom-broker format --add-scram`, as an operator seeds its
+//! first user.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use serde::Serialize;
+
+use crate::broker::{self, Broker, CpuMeter};
+use crate::kafka::{self, ConsumeResult, ProduceResult, ProducerSettings};
+use crate::limits::MIB;
+use crate::{median, phase, Args, Report};
+
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-secret";
+
+#[derive(clap::Args, Debug, Clone, Serialize)]
+pub struct SecurityArgs {
+    /// Rounds of produce and consume through each listener (the figures are medians).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds each handshake run lasts.
+    #[arg(long, default_value_t = 10)]
+    handshake_secs: u64,
+    /// Threads opening connections at once in the handshake runs.
+    #[arg(long, default_value_t = 4)]
+    handshake_threads: usize,
+}
+
+/// A client listener of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Listener {
+    Plaintext,
+    Ssl,
+    SaslSsl,
+}
+
+impl Listener {
+    const ALL: [Listener; 3] = [Listener::Plaintext, Listener::Ssl, Listener::SaslSsl];
+
+    fn name(self) -> &'static str {
+        match self {
+            Listener::Plaintext => "PLAINTEXT",
+            Listener::Ssl => "SSL",
+            Listener::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SecurityRun {
+    pub round: usize,
+    pub listener: Listener,
+    pub produce: ProduceResult,
+    pub consume: ConsumeResult,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HandshakeResult {
+    pub listener: Listener,
+    pub threads: usize,
+    pub handshakes: u64,
+    pub failures: u64,
+    pub secs: f64,
+    pub per_sec: f64,
+    /// The broker's CPU time per completed handshake, in milliseconds.
+    pub broker_cpu_ms_per_handshake: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SecurityResult {
+    pub runs: Vec<SecurityRun>,
+    pub handshakes: Vec<HandshakeResult>,
+}
+
+impl SecurityResult {
+    /// Median produce and consume MB/s over the rounds of one listener.
+    pub fn medians(&self, listener: Listener) -> (Option<f64>, Option<f64>) {
+        let of = |f: fn(&SecurityRun) -> f64| {
+            median(
+                self.runs
+                    .iter()
+                    .filter(|r| r.listener == listener)
+                    .map(f)
+                    .collect(),
+            )
+        };
+        (of(|r| r.produce.mbps), of(|r| r.consume.mbps))
+    }
+}
+
+/// The broker's ports and the files clients need.
+struct Setup {
+    plaintext: u16,
+    ssl: u16,
+    sasl_ssl: u16,
+    ca_file: String,
+}
+
+impl Setup {
+    fn bootstrap(&self, listener: Listener) -> String {
+        let port = match listener {
+            Listener::Plaintext => self.plaintext,
+            Listener::Ssl => self.ssl,
+            Listener::SaslSsl => self.sasl_ssl,
+        };
+        format!("127.0.0.1:{port}")
+    }
+
+    /// librdkafka settings for `listener`; the CA is trusted and the host name checked.
+    fn client_settings(&self, listener: Listener) -> Vec<(String, String)> {
+        let mut s: Vec<(String, String)> = Vec::new();
+        let mut set = |k: &str, v: &str| s.push((k.to_string(), v.to_string()));
+        match listener {
+            Listener::Plaintext => {}
+            Listener::Ssl => {
+                set("security.protocol", "ssl");
+                set("ssl.ca.location", &self.ca_file);
+            }
+            Listener::SaslSsl => {
+                set("security.protocol", "sasl_ssl");
+                set("ssl.ca.location", &self.ca_file);
+                set("sasl.mechanism", "SCRAM-SHA-512");
+                set("sasl.username", USER);
+                set("sasl.password", PASSWORD);
+            }
+        }
+        s
+    }
+}
+
+pub fn run(
+    args: &Args,
+    sec: &SecurityArgs,
+    broker_path: &Path,
+    base_dir: &Path,
+    pool: &[u8],
+    report: &mut Report,
+) -> Result<()> {
+    let mut dir = tempfile::Builder::new()
+        .prefix("security-")
+        .tempdir_in(base_dir)?;
+    if args.keep_data {
+        dir.disable_cleanup(true);
+    }
+    let run_dir = dir.path().to_path_buf();
+
+    phase("certificates and the SCRAM user");
+    let ca_file = write_certificates(&run_dir)?;
+    let ports = broker::free_ports(4)?;
+    let setup = Setup {
+        plaintext: ports[0],
+        ssl: ports[1],
+        sasl_ssl: ports[2],
+        ca_file,
+    };
+    let listeners = format!(
+        "PLAINTEXT://127.0.0.1:{},SSL://127.0.0.1:{},SASL_SSL://127.0.0.1:{}",
+        setup.plaintext, setup.ssl, setup.sasl_ssl
+    );
+    let mut overrides = vec![
+        format!("listeners={listeners}"),
+        format!("advertised.listeners={listeners}"),
+        "node.id=0".to_string(),
+        format!(
+            "ssl.keystore.location={}",
+            run_dir.join("broker.pem").display()
+        ),
+        "sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
+    ];
+    overrides.extend_from_slice(&args.overrides);
+    format_with_user(broker_path, &run_dir, &overrides)?;
+
+    phase("start the broker");
+    let admin_addr = ([127, 0, 0, 1], ports[3]).into();
+    let kafka_addr = ([127, 0, 0, 1], setup.plaintext).into();
+    let (mut b, t0) = Broker::launch(
+        broker_path,
+        run_dir.clone(),
+        None,
+        kafka_addr,
+        admin_addr,
+        &overrides,
+    )?;
+    b.wait_serving(t0, Duration::from_secs(20), None)?;
+
+    let mut result = SecurityResult::default();
+    let records = args.produce_mib() * MIB / args.record_size;
+    let timeout = Duration::from_secs(args.run_timeout_secs);
+    for round in 1..=sec.rounds {
+        for listener in Listener::ALL {
+            let topic = format!("security-{}-{round}", listener.name().to_lowercase());
+            let settings = ProducerSettings {
+                bootstrap: setup.bootstrap(listener),
+                linger_ms: args.linger_ms,
+                batch_size: args.batch_size,
+                record_size: args.record_size as usize,
+                idempotence: false,
+                client_settings: setup.client_settings(listener),
+            };
+            phase(&format!(
+                "round {round}: produce {records} x {} B over {}",
+                args.record_size,
+                listener.name()
+            ));
+            thread::sleep(Duration::from_secs(args.settle_secs));
+            let meter = CpuMeter::start(b.pid);
+            let produced =
+                kafka::produce_throughput(&settings, &topic, 1, "1", records, 1, pool, timeout);
+            b.check_alive()?;
+            let mut produce = produced.with_context(|| format!("produce over {listener:?}"))?;
+            produce.cpu = meter.stop();
+            if produce.records_failed > 0 || produce.timed_out {
+                bail!(
+                    "produce over {}: {} failed, first error {:?}",
+                    listener.name(),
+                    produce.records_failed,
+                    produce.first_delivery_error
+                );
+            }
+            phase(&format!("round {round}: consume over {}", listener.name()));
+            thread::sleep(Duration::from_secs(args.settle_secs));
+            let meter = CpuMeter::start(b.pid);
+            let consumed = kafka::consume_with(
+                &settings.bootstrap,
+                &settings.client_settings,
+                &topic,
+                1,
+                produce.records_acked,
+                pool,
+                args.record_size as usize,
+                timeout,
+            );
+            b.check_alive()?;
+            let mut consume = consumed.with_context(|| format!("consume over {listener:?}"))?;
+            consume.cpu = meter.stop();
+            if consume.timed_out
+                || consume.records < consume.records_expected
+                || consume.payload_mismatches > 0
+                || consume.duplicates > 0
+            {
+                bail!(
+                    "consume over {}: {} of {} records, {} mismatches, {} duplicates, first error {:?}",
+                    listener.name(),
+                    consume.records,
+                    consume.records_expected,
+                    consume.payload_mismatches,
+                    consume.duplicates,
+                    consume.first_error
+                );
+            }
+            eprintln!(
+                "  produce {:.1} MB/s, consume {:.1} MB/s",
+                produce.mbps, consume.mbps
+            );
+            result.runs.push(SecurityRun {
+                round,
+                listener,
+                produce,
+                consume,
+            });
+        }
+    }
+
+    for listener in Listener::ALL {
+        phase(&format!(
+            "handshakes over {} ({} threads, {} s)",
+            listener.name(),
+            sec.handshake_threads,
+            sec.handshake_secs
+        ));
+        let h = handshakes(&setup, listener, sec, &b)?;
+        eprintln!(
+            "  {:.1} handshakes/s, broker {:?} ms CPU each, {} failures",
+            h.per_sec, h.broker_cpu_ms_per_handshake, h.failures
+        );
+        if h.failures > 0 {
+            report.errors.push(format!(
+                "{} handshakes over {} failed",
+                h.failures,
+                listener.name()
+            ));
+        }
+        result.handshakes.push(h);
+    }
+    report.security = Some(result);
+    phase("shutdown (SIGTERM)");
+    report.shutdown_ms = b.shutdown(Duration::from_secs(10)).map(broker::ms);
+    Ok(())
+}
+
+/// Writes `ca.pem` and the broker's `broker.pem` (certificate then key, the PEM keystore
+/// the broker reads) into `dir`; returns the CA file's path.
+fn write_certificates(dir: &Path) -> Result<String> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::CommonName, "strom-bench CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    leaf.distinguished_name = DistinguishedName::new();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "strom-broker");
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
+    std::fs::write(
+        dir.join("broker.pem"),
+        format!("{}{}", cert.pem(), key.serialize_pem()),
+    )?;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem())?;
+    Ok(ca_file.display().to_string())
+}
+
+/// `strom-broker format` of the run's data dir with the benchmark's SCRAM user.
+fn format_with_user(binary: &Path, run_dir: &Path, overrides: &[String]) -> Result<()> {
+    let mut cmd = Command::new(binary);
+    cmd.args(["format", "--cluster-id", "strom-bench-security"])
+        .arg("--add-scram")
+        .arg(format!("SCRAM-SHA-512=[name={USER},password={PASSWORD}]"))
+        .arg("--override")
+        .arg(format!("log.dirs={}", run_dir.join("data").display()));
+    for o in overrides {
+        cmd.arg("--override").arg(o);
+    }
+    let out = cmd.output().context("running strom-broker format")?;
+    if !out.status.success() {
+        bail!(
+            "strom-broker format failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Threads that each, until the time is up, make a new client on `listener` and wait for
+/// its metadata: a TCP connect, the TLS handshake and the SCRAM exchange where the
+/// listener has them, ApiVersions and Metadata.
+fn handshakes(
+    setup: &Setup,
+    listener: Listener,
+    sec: &SecurityArgs,
+    b: &Broker,
+) -> Result<HandshakeResult> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", setup.bootstrap(listener))
+        .set("group.id", "strom-bench-handshakes");
+    for (k, v) in setup.client_settings(listener) {
+        config.set(k, v);
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let meter = CpuMeter::start(b.pid);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..sec.handshake_threads.max(1))
+        .map(|_| {
+            let (config, done, failed, stop) =
+                (config.clone(), done.clone(), failed.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let ok = config
+                        .create::<BaseConsumer>()
+                        .ok()
+                        .and_then(|c| c.fetch_metadata(None, Duration::from_secs(10)).ok())
+                        .is_some();
+                    let counter = if ok { &done } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(sec.handshake_secs));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = meter.stop();
+    let handshakes = done.load(Ordering::Relaxed);
+    Ok(HandshakeResult {
+        listener,
+        threads: sec.handshake_threads,
+        handshakes,
+        failures: failed.load(Ordering::Relaxed),
+        secs,
+        per_sec: handshakes as f64 / secs,
+        broker_cpu_ms_per_handshake: cpu
+            .filter(|_| handshakes > 0)
+            .map(|c| c.broker_cpu_secs * 1000.0 / handshakes as f64),
+    })
+}
+
+pub fn markdown(r: &Report) -> String {
+    let m = &r.machine;
+    let mut s = format!(
+        "Machine: {} cores ({}), {:.1} GiB RAM, kernel {}; busy {} before the run\n\n",
+        m.nproc,
+        m.cpu_model.as_deref().unwrap_or("?"),
+        m.mem_total_kib.unwrap_or(0) as f64 / 1024.0 / 1024.0,
+        m.kernel.as_deref().unwrap_or("?"),
+        m.background_busy_pct
+            .map_or("?".to_string(), |b| format!("{b:.0}%")),
+    );
+    let Some(sec) = &r.security else {
+        return s;
+    };
+    let (plain_p, plain_c) = sec.medians(Listener::Plaintext);
+    let vs = |x: Option<f64>, base: Option<f64>| match (x, base) {
+        (Some(x), Some(b)) if b > 0.0 => format!("{:+.0}%", (x / b - 1.0) * 100.0),
+        _ => "?".to_string(),
+    };
+    let mbps = |x: Option<f64>| x.map_or("?".to_string(), |x| format!("{x:.1}"));
+    s.push_str("| Listener | Produce MB/s (median) | vs PLAINTEXT | Consume MB/s (median) | vs PLAINTEXT |\n");
+    s.push_str("|---|---|---|---|---|\n");
+    for listener in Listener::ALL {
+        let (p, c) = sec.medians(listener);
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            listener.name(),
+            mbps(p),
+            vs(p, plain_p),
+            mbps(c),
+            vs(c, plain_c)
+        ));
+    }
+    s.push_str("\n| Round | Listener | Produce MB/s | Broker CPU | Consume MB/s | Broker CPU |\n");
+    s.push_str("|---|---|---|---|---|---|\n");
+    let cpu =
+        |c: Option<&broker::CpuUse>| c.map_or("?".to_string(), |c| format!("{:.0}%", c.broker_pct));
+    for run in &sec.runs {
+        s.push_str(&format!(
+            "| {} | {} | {:.1} | {} | {:.1} | {} |\n",
+            run.round,
+            run.listener.name(),
+            run.produce.mbps,
+            cpu(run.produce.cpu.as_ref()),
+            run.consume.mbps,
+            cpu(run.consume.cpu.as_ref()),
+        ));
+    }
+    s.push_str(
+        "\n| Handshakes over | Threads | Per second | Broker CPU per handshake | Failures |\n",
+    );
+    s.push_str("|---|---|---|---|---|\n");
+    for h in &sec.handshakes {
+        s.push_str(&format!(
+            "| {} | {} | {:.1} | {} | {} |\n",
+            h.listener.name(),
+            h.threads,
+            h.per_sec,
+            h.broker_cpu_ms_per_handshake
+                .map_or("?".to_string(), |ms| format!("{ms:.2} ms")),
+            h.failures
+        ));
+    }
+    s
+}
