@@ -21,6 +21,8 @@ pub struct KafkaSpec {
     pub heap: String,
     /// Extra `key=value` broker properties (they win over the launcher's).
     pub overrides: Vec<String>,
+    /// Extra environment for the launcher (its STROM_KAFKA_* options).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running node. The launcher formats the directory (StorageTool) on its first
@@ -60,6 +62,7 @@ impl KafkaNode {
             .arg(voters)
             .args(&spec.overrides)
             .env("KAFKA_HEAP_OPTS", format!("-Xms{0} -Xmx{0}", spec.heap))
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -403,6 +403,7 @@ pub fn run(
                     launcher: launcher.clone(),
                     heap: p.kafka_heap.clone(),
                     overrides: Vec::new(),
+                    env: Vec::new(),
                 }),
             ),
         };

@@ -8,7 +8,9 @@
 //!
 //! The certificates come from rcgen (a CA and a broker certificate for 127.0.0.1); the
 //! SCRAM user is written by `strom-broker format --add-scram`, as an operator seeds its
-//! first user.
+//! first user. With `--kafka` the same runs go to Apache Kafka 4.4 (one KRaft node from
+//! the jars, the same three listeners, certificate and user) afterwards, so what the
+//! client itself costs over TLS shows beside what each broker costs.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,6 +25,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use serde::Serialize;
 
+use crate::apache::{KafkaNode, KafkaSpec};
 use crate::broker::{self, Broker, CpuMeter};
 use crate::kafka::{self, ConsumeResult, ProduceResult, ProducerSettings};
 use crate::limits::MIB;
@@ -42,6 +45,15 @@ pub struct SecurityArgs {
     /// Threads opening connections at once in the handshake runs.
     #[arg(long, default_value_t = 4)]
     handshake_threads: usize,
+    /// Also run everything against Apache Kafka 4.4 (needs scripts/jvm-setup.sh).
+    #[arg(long)]
+    kafka: bool,
+    /// The Apache Kafka node launcher.
+    #[arg(long, default_value = "e2e/jvm/bin/apache-kafka-node")]
+    kafka_launcher: std::path::PathBuf,
+    /// Apache Kafka's JVM heap (-Xms and -Xmx); 1g is Kafka's own default.
+    #[arg(long, default_value = "1g")]
+    kafka_heap: String,
 }
 
 /// A client listener of the run.
@@ -84,13 +96,20 @@ pub struct HandshakeResult {
     pub broker_cpu_ms_per_handshake: Option<f64>,
 }
 
+/// Strom's runs, then Apache Kafka's when asked for.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SecurityResult {
+    pub sides: Vec<SideResult>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SideResult {
+    pub side: String,
     pub runs: Vec<SecurityRun>,
     pub handshakes: Vec<HandshakeResult>,
 }
 
-impl SecurityResult {
+impl SideResult {
     /// Median produce and consume MB/s over the rounds of one listener.
     pub fn medians(&self, listener: Listener) -> (Option<f64>, Option<f64>) {
         let of = |f: fn(&SecurityRun) -> f64| {
@@ -115,6 +134,24 @@ struct Setup {
 }
 
 impl Setup {
+    /// Ports: PLAINTEXT, SSL, SASL_SSL (a fourth, if any, is the caller's).
+    fn new(ports: &[u16], ca_file: &str) -> Setup {
+        Setup {
+            plaintext: ports[0],
+            ssl: ports[1],
+            sasl_ssl: ports[2],
+            ca_file: ca_file.to_string(),
+        }
+    }
+
+    /// The `listeners` value for the three client listeners.
+    fn listeners(&self) -> String {
+        format!(
+            "PLAINTEXT://127.0.0.1:{},SSL://127.0.0.1:{},SASL_SSL://127.0.0.1:{}",
+            self.plaintext, self.ssl, self.sasl_ssl
+        )
+    }
+
     fn bootstrap(&self, listener: Listener) -> String {
         let port = match listener {
             Listener::Plaintext => self.plaintext,
@@ -160,48 +197,129 @@ pub fn run(
     if args.keep_data {
         dir.disable_cleanup(true);
     }
-    let run_dir = dir.path().to_path_buf();
+    phase("certificates");
+    let ca_file = write_certificates(dir.path())?;
+    let keystore = dir.path().join("broker.pem");
+    let mut result = SecurityResult::default();
 
-    phase("certificates and the SCRAM user");
-    let ca_file = write_certificates(&run_dir)?;
+    phase("Strom: format with the SCRAM user and start");
+    let run_dir = dir.path().join("strom");
     let ports = broker::free_ports(4)?;
-    let setup = Setup {
-        plaintext: ports[0],
-        ssl: ports[1],
-        sasl_ssl: ports[2],
-        ca_file,
-    };
-    let listeners = format!(
-        "PLAINTEXT://127.0.0.1:{},SSL://127.0.0.1:{},SASL_SSL://127.0.0.1:{}",
-        setup.plaintext, setup.ssl, setup.sasl_ssl
-    );
+    let setup = Setup::new(&ports, &ca_file);
+    let listeners = setup.listeners();
     let mut overrides = vec![
         format!("listeners={listeners}"),
         format!("advertised.listeners={listeners}"),
         "node.id=0".to_string(),
-        format!(
-            "ssl.keystore.location={}",
-            run_dir.join("broker.pem").display()
-        ),
+        format!("ssl.keystore.location={}", keystore.display()),
         "sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
     ];
     overrides.extend_from_slice(&args.overrides);
+    std::fs::create_dir_all(&run_dir)?;
     format_with_user(broker_path, &run_dir, &overrides)?;
-
-    phase("start the broker");
-    let admin_addr = ([127, 0, 0, 1], ports[3]).into();
-    let kafka_addr = ([127, 0, 0, 1], setup.plaintext).into();
     let (mut b, t0) = Broker::launch(
         broker_path,
-        run_dir.clone(),
+        run_dir,
         None,
-        kafka_addr,
-        admin_addr,
+        ([127, 0, 0, 1], setup.plaintext).into(),
+        ([127, 0, 0, 1], ports[3]).into(),
         &overrides,
     )?;
     b.wait_serving(t0, Duration::from_secs(20), None)?;
+    let pids = [b.pid];
+    let strom = measure(
+        "Strom",
+        &setup,
+        &pids,
+        &mut || b.check_alive(),
+        args,
+        sec,
+        pool,
+    );
+    phase("Strom: shutdown (SIGTERM)");
+    report.shutdown_ms = b.shutdown(Duration::from_secs(10)).map(broker::ms);
+    result.sides.push(strom?);
 
-    let mut result = SecurityResult::default();
+    if sec.kafka {
+        let launcher = sec.kafka_launcher.canonicalize().with_context(|| {
+            format!(
+                "Apache Kafka launcher {} (run from the repository root after scripts/jvm-setup.sh)",
+                sec.kafka_launcher.display()
+            )
+        })?;
+        phase("Apache Kafka: format with the SCRAM user and start");
+        let ports = broker::free_ports(4)?;
+        let setup = Setup::new(&ports, &ca_file);
+        let spec = KafkaSpec {
+            launcher,
+            heap: sec.kafka_heap.clone(),
+            overrides: vec![
+                format!(
+                    "listeners={},CONTROLLER://127.0.0.1:{}",
+                    setup.listeners(),
+                    ports[3]
+                ),
+                format!("advertised.listeners={}", setup.listeners()),
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL".to_string(),
+                "ssl.keystore.type=PEM".to_string(),
+                format!("ssl.keystore.location={}", keystore.display()),
+                "sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;".to_string(),
+            ],
+            // The launcher hands this to kafka-storage format, as `--add-scram`.
+            env: vec![("STROM_KAFKA_ADD_SCRAM".to_string(), scram_spec())],
+        };
+        let (mut k, _) = KafkaNode::launch(
+            &spec,
+            &dir.path().join("kafka"),
+            1,
+            setup.plaintext,
+            ports[3],
+            &format!("1@127.0.0.1:{}", ports[3]),
+        )?;
+        wait_for_metadata(&setup, &mut || k.check_alive())?;
+        // The launcher's JVM and whatever else it runs.
+        let pids = broker::process_tree(k.pid);
+        let kafka = measure(
+            "Apache Kafka",
+            &setup,
+            &pids,
+            &mut || k.check_alive(),
+            args,
+            sec,
+            pool,
+        );
+        k.shutdown(Duration::from_secs(20));
+        result.sides.push(kafka?);
+    }
+    for side in &result.sides {
+        for h in side.handshakes.iter().filter(|h| h.failures > 0) {
+            report.errors.push(format!(
+                "{}: {} handshakes over {} failed",
+                side.side,
+                h.failures,
+                h.listener.name()
+            ));
+        }
+    }
+    report.security = Some(result);
+    Ok(())
+}
+
+/// The produce and consume rounds, then the handshake runs, against one broker process.
+fn measure(
+    side: &str,
+    setup: &Setup,
+    pids: &[u32],
+    check_alive: &mut dyn FnMut() -> Result<()>,
+    args: &Args,
+    sec: &SecurityArgs,
+    pool: &[u8],
+) -> Result<SideResult> {
+    let mut result = SideResult {
+        side: side.to_string(),
+        ..Default::default()
+    };
     let records = args.produce_mib() * MIB / args.record_size;
     let timeout = Duration::from_secs(args.run_timeout_secs);
     for round in 1..=sec.rounds {
@@ -216,28 +334,31 @@ pub fn run(
                 client_settings: setup.client_settings(listener),
             };
             phase(&format!(
-                "round {round}: produce {records} x {} B over {}",
+                "{side} round {round}: produce {records} x {} B over {}",
                 args.record_size,
                 listener.name()
             ));
             thread::sleep(Duration::from_secs(args.settle_secs));
-            let meter = CpuMeter::start(b.pid);
+            let meter = CpuMeter::start_all(pids);
             let produced =
                 kafka::produce_throughput(&settings, &topic, 1, "1", records, 1, pool, timeout);
-            b.check_alive()?;
+            check_alive()?;
             let mut produce = produced.with_context(|| format!("produce over {listener:?}"))?;
             produce.cpu = meter.stop();
             if produce.records_failed > 0 || produce.timed_out {
                 bail!(
-                    "produce over {}: {} failed, first error {:?}",
+                    "{side}: produce over {}: {} failed, first error {:?}",
                     listener.name(),
                     produce.records_failed,
                     produce.first_delivery_error
                 );
             }
-            phase(&format!("round {round}: consume over {}", listener.name()));
+            phase(&format!(
+                "{side} round {round}: consume over {}",
+                listener.name()
+            ));
             thread::sleep(Duration::from_secs(args.settle_secs));
-            let meter = CpuMeter::start(b.pid);
+            let meter = CpuMeter::start_all(pids);
             let consumed = kafka::consume_with(
                 &settings.bootstrap,
                 &settings.client_settings,
@@ -248,7 +369,7 @@ pub fn run(
                 args.record_size as usize,
                 timeout,
             );
-            b.check_alive()?;
+            check_alive()?;
             let mut consume = consumed.with_context(|| format!("consume over {listener:?}"))?;
             consume.cpu = meter.stop();
             if consume.timed_out
@@ -257,7 +378,7 @@ pub fn run(
                 || consume.duplicates > 0
             {
                 bail!(
-                    "consume over {}: {} of {} records, {} mismatches, {} duplicates, first error {:?}",
+                    "{side}: consume over {}: {} of {} records, {} mismatches, {} duplicates, first error {:?}",
                     listener.name(),
                     consume.records,
                     consume.records_expected,
@@ -278,32 +399,43 @@ pub fn run(
             });
         }
     }
-
     for listener in Listener::ALL {
         phase(&format!(
-            "handshakes over {} ({} threads, {} s)",
+            "{side}: handshakes over {} ({} threads, {} s)",
             listener.name(),
             sec.handshake_threads,
             sec.handshake_secs
         ));
-        let h = handshakes(&setup, listener, sec, &b)?;
+        let h = handshakes(setup, listener, sec, pids)?;
+        check_alive()?;
         eprintln!(
             "  {:.1} handshakes/s, broker {:?} ms CPU each, {} failures",
             h.per_sec, h.broker_cpu_ms_per_handshake, h.failures
         );
-        if h.failures > 0 {
-            report.errors.push(format!(
-                "{} handshakes over {} failed",
-                h.failures,
-                listener.name()
-            ));
-        }
         result.handshakes.push(h);
     }
-    report.security = Some(result);
-    phase("shutdown (SIGTERM)");
-    report.shutdown_ms = b.shutdown(Duration::from_secs(10)).map(broker::ms);
-    Ok(())
+    Ok(result)
+}
+
+/// Polls metadata over the plaintext listener until it answers (Kafka's JVM start-up).
+fn wait_for_metadata(setup: &Setup, check_alive: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", setup.bootstrap(Listener::Plaintext))
+        .create()?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        check_alive()?;
+        if client.fetch_metadata(None, Duration::from_secs(2)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("Apache Kafka did not answer metadata within 90 s");
+        }
+    }
+}
+
+fn scram_spec() -> String {
+    format!("SCRAM-SHA-512=[name={USER},password={PASSWORD}]")
 }
 
 /// Writes `ca.pem` and the broker's `broker.pem` (certificate then key, the PEM keystore
@@ -359,7 +491,7 @@ fn handshakes(
     setup: &Setup,
     listener: Listener,
     sec: &SecurityArgs,
-    b: &Broker,
+    pids: &[u32],
 ) -> Result<HandshakeResult> {
     let mut config = ClientConfig::new();
     config
@@ -371,7 +503,7 @@ fn handshakes(
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let meter = CpuMeter::start(b.pid);
+    let meter = CpuMeter::start_all(pids);
     let started = Instant::now();
     let workers: Vec<_> = (0..sec.handshake_threads.max(1))
         .map(|_| {
@@ -425,54 +557,66 @@ pub fn markdown(r: &Report) -> String {
     let Some(sec) = &r.security else {
         return s;
     };
-    let (plain_p, plain_c) = sec.medians(Listener::Plaintext);
     let vs = |x: Option<f64>, base: Option<f64>| match (x, base) {
         (Some(x), Some(b)) if b > 0.0 => format!("{:+.0}%", (x / b - 1.0) * 100.0),
         _ => "?".to_string(),
     };
     let mbps = |x: Option<f64>| x.map_or("?".to_string(), |x| format!("{x:.1}"));
-    s.push_str("| Listener | Produce MB/s (median) | vs PLAINTEXT | Consume MB/s (median) | vs PLAINTEXT |\n");
-    s.push_str("|---|---|---|---|---|\n");
-    for listener in Listener::ALL {
-        let (p, c) = sec.medians(listener);
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            listener.name(),
-            mbps(p),
-            vs(p, plain_p),
-            mbps(c),
-            vs(c, plain_c)
-        ));
-    }
-    s.push_str("\n| Round | Listener | Produce MB/s | Broker CPU | Consume MB/s | Broker CPU |\n");
+    s.push_str("| Broker | Listener | Produce MB/s (median) | vs PLAINTEXT | Consume MB/s (median) | vs PLAINTEXT |\n");
     s.push_str("|---|---|---|---|---|---|\n");
-    let cpu =
-        |c: Option<&broker::CpuUse>| c.map_or("?".to_string(), |c| format!("{:.0}%", c.broker_pct));
-    for run in &sec.runs {
-        s.push_str(&format!(
-            "| {} | {} | {:.1} | {} | {:.1} | {} |\n",
-            run.round,
-            run.listener.name(),
-            run.produce.mbps,
-            cpu(run.produce.cpu.as_ref()),
-            run.consume.mbps,
-            cpu(run.consume.cpu.as_ref()),
-        ));
+    for side in &sec.sides {
+        let (plain_p, plain_c) = side.medians(Listener::Plaintext);
+        for listener in Listener::ALL {
+            let (p, c) = side.medians(listener);
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                side.side,
+                listener.name(),
+                mbps(p),
+                vs(p, plain_p),
+                mbps(c),
+                vs(c, plain_c)
+            ));
+        }
+    }
+    let cpu = |c: Option<&broker::CpuUse>| {
+        c.map_or("?".to_string(), |c| {
+            format!("broker {:.0}%, client {:.0}%", c.broker_pct, c.client_pct)
+        })
+    };
+    s.push_str("\n| Broker | Round | Listener | Produce MB/s | CPU | Consume MB/s | CPU |\n");
+    s.push_str("|---|---|---|---|---|---|---|\n");
+    for side in &sec.sides {
+        for run in &side.runs {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {} | {:.1} | {} |\n",
+                side.side,
+                run.round,
+                run.listener.name(),
+                run.produce.mbps,
+                cpu(run.produce.cpu.as_ref()),
+                run.consume.mbps,
+                cpu(run.consume.cpu.as_ref()),
+            ));
+        }
     }
     s.push_str(
-        "\n| Handshakes over | Threads | Per second | Broker CPU per handshake | Failures |\n",
+        "\n| Broker | Handshakes over | Threads | Per second | Broker CPU per handshake | Failures |\n",
     );
-    s.push_str("|---|---|---|---|---|\n");
-    for h in &sec.handshakes {
-        s.push_str(&format!(
-            "| {} | {} | {:.1} | {} | {} |\n",
-            h.listener.name(),
-            h.threads,
-            h.per_sec,
-            h.broker_cpu_ms_per_handshake
-                .map_or("?".to_string(), |ms| format!("{ms:.2} ms")),
-            h.failures
-        ));
+    s.push_str("|---|---|---|---|---|---|\n");
+    for side in &sec.sides {
+        for h in &side.handshakes {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {} | {} |\n",
+                side.side,
+                h.listener.name(),
+                h.threads,
+                h.per_sec,
+                h.broker_cpu_ms_per_handshake
+                    .map_or("?".to_string(), |ms| format!("{ms:.2} ms")),
+                h.failures
+            ));
+        }
     }
     s
 }
