@@ -2,7 +2,7 @@
 //! connection) out. Every codec is `kafka-protocol`'s; this module only picks the handler
 //! by api key and version and frames the answer.
 
-mod acls;
+pub mod acls;
 mod admin;
 mod api_versions;
 mod client_quotas;
