@@ -314,4 +314,82 @@ mod tests {
         assert_eq!(authorizer.len(), 1);
         assert!(allowed(&authorizer));
     }
+
+    fn access(acls: &[AclBinding], principal: &str) -> Access {
+        let mut authorizer = Authorizer::new(AuthorizerConfig::default());
+        for binding in acls {
+            authorizer
+                .add(Uuid::new_v4(), binding.clone())
+                .expect("add");
+        }
+        Access {
+            authorizer: Some(Arc::new(authorizer)),
+            principal: KafkaPrincipal::parse(principal).ok(),
+            host: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn without_an_authorizer_everything_is_allowed() {
+        let open = Access::unrestricted();
+        assert!(!open.enabled());
+        assert!(open.allows(AclOperation::Write, ResourceType::Topic, "t"));
+        assert!(open.cluster(AclOperation::ClusterAction));
+        assert!(open.allows_any(AclOperation::Write, ResourceType::Topic));
+        assert_eq!(
+            open.filter(AclOperation::Read, ResourceType::Topic, ["a", "b", "a"]),
+            HashSet::from(["a".to_string(), "b".to_string()])
+        );
+        // Kafka without an authorizer reports every supported operation.
+        assert_eq!(open.operations(ResourceType::Topic, "t"), 3576);
+        assert_eq!(open.operations(ResourceType::Cluster, CLUSTER_NAME), 8096);
+        assert_eq!(open.operations(ResourceType::Group, "g"), 3400);
+    }
+
+    #[test]
+    fn filter_keeps_what_is_allowed_once() {
+        let a = access(&[read_orders()], "User:alice");
+        assert!(a.enabled());
+        assert_eq!(
+            a.filter(
+                AclOperation::Read,
+                ResourceType::Topic,
+                ["orders", "other", "orders"]
+            ),
+            HashSet::from(["orders".to_string()])
+        );
+        // READ implies DESCRIBE, not WRITE.
+        assert!(a.allows(AclOperation::Describe, ResourceType::Topic, "orders"));
+        assert!(!a.allows(AclOperation::Write, ResourceType::Topic, "orders"));
+        // READ | DESCRIBE.
+        assert_eq!(a.operations(ResourceType::Topic, "orders"), 264);
+        assert!(!a.cluster(AclOperation::Describe));
+        assert!(!a.allows_any(AclOperation::Write, ResourceType::Topic));
+        assert!(a.allows_any(AclOperation::Read, ResourceType::Topic));
+    }
+
+    #[test]
+    fn an_unparseable_principal_is_allowed_nothing() {
+        let a = access(&[read_orders()], "alice-without-a-type");
+        assert!(!a.allows(AclOperation::Read, ResourceType::Topic, "orders"));
+        assert!(!a.allows_any(AclOperation::Read, ResourceType::Topic));
+        assert_eq!(a.operations(ResourceType::Topic, "orders"), 0);
+    }
+
+    #[test]
+    fn refusals_use_the_resource_types_error() {
+        use kafka_protocol::error::ResponseError;
+        assert_eq!(
+            denied_error(ResourceType::Topic),
+            ResponseError::TopicAuthorizationFailed
+        );
+        assert_eq!(
+            denied_error(ResourceType::TransactionalId),
+            ResponseError::TransactionalIdAuthorizationFailed
+        );
+        assert_eq!(
+            denied_error(ResourceType::User),
+            ResponseError::ClusterAuthorizationFailed
+        );
+    }
 }

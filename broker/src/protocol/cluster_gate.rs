@@ -153,3 +153,91 @@ pub fn refusal(request: &RequestKind) -> Option<ResponseKind> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every API the gate guards has a refusal, and the refusal is its own response.
+    #[test]
+    fn every_guarded_api_has_its_refusal() {
+        let requests = vec![
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
+            RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+            RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default()),
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+            RequestKind::UnregisterBroker(UnregisterBrokerRequest::default()),
+            RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
+            RequestKind::UpdateFeatures(UpdateFeaturesRequest::default()),
+            RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default(),
+            ),
+            RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default()),
+            RequestKind::ListConfigResources(ListConfigResourcesRequest::default()),
+        ];
+        for request in &requests {
+            assert!(operation(request).is_some(), "{request:?}");
+            let refusal = refusal(request).expect("a refusal");
+            assert_eq!(
+                std::mem::discriminant(&refusal),
+                std::mem::discriminant(&match request {
+                    RequestKind::DescribeLogDirs(_) => {
+                        ResponseKind::DescribeLogDirs(Default::default())
+                    }
+                    RequestKind::ElectLeaders(_) => ResponseKind::ElectLeaders(Default::default()),
+                    RequestKind::AlterPartitionReassignments(_) => {
+                        ResponseKind::AlterPartitionReassignments(Default::default())
+                    }
+                    RequestKind::ListPartitionReassignments(_) => {
+                        ResponseKind::ListPartitionReassignments(Default::default())
+                    }
+                    RequestKind::UnregisterBroker(_) => {
+                        ResponseKind::UnregisterBroker(Default::default())
+                    }
+                    RequestKind::DescribeQuorum(_) => {
+                        ResponseKind::DescribeQuorum(Default::default())
+                    }
+                    RequestKind::UpdateFeatures(_) => {
+                        ResponseKind::UpdateFeatures(Default::default())
+                    }
+                    RequestKind::DescribeUserScramCredentials(_) => {
+                        ResponseKind::DescribeUserScramCredentials(Default::default())
+                    }
+                    RequestKind::AlterUserScramCredentials(_) => {
+                        ResponseKind::AlterUserScramCredentials(Default::default())
+                    }
+                    _ => ResponseKind::ListConfigResources(Default::default()),
+                })
+            );
+        }
+        // Never the unguarded ones.
+        assert!(operation(&RequestKind::ApiVersions(ApiVersionsRequest::default())).is_none());
+        assert!(operation(&RequestKind::Metadata(MetadataRequest::default())).is_none());
+    }
+
+    #[test]
+    fn scram_alteration_refuses_each_user_once() {
+        use kafka_protocol::messages::alter_user_scram_credentials_request::{
+            ScramCredentialDeletion, ScramCredentialUpsertion,
+        };
+        let request = AlterUserScramCredentialsRequest::default()
+            .with_deletions(vec![
+                ScramCredentialDeletion::default().with_name(str_bytes("a"))
+            ])
+            .with_upsertions(vec![
+                ScramCredentialUpsertion::default().with_name(str_bytes("a")),
+                ScramCredentialUpsertion::default().with_name(str_bytes("b")),
+            ]);
+        let Some(ResponseKind::AlterUserScramCredentials(r)) =
+            refusal(&RequestKind::AlterUserScramCredentials(request))
+        else {
+            panic!("not an AlterUserScramCredentials response");
+        };
+        let users: Vec<&str> = r.results.iter().map(|u| u.user.as_str()).collect();
+        assert_eq!(users, ["a", "b"]);
+        assert!(r
+            .results
+            .iter()
+            .all(|u| u.error_code == ResponseError::ClusterAuthorizationFailed.code()));
+    }
+}
