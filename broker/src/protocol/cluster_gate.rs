@@ -11,6 +11,7 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+use kafka_protocol::messages::describe_user_scram_credentials_response::DescribeUserScramCredentialsResult;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::*;
 
@@ -120,11 +121,27 @@ pub fn refusal(request: &RequestKind) -> Option<ResponseKind> {
                 .with_error_code(code)
                 .with_error_message(text()),
         ),
-        RequestKind::DescribeUserScramCredentials(_) => ResponseKind::DescribeUserScramCredentials(
-            DescribeUserScramCredentialsResponse::default()
-                .with_error_code(code)
-                .with_error_message(text()),
-        ),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            // Kafka's getErrorResponse: a result per named user carrying the error, with
+            // the user's name left empty (Kafka does not set it). With no list (all users)
+            // Kafka 4.4 fails to build this response and sends nothing; Strom answers.
+            let results = r
+                .users
+                .iter()
+                .flatten()
+                .map(|_| {
+                    DescribeUserScramCredentialsResult::default()
+                        .with_error_code(code)
+                        .with_error_message(text())
+                })
+                .collect();
+            ResponseKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(text())
+                    .with_results(results),
+            )
+        }
         RequestKind::AlterUserScramCredentials(r) => {
             // Each user named, once, as Kafka's getErrorResponse does.
             let users: BTreeSet<&str> = r
