@@ -11,15 +11,16 @@
 //! starting to serve; a broker-only node registers and catches up first), and
 //! [`LiveAcls::current`] always brings the authorizer to the image it is asked with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use uuid::Uuid;
 
 use super::acl::{
-    host_address, AclBinding, AclOperation, AuthorizationResult, Authorizer, AuthorizerConfig,
-    KafkaPrincipal, ResourceType,
+    authorization_error, host_address, operations_bitfield, supported_operations, AclBinding,
+    AclOperation, AuthorizationResult, Authorizer, AuthorizerConfig, KafkaPrincipal, ResourceType,
+    CLUSTER_NAME,
 };
 use crate::broker::Broker;
 use crate::metadata::MetadataImage;
@@ -109,16 +110,7 @@ pub fn authorize(
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
-    let Some(authorizer) = broker.acls.current(&broker.metadata.image()) else {
-        return true;
-    };
-    let (Some(principal), host) = requester(ctx) else {
-        return false;
-    };
-    let decision = authorizer.decide(&principal, &host, op, resource_type, name);
-    tracing::debug!(principal = %principal, %host, ?op, ?resource_type, name,
-        result = ?decision.result, rule = ?decision.rule, "authorization");
-    decision.result == AuthorizationResult::Allowed
+    Access::of(broker, ctx).allows(op, resource_type, name)
 }
 
 /// Kafka's `authorizeByResourceType`: may the principal do `op` on at least one resource
@@ -130,16 +122,123 @@ pub fn authorize_any(
     op: AclOperation,
     resource_type: ResourceType,
 ) -> bool {
-    let Some(authorizer) = broker.acls.current(&broker.metadata.image()) else {
-        return true;
-    };
-    let (Some(principal), host) = requester(ctx) else {
-        return false;
-    };
-    matches!(
-        authorizer.authorize_by_resource_type(&principal, &host, op, resource_type),
-        Ok(AuthorizationResult::Allowed)
-    )
+    Access::of(broker, ctx).allows_any(op, resource_type)
+}
+
+/// One request's view of the authorizer: the authorizer as of the current image, the
+/// requester's principal and host. Handlers that ask many questions (one per topic or
+/// group) take it once, so a request sees one ACL set throughout, as Kafka's batched
+/// `authorize` calls do.
+pub struct Access {
+    /// `None` without an authorizer: everything is allowed.
+    authorizer: Option<Arc<Authorizer>>,
+    /// `None` for a principal that does not parse: nothing is allowed.
+    principal: Option<KafkaPrincipal>,
+    host: String,
+}
+
+impl Access {
+    pub fn of(broker: &Broker, ctx: &RequestContext<'_>) -> Access {
+        let authorizer = broker.acls.current(&broker.metadata.image());
+        let (principal, host) = requester(ctx);
+        Access {
+            authorizer,
+            principal,
+            host,
+        }
+    }
+
+    /// An `Access` that allows everything (no authorizer), for callers without a request.
+    pub fn unrestricted() -> Access {
+        Access {
+            authorizer: None,
+            principal: None,
+            host: String::new(),
+        }
+    }
+
+    /// Whether an authorizer is configured.
+    pub fn enabled(&self) -> bool {
+        self.authorizer.is_some()
+    }
+
+    /// May the requester do `op` on the LITERAL resource `name`? Each decision is logged
+    /// at debug with the principal, host, operation, resource and the rule that decided.
+    pub fn allows(&self, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
+        let Some(authorizer) = &self.authorizer else {
+            return true;
+        };
+        let Some(principal) = &self.principal else {
+            tracing::debug!(host = %self.host, ?op, ?resource_type, name,
+                "authorization denied: the principal does not parse");
+            return false;
+        };
+        let decision = authorizer.decide(principal, &self.host, op, resource_type, name);
+        tracing::debug!(principal = %principal, host = %self.host, ?op, ?resource_type, name,
+            result = ?decision.result, rule = ?decision.rule, "authorization");
+        decision.result == AuthorizationResult::Allowed
+    }
+
+    /// `op` on the cluster resource (`kafka-cluster`).
+    pub fn cluster(&self, op: AclOperation) -> bool {
+        self.allows(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Kafka's `authorizeByResourceType`.
+    pub fn allows_any(&self, op: AclOperation, resource_type: ResourceType) -> bool {
+        let Some(authorizer) = &self.authorizer else {
+            return true;
+        };
+        let Some(principal) = &self.principal else {
+            return false;
+        };
+        matches!(
+            authorizer.authorize_by_resource_type(principal, &self.host, op, resource_type),
+            Ok(AuthorizationResult::Allowed)
+        )
+    }
+
+    /// Kafka's `filterByAuthorized`: the names among `names` the requester may do `op` on.
+    pub fn filter<'a>(
+        &self,
+        op: AclOperation,
+        resource_type: ResourceType,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> HashSet<String> {
+        let mut allowed = HashSet::new();
+        let mut denied = HashSet::new();
+        for name in names {
+            if allowed.contains(name) || denied.contains(name) {
+                continue;
+            }
+            if self.allows(op, resource_type, name) {
+                allowed.insert(name.to_string());
+            } else {
+                denied.insert(name.to_string());
+            }
+        }
+        allowed
+    }
+
+    /// Kafka's `AuthHelper.authorizedOperations`: the bitfield of the resource type's
+    /// supported operations the requester is allowed; all of them without an authorizer.
+    pub fn operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        let supported = supported_operations(resource_type).unwrap_or(&[]);
+        match (&self.authorizer, &self.principal) {
+            (None, _) => operations_bitfield(supported.iter().copied()),
+            (Some(authorizer), Some(principal)) => {
+                authorizer.authorized_operations(principal, &self.host, resource_type, name)
+            }
+            (Some(_), None) => 0,
+        }
+    }
+}
+
+/// The error a refused action on `resource_type` answers with (Kafka's
+/// `AclEntry.authorizationError`); CLUSTER_AUTHORIZATION_FAILED for the types without one.
+pub fn denied_error(resource_type: ResourceType) -> kafka_protocol::error::ResponseError {
+    authorization_error(resource_type)
+        .unwrap_or(kafka_protocol::error::ResponseError::ClusterAuthorizationFailed)
 }
 
 #[cfg(test)]
@@ -214,5 +313,83 @@ mod tests {
         let authorizer = live.current(&image).expect("on");
         assert_eq!(authorizer.len(), 1);
         assert!(allowed(&authorizer));
+    }
+
+    fn access(acls: &[AclBinding], principal: &str) -> Access {
+        let mut authorizer = Authorizer::new(AuthorizerConfig::default());
+        for binding in acls {
+            authorizer
+                .add(Uuid::new_v4(), binding.clone())
+                .expect("add");
+        }
+        Access {
+            authorizer: Some(Arc::new(authorizer)),
+            principal: KafkaPrincipal::parse(principal).ok(),
+            host: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn without_an_authorizer_everything_is_allowed() {
+        let open = Access::unrestricted();
+        assert!(!open.enabled());
+        assert!(open.allows(AclOperation::Write, ResourceType::Topic, "t"));
+        assert!(open.cluster(AclOperation::ClusterAction));
+        assert!(open.allows_any(AclOperation::Write, ResourceType::Topic));
+        assert_eq!(
+            open.filter(AclOperation::Read, ResourceType::Topic, ["a", "b", "a"]),
+            HashSet::from(["a".to_string(), "b".to_string()])
+        );
+        // Kafka without an authorizer reports every supported operation.
+        assert_eq!(open.operations(ResourceType::Topic, "t"), 3576);
+        assert_eq!(open.operations(ResourceType::Cluster, CLUSTER_NAME), 8096);
+        assert_eq!(open.operations(ResourceType::Group, "g"), 3400);
+    }
+
+    #[test]
+    fn filter_keeps_what_is_allowed_once() {
+        let a = access(&[read_orders()], "User:alice");
+        assert!(a.enabled());
+        assert_eq!(
+            a.filter(
+                AclOperation::Read,
+                ResourceType::Topic,
+                ["orders", "other", "orders"]
+            ),
+            HashSet::from(["orders".to_string()])
+        );
+        // READ implies DESCRIBE, not WRITE.
+        assert!(a.allows(AclOperation::Describe, ResourceType::Topic, "orders"));
+        assert!(!a.allows(AclOperation::Write, ResourceType::Topic, "orders"));
+        // READ | DESCRIBE.
+        assert_eq!(a.operations(ResourceType::Topic, "orders"), 264);
+        assert!(!a.cluster(AclOperation::Describe));
+        assert!(!a.allows_any(AclOperation::Write, ResourceType::Topic));
+        assert!(a.allows_any(AclOperation::Read, ResourceType::Topic));
+    }
+
+    #[test]
+    fn an_unparseable_principal_is_allowed_nothing() {
+        let a = access(&[read_orders()], "alice-without-a-type");
+        assert!(!a.allows(AclOperation::Read, ResourceType::Topic, "orders"));
+        assert!(!a.allows_any(AclOperation::Read, ResourceType::Topic));
+        assert_eq!(a.operations(ResourceType::Topic, "orders"), 0);
+    }
+
+    #[test]
+    fn refusals_use_the_resource_types_error() {
+        use kafka_protocol::error::ResponseError;
+        assert_eq!(
+            denied_error(ResourceType::Topic),
+            ResponseError::TopicAuthorizationFailed
+        );
+        assert_eq!(
+            denied_error(ResourceType::TransactionalId),
+            ResponseError::TransactionalIdAuthorizationFailed
+        );
+        assert_eq!(
+            denied_error(ResourceType::User),
+            ResponseError::ClusterAuthorizationFailed
+        );
     }
 }

@@ -68,7 +68,8 @@ fn opt_str(s: &Option<StrBytes>) -> Option<&str> {
     s.as_ref().map(|s| s.as_str())
 }
 
-fn describe_filter(r: &DescribeAclsRequest) -> AclBindingFilter {
+/// DescribeAcls' filter, as the handler (and the fuzzer) reads it.
+pub fn describe_filter(r: &DescribeAclsRequest) -> AclBindingFilter {
     AclBindingFilter::new(
         ResourceType::from_code(r.resource_type_filter),
         opt_str(&r.resource_name_filter),
@@ -80,7 +81,8 @@ fn describe_filter(r: &DescribeAclsRequest) -> AclBindingFilter {
     )
 }
 
-fn creation_bindings(r: &CreateAclsRequest) -> Vec<AclBinding> {
+/// CreateAcls' bindings, as the handler (and the fuzzer) reads them.
+pub fn creation_bindings(r: &CreateAclsRequest) -> Vec<AclBinding> {
     r.creations
         .iter()
         .map(|c| {
@@ -97,7 +99,8 @@ fn creation_bindings(r: &CreateAclsRequest) -> Vec<AclBinding> {
         .collect()
 }
 
-fn deletion_filters(r: &DeleteAclsRequest) -> Vec<AclBindingFilter> {
+/// DeleteAcls' filters, as the handler (and the fuzzer) reads them.
+pub fn deletion_filters(r: &DeleteAclsRequest) -> Vec<AclBindingFilter> {
     r.filters
         .iter()
         .map(|f| {

@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 use super::configs::topic_entries;
 use super::{log_refusal, str_bytes, topic_name, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::controller::NewTopic;
 use crate::error::ApiError;
@@ -37,10 +39,28 @@ pub async fn create_topics(
         .filter(|n| !seen.insert(n.clone()))
         .collect();
     let defaults = broker.defaults();
+    // Kafka (ControllerApis): CREATE on the cluster covers every topic, else CREATE on
+    // each; the configs of a created topic are returned only with DESCRIBE_CONFIGS on it.
+    let access = Access::of(broker, ctx);
+    let cluster_create = access.cluster(AclOperation::Create);
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         results.push({
             let name = t.name.0.as_str().to_string();
+            if !duplicates.contains(&name)
+                && !cluster_create
+                && !access.allows(AclOperation::Create, ResourceType::Topic, &name)
+            {
+                results.push(
+                    CreatableTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_error_message(Some(str_bytes("Authorization failed.")))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                );
+                continue;
+            }
             let spec = NewTopic {
                 name: name.clone(),
                 num_partitions: t.num_partitions,
@@ -89,7 +109,15 @@ pub async fn create_topics(
                         tracing::info!(topic = %name, "created topic");
                         broker.await_image(|i| i.topic(&name).is_some()).await;
                     }
-                    describe_created(broker, &spec, result, request.validate_only)
+                    if access.allows(AclOperation::DescribeConfigs, ResourceType::Topic, &name) {
+                        describe_created(broker, &spec, result, request.validate_only)
+                    } else {
+                        describe_created(broker, &spec, result, request.validate_only)
+                            .with_configs(None)
+                            .with_topic_config_error_code(
+                                ResponseError::TopicAuthorizationFailed.code(),
+                            )
+                    }
                 }
                 Err(e) => {
                     log_refusal(ctx, &name, &e);
@@ -168,8 +196,43 @@ pub async fn delete_topics(
             t.topic_id,
         )
     }));
+    // Kafka (ControllerApis): DELETE on the cluster covers every topic. Otherwise a topic
+    // named that the client may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED whether or not
+    // it exists; one it may describe but not DELETE too; a topic named by id that the
+    // client may not delete is refused, its name given only if it may describe it.
+    let access = Access::of(broker, ctx);
+    let cluster_delete = access.cluster(AclOperation::Delete);
+    let describable =
+        |n: &str| cluster_delete || access.allows(AclOperation::Describe, ResourceType::Topic, n);
+    let deletable =
+        |n: &str| cluster_delete || access.allows(AclOperation::Delete, ResourceType::Topic, n);
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
+        let refusal = match &name {
+            Some(n)
+                if !describable(n)
+                    || (broker.metadata.image().topic(n).is_some() && !deletable(n)) =>
+            {
+                Some((Some(n.clone()), Uuid::nil()))
+            }
+            Some(_) => None,
+            None => broker
+                .metadata
+                .image()
+                .topic_by_id(&id)
+                .filter(|t| !deletable(&t.name))
+                .map(|t| (describable(&t.name).then(|| t.name.clone()), id)),
+        };
+        if let Some((shown, id)) = refusal {
+            responses.push(
+                DeletableTopicResult::default()
+                    .with_name(shown.as_deref().map(topic_name))
+                    .with_topic_id(id)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Topic authorization failed."))),
+            );
+            continue;
+        }
         responses.push({
             let resolved = match &name {
                 Some(n) => Ok(n.clone()),
@@ -217,10 +280,20 @@ pub async fn create_partitions(
     ctx: &RequestContext<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    // Kafka: ALTER on each topic (TOPIC_AUTHORIZATION_FAILED, no message).
+    let access = Access::of(broker, ctx);
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         results.push({
             let name = t.name.0.as_str().to_string();
+            if !access.allows(AclOperation::Alter, ResourceType::Topic, &name) {
+                results.push(
+                    CreatePartitionsTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                );
+                continue;
+            }
             let assignments: Vec<Vec<i32>> = t
                 .assignments
                 .iter()

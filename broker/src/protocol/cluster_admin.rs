@@ -29,6 +29,8 @@ use kafka_protocol::messages::{
 use tokio::time::Instant;
 
 use super::{log_refusal, str_bytes, topic_name, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::controller::{list_reassignments, ElectionOutcome};
 use crate::error::{ApiError, ApiResult};
@@ -486,11 +488,26 @@ pub fn describe_cluster(
         .with_cluster_id(str_bytes(&broker.cluster_id))
         .with_controller_id(BrokerId(controller))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            super::CLUSTER_OPERATIONS
-        } else {
-            super::OPERATIONS_NOT_REQUESTED
-        })
+        .with_cluster_authorized_operations(cluster_operations(broker, ctx, &request))
+}
+
+/// Kafka's `computeDescribeClusterResponse`: the cluster's authorized operations when
+/// asked for, 0 without DESCRIBE on the cluster. DescribeCluster itself needs no
+/// permission.
+fn cluster_operations(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: &DescribeClusterRequest,
+) -> i32 {
+    if !request.include_cluster_authorized_operations {
+        return super::OPERATIONS_NOT_REQUESTED;
+    }
+    let access = Access::of(broker, ctx);
+    if access.cluster(AclOperation::Describe) {
+        access.operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        0
+    }
 }
 
 fn describe_broker(

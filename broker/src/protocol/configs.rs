@@ -19,6 +19,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{log_refusal, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::config::dynamic::{self, Entry};
 use crate::config::topic::find_def;
@@ -31,11 +33,55 @@ use crate::quorum::ControllerRequest;
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 pub(super) const RESOURCE_GROUP: i8 = 32;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
+
+/// Kafka's check for a config resource (`ConfigHelper`, `ControllerApis`): `op`
+/// (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the cluster for broker, broker-logger and
+/// client-metrics resources, on the topic or the group for those. The refusal carries the
+/// error's standard text, as Kafka's does. Other types are left to the handler's own
+/// refusal.
+fn config_refusal(
+    access: &Access,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Option<ApiError> {
+    let (error, allowed) = match resource_type {
+        RESOURCE_TOPIC => (
+            ResponseError::TopicAuthorizationFailed,
+            access.allows(op, ResourceType::Topic, name),
+        ),
+        RESOURCE_GROUP => (
+            ResponseError::GroupAuthorizationFailed,
+            access.allows(op, ResourceType::Group, name),
+        ),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS => (
+            ResponseError::ClusterAuthorizationFailed,
+            access.cluster(op),
+        ),
+        _ => return None,
+    };
+    (!allowed).then(|| ApiError::new(error, standard_text(error)))
+}
+
+/// Kafka's `Errors` text for the authorization failures.
+pub(crate) fn standard_text(error: ResponseError) -> &'static str {
+    match error {
+        ResponseError::TopicAuthorizationFailed => "Topic authorization failed.",
+        ResponseError::GroupAuthorizationFailed => "Group authorization failed.",
+        ResponseError::ClusterAuthorizationFailed => "Cluster authorization failed.",
+        ResponseError::TransactionalIdAuthorizationFailed => {
+            "Transactional Id authorization failed."
+        }
+        _ => "",
+    }
+}
 
 /// A broker resource must name this broker or be empty (the cluster default): the admin
 /// client sends a broker's configs to that broker, as Kafka requires.
@@ -115,6 +161,7 @@ pub fn describe(
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let include_synonyms = request.include_synonyms;
+    let access = Access::of(broker, ctx);
     let results = request
         .resources
         .iter()
@@ -127,7 +174,16 @@ pub fn describe(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            match describe_resource(broker, r.resource_type, name) {
+            let outcome = match config_refusal(
+                &access,
+                AclOperation::DescribeConfigs,
+                r.resource_type,
+                name,
+            ) {
+                Some(refusal) => Err(refusal),
+                None => describe_resource(broker, r.resource_type, name),
+            };
+            match outcome {
                 Ok(entries) => result.with_configs(
                     entries
                         .into_iter()
@@ -295,11 +351,16 @@ pub async fn alter(
     ctx: &RequestContext<'_>,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
+    let access = Access::of(broker, ctx);
     let mut responses = Vec::with_capacity(request.resources.len());
     for r in &request.resources {
         responses.push({
             let name = r.resource_name.as_str();
-            let outcome =
+            let refusal =
+                config_refusal(&access, AclOperation::AlterConfigs, r.resource_type, name);
+            let outcome = if let Some(refusal) = refusal {
+                Err(refusal)
+            } else {
                 alter_resource(broker, r.resource_type, name, request.validate_only, |_| {
                     // Legacy AlterConfigs replaces the whole set of overrides.
                     Ok((
@@ -310,7 +371,8 @@ pub async fn alter(
                         true,
                     ))
                 })
-                .await;
+                .await
+            };
             let (code, message) = error_fields(ctx, name, outcome);
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
@@ -386,18 +448,26 @@ pub async fn incremental_alter(
     ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let access = Access::of(broker, ctx);
     let mut responses = Vec::with_capacity(request.resources.len());
     for r in &request.resources {
         responses.push({
             let name = r.resource_name.as_str();
-            let outcome = alter_resource(
-                broker,
-                r.resource_type,
-                name,
-                request.validate_only,
-                |current| incremental_changes(&r.configs, current),
-            )
-            .await;
+            let refusal =
+                config_refusal(&access, AclOperation::AlterConfigs, r.resource_type, name);
+            let outcome = match refusal {
+                Some(refusal) => Err(refusal),
+                None => {
+                    alter_resource(
+                        broker,
+                        r.resource_type,
+                        name,
+                        request.validate_only,
+                        |current| incremental_changes(&r.configs, current),
+                    )
+                    .await
+                }
+            };
             let (code, message) = error_fields(ctx, name, outcome);
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)

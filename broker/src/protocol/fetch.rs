@@ -1,6 +1,7 @@
 //! Fetch: read whole batches from each requested partition, long-polling until min_bytes
 //! are available, max_wait_ms passes, or the broker shuts down.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use super::{log_refusal, topic_name, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
 use crate::log::Partition;
@@ -56,7 +59,24 @@ pub async fn handle(
     } else {
         request.replica_id.0
     };
-    let follower = (replica >= 0).then_some(replica);
+    let mut follower = (replica >= 0).then_some(replica);
+    // Kafka: a follower needs CLUSTER_ACTION on the cluster, or every partition it asks
+    // for is TOPIC_AUTHORIZATION_FAILED; a consumer needs READ on each topic. The denial
+    // comes before the partition's existence is looked at.
+    let access = Access::of(broker, ctx);
+    let readable: Option<HashSet<String>> = match follower {
+        Some(_) if access.cluster(AclOperation::ClusterAction) => None,
+        Some(_) => {
+            follower = None;
+            Some(HashSet::new())
+        }
+        None if access.enabled() => Some(access.filter(
+            AclOperation::Read,
+            ResourceType::Topic,
+            request.topics.iter().map(|t| t.topic.0.as_str()),
+        )),
+        None => None,
+    };
     let wanted: Vec<Wanted> = request
         .topics
         .iter()
@@ -72,7 +92,12 @@ pub async fn handle(
             })
         })
         .map(|mut w| {
-            w.state = broker.led_partition(&w.topic, w.partition);
+            w.state = match &readable {
+                Some(topics) if !topics.contains(&w.topic) => {
+                    Err(ApiError::new(ResponseError::TopicAuthorizationFailed, ""))
+                }
+                _ => broker.led_partition(&w.topic, w.partition),
+            };
             w
         })
         .collect();

@@ -12,12 +12,11 @@ use kafka_protocol::messages::{
 };
 
 use super::groups::{coordinate, replicated, WriteKind};
-use super::{log_refusal, operations, str_bytes, RequestContext, OPERATIONS_NOT_REQUESTED};
+use super::{log_refusal, str_bytes, RequestContext, OPERATIONS_NOT_REQUESTED};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::error::ApiError;
-
-/// READ, DELETE, DESCRIBE: what applies to a group, all allowed without an authorizer.
-const GROUP_OPERATIONS: i32 = operations(&[3, 6, 8]);
 
 /// Every group here uses the classic protocol (KIP-848's "consumer" type is not served).
 const GROUP_TYPE: &str = "classic";
@@ -41,10 +40,15 @@ pub async fn list_groups(
     if !types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE) {
         return ListGroupsResponse::default();
     }
+    // Kafka: DESCRIBE on the cluster lists every group; otherwise only the groups the
+    // client may DESCRIBE.
+    let access = Access::of(broker, ctx);
+    let all = access.cluster(AclOperation::Describe);
     let groups = broker
         .groups
         .list()
         .into_iter()
+        .filter(|(id, _, _)| all || access.allows(AclOperation::Describe, ResourceType::Group, id))
         .filter(|(_, _, state)| {
             states.is_empty() || states.contains(&state.name().to_ascii_lowercase())
         })
@@ -76,13 +80,26 @@ pub async fn describe_groups(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let version = ctx.version();
-    let operations = if request.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
-    };
+    let access = Access::of(broker, ctx);
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in &request.groups {
+        // Kafka: DESCRIBE on each group, refused before the group is looked up.
+        if !access.allows(AclOperation::Describe, ResourceType::Group, id) {
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_authorized_operations(OPERATIONS_NOT_REQUESTED),
+            );
+            continue;
+        }
+        // The group's authorized operations (v3+), reported for a group answered
+        // without error, as Kafka does.
+        let operations = if request.include_authorized_operations && version >= 3 {
+            access.operations(ResourceType::Group, id)
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        };
         let coordinated = coordinate(broker, id).await;
         groups.push(describe_group(
             broker,
@@ -106,7 +123,7 @@ fn describe_group(
 ) -> DescribedGroup {
     let mut described = DescribedGroup::default()
         .with_group_id(id.clone())
-        .with_authorized_operations(operations);
+        .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
     let described_now = coordinated.and_then(|()| {
         broker
             .groups
@@ -121,6 +138,9 @@ fn describe_group(
         }
     };
     let Some(desc) = desc else {
+        if version < 6 {
+            described = described.with_authorized_operations(operations);
+        }
         // Before v6 an unknown group is reported as a Dead one with no error.
         described = described.with_group_state(str_bytes("Dead"));
         if version >= 6 {
@@ -148,6 +168,7 @@ fn describe_group(
         })
         .collect();
     described
+        .with_authorized_operations(operations)
         .with_group_state(str_bytes(desc.state.name()))
         .with_protocol_type(str_bytes(&desc.protocol_type))
         .with_protocol_data(str_bytes(&desc.protocol))
@@ -160,7 +181,17 @@ pub async fn delete_groups(
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
+    let access = Access::of(broker, ctx);
     for id in &request.groups_names {
+        // Kafka: DELETE on each group.
+        if !access.allows(AclOperation::Delete, ResourceType::Group, id) {
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let outcome = coordinate(broker, id).await.and_then(|()| {
             broker.groups.delete(&**broker, id).map_err(|e| {
                 let why = match e {

@@ -21,6 +21,8 @@ use kafka_protocol::messages::{
 
 use super::groups::{coordinate, replicated, WriteKind};
 use super::{log_refusal, str_bytes, topic_name, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::group::coordinator::PartitionResult;
@@ -61,13 +63,34 @@ pub async fn offset_commit(
 ) -> OffsetCommitResponse {
     let version = ctx.version();
     let group_id = request.group_id.to_string();
+    let access = Access::of(broker, ctx);
+    // Kafka: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED), then
+    // READ on each topic (else its partitions TOPIC_AUTHORIZATION_FAILED, before their
+    // existence is looked at).
+    if !access.allows(AclOperation::Read, ResourceType::Group, &group_id) {
+        return OffsetCommitResponse::default().with_topics(every_partition(
+            &request,
+            ResponseError::GroupAuthorizationFailed,
+        ));
+    }
+    let readable = access.filter(
+        AclOperation::Read,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     let now = now_ms();
     let mut results: Vec<PartitionResult> = Vec::new();
     let mut offsets = Vec::new();
     for topic in &request.topics {
         let name = topic.name.to_string();
         for p in &topic.partitions {
-            if partition_exists(broker, &name, p.partition_index) {
+            if !readable.contains(&name) {
+                results.push((
+                    name.clone(),
+                    p.partition_index,
+                    Err(ResponseError::TopicAuthorizationFailed),
+                ));
+            } else if partition_exists(broker, &name, p.partition_index) {
                 offsets.push((
                     name.clone(),
                     p.partition_index,
@@ -164,15 +187,58 @@ pub async fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// One group's committed offsets as OffsetFetch reports them.
-type Fetched = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+/// Every partition of an OffsetCommit request answered with `error`.
+fn every_partition(
+    request: &OffsetCommitRequest,
+    error: ResponseError,
+) -> Vec<OffsetCommitResponseTopic> {
+    request
+        .topics
+        .iter()
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(error.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
+/// One group's committed offsets as OffsetFetch reports them: per topic, the error its
+/// partitions carry (TOPIC_AUTHORIZATION_FAILED for a topic the client may not describe)
+/// and the partitions.
+type Fetched = Vec<(String, i16, Vec<(i32, Option<Committed>)>)>;
 
 async fn fetch_group(
     broker: &Broker,
     ctx: &RequestContext<'_>,
+    access: &Access,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Fetched, ApiError> {
+    // Kafka: DESCRIBE on the group; then offsets only of topics the client may DESCRIBE:
+    // named ones it may not are answered TOPIC_AUTHORIZATION_FAILED, and when all are
+    // asked for, the others are left out.
+    if !access.allows(AclOperation::Describe, ResourceType::Group, group_id) {
+        return Err(ApiError::new(ResponseError::GroupAuthorizationFailed, ""));
+    }
+    let (topics, refused) = match topics {
+        Some(topics) => {
+            let (allowed, refused): (Vec<_>, Vec<_>) = topics
+                .into_iter()
+                .partition(|(t, _)| access.allows(AclOperation::Describe, ResourceType::Topic, t));
+            (Some(allowed), refused)
+        }
+        None => (None, Vec::new()),
+    };
     let fetched = coordinate(broker, group_id).await.and_then(|()| {
         broker
             .groups
@@ -180,7 +246,21 @@ async fn fetch_group(
             .map_err(|e| ApiError::new(e, "offset fetch refused"))
     });
     match fetched {
-        Ok(f) => Ok(f.into_iter().collect()),
+        Ok(f) => {
+            let mut out: Fetched = f
+                .into_iter()
+                .filter(|(t, _)| access.allows(AclOperation::Describe, ResourceType::Topic, t))
+                .map(|(t, ps)| (t, 0, ps))
+                .collect();
+            out.extend(refused.into_iter().map(|(t, ps)| {
+                (
+                    t,
+                    ResponseError::TopicAuthorizationFailed.code(),
+                    ps.into_iter().map(|p| (p, None)).collect(),
+                )
+            }));
+            Ok(out)
+        }
         Err(e) => {
             log_refusal(ctx, group_id, &e);
             Err(e)
@@ -202,6 +282,7 @@ pub async fn offset_fetch(
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let version = ctx.version();
+    let access = Access::of(broker, ctx);
     if version >= 8 {
         // v8+ (KIP-709) fetches for many groups in one request.
         let mut groups = Vec::with_capacity(request.groups.len());
@@ -211,14 +292,14 @@ pub async fn offset_fetch(
                     .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            let fetched = fetch_group(broker, ctx, &g.group_id, topics).await;
+            let fetched = fetch_group(broker, ctx, &access, &g.group_id, topics).await;
             groups.push({
                 let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
                 match fetched {
                     Ok(fetched) => group.with_topics(
                         fetched
                             .into_iter()
-                            .map(|(topic, partitions)| {
+                            .map(|(topic, code, partitions)| {
                                 OffsetFetchResponseTopics::default()
                                     .with_name(topic_name(&topic))
                                     .with_partitions(
@@ -228,6 +309,7 @@ pub async fn offset_fetch(
                                                 let (offset, epoch, metadata) = committed_fields(c);
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
+                                                    .with_error_code(code)
                                                     .with_committed_offset(offset)
                                                     .with_committed_leader_epoch(epoch)
                                                     .with_metadata(Some(str_bytes(&metadata)))
@@ -254,7 +336,7 @@ pub async fn offset_fetch(
         None => Some(Vec::new()),
     };
     let asked = topics.clone().unwrap_or_default();
-    let fetched = fetch_group(broker, ctx, &request.group_id, topics).await;
+    let fetched = fetch_group(broker, ctx, &access, &request.group_id, topics).await;
     // v1 has no top-level error: an error is reported on every asked partition instead.
     let (fetched, partition_error) = match fetched {
         Ok(f) => (f, 0),
@@ -264,7 +346,7 @@ pub async fn offset_fetch(
         Err(e) => (
             asked
                 .into_iter()
-                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()))
+                .map(|(t, ps)| (t, 0, ps.into_iter().map(|p| (p, None)).collect()))
                 .collect(),
             e.code(),
         ),
@@ -273,7 +355,7 @@ pub async fn offset_fetch(
         OffsetFetchResponse::default().with_topics(
             fetched
                 .into_iter()
-                .map(|(topic, partitions)| {
+                .map(|(topic, code, partitions)| {
                     OffsetFetchResponseTopic::default()
                         .with_name(topic_name(&topic))
                         .with_partitions(
@@ -283,7 +365,11 @@ pub async fn offset_fetch(
                                     let (offset, epoch, metadata) = committed_fields(c);
                                     let mut r = OffsetFetchResponsePartition::default()
                                         .with_partition_index(p)
-                                        .with_error_code(partition_error)
+                                        .with_error_code(if code != 0 {
+                                            code
+                                        } else {
+                                            partition_error
+                                        })
                                         .with_committed_offset(offset)
                                         .with_metadata(Some(str_bytes(&metadata)));
                                     if version >= 5 {
@@ -305,12 +391,25 @@ pub async fn offset_delete(
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group_id = request.group_id.to_string();
+    // Kafka: DELETE on the group, then READ on each topic.
+    let access = Access::of(broker, ctx);
+    if !access.allows(AclOperation::Delete, ResourceType::Group, &group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let mut results: Vec<PartitionResult> = Vec::new();
     let mut wanted = Vec::new();
     for t in &request.topics {
         let name = t.name.to_string();
+        let readable = access.allows(AclOperation::Read, ResourceType::Topic, &name);
         for p in &t.partitions {
-            if partition_exists(broker, &name, p.partition_index) {
+            if !readable {
+                results.push((
+                    name.clone(),
+                    p.partition_index,
+                    Err(ResponseError::TopicAuthorizationFailed),
+                ));
+            } else if partition_exists(broker, &name, p.partition_index) {
                 wanted.push((name.clone(), p.partition_index));
             } else {
                 results.push((

@@ -16,6 +16,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{log_refusal, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::authorize;
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
 use crate::group::durability::{group_write_error, offset_write_error, REPLICATION_TIMEOUT};
@@ -241,6 +243,18 @@ fn refused(ctx: &RequestContext<'_>, group_id: &str, e: ApiError) -> i16 {
     e.code()
 }
 
+/// Kafka's check for JoinGroup, SyncGroup, Heartbeat, LeaveGroup and OffsetCommit: READ
+/// on the group, before the coordinator is looked at (GROUP_AUTHORIZATION_FAILED).
+pub(crate) fn may_read_group(broker: &Broker, ctx: &RequestContext<'_>, group_id: &str) -> bool {
+    authorize(
+        broker,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        group_id,
+    )
+}
+
 /// Kafka reports a member's host as the peer address with a leading slash.
 fn client_host(ctx: &RequestContext<'_>) -> String {
     format!("/{}", ctx.connection.peer.ip())
@@ -279,6 +293,34 @@ async fn coordinator_for(
     key: &str,
     key_type: i8,
 ) -> Coordinator {
+    // Kafka: DESCRIBE on the group or transactional id, before anything else.
+    let denied = match key_type {
+        KEY_TYPE_GROUP => (!authorize(
+            broker,
+            ctx,
+            AclOperation::Describe,
+            ResourceType::Group,
+            key,
+        ))
+        .then_some(ResponseError::GroupAuthorizationFailed),
+        KEY_TYPE_TRANSACTION => (!authorize(
+            broker,
+            ctx,
+            AclOperation::Describe,
+            ResourceType::TransactionalId,
+            key,
+        ))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        _ => None,
+    };
+    if let Some(error) = denied {
+        return Coordinator::default()
+            .with_key(str_bytes(key))
+            .with_node_id(BrokerId(-1))
+            .with_host(str_bytes(""))
+            .with_port(-1)
+            .with_error_code(error.code());
+    }
     let outcome = match key_type {
         KEY_TYPE_GROUP => group_coordinator(broker, &ctx.connection.listener, key).await,
         KEY_TYPE_TRANSACTION => transaction_coordinator(broker, &ctx.connection.listener, key),
@@ -348,6 +390,9 @@ pub async fn join_group(
         }
         r
     };
+    if !may_read_group(broker, ctx, &group_id) {
+        return fail(ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(e) = coordinate(broker, &group_id).await {
         return fail(refused(ctx, &group_id, e));
     }
@@ -438,6 +483,10 @@ pub async fn sync_group(
 ) -> SyncGroupResponse {
     let version = ctx.version();
     let group_id = request.group_id.to_string();
+    if !may_read_group(broker, ctx, &group_id) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(e) = coordinate(broker, &group_id).await {
         return SyncGroupResponse::default().with_error_code(refused(ctx, &group_id, e));
     }
@@ -510,6 +559,10 @@ pub async fn heartbeat(
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let group_id = request.group_id.to_string();
+    if !may_read_group(broker, ctx, &group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let instance = request
         .group_instance_id
         .as_ref()
@@ -551,6 +604,10 @@ pub async fn leave_group(
 ) -> LeaveGroupResponse {
     let version = ctx.version();
     let group_id = request.group_id.to_string();
+    if !may_read_group(broker, ctx, &group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     // v3+ (KIP-345) leaves many members at once, by member or instance id.
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request

@@ -19,8 +19,19 @@ use kafka_protocol::messages::{
 };
 
 use super::{log_refusal, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
+
+/// TOPIC_AUTHORIZATION_FAILED (without text, as Kafka) unless `allowed`.
+fn denied_unless(allowed: bool) -> ApiResult<()> {
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(ResponseError::TopicAuthorizationFailed, ""))
+    }
+}
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -78,21 +89,25 @@ pub fn handle(
     ctx: &RequestContext<'_>,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    // Kafka: DESCRIBE on each topic, refused before its existence is looked at.
+    let access = Access::of(broker, ctx);
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.as_str().to_string();
+            let allowed = access.allows(AclOperation::Describe, ResourceType::Topic, &name);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result =
+                    let result = denied_unless(allowed).and_then(|()| {
                         check_epoch(broker, &name, p.partition_index, p.current_leader_epoch)
                             .and_then(|epoch| {
                                 lookup(broker, &name, p.partition_index, p.timestamp, ctx.version())
                                     .map(|found| (epoch, found))
-                            });
+                            })
+                    });
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     match result {
@@ -129,16 +144,24 @@ pub fn handle_leader_epoch(
     ctx: &RequestContext<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    // Kafka: CLUSTER_ACTION (a follower) covers every topic; otherwise DESCRIBE on each.
+    let access = Access::of(broker, ctx);
+    let cluster_action = access.cluster(AclOperation::ClusterAction);
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
             let name = t.topic.0.as_str().to_string();
+            let allowed =
+                cluster_action || access.allows(AclOperation::Describe, ResourceType::Topic, &name);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result = check_epoch(broker, &name, p.partition, p.current_leader_epoch)
+                    let result = denied_unless(allowed)
+                        .and_then(|()| {
+                            check_epoch(broker, &name, p.partition, p.current_leader_epoch)
+                        })
                         .and_then(|_| broker.led_partition(&name, p.partition))
                         .map(|part| part.log.lock().end_offset_for_epoch(p.leader_epoch));
                     let response = EpochEndOffset::default().with_partition(p.partition);
@@ -167,17 +190,20 @@ pub fn handle_delete_records(
     ctx: &RequestContext<'_>,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    // Kafka: DELETE on each topic.
+    let access = Access::of(broker, ctx);
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.as_str().to_string();
+            let allowed = access.allows(AclOperation::Delete, ResourceType::Topic, &name);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result = broker
-                        .led_partition(&name, p.partition_index)
+                    let result = denied_unless(allowed)
+                        .and_then(|()| broker.led_partition(&name, p.partition_index))
                         .and_then(|part| part.log.lock().delete_records_before(p.offset));
                     let response = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);

@@ -10,10 +10,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use uuid::Uuid;
 
-use super::{
-    log_refusal, str_bytes, topic_name, RequestContext, CLUSTER_OPERATIONS,
-    OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
-};
+use super::{log_refusal, str_bytes, topic_name, RequestContext, OPERATIONS_NOT_REQUESTED};
+use crate::auth::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::metadata::{MetadataImage, TopicImage, NO_LEADER};
 
@@ -103,37 +102,72 @@ pub async fn handle(
 ) -> MetadataResponse {
     // Before v4 a Metadata request always allowed auto-creation.
     let allow_create = ctx.version() < 4 || request.allow_auto_topic_creation;
-    let topic_ops = if request.include_topic_authorized_operations {
-        TOPIC_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
+    let access = Access::of(broker, ctx);
+    // Kafka's `authorizedOperations` for each topic answered, when asked for.
+    let topic_ops = |name: &str| {
+        if request.include_topic_authorized_operations {
+            access.operations(ResourceType::Topic, name)
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        }
     };
-    // The cluster field exists in v8 to v10 only.
+    // The cluster field exists in v8 to v10 only; without DESCRIBE on the cluster it is 0.
     let cluster_ops =
         if request.include_cluster_authorized_operations && (8..=10).contains(&ctx.version()) {
-            CLUSTER_OPERATIONS
+            if access.cluster(AclOperation::Describe) {
+                access.operations(ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                0
+            }
         } else {
             OPERATIONS_NOT_REQUESTED
         };
     let mut topics = Vec::new();
     match request.topics {
         None => {
+            // Every topic the client may DESCRIBE; the others are left out silently.
             let image = broker.metadata.image();
             topics.extend(
                 image
                     .topics
                     .values()
-                    .map(|t| topic_response(&image, t, topic_ops)),
+                    .filter(|t| access.allows(AclOperation::Describe, ResourceType::Topic, &t.name))
+                    .map(|t| topic_response(&image, t, topic_ops(&t.name))),
             );
         }
         Some(requested) => {
             let image = broker.metadata.image();
+            let describable = access.filter(
+                AclOperation::Describe,
+                ResourceType::Topic,
+                requested
+                    .iter()
+                    .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
+                    .chain(
+                        requested
+                            .iter()
+                            .filter(|t| t.name.is_none())
+                            .filter_map(|t| {
+                                image
+                                    .topic_by_id(&t.topic_id)
+                                    .map(|topic| topic.name.as_str())
+                            }),
+                    ),
+            );
+            // Kafka: creating a describable unknown topic needs CREATE on the cluster or
+            // on the topic; without it the topic is TOPIC_AUTHORIZATION_FAILED.
+            let auto_create = allow_create && broker.config.auto_create_topics_enable;
+            let may_create_any = !auto_create || access.cluster(AclOperation::Create);
+            let creatable = |name: &str| {
+                may_create_any || access.allows(AclOperation::Create, ResourceType::Topic, name)
+            };
             // Names this broker does not know, decided together: auto-creation admits
             // them in one pass and answers at once (see `Broker::auto_create_many`).
             let unknown: Vec<&str> = requested
                 .iter()
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
-                .filter(|n| image.topic(n).is_none())
+                .filter(|n| image.topic(n).is_none() && describable.contains(*n))
+                .filter(|n| creatable(n))
                 .collect();
             let mut verdicts = if allow_create {
                 broker.auto_create_many(&unknown, &super::client_key(ctx))
@@ -155,13 +189,37 @@ pub async fn handle(
             for t in &requested {
                 let Some(name) = t.name.as_ref().map(|n| n.0.as_str()) else {
                     topics.push(match image.topic_by_id(&t.topic_id) {
-                        Some(topic) => topic_response(&image, topic, topic_ops),
+                        // Topic ids are not secret (Kafka): a refused one keeps its id.
+                        Some(topic) if !describable.contains(&topic.name) => error_topic(
+                            None,
+                            t.topic_id,
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        ),
+                        Some(topic) => topic_response(&image, topic, topic_ops(&topic.name)),
                         None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId.code()),
                     });
                     continue;
                 };
+                // Not describable: refused without looking whether it exists, so the
+                // answer does not tell an existing topic from an absent one.
+                if !describable.contains(name) {
+                    topics.push(error_topic(
+                        Some(name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed.code(),
+                    ));
+                    continue;
+                }
                 if let Some(topic) = image.topic(name) {
-                    topics.push(topic_response(&image, topic, topic_ops));
+                    topics.push(topic_response(&image, topic, topic_ops(name)));
+                    continue;
+                }
+                if !creatable(name) {
+                    topics.push(error_topic(
+                        Some(name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed.code(),
+                    ));
                     continue;
                 }
                 // A topic created since the image was taken is answered as still being

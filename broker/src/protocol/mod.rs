@@ -2,11 +2,12 @@
 //! connection) out. Every codec is `kafka-protocol`'s; this module only picks the handler
 //! by api key and version and frames the answer.
 
-mod acls;
+pub mod acls;
 mod admin;
 mod api_versions;
 mod client_quotas;
 mod cluster_admin;
+mod cluster_gate;
 mod config_resources;
 mod configs;
 mod features;
@@ -179,6 +180,11 @@ async fn dispatch(
     ctx: &RequestContext<'_>,
     request: RequestKind,
 ) -> Option<ResponseKind> {
+    if let Some(op) = cluster_gate::operation(&request) {
+        if !crate::auth::authorize::Access::of(broker, ctx).cluster(op) {
+            return cluster_gate::refusal(&request);
+        }
+    }
     let response = match request {
         RequestKind::ApiVersions(r) => {
             ResponseKind::ApiVersions(api_versions::handle(broker, ctx, r))
@@ -306,7 +312,7 @@ async fn dispatch(
             ResponseKind::ListTransactions(transactions::list_transactions(ctx, r))
         }
         RequestKind::DescribeTransactions(r) => {
-            ResponseKind::DescribeTransactions(transactions::describe_transactions(ctx, r))
+            ResponseKind::DescribeTransactions(transactions::describe_transactions(broker, ctx, r))
         }
         RequestKind::DescribeProducers(r) => {
             ResponseKind::DescribeProducers(transactions::describe_producers(broker, ctx, r))
@@ -349,23 +355,6 @@ pub fn encode_frame(
 
 /// Kafka's "authorized operations were not asked for" marker.
 pub(crate) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-
-/// Authorized-operation bitfields (bit n = Kafka AclOperation code n). There is no
-/// authorizer yet, so every operation that applies to the resource is allowed, which is
-/// what Kafka reports when it runs without one.
-pub(crate) const fn operations(codes: &[u32]) -> i32 {
-    let mut bits = 0i32;
-    let mut i = 0;
-    while i < codes.len() {
-        bits |= 1 << codes[i];
-        i += 1;
-    }
-    bits
-}
-/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-pub(crate) const TOPIC_OPERATIONS: i32 = operations(&[3, 4, 5, 6, 7, 8, 10, 11]);
-/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
-pub(crate) const CLUSTER_OPERATIONS: i32 = operations(&[5, 7, 8, 9, 10, 11, 12]);
 
 /// `kafka-protocol` string and name wrappers from plain strings.
 pub(crate) fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {

@@ -10,6 +10,8 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{log_refusal, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::{Appended, Broker};
 use crate::error::{ApiError, ApiResult};
 
@@ -32,17 +34,51 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let access = Access::of(broker, ctx);
+    // Kafka: records of a transaction need WRITE on the transactional id, or the whole
+    // request is refused (every partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+    if access.enabled() && has_transactional_records(&request) {
+        let allowed = request.transactional_id.as_ref().is_some_and(|id| {
+            access.allows(
+                AclOperation::Write,
+                ResourceType::TransactionalId,
+                id.0.as_str(),
+            )
+        });
+        if !allowed {
+            return (acks != 0)
+                .then(|| refuse_all(request, ResponseError::TransactionalIdAuthorizationFailed));
+        }
+    }
+    // WRITE on each topic; a topic the producer may not write is refused before its
+    // existence is looked at, so an unknown topic does not tell itself apart.
+    let writable = access.filter(
+        AclOperation::Write,
+        ResourceType::Topic,
+        request.topic_data.iter().map(|t| t.name.0.as_str()),
+    );
     let mut pending: Vec<(usize, String, i32, ApiResult<Appended>)> = Vec::new();
     let mut topic_names = Vec::with_capacity(request.topic_data.len());
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.as_str().to_string();
-        let topic_ready = if crate::controller::is_internal_topic(&name) {
+        let topic_ready = if !writable.contains(&name) {
+            Err(ApiError::new(ResponseError::TopicAuthorizationFailed, ""))
+        } else if crate::controller::is_internal_topic(&name) {
             Err(ApiError::new(
                 ResponseError::InvalidTopicException,
                 format!("cannot produce to internal topic {name}"),
             ))
         } else if broker.metadata.image().topic(&name).is_some() {
             Ok(())
+        } else if !(access.cluster(AclOperation::Create)
+            || access.allows(AclOperation::Create, ResourceType::Topic, &name))
+        {
+            // Strom auto-creates on produce too; as on Metadata, that needs CREATE. Kafka
+            // (which does not create here) answers an absent topic so.
+            Err(ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist and the producer may not create it"),
+            ))
         } else {
             broker.auto_create(&name, &super::client_key(ctx)).await
         };
@@ -91,7 +127,8 @@ pub async fn handle(
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1)
-                    .with_error_message(Some(str_bytes(&e.message)))
+                    // Kafka sends no text with an authorization failure.
+                    .with_error_message((!e.message.is_empty()).then(|| str_bytes(&e.message)))
                     .with_record_errors(if ctx.version() >= 8 {
                         record_errors(&e)
                     } else {
@@ -126,4 +163,42 @@ fn check_acks(acks: i16) -> ApiResult<()> {
             format!("acks must be -1, 0 or 1, got {acks}"),
         ))
     }
+}
+
+/// Kafka's `hasTransactionalRecords`: some partition's first batch is transactional.
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records
+                .as_deref()
+                .and_then(|r| crate::log::batch::BatchHeader::parse(r).ok())
+                .is_some_and(|h| h.is_transactional())
+        })
+    })
+}
+
+/// The whole request answered with one error, every partition carrying it.
+fn refuse_all(request: ProduceRequest, error: ResponseError) -> ProduceResponse {
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(error.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
 }

@@ -21,6 +21,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::{log_refusal, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::error::{ApiError, ApiResult};
 
@@ -61,6 +63,12 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    if let Some(error) = authorization(&Access::of(broker, ctx), &request) {
+        return InitProducerIdResponse::default()
+            .with_error_code(error.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     match assign(broker, &request).await {
         Ok((id, epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
@@ -79,5 +87,23 @@ pub async fn handle(
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
         }
+    }
+}
+
+/// Kafka's `handleInitProducerIdRequest` checks: a transactional producer needs WRITE on
+/// its transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent one
+/// IDEMPOTENT_WRITE on the cluster or, since KIP-679, WRITE on at least one topic
+/// (CLUSTER_AUTHORIZATION_FAILED).
+fn authorization(access: &Access, request: &InitProducerIdRequest) -> Option<ResponseError> {
+    match &request.transactional_id {
+        Some(id) => (!access.allows(
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id.0.as_str(),
+        ))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!access.cluster(AclOperation::IdempotentWrite)
+            && !access.allows_any(AclOperation::Write, ResourceType::Topic))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
     }
 }

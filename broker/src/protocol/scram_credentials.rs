@@ -31,8 +31,7 @@ pub fn describe(
     ctx: &RequestContext<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    // Authorization goes here once there is an authorizer: Kafka requires DESCRIBE on the
-    // CLUSTER resource and otherwise answers the top-level error CLUSTER_AUTHORIZATION_FAILED.
+    // Kafka requires DESCRIBE on the cluster (checked before dispatch: cluster_gate).
     let users: Option<Vec<String>> = request
         .users
         .map(|users| users.iter().map(|u| u.name.to_string()).collect());
@@ -69,9 +68,8 @@ pub async fn alter(
     ctx: &RequestContext<'_>,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    // Authorization goes here once there is an authorizer: Kafka's controller requires
-    // ALTER on the CLUSTER resource and otherwise gives every user named in the request
-    // CLUSTER_AUTHORIZATION_FAILED.
+    // Kafka's controller requires ALTER on the cluster (checked before dispatch:
+    // cluster_gate).
     let deletions: Vec<ScramDeletion> = request
         .deletions
         .iter()

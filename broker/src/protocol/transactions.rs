@@ -18,6 +18,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{log_refusal, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
+use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::error::ApiError;
 
@@ -54,13 +56,30 @@ pub fn list_transactions(
 }
 
 pub fn describe_transactions(
+    broker: &Broker,
     ctx: &RequestContext<'_>,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
+    // Kafka: DESCRIBE on each transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+    let access = Access::of(broker, ctx);
     let states = request
         .transactional_ids
         .iter()
         .map(|id| {
+            if !access.allows(
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                id.0.as_str(),
+            ) {
+                return TransactionState::default()
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                    .with_transactional_id(id.clone())
+                    .with_transaction_state(str_bytes(""))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_timeout_ms(-1)
+                    .with_transaction_start_time_ms(-1);
+            }
             let error = ApiError::new(
                 ResponseError::TransactionalIdNotFound,
                 format!(
@@ -87,16 +106,25 @@ pub fn describe_producers(
     ctx: &RequestContext<'_>,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
+    // Kafka: READ on each topic, refused (with the standard text) before its existence
+    // is looked at.
+    let access = Access::of(broker, ctx);
     let topics = request
         .topics
         .iter()
         .map(|topic| {
             let name = topic.name.0.as_str();
+            let readable = access.allows(AclOperation::Read, ResourceType::Topic, name);
             let partitions = topic
                 .partition_indexes
                 .iter()
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
+                    if !readable {
+                        return response
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_error_message(Some(str_bytes("Topic authorization failed.")));
+                    }
                     match broker.led_partition(name, index) {
                         Ok(partition) => {
                             let producers = partition
