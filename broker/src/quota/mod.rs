@@ -364,4 +364,39 @@ mod tests {
         assert_eq!(user_of("User:CN=a,O=b"), "CN=a,O=b");
         assert_eq!(user_of("ANONYMOUS"), "ANONYMOUS");
     }
+
+    /// A client that sends 16 KiB whenever it may, against 512 KiB/s: the bytes per
+    /// time it gets through, over `from..to` ms.
+    fn greedy_client(from: i64, to: i64) -> f64 {
+        let metrics = Metrics::new();
+        let q = ClientQuotas::new(&metrics);
+        let quota = 512.0 * 1024.0;
+        let map = quotas(quota);
+        let (mut now, mut sent) = (0i64, 0.0);
+        while now < to {
+            let r = q.produce.record(&map, "u", "app", 16_384.0, now);
+            if now >= from {
+                sent += 16_384.0;
+            }
+            // 2 ms per request, then muted for the throttle time.
+            now += 2 + r.throttle_ms;
+        }
+        sent / ((to - from) as f64 / 1000.0) / quota
+    }
+
+    #[test]
+    fn a_greedy_client_is_held_to_its_quota_over_whole_quota_spans() {
+        // Kafka's windowed rate lets a fresh client send a whole span's worth at once, and
+        // again whenever that burst's sample expires: its bytes rise in steps one span
+        // (11 s) apart. Over any two whole spans after the first burst the rate is the
+        // quota; over a run from the start it is not (the first burst is extra).
+        for span in [11_000, 22_000] {
+            for start in (2_500..12_000).step_by(1000) {
+                let ratio = greedy_client(start, start + span);
+                assert!((ratio - 1.0).abs() < 0.05, "{start}+{span}: {ratio}");
+            }
+        }
+        assert!((greedy_client(20_000, 130_000) - 1.0).abs() < 0.05);
+        assert!(greedy_client(0, 15_000) > 1.3, "the first burst");
+    }
 }
