@@ -477,7 +477,7 @@ fn produce_rate(
     let (t0, b0) = at_from.expect("measurement started");
     let bytes = delivered.bytes.load(Ordering::Relaxed) - b0;
     let rate = bytes as f64 / t0.elapsed().as_secs_f64();
-    let _ = producer.purge(rdkafka::producer::PurgeConfig::default().queue());
+    producer.purge(rdkafka::producer::PurgeConfig::default().queue());
     producer.poll(Duration::from_millis(100));
     rate
 }
@@ -560,7 +560,7 @@ fn a_consumer_is_held_to_its_byte_rate_and_told_its_throttle_time() {
 
     let throttles = Throttles::default();
     let consumer: BaseConsumer<Throttles> = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap())
+        .set("bootstrap.servers", broker.bootstrap())
         .set("client.id", "quota-consumer")
         .set("group.id", "quota-test-unused")
         .set("enable.auto.commit", "false")

@@ -808,6 +808,7 @@ fn every_byte_flip_of_a_produce_frame_is_survived() {
             }
             Reply::Close(reason) => assert!(!reason.is_empty()),
             Reply::Final(_) => panic!("byte {i}: only a failed authentication answers and closes"),
+            Reply::Throttled(..) => panic!("byte {i}: no client quota is set"),
         }
     }
     assert_still_serving(&h);

@@ -165,7 +165,7 @@ mod tests {
                 ("consumer_byte_rate", None),
             ],
         );
-        assert_eq!(run(&mut image, &[a.clone()]), [Ok(())]);
+        assert_eq!(run(&mut image, std::slice::from_ref(&a)), [Ok(())]);
         let entity = QuotaEntity::user_client(Some(Some("alice")), None);
         assert_eq!(image.client_quotas[&entity].len(), 1);
         // The same again writes nothing.

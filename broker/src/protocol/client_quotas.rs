@@ -317,8 +317,8 @@ mod tests {
                 .collect()
         };
         let alice = component(USER, MATCH_EXACT, Some("alice"));
-        assert_eq!(select(&[alice.clone()], false), [0, 2]);
-        assert_eq!(select(&[alice.clone()], true), [0]);
+        assert_eq!(select(std::slice::from_ref(&alice), false), [0, 2]);
+        assert_eq!(select(std::slice::from_ref(&alice), true), [0]);
         assert_eq!(select(&[component(USER, MATCH_DEFAULT, None)], false), [1]);
         // SPECIFIED needs the type present; Kafka's image counts a default too.
         assert_eq!(

@@ -120,7 +120,13 @@ mod tests {
         let mut q = ClientQuotaMap::new();
         assert_eq!(resolve(&q, "alice", "app"), (tags("", "app"), None));
         // Added from the least specific (8) to the most (1); each one takes over.
-        let steps: [(Option<Option<&str>>, Option<Option<&str>>, f64, MetricTags); 8] = [
+        type Step<'a> = (
+            Option<Option<&'a str>>,
+            Option<Option<&'a str>>,
+            f64,
+            MetricTags,
+        );
+        let steps: [Step; 8] = [
             (None, Some(None), 8.0, tags("", "app")),
             (None, Some(Some("app")), 7.0, tags("", "app")),
             (Some(None), None, 6.0, tags("alice", "")),
