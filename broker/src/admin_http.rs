@@ -38,6 +38,7 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
         broker
             .metrics
             .record_replication(&replication_snapshot(&broker));
+        broker.client_quotas.refresh_metrics();
         broker.metrics.render(&broker.logs, &broker.groups)
     })
     .await;

@@ -46,6 +46,8 @@ pub struct Broker {
     pub auto_creator: AutoCreator,
     /// The ACL authorizer, in step with the metadata image (see `auth::authorize`).
     pub acls: crate::auth::authorize::LiveAcls,
+    /// Client quotas' rate sensors (the quotas themselves are in the metadata image).
+    pub client_quotas: crate::quota::ClientQuotas,
     ready: AtomicBool,
     shutdown: watch::Receiver<bool>,
 }
@@ -69,7 +71,9 @@ impl Broker {
         logs: LogManager,
         shutdown: watch::Receiver<bool>,
     ) -> Broker {
+        let metrics = Metrics::new();
         Broker {
+            client_quotas: crate::quota::ClientQuotas::new(&metrics),
             groups: GroupCoordinator::new(config.groups.clone()),
             replicas: ReplicaManager::new(&config),
             auto_creator: AutoCreator::new(AutoCreateLimits {
@@ -84,7 +88,7 @@ impl Broker {
             membership,
             logs,
             producer_ids: ProducerIdManager::default(),
-            metrics: Metrics::new(),
+            metrics,
             ready: AtomicBool::new(false),
             shutdown,
         }

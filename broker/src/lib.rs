@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod quorum;
+pub mod quota;
 pub mod replication;
 pub mod server;
 pub mod txn;

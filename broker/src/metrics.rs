@@ -553,6 +553,23 @@ impl Metrics {
         self.encode()
     }
 
+    /// A floating-point gauge family registered with this broker's metrics (the client
+    /// quota rates and throttle times, owned by `quota`).
+    pub fn float_gauge(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::GaugeVec {
+        let g = prometheus::GaugeVec::new(Opts::new(name, help), labels)
+            .expect("static metric definition");
+        self.registry
+            .register(Box::new(g.clone()))
+            .expect("metric registered once");
+        g
+    }
+
+    /// The registry's text without the scrape-time gauges (for tests of other modules).
+    #[cfg(test)]
+    pub fn render_registry(&self) -> String {
+        self.encode()
+    }
+
     fn encode(&self) -> String {
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

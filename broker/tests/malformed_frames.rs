@@ -422,19 +422,19 @@ fn build_sasl_handshake_v1() -> Vec<u8> {
     )
 }
 
-fn build_alter_client_quotas_v1() -> Vec<u8> {
+fn build_alter_replica_log_dirs_v1() -> Vec<u8> {
     request(
-        ApiKey::AlterClientQuotas,
+        ApiKey::AlterReplicaLogDirs,
         1,
         13,
-        &AlterClientQuotasRequest::default().with_entries(vec![
-            alter_client_quotas_request::EntryData::default()
-                .with_entity(vec![alter_client_quotas_request::EntityData::default()
-                    .with_entity_type(str("user"))
-                    .with_entity_name(Some(str("alice")))])
-                .with_ops(vec![alter_client_quotas_request::OpData::default()
-                    .with_key(str("producer_byte_rate"))
-                    .with_value(1024.0)]),
+        &AlterReplicaLogDirsRequest::default().with_dirs(vec![
+            alter_replica_log_dirs_request::AlterReplicaLogDir::default()
+                .with_path(str("/data/other"))
+                .with_topics(vec![
+                    alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default()
+                        .with_name(TopicName(str("t")))
+                        .with_partitions(vec![0]),
+                ]),
         ]),
     )
 }
@@ -564,10 +564,10 @@ const CORPUS: &[CorpusCase] = &[
         expect: Expect::Close("Fetch v99 is outside every version this broker can decode"),
     },
     CorpusCase {
-        file: "alter_client_quotas_v1_unserved.bin",
+        file: "alter_replica_log_dirs_v1_unserved.bin",
         extra: &[],
-        build: build_alter_client_quotas_v1,
-        expect: Expect::Close("AlterClientQuotas v1 is not served by this broker"),
+        build: build_alter_replica_log_dirs_v1,
+        expect: Expect::Close("AlterReplicaLogDirs v1 is not served by this broker"),
     },
     CorpusCase {
         file: "api_versions_v99.bin",
@@ -808,6 +808,7 @@ fn every_byte_flip_of_a_produce_frame_is_survived() {
             }
             Reply::Close(reason) => assert!(!reason.is_empty()),
             Reply::Final(_) => panic!("byte {i}: only a failed authentication answers and closes"),
+            Reply::Throttled(..) => panic!("byte {i}: no client quota is set"),
         }
     }
     assert_still_serving(&h);

@@ -7,6 +7,7 @@ pub mod acls;
 pub mod brokers;
 pub mod capacity;
 mod change;
+pub mod client_quotas;
 pub mod elections;
 pub mod isr;
 pub mod log_dirs;

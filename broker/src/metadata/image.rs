@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::acl::AclBinding;
 use crate::auth::scram::{ScramCredential, ScramMechanism};
+use crate::quota::resolve::ClientQuotaMap;
 use uuid::Uuid;
 
 use super::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
@@ -113,6 +114,37 @@ pub struct MetadataImage {
     /// authorizer) sees an ACL change as a new pointer and rebuilds only then.
     #[serde(default, with = "shared_acls")]
     pub acls: Arc<BTreeMap<Uuid, AclBinding>>,
+    /// Client quotas by entity (Kafka's ClientQuotasImage). Shared between successive
+    /// images, so every request's quota lookup reads it without copying.
+    #[serde(default, with = "shared_quotas")]
+    pub client_quotas: Arc<ClientQuotaMap>,
+}
+
+/// Serializes the quotas as a list of (entity, values): an entity is a map, which JSON
+/// cannot use as an object key.
+mod shared_quotas {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::quota::entity::QuotaEntity;
+    use crate::quota::resolve::ClientQuotaMap;
+
+    pub fn serialize<S: Serializer>(
+        quotas: &Arc<ClientQuotaMap>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let list: Vec<(&QuotaEntity, &BTreeMap<String, f64>)> = quotas.iter().collect();
+        list.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Arc<ClientQuotaMap>, D::Error> {
+        let list: Vec<(QuotaEntity, BTreeMap<String, f64>)> = Vec::deserialize(deserializer)?;
+        Ok(Arc::new(list.into_iter().collect()))
+    }
 }
 
 /// Serializes the shared ACL map as a plain map (see `shared_topics` for why).
@@ -411,6 +443,26 @@ impl MetadataImage {
             MetadataRecord::Acl { id, binding } => {
                 Arc::make_mut(&mut self.acls).insert(*id, binding.clone());
             }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                let quotas = Arc::make_mut(&mut self.client_quotas);
+                match value {
+                    Some(value) => {
+                        quotas
+                            .entry(entity.clone())
+                            .or_default()
+                            .insert(key.clone(), *value);
+                    }
+                    None => {
+                        // An entity without quotas is no entity (Kafka's replay drops it).
+                        if let Some(values) = quotas.get_mut(entity) {
+                            values.remove(key);
+                            if values.is_empty() {
+                                quotas.remove(entity);
+                            }
+                        }
+                    }
+                }
+            }
             MetadataRecord::RemoveAcl { id } => {
                 // Checked first, so removing an unknown id does not replace the shared map
                 // (followers would rebuild their authorizer for nothing).
@@ -673,5 +725,37 @@ mod tests {
         old.as_object_mut().unwrap().remove("acls");
         let old: MetadataImage = serde_json::from_value(old).unwrap();
         assert!(old.acls.is_empty());
+    }
+
+    #[test]
+    fn client_quotas_are_set_removed_and_kept_in_snapshots() {
+        use crate::quota::entity::QuotaEntity;
+        let alice = QuotaEntity::user_client(Some(Some("alice")), None);
+        let defaults = QuotaEntity::user_client(Some(None), Some(None));
+        let set =
+            |entity: &QuotaEntity, key: &str, value: Option<f64>| MetadataRecord::ClientQuota {
+                entity: entity.clone(),
+                key: key.into(),
+                value,
+            };
+        let mut image = MetadataImage::default();
+        image.apply(&set(&alice, "producer_byte_rate", Some(1024.0)));
+        image.apply(&set(&alice, "consumer_byte_rate", Some(2048.0)));
+        image.apply(&set(&defaults, "request_percentage", Some(50.0)));
+        image.apply(&set(&alice, "producer_byte_rate", Some(4096.0)));
+        assert_eq!(image.client_quotas[&alice]["producer_byte_rate"], 4096.0);
+        assert_eq!(image.client_quotas.len(), 2);
+        let json = serde_json::to_string(&image).unwrap();
+        let back: MetadataImage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, image);
+        image.apply(&set(&alice, "producer_byte_rate", None));
+        image.apply(&set(&alice, "consumer_byte_rate", None));
+        // Removing what is not there changes nothing.
+        image.apply(&set(&alice, "consumer_byte_rate", None));
+        assert!(
+            !image.client_quotas.contains_key(&alice),
+            "an entity without quotas goes"
+        );
+        assert_eq!(image.client_quotas[&defaults]["request_percentage"], 50.0);
     }
 }

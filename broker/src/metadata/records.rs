@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::acl::AclBinding;
 use crate::auth::scram::{ScramCredential, ScramMechanism};
+use crate::quota::entity::QuotaEntity;
 
 /// What a config record applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,4 +98,11 @@ pub enum MetadataRecord {
     Acl { id: Uuid, binding: AclBinding },
     /// The ACL with this id is deleted (Kafka's RemoveAccessControlEntryRecord).
     RemoveAcl { id: Uuid },
+    /// Sets (`Some`) or removes (`None`) one client quota of an entity (Kafka's
+    /// ClientQuotaRecord, whose `remove` flag is the `None`).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<f64>,
+    },
 }

@@ -168,6 +168,12 @@ async fn run<R, W>(
     let mut frame_started = last_activity;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
+    // Client quotas (KIP-219): a throttled response is sent first; the throttle time
+    // starts once it has left (`mute_after_send`), and until it ends nothing more is read.
+    let mut mute_after_send: Option<Duration> = None;
+    let mut muted_until: Option<Instant> = None;
+    let unmute = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(unmute);
 
     loop {
         if stopping && in_flight.is_none() && outbox.is_empty() {
@@ -192,7 +198,11 @@ async fn run<R, W>(
                 timer.as_mut().reset(at);
             }
         }
-        let may_read = !stopping && in_flight.is_none() && outbox.accepts_more();
+        let may_read = !stopping
+            && in_flight.is_none()
+            && outbox.accepts_more()
+            && mute_after_send.is_none()
+            && muted_until.is_none();
         let was_in_frame = reader.in_frame();
 
         tokio::select! {
@@ -214,7 +224,22 @@ async fn run<R, W>(
                         outbox.push(bytes);
                         break;
                     }
+                    Reply::Throttled(bytes, mute) => {
+                        if let Some(bytes) = bytes {
+                            outbox.push(bytes);
+                        }
+                        if outbox.is_empty() {
+                            let until = Instant::now() + mute;
+                            muted_until = Some(until);
+                            unmute.as_mut().reset(until);
+                        } else {
+                            mute_after_send = Some(mute);
+                        }
+                    }
                 }
+            }
+            () = &mut unmute, if muted_until.is_some() => {
+                muted_until = None;
             }
             written = outbox.write_some(&mut write_half), if !outbox.is_empty() => {
                 if let Err(e) = written {
@@ -222,6 +247,13 @@ async fn run<R, W>(
                     return;
                 }
                 last_activity = Instant::now();
+                if outbox.is_empty() {
+                    if let Some(mute) = mute_after_send.take() {
+                        let until = last_activity + mute;
+                        muted_until = Some(until);
+                        unmute.as_mut().reset(until);
+                    }
+                }
             }
             step = reader.read_step(&mut read_half), if may_read => {
                 let now = Instant::now();

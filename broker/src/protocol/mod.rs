@@ -22,6 +22,7 @@ mod produce;
 mod producer_id;
 mod quorum;
 mod scram_credentials;
+mod throttle;
 mod transactions;
 pub(crate) mod unsupported;
 pub mod versions;
@@ -85,6 +86,9 @@ pub enum Reply {
     Close(String),
     /// Send this response, then close the connection (a failed authentication).
     Final(Bytes),
+    /// Send this response (if any: acks=0), then read nothing more from the connection
+    /// for this long (KIP-219: a client over its quota).
+    Throttled(Option<Bytes>, std::time::Duration),
 }
 
 /// Handles one request frame (without its size prefix).
@@ -115,6 +119,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
         ));
     }
 
+    let request_bytes = frame.len();
     let mut body = frame;
     let header = match decode_request_header_from_buffer(&mut body) {
         Ok(h) => h,
@@ -140,7 +145,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
             )),
         };
     }
-    let request = match RequestKind::decode(api_key, &mut body, version) {
+    let mut request = match RequestKind::decode(api_key, &mut body, version) {
         Ok(r) => r,
         Err(e) => return Reply::Close(format!("malformed {api_key:?} v{version} request: {e}")),
     };
@@ -160,17 +165,50 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
         header,
         api_key,
     };
+    let quota = throttle::admit(broker, &ctx, &mut request);
     let started = Instant::now();
-    let response = dispatch(broker, &ctx, request).await;
+    // The time spent inside the handler's polls: Kafka's request thread time, which the
+    // request quota measures (waits for replication or data are not counted).
+    let mut handling = std::time::Duration::ZERO;
+    let mut handler = std::pin::pin!(dispatch(broker, &ctx, request));
+    let mut response = std::future::poll_fn(|cx| {
+        let polled = Instant::now();
+        let done = std::future::Future::poll(handler.as_mut(), cx);
+        handling += polled.elapsed();
+        done
+    })
+    .await;
     broker.metrics.observe_request(api_key, started.elapsed());
-    match response {
+    let throttled = match &quota {
+        Some(scope) => throttle::settle(
+            broker,
+            &ctx,
+            scope,
+            response.as_mut(),
+            request_bytes,
+            handling,
+        ),
+        None => throttle::Throttle::None,
+    };
+    let frame = match response {
         Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
-            Ok(frame) => Reply::Frame(frame),
-            Err(e) => Reply::Close(format!(
-                "cannot encode {api_key:?} v{version} response: {e}"
-            )),
+            Ok(frame) => Some(frame),
+            Err(e) => {
+                return Reply::Close(format!(
+                    "cannot encode {api_key:?} v{version} response: {e}"
+                ))
+            }
         },
-        None => Reply::Nothing,
+        None => None,
+    };
+    match (throttled, frame) {
+        (throttle::Throttle::MuteAfter(mute), frame) => Reply::Throttled(frame, mute),
+        (throttle::Throttle::DelayResponse(delay), frame) => {
+            tokio::time::sleep(delay).await;
+            frame.map_or(Reply::Nothing, Reply::Frame)
+        }
+        (throttle::Throttle::None, Some(frame)) => Reply::Frame(frame),
+        (throttle::Throttle::None, None) => Reply::Nothing,
     }
 }
 
@@ -324,7 +362,10 @@ async fn dispatch(
             ResponseKind::AlterUserScramCredentials(scram_credentials::alter(broker, ctx, r).await)
         }
         RequestKind::DescribeClientQuotas(r) => {
-            ResponseKind::DescribeClientQuotas(client_quotas::describe(ctx, r))
+            ResponseKind::DescribeClientQuotas(client_quotas::describe(broker, ctx, r))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(client_quotas::alter(broker, ctx, r).await)
         }
         other => {
             // versions::supported() and this match must agree; reaching here is a bug,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::acl::{AclBinding, AclBindingFilter};
+use crate::controller::client_quotas::{QuotaAlteration, QuotaResults};
 use crate::controller::{Defaults, NewTopic, ScramDeletion, ScramUpsertion, UserOutcome};
 use crate::error::ApiError;
 use crate::metadata::{BrokerEndpoint, ConfigResource, PartitionImage};
@@ -104,6 +105,11 @@ pub enum ControllerRequest {
     DeleteAcls {
         filters: Vec<AclBindingFilter>,
     },
+    /// AlterClientQuotas.
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +134,8 @@ pub enum ControllerOk {
     AclsCreated(Vec<Result<(), ApiError>>),
     /// Per filter of a DeleteAcls: the ACLs it removed, with their ids, or why not.
     AclsDeleted(Vec<Result<Vec<(Uuid, AclBinding)>, ApiError>>),
+    /// Per alteration of an AlterClientQuotas: done, or why not.
+    ClientQuotaResults(QuotaResults),
 }
 
 pub type ControllerReply = Result<ControllerOk, ApiError>;

@@ -403,6 +403,17 @@ impl ControllerService {
                     .await?;
                 Ok(ControllerOk::AclsDeleted(results))
             }
+            ControllerRequest::AlterClientQuotas {
+                alterations,
+                validate_only,
+            } => {
+                let results = self
+                    .commit_unless(validate_only, |image| {
+                        controller::client_quotas::alter_client_quotas(image, &alterations)
+                    })
+                    .await?;
+                Ok(ControllerOk::ClientQuotaResults(results))
+            }
         }
     }
 

@@ -40,7 +40,7 @@ KNOWN = {
     "configs.broker_default/describe": _ELR_MIN_ISR,
     "configs.broker_default/describe after delete": _ELR_MIN_ISR,
     "broker_api_versions/versions": (
-        "Strom serves a subset of Kafka 4.4's APIs (no transactions, ACLs, quota changes, delegation tokens, "
+        "Strom serves a subset of Kafka 4.4's APIs (no transactions, delegation tokens, "
         "share or KIP-848 groups, raft voter changes); the check asserts that the ones the tools use are usable"
     ),
 }

@@ -1,0 +1,225 @@
+//! Client quota enforcement around a request's handling, in one place so the handlers stay
+//! unaware of it (Kafka does this in `KafkaApis` per request type; the facts are the same):
+//!
+//! - Produce: the request's size counts toward `producer_byte_rate`.
+//! - Fetch by a consumer: the response's size counts toward `consumer_byte_rate`; a fetch
+//!   asks for at most what the quota allows in its window (Kafka's
+//!   `getMaxValueInQuotaWindow`), and a throttled fetch is answered without data, its bytes
+//!   taken off the rate again. Followers' fetches are exempt.
+//! - Every request: its handling time counts toward `request_percentage` (time inside the
+//!   handler's polls, Kafka's request thread time; waits in purgatory are not counted).
+//!
+//! The larger throttle goes into the response's `throttle_time_ms` and is recorded in
+//! that quota's throttle-time sensor; the connection then reads nothing for that long after
+//! the response has left (KIP-219). Responses to requests older than KIP-219 (Produce
+//! below v6, Fetch below v8) are held back for the throttle time instead, as Kafka does
+//! for clients that do not throttle themselves.
+//!
+//! `controller_mutation_rate` is stored and described but not yet enforced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::Encodable;
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::quota::resolve::ClientQuotaMap;
+use crate::quota::user_of;
+
+/// Who a request's quotas are for; `None` from [`admit`] when nothing is measured.
+#[derive(Debug)]
+pub struct QuotaScope {
+    quotas: Arc<ClientQuotaMap>,
+    user: String,
+    client_id: String,
+}
+
+/// Before handling: decides whether the request is measured, and bounds a consumer
+/// fetch to what its quota can take in one window.
+pub fn admit(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: &mut RequestKind,
+) -> Option<QuotaScope> {
+    let quotas = broker.metadata.image().client_quotas.clone();
+    if quotas.is_empty() {
+        return None;
+    }
+    let user = user_of(&ctx.connection.principal).to_string();
+    let client_id = ctx
+        .header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    if let RequestKind::Fetch(fetch) = request {
+        let replica = if ctx.version() >= 15 {
+            fetch.replica_state.replica_id.0
+        } else {
+            fetch.replica_id.0
+        };
+        if replica >= 0 {
+            // Replication is not a client: Kafka exempts followers from client quotas.
+            return None;
+        }
+        let fetches = &broker.client_quotas.fetch;
+        if fetches.enabled(&quotas) {
+            if let Some(max) = fetches.max_value_in_window(&quotas, &user, &client_id) {
+                let max = max.clamp(1.0, i32::MAX as f64) as i32;
+                fetch.max_bytes = fetch.max_bytes.min(max);
+            }
+        }
+    }
+    Some(QuotaScope {
+        quotas,
+        user,
+        client_id,
+    })
+}
+
+/// What the connection does once the response is out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Throttle {
+    None,
+    /// Mute the connection for this long after the response has been sent.
+    MuteAfter(Duration),
+    /// Hold the response back for this long (clients older than KIP-219).
+    DelayResponse(Duration),
+}
+
+/// After handling: records the request's bytes and time, and sets the throttle.
+pub fn settle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    scope: &QuotaScope,
+    response: Option<&mut ResponseKind>,
+    request_bytes: usize,
+    handling: Duration,
+) -> Throttle {
+    let quotas = &broker.client_quotas;
+    let now = quotas.now_ms();
+    let (q, user, client) = (&scope.quotas, &scope.user, &scope.client_id);
+    let request_throttle = if quotas.request.enabled(q) {
+        // Kafka's unit: percent of one thread for a second (nanoseconds × 100 / 1e9).
+        let percent = handling.as_nanos() as f64 * 1e-7;
+        Some(quotas.request.record(q, user, client, percent, now))
+    } else {
+        None
+    };
+    let bandwidth = match (ctx.api_key, response.as_deref()) {
+        (ApiKey::Produce, _) if quotas.produce.enabled(q) => Some((
+            &quotas.produce,
+            quotas
+                .produce
+                .record(q, user, client, request_bytes as f64, now),
+            0.0,
+        )),
+        (ApiKey::Fetch, Some(ResponseKind::Fetch(fetch))) if quotas.fetch.enabled(q) => {
+            let size = fetch.compute_size(ctx.version()).unwrap_or(0) as f64;
+            Some((
+                &quotas.fetch,
+                quotas.fetch.record(q, user, client, size, now),
+                size,
+            ))
+        }
+        _ => None,
+    };
+    let request_ms = request_throttle.as_ref().map_or(0, |r| r.throttle_ms);
+    let bandwidth_ms = bandwidth.as_ref().map_or(0, |(_, r, _)| r.throttle_ms);
+    let throttle_ms = request_ms.max(bandwidth_ms);
+    if throttle_ms <= 0 {
+        return Throttle::None;
+    }
+    match (&bandwidth, &request_throttle) {
+        (Some((manager, recorded, _)), _) if bandwidth_ms > request_ms => {
+            manager.throttled(&recorded.tags, bandwidth_ms, now)
+        }
+        (_, Some(recorded)) => quotas.request.throttled(&recorded.tags, request_ms, now),
+        _ => {}
+    }
+    let mut response = response;
+    if let (Some(ResponseKind::Fetch(fetch)), Some((manager, recorded, size))) =
+        (response.as_deref_mut(), &bandwidth)
+    {
+        // A throttled fetch carries no data: the client asks again once unmuted.
+        manager.unrecord(&recorded.tags, *size, now);
+        fetch.responses.clear();
+    }
+    let ms = i32::try_from(throttle_ms).unwrap_or(i32::MAX);
+    if let Some(response) = response {
+        set_throttle_time(response, ms);
+    }
+    let duration = Duration::from_millis(throttle_ms as u64);
+    let kip_219 = match ctx.api_key {
+        ApiKey::Produce => ctx.version() >= 6,
+        ApiKey::Fetch => ctx.version() >= 8,
+        _ => true,
+    };
+    tracing::debug!(peer = %ctx.connection.peer, api = ?ctx.api_key, user, client_id = client,
+        throttle_ms, "client quota exceeded; throttled");
+    if kip_219 {
+        Throttle::MuteAfter(duration)
+    } else {
+        Throttle::DelayResponse(duration)
+    }
+}
+
+/// Sets `throttle_time_ms` (keeping a larger one already set) in every response that
+/// has the field; versions without it leave it out when encoding.
+fn set_throttle_time(response: &mut ResponseKind, ms: i32) {
+    macro_rules! set {
+        ($($variant:ident),* $(,)?) => {
+            match response {
+                $(ResponseKind::$variant(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),)*
+                _ => {}
+            }
+        };
+    }
+    set!(
+        ApiVersions,
+        Metadata,
+        Produce,
+        Fetch,
+        ListOffsets,
+        OffsetForLeaderEpoch,
+        DeleteRecords,
+        CreateTopics,
+        DeleteTopics,
+        CreatePartitions,
+        DescribeCluster,
+        ElectLeaders,
+        AlterPartitionReassignments,
+        ListPartitionReassignments,
+        UnregisterBroker,
+        DescribeLogDirs,
+        DescribeConfigs,
+        AlterConfigs,
+        IncrementalAlterConfigs,
+        ListConfigResources,
+        InitProducerId,
+        FindCoordinator,
+        JoinGroup,
+        SyncGroup,
+        Heartbeat,
+        LeaveGroup,
+        OffsetCommit,
+        OffsetFetch,
+        OffsetDelete,
+        ListGroups,
+        DescribeGroups,
+        DeleteGroups,
+        UpdateFeatures,
+        DescribeAcls,
+        CreateAcls,
+        DeleteAcls,
+        ListTransactions,
+        DescribeTransactions,
+        DescribeProducers,
+        DescribeUserScramCredentials,
+        AlterUserScramCredentials,
+        DescribeClientQuotas,
+        AlterClientQuotas,
+    );
+}
