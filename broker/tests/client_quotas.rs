@@ -617,3 +617,76 @@ fn a_consumer_is_held_to_its_byte_rate_and_told_its_throttle_time() {
     eprintln!("without the quota: {free:.0} B/s");
     assert!(free > 3.0 * QUOTA, "{free:.0} B/s without a quota");
 }
+
+/// KIP-599: `controller_mutation_rate` in partitions a second. A new bucket holds 11 s
+/// worth; a strict request (CreateTopics v6+, DeleteTopics v5+) may take it below zero
+/// once, after which each topic is refused with THROTTLING_QUOTA_EXCEEDED and the time the
+/// bucket needs to refill; an older (permissive) request is served and throttled.
+#[test]
+fn controller_mutations_are_held_to_their_rate() {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::{
+        CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    };
+    const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+    let broker = BrokerProcess::start(&[]);
+    let port = port_of(&broker);
+    set_quota(
+        port,
+        &[("user", None)],
+        "controller_mutation_rate",
+        Some(1.0),
+    );
+    let create = |version: i16, name: &str, partitions: i32| -> CreateTopicsResponse {
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1);
+        call(
+            port,
+            version,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![topic])
+                .with_timeout_ms(30_000),
+        )
+    };
+    let code = |r: &CreateTopicsResponse| r.topics[0].error_code;
+
+    // 20 partitions out of 11 tokens: taken whole, nothing throttled yet.
+    let first = create(7, "mutations-1", 20);
+    assert_eq!((code(&first), first.throttle_time_ms), (0, 0), "{first:?}");
+    // The bucket is 9 below zero: the next topic waits about 9 s.
+    let refused = create(7, "mutations-2", 1);
+    assert_eq!(code(&refused), THROTTLING_QUOTA_EXCEEDED, "{refused:?}");
+    assert!(
+        (5_000..=9_000).contains(&refused.throttle_time_ms),
+        "{refused:?}"
+    );
+    // DeleteTopics v5+ is strict too.
+    let deleted: kafka_protocol::messages::DeleteTopicsResponse = call(
+        port,
+        6,
+        &DeleteTopicsRequest::default()
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(TopicName(s("mutations-1"))))
+            ])
+            .with_timeout_ms(30_000),
+    );
+    assert_eq!(deleted.responses[0].error_code, THROTTLING_QUOTA_EXCEEDED);
+    assert!(deleted.throttle_time_ms > 0, "{deleted:?}");
+    // CreateTopics v5 predates the error: served, and throttled.
+    let permissive = create(5, "mutations-3", 1);
+    assert_eq!(code(&permissive), 0, "{permissive:?}");
+    assert!(permissive.throttle_time_ms > 0, "{permissive:?}");
+    let metrics = broker.metrics();
+    let throttled = metrics
+        .lines()
+        .filter(|l| l.starts_with("kafka_server_controllermutation_throttle_time{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    assert!(throttled > 0.0, "{metrics}");
+    // Without the quota nothing is held back.
+    set_quota(port, &[("user", None)], "controller_mutation_rate", None);
+    let free = create(7, "mutations-4", 30);
+    assert_eq!((code(&free), free.throttle_time_ms), (0, 0), "{free:?}");
+}

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 use uuid::Uuid;
 
 use super::configs::topic_entries;
+use super::throttle::MutationQuota;
 use super::{log_refusal, str_bytes, topic_name, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType};
 use crate::auth::authorize::Access;
@@ -43,6 +44,7 @@ pub async fn create_topics(
     // each; the configs of a created topic are returned only with DESCRIBE_CONFIGS on it.
     let access = Access::of(broker, ctx);
     let cluster_create = access.cluster(AclOperation::Create);
+    let mut mutations = MutationQuota::of(broker, ctx, 6);
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         results.push({
@@ -86,11 +88,20 @@ pub async fn create_topics(
                     })
                     .collect(),
             };
+            let partitions = if !spec.assignments.is_empty() {
+                spec.assignments.len() as i32
+            } else if spec.num_partitions == -1 {
+                defaults.num_partitions
+            } else {
+                spec.num_partitions
+            };
             let outcome = if duplicates.contains(&name) {
                 Err(ApiError::new(
                     ResponseError::InvalidRequest,
                     format!("topic '{name}' appears more than once in the request"),
                 ))
+            } else if let Err(e) = take(&mut mutations, partitions) {
+                Err(e)
             } else {
                 broker
                     .controller(ControllerRequest::CreateTopic {
@@ -130,7 +141,14 @@ pub async fn create_topics(
             }
         });
     }
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default()
+        .with_topics(results)
+        .with_throttle_time_ms(mutations.map_or(0, MutationQuota::finish))
+}
+
+/// Takes `partitions` from the request's controller mutation quota, if one applies.
+fn take(quota: &mut Option<MutationQuota<'_>>, partitions: i32) -> Result<(), ApiError> {
+    quota.as_mut().map_or(Ok(()), |q| q.take(partitions))
 }
 
 /// Fills the v5+ fields: the topic's id, partition count, replication factor and configs.
@@ -206,6 +224,7 @@ pub async fn delete_topics(
         |n: &str| cluster_delete || access.allows(AclOperation::Describe, ResourceType::Topic, n);
     let deletable =
         |n: &str| cluster_delete || access.allows(AclOperation::Delete, ResourceType::Topic, n);
+    let mut mutations = MutationQuota::of(broker, ctx, 5);
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let refusal = match &name {
@@ -248,11 +267,22 @@ pub async fn delete_topics(
                         )
                     }),
             };
+            // Kafka takes the quota only for a topic that exists, after its lookup.
+            let existing = resolved.as_ref().ok().and_then(|n| {
+                broker
+                    .metadata
+                    .image()
+                    .topic(n)
+                    .map(|t| t.partitions.len() as i32)
+            });
             let outcome = match resolved {
-                Ok(n) => broker
-                    .controller(ControllerRequest::DeleteTopic { name: n.clone() })
-                    .await
-                    .map(|_| n),
+                Ok(n) => match existing.map_or(Ok(()), |p| take(&mut mutations, p)) {
+                    Ok(()) => broker
+                        .controller(ControllerRequest::DeleteTopic { name: n.clone() })
+                        .await
+                        .map(|_| n),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             let result = DeletableTopicResult::default()
@@ -272,7 +302,9 @@ pub async fn delete_topics(
             }
         });
     }
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(mutations.map_or(0, MutationQuota::finish))
 }
 
 pub async fn create_partitions(
@@ -282,6 +314,7 @@ pub async fn create_partitions(
 ) -> CreatePartitionsResponse {
     // Kafka: ALTER on each topic (TOPIC_AUTHORIZATION_FAILED, no message).
     let access = Access::of(broker, ctx);
+    let mut mutations = MutationQuota::of(broker, ctx, 3);
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         results.push({
@@ -300,15 +333,29 @@ pub async fn create_partitions(
                 .flatten()
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect();
-            let outcome = broker
-                .controller(ControllerRequest::CreatePartitions {
-                    name: name.clone(),
-                    count: t.count,
-                    assignments,
-                    validate_only: request.validate_only,
-                })
-                .await
-                .map(|_| ());
+            // Only an increase mutates anything (the controller refuses the rest).
+            let added = broker
+                .metadata
+                .image()
+                .topic(&name)
+                .map_or(0, |topic| t.count - topic.partitions.len() as i32);
+            let outcome = if added > 0 {
+                take(&mut mutations, added)
+            } else {
+                Ok(())
+            };
+            let outcome = match outcome {
+                Ok(()) => broker
+                    .controller(ControllerRequest::CreatePartitions {
+                        name: name.clone(),
+                        count: t.count,
+                        assignments,
+                        validate_only: request.validate_only,
+                    })
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             match outcome {
                 Ok(()) => result,
@@ -321,5 +368,7 @@ pub async fn create_partitions(
             }
         });
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(mutations.map_or(0, MutationQuota::finish))
 }

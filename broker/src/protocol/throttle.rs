@@ -15,17 +15,21 @@
 //! below v6, Fetch below v8) are held back for the throttle time instead, as Kafka does
 //! for clients that do not throttle themselves.
 //!
-//! `controller_mutation_rate` is stored and described but not yet enforced.
+//! `controller_mutation_rate` (KIP-599) is taken per topic by the handlers of CreateTopics,
+//! CreatePartitions and DeleteTopics through [`MutationQuota`]; its throttle comes back
+//! here in the response's `throttle_time_ms` and mutes the connection like the others.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::quota::resolve::ClientQuotaMap;
+use crate::error::ApiError;
+use crate::quota::resolve::{ClientQuotaMap, MetricTags};
 use crate::quota::user_of;
 
 /// Who a request's quotas are for; `None` from [`admit`] when nothing is measured.
@@ -47,13 +51,7 @@ pub fn admit(
     if quotas.is_empty() {
         return None;
     }
-    let user = user_of(&ctx.connection.principal).to_string();
-    let client_id = ctx
-        .header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
+    let (user, client_id) = requester(ctx);
     if let RequestKind::Fetch(fetch) = request {
         let replica = if ctx.version() >= 15 {
             fetch.replica_state.replica_id.0
@@ -77,6 +75,101 @@ pub fn admit(
         user,
         client_id,
     })
+}
+
+/// The user and client id quotas key on.
+fn requester(ctx: &RequestContext<'_>) -> (String, String) {
+    let client_id = ctx
+        .header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    (user_of(&ctx.connection.principal).to_string(), client_id)
+}
+
+/// KIP-599's controller mutation quota for one CreateTopics, CreatePartitions or
+/// DeleteTopics request: each topic takes its partitions' worth before it goes on.
+///
+/// Kafka takes them on the controller, after the topic passed validation; Strom takes them
+/// on the broker that received the request, before the controller decides. So a topic the
+/// controller then refuses has still used its partitions' worth, and each broker keeps its
+/// own buckets (a client spreading requests over brokers gets each broker's rate).
+pub struct MutationQuota<'a> {
+    broker: &'a Broker,
+    quotas: Arc<ClientQuotaMap>,
+    user: String,
+    client_id: String,
+    strict: bool,
+    /// The largest throttle met: its tags, length and when it was decided.
+    throttle: Option<(MetricTags, i64, i64)>,
+}
+
+impl<'a> MutationQuota<'a> {
+    /// `None` when no `controller_mutation_rate` is set anywhere. Strict from
+    /// `strict_since` (the request version that knows THROTTLING_QUOTA_EXCEEDED).
+    pub fn of(
+        broker: &'a Broker,
+        ctx: &RequestContext<'_>,
+        strict_since: i16,
+    ) -> Option<MutationQuota<'a>> {
+        let quotas = broker.metadata.image().client_quotas.clone();
+        if !broker.client_quotas.controller_mutation.enabled(&quotas) {
+            return None;
+        }
+        let (user, client_id) = requester(ctx);
+        Some(MutationQuota {
+            broker,
+            quotas,
+            user,
+            client_id,
+            strict: ctx.version() >= strict_since,
+            throttle: None,
+        })
+    }
+
+    /// Takes `partitions` mutations; strictly refused with THROTTLING_QUOTA_EXCEEDED while
+    /// the quota is exhausted.
+    pub fn take(&mut self, partitions: i32) -> Result<(), ApiError> {
+        let manager = &self.broker.client_quotas.controller_mutation;
+        let now = self.broker.client_quotas.now_ms();
+        let recorded = manager.record_mutation(
+            &self.quotas,
+            &self.user,
+            &self.client_id,
+            f64::from(partitions.max(0)),
+            self.strict,
+            now,
+        );
+        let (Ok(r) | Err(r)) = &recorded;
+        if r.throttle_ms > self.throttle.as_ref().map_or(0, |t| t.1) {
+            self.throttle = Some((r.tags.clone(), r.throttle_ms, now));
+        }
+        match recorded {
+            Ok(_) => Ok(()),
+            Err(r) => Err(ApiError::new(
+                ResponseError::ThrottlingQuotaExceeded,
+                format!(
+                    "The throttling quota has been exceeded (controller_mutation_rate); retry \
+                     in {} ms",
+                    r.throttle_ms
+                ),
+            )),
+        }
+    }
+
+    /// The throttle for the response, less the time since it was decided (Kafka's
+    /// `throttleTime`), noted in the quota's throttle-time sensor.
+    pub fn finish(self) -> i32 {
+        let Some((tags, throttle_ms, at)) = self.throttle else {
+            return 0;
+        };
+        let quotas = &self.broker.client_quotas;
+        let now = quotas.now_ms();
+        let left = (throttle_ms - (now - at)).max(0);
+        quotas.controller_mutation.throttled(&tags, left, now);
+        i32::try_from(left).unwrap_or(i32::MAX)
+    }
 }
 
 /// What the connection does once the response is out.
@@ -128,11 +221,19 @@ pub fn settle(
     };
     let request_ms = request_throttle.as_ref().map_or(0, |r| r.throttle_ms);
     let bandwidth_ms = bandwidth.as_ref().map_or(0, |(_, r, _)| r.throttle_ms);
-    let throttle_ms = request_ms.max(bandwidth_ms);
+    // The handlers put the controller mutation quota's throttle (alone) in these responses.
+    let mutation_ms = i64::from(match response.as_deref() {
+        Some(ResponseKind::CreateTopics(r)) => r.throttle_time_ms,
+        Some(ResponseKind::CreatePartitions(r)) => r.throttle_time_ms,
+        Some(ResponseKind::DeleteTopics(r)) => r.throttle_time_ms,
+        _ => 0,
+    });
+    let throttle_ms = request_ms.max(bandwidth_ms).max(mutation_ms);
     if throttle_ms <= 0 {
         return Throttle::None;
     }
     match (&bandwidth, &request_throttle) {
+        _ if mutation_ms >= request_ms.max(bandwidth_ms) => {} // noted by MutationQuota
         (Some((manager, recorded, _)), _) if bandwidth_ms > request_ms => {
             manager.throttled(&recorded.tags, bandwidth_ms, now)
         }

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use prometheus::GaugeVec;
 
 use crate::metrics::Metrics;
-use rate::{Sampled, WindowConfig};
+use rate::{Sampled, TokenBucket, WindowConfig};
 use resolve::{ClientQuotaMap, MetricTags};
 
 /// Kafka drops a client's sensors after an hour without a request
@@ -45,6 +45,8 @@ pub struct QuotaManager {
 struct Sensors {
     rate: Sampled,
     throttle: Sampled,
+    /// Only the controller mutation quota measures with it.
+    tokens: TokenBucket,
 }
 
 /// What recording a value decided.
@@ -130,6 +132,44 @@ impl QuotaManager {
             None => 0,
         };
         Recorded { tags, throttle_ms }
+    }
+
+    /// Kafka's controller mutation `record(permits)` on its token bucket. Strict (KIP-599,
+    /// clients that understand THROTTLING_QUOTA_EXCEEDED): refused, recording nothing,
+    /// while the bucket is below zero (`Err` with the time it needs to refill to zero),
+    /// else taken whole even into debt with no throttle: the next mutation pays. Permissive
+    /// (older clients): always taken, and throttled once the bucket is below zero.
+    pub fn record_mutation(
+        &self,
+        quotas: &ClientQuotaMap,
+        user: &str,
+        client_id: &str,
+        permits: f64,
+        strict: bool,
+        now: i64,
+    ) -> Result<Recorded, Recorded> {
+        let tags = resolve::metric_tags(quotas, self.key, user, client_id);
+        let Some(bound) = resolve::quota_limit(quotas, self.key, &tags) else {
+            return Ok(Recorded {
+                tags,
+                throttle_ms: 0,
+            });
+        };
+        let mut sensors = self.sensors.lock();
+        let sensor = sensors.entry(tags.clone()).or_default();
+        let before = sensor.tokens.tokens(&self.config, bound, now);
+        if strict && before < 0.0 {
+            let throttle_ms = rate::token_throttle_time_ms(before, bound);
+            return Err(Recorded { tags, throttle_ms });
+        }
+        sensor.tokens.record(&self.config, bound, permits, now);
+        sensor.rate.record(&self.config, permits, now);
+        let throttle_ms = if strict {
+            0
+        } else {
+            rate::token_throttle_time_ms(sensor.tokens.tokens(&self.config, bound, now), bound)
+        };
+        Ok(Recorded { tags, throttle_ms })
     }
 
     /// Kafka's `recordNoThrottle`: counts toward the rate without checking the quota.

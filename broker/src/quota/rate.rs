@@ -123,6 +123,54 @@ pub fn bounded_throttle_time_ms(observed: f64, bound: f64, window_ms: i64, max_m
     throttle_time_ms(observed, bound, window_ms).min(max_ms)
 }
 
+/// Kafka's `TokenBucket` stat, what the controller mutation quota measures: the bucket
+/// refills at `quota` tokens a second up to a burst of `samples × window` seconds' worth,
+/// and a mutation takes its partitions' worth, which may take it below zero once.
+#[derive(Debug, Clone, Default)]
+pub struct TokenBucket {
+    tokens: f64,
+    /// `None` for a new bucket, which Kafka starts as if it had been filling forever.
+    last_update_ms: Option<i64>,
+}
+
+impl TokenBucket {
+    fn refill(&mut self, config: &WindowConfig, quota: f64, now: i64) -> f64 {
+        let burst = config.samples as f64 * config.window_ms as f64 / 1000.0 * quota;
+        self.tokens = match self.last_update_ms {
+            Some(last) => (self.tokens + quota * (now - last) as f64 / 1000.0).min(burst),
+            None => burst,
+        };
+        self.last_update_ms = Some(now);
+        burst
+    }
+
+    /// The tokens left at `now`.
+    pub fn tokens(&mut self, config: &WindowConfig, quota: f64, now: i64) -> f64 {
+        self.refill(config, quota, now);
+        self.tokens
+    }
+
+    pub fn record(&mut self, config: &WindowConfig, quota: f64, value: f64, now: i64) {
+        let burst = self.refill(config, quota, now);
+        self.tokens = (self.tokens - value).min(burst);
+    }
+}
+
+/// Kafka's `ControllerMutationQuotaManager.throttleTimeMs`: the time the bucket needs to
+/// refill to zero; 0 while it holds tokens.
+pub fn token_throttle_time_ms(tokens: f64, quota: f64) -> i64 {
+    if tokens >= 0.0 {
+        return 0;
+    }
+    let ms = (-tokens / quota * 1000.0).round();
+    // A zero quota never refills: as long as a throttle can be.
+    if ms.is_finite() {
+        ms as i64
+    } else {
+        i64::from(i32::MAX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +218,21 @@ mod tests {
         assert_eq!(throttle_time_ms(10.5, 10.0, 10_000), 500);
         assert_eq!(bounded_throttle_time_ms(20.0, 10.0, 10_000, 1000), 1000);
         assert_eq!(bounded_throttle_time_ms(10.5, 10.0, 10_000, 1000), 500);
+    }
+
+    #[test]
+    fn a_token_bucket_starts_full_refills_at_the_quota_and_goes_below_zero_once() {
+        let mut b = TokenBucket::default();
+        // 2 mutations/s: a burst of 11 s × 2 = 22 tokens.
+        assert_eq!(b.tokens(&CONFIG, 2.0, 1_000_000), 22.0);
+        b.record(&CONFIG, 2.0, 30.0, 1_000_000);
+        assert_eq!(b.tokens(&CONFIG, 2.0, 1_000_000), -8.0);
+        assert_eq!(token_throttle_time_ms(-8.0, 2.0), 4000);
+        // Four seconds refill it to zero, and it never holds more than the burst.
+        assert_eq!(b.tokens(&CONFIG, 2.0, 1_004_000), 0.0);
+        assert_eq!(b.tokens(&CONFIG, 2.0, 2_000_000), 22.0);
+        assert_eq!(token_throttle_time_ms(0.0, 2.0), 0);
+        assert_eq!(token_throttle_time_ms(-1.0, 0.0), i64::from(i32::MAX));
     }
 
     #[test]
