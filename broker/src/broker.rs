@@ -46,6 +46,8 @@ pub struct Broker {
     pub auto_creator: AutoCreator,
     /// The ACL authorizer, in step with the metadata image (see `auth::authorize`).
     pub acls: crate::auth::authorize::LiveAcls,
+    /// How follower fetchers connect to leaders (TLS and SASL as configured).
+    pub inter_broker: Arc<crate::net::outbound::InterBrokerConnector>,
     ready: AtomicBool,
     shutdown: watch::Receiver<bool>,
 }
@@ -67,9 +69,11 @@ impl Broker {
         metadata: Metadata,
         membership: Membership,
         logs: LogManager,
+        inter_broker: Arc<crate::net::outbound::InterBrokerConnector>,
         shutdown: watch::Receiver<bool>,
     ) -> Broker {
         Broker {
+            inter_broker,
             groups: GroupCoordinator::new(config.groups.clone()),
             replicas: ReplicaManager::new(&config),
             auto_creator: AutoCreator::new(AutoCreateLimits {

@@ -141,6 +141,12 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// Every listener's protocol and TLS and SASL settings, by listener name.
     pub security: BTreeMap<String, ListenerSecurity>,
+    /// How this broker connects to the inter-broker listener of others (follower
+    /// fetches); `None` on a node without peers.
+    pub inter_broker_client: Option<security::OutboundSecurity>,
+    /// How this node connects to the controller listener of the quorum's voters; `None`
+    /// on a node without peers.
+    pub controller_client: Option<security::OutboundSecurity>,
     /// `connection.failed.authentication.delay.ms`: how long a failed authentication's
     /// answer is held back, against password guessing.
     pub failed_authentication_delay: std::time::Duration,
@@ -347,7 +353,23 @@ impl BrokerConfig {
         let security = security::parse(&|k| props.get(k).cloned(), &all_listeners)?;
         let node_id = int("node.id", 0, i32::MAX as i64)? as i32;
         let cluster = cluster::parse(&|k| props.get(k).cloned(), node_id, &all_listeners)?;
-        security::check_supported(&security, &cluster)?;
+        // How this node connects to others: only a node with peers does, so a single
+        // embedded broker on an SSL listener needs no truststore for itself.
+        let has_peers = cluster.voters.len() > 1 || !cluster.voters.contains_key(&node_id);
+        let getter = |k: &str| props.get(k).cloned();
+        let inter_broker_client = has_peers
+            .then(|| {
+                security::outbound(
+                    &getter,
+                    &cluster.inter_broker_listener,
+                    Some(security::INTER_BROKER_MECHANISM_KEY),
+                )
+            })
+            .transpose()?;
+        let controller_client = match cluster.controller_listener_names.first() {
+            Some(name) if has_peers => Some(security::outbound(&getter, name, None)?),
+            _ => None,
+        };
         let authorizer = authorizer::parse(&|k| props.get(k).cloned())?;
         let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) = all_listeners
             .into_iter()
@@ -418,6 +440,8 @@ impl BrokerConfig {
             cluster,
             advertised_listeners,
             security,
+            inter_broker_client,
+            controller_client,
             failed_authentication_delay: std::time::Duration::from_millis(int(
                 "connection.failed.authentication.delay.ms",
                 0,
