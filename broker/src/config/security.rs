@@ -952,6 +952,128 @@ mod tests {
         }
     }
 
+    fn outbound_with(
+        pairs: &[(&str, &str)],
+        listener: &str,
+        mechanism_key: Option<&str>,
+    ) -> Result<OutboundSecurity, ConfigError> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        outbound(&|k| map.get(k).cloned(), listener, mechanism_key)
+    }
+
+    #[test]
+    fn outbound_tls_reads_the_listeners_stores_and_endpoint_identification() {
+        let base = [
+            (PROTOCOL_MAP_KEY, "REPLICATION:SSL,CONTROLLER:SSL"),
+            ("ssl.keystore.location", "/broker.pem"),
+            (
+                "listener.name.replication.ssl.truststore.location",
+                "/ca.pem",
+            ),
+        ];
+        let out = outbound_with(&base, "REPLICATION", Some(INTER_BROKER_MECHANISM_KEY)).unwrap();
+        assert_eq!(out.protocol, SecurityProtocol::Ssl);
+        let tls = out.tls.unwrap();
+        assert_eq!(tls.truststore, PemSource::File("/ca.pem".into()));
+        assert_eq!(
+            tls.identity,
+            Some((
+                PemSource::File("/broker.pem".into()),
+                PemSource::File("/broker.pem".into())
+            ))
+        );
+        assert!(tls.verify_hostname, "https is Kafka's default");
+        assert!(out.sasl.is_none());
+
+        let mut off = base.to_vec();
+        off.push((
+            "listener.name.replication.ssl.endpoint.identification.algorithm",
+            "",
+        ));
+        let tls = outbound_with(&off, "REPLICATION", None)
+            .unwrap()
+            .tls
+            .unwrap();
+        assert!(!tls.verify_hostname, "empty turns the name check off");
+
+        // The controller listener has no truststore of its own here.
+        let err = outbound_with(&base, "CONTROLLER", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a truststore"), "{err}");
+        let mut bad_algorithm = base.to_vec();
+        bad_algorithm.push(("ssl.endpoint.identification.algorithm", "dns"));
+        let err = outbound_with(&bad_algorithm, "REPLICATION", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an algorithm"), "{err}");
+        // A plaintext listener needs nothing.
+        let plain = outbound_with(&[], "PLAINTEXT", Some(INTER_BROKER_MECHANISM_KEY)).unwrap();
+        assert!(plain.tls.is_none() && plain.sasl.is_none());
+    }
+
+    #[test]
+    fn outbound_sasl_takes_the_mechanism_and_the_brokers_own_login() {
+        let scram_jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                          username=\"broker\" password=\"broker-secret\";";
+        let pairs = [
+            (PROTOCOL_MAP_KEY, "INTERNAL:SASL_PLAINTEXT"),
+            (INTER_BROKER_MECHANISM_KEY, "SCRAM-SHA-512"),
+            (
+                "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                scram_jaas,
+            ),
+        ];
+        let out = outbound_with(&pairs, "INTERNAL", Some(INTER_BROKER_MECHANISM_KEY)).unwrap();
+        let sasl = out.sasl.unwrap();
+        assert_eq!(sasl.mechanism, "SCRAM-SHA-512");
+        assert_eq!(sasl.username, "broker");
+        assert_eq!(sasl.password, "broker-secret");
+        assert!(!format!("{sasl:?}").contains("broker-secret"));
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&pairs[..1], "GSSAPI is not served"),
+            (
+                &[pairs[0], (INTER_BROKER_MECHANISM_KEY, "GSSAPI")],
+                "not a mechanism Strom speaks",
+            ),
+            (&pairs[..2], "needs its own credentials"),
+            (
+                &[
+                    pairs[0],
+                    pairs[1],
+                    (
+                        "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                    ),
+                ],
+                "non-empty username and password",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = outbound_with(pairs, "INTERNAL", Some(INTER_BROKER_MECHANISM_KEY))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        // SASL on the controller listener is refused with the reason.
+        let err = outbound_with(
+            &[(PROTOCOL_MAP_KEY, "CONTROLLER:SASL_SSL")],
+            "CONTROLLER",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not SASL"), "{err}");
+        assert!(is_security_key(INTER_BROKER_MECHANISM_KEY));
+        assert!(is_sensitive(
+            "listener.name.internal.scram-sha-512.sasl.jaas.config"
+        ));
+    }
+
     #[test]
     fn key_classification() {
         assert!(is_security_key("ssl.keystore.location"));

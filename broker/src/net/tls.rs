@@ -551,6 +551,7 @@ mod tests {
         server_pem: String,
         server_key: KeyPair,
         client_der: CertificateDer<'static>,
+        client_pem: String,
         client_key: KeyPair,
     }
 
@@ -578,6 +579,7 @@ mod tests {
             server_pem: server.pem(),
             server_key,
             client_der: client.der().clone(),
+            client_pem: client.pem(),
             client_key,
         }
     }
@@ -784,6 +786,106 @@ mod tests {
         assert!(err.contains("cannot decrypt"), "{err}");
         s.key_password = Some("s3cret".into());
         TlsListener::new("SSL", &s).unwrap();
+    }
+
+    fn client_settings(pki: &Pki, verify_hostname: bool, with_cert: bool) -> TlsClientSettings {
+        TlsClientSettings {
+            identity: with_cert.then(|| {
+                (
+                    PemSource::Inline(pki.client_pem.clone()),
+                    PemSource::Inline(pki.client_key.serialize_pem()),
+                )
+            }),
+            key_password: None,
+            truststore: PemSource::Inline(pki.ca_pem.clone()),
+            versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            cipher_suites: Vec::new(),
+            verify_hostname,
+        }
+    }
+
+    /// A TlsClient handshake with `listener`; the principal the server saw.
+    async fn client_connect(
+        client: &TlsClient,
+        listener: &TlsListener,
+        host: &str,
+    ) -> Result<String, String> {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let acceptor = listener.acceptor();
+        let server = tokio::spawn(async move {
+            let mut stream = acceptor
+                .accept(server_io)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut byte = [0u8; 1];
+            stream
+                .read_exact(&mut byte)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        });
+        let client = async {
+            let mut stream = client
+                .connect(client_io, host)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.write_all(b"x").await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        };
+        let client = client.await;
+        let server = server.await.unwrap();
+        match (client, server) {
+            (Ok(_stream), Ok(stream)) => listener.principal(&stream).map_err(|e| e.to_string()),
+            (c, s) => Err(format!(
+                "client: {:?}, server: {:?}",
+                c.map(|_| ()),
+                s.map(|_| ())
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_client_side_checks_the_server_and_presents_its_certificate() {
+        let pki = pki();
+        let both = [TlsVersion::Tls12, TlsVersion::Tls13];
+        let mutual =
+            TlsListener::new("SSL", &settings(&pki, ClientAuth::Required, &both, &[])).unwrap();
+
+        let client = TlsClient::new("SSL", &client_settings(&pki, true, true)).unwrap();
+        assert_eq!(
+            client_connect(&client, &mutual, "localhost").await.unwrap(),
+            "User:CN=alice,O=Strom,C=DE"
+        );
+        // The server's certificate names localhost only.
+        let err = client_connect(&client, &mutual, "127.0.0.1")
+            .await
+            .unwrap_err();
+        assert!(err.contains("NotValidForName"), "{err}");
+        // Without endpoint identification the name is not checked, the chain still is.
+        let any_name = TlsClient::new("SSL", &client_settings(&pki, false, true)).unwrap();
+        client_connect(&any_name, &mutual, "127.0.0.1")
+            .await
+            .unwrap();
+        let other = pki();
+        let mut foreign = client_settings(&pki, false, true);
+        foreign.truststore = PemSource::Inline(other.ca_pem.clone());
+        let foreign = TlsClient::new("SSL", &foreign).unwrap();
+        assert!(client_connect(&foreign, &mutual, "localhost")
+            .await
+            .is_err());
+        // No certificate: mutual TLS refuses.
+        let anonymous = TlsClient::new("SSL", &client_settings(&pki, true, false)).unwrap();
+        assert!(client_connect(&anonymous, &mutual, "localhost")
+            .await
+            .is_err());
+        let err = TlsClient::new("SSL", &{
+            let mut s = client_settings(&pki, true, false);
+            s.truststore = PemSource::File("/nonexistent/ca.pem".into());
+            s
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]
