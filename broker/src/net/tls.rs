@@ -866,7 +866,7 @@ mod tests {
         client_connect(&any_name, &mutual, "127.0.0.1")
             .await
             .unwrap();
-        let other = pki();
+        let other = super::tests::pki();
         let mut foreign = client_settings(&pki, false, true);
         foreign.truststore = PemSource::Inline(other.ca_pem.clone());
         let foreign = TlsClient::new("SSL", &foreign).unwrap();

@@ -64,13 +64,16 @@ pub struct Cluster {
     temp: tempfile::TempDir,
 }
 
+/// Runs before a node's first start with its data dir and properties.
+pub type Prepare<'a> = &'a dyn Fn(&Path, &[(String, String)]);
+
 /// A cluster's own listeners and preparation, instead of PLAINTEXT plus CONTROLLER.
 pub struct Layout<'a> {
     /// The `listeners` value of a node from its client port, its internal port and, on a
     /// voter, its controller port.
     pub listeners: &'a dyn Fn(u16, u16, Option<u16>) -> String,
     /// Runs before a node's first start with its data dir and properties (to `format` it).
-    pub prepare: &'a dyn Fn(&Path, &[(String, String)]),
+    pub prepare: Prepare<'a>,
 }
 
 impl Cluster {

@@ -99,6 +99,12 @@ async fn serve_connection<S: ReplicatedState, H: RequestHandler>(
         let frame = match frame {
             None => return,
             Some(Ok(frame)) => frame,
+            // A TLS peer that went away without close_notify (killed, or dropping a pooled
+            // connection) is an ordinary close, as a plain TCP EOF is.
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!(%peer, error = %e, "quorum connection closed by the peer");
+                return;
+            }
             Some(Err(e)) => {
                 tracing::warn!(%peer, error = %e, "closing quorum connection: unreadable frame");
                 return;
