@@ -549,6 +549,7 @@ impl BrokerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    const PROTOCOL_MAP_KEY_FOR_TESTS: &str = security::PROTOCOL_MAP_KEY;
 
     fn props(pairs: &[(&str, &str)]) -> Properties {
         pairs
@@ -592,7 +593,7 @@ mod tests {
     }
 
     #[test]
-    fn tls_for_clients_starts_and_what_is_not_served_yet_is_refused() {
+    fn tls_for_clients_starts_and_secured_internal_listeners_are_checked() {
         let (config, warnings) = BrokerConfig::from_properties(props(&[
             ("listeners", "PLAINTEXT://:9092,SSL://:9093"),
             ("listener.name.ssl.ssl.keystore.location", "/tls/broker.pem"),
@@ -604,18 +605,70 @@ mod tests {
             config.security["PLAINTEXT"].protocol,
             SecurityProtocol::Plaintext
         );
+        // A single node has no peers to connect to: an SSL-only broker needs no truststore.
+        let (single, _) = BrokerConfig::from_properties(props(&[
+            ("listeners", "SSL://:9093"),
+            ("ssl.keystore.location", "/k.pem"),
+        ]))
+        .unwrap();
+        assert!(single.inter_broker_client.is_none());
 
-        for (listeners, extra) in [
-            ("SSL://:9093", ("ssl.keystore.location", "/k.pem")),
+        let cluster = [
+            ("node.id", "0"),
             (
-                "SASL_PLAINTEXT://:9093",
-                ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+                "controller.quorum.voters",
+                "0@localhost:9094,1@localhost:9194,2@localhost:9294",
             ),
-        ] {
-            let err = BrokerConfig::from_properties(props(&[("listeners", listeners), extra]))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("does not support"), "{listeners}: {err}");
-        }
+            ("controller.listener.names", "CONTROLLER"),
+            ("ssl.keystore.location", "/k.pem"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut p = cluster.to_vec();
+            p.extend_from_slice(extra);
+            BrokerConfig::from_properties(props(&p))
+        };
+        let err = with(&[
+            ("listeners", "SSL://:9093,CONTROLLER://:9094"),
+            (PROTOCOL_MAP_KEY_FOR_TESTS, "SSL:SSL,CONTROLLER:PLAINTEXT"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs a truststore"), "{err}");
+        let err = with(&[
+            ("listeners", "PLAINTEXT://:9093,CONTROLLER://:9094"),
+            (
+                PROTOCOL_MAP_KEY_FOR_TESTS,
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            ),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not SASL"), "{err}");
+        let (secured, _) = with(&[
+            ("listeners", "SSL://:9093,CONTROLLER://:9094"),
+            (PROTOCOL_MAP_KEY_FOR_TESTS, "SSL:SSL,CONTROLLER:SSL"),
+            ("ssl.truststore.location", "/ca.pem"),
+            ("ssl.client.auth", "required"),
+        ])
+        .unwrap();
+        let inter = secured.inter_broker_client.unwrap();
+        assert_eq!(inter.listener, "SSL");
+        assert!(inter.tls.unwrap().identity.is_some());
+        assert_eq!(
+            secured.controller_client.unwrap().protocol,
+            SecurityProtocol::Ssl
+        );
+        // security.inter.broker.protocol picks the listener named after the protocol.
+        let (by_protocol, _) = with(&[
+            (
+                "listeners",
+                "PLAINTEXT://:9092,SSL://:9093,CONTROLLER://:9094",
+            ),
+            ("security.inter.broker.protocol", "SSL"),
+            ("ssl.truststore.location", "/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(by_protocol.cluster.inter_broker_listener, "SSL");
     }
 }

@@ -576,11 +576,7 @@ pub fn outbound(
     mechanism_key: Option<&str>,
 ) -> Result<OutboundSecurity, ConfigError> {
     let protocol = listener_protocol(get, listener)?;
-    let tls = if protocol.uses_tls() {
-        Some(tls_client_settings(get, listener)?)
-    } else {
-        None
-    };
+    // SASL where Strom has no client for it is the first thing to say.
     let sasl = match (protocol.uses_sasl(), mechanism_key) {
         (false, _) => None,
         (true, None) => {
@@ -595,6 +591,11 @@ pub fn outbound(
             ))
         }
         (true, Some(key)) => Some(sasl_client_settings(get, listener, key)?),
+    };
+    let tls = if protocol.uses_tls() {
+        Some(tls_client_settings(get, listener)?)
+    } else {
+        None
     };
     Ok(OutboundSecurity {
         listener: listener.to_string(),
