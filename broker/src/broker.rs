@@ -48,6 +48,8 @@ pub struct Broker {
     pub acls: crate::auth::authorize::LiveAcls,
     /// Client quotas' rate sensors (the quotas themselves are in the metadata image).
     pub client_quotas: crate::quota::ClientQuotas,
+    /// How follower fetchers connect to leaders (TLS and SASL as configured).
+    pub inter_broker: Arc<crate::net::outbound::InterBrokerConnector>,
     ready: AtomicBool,
     shutdown: watch::Receiver<bool>,
 }
@@ -69,11 +71,13 @@ impl Broker {
         metadata: Metadata,
         membership: Membership,
         logs: LogManager,
+        inter_broker: Arc<crate::net::outbound::InterBrokerConnector>,
         shutdown: watch::Receiver<bool>,
     ) -> Broker {
         let metrics = Metrics::new();
         Broker {
             client_quotas: crate::quota::ClientQuotas::new(&metrics),
+            inter_broker,
             groups: GroupCoordinator::new(config.groups.clone()),
             replicas: ReplicaManager::new(&config),
             auto_creator: AutoCreator::new(AutoCreateLimits {

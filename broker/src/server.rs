@@ -17,7 +17,8 @@ use crate::config::BrokerConfig;
 use crate::log::LogManager;
 use crate::metadata::{journal, BrokerEndpoint};
 use crate::net::listener;
-use crate::net::tls::TlsListener;
+use crate::net::outbound::{InterBrokerConnector, PeerAcls, QuorumTransport};
+use crate::net::tls::{TlsClient, TlsListener};
 use crate::quorum::{self, membership::Membership, Metadata, MetadataQuorum};
 
 /// Kafka's per-log-dir identity file.
@@ -243,6 +244,43 @@ fn tls_listeners(
     Ok(out)
 }
 
+/// The quorum's transport when the controller listener uses TLS: this node's TLS client
+/// for connecting to voters, the listener's server side when it is a voter, and the peer
+/// check when an authorizer is configured. Also returns the client (to watch its files)
+/// and the peer check (to attach to the quorum once it runs).
+#[allow(clippy::type_complexity)]
+fn quorum_transport(
+    config: &BrokerConfig,
+    tls: &std::collections::BTreeMap<String, Arc<TlsListener>>,
+) -> anyhow::Result<(
+    Option<Arc<dyn strom_raft::Transport>>,
+    Option<Arc<TlsClient>>,
+    Option<Arc<PeerAcls>>,
+)> {
+    let client = match config
+        .controller_client
+        .as_ref()
+        .and_then(|c| c.tls.as_ref().map(|t| (&c.listener, t)))
+    {
+        Some((name, settings)) => Some(Arc::new(TlsClient::new(name, settings).with_context(
+            || format!("controller listener {name}: cannot set up this node's TLS client"),
+        )?)),
+        None => None,
+    };
+    let server = config
+        .controller_listener
+        .as_ref()
+        .and_then(|l| tls.get(&l.name).cloned());
+    let acls = config
+        .authorizer
+        .clone()
+        .filter(|_| server.is_some())
+        .map(|a| Arc::new(PeerAcls::new(a)));
+    let transport = QuorumTransport::new(client.clone(), server, acls.clone())
+        .map(|t| Arc::new(t) as Arc<dyn strom_raft::Transport>);
+    Ok((transport, client, acls))
+}
+
 /// A started broker: everything serving, and what shutting it down needs.
 pub struct Running {
     pub broker: Arc<Broker>,
@@ -266,13 +304,22 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
     let formatted = read_meta_properties(&config)?;
     // Certificates are checked before anything else starts: a bad one stops start-up.
     let tls = tls_listeners(&config)?;
+    let inter_broker = Arc::new(
+        InterBrokerConnector::new(config.inter_broker_client.as_ref())
+            .context("inter-broker listener: cannot set up this broker's TLS client")?,
+    );
+    let (quorum_transport, quorum_tls_client, peer_acls) = quorum_transport(&config, &tls)?;
     let (quorum, _controller) = quorum::start(
         &config,
         &config.log_dirs[0].join(METADATA_DIR),
         formatted.clone(),
+        quorum_transport,
     )
     .await
     .context("cannot start the metadata quorum")?;
+    if let Some(acls) = &peer_acls {
+        acls.attach(&quorum);
+    }
     let cluster_id = settle_cluster_id(&config, &quorum, formatted).await?;
     import_single_node_journal(&config, &quorum).await?;
     let metadata = Metadata::new(quorum.clone());
@@ -317,6 +364,7 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
         metadata,
         membership,
         logs,
+        inter_broker.clone(),
         shutdown_rx,
     ));
 
@@ -355,6 +403,14 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
         )));
     }
     for t in tls.into_values() {
+        tasks.push(tokio::spawn(t.watch(broker.shutdown_signal())));
+    }
+    for t in inter_broker
+        .tls()
+        .cloned()
+        .into_iter()
+        .chain(quorum_tls_client)
+    {
         tasks.push(tokio::spawn(t.watch(broker.shutdown_signal())));
     }
     let admin = admin_socket.map(|s| tokio::spawn(admin_http::serve(broker.clone(), s)));

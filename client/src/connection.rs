@@ -9,6 +9,7 @@ use futures::{SinkExt, StreamExt};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
@@ -54,12 +55,26 @@ pub enum ClientError {
     UnknownApi(i16),
 }
 
-#[derive(Debug)]
+/// The byte stream a connection runs over: TCP, or TLS over TCP (the caller does the
+/// handshake and hands the stream to [`Connection::over`]).
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
 pub struct Connection {
     addr: String,
     client_id: StrBytes,
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    framed: Framed<Box<dyn Stream>, LengthDelimitedCodec>,
     next_correlation: i32,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .field("client_id", &self.client_id)
+            .field("next_correlation", &self.next_correlation)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -69,6 +84,13 @@ impl Connection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Connection, ClientError> {
+        let stream = Self::connect_tcp(addr, timeout).await?;
+        Ok(Self::over(stream, addr, client_id))
+    }
+
+    /// Opens the TCP connection only (with `TCP_NODELAY`), for a caller that secures it
+    /// before handing it to [`Connection::over`].
+    pub async fn connect_tcp(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::ConnectTimeout(addr.to_string()))?
@@ -78,16 +100,21 @@ impl Connection {
             })?;
         // Small requests (heartbeats, follower fetches) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// A connection over an already connected (and possibly secured) stream to `addr`.
+    pub fn over(stream: impl Stream, addr: &str, client_id: &str) -> Connection {
         let codec = LengthDelimitedCodec::builder()
             .length_field_length(4)
             .max_frame_length(MAX_FRAME)
             .new_codec();
-        Ok(Connection {
+        Connection {
             addr: addr.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),
-            framed: Framed::new(stream, codec),
+            framed: Framed::new(Box::new(stream) as Box<dyn Stream>, codec),
             next_correlation: 0,
-        })
+        }
     }
 
     pub fn addr(&self) -> &str {

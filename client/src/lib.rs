@@ -4,4 +4,4 @@
 
 mod connection;
 
-pub use connection::{ClientError, Connection};
+pub use connection::{ClientError, Connection, Stream};

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::network::transport::Transport;
 
 /// How one node takes part in the quorum.
 #[derive(Debug, Clone)]
@@ -24,6 +27,8 @@ pub struct QuorumConfig {
     pub heartbeat_interval_ms: u64,
     /// Take a snapshot (and purge the log behind it) after this many applied entries.
     pub snapshot_every_entries: u64,
+    /// Secures quorum connections both ways (TLS, peer checks); `None` is plain TCP.
+    pub transport: Option<Arc<dyn Transport>>,
 }
 
 impl QuorumConfig {
@@ -38,6 +43,7 @@ impl QuorumConfig {
             election_timeout_ms: (1000, 2000),
             heartbeat_interval_ms: 200,
             snapshot_every_entries: 1000,
+            transport: None,
         }
     }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 pub use config::QuorumConfig;
 pub use error::QuorumError;
+pub use network::transport::{BoxedFuture, BoxedStream, PeerStream, Transport};
 pub use progress::{NodeProgress, QuorumDescription};
 pub use quorum::Quorum;
 

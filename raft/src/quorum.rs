@@ -77,6 +77,7 @@ impl<S: ReplicatedState, H: RequestHandler> Quorum<S, H> {
             config.node_id,
             config.voters.clone(),
             Arc::clone(&cluster),
+            config.transport.clone(),
         ));
         let listener = match (config.is_voter(), config.listen) {
             (true, Some(addr)) => Some(TcpListener::bind(addr).await.map_err(|e| {
@@ -124,6 +125,7 @@ impl<S: ReplicatedState, H: RequestHandler> Quorum<S, H> {
         if let Some(listener) = listener {
             tasks.push(tokio::spawn(server::serve(
                 listener,
+                quorum.config.transport.clone(),
                 Arc::downgrade(&quorum),
                 quorum.shutdown.clone(),
             )));

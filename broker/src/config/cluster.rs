@@ -34,6 +34,7 @@ pub(super) const CLUSTER_KEYS: &[&str] = &[
     "controller.quorum.voters",
     "controller.listener.names",
     "inter.broker.listener.name",
+    "security.inter.broker.protocol",
     "broker.rack",
 ];
 
@@ -240,7 +241,19 @@ pub(super) fn parse(
     if client_listeners.is_empty() {
         return Err(bad("listeners", "no listener left for clients and brokers"));
     }
-    let inter_broker_listener = match get("inter.broker.listener.name") {
+    // Kafka: `security.inter.broker.protocol` picks the listener named after the
+    // protocol; the two keys exclude each other.
+    let by_protocol = get("security.inter.broker.protocol")
+        .map(|p| p.trim().to_ascii_uppercase())
+        .filter(|p| !p.is_empty());
+    let by_name = get("inter.broker.listener.name").filter(|n| !n.trim().is_empty());
+    if by_protocol.is_some() && by_name.is_some() {
+        return Err(bad(
+            "security.inter.broker.protocol",
+            "only one of inter.broker.listener.name and security.inter.broker.protocol may be set",
+        ));
+    }
+    let inter_broker_listener = match by_name.or(by_protocol) {
         Some(n) => {
             let n = n.trim().to_ascii_uppercase();
             if !client_listeners.iter().any(|l| l.name == n) {

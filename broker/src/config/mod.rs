@@ -141,6 +141,12 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// Every listener's protocol and TLS and SASL settings, by listener name.
     pub security: BTreeMap<String, ListenerSecurity>,
+    /// How this broker connects to the inter-broker listener of others (follower
+    /// fetches); `None` on a node without peers.
+    pub inter_broker_client: Option<security::OutboundSecurity>,
+    /// How this node connects to the controller listener of the quorum's voters; `None`
+    /// on a node without peers.
+    pub controller_client: Option<security::OutboundSecurity>,
     /// `connection.failed.authentication.delay.ms`: how long a failed authentication's
     /// answer is held back, against password guessing.
     pub failed_authentication_delay: std::time::Duration,
@@ -347,7 +353,23 @@ impl BrokerConfig {
         let security = security::parse(&|k| props.get(k).cloned(), &all_listeners)?;
         let node_id = int("node.id", 0, i32::MAX as i64)? as i32;
         let cluster = cluster::parse(&|k| props.get(k).cloned(), node_id, &all_listeners)?;
-        security::check_supported(&security, &cluster)?;
+        // How this node connects to others: only a node with peers does, so a single
+        // embedded broker on an SSL listener needs no truststore for itself.
+        let has_peers = cluster.voters.len() > 1 || !cluster.voters.contains_key(&node_id);
+        let getter = |k: &str| props.get(k).cloned();
+        let inter_broker_client = has_peers
+            .then(|| {
+                security::outbound(
+                    &getter,
+                    &cluster.inter_broker_listener,
+                    Some(security::INTER_BROKER_MECHANISM_KEY),
+                )
+            })
+            .transpose()?;
+        let controller_client = match cluster.controller_listener_names.first() {
+            Some(name) if has_peers => Some(security::outbound(&getter, name, None)?),
+            _ => None,
+        };
         let authorizer = authorizer::parse(&|k| props.get(k).cloned())?;
         let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) = all_listeners
             .into_iter()
@@ -418,6 +440,8 @@ impl BrokerConfig {
             cluster,
             advertised_listeners,
             security,
+            inter_broker_client,
+            controller_client,
             failed_authentication_delay: std::time::Duration::from_millis(int(
                 "connection.failed.authentication.delay.ms",
                 0,
@@ -525,6 +549,7 @@ impl BrokerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    const PROTOCOL_MAP_KEY_FOR_TESTS: &str = security::PROTOCOL_MAP_KEY;
 
     fn props(pairs: &[(&str, &str)]) -> Properties {
         pairs
@@ -568,7 +593,7 @@ mod tests {
     }
 
     #[test]
-    fn tls_for_clients_starts_and_what_is_not_served_yet_is_refused() {
+    fn tls_for_clients_starts_and_secured_internal_listeners_are_checked() {
         let (config, warnings) = BrokerConfig::from_properties(props(&[
             ("listeners", "PLAINTEXT://:9092,SSL://:9093"),
             ("listener.name.ssl.ssl.keystore.location", "/tls/broker.pem"),
@@ -580,18 +605,70 @@ mod tests {
             config.security["PLAINTEXT"].protocol,
             SecurityProtocol::Plaintext
         );
+        // A single node has no peers to connect to: an SSL-only broker needs no truststore.
+        let (single, _) = BrokerConfig::from_properties(props(&[
+            ("listeners", "SSL://:9093"),
+            ("ssl.keystore.location", "/k.pem"),
+        ]))
+        .unwrap();
+        assert!(single.inter_broker_client.is_none());
 
-        for (listeners, extra) in [
-            ("SSL://:9093", ("ssl.keystore.location", "/k.pem")),
+        let cluster = [
+            ("node.id", "0"),
             (
-                "SASL_PLAINTEXT://:9093",
-                ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+                "controller.quorum.voters",
+                "0@localhost:9094,1@localhost:9194,2@localhost:9294",
             ),
-        ] {
-            let err = BrokerConfig::from_properties(props(&[("listeners", listeners), extra]))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("does not support"), "{listeners}: {err}");
-        }
+            ("controller.listener.names", "CONTROLLER"),
+            ("ssl.keystore.location", "/k.pem"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut p = cluster.to_vec();
+            p.extend_from_slice(extra);
+            BrokerConfig::from_properties(props(&p))
+        };
+        let err = with(&[
+            ("listeners", "SSL://:9093,CONTROLLER://:9094"),
+            (PROTOCOL_MAP_KEY_FOR_TESTS, "SSL:SSL,CONTROLLER:PLAINTEXT"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs a truststore"), "{err}");
+        let err = with(&[
+            ("listeners", "PLAINTEXT://:9093,CONTROLLER://:9094"),
+            (
+                PROTOCOL_MAP_KEY_FOR_TESTS,
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            ),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not SASL"), "{err}");
+        let (secured, _) = with(&[
+            ("listeners", "SSL://:9093,CONTROLLER://:9094"),
+            (PROTOCOL_MAP_KEY_FOR_TESTS, "SSL:SSL,CONTROLLER:SSL"),
+            ("ssl.truststore.location", "/ca.pem"),
+            ("ssl.client.auth", "required"),
+        ])
+        .unwrap();
+        let inter = secured.inter_broker_client.unwrap();
+        assert_eq!(inter.listener, "SSL");
+        assert!(inter.tls.unwrap().identity.is_some());
+        assert_eq!(
+            secured.controller_client.unwrap().protocol,
+            SecurityProtocol::Ssl
+        );
+        // security.inter.broker.protocol picks the listener named after the protocol.
+        let (by_protocol, _) = with(&[
+            (
+                "listeners",
+                "PLAINTEXT://:9092,SSL://:9093,CONTROLLER://:9094",
+            ),
+            ("security.inter.broker.protocol", "SSL"),
+            ("ssl.truststore.location", "/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(by_protocol.cluster.inter_broker_listener, "SSL");
     }
 }

@@ -45,6 +45,9 @@ const TLS_KEYS: &[&str] = &[
 const SASL_KEYS: &[&str] = &[
     "sasl.enabled.mechanisms",
     "plain.sasl.jaas.config",
+    "scram-sha-256.sasl.jaas.config",
+    "scram-sha-512.sasl.jaas.config",
+    "sasl.jaas.config",
     "plain.sasl.users.file",
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
@@ -57,7 +60,15 @@ const SENSITIVE_KEYS: &[&str] = &[
     "ssl.keystore.key",
     "ssl.truststore.password",
     "plain.sasl.jaas.config",
+    "scram-sha-256.sasl.jaas.config",
+    "scram-sha-512.sasl.jaas.config",
+    "sasl.jaas.config",
 ];
+
+/// The keys naming the mechanism this broker uses as a client of the inter-broker and
+/// the controller listener.
+pub const INTER_BROKER_MECHANISM_KEY: &str = "sasl.mechanism.inter.broker.protocol";
+pub const CONTROLLER_MECHANISM_KEY: &str = "sasl.mechanism.controller.protocol";
 
 /// Kafka's defaults of the TLS keys that have one.
 pub(super) const SECURITY_DEFAULTS: &[(&str, &str)] = &[
@@ -81,6 +92,8 @@ fn unprefixed(key: &str) -> &str {
 pub fn is_security_key(key: &str) -> bool {
     key == PROTOCOL_MAP_KEY
         || key == "connection.failed.authentication.delay.ms"
+        || key == INTER_BROKER_MECHANISM_KEY
+        || key == CONTROLLER_MECHANISM_KEY
         || TLS_KEYS.contains(&unprefixed(key))
         || SASL_KEYS.contains(&unprefixed(key))
 }
@@ -275,10 +288,62 @@ fn listener_value(
         .filter(|(_, v)| !v.trim().is_empty())
 }
 
-fn tls_settings(
+/// The listener's keystore (certificate chain and key), if it names one.
+fn keystore(
     get: &dyn Fn(&str) -> Option<String>,
     listener: &str,
-) -> Result<TlsSettings, ConfigError> {
+) -> Result<Option<(PemSource, PemSource)>, ConfigError> {
+    let value = |key: &str| listener_value(get, listener, key);
+    match (
+        value("ssl.keystore.location"),
+        value("ssl.keystore.certificate.chain"),
+        value("ssl.keystore.key"),
+    ) {
+        (Some((_, path)), None, None) => {
+            let path = PathBuf::from(path.trim());
+            Ok(Some((PemSource::File(path.clone()), PemSource::File(path))))
+        }
+        (None, Some((_, chain)), Some((_, key))) => {
+            Ok(Some((PemSource::Inline(chain), PemSource::Inline(key))))
+        }
+        (Some((key, _)), _, _) => Err(bad(
+            &key,
+            "give either ssl.keystore.location or ssl.keystore.certificate.chain with \
+             ssl.keystore.key, not both",
+        )),
+        (None, Some((key, _)), None) | (None, None, Some((key, _))) => Err(bad(
+            &key,
+            "ssl.keystore.certificate.chain and ssl.keystore.key go together",
+        )),
+        (None, None, None) => Ok(None),
+    }
+}
+
+/// The listener's truststore, if it names one.
+fn truststore(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+) -> Result<Option<PemSource>, ConfigError> {
+    let value = |key: &str| listener_value(get, listener, key);
+    match (
+        value("ssl.truststore.location"),
+        value("ssl.truststore.certificates"),
+    ) {
+        (Some((key, _)), Some(_)) => Err(bad(
+            &key,
+            "give ssl.truststore.location or ssl.truststore.certificates, not both",
+        )),
+        (Some((_, path)), None) => Ok(Some(PemSource::File(PathBuf::from(path.trim())))),
+        (None, Some((_, pem))) => Ok(Some(PemSource::Inline(pem))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `ssl.keystore.type` and `ssl.truststore.type` must be PEM.
+fn check_store_types(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+) -> Result<(), ConfigError> {
     let value = |key: &str| listener_value(get, listener, key);
     for store in ["ssl.keystore.type", "ssl.truststore.type"] {
         if let Some((key, v)) = value(store) {
@@ -294,51 +359,27 @@ fn tls_settings(
             }
         }
     }
-    let (certificate_chain, private_key) = match (
-        value("ssl.keystore.location"),
-        value("ssl.keystore.certificate.chain"),
-        value("ssl.keystore.key"),
-    ) {
-        (Some((_, path)), None, None) => {
-            let path = PathBuf::from(path.trim());
-            (PemSource::File(path.clone()), PemSource::File(path))
-        }
-        (None, Some((_, chain)), Some((_, key))) => {
-            (PemSource::Inline(chain), PemSource::Inline(key))
-        }
-        (Some((key, _)), _, _) => {
-            return Err(bad(
-                &key,
-                "give either ssl.keystore.location or ssl.keystore.certificate.chain with \
-                 ssl.keystore.key, not both",
-            ))
-        }
-        _ => {
-            return Err(bad(
-                "ssl.keystore.location",
-                format!(
-                    "listener {listener} uses TLS but has no keystore: set \
-                     ssl.keystore.location or ssl.keystore.certificate.chain and \
-                     ssl.keystore.key (or their listener.name.{}. forms)",
-                    listener.to_ascii_lowercase()
-                ),
-            ))
-        }
-    };
-    let truststore = match (
-        value("ssl.truststore.location"),
-        value("ssl.truststore.certificates"),
-    ) {
-        (Some((key, _)), Some(_)) => {
-            return Err(bad(
-                &key,
-                "give ssl.truststore.location or ssl.truststore.certificates, not both",
-            ))
-        }
-        (Some((_, path)), None) => Some(PemSource::File(PathBuf::from(path.trim()))),
-        (None, Some((_, pem))) => Some(PemSource::Inline(pem)),
-        (None, None) => None,
-    };
+    Ok(())
+}
+
+fn tls_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+) -> Result<TlsSettings, ConfigError> {
+    let value = |key: &str| listener_value(get, listener, key);
+    check_store_types(get, listener)?;
+    let (certificate_chain, private_key) = keystore(get, listener)?.ok_or_else(|| {
+        bad(
+            "ssl.keystore.location",
+            format!(
+                "listener {listener} uses TLS but has no keystore: set \
+                 ssl.keystore.location or ssl.keystore.certificate.chain and \
+                 ssl.keystore.key (or their listener.name.{}. forms)",
+                listener.to_ascii_lowercase()
+            ),
+        )
+    })?;
+    let truststore = truststore(get, listener)?;
     let (auth_key, auth) =
         value("ssl.client.auth").unwrap_or(("ssl.client.auth".into(), "none".into()));
     let client_auth = match auth.trim().to_ascii_lowercase().as_str() {
@@ -465,27 +506,240 @@ fn sasl_settings(
     })
 }
 
-/// What this version cannot serve yet stops start-up, rather than serving plaintext where
-/// security was asked for: TLS and SASL between brokers and controllers.
-pub(super) fn check_supported(
-    security: &BTreeMap<String, ListenerSecurity>,
-    cluster: &super::ClusterConfig,
-) -> Result<(), ConfigError> {
-    for (name, s) in security {
-        let internal = cluster.controller_listener_names.contains(name)
-            || *name == cluster.inter_broker_listener;
-        if internal && s.protocol != SecurityProtocol::Plaintext {
-            return Err(bad(
-                "listeners",
-                format!(
-                    "listener {name} uses {}, which Strom does not support between brokers \
-                     and controllers yet",
-                    s.protocol.name()
-                ),
-            ));
-        }
+/// How this broker connects, as a client, to another node's listener: the inter-broker
+/// listener (follower fetches) or the controller listener (the quorum's RPCs). Kafka
+/// configures that client with the same listener's settings the server side reads.
+#[derive(Debug, Clone)]
+pub struct OutboundSecurity {
+    pub listener: String,
+    pub protocol: SecurityProtocol,
+    pub tls: Option<TlsClientSettings>,
+    pub sasl: Option<SaslClientSettings>,
+}
+
+/// The TLS client side of a listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsClientSettings {
+    /// The keystore's chain and key, presented when the server asks (mutual TLS).
+    pub identity: Option<(PemSource, PemSource)>,
+    pub key_password: Option<String>,
+    /// The CAs the server's certificate must chain to.
+    pub truststore: PemSource,
+    pub versions: Vec<TlsVersion>,
+    pub cipher_suites: Vec<String>,
+    /// `ssl.endpoint.identification.algorithm`: `https` (Kafka's default) checks that
+    /// the certificate names the host connected to; empty turns only that check off.
+    pub verify_hostname: bool,
+}
+
+/// The SASL client side: the mechanism and this broker's own credentials.
+#[derive(Clone)]
+pub struct SaslClientSettings {
+    pub mechanism: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslClientSettings {
+    // Never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslClientSettings")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
-    Ok(())
+}
+
+/// The protocol `listener` uses, from the map or its name.
+pub fn listener_protocol(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+) -> Result<SecurityProtocol, ConfigError> {
+    let protocols = protocol_map(get(PROTOCOL_MAP_KEY).as_deref())?;
+    match protocols.get(listener) {
+        Some(p) => Ok(*p),
+        None => SecurityProtocol::parse(listener).ok_or_else(|| {
+            bad(
+                PROTOCOL_MAP_KEY,
+                format!("listener {listener} has no entry in {PROTOCOL_MAP_KEY}"),
+            )
+        }),
+    }
+}
+
+/// Reads how this broker connects to `listener` on other nodes. `mechanism_key` names the
+/// SASL mechanism (`sasl.mechanism.inter.broker.protocol`); `None` where Strom does not
+/// speak SASL as a client (the controller listener), which refuses a SASL protocol.
+pub fn outbound(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+    mechanism_key: Option<&str>,
+) -> Result<OutboundSecurity, ConfigError> {
+    let protocol = listener_protocol(get, listener)?;
+    // SASL where Strom has no client for it is the first thing to say.
+    let sasl = match (protocol.uses_sasl(), mechanism_key) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(bad(
+                PROTOCOL_MAP_KEY,
+                format!(
+                    "the controller listener {listener} uses {}: Strom secures the controller \
+                     quorum with SSL (mutual TLS with ssl.client.auth=required), not SASL \
+                     ({CONTROLLER_MECHANISM_KEY} is not supported)",
+                    protocol.name()
+                ),
+            ))
+        }
+        (true, Some(key)) => Some(sasl_client_settings(get, listener, key)?),
+    };
+    let tls = if protocol.uses_tls() {
+        Some(tls_client_settings(get, listener)?)
+    } else {
+        None
+    };
+    Ok(OutboundSecurity {
+        listener: listener.to_string(),
+        protocol,
+        tls,
+        sasl,
+    })
+}
+
+fn tls_client_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+) -> Result<TlsClientSettings, ConfigError> {
+    let value = |key: &str| listener_value(get, listener, key);
+    check_store_types(get, listener)?;
+    let truststore = truststore(get, listener)?.ok_or_else(|| {
+        bad(
+            "ssl.truststore.location",
+            format!(
+                "this broker connects to listener {listener} of other nodes over TLS and needs \
+                 a truststore to check their certificates: set ssl.truststore.location or \
+                 ssl.truststore.certificates (or their listener.name.{}. forms)",
+                listener.to_ascii_lowercase()
+            ),
+        )
+    })?;
+    let (proto_key, protocols) = value("ssl.enabled.protocols")
+        .unwrap_or(("ssl.enabled.protocols".into(), "TLSv1.2,TLSv1.3".into()));
+    // An empty value is meaningful here (it turns the check off), so it is looked up
+    // without `listener_value`'s filter of empty values.
+    let prefixed = format!(
+        "listener.name.{}.ssl.endpoint.identification.algorithm",
+        listener.to_ascii_lowercase()
+    );
+    let (algorithm_key, algorithm) = get(&prefixed)
+        .map(|v| (prefixed.clone(), v))
+        .or_else(|| {
+            get("ssl.endpoint.identification.algorithm")
+                .map(|v| ("ssl.endpoint.identification.algorithm".to_string(), v))
+        })
+        .unwrap_or((
+            "ssl.endpoint.identification.algorithm".into(),
+            "https".into(),
+        ));
+    let verify_hostname = match algorithm.trim().to_ascii_lowercase().as_str() {
+        "" => false,
+        "https" => true,
+        other => {
+            return Err(bad(
+                &algorithm_key,
+                format!("'{other}' is not an algorithm Strom knows (https, or empty for none)"),
+            ))
+        }
+    };
+    Ok(TlsClientSettings {
+        identity: keystore(get, listener)?,
+        key_password: value("ssl.key.password").map(|(_, v)| v),
+        truststore,
+        versions: tls_versions(&proto_key, &protocols)?,
+        cipher_suites: value("ssl.cipher.suites")
+            .map(|(_, v)| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        verify_hostname,
+    })
+}
+
+fn sasl_client_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    listener: &str,
+    mechanism_key: &str,
+) -> Result<SaslClientSettings, ConfigError> {
+    // Kafka's default is GSSAPI, which Strom does not speak.
+    let mechanism = get(mechanism_key)
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            bad(
+                mechanism_key,
+                format!(
+                    "the inter-broker listener {listener} uses SASL; Kafka's default mechanism \
+                     GSSAPI is not served by Strom: set {mechanism_key} to one of {}",
+                    SERVED_MECHANISMS.join(", ")
+                ),
+            )
+        })?;
+    if !SERVED_MECHANISMS.contains(&mechanism.as_str()) {
+        return Err(bad(
+            mechanism_key,
+            format!(
+                "{mechanism} is not a mechanism Strom speaks ({})",
+                SERVED_MECHANISMS.join(", ")
+            ),
+        ));
+    }
+    // Kafka reads the client's login from the listener-and-mechanism-prefixed JAAS key,
+    // the one whose user_<name> options the server side reads for PLAIN.
+    let lower = mechanism.to_ascii_lowercase();
+    let prefixed = format!(
+        "listener.name.{}.{lower}.sasl.jaas.config",
+        listener.to_ascii_lowercase()
+    );
+    let (jaas_key, jaas) = [
+        prefixed.clone(),
+        format!("{lower}.sasl.jaas.config"),
+        "sasl.jaas.config".into(),
+    ]
+    .into_iter()
+    .find_map(|k| get(&k).filter(|v| !v.trim().is_empty()).map(|v| (k, v)))
+    .ok_or_else(|| {
+        bad(
+            &prefixed,
+            format!(
+                "this broker authenticates to listener {listener} with {mechanism} and \
+                     needs its own credentials: set {prefixed} with username=\"...\" \
+                     password=\"...\""
+            ),
+        )
+    })?;
+    let entries =
+        crate::auth::plain::parse_jaas_config(&jaas).map_err(|e| bad(&jaas_key, e.to_string()))?;
+    let [entry] = &entries[..] else {
+        return Err(bad(&jaas_key, "must hold exactly one login module"));
+    };
+    match (entry.options.get("username"), entry.options.get("password")) {
+        (Some(username), Some(password)) if !username.is_empty() && !password.is_empty() => {
+            Ok(SaslClientSettings {
+                mechanism,
+                username: username.clone(),
+                password: password.clone(),
+            })
+        }
+        _ => Err(bad(
+            &jaas_key,
+            format!(
+                "this broker authenticates to listener {listener} with {mechanism} and needs \
+                 non-empty username and password options"
+            ),
+        )),
+    }
 }
 
 /// `ssl.enabled.protocols`: TLSv1.2 and TLSv1.3 are served; the older versions Kafka
@@ -697,6 +951,128 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{pairs:?}: {err}");
         }
+    }
+
+    fn outbound_with(
+        pairs: &[(&str, &str)],
+        listener: &str,
+        mechanism_key: Option<&str>,
+    ) -> Result<OutboundSecurity, ConfigError> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        outbound(&|k| map.get(k).cloned(), listener, mechanism_key)
+    }
+
+    #[test]
+    fn outbound_tls_reads_the_listeners_stores_and_endpoint_identification() {
+        let base = [
+            (PROTOCOL_MAP_KEY, "REPLICATION:SSL,CONTROLLER:SSL"),
+            ("ssl.keystore.location", "/broker.pem"),
+            (
+                "listener.name.replication.ssl.truststore.location",
+                "/ca.pem",
+            ),
+        ];
+        let out = outbound_with(&base, "REPLICATION", Some(INTER_BROKER_MECHANISM_KEY)).unwrap();
+        assert_eq!(out.protocol, SecurityProtocol::Ssl);
+        let tls = out.tls.unwrap();
+        assert_eq!(tls.truststore, PemSource::File("/ca.pem".into()));
+        assert_eq!(
+            tls.identity,
+            Some((
+                PemSource::File("/broker.pem".into()),
+                PemSource::File("/broker.pem".into())
+            ))
+        );
+        assert!(tls.verify_hostname, "https is Kafka's default");
+        assert!(out.sasl.is_none());
+
+        let mut off = base.to_vec();
+        off.push((
+            "listener.name.replication.ssl.endpoint.identification.algorithm",
+            "",
+        ));
+        let tls = outbound_with(&off, "REPLICATION", None)
+            .unwrap()
+            .tls
+            .unwrap();
+        assert!(!tls.verify_hostname, "empty turns the name check off");
+
+        // The controller listener has no truststore of its own here.
+        let err = outbound_with(&base, "CONTROLLER", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a truststore"), "{err}");
+        let mut bad_algorithm = base.to_vec();
+        bad_algorithm.push(("ssl.endpoint.identification.algorithm", "dns"));
+        let err = outbound_with(&bad_algorithm, "REPLICATION", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an algorithm"), "{err}");
+        // A plaintext listener needs nothing.
+        let plain = outbound_with(&[], "PLAINTEXT", Some(INTER_BROKER_MECHANISM_KEY)).unwrap();
+        assert!(plain.tls.is_none() && plain.sasl.is_none());
+    }
+
+    #[test]
+    fn outbound_sasl_takes_the_mechanism_and_the_brokers_own_login() {
+        let scram_jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                          username=\"broker\" password=\"broker-secret\";";
+        let pairs = [
+            (PROTOCOL_MAP_KEY, "INTERNAL:SASL_PLAINTEXT"),
+            (INTER_BROKER_MECHANISM_KEY, "SCRAM-SHA-512"),
+            (
+                "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                scram_jaas,
+            ),
+        ];
+        let out = outbound_with(&pairs, "INTERNAL", Some(INTER_BROKER_MECHANISM_KEY)).unwrap();
+        let sasl = out.sasl.unwrap();
+        assert_eq!(sasl.mechanism, "SCRAM-SHA-512");
+        assert_eq!(sasl.username, "broker");
+        assert_eq!(sasl.password, "broker-secret");
+        assert!(!format!("{sasl:?}").contains("broker-secret"));
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&pairs[..1], "GSSAPI is not served"),
+            (
+                &[pairs[0], (INTER_BROKER_MECHANISM_KEY, "GSSAPI")],
+                "not a mechanism Strom speaks",
+            ),
+            (&pairs[..2], "needs its own credentials"),
+            (
+                &[
+                    pairs[0],
+                    pairs[1],
+                    (
+                        "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                    ),
+                ],
+                "non-empty username and password",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = outbound_with(pairs, "INTERNAL", Some(INTER_BROKER_MECHANISM_KEY))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        // SASL on the controller listener is refused with the reason.
+        let err = outbound_with(
+            &[(PROTOCOL_MAP_KEY, "CONTROLLER:SASL_SSL")],
+            "CONTROLLER",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not SASL"), "{err}");
+        assert!(is_security_key(INTER_BROKER_MECHANISM_KEY));
+        assert!(is_sensitive(
+            "listener.name.internal.scram-sha-512.sasl.jaas.config"
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod outbound;
 pub mod quotas;
 pub mod sasl;
 pub mod tls;

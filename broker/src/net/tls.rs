@@ -1,24 +1,30 @@
 //! TLS for SSL and SASL_SSL listeners, with rustls: the server configuration built from
 //! a listener's PEM settings, and rebuilt when its files change so that Kubernetes
 //! rotating a Secret in place reaches new connections without a restart. Connections
-//! already open keep the session they negotiated.
+//! already open keep the session they negotiated. [`TlsClient`] is the other side, for
+//! this broker's own connections to other nodes' inter-broker and controller listeners:
+//! the same PEM reading, the same reload.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SupportedProtocolVersion,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::auth::principal::{NoMatchingRule, SslPrincipalMapper};
-use crate::config::security::{ClientAuth, PemSource, TlsSettings, TlsVersion};
+use crate::config::security::{ClientAuth, PemSource, TlsClientSettings, TlsSettings, TlsVersion};
 
 /// How often a TLS listener's files are checked for a new certificate. Kubernetes
 /// updates a mounted Secret within about a minute of its change; this adds little.
@@ -39,6 +45,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("truststore: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("{0} is not a host name or address a certificate can be checked against")]
+    ServerName(String),
     #[error("ssl.principal.mapping.rules: {0}")]
     PrincipalRules(#[from] crate::auth::principal::RuleError),
 }
@@ -143,59 +151,95 @@ impl TlsListener {
     }
 
     /// Checks for new certificates every `RELOAD_CHECK_INTERVAL` until shutdown.
-    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn watch(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        watch_files(self, shutdown).await
+    }
+}
+
+/// A TLS configuration built from PEM files that may change.
+trait Reloadable: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn reload_if_changed(&self) -> Result<bool, TlsError>;
+    fn last_error(&self) -> &Mutex<Option<String>>;
+}
+
+impl Reloadable for TlsListener {
+    fn name(&self) -> &str {
+        &self.listener
+    }
+    fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        TlsListener::reload_if_changed(self)
+    }
+    fn last_error(&self) -> &Mutex<Option<String>> {
+        &self.last_error
+    }
+}
+
+/// Checks for new certificates every `RELOAD_CHECK_INTERVAL` until shutdown, logging a
+/// reload once and a broken file once per distinct error.
+async fn watch_files<R: Reloadable>(this: Arc<R>, mut shutdown: watch::Receiver<bool>) {
+    {
+        let listener = this.name().to_string();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(RELOAD_CHECK_INTERVAL) => {}
                 _ = shutdown.changed() => return,
             }
-            let me = self.clone();
+            let me = this.clone();
             let outcome = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
-            let mut last_error = self.last_error.lock();
+            let mut last_error = this.last_error().lock();
             match outcome {
                 Ok(Ok(true)) => {
-                    tracing::info!(listener = %self.listener, "TLS certificate reloaded; new connections use it");
+                    tracing::info!(%listener, "TLS certificate reloaded; new connections use it");
                     *last_error = None;
                 }
                 Ok(Ok(false)) => *last_error = None,
                 Ok(Err(e)) => {
                     let message = e.to_string();
                     if last_error.as_deref() != Some(&message) {
-                        tracing::error!(listener = %self.listener, error = %message,
+                        tracing::error!(%listener, error = %message,
                             "cannot reload the TLS certificate; keeping the previous one");
                     }
                     *last_error = Some(message);
                 }
                 Err(e) => {
-                    tracing::error!(listener = %self.listener, error = %e, "TLS reload task failed")
+                    tracing::error!(%listener, error = %e, "TLS reload task failed")
                 }
             }
         }
     }
 }
 
-/// rustls's configuration for one listener.
-fn server_config(settings: &TlsSettings, material: &Material) -> Result<ServerConfig, TlsError> {
-    let provider = Arc::new(provider(settings)?);
-    let versions: Vec<&'static SupportedProtocolVersion> = settings
-        .versions
+fn rustls_versions(versions: &[TlsVersion]) -> Vec<&'static SupportedProtocolVersion> {
+    versions
         .iter()
         .map(|v| match v {
             TlsVersion::Tls12 => &rustls::version::TLS12,
             TlsVersion::Tls13 => &rustls::version::TLS13,
         })
-        .collect();
+        .collect()
+}
+
+fn root_store(trust: &[u8]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(trust, "truststore")? {
+        roots
+            .add(cert)
+            .map_err(|e| pem_error("truststore", format!("bad CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
+/// rustls's configuration for one listener.
+fn server_config(settings: &TlsSettings, material: &Material) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(provider(&settings.cipher_suites, &settings.versions)?);
+    let versions = rustls_versions(&settings.versions);
     let builder =
         ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
     let builder = match (settings.client_auth, &material.trust) {
         (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
         (auth, Some(trust)) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates(trust, "truststore")? {
-                roots
-                    .add(cert)
-                    .map_err(|e| pem_error("truststore", format!("bad CA certificate: {e}")))?;
-            }
+            let roots = root_store(trust)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if auth == ClientAuth::Requested {
                 verifier.allow_unauthenticated().build()?
@@ -211,9 +255,9 @@ fn server_config(settings: &TlsSettings, material: &Material) -> Result<ServerCo
 }
 
 /// The ring provider, its suites narrowed to `ssl.cipher.suites` when that is set.
-fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
+fn provider(suites: &[String], versions: &[TlsVersion]) -> Result<CryptoProvider, TlsError> {
     let mut provider = rustls::crypto::ring::default_provider();
-    if settings.cipher_suites.is_empty() {
+    if suites.is_empty() {
         return Ok(provider);
     }
     let available: Vec<String> = provider
@@ -221,11 +265,7 @@ fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
         .iter()
         .map(|s| iana_name(s.suite()))
         .collect();
-    if let Some(unknown) = settings
-        .cipher_suites
-        .iter()
-        .find(|name| !available.contains(name))
-    {
+    if let Some(unknown) = suites.iter().find(|name| !available.contains(name)) {
         return Err(TlsError::CipherSuites(format!(
             "{unknown} is not a suite Strom serves (it serves {})",
             available.join(", ")
@@ -233,9 +273,9 @@ fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
     }
     provider
         .cipher_suites
-        .retain(|s| settings.cipher_suites.contains(&iana_name(s.suite())));
+        .retain(|s| suites.contains(&iana_name(s.suite())));
     let usable = provider.cipher_suites.iter().any(|s| {
-        settings.versions.iter().any(|v| match v {
+        versions.iter().any(|v| match v {
             TlsVersion::Tls12 => s.version() == &rustls::version::TLS12,
             TlsVersion::Tls13 => s.version() == &rustls::version::TLS13,
         })
@@ -317,6 +357,188 @@ pub fn distinguished_name(cert: &CertificateDer<'_>) -> Option<String> {
     Some(cert.tbs_certificate.subject.to_string())
 }
 
+/// The PEM bytes a client configuration was built from.
+#[derive(Debug, Clone, PartialEq)]
+struct ClientMaterial {
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    trust: Vec<u8>,
+}
+
+impl ClientMaterial {
+    fn read(settings: &TlsClientSettings) -> Result<ClientMaterial, TlsError> {
+        Ok(ClientMaterial {
+            identity: settings
+                .identity
+                .as_ref()
+                .map(|(chain, key)| Ok::<_, TlsError>((read_source(chain)?, read_source(key)?)))
+                .transpose()?,
+            trust: read_source(&settings.truststore)?,
+        })
+    }
+}
+
+/// This broker as a TLS client of one listener on other nodes (the inter-broker or the
+/// controller listener): the listener's truststore checks the server, its keystore is
+/// the certificate presented for mutual TLS. Reloaded like [`TlsListener`].
+pub struct TlsClient {
+    listener: String,
+    settings: TlsClientSettings,
+    current: RwLock<(ClientMaterial, TlsConnector)>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("listener", &self.listener)
+            .field("verify_hostname", &self.settings.verify_hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsClient {
+    /// Reads and checks the truststore and keystore; an error here stops start-up.
+    pub fn new(listener: &str, settings: &TlsClientSettings) -> Result<TlsClient, TlsError> {
+        let material = ClientMaterial::read(settings)?;
+        let connector = TlsConnector::from(Arc::new(client_config(settings, &material)?));
+        Ok(TlsClient {
+            listener: listener.to_string(),
+            settings: settings.clone(),
+            current: RwLock::new((material, connector)),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// Rebuilds the configuration if the PEM files changed (see
+    /// [`TlsListener::reload_if_changed`]).
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let material = ClientMaterial::read(&self.settings)?;
+        if material == self.current.read().0 {
+            return Ok(false);
+        }
+        let connector = TlsConnector::from(Arc::new(client_config(&self.settings, &material)?));
+        *self.current.write() = (material, connector);
+        Ok(true)
+    }
+
+    /// Checks for new certificates every `RELOAD_CHECK_INTERVAL` until shutdown.
+    pub async fn watch(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        watch_files(self, shutdown).await
+    }
+
+    /// The TLS handshake over `io` with the server at `host` (a name or an address, as
+    /// the peer's endpoint gives it; sent as SNI and checked against the certificate
+    /// unless `ssl.endpoint.identification.algorithm` is empty).
+    pub async fn connect<IO>(
+        &self,
+        io: IO,
+        host: &str,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<IO>>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let name = server_name(host)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let connector = self.current.read().1.clone();
+        connector.connect(name, io).await
+    }
+}
+
+impl Reloadable for TlsClient {
+    fn name(&self) -> &str {
+        &self.listener
+    }
+    fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        TlsClient::reload_if_changed(self)
+    }
+    fn last_error(&self) -> &Mutex<Option<String>> {
+        &self.last_error
+    }
+}
+
+/// The name a server certificate is checked against: an IP address stays one (a
+/// certificate names it in an IP SAN), anything else is a DNS name.
+fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|_| TlsError::ServerName(host.to_string()))
+}
+
+fn client_config(
+    settings: &TlsClientSettings,
+    material: &ClientMaterial,
+) -> Result<ClientConfig, TlsError> {
+    let provider = Arc::new(provider(&settings.cipher_suites, &settings.versions)?);
+    let roots = Arc::new(root_store(&material.trust)?);
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| pem_error("truststore", e))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&rustls_versions(&settings.versions))?;
+    let builder = if settings.verify_hostname {
+        builder.with_webpki_verifier(webpki)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyNameVerifier(webpki)))
+    };
+    Ok(match &material.identity {
+        Some((chain, key)) => builder.with_client_auth_cert(
+            certificates(chain, "keystore certificate chain")?,
+            private_key(key, settings.key_password.as_deref())?,
+        )?,
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// Kafka's empty `ssl.endpoint.identification.algorithm`: the chain and signatures are
+/// checked as always; only a certificate that names another host is let through.
+#[derive(Debug)]
+struct AnyNameVerifier(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyNameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +551,7 @@ mod tests {
         server_pem: String,
         server_key: KeyPair,
         client_der: CertificateDer<'static>,
+        client_pem: String,
         client_key: KeyPair,
     }
 
@@ -356,6 +579,7 @@ mod tests {
             server_pem: server.pem(),
             server_key,
             client_der: client.der().clone(),
+            client_pem: client.pem(),
             client_key,
         }
     }
@@ -562,6 +786,106 @@ mod tests {
         assert!(err.contains("cannot decrypt"), "{err}");
         s.key_password = Some("s3cret".into());
         TlsListener::new("SSL", &s).unwrap();
+    }
+
+    fn client_settings(pki: &Pki, verify_hostname: bool, with_cert: bool) -> TlsClientSettings {
+        TlsClientSettings {
+            identity: with_cert.then(|| {
+                (
+                    PemSource::Inline(pki.client_pem.clone()),
+                    PemSource::Inline(pki.client_key.serialize_pem()),
+                )
+            }),
+            key_password: None,
+            truststore: PemSource::Inline(pki.ca_pem.clone()),
+            versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            cipher_suites: Vec::new(),
+            verify_hostname,
+        }
+    }
+
+    /// A TlsClient handshake with `listener`; the principal the server saw.
+    async fn client_connect(
+        client: &TlsClient,
+        listener: &TlsListener,
+        host: &str,
+    ) -> Result<String, String> {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let acceptor = listener.acceptor();
+        let server = tokio::spawn(async move {
+            let mut stream = acceptor
+                .accept(server_io)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut byte = [0u8; 1];
+            stream
+                .read_exact(&mut byte)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        });
+        let client = async {
+            let mut stream = client
+                .connect(client_io, host)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.write_all(b"x").await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        };
+        let client = client.await;
+        let server = server.await.unwrap();
+        match (client, server) {
+            (Ok(_stream), Ok(stream)) => listener.principal(&stream).map_err(|e| e.to_string()),
+            (c, s) => Err(format!(
+                "client: {:?}, server: {:?}",
+                c.map(|_| ()),
+                s.map(|_| ())
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_client_side_checks_the_server_and_presents_its_certificate() {
+        let pki = pki();
+        let both = [TlsVersion::Tls12, TlsVersion::Tls13];
+        let mutual =
+            TlsListener::new("SSL", &settings(&pki, ClientAuth::Required, &both, &[])).unwrap();
+
+        let client = TlsClient::new("SSL", &client_settings(&pki, true, true)).unwrap();
+        assert_eq!(
+            client_connect(&client, &mutual, "localhost").await.unwrap(),
+            "User:CN=alice,O=Strom,C=DE"
+        );
+        // The server's certificate names localhost only.
+        let err = client_connect(&client, &mutual, "127.0.0.1")
+            .await
+            .unwrap_err();
+        assert!(err.contains("not valid for name"), "{err}");
+        // Without endpoint identification the name is not checked, the chain still is.
+        let any_name = TlsClient::new("SSL", &client_settings(&pki, false, true)).unwrap();
+        client_connect(&any_name, &mutual, "127.0.0.1")
+            .await
+            .unwrap();
+        let other = super::tests::pki();
+        let mut foreign = client_settings(&pki, false, true);
+        foreign.truststore = PemSource::Inline(other.ca_pem.clone());
+        let foreign = TlsClient::new("SSL", &foreign).unwrap();
+        assert!(client_connect(&foreign, &mutual, "localhost")
+            .await
+            .is_err());
+        // No certificate: mutual TLS refuses.
+        let anonymous = TlsClient::new("SSL", &client_settings(&pki, true, false)).unwrap();
+        assert!(client_connect(&anonymous, &mutual, "localhost")
+            .await
+            .is_err());
+        let err = TlsClient::new("SSL", &{
+            let mut s = client_settings(&pki, true, false);
+            s.truststore = PemSource::File("/nonexistent/ca.pem".into());
+            s
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub async fn start(
     config: &BrokerConfig,
     dir: &Path,
     cluster_id: Option<String>,
+    transport: Option<Arc<dyn strom_raft::Transport>>,
 ) -> Result<(Arc<MetadataQuorum>, Arc<ControllerService>), QuorumError> {
     let voters: BTreeMap<u64, String> = config
         .cluster
@@ -120,6 +121,7 @@ pub async fn start(
         .collect();
     let mut qc = QuorumConfig::new(config.node_id as u64, voters, dir.to_path_buf());
     qc.cluster_id = cluster_id;
+    qc.transport = transport;
     if let Some(l) = &config.controller_listener {
         let addr = format!("{}:{}", l.bind_host(), l.port);
         let resolved = tokio::net::lookup_host(&addr)

@@ -23,6 +23,7 @@ use super::manager::{FetchTarget, FetchTargets};
 use crate::broker::Broker;
 use crate::log::batch;
 use crate::log::{now_ms, TopicPartition};
+use crate::net::outbound::OutboundError;
 
 /// Fetch v12: the last version that names topics (not ids) and carries the replica id in
 /// the request itself.
@@ -54,6 +55,8 @@ pub async fn run(
     let socket_timeout = Duration::from_millis(cfg.replica_socket_timeout_ms);
     let client_id = format!("strom-replica-fetcher-{}-to-{leader}", broker.node_id());
     let mut conn: Option<Connection> = None;
+    // When the SASL session of `conn` should be renewed (by reconnecting).
+    let mut renew_at: Option<Instant> = None;
     let mut shutdown = broker.shutdown_signal();
     tracing::debug!(leader, "follower fetcher started");
     while !stop.load(Ordering::Acquire) && !*shutdown.borrow() {
@@ -72,6 +75,13 @@ pub async fn run(
             }
             continue;
         }
+        if renew_at.is_some_and(|at| at <= now) {
+            // KIP-368: the leader would close the connection at the session's end; a new
+            // connection authenticates anew.
+            tracing::debug!(leader, "renewing the SASL session: reconnecting");
+            conn = None;
+            renew_at = None;
+        }
         let c = match conn.as_mut() {
             Some(c) => c,
             None => {
@@ -79,8 +89,25 @@ pub async fn run(
                     tokio::time::sleep(backoff).await;
                     continue;
                 };
-                match Connection::connect(&addr, &client_id, socket_timeout).await {
-                    Ok(c) => conn.insert(c),
+                match broker
+                    .inter_broker
+                    .connect(&addr, &client_id, socket_timeout)
+                    .await
+                {
+                    Ok(c) => {
+                        renew_at = c.renew_at;
+                        conn.insert(c.connection)
+                    }
+                    Err(
+                        e @ (OutboundError::Tls { .. }
+                        | OutboundError::Authentication { .. }
+                        | OutboundError::MechanismRefused { .. }),
+                    ) => {
+                        // A security failure is a configuration problem an operator must see.
+                        tracing::warn!(leader, error = %e, "cannot connect to the leader securely");
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
                     Err(e) => {
                         tracing::debug!(leader, error = %e, "cannot reach leader");
                         tokio::time::sleep(backoff).await;

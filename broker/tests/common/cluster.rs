@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ const MAX_VOTERS: usize = 3;
 pub struct Node {
     pub id: i32,
     pub port: u16,
+    /// A second port for a layout's own inter-broker listener (unused by the default).
+    pub internal_port: u16,
     pub admin_port: u16,
     pub data_dir: PathBuf,
     child: Option<Child>,
@@ -39,6 +41,16 @@ impl Node {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
+    /// The controller port of a voter, from its `listeners`.
+    pub fn controller_port(&self) -> Option<u16> {
+        let listeners = &self.props.iter().find(|(k, _)| k == "listeners")?.1;
+        listeners
+            .split(',')
+            .find_map(|l| l.strip_prefix("CONTROLLER://"))
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -52,15 +64,32 @@ pub struct Cluster {
     temp: tempfile::TempDir,
 }
 
+/// Runs before a node's first start with its data dir and properties.
+pub type Prepare<'a> = &'a dyn Fn(&Path, &[(String, String)]);
+
+/// A cluster's own listeners and preparation, instead of PLAINTEXT plus CONTROLLER.
+pub struct Layout<'a> {
+    /// The `listeners` value of a node from its client port, its internal port and, on a
+    /// voter, its controller port.
+    pub listeners: &'a dyn Fn(u16, u16, Option<u16>) -> String,
+    /// Runs before a node's first start with its data dir and properties (to `format` it).
+    pub prepare: Prepare<'a>,
+}
+
 impl Cluster {
     /// Starts `size` brokers (ids 0..size) with `extra` properties on each, and waits
     /// until every one answers `/ready`.
     /// A node whose port another test took between free_port() and its bind exits at
     /// once; the whole cluster then starts again on new ports.
     pub fn start(size: usize, extra: &[(&str, &str)]) -> Cluster {
+        Self::start_with(size, extra, None)
+    }
+
+    /// `start` with the listeners and preparation of `layout`.
+    pub fn start_with(size: usize, extra: &[(&str, &str)], layout: Option<&Layout>) -> Cluster {
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(size, extra) {
+            match Self::try_start(size, extra, layout) {
                 Ok(cluster) => return cluster,
                 Err(logs) if logs.contains("in use") => last = logs,
                 Err(logs) => panic!("a broker exited before it was ready:\n{logs}"),
@@ -69,7 +98,11 @@ impl Cluster {
         panic!("no free ports for the cluster after three tries:\n{last}");
     }
 
-    fn try_start(size: usize, extra: &[(&str, &str)]) -> Result<Cluster, String> {
+    fn try_start(
+        size: usize,
+        extra: &[(&str, &str)],
+        layout: Option<&Layout>,
+    ) -> Result<Cluster, String> {
         let temp = tempfile::tempdir().expect("temp dir");
         let voters: Vec<(i32, u16)> = (0..size.min(MAX_VOTERS))
             .map(|i| (i as i32, free_port()))
@@ -88,6 +121,7 @@ impl Cluster {
             let mut node = Node {
                 id,
                 port: free_port(),
+                internal_port: free_port(),
                 admin_port: free_port(),
                 data_dir: cluster.temp.path().join(format!("b{i}")),
                 child: None,
@@ -110,12 +144,19 @@ impl Cluster {
                 ("default.replication.factor".to_string(), "3".to_string()),
                 ("min.insync.replicas".to_string(), "2".to_string()),
             ];
-            match voters.iter().find(|(v, _)| *v == id) {
-                Some((_, cport)) => listeners.push_str(&format!(",CONTROLLER://127.0.0.1:{cport}")),
+            let controller_port = voters.iter().find(|(v, _)| *v == id).map(|(_, p)| *p);
+            match controller_port {
+                Some(cport) => listeners.push_str(&format!(",CONTROLLER://127.0.0.1:{cport}")),
                 None => props.push(("process.roles".to_string(), "broker".to_string())),
+            }
+            if let Some(layout) = layout {
+                listeners = (layout.listeners)(node.port, node.internal_port, controller_port);
             }
             props.push(("listeners".to_string(), listeners));
             props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            if let Some(layout) = layout {
+                (layout.prepare)(&node.data_dir, &props);
+            }
             node.props = props;
             node.child = Some(spawn(&node, &node.props));
             cluster.nodes.push(node);

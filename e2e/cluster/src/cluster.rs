@@ -10,7 +10,6 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -19,7 +18,7 @@ use crate::binary::broker_binary;
 use crate::error::{HarnessError, Result};
 use crate::netns::Topology;
 use crate::process::{tail, BrokerProcess, Launch};
-use crate::props::{render, BrokerAddress};
+use crate::props::{render_with, BrokerAddress};
 use crate::raw_admin::{self, KafkaCode, OngoingReassignment, PartitionView};
 use crate::slots::SlotGuard;
 use crate::wait::{wait_until, wait_until_every};
@@ -56,6 +55,9 @@ pub struct ClusterOptions {
     /// scenario puts one on a small file system.
     pub extra_log_dirs: Vec<(usize, PathBuf)>,
     pub ready_timeout: Duration,
+    /// Every listener secured (see [`crate::security`]): SASL_SSL clients, mutual TLS
+    /// for replication and the controller quorum, an authorizer with super users.
+    pub secured: bool,
 }
 
 impl Default for ClusterOptions {
@@ -65,6 +67,7 @@ impl Default for ClusterOptions {
             properties: Vec::new(),
             extra_log_dirs: Vec::new(),
             ready_timeout: Duration::from_secs(60),
+            secured: false,
         }
     }
 }
@@ -75,6 +78,12 @@ impl ClusterOptions {
             network: Network::Namespaces,
             ..ClusterOptions::default()
         }
+    }
+
+    /// The same options with every listener secured.
+    pub fn secured(mut self) -> ClusterOptions {
+        self.secured = true;
+        self
     }
 
     pub fn with_property(mut self, key: &str, value: &str) -> ClusterOptions {
@@ -118,6 +127,8 @@ pub struct Cluster {
     runtime: tokio::runtime::Runtime,
     // Dropped after the processes (killed in Drop::drop), before the slot.
     topology: Option<Topology>,
+    /// The client addresses registered with `security` (secured mode), removed on drop.
+    secured_addrs: Option<Vec<SocketAddr>>,
     _slot: SlotGuard,
 }
 
@@ -171,7 +182,7 @@ impl Cluster {
             .map_err(|e| HarnessError::io("create cluster temp dir", e))?;
 
         let ports = match &topology {
-            None => free_ports(3 * n)?,
+            None => free_ports(4 * n)?,
             Some(_) => Vec::new(),
         };
         let mut addresses = Vec::with_capacity(n);
@@ -180,9 +191,10 @@ impl Cluster {
                 None => BrokerAddress {
                     node_id: i as i32,
                     host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    kafka_port: ports[3 * i],
-                    controller_port: ports[3 * i + 1],
-                    admin_port: ports[3 * i + 2],
+                    kafka_port: ports[4 * i],
+                    controller_port: ports[4 * i + 1],
+                    admin_port: ports[4 * i + 2],
+                    replication_port: ports[4 * i + 3],
                 },
                 Some(t) => BrokerAddress {
                     node_id: i as i32,
@@ -190,10 +202,18 @@ impl Cluster {
                     kafka_port: 9092,
                     controller_port: 9093,
                     admin_port: 9644,
+                    replication_port: 9094,
                 },
             });
         }
 
+        // The secured mode's certificates name every broker's address.
+        let secure_files = if options.secured {
+            let hosts: Vec<IpAddr> = addresses.iter().map(|a| a.host).collect();
+            Some(crate::security::make_files(root.path(), &hosts)?)
+        } else {
+            None
+        };
         let mut nodes = Vec::with_capacity(n);
         for (i, address) in addresses.iter().enumerate() {
             let log_dir = root.path().join(format!("broker-{i}"));
@@ -205,7 +225,11 @@ impl Cluster {
                 .filter(|(broker, _)| *broker == i)
                 .map(|(_, dir)| dir.clone())
                 .collect();
-            let mut properties = options.properties.clone();
+            let mut properties = match &secure_files {
+                Some(files) => crate::security::broker_properties(files),
+                None => Vec::new(),
+            };
+            properties.extend(options.properties.iter().cloned());
             if !extra_log_dirs.is_empty() {
                 let all: Vec<String> = std::iter::once(&log_dir)
                     .chain(&extra_log_dirs)
@@ -213,7 +237,13 @@ impl Cluster {
                     .collect();
                 properties.push(("log.dirs".into(), all.join(",")));
             }
-            let text = render(address, &addresses, &log_dir, &properties);
+            let text = render_with(
+                address,
+                &addresses,
+                &log_dir,
+                &properties,
+                secure_files.is_some(),
+            );
             std::fs::write(&props_path, text)
                 .map_err(|e| HarnessError::io(format!("write {}", props_path.display()), e))?;
             let launch = match &topology {
@@ -245,9 +275,19 @@ impl Cluster {
             });
         }
 
+        let secured_addrs = match &secure_files {
+            Some(files) => {
+                let addrs: Vec<SocketAddr> = addresses.iter().map(|a| a.kafka()).collect();
+                crate::security::register(
+                    addrs.clone(),
+                    crate::security::ClientSecurity::new(files)?,
+                );
+                Some(addrs)
+            }
+            None => None,
+        };
         let bootstrap = bootstrap_of(&addresses);
-        let metadata: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+        let metadata: BaseConsumer = crate::security::client_config(&bootstrap)
             .set("group.id", "strom-e2e-metadata")
             .set("enable.auto.commit", "false")
             .create()?;
@@ -262,6 +302,7 @@ impl Cluster {
             metadata,
             runtime,
             topology,
+            secured_addrs,
             _slot: slot,
         };
         for i in 0..n {
@@ -804,6 +845,9 @@ impl Drop for Cluster {
         if let Some(t) = self.topology.as_mut() {
             t.teardown();
         }
+        if let Some(addrs) = self.secured_addrs.take() {
+            crate::security::unregister(&addrs);
+        }
         let keep = std::env::var(KEEP_ENV).is_ok_and(|v| v == "1");
         if let Some(root) = self.root.take() {
             if keep {
@@ -863,10 +907,10 @@ pub fn create_topic(
             let options = AdminOptions::new()
                 .operation_timeout(Some(Duration::from_secs(10)))
                 .request_timeout(Some(Duration::from_secs(15)));
-            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                .set("bootstrap.servers", bootstrap)
-                .create()
-                .map_err(|e| format!("admin client: {e}"))?;
+            let admin: AdminClient<DefaultClientContext> =
+                crate::security::client_config(bootstrap)
+                    .create()
+                    .map_err(|e| format!("admin client: {e}"))?;
             let results = runtime.block_on(admin.create_topics([&topic], &options));
             let result = match results {
                 Ok(mut r) => r.pop(),

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -99,8 +98,7 @@ pub struct GroupMember {
 
 impl GroupMember {
     pub fn start(bootstrap: &str, group: &str, topic: &str) -> Result<GroupMember> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: BaseConsumer = crate::security::client_config(bootstrap)
             .set("group.id", group)
             .set("client.id", "strom-e2e-member")
             .set("enable.auto.commit", "false")
@@ -252,8 +250,7 @@ pub struct CommittedOffsets {
 
 impl CommittedOffsets {
     pub fn new(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Result<Self> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: BaseConsumer = crate::security::client_config(bootstrap)
             .set("group.id", group)
             .set("client.id", "strom-e2e-offsets")
             .set("enable.auto.commit", "false")

@@ -17,6 +17,7 @@ pub mod prom;
 pub mod props;
 pub mod raw_admin;
 pub mod reader;
+pub mod security;
 pub mod segments;
 pub mod slots;
 pub mod small_fs;

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::error::{HarnessError, Result};
@@ -60,9 +59,8 @@ const TICK: Duration = Duration::from_millis(10);
 
 impl LoadGenerator {
     pub fn start(bootstrap: &str, topic: &str, options: LoadOptions) -> Result<LoadGenerator> {
-        let mut config = ClientConfig::new();
+        let mut config = crate::security::client_config(bootstrap);
         config
-            .set("bootstrap.servers", bootstrap)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")

@@ -12,6 +12,8 @@ pub struct BrokerAddress {
     pub kafka_port: u16,
     pub controller_port: u16,
     pub admin_port: u16,
+    /// The REPLICATION listener of the secured mode (unused otherwise).
+    pub replication_port: u16,
 }
 
 impl BrokerAddress {
@@ -50,6 +52,43 @@ pub fn render(
     log_dir: &Path,
     overrides: &[(String, String)],
 ) -> String {
+    render_with(me, all, log_dir, overrides, false)
+}
+
+/// `render`; `secured` names the listeners CLIENT (clients), REPLICATION (inter-broker)
+/// and CONTROLLER, whose protocols `security::broker_properties` sets.
+pub fn render_with(
+    me: &BrokerAddress,
+    all: &[BrokerAddress],
+    log_dir: &Path,
+    overrides: &[(String, String)],
+    secured: bool,
+) -> String {
+    let (listeners, advertised) = if secured {
+        (
+            format!(
+                "CLIENT://{h}:{},REPLICATION://{h}:{},CONTROLLER://{h}:{}",
+                me.kafka_port,
+                me.replication_port,
+                me.controller_port,
+                h = me.host
+            ),
+            format!(
+                "CLIENT://{h}:{},REPLICATION://{h}:{}",
+                me.kafka_port,
+                me.replication_port,
+                h = me.host
+            ),
+        )
+    } else {
+        (
+            format!(
+                "PLAINTEXT://{}:{},CONTROLLER://{}:{}",
+                me.host, me.kafka_port, me.host, me.controller_port
+            ),
+            format!("PLAINTEXT://{}:{}", me.host, me.kafka_port),
+        )
+    };
     let voters = all
         .iter()
         .map(|b| format!("{}@{}:{}", b.node_id, b.host, b.controller_port))
@@ -57,17 +96,8 @@ pub fn render(
         .join(",");
     let mut entries: Vec<(String, String)> = vec![
         ("node.id".into(), me.node_id.to_string()),
-        (
-            "listeners".into(),
-            format!(
-                "PLAINTEXT://{}:{},CONTROLLER://{}:{}",
-                me.host, me.kafka_port, me.host, me.controller_port
-            ),
-        ),
-        (
-            "advertised.listeners".into(),
-            format!("PLAINTEXT://{}:{}", me.host, me.kafka_port),
-        ),
+        ("listeners".into(), listeners),
+        ("advertised.listeners".into(), advertised),
         ("controller.quorum.voters".into(), voters),
         ("log.dirs".into(), log_dir.display().to_string()),
         ("admin.listener".into(), me.admin().to_string()),
@@ -102,6 +132,7 @@ mod tests {
             kafka_port: 9092,
             controller_port: 9093,
             admin_port: 9644,
+            replication_port: 9094,
         }
     }
 

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,8 +19,7 @@ pub fn read_partitions(
     until: &BTreeMap<i32, i64>,
     timeout: Duration,
 ) -> Result<Observed> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: BaseConsumer = crate::security::client_config(bootstrap)
         .set("group.id", "strom-e2e-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

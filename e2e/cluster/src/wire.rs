@@ -10,10 +10,12 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::error::{HarnessError, Result};
+use crate::security::{self, ReadWrite};
 
 const CLIENT_ID: &str = "strom-e2e-cluster";
 /// Responses larger than this are a framing bug, not data.
@@ -21,7 +23,8 @@ const MAX_RESPONSE: usize = 64 << 20;
 
 pub struct WireClient {
     addr: SocketAddr,
-    stream: TcpStream,
+    /// TCP, or TLS over TCP to a secured cluster.
+    stream: Box<dyn ReadWrite>,
     correlation: i32,
     /// api key -> (min, max) the broker supports.
     supported: HashMap<i16, (i16, i16)>,
@@ -40,12 +43,16 @@ impl WireClient {
             .and_then(|_| stream.set_write_timeout(Some(timeout)))
             .and_then(|_| stream.set_nodelay(true))
             .map_err(|e| HarnessError::io(format!("configure socket to {addr}"), e))?;
+        let (stream, secured) = security::secure(addr, stream)?;
         let mut client = WireClient {
             addr,
             stream,
             correlation: 0,
             supported: HashMap::new(),
         };
+        if secured {
+            client.authenticate()?;
+        }
         // v0 is the one version every broker answers in a shape every client can read.
         let ResponseKind::ApiVersions(versions) = client.request(
             ApiKey::ApiVersions,
@@ -71,6 +78,34 @@ impl WireClient {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// SASL PLAIN as the secured mode's admin (SaslHandshake v1, SaslAuthenticate v2).
+    fn authenticate(&mut self) -> Result<()> {
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+        match self.request(
+            ApiKey::SaslHandshake,
+            1,
+            RequestKind::SaslHandshake(handshake),
+        )? {
+            ResponseKind::SaslHandshake(r) if r.error_code == 0 => {}
+            other => return Err(protocol(self.addr, format!("SaslHandshake: {other:?}"))),
+        }
+        let auth =
+            SaslAuthenticateRequest::default().with_auth_bytes(security::plain_message().into());
+        match self.request(
+            ApiKey::SaslAuthenticate,
+            2,
+            RequestKind::SaslAuthenticate(auth),
+        )? {
+            ResponseKind::SaslAuthenticate(r) if r.error_code == 0 => Ok(()),
+            ResponseKind::SaslAuthenticate(r) => Err(protocol(
+                self.addr,
+                format!("SASL authentication failed: {:?}", r.error_message),
+            )),
+            other => Err(protocol(self.addr, format!("SaslAuthenticate: {other:?}"))),
+        }
     }
 
     /// The highest version both sides support, at most `ours`.
@@ -116,6 +151,7 @@ impl WireClient {
         buf[0..4].copy_from_slice(&size.to_be_bytes());
         self.stream
             .write_all(&buf)
+            .and_then(|()| self.stream.flush())
             .map_err(|e| HarnessError::io(format!("send {key:?} to {}", self.addr), e))?;
 
         let mut size = [0u8; 4];

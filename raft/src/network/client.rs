@@ -11,6 +11,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::codec;
+use super::transport::{host_of, BoxedStream, Transport};
 use super::wire::{RequestBody, ResponseBody, RpcRequest, RpcResponse};
 use crate::cluster::ClusterIdentity;
 use crate::{ReplicatedState, RequestHandler};
@@ -18,7 +19,7 @@ use crate::{ReplicatedState, RequestHandler};
 /// Idle connections kept per peer; more concurrent calls open extra ones that are dropped.
 const IDLE_PER_PEER: usize = 4;
 
-type Connection = Framed<TcpStream, LengthDelimitedCodec>;
+type Connection = Framed<BoxedStream, LengthDelimitedCodec>;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CallError {
@@ -58,6 +59,8 @@ pub(crate) enum ConnectStage {
     Resolving,
     /// The TCP handshake with this resolved address.
     Connecting(SocketAddr),
+    /// The transport's handshake (TLS) over the connection to this address.
+    Securing(SocketAddr),
 }
 
 impl std::fmt::Display for ConnectStage {
@@ -65,6 +68,7 @@ impl std::fmt::Display for ConnectStage {
         match self {
             ConnectStage::Resolving => f.write_str("still resolving the name"),
             ConnectStage::Connecting(ip) => write!(f, "no TCP handshake with {ip}"),
+            ConnectStage::Securing(ip) => write!(f, "no TLS handshake with {ip}"),
         }
     }
 }
@@ -75,16 +79,24 @@ pub(crate) struct Peers<S: ReplicatedState, H: RequestHandler> {
     addrs: BTreeMap<u64, String>,
     idle: Mutex<HashMap<u64, Vec<Connection>>>,
     cluster: Arc<ClusterIdentity>,
+    /// TLS and the like around each new connection; `None` is plain TCP.
+    transport: Option<Arc<dyn Transport>>,
     _types: std::marker::PhantomData<fn() -> (S, H)>,
 }
 
 impl<S: ReplicatedState, H: RequestHandler> Peers<S, H> {
-    pub fn new(node_id: u64, addrs: BTreeMap<u64, String>, cluster: Arc<ClusterIdentity>) -> Self {
+    pub fn new(
+        node_id: u64,
+        addrs: BTreeMap<u64, String>,
+        cluster: Arc<ClusterIdentity>,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Self {
         Peers {
             node_id,
             addrs,
             idle: Mutex::new(HashMap::new()),
             cluster,
+            transport,
             _types: std::marker::PhantomData,
         }
     }
@@ -194,6 +206,18 @@ impl<S: ReplicatedState, H: RequestHandler> Peers<S, H> {
                 Ok(Ok(stream)) => {
                     // Raft messages are small and latency-bound.
                     let _ = stream.set_nodelay(true);
+                    let stream: BoxedStream = match &self.transport {
+                        None => Box::new(stream),
+                        Some(transport) => {
+                            match timeout_at(deadline, transport.connect(stream, host_of(addr)))
+                                .await
+                            {
+                                Err(_) => return Err(timed_out(ConnectStage::Securing(ip))),
+                                Ok(Err(e)) => return Err(unreachable(format!("{ip}: {e}"))),
+                                Ok(Ok(secured)) => secured,
+                            }
+                        }
+                    };
                     return Ok(Framed::new(stream, codec()));
                 }
             }
@@ -248,7 +272,7 @@ mod tests {
 
     fn peers(dir: &std::path::Path, addr: SocketAddr) -> Peers<Nothing, NoHandler> {
         let cluster = Arc::new(ClusterIdentity::load(0, dir, None, 1).unwrap());
-        Peers::new(0, BTreeMap::from([(1, addr.to_string())]), cluster)
+        Peers::new(0, BTreeMap::from([(1, addr.to_string())]), cluster, None)
     }
 
     async fn fetch(peers: &Peers<Nothing, NoHandler>) -> CallError {

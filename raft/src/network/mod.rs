@@ -1,4 +1,5 @@
-//! The quorum's TCP transport: message types, the pooled client and the listener.
+//! The quorum's TCP transport: message types, the pooled client and the listener, over
+//! plain TCP or whatever an application-given [`transport::Transport`] makes of it.
 //!
 //! Frames are length-delimited (`tokio_util`'s `LengthDelimitedCodec`) and carry JSON:
 //! openraft's messages are serde types already, and this protocol is internal to Strom, so a
@@ -7,6 +8,7 @@
 pub(crate) mod client;
 pub(crate) mod raft_network;
 pub(crate) mod server;
+pub mod transport;
 pub(crate) mod wire;
 
 use tokio_util::codec::LengthDelimitedCodec;
