@@ -20,10 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use serde::Serialize;
+use strom_test_certs::{write_atomically, Authority};
 
 use crate::apache::{KafkaNode, KafkaSpec};
 use crate::broker::{self, Broker, CpuMeter};
@@ -438,29 +438,14 @@ fn scram_spec() -> String {
     format!("SCRAM-SHA-512=[name={USER},password={PASSWORD}]")
 }
 
-/// Writes `ca.pem` and the broker's `broker.pem` (certificate then key, the PEM keystore
-/// the broker reads) into `dir`; returns the CA file's path.
+/// Writes `ca.pem` and the broker's `broker.pem` (key then certificate, the PEM keystore
+/// both brokers read) into `dir`; returns the CA file's path.
 fn write_certificates(dir: &Path) -> Result<String> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "strom-bench CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    leaf.distinguished_name = DistinguishedName::new();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "strom-broker");
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
-    std::fs::write(
-        dir.join("broker.pem"),
-        format!("{}{}", cert.pem(), key.serialize_pem()),
-    )?;
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca_cert.pem())?;
-    Ok(ca_file.display().to_string())
+    let ca = Authority::new("strom-bench CA");
+    write_atomically(dir, "broker.pem", &ca.broker().keystore_pem());
+    Ok(write_atomically(dir, "ca.pem", &ca.pem())
+        .display()
+        .to_string())
 }
 
 /// `strom-broker format` of the run's data dir with the benchmark's SCRAM user.

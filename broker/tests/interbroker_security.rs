@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, Layout};
 use common::kafka::{consume_with, consumer_with, produce, Rec};
-use common::tls::{write_atomically, Authority};
 use common::wait_for;
-use rcgen::DnType;
 use rdkafka::consumer::Consumer;
+use strom_test_certs::DnType;
+use strom_test_certs::{write_atomically, Authority};
 
 const ADMIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                           user_admin=\"admin-secret\";";

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::kafka::{
     consume_with, consumer_with, produce, producer_with, refs, send_one, try_produce, Rec,
 };
-use common::tls::{write_atomically, Authority};
 use common::{free_port, wait_for, BrokerProcess, RawClient};
 use kafka_protocol::messages::{
     ApiVersionsRequest, MetadataRequest, RequestKind, ResponseKind, SaslAuthenticateRequest,
@@ -20,6 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
+use strom_test_certs::{write_atomically, Authority};
 
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                     user_alice=\"alice-secret\" user_bob=\"bob-secret\";";

@@ -10,10 +10,10 @@ use std::time::Duration;
 use common::kafka::{
     consume_with, consumer_with, produce, producer_with, refs, send_one, try_produce, Rec,
 };
-use common::tls::{write_atomically, Authority, Leaf};
 use common::{free_port, wait_for, BrokerProcess};
-use rcgen::DnType;
 use rdkafka::consumer::Consumer;
+use strom_test_certs::DnType;
+use strom_test_certs::{write_atomically, Authority, Leaf};
 
 /// A broker with a PLAINTEXT listener and an SSL one whose files live in `dir`.
 struct TlsBroker {

@@ -542,45 +542,36 @@ impl ServerCertVerifier for AnyNameVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
     use rustls::pki_types::ServerName;
+    use strom_test_certs::{Authority, DnType, Leaf};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     struct Pki {
         ca_pem: String,
-        server_pem: String,
-        server_key: KeyPair,
+        server: Leaf,
+        client: Leaf,
         client_der: CertificateDer<'static>,
-        client_pem: String,
-        client_key: KeyPair,
     }
 
     fn pki() -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca.self_signed(&ca_key).unwrap();
-        let server_key = KeyPair::generate().unwrap();
-        let server = CertificateParams::new(vec!["localhost".to_string()])
+        let ca = Authority::new("Strom test CA");
+        let server = ca.issue(&["localhost"], &[]);
+        let client = ca.issue(
+            &[],
+            &[
+                (DnType::CountryName, "DE"),
+                (DnType::OrganizationName, "Strom"),
+                (DnType::CommonName, "alice"),
+            ],
+        );
+        let client_der = certificates(client.cert_pem.as_bytes(), "client")
             .unwrap()
-            .signed_by(&server_key, &ca, &ca_key)
-            .unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-        client.distinguished_name = DistinguishedName::new();
-        client.distinguished_name.push(DnType::CountryName, "DE");
-        client
-            .distinguished_name
-            .push(DnType::OrganizationName, "Strom");
-        client.distinguished_name.push(DnType::CommonName, "alice");
-        let client = client.signed_by(&client_key, &ca, &ca_key).unwrap();
+            .remove(0);
         Pki {
             ca_pem: ca.pem(),
-            server_pem: server.pem(),
-            server_key,
-            client_der: client.der().clone(),
-            client_pem: client.pem(),
-            client_key,
+            server,
+            client,
+            client_der,
         }
     }
 
@@ -591,8 +582,8 @@ mod tests {
         suites: &[&str],
     ) -> TlsSettings {
         TlsSettings {
-            certificate_chain: PemSource::Inline(pki.server_pem.clone()),
-            private_key: PemSource::Inline(pki.server_key.serialize_pem()),
+            certificate_chain: PemSource::Inline(pki.server.cert_pem.clone()),
+            private_key: PemSource::Inline(pki.server.key_pem.clone()),
             key_password: None,
             truststore: Some(PemSource::Inline(pki.ca_pem.clone())),
             client_auth: auth,
@@ -621,8 +612,7 @@ mod tests {
         .unwrap()
         .with_root_certificates(roots);
         let config = if with_cert {
-            let key =
-                PrivateKeyDer::from_pem_slice(pki.client_key.serialize_pem().as_bytes()).unwrap();
+            let key = PrivateKeyDer::from_pem_slice(pki.client.key_pem.clone().as_bytes()).unwrap();
             builder
                 .with_client_auth_cert(vec![pki.client_der.clone()], key)
                 .unwrap()
@@ -767,7 +757,10 @@ mod tests {
     fn an_encrypted_key_opens_with_ssl_key_password_only() {
         use pkcs8::der::pem::LineEnding;
         let pki = pki();
-        let der = pki.server_key.serialize_der();
+        let der = PrivateKeyDer::from_pem_slice(pki.server.key_pem.as_bytes())
+            .unwrap()
+            .secret_der()
+            .to_vec();
         let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).unwrap();
         let params =
             pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16])
@@ -792,8 +785,8 @@ mod tests {
         TlsClientSettings {
             identity: with_cert.then(|| {
                 (
-                    PemSource::Inline(pki.client_pem.clone()),
-                    PemSource::Inline(pki.client_key.serialize_pem()),
+                    PemSource::Inline(pki.client.cert_pem.clone()),
+                    PemSource::Inline(pki.client.key_pem.clone()),
                 )
             }),
             key_password: None,
@@ -893,7 +886,7 @@ mod tests {
         let pki = pki();
         let dir = tempfile::tempdir().unwrap();
         let chain = dir.path().join("chain.pem");
-        std::fs::write(&chain, &pki.server_pem).unwrap();
+        std::fs::write(&chain, &pki.server.cert_pem).unwrap();
         let mut s = settings(&pki, ClientAuth::None, &[TlsVersion::Tls13], &[]);
         s.certificate_chain = PemSource::File(chain.clone());
         let listener = TlsListener::new("SSL", &s).unwrap();
@@ -903,7 +896,7 @@ mod tests {
             listener.reload_if_changed().is_err(),
             "a broken file is an error"
         );
-        std::fs::write(&chain, format!("{}\n", pki.server_pem)).unwrap();
+        std::fs::write(&chain, format!("{}\n", pki.server.cert_pem)).unwrap();
         assert!(listener.reload_if_changed().unwrap());
         assert!(!listener.reload_if_changed().unwrap());
     }

@@ -7,7 +7,6 @@
 pub mod cluster;
 pub mod java_clients;
 pub mod kafka;
-pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -11,9 +11,9 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
 use rdkafka::config::ClientConfig;
 use rustls_pki_types::pem::PemObject;
+use strom_test_certs::{write_atomically, Authority, DnType};
 
 use crate::error::{HarnessError, Result};
 
@@ -30,42 +30,23 @@ pub struct SecureFiles {
     pub keystore: PathBuf,
 }
 
-fn cert_error(e: rcgen::Error) -> HarnessError {
-    HarnessError::Protocol(format!("making test certificates: {e}"))
-}
-
 /// A CA and one broker certificate valid for `localhost` and `hosts`, written to `dir`.
 pub fn make_files(dir: &Path, hosts: &[IpAddr]) -> Result<SecureFiles> {
-    let ca_key = KeyPair::generate().map_err(cert_error)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(cert_error)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "strom-e2e-ca");
-    let ca = ca.self_signed(&ca_key).map_err(cert_error)?;
-    let key = KeyPair::generate().map_err(cert_error)?;
+    let ca = Authority::new("strom-e2e-ca");
     let mut names = vec!["localhost".to_string()];
     names.extend(hosts.iter().map(|h| h.to_string()));
-    let mut leaf = CertificateParams::new(names).map_err(cert_error)?;
-    leaf.distinguished_name = DistinguishedName::new();
-    leaf.distinguished_name
-        .push(DnType::OrganizationName, "Strom");
-    leaf.distinguished_name.push(DnType::CommonName, "broker");
-    let leaf = leaf.signed_by(&key, &ca, &ca_key).map_err(cert_error)?;
-    let files = SecureFiles {
-        ca: dir.join("ca.pem"),
-        keystore: dir.join("broker.pem"),
-    };
-    let write = |path: &Path, text: String| {
-        std::fs::write(path, text)
-            .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
-    };
-    write(&files.ca, ca.pem())?;
-    write(
-        &files.keystore,
-        format!("{}{}", key.serialize_pem(), leaf.pem()),
-    )?;
-    Ok(files)
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let broker = ca.issue(
+        &names,
+        &[
+            (DnType::OrganizationName, "Strom"),
+            (DnType::CommonName, "broker"),
+        ],
+    );
+    Ok(SecureFiles {
+        ca: write_atomically(dir, "ca.pem", &ca.pem()),
+        keystore: write_atomically(dir, "broker.pem", &broker.keystore_pem()),
+    })
 }
 
 /// The broker properties of the secured mode (listener names CLIENT, REPLICATION and

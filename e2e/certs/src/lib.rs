@@ -1,12 +1,16 @@
 //! Test certificates made with rcgen: certificate authorities, a broker certificate for
 //! loopback, and client certificates, written as PEM files the way a Kubernetes Secret
-//! mounts them.
+//! mounts them. Shared by the broker's tests, the fault harness (`strom-e2e-cluster`) and
+//! the benchmark (`strom-bench security`).
+//!
+//! A test helper: it panics rather than return errors, as rcgen with its ring provider
+//! fails only on a bug, and a temp dir that cannot be written fails the test anyway.
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-};
+use rcgen::{BasicConstraints, Certificate, CertificateParams, DistinguishedName, IsCa, KeyPair};
+
+pub use rcgen::DnType;
 
 /// A certificate authority that signs test certificates.
 pub struct Authority {
