@@ -47,97 +47,95 @@ pub async fn create_topics(
     let mut mutations = MutationQuota::of(broker, ctx, 6);
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
-        results.push({
-            let name = t.name.0.as_str().to_string();
-            if !duplicates.contains(&name)
-                && !cluster_create
-                && !access.allows(AclOperation::Create, ResourceType::Topic, &name)
-            {
-                results.push(
-                    CreatableTopicResult::default()
-                        .with_name(t.name.clone())
-                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                        .with_error_message(Some(str_bytes("Authorization failed.")))
-                        .with_num_partitions(-1)
-                        .with_replication_factor(-1),
-                );
-                continue;
+        let name = t.name.0.as_str().to_string();
+        if !duplicates.contains(&name)
+            && !cluster_create
+            && !access.allows(AclOperation::Create, ResourceType::Topic, &name)
+        {
+            results.push(
+                CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Authorization failed.")))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            );
+            continue;
+        }
+        let spec = NewTopic {
+            name: name.clone(),
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+            configs: t
+                .configs
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.as_str().to_string(),
+                        c.value.as_ref().map(|v| v.as_str().to_string()),
+                    )
+                })
+                .collect(),
+        };
+        let partitions = if !spec.assignments.is_empty() {
+            spec.assignments.len() as i32
+        } else if spec.num_partitions == -1 {
+            defaults.num_partitions
+        } else {
+            spec.num_partitions
+        };
+        let outcome = if duplicates.contains(&name) {
+            Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("topic '{name}' appears more than once in the request"),
+            ))
+        } else if let Err(e) = take(&mut mutations, partitions) {
+            Err(e)
+        } else {
+            broker
+                .controller(ControllerRequest::CreateTopic {
+                    topic: spec.clone(),
+                    defaults: defaults.clone(),
+                    if_absent: false,
+                    validate_only: request.validate_only,
+                })
+                .await
+                .map(|_| ())
+        };
+        let result = CreatableTopicResult::default().with_name(t.name.clone());
+        results.push(match outcome {
+            Ok(()) => {
+                if !request.validate_only {
+                    tracing::info!(topic = %name, "created topic");
+                    broker.await_image(|i| i.topic(&name).is_some()).await;
+                }
+                if access.allows(AclOperation::DescribeConfigs, ResourceType::Topic, &name) {
+                    describe_created(broker, &spec, result, request.validate_only)
+                } else {
+                    describe_created(broker, &spec, result, request.validate_only)
+                        .with_configs(None)
+                        .with_topic_config_error_code(
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        )
+                }
             }
-            let spec = NewTopic {
-                name: name.clone(),
-                num_partitions: t.num_partitions,
-                replication_factor: t.replication_factor,
-                assignments: t
-                    .assignments
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.partition_index,
-                            a.broker_ids.iter().map(|b| b.0).collect(),
-                        )
-                    })
-                    .collect::<BTreeMap<_, _>>(),
-                configs: t
-                    .configs
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.name.as_str().to_string(),
-                            c.value.as_ref().map(|v| v.as_str().to_string()),
-                        )
-                    })
-                    .collect(),
-            };
-            let partitions = if !spec.assignments.is_empty() {
-                spec.assignments.len() as i32
-            } else if spec.num_partitions == -1 {
-                defaults.num_partitions
-            } else {
-                spec.num_partitions
-            };
-            let outcome = if duplicates.contains(&name) {
-                Err(ApiError::new(
-                    ResponseError::InvalidRequest,
-                    format!("topic '{name}' appears more than once in the request"),
-                ))
-            } else if let Err(e) = take(&mut mutations, partitions) {
-                Err(e)
-            } else {
-                broker
-                    .controller(ControllerRequest::CreateTopic {
-                        topic: spec.clone(),
-                        defaults: defaults.clone(),
-                        if_absent: false,
-                        validate_only: request.validate_only,
-                    })
-                    .await
-                    .map(|_| ())
-            };
-            let result = CreatableTopicResult::default().with_name(t.name.clone());
-            match outcome {
-                Ok(()) => {
-                    if !request.validate_only {
-                        tracing::info!(topic = %name, "created topic");
-                        broker.await_image(|i| i.topic(&name).is_some()).await;
-                    }
-                    if access.allows(AclOperation::DescribeConfigs, ResourceType::Topic, &name) {
-                        describe_created(broker, &spec, result, request.validate_only)
-                    } else {
-                        describe_created(broker, &spec, result, request.validate_only)
-                            .with_configs(None)
-                            .with_topic_config_error_code(
-                                ResponseError::TopicAuthorizationFailed.code(),
-                            )
-                    }
-                }
-                Err(e) => {
-                    log_refusal(ctx, &name, &e);
-                    result
-                        .with_error_code(e.code())
-                        .with_error_message(Some(str_bytes(&e.message)))
-                        .with_num_partitions(-1)
-                        .with_replication_factor(-1)
-                }
+            Err(e) => {
+                log_refusal(ctx, &name, &e);
+                result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(&e.message)))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
             }
         });
     }
@@ -252,53 +250,51 @@ pub async fn delete_topics(
             );
             continue;
         }
-        responses.push({
-            let resolved = match &name {
-                Some(n) => Ok(n.clone()),
-                None => broker
-                    .metadata
-                    .image()
-                    .topic_by_id(&id)
-                    .map(|t| t.name.clone())
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ResponseError::UnknownTopicId,
-                            format!("no topic has id {id}"),
-                        )
-                    }),
-            };
-            // Kafka takes the quota only for a topic that exists, after its lookup.
-            let existing = resolved.as_ref().ok().and_then(|n| {
-                broker
-                    .metadata
-                    .image()
-                    .topic(n)
-                    .map(|t| t.partitions.len() as i32)
-            });
-            let outcome = match resolved {
-                Ok(n) => match existing.map_or(Ok(()), |p| take(&mut mutations, p)) {
-                    Ok(()) => broker
-                        .controller(ControllerRequest::DeleteTopic { name: n.clone() })
-                        .await
-                        .map(|_| n),
-                    Err(e) => Err(e),
-                },
+        let resolved = match &name {
+            Some(n) => Ok(n.clone()),
+            None => broker
+                .metadata
+                .image()
+                .topic_by_id(&id)
+                .map(|t| t.name.clone())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::UnknownTopicId,
+                        format!("no topic has id {id}"),
+                    )
+                }),
+        };
+        // Kafka takes the quota only for a topic that exists, after its lookup.
+        let existing = resolved.as_ref().ok().and_then(|n| {
+            broker
+                .metadata
+                .image()
+                .topic(n)
+                .map(|t| t.partitions.len() as i32)
+        });
+        let outcome = match resolved {
+            Ok(n) => match existing.map_or(Ok(()), |p| take(&mut mutations, p)) {
+                Ok(()) => broker
+                    .controller(ControllerRequest::DeleteTopic { name: n.clone() })
+                    .await
+                    .map(|_| n),
                 Err(e) => Err(e),
-            };
-            let result = DeletableTopicResult::default()
-                .with_name(name.as_deref().map(topic_name))
-                .with_topic_id(id);
-            match outcome {
-                Ok(n) => {
-                    tracing::info!(topic = %n, "deleted topic");
-                    result.with_name(Some(topic_name(&n)))
-                }
-                Err(e) => {
-                    log_refusal(ctx, name.as_deref().unwrap_or("?"), &e);
-                    result
-                        .with_error_code(e.code())
-                        .with_error_message(Some(str_bytes(&e.message)))
-                }
+            },
+            Err(e) => Err(e),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(name.as_deref().map(topic_name))
+            .with_topic_id(id);
+        responses.push(match outcome {
+            Ok(n) => {
+                tracing::info!(topic = %n, "deleted topic");
+                result.with_name(Some(topic_name(&n)))
+            }
+            Err(e) => {
+                log_refusal(ctx, name.as_deref().unwrap_or("?"), &e);
+                result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(&e.message)))
             }
         });
     }
@@ -317,54 +313,52 @@ pub async fn create_partitions(
     let mut mutations = MutationQuota::of(broker, ctx, 3);
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
-        results.push({
-            let name = t.name.0.as_str().to_string();
-            if !access.allows(AclOperation::Alter, ResourceType::Topic, &name) {
-                results.push(
-                    CreatePartitionsTopicResult::default()
-                        .with_name(t.name.clone())
-                        .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
-                );
-                continue;
-            }
-            let assignments: Vec<Vec<i32>> = t
-                .assignments
-                .iter()
-                .flatten()
-                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                .collect();
-            // Only an increase mutates anything (the controller refuses the rest).
-            let added = broker
-                .metadata
-                .image()
-                .topic(&name)
-                .map_or(0, |topic| t.count - topic.partitions.len() as i32);
-            let outcome = if added > 0 {
-                take(&mut mutations, added)
-            } else {
-                Ok(())
-            };
-            let outcome = match outcome {
-                Ok(()) => broker
-                    .controller(ControllerRequest::CreatePartitions {
-                        name: name.clone(),
-                        count: t.count,
-                        assignments,
-                        validate_only: request.validate_only,
-                    })
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            };
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match outcome {
-                Ok(()) => result,
-                Err(e) => {
-                    log_refusal(ctx, &name, &e);
-                    result
-                        .with_error_code(e.code())
-                        .with_error_message(Some(str_bytes(&e.message)))
-                }
+        let name = t.name.0.as_str().to_string();
+        if !access.allows(AclOperation::Alter, ResourceType::Topic, &name) {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
+        let assignments: Vec<Vec<i32>> = t
+            .assignments
+            .iter()
+            .flatten()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect();
+        // Only an increase mutates anything (the controller refuses the rest).
+        let added = broker
+            .metadata
+            .image()
+            .topic(&name)
+            .map_or(0, |topic| t.count - topic.partitions.len() as i32);
+        let outcome = if added > 0 {
+            take(&mut mutations, added)
+        } else {
+            Ok(())
+        };
+        let outcome = match outcome {
+            Ok(()) => broker
+                .controller(ControllerRequest::CreatePartitions {
+                    name: name.clone(),
+                    count: t.count,
+                    assignments,
+                    validate_only: request.validate_only,
+                })
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(match outcome {
+            Ok(()) => result,
+            Err(e) => {
+                log_refusal(ctx, &name, &e);
+                result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(&e.message)))
             }
         });
     }
