@@ -8,6 +8,7 @@
 #
 #   scripts/kube-scenarios.sh                 # every scenario
 #   scripts/kube-scenarios.sh -run 'TestGitOps|TestBadInput'
+#   SCENARIOS_PARALLEL=1 scripts/kube-scenarios.sh   # one scenario at a time
 #
 # Extra arguments go to `go test`. SCENARIOS_KEEP=1 keeps the namespaces and
 # the sandbox (prints how to reach and remove it).
@@ -17,10 +18,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/kube/bin"
 
-(cd "$ROOT" && nice -n 10 cargo build -p strom-broker -p strom-operator -p strom-e2e-cluster --bin strom-broker --bin strom-operator --bin strom-load --bin strom-alerts)
-"$ROOT/scripts/kube-build.sh"
-# TestBrokerDown evaluates the operator's alerting rules with promtool (strom-alerts).
-"$ROOT/scripts/promtool-build.sh"
+# STROM_KUBE_PREBUILT=1: the caller (scripts/test-all.sh) has built all three already;
+# a second cargo would only wait for the first one's lock on the target dir.
+if [ "${STROM_KUBE_PREBUILT:-0}" != "1" ]; then
+    (cd "$ROOT" && nice -n 10 cargo build -p strom-broker -p strom-operator -p strom-e2e-cluster --bin strom-broker --bin strom-operator --bin strom-load --bin strom-alerts)
+    "$ROOT/scripts/kube-build.sh"
+    # TestBrokerDown evaluates the operator's alerting rules with promtool (strom-alerts).
+    "$ROOT/scripts/promtool-build.sh"
+fi
 # Kafka's jars for the tool pods; only when missing (a shared target/jvm stays as it is).
 [ -d "$TARGET_DIR/jvm/lib" ] || "$ROOT/scripts/jvm-setup.sh" >/dev/null
 
@@ -46,5 +51,7 @@ export KUBECONFIG
 echo "kube-scenarios: sandbox up in $((SECONDS - start))s ($KUBECONFIG)"
 export PATH="$BIN:$PATH"
 cd "$ROOT/e2e/kube"
-STROM_SCENARIOS=1 nice -n 10 go test -count=1 -timeout 45m -v ./scenarios/ "$@"
+# -parallel: the scenarios with only a namespace of their own (t.Parallel) run this many
+# at a time once the serial ones (the operator's install and its leader election) are done.
+STROM_SCENARIOS=1 nice -n 10 go test -count=1 -timeout 45m -parallel "${SCENARIOS_PARALLEL:-3}" -v ./scenarios/ "$@"
 echo "kube-scenarios: done in $((SECONDS - start))s"

@@ -11,18 +11,18 @@
 #   - builds promtool from the Prometheus Go module and the dashboard checker into
 #     target/prom/bin (scripts/promtool-build.sh, in the background), which the cluster
 #     fault tests use to evaluate the chart's alerting rules on real brokers' scrapes,
-#   - builds the Kubernetes sandbox (e2e/kube: the real control plane, kubectl and helm from
-#     their Go modules, in the background) and runs its smoke test and the node agent's
-#     test (scripts/kube-smoke.sh, as root: network namespaces and nftables), then the
-#     operator's scenario suite on a fresh sandbox (scripts/kube-scenarios.sh, in the
-#     background beside the client, Streams and CLI suites),
-#   - cargo fmt --check, cargo clippy -D warnings, cargo test,
+#   - in one background job beside everything below: builds the Kubernetes sandbox
+#     (e2e/kube: the real control plane, kubectl and helm from their Go modules) and runs
+#     its smoke test and the node agent's test (scripts/kube-smoke.sh, as root: network
+#     namespaces and nftables), then the operator's scenario suite on a fresh sandbox
+#     (scripts/kube-scenarios.sh) once the binaries it runs are built,
+#   - cargo fmt --check, cargo clippy -D warnings, the debug binaries, cargo test,
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
 #     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
 #     and runs the kind suite (the same scenarios on kind), which reports itself skipped
 #     without Docker and kind,
-#   - builds strom-broker and the rdkafka compatibility program, and runs
-#     e2e/clients/run_compat.py against the broker (it rewrites COMPATIBILITY.md).
+#   - runs e2e/clients/run_compat.py against the broker (it rewrites COMPATIBILITY.md),
+#     then the Kafka Streams and Kafka CLI tools suites (e2e/jvm).
 # STROM_SKIP_RUST=1 skips fmt/clippy/cargo test (for local development only).
 # Every step runs even when an earlier one failed (except that the suite needs
 # the broker build); the exit status is non-zero if anything failed.
@@ -57,14 +57,33 @@ section() {
 
 # start_background NAME CMD...: runs CMD in the background, its output kept in a temp log
 # that wait_background NAME prints once CMD is done; wait_background returns CMD's exit.
+# CMD's exit status is also left in $DONE_DIR/NAME, for await_done in another background job.
 declare -A BG_PID BG_LOG BG_START
+DONE_DIR="$(mktemp -d)"
 start_background() {
     local name="$1"
     shift
     BG_LOG[$name]="$(mktemp)"
     BG_START[$name]=$SECONDS
-    "$@" >"${BG_LOG[$name]}" 2>&1 &
+    (
+        rc=0
+        "$@" || rc=$?
+        echo "$rc" >"$DONE_DIR/$name"
+        exit "$rc"
+    ) >"${BG_LOG[$name]}" 2>&1 &
     BG_PID[$name]=$!
+}
+# mark_done NAME RC: tells background jobs waiting with await_done that NAME ended with RC.
+mark_done() {
+    echo "$2" >"$DONE_DIR/$1"
+}
+# await_done NAME: for a background job, which cannot `wait` for a sibling: waits until
+# NAME (a background job or a mark_done) has ended and returns its exit status.
+await_done() {
+    while [ ! -f "$DONE_DIR/$1" ]; do
+        sleep 2
+    done
+    return "$(cat "$DONE_DIR/$1")"
 }
 wait_background() {
     local name="$1" rc=0
@@ -218,17 +237,49 @@ step "jvm toolchain (e2e/jvm)" bash "$ROOT/scripts/jvm-setup.sh"
 # tests, and the three programs built into target/go/bin (e2e/go; scripts/go-setup.sh).
 step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 
-# The Kubernetes sandbox's binaries (e2e/kube: kube-apiserver, controller-manager,
-# scheduler, kube-proxy, kubectl, helm, etcd, CoreDNS, the node agent) compile from their
-# Go modules: minutes with a cold Go build cache. The build runs niced in the background
-# while the Rust steps and suites below run, and "kube sandbox (e2e/kube)" waits for it.
-start_background kube-build bash "$ROOT/scripts/kube-build.sh"
-
 # Prometheus's promtool and the dashboard checker (e2e/prom; scripts/promtool-build.sh:
 # go vet, the dashboard's PromQL unit tests, then the two binaries into target/prom/bin)
-# build in the background too; the cluster fault tests need them for
+# build in the background; the cluster fault tests need them for
 # tests/prometheus_rules.rs, so "promtool (e2e/prom)" below waits for this build first.
 start_background promtool-build bash "$ROOT/scripts/promtool-build.sh"
+
+# Everything Kubernetes runs as one background job beside the Rust steps and the broker
+# suites, which it mostly waits alongside (pods starting, probes, brokers catching up):
+#   - the sandbox's binaries (e2e/kube: kube-apiserver, controller-manager, scheduler,
+#     kube-proxy, kubectl, helm, etcd, CoreDNS, the node agent) compile from their Go
+#     modules, niced: minutes with a cold Go build cache;
+#   - "kube sandbox (e2e/kube)": the sandbox's vet, unit tests, smoke test and node agent
+#     test against the real control plane (scripts/kube-smoke.sh, as root: network
+#     namespaces and nftables; e2e/kube/README.md);
+#   - "kube scenarios (e2e/kube/scenarios)": once the binaries below are built and promtool
+#     is, the operator's scenario suite on a fresh sandbox (scripts/kube-scenarios.sh):
+#     Helm and kubectl installs, the example cluster with kcat and Kafka's tools as pods,
+#     recovery, scaling, GitOps, leader election, garbage collection, bad input, and issue
+#     14's day-2 scenarios (rolls, a broker down, scaling 3 -> 5 -> 3). kind runs the same
+#     suite in GitHub Actions (below: skipped here, no Docker).
+# The two run one after the other: a machine holds one sandbox at a time. Each leaves its
+# exit status in $DONE_DIR for the summary.
+kube_suites() {
+    local rc=0
+    section "kube sandbox (e2e/kube)"
+    bash "$ROOT/scripts/kube-build.sh" && bash "$ROOT/scripts/kube-smoke.sh" || rc=$?
+    mark_done kube-sandbox "$rc"
+    section "kube scenarios (e2e/kube/scenarios)"
+    if ! await_done binaries; then
+        echo "not run: the Rust binaries did not build"
+        mark_done kube-scenarios 1
+        return 1
+    fi
+    if ! await_done promtool-build; then
+        echo "not run: promtool did not build"
+        mark_done kube-scenarios 1
+        return 1
+    fi
+    rc=0
+    STROM_KUBE_PREBUILT=1 bash "$ROOT/scripts/kube-scenarios.sh" || rc=$?
+    mark_done kube-scenarios "$rc"
+}
+start_background kube kube_suites
 
 if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
     section "rust checks"
@@ -237,17 +288,35 @@ if [ "${STROM_SKIP_RUST:-0}" = "1" ]; then
 else
     step "cargo fmt" cargo fmt --all -- --check
     step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-    # The fault tests need the broker binary and network namespaces; they run below.
-    # The jars from "jvm toolchain" are there by now: the broker tests that run Kafka's
-    # own tools and Java client (admin_tools, admin_apis) must not skip.
-    step "cargo test" env STROM_REQUIRE_JVM=1 cargo test --workspace --exclude strom-e2e-cluster
 fi
 
+# Every target of the workspace in one build (debug): the binaries the suites and the kube
+# scenarios run (strom-broker, strom-operator and crdgen, strom-load and strom-alerts, the
+# rdkafka compatibility program) and every test. One cargo invocation over the whole
+# workspace resolves one feature set, so `cargo test --workspace` below and the fault
+# tests' `--workspace --test ...` reuse it instead of compiling again for features that
+# differ per package selection. Built before the tests so the kube scenarios can start.
 BROKER_BIN="$TARGET_DIR/debug/strom-broker"
+OPERATOR_BIN="$TARGET_DIR/debug/strom-operator"
+CRDGEN_BIN="$TARGET_DIR/debug/crdgen"
+step "build (debug, every target)" cargo build --workspace --all-targets
+BUILD_RC=$LAST_RC
 BUILD_OK=0
-step "build strom-broker" cargo build -p strom-broker
-if [ "$LAST_RC" -eq 0 ] && [ -x "$BROKER_BIN" ]; then
+if [ "$BUILD_RC" -eq 0 ] && [ -x "$BROKER_BIN" ]; then
     BUILD_OK=1
+fi
+OPERATOR_BUILD_OK=0
+if [ "$BUILD_RC" -eq 0 ] && [ -x "$OPERATOR_BIN" ]; then
+    OPERATOR_BUILD_OK=1
+fi
+mark_done binaries "$BUILD_RC"
+
+if [ "${STROM_SKIP_RUST:-0}" != "1" ]; then
+    # The fault tests need the broker binary and network namespaces; they run below
+    # (e2e/cluster's integration tests are test = false). The jars from "jvm toolchain"
+    # are there by now: the broker tests that run Kafka's own tools and Java client
+    # (admin_tools, admin_apis) must not skip.
+    step "cargo test" env STROM_REQUIRE_JVM=1 cargo test --workspace
 fi
 
 step "promtool (e2e/prom)" wait_background promtool-build
@@ -259,12 +328,8 @@ if [ "${STROM_SKIP_RUST:-0}" != "1" ] && [ "$BUILD_OK" -eq 1 ]; then
     step "cluster fault tests (e2e/cluster)" env STROM_BROKER_BIN="$BROKER_BIN" \
         STROM_E2E_REQUIRE_NETNS=1 STROM_E2E_REQUIRE_LOOP=1 \
         STROM_PROMTOOL="$TARGET_DIR/prom/bin/promtool" \
-        cargo test -p strom-e2e-cluster -- --test-threads=1
-fi
-
-if [ -f "$ROOT/e2e/clients/rdkafka-compat/Cargo.toml" ]; then
-    # The suite's rdkafka row runs this program; without it only that row fails.
-    step "build strom-compat-rdkafka" cargo build -p strom-compat-rdkafka
+        cargo test --workspace --no-fail-fast --test faults --test faults_secured --test disk_full \
+        --test harness --test prometheus_rules -- --test-threads=1
 fi
 
 # ---- BEGIN Kubernetes packaging checks (e2e/k8s-offline, e2e/kind) ------------------------
@@ -274,10 +339,9 @@ fi
 #   - venv target/venvs/k8s from e2e/k8s-offline/requirements.txt, remade only when the
 #     requirement set or the interpreter changes (same stamp scheme as make_venv),
 #   - crdgen --check on crds/ and on deploy/crds (kustomize cannot reach ../crds),
-#   - cargo build -p strom-operator (debug), then check.py against target/debug.
+#   - check.py against the operator built above (target/debug).
 K8S_VENV="$VENVS_DIR/k8s"
 K8S_REQ="$ROOT/e2e/k8s-offline/requirements.txt"
-OPERATOR_BIN="$TARGET_DIR/debug/strom-operator"
 
 setup_k8s_venv() {
     local digest stamp
@@ -318,31 +382,9 @@ run_k8s_offline() {
 }
 
 step "k8s venv" setup_k8s_venv
-step "crdgen --check crds" cargo run -q -p strom-operator --bin crdgen -- --check crds
-step "crdgen --check deploy/crds" cargo run -q -p strom-operator --bin crdgen -- --check deploy/crds
-step "build strom-operator" cargo build -q -p strom-operator
-OPERATOR_BUILD_OK=0
-if [ "$LAST_RC" -eq 0 ] && [ -x "$OPERATOR_BIN" ]; then
-    OPERATOR_BUILD_OK=1
-fi
+step "crdgen --check crds" "$CRDGEN_BIN" --check crds
+step "crdgen --check deploy/crds" "$CRDGEN_BIN" --check deploy/crds
 step "k8s offline checks" run_k8s_offline
-
-# kube_sandbox: waits for the background build, then the sandbox's vet, unit tests, smoke
-# test and node agent test against the real control plane (e2e/kube/README.md).
-kube_sandbox() {
-    wait_background kube-build || return
-    bash "$ROOT/scripts/kube-smoke.sh"
-}
-step "kube sandbox (e2e/kube)" kube_sandbox
-# The operator's scenario suite (e2e/kube/scenarios) on a fresh sandbox: Helm and
-# kubectl installs, the example cluster with kcat and Kafka's tools as pods, recovery,
-# scaling, GitOps, leader election, garbage collection, bad input, and issue 14's day-2
-# scenarios (rolls, a broker down, scaling 3 -> 5 -> 3). kind runs the same suite in
-# GitHub Actions (below: skipped here, no Docker). The suite mostly waits (pods
-# starting, probes, brokers catching up), so it runs in the background beside the
-# broker suites below, and "kube scenarios" after them waits for it and prints its log.
-# Only the sandbox step above uses the one sandbox this machine can hold, and it is done.
-start_background kube-scenarios bash "$ROOT/scripts/kube-scenarios.sh"
 
 # The kind suite prints "kind e2e skipped: <why>" and exits 0 when it cannot run; that
 # is reported as skipped, not passed.
@@ -362,7 +404,7 @@ rm -f "$KIND_LOG"
 
 SUITE_SUMMARY=""
 SUITE_LOG="$(mktemp)"
-trap 'rm -f "$SUITE_LOG"' EXIT
+trap 'rm -f "$SUITE_LOG"; rm -rf "$DONE_DIR"' EXIT
 section "client compatibility suite"
 if [ "$BUILD_OK" = "1" ]; then
     suite_rc=0
@@ -400,7 +442,18 @@ broker_suite() {
 # COMPATIBILITY.md; e2e/jvm/README.md).
 broker_suite "kafka streams suite (e2e/jvm)" "$ROOT/e2e/jvm/streams_suite.py"
 broker_suite "kafka cli tools suite (e2e/jvm)" "$ROOT/e2e/jvm/cli_suite.py"
-step "kube scenarios (e2e/kube/scenarios)" wait_background kube-scenarios
+
+# The Kubernetes job started at the top: its log, then its two steps' outcomes.
+section "kubernetes (background)"
+wait_background kube || true
+for part in "kube sandbox (e2e/kube):kube-sandbox" "kube scenarios (e2e/kube/scenarios):kube-scenarios"; do
+    name="${part%%:*}" rc="$(cat "$DONE_DIR/${part##*:}" 2>/dev/null || echo "not run")"
+    if [ "$rc" = "0" ]; then
+        PASSED_STEPS+=("$name")
+    else
+        FAILED_STEPS+=("$name (exit $rc)")
+    fi
+done
 
 section "summary"
 for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done

@@ -243,12 +243,7 @@ fn sweep_leftovers() {
             let Some(name) = line.split_whitespace().next() else {
                 continue;
             };
-            let pid = name
-                .strip_prefix("strom-")
-                .map(|rest| rest.strip_prefix("probe-").unwrap_or(rest))
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(|p| !alive(p)) {
+            if harness_netns_pid(name).is_some_and(|p| !alive(p)) {
                 let _ = run("ip", &["netns", "del", name]);
             }
         }
@@ -273,6 +268,24 @@ fn sweep_leftovers() {
             }
         }
     }
+}
+
+/// The process that made namespace `name`, if this harness named it: `strom-{pid}-{n}-{i}`
+/// (a topology) or `strom-probe-{pid}-{k}` (a probe), every part decimal. Other tools name
+/// namespaces `strom-…` too (the kube sandbox's node agent: `strom-{hash}-{pod uid}`), and
+/// those are never this harness's to remove, even when a hash reads as a dead pid.
+fn harness_netns_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("strom-")?;
+    let (rest, parts) = match rest.strip_prefix("probe-") {
+        Some(probe) => (probe, 2),
+        None => (rest, 3),
+    };
+    let numbers: Vec<&str> = rest.split('-').collect();
+    let decimal = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if numbers.len() != parts || !numbers.iter().all(decimal) {
+        return None;
+    }
+    numbers[0].parse().ok()
 }
 
 fn command_text(program: &str, args: &[&str]) -> String {
@@ -361,5 +374,25 @@ fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<()> {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harness_netns_pid;
+
+    #[test]
+    fn only_the_harness_own_namespace_names_carry_a_pid() {
+        assert_eq!(harness_netns_pid("strom-4242-7-2"), Some(4242));
+        assert_eq!(harness_netns_pid("strom-probe-4242-0"), Some(4242));
+        // The kube sandbox's node agent: strom-{8 hex digits of a hash}-{pod uid}.
+        assert_eq!(
+            harness_netns_pid("strom-12345678-0f3c2a1e-9b7d-4c1a-8e2f-5a6b7c8d9e0f"),
+            None
+        );
+        assert_eq!(harness_netns_pid("strom-12345678-1-2-3"), None);
+        assert_eq!(harness_netns_pid("strom-4242-7"), None);
+        assert_eq!(harness_netns_pid("strom-4242-x-2"), None);
+        assert_eq!(harness_netns_pid("other-4242-7-2"), None);
     }
 }

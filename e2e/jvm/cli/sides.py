@@ -15,8 +15,10 @@ from harness import Broker
 STROM, KAFKA = "strom", "kafka"
 SINGLE, TRIPLE = "single", "triple"
 
-# Replication cases use RF 3 with min.insync.replicas 2 on both kinds.
-TRIPLE_OVERRIDES = {"min.insync.replicas": "2"}
+# Replication cases use RF 3 with min.insync.replicas 2 on both kinds. The election checks
+# move leaders themselves: the controller's own preferred-leader rebalance (every 300 s on
+# both kinds) would otherwise race them, and the suite's clusters live longer than that.
+TRIPLE_OVERRIDES = {"min.insync.replicas": "2", "auto.leader.rebalance.enable": "false"}
 # Both kinds start a consumer group at once (the tools' groups would wait 3 s otherwise).
 COMMON_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 
@@ -86,9 +88,10 @@ class Side:
         return [self.cluster.log_path(i) for i in range(self.cluster.n)]
 
 
-def start_side(kind, shape, binary, workdir):
-    """Starts the cluster of one side; the caller stops it (Side.cluster.stop())."""
-    path = os.path.join(workdir, f"{kind}-{shape}")
+def start_side(kind, shape, binary, workdir, index=0):
+    """Starts the cluster of one side (the `index`th of its kind and shape); the caller
+    stops it (Side.cluster.stop())."""
+    path = os.path.join(workdir, f"{kind}-{shape}-{index}")
     os.makedirs(path, exist_ok=True)
     overrides = dict(COMMON_OVERRIDES)
     if shape == TRIPLE:

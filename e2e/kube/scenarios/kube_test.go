@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"strom/e2e/kube/internal/kubetest"
@@ -117,13 +118,19 @@ func namespace(t *testing.T, name string) string {
 		if out, err := run("", "kubectl", "delete", "namespace", name, "--wait=false"); err != nil {
 			t.Errorf("deleting namespace %s: %v\n%s", name, err, out)
 		}
+		deletedMu.Lock()
 		deleted = append(deleted, name)
+		deletedMu.Unlock()
 	})
 	return name
 }
 
-// deleted are the namespaces the scenarios deleted without waiting.
-var deleted []string
+// deleted are the namespaces the scenarios deleted without waiting; parallel
+// scenarios append to it.
+var (
+	deleted   []string
+	deletedMu sync.Mutex
+)
 
 // waitNamespacesGone waits (bounded) until every deleted namespace is gone.
 func waitNamespacesGone() error {

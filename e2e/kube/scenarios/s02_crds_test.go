@@ -10,6 +10,7 @@ import (
 // (x-kubernetes-validations in crds/kafkaclusters.kafka.strom.dev.yaml) are
 // refused by the server with the rule's message; the printer columns print.
 func TestCRDs(t *testing.T) {
+	t.Parallel()      // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t) // installs the CRDs (deploy/crds)
 	ns := namespace(t, "s2-crds")
 

@@ -60,6 +60,7 @@ func head(s []string, n int) []string {
 // Kafka's console tools; a replication-factor-3 topic has replicas on three
 // brokers.
 func TestExampleCluster(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s3-example")
 	kubectl(t, "apply", "-n", ns, "-f", path(example))

@@ -63,6 +63,7 @@ func podClaims(t *testing.T, ns string) string {
 // lose nothing) and then all three at once; `kubectl scale --replicas=4` adds a fourth
 // broker that joins the cluster.
 func TestRecovery(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s4-recovery")
 	kubectl(t, "apply", "-n", ns, "-f", path(example))

@@ -16,6 +16,7 @@ import (
 // status churn; `kubectl apply` of the same manifest says unchanged and
 // changes nothing; observedGeneration follows spec changes.
 func TestGitOps(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s5-gitops")
 	manifest := filepath.Join(t.TempDir(), "cluster.yaml")

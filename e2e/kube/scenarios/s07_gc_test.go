@@ -67,6 +67,7 @@ func owned(t *testing.T, ns, uid string) []object {
 // (found through owner references: StatefulSet, Services, ConfigMap, PDB,
 // pods, ...) within a bounded time, through the real garbage collector.
 func TestGarbageCollection(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s7-gc")
 	kubectlIn(t, smallCluster("doomed", "persistent-claim"), "apply", "-n", ns, "-f", "-")

@@ -14,6 +14,7 @@ import (
 // object at all); meanwhile the operator keeps serving a good cluster in the
 // same namespace, and a refused cluster whose spec is fixed becomes Ready.
 func TestBadInput(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s8-bad-input")
 	bad := []struct{ name, spec, reason string }{

@@ -37,6 +37,7 @@ func unreadyBrokers(ns string, replicas int) int {
 // controller last, under an acks=all load and a consumer group that see no
 // error and lose nothing.
 func TestRollingRestart(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s9-roll")
 	kubectl(t, "apply", "-n", ns, "-f", path(example))
@@ -86,6 +87,7 @@ func TestRollingRestart(t *testing.T) {
 // TestDynamicConfig (issue 14, scenario 2): a change of a key the broker takes
 // at run time is applied with IncrementalAlterConfigs; no pod restarts.
 func TestDynamicConfig(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s10-dynamic")
 	kubectl(t, "apply", "-n", ns, "-f", path(example))

@@ -122,6 +122,7 @@ func clusterEvents(t *testing.T, ns string) string {
 //     kubelet. Once it is back the roll finishes by itself, the condition and
 //     the alert clear, and the load has lost nothing and seen no error.
 func TestBrokerDown(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	servePrometheusRules(t)
 	ns := namespace(t, "s11-broker-down")

@@ -99,6 +99,7 @@ func stsReplicas(ns string) string {
 //   - without it, 5 → 3: every replica leaves brokers 3 and 4 before the
 //     StatefulSet shrinks, and the two are unregistered afterwards.
 func TestScaling(t *testing.T) {
+	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s12-scale")
 	kubectl(t, "apply", "-n", ns, "-f", path(example))
