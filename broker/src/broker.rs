@@ -47,7 +47,8 @@ pub struct Broker {
     /// The ACL authorizer, in step with the metadata image (see `auth::authorize`).
     pub acls: crate::auth::authorize::LiveAcls,
     /// Client quotas' rate sensors (the quotas themselves are in the metadata image).
-    pub client_quotas: crate::quota::ClientQuotas,
+    /// Shared with this node's controller service, which charges controller mutations.
+    pub client_quotas: Arc<crate::quota::ClientQuotas>,
     /// How follower fetchers connect to leaders (TLS and SASL as configured).
     pub inter_broker: Arc<crate::net::outbound::InterBrokerConnector>,
     ready: AtomicBool,
@@ -65,6 +66,8 @@ pub struct Appended {
 }
 
 impl Broker {
+    // One argument per part start-up assembles the broker from.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: BrokerConfig,
         cluster_id: String,
@@ -73,10 +76,11 @@ impl Broker {
         logs: LogManager,
         inter_broker: Arc<crate::net::outbound::InterBrokerConnector>,
         shutdown: watch::Receiver<bool>,
+        metrics: Metrics,
+        client_quotas: Arc<crate::quota::ClientQuotas>,
     ) -> Broker {
-        let metrics = Metrics::new();
         Broker {
-            client_quotas: crate::quota::ClientQuotas::new(&metrics),
+            client_quotas,
             inter_broker,
             groups: GroupCoordinator::new(config.groups.clone()),
             replicas: ReplicaManager::new(&config),
@@ -255,6 +259,9 @@ impl Broker {
                 defaults: self.defaults(),
                 if_absent: true,
                 validate_only: false,
+                // The broker's own topics: no client's quota (Kafka creates internal topics
+                // on the broker's behalf, not the client's).
+                quota: None,
             })
             .await?;
         self.await_image(|i| i.topic(&name).is_some()).await;

@@ -16,10 +16,12 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::log::LogManager;
 use crate::metadata::{journal, BrokerEndpoint};
+use crate::metrics::Metrics;
 use crate::net::listener;
 use crate::net::outbound::{InterBrokerConnector, PeerAcls, QuorumTransport};
 use crate::net::tls::{TlsClient, TlsListener};
 use crate::quorum::{self, membership::Membership, Metadata, MetadataQuorum};
+use crate::quota::ClientQuotas;
 
 /// Kafka's per-log-dir identity file.
 const META_PROPERTIES: &str = "meta.properties";
@@ -309,11 +311,16 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
             .context("inter-broker listener: cannot set up this broker's TLS client")?,
     );
     let (quorum_transport, quorum_tls_client, peer_acls) = quorum_transport(&config, &tls)?;
+    // Made before the quorum: the controller charges KIP-599's controller mutations to
+    // the same quota managers the broker measures its clients with.
+    let metrics = Metrics::new();
+    let client_quotas = Arc::new(ClientQuotas::new(&metrics));
     let (quorum, _controller) = quorum::start(
         &config,
         &config.log_dirs[0].join(METADATA_DIR),
         formatted.clone(),
         quorum_transport,
+        client_quotas.clone(),
     )
     .await
     .context("cannot start the metadata quorum")?;
@@ -366,6 +373,8 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
         logs,
         inter_broker.clone(),
         shutdown_rx,
+        metrics,
+        client_quotas,
     ));
 
     let mut tasks = vec![

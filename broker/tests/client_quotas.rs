@@ -31,7 +31,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use common::cluster::{call, create_topic_ok};
 use common::java_clients::kafka_tool as tool;
-use common::{kafka_jars, BrokerProcess};
+use common::{http_get, kafka_jars, wait_for, BrokerProcess};
 
 const INVALID_REQUEST: i16 = 42;
 
@@ -628,7 +628,6 @@ fn controller_mutations_are_held_to_their_rate() {
     use kafka_protocol::messages::{
         CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
     };
-    const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
     let broker = BrokerProcess::start(&[]);
     let port = port_of(&broker);
     set_quota(
@@ -689,4 +688,175 @@ fn controller_mutations_are_held_to_their_rate() {
     set_quota(port, &[("user", None)], "controller_mutation_rate", None);
     let free = create(7, "mutations-4", 30);
     assert_eq!((code(&free), free.throttle_time_ms), (0, 0), "{free:?}");
+}
+
+const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+
+/// CreateTopics at `version` of one topic of `partitions` (replication factor `rf`,
+/// `configs`) through the broker on `port`.
+fn create_at(
+    port: u16,
+    version: i16,
+    name: &str,
+    partitions: i32,
+    rf: i16,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    use kafka_protocol::messages::CreateTopicsRequest;
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(s(name)))
+        .with_num_partitions(partitions)
+        .with_replication_factor(rf)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)))
+                })
+                .collect(),
+        );
+    call(
+        port,
+        version,
+        &CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(30_000),
+    )
+}
+
+/// KIP-599 on a cluster: the active controller keeps the one bucket a user's mutations
+/// are taken from, so a client spreading its requests over brokers gets one rate, not
+/// one per broker. Every request below is forwarded by the broker that took it.
+#[test]
+fn controller_mutations_are_held_to_one_rate_across_brokers() {
+    use common::cluster::Cluster;
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::{
+        CreatePartitionsRequest, CreatePartitionsResponse, DeleteTopicsRequest,
+        DeleteTopicsResponse,
+    };
+    let cluster = Cluster::start(3, &[("auto.leader.rebalance.enable", "false")]);
+    let ports: Vec<u16> = (0..3).map(|i| cluster.node(i).port).collect();
+    set_quota(
+        ports[0],
+        &[("user", None)],
+        "controller_mutation_rate",
+        Some(1.0),
+    );
+    // 20 partitions out of 11 tokens, through broker 0: taken whole, no throttle.
+    let first = create_at(ports[0], 7, "spread-1", 20, 1, &[]);
+    assert_eq!(
+        (first.topics[0].error_code, first.throttle_time_ms),
+        (0, 0),
+        "{first:?}"
+    );
+    // Through broker 1: the same bucket, 9 below zero, so refused for about 9 s.
+    let refused = create_at(ports[1], 7, "spread-2", 1, 1, &[]);
+    assert_eq!(
+        refused.topics[0].error_code, THROTTLING_QUOTA_EXCEEDED,
+        "broker 1 kept a bucket of its own: {refused:?}"
+    );
+    assert!(
+        (5_000..=9_000).contains(&refused.throttle_time_ms),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.topics[0].error_message.as_deref(),
+        Some("The throttling quota has been exceeded."),
+    );
+    // Through broker 2, permissive (v5): served, and throttled by the same bucket.
+    let permissive = create_at(ports[2], 5, "spread-3", 1, 1, &[]);
+    assert_eq!(permissive.topics[0].error_code, 0, "{permissive:?}");
+    assert!(permissive.throttle_time_ms > 0, "{permissive:?}");
+    // DeleteTopics v6 and CreatePartitions v3 through broker 2 are strict: refused too.
+    let deleted: DeleteTopicsResponse = call(
+        ports[2],
+        6,
+        &DeleteTopicsRequest::default()
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(TopicName(s("spread-1"))))
+            ])
+            .with_timeout_ms(30_000),
+    );
+    assert_eq!(
+        deleted.responses[0].error_code, THROTTLING_QUOTA_EXCEEDED,
+        "{deleted:?}"
+    );
+    assert!(deleted.throttle_time_ms > 0, "{deleted:?}");
+    let grown: CreatePartitionsResponse = call(
+        ports[2],
+        3,
+        &CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(TopicName(s("spread-1")))
+                .with_count(21)])
+            .with_timeout_ms(30_000),
+    );
+    assert_eq!(
+        grown.results[0].error_code, THROTTLING_QUOTA_EXCEEDED,
+        "{grown:?}"
+    );
+    assert!(grown.throttle_time_ms > 0, "{grown:?}");
+    // The broker that muted the client notes the throttle time it handed out.
+    let noted = wait_for("the throttle-time metric", Duration::from_secs(5), || {
+        http_get(cluster.node(1).admin_port, "/metrics")
+            .and_then(|(_, text)| {
+                text.lines()
+                    .filter(|l| l.starts_with("kafka_server_controllermutation_throttle_time{"))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .reduce(f64::max)
+            })
+            .filter(|t| *t > 0.0)
+    });
+    assert!(noted > 0.0);
+}
+
+/// A topic the controller refuses (replication factor above the broker count, an invalid
+/// config, a name that exists) takes nothing from the quota: Kafka charges a topic only
+/// once it has passed validation.
+#[test]
+fn a_refused_topic_takes_no_controller_mutations() {
+    let broker = BrokerProcess::start(&[]);
+    let port = port_of(&broker);
+    set_quota(
+        port,
+        &[("user", None)],
+        "controller_mutation_rate",
+        Some(1.0),
+    );
+    // 5 of the 11 tokens.
+    let ok = create_at(port, 7, "refused-ok-1", 5, 1, &[]);
+    assert_eq!(
+        (ok.topics[0].error_code, ok.throttle_time_ms),
+        (0, 0),
+        "{ok:?}"
+    );
+    for (name, rf, configs, expected) in [
+        ("refused-rf", 2, &[][..], 38), // INVALID_REPLICATION_FACTOR
+        ("refused-config", 1, &[("cleanup.policy", "bogus")][..], 40), // INVALID_CONFIG
+        ("refused-ok-1", 1, &[][..], 36), // TOPIC_ALREADY_EXISTS
+    ] {
+        let r = create_at(port, 7, name, 100, rf, configs);
+        assert_eq!(r.topics[0].error_code, expected, "{name}: {r:?}");
+        assert_eq!(r.throttle_time_ms, 0, "{name}: {r:?}");
+    }
+    // The 6 tokens left are still there.
+    let ok = create_at(port, 7, "refused-ok-2", 5, 1, &[]);
+    assert_eq!(
+        (ok.topics[0].error_code, ok.throttle_time_ms),
+        (0, 0),
+        "{ok:?}"
+    );
+    // And the quota is still on: 20 more go into debt, the next topic is refused.
+    let debt = create_at(port, 7, "refused-ok-3", 20, 1, &[]);
+    assert_eq!(debt.topics[0].error_code, 0, "{debt:?}");
+    let over = create_at(port, 7, "refused-ok-4", 1, 1, &[]);
+    assert_eq!(
+        over.topics[0].error_code, THROTTLING_QUOTA_EXCEEDED,
+        "{over:?}"
+    );
 }

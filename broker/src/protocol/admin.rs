@@ -1,6 +1,7 @@
 //! Topic administration (CreateTopics, DeleteTopics, CreatePartitions).
 //! Each asks the controller for a decision and commits it; `validate_only` stops after the
-//! decision.
+//! decision. The controller also charges each topic to the request's controller mutation
+//! quota (KIP-599, see `throttle::MutationQuota`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -24,8 +25,8 @@ use crate::auth::acl::{AclOperation, ResourceType};
 use crate::auth::authorize::Access;
 use crate::broker::Broker;
 use crate::controller::NewTopic;
-use crate::error::ApiError;
-use crate::quorum::ControllerRequest;
+use crate::error::{ApiError, ApiResult};
+use crate::quorum::{ControllerOk, ControllerRequest};
 
 pub async fn create_topics(
     broker: &Arc<Broker>,
@@ -87,30 +88,20 @@ pub async fn create_topics(
                 })
                 .collect(),
         };
-        let partitions = if !spec.assignments.is_empty() {
-            spec.assignments.len() as i32
-        } else if spec.num_partitions == -1 {
-            defaults.num_partitions
-        } else {
-            spec.num_partitions
-        };
         let outcome = if duplicates.contains(&name) {
             Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 format!("topic '{name}' appears more than once in the request"),
             ))
-        } else if let Err(e) = take(&mut mutations, partitions) {
-            Err(e)
         } else {
-            broker
-                .controller(ControllerRequest::CreateTopic {
-                    topic: spec.clone(),
-                    defaults: defaults.clone(),
-                    if_absent: false,
-                    validate_only: request.validate_only,
-                })
-                .await
-                .map(|_| ())
+            let create = ControllerRequest::CreateTopic {
+                topic: spec.clone(),
+                defaults: defaults.clone(),
+                if_absent: false,
+                validate_only: request.validate_only,
+                quota: mutations.requester(),
+            };
+            mutate(broker, &mut mutations, create).await.map(|_| ())
         };
         let result = CreatableTopicResult::default().with_name(t.name.clone());
         results.push(match outcome {
@@ -141,12 +132,27 @@ pub async fn create_topics(
     }
     CreateTopicsResponse::default()
         .with_topics(results)
-        .with_throttle_time_ms(mutations.map_or(0, MutationQuota::finish))
+        .with_throttle_time_ms(mutations.finish())
 }
 
-/// Takes `partitions` from the request's controller mutation quota, if one applies.
-fn take(quota: &mut Option<MutationQuota<'_>>, partitions: i32) -> Result<(), ApiError> {
-    quota.as_mut().map_or(Ok(()), |q| q.take(partitions))
+/// Asks the controller for one topic's mutation; the throttle its quota charge gave goes
+/// to `quota`. Whether the topic was created (for CreateTopic), or why not.
+async fn mutate(
+    broker: &Broker,
+    quota: &mut MutationQuota<'_>,
+    request: ControllerRequest,
+) -> ApiResult<bool> {
+    match broker.controller(request).await? {
+        ControllerOk::Mutation {
+            outcome,
+            throttle_ms,
+        } => {
+            quota.note(throttle_ms);
+            outcome
+        }
+        ControllerOk::Created(created) => Ok(created),
+        _ => Ok(true),
+    }
 }
 
 /// Fills the v5+ fields: the topic's id, partition count, replication factor and configs.
@@ -264,22 +270,14 @@ pub async fn delete_topics(
                     )
                 }),
         };
-        // Kafka takes the quota only for a topic that exists, after its lookup.
-        let existing = resolved.as_ref().ok().and_then(|n| {
-            broker
-                .metadata
-                .image()
-                .topic(n)
-                .map(|t| t.partitions.len() as i32)
-        });
         let outcome = match resolved {
-            Ok(n) => match existing.map_or(Ok(()), |p| take(&mut mutations, p)) {
-                Ok(()) => broker
-                    .controller(ControllerRequest::DeleteTopic { name: n.clone() })
-                    .await
-                    .map(|_| n),
-                Err(e) => Err(e),
-            },
+            Ok(n) => {
+                let delete = ControllerRequest::DeleteTopic {
+                    name: n.clone(),
+                    quota: mutations.requester(),
+                };
+                mutate(broker, &mut mutations, delete).await.map(|_| n)
+            }
             Err(e) => Err(e),
         };
         let result = DeletableTopicResult::default()
@@ -300,7 +298,7 @@ pub async fn delete_topics(
     }
     DeleteTopicsResponse::default()
         .with_responses(responses)
-        .with_throttle_time_ms(mutations.map_or(0, MutationQuota::finish))
+        .with_throttle_time_ms(mutations.finish())
 }
 
 pub async fn create_partitions(
@@ -328,29 +326,14 @@ pub async fn create_partitions(
             .flatten()
             .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
             .collect();
-        // Only an increase mutates anything (the controller refuses the rest).
-        let added = broker
-            .metadata
-            .image()
-            .topic(&name)
-            .map_or(0, |topic| t.count - topic.partitions.len() as i32);
-        let outcome = if added > 0 {
-            take(&mut mutations, added)
-        } else {
-            Ok(())
+        let create = ControllerRequest::CreatePartitions {
+            name: name.clone(),
+            count: t.count,
+            assignments,
+            validate_only: request.validate_only,
+            quota: mutations.requester(),
         };
-        let outcome = match outcome {
-            Ok(()) => broker
-                .controller(ControllerRequest::CreatePartitions {
-                    name: name.clone(),
-                    count: t.count,
-                    assignments,
-                    validate_only: request.validate_only,
-                })
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
-        };
+        let outcome = mutate(broker, &mut mutations, create).await.map(|_| ());
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         results.push(match outcome {
             Ok(()) => result,
@@ -364,5 +347,5 @@ pub async fn create_partitions(
     }
     CreatePartitionsResponse::default()
         .with_results(results)
-        .with_throttle_time_ms(mutations.map_or(0, MutationQuota::finish))
+        .with_throttle_time_ms(mutations.finish())
 }

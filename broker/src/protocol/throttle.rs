@@ -15,22 +15,21 @@
 //! below v6, Fetch below v8) are held back for the throttle time instead, as Kafka does
 //! for clients that do not throttle themselves.
 //!
-//! `controller_mutation_rate` (KIP-599) is taken per topic by the handlers of CreateTopics,
-//! CreatePartitions and DeleteTopics through [`MutationQuota`]; its throttle comes back
-//! here in the response's `throttle_time_ms` and mutes the connection like the others.
+//! `controller_mutation_rate` (KIP-599) is charged per topic on the active controller,
+//! which keeps the buckets (see [`MutationQuota`]); the handlers of CreateTopics,
+//! CreatePartitions and DeleteTopics put the throttle it returns in the response's
+//! `throttle_time_ms`, which mutes the connection here like the others.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::error::ApiError;
-use crate::quota::resolve::{ClientQuotaMap, MetricTags};
-use crate::quota::user_of;
+use crate::quota::resolve::{metric_tags, ClientQuotaMap};
+use crate::quota::{user_of, MutationRequester};
 
 /// Who a request's quotas are for; `None` from [`admit`] when nothing is measured.
 #[derive(Debug)]
@@ -89,85 +88,72 @@ fn requester(ctx: &RequestContext<'_>) -> (String, String) {
 }
 
 /// KIP-599's controller mutation quota for one CreateTopics, CreatePartitions or
-/// DeleteTopics request: each topic takes its partitions' worth before it goes on.
+/// DeleteTopics request, as the broker that received it sees it.
 ///
-/// Kafka takes them on the controller, after the topic passed validation; Strom takes them
-/// on the broker that received the request, before the controller decides. So a topic the
-/// controller then refuses has still used its partitions' worth, and each broker keeps its
-/// own buckets (a client spreading requests over brokers gets each broker's rate).
+/// As in Kafka, the active controller charges it: each topic goes to the controller with
+/// its [`MutationRequester`] (the principal's name and client id of the request header,
+/// and whether the version is strict), and the controller takes the topic's partitions
+/// from that user's bucket only once the topic passed validation. So a topic it refuses
+/// takes nothing, and a client spreading its requests over brokers gets one rate. Strict
+/// and exhausted, the controller refuses the topic with THROTTLING_QUOTA_EXCEEDED;
+/// permissive, it creates it and returns a throttle. This broker keeps no bucket: it
+/// collects the throttles the controller returned, answers with the largest, and notes
+/// it in its own throttle-time sensor since it is the one that mutes the connection
+/// (the controller measures the mutation rate).
 pub struct MutationQuota<'a> {
     broker: &'a Broker,
-    quotas: Arc<ClientQuotaMap>,
-    user: String,
-    client_id: String,
-    strict: bool,
-    /// The largest throttle met: its tags, length and when it was decided.
-    throttle: Option<(MetricTags, i64, i64)>,
+    requester: MutationRequester,
+    /// The largest throttle met and when it arrived here.
+    throttle: Option<(i64, i64)>,
 }
 
 impl<'a> MutationQuota<'a> {
-    /// `None` when no `controller_mutation_rate` is set anywhere. Strict from
-    /// `strict_since` (the request version that knows THROTTLING_QUOTA_EXCEEDED).
-    pub fn of(
-        broker: &'a Broker,
-        ctx: &RequestContext<'_>,
-        strict_since: i16,
-    ) -> Option<MutationQuota<'a>> {
-        let quotas = broker.metadata.image().client_quotas.clone();
-        if !broker.client_quotas.controller_mutation.enabled(&quotas) {
-            return None;
-        }
+    /// Strict from `strict_since` (the request version that knows
+    /// THROTTLING_QUOTA_EXCEEDED). Always made: only the controller's image says whether
+    /// a quota applies.
+    pub fn of(broker: &'a Broker, ctx: &RequestContext<'_>, strict_since: i16) -> Self {
         let (user, client_id) = requester(ctx);
-        Some(MutationQuota {
+        MutationQuota {
             broker,
-            quotas,
-            user,
-            client_id,
-            strict: ctx.version() >= strict_since,
+            requester: MutationRequester {
+                user,
+                client_id,
+                strict: ctx.version() >= strict_since,
+            },
             throttle: None,
-        })
-    }
-
-    /// Takes `partitions` mutations; strictly refused with THROTTLING_QUOTA_EXCEEDED while
-    /// the quota is exhausted.
-    pub fn take(&mut self, partitions: i32) -> Result<(), ApiError> {
-        let manager = &self.broker.client_quotas.controller_mutation;
-        let now = self.broker.client_quotas.now_ms();
-        let recorded = manager.record_mutation(
-            &self.quotas,
-            &self.user,
-            &self.client_id,
-            f64::from(partitions.max(0)),
-            self.strict,
-            now,
-        );
-        let (Ok(r) | Err(r)) = &recorded;
-        if r.throttle_ms > self.throttle.as_ref().map_or(0, |t| t.1) {
-            self.throttle = Some((r.tags.clone(), r.throttle_ms, now));
-        }
-        match recorded {
-            Ok(_) => Ok(()),
-            Err(r) => Err(ApiError::new(
-                ResponseError::ThrottlingQuotaExceeded,
-                format!(
-                    "The throttling quota has been exceeded (controller_mutation_rate); retry \
-                     in {} ms",
-                    r.throttle_ms
-                ),
-            )),
         }
     }
 
-    /// The throttle for the response, less the time since it was decided (Kafka's
+    /// Whom the controller charges the request's topics to.
+    pub fn requester(&self) -> Option<MutationRequester> {
+        Some(self.requester.clone())
+    }
+
+    /// Notes the throttle the controller returned for one topic.
+    pub fn note(&mut self, throttle_ms: i64) {
+        if throttle_ms > self.throttle.map_or(0, |t| t.0) {
+            self.throttle = Some((throttle_ms, self.broker.client_quotas.now_ms()));
+        }
+    }
+
+    /// The throttle for the response, less the time since it arrived (Kafka's
     /// `throttleTime`), noted in the quota's throttle-time sensor.
     pub fn finish(self) -> i32 {
-        let Some((tags, throttle_ms, at)) = self.throttle else {
+        let Some((throttle_ms, at)) = self.throttle else {
             return 0;
         };
         let quotas = &self.broker.client_quotas;
         let now = quotas.now_ms();
         let left = (throttle_ms - (now - at)).max(0);
-        quotas.controller_mutation.throttled(&tags, left, now);
+        let manager = &quotas.controller_mutation;
+        let image = self.broker.metadata.image();
+        let tags = metric_tags(
+            &image.client_quotas,
+            manager.key(),
+            &self.requester.user,
+            &self.requester.client_id,
+        );
+        manager.throttled(&tags, left, now);
         i32::try_from(left).unwrap_or(i32::MAX)
     }
 }

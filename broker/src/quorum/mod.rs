@@ -112,6 +112,7 @@ pub async fn start(
     dir: &Path,
     cluster_id: Option<String>,
     transport: Option<Arc<dyn strom_raft::Transport>>,
+    client_quotas: Arc<crate::quota::ClientQuotas>,
 ) -> Result<(Arc<MetadataQuorum>, Arc<ControllerService>), QuorumError> {
     let voters: BTreeMap<u64, String> = config
         .cluster
@@ -146,7 +147,11 @@ pub async fn start(
             "this node is not a controller voter: the bootstrap records of `format` (--add-scram) are only used by the voter that leads first"
         );
     }
-    let service = Arc::new(ControllerService::new(config.clone(), bootstrap));
+    let service = Arc::new(ControllerService::new(
+        config.clone(),
+        bootstrap,
+        client_quotas,
+    ));
     let quorum = MetadataQuorum::start(qc, service.clone()).await?;
     service.attach(&quorum);
     tokio::spawn(service::run_duties(service.clone()));

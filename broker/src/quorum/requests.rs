@@ -9,6 +9,7 @@ use crate::controller::client_quotas::{QuotaAlteration, QuotaResults};
 use crate::controller::{Defaults, NewTopic, ScramDeletion, ScramUpsertion, UserOutcome};
 use crate::error::ApiError;
 use crate::metadata::{BrokerEndpoint, ConfigResource, PartitionImage};
+use crate::quota::MutationRequester;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -18,21 +19,34 @@ pub enum ControllerRequest {
         defaults: Defaults,
         if_absent: bool,
         validate_only: bool,
+        /// KIP-599: whom the topic's partitions are charged to once it passed validation;
+        /// `None` for creations of the brokers' own (auto-creation, internal topics). With
+        /// it, the reply is `ControllerOk::Mutation`.
+        #[serde(default)]
+        quota: Option<MutationRequester>,
     },
     /// Auto-creation: many topics in one decision and one commit; ones that exist by
-    /// then are skipped, and one refused does not stop the others.
+    /// then are skipped, and one refused does not stop the others. Charged to no
+    /// controller mutation quota: a batch mixes many clients' topics (Kafka charges the
+    /// client whose Metadata request asked for the topic).
     CreateTopics {
         topics: Vec<NewTopic>,
         defaults: Defaults,
     },
     DeleteTopic {
         name: String,
+        /// As in `CreateTopic`: charged the topic's partitions.
+        #[serde(default)]
+        quota: Option<MutationRequester>,
     },
     CreatePartitions {
         name: String,
         count: i32,
         assignments: Vec<Vec<i32>>,
         validate_only: bool,
+        /// As in `CreateTopic`: charged the partitions added.
+        #[serde(default)]
+        quota: Option<MutationRequester>,
     },
     AlterTopicConfigs {
         name: String,
@@ -136,6 +150,36 @@ pub enum ControllerOk {
     AclsDeleted(Vec<Result<Vec<(Uuid, AclBinding)>, ApiError>>),
     /// Per alteration of an AlterClientQuotas: done, or why not.
     ClientQuotaResults(QuotaResults),
+    /// A CreateTopic, DeleteTopic or CreatePartitions that carried a `quota`: the topic's
+    /// outcome (for CreateTopic, whether it was created; THROTTLING_QUOTA_EXCEEDED when a
+    /// strict quota refused it) and the throttle left when the reply was sent.
+    Mutation {
+        outcome: Result<bool, ApiError>,
+        throttle_ms: i64,
+    },
 }
 
 pub type ControllerReply = Result<ControllerOk, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_mutations_from_brokers_without_quotas_still_decode() {
+        // What a broker from before KIP-599's move to the controller sends.
+        let old = r#"{"DeleteTopic":{"name":"t"}}"#;
+        let decoded: ControllerRequest = serde_json::from_str(old).expect("decodes");
+        assert!(matches!(
+            decoded,
+            ControllerRequest::DeleteTopic { name, quota: None } if name == "t"
+        ));
+        let old =
+            r#"{"CreatePartitions":{"name":"t","count":3,"assignments":[],"validate_only":false}}"#;
+        let decoded: ControllerRequest = serde_json::from_str(old).expect("decodes");
+        assert!(matches!(
+            decoded,
+            ControllerRequest::CreatePartitions { quota: None, .. }
+        ));
+    }
+}

@@ -17,6 +17,7 @@ use crate::config::BrokerConfig;
 use crate::controller::{self, ElectionKind};
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::quota::{throttling_quota_exceeded, ClientQuotas, MutationCharge, MutationRequester};
 
 /// How often the leader checks heartbeats and leader balance.
 const DUTY_TICK: Duration = Duration::from_millis(100);
@@ -40,12 +41,28 @@ pub struct ControllerService {
     /// What `format` left for an empty metadata log (`metadata::bootstrap`), until this
     /// node has committed it or found the log already started.
     bootstrap: Mutex<Vec<MetadataRecord>>,
+    /// The node's client quotas: the controller mutation buckets (KIP-599) are the ones
+    /// of the node that is the active controller, so a user has one rate cluster-wide.
+    quotas: Arc<ClientQuotas>,
+}
+
+/// A topic mutation's decision with what its quota charge gave.
+struct Charged {
+    outcome: ApiResult<bool>,
+    throttle_ms: i64,
+    /// When it was charged, on the quotas' clock.
+    at_ms: i64,
 }
 
 impl ControllerService {
     /// `bootstrap`: the records `format` gave for the log of a new cluster.
-    pub fn new(config: BrokerConfig, bootstrap: Vec<MetadataRecord>) -> ControllerService {
+    pub fn new(
+        config: BrokerConfig,
+        bootstrap: Vec<MetadataRecord>,
+        quotas: Arc<ClientQuotas>,
+    ) -> ControllerService {
         ControllerService {
+            quotas,
             config,
             quorum: OnceLock::new(),
             decide: tokio::sync::Mutex::new(()),
@@ -155,6 +172,69 @@ impl ControllerService {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
+    /// Kafka's `applyPartitionChangeQuota`, for a topic that passed validation: charges
+    /// `partitions` to `who` (nothing without one) and keeps `records`, or drops them when
+    /// a strict quota refuses the topic. Validate-only decisions are charged too, as
+    /// Kafka's controller charges them.
+    fn charge(
+        &self,
+        image: &MetadataImage,
+        who: Option<&MutationRequester>,
+        partitions: usize,
+        records: Vec<MetadataRecord>,
+        outcome: bool,
+    ) -> (Vec<MetadataRecord>, Charged) {
+        let at_ms = self.quotas.now_ms();
+        let charge = who.map_or(MutationCharge::Taken { throttle_ms: 0 }, |who| {
+            self.quotas
+                .charge_mutations(&image.client_quotas, who, partitions, at_ms)
+        });
+        match charge {
+            MutationCharge::Taken { throttle_ms } => (
+                records,
+                Charged {
+                    outcome: Ok(outcome),
+                    throttle_ms,
+                    at_ms,
+                },
+            ),
+            MutationCharge::Refused { throttle_ms } => {
+                tracing::debug!(
+                    partitions,
+                    throttle_ms,
+                    "topic mutation refused: the controller mutation quota is exhausted"
+                );
+                (
+                    Vec::new(),
+                    Charged {
+                        outcome: Err(throttling_quota_exceeded()),
+                        throttle_ms,
+                        at_ms,
+                    },
+                )
+            }
+        }
+    }
+
+    /// The reply to a topic mutation: `Mutation` with the throttle left now (Kafka's
+    /// `throttleTime` deducts the time since the charge, here the commit) when it carried
+    /// a requester, else `plain` as brokers that send none expect.
+    fn mutation_reply(
+        &self,
+        charged: bool,
+        decided: Charged,
+        plain: impl FnOnce(bool) -> ControllerOk,
+    ) -> ControllerReply {
+        if !charged {
+            return decided.outcome.map(plain);
+        }
+        let left = (decided.throttle_ms - (self.quotas.now_ms() - decided.at_ms)).max(0);
+        Ok(ControllerOk::Mutation {
+            outcome: decided.outcome,
+            throttle_ms: left,
+        })
+    }
+
     async fn decide(&self, request: ControllerRequest) -> ControllerReply {
         match request {
             ControllerRequest::CreateTopic {
@@ -162,19 +242,24 @@ impl ControllerService {
                 defaults,
                 if_absent,
                 validate_only,
+                quota,
             } => {
                 let max_partitions = self.config.max_broker_partitions;
                 let decide = |image: &MetadataImage| {
                     if if_absent && image.topic(&topic.name).is_some() {
-                        return Ok((Vec::new(), false));
+                        return Ok(self.charge(image, None, 0, Vec::new(), false));
                     }
                     let brokers = controller::placeable_broker_infos(image);
                     let records = controller::create_topic(image, &defaults, &brokers, &topic)?;
                     controller::check_broker_capacity(image, &records, max_partitions)?;
-                    Ok((records, true))
+                    let partitions = records
+                        .iter()
+                        .filter(|r| matches!(r, MetadataRecord::Partition { .. }))
+                        .count();
+                    Ok(self.charge(image, quota.as_ref(), partitions, records, true))
                 };
-                let created = self.commit_unless(validate_only, decide).await?;
-                Ok(ControllerOk::Created(created))
+                let decided = self.commit_unless(validate_only, decide).await?;
+                self.mutation_reply(quota.is_some(), decided, ControllerOk::Created)
             }
             ControllerRequest::CreateTopics { topics, defaults } => {
                 let outcomes = self
@@ -191,17 +276,23 @@ impl ControllerService {
                     .await?;
                 Ok(ControllerOk::CreatedTopics(outcomes))
             }
-            ControllerRequest::DeleteTopic { name } => {
+            ControllerRequest::DeleteTopic { name, quota } => {
                 let enabled = self.config.delete_topic_enable;
-                self.commit(|image| Ok((controller::delete_topic(image, &name, enabled)?, ())))
+                let decided = self
+                    .commit(|image| {
+                        let records = controller::delete_topic(image, &name, enabled)?;
+                        let partitions = image.topic(&name).map_or(0, |t| t.partitions.len());
+                        Ok(self.charge(image, quota.as_ref(), partitions, records, true))
+                    })
                     .await?;
-                Ok(ControllerOk::Done)
+                self.mutation_reply(quota.is_some(), decided, |_| ControllerOk::Done)
             }
             ControllerRequest::CreatePartitions {
                 name,
                 count,
                 assignments,
                 validate_only,
+                quota,
             } => {
                 let decide = |image: &MetadataImage| {
                     let brokers = controller::placeable_broker_infos(image);
@@ -212,10 +303,13 @@ impl ControllerService {
                         &records,
                         self.config.max_broker_partitions,
                     )?;
-                    Ok((records, ()))
+                    // Validated as an increase: the partitions added.
+                    let existing = image.topic(&name).map_or(0, |t| t.partitions.len());
+                    let added = usize::try_from(count).unwrap_or(0).saturating_sub(existing);
+                    Ok(self.charge(image, quota.as_ref(), added, records, true))
                 };
-                self.commit_unless(validate_only, decide).await?;
-                Ok(ControllerOk::Done)
+                let decided = self.commit_unless(validate_only, decide).await?;
+                self.mutation_reply(quota.is_some(), decided, |_| ControllerOk::Done)
             }
             ControllerRequest::AlterTopicConfigs {
                 name,

@@ -14,9 +14,12 @@ pub mod resolve;
 use std::collections::HashMap;
 use std::time::Instant;
 
+use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 use prometheus::GaugeVec;
+use serde::{Deserialize, Serialize};
 
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use rate::{Sampled, TokenBucket, WindowConfig};
 use resolve::{ClientQuotaMap, MetricTags};
@@ -221,15 +224,23 @@ impl QuotaManager {
         let mut sensors = self.sensors.lock();
         sensors.retain(|(user, client_id), sensor| {
             let labels = [user.as_str(), client_id.as_str()];
-            let last = sensor.rate.last_event_ms().unwrap_or(now);
+            let last = sensor
+                .rate
+                .last_event_ms()
+                .max(sensor.throttle.last_event_ms())
+                .unwrap_or(now);
             if now - last >= INACTIVE_SENSOR_EXPIRATION_MS {
                 let _ = self.rate_gauge.remove_label_values(&labels);
                 let _ = self.throttle_gauge.remove_label_values(&labels);
                 return false;
             }
-            self.rate_gauge
-                .with_label_values(&labels)
-                .set(sensor.rate.rate(&self.config, now));
+            // A broker that only notes throttles (the controller measures the controller
+            // mutation rate) has no rate to show for these tags.
+            if sensor.rate.last_event_ms().is_some() {
+                self.rate_gauge
+                    .with_label_values(&labels)
+                    .set(sensor.rate.rate(&self.config, now));
+            }
             self.throttle_gauge
                 .with_label_values(&labels)
                 .set(sensor.throttle.average(&self.config, now).unwrap_or(0.0));
@@ -297,6 +308,36 @@ impl ClientQuotas {
         i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// KIP-599, on the active controller: takes `partitions` from the bucket of `who` for
+    /// one topic that passed validation (Kafka's `applyPartitionChangeQuota`).
+    pub fn charge_mutations(
+        &self,
+        quotas: &ClientQuotaMap,
+        who: &MutationRequester,
+        partitions: usize,
+        now: i64,
+    ) -> MutationCharge {
+        let manager = &self.controller_mutation;
+        if !manager.enabled(quotas) {
+            return MutationCharge::Taken { throttle_ms: 0 };
+        }
+        match manager.record_mutation(
+            quotas,
+            &who.user,
+            &who.client_id,
+            partitions as f64,
+            who.strict,
+            now,
+        ) {
+            Ok(r) => MutationCharge::Taken {
+                throttle_ms: r.throttle_ms,
+            },
+            Err(r) => MutationCharge::Refused {
+                throttle_ms: r.throttle_ms,
+            },
+        }
+    }
+
     /// Brings the quota metrics up to date (called when metrics are scraped).
     pub fn refresh_metrics(&self) {
         let now = self.now_ms();
@@ -309,6 +350,39 @@ impl ClientQuotas {
             manager.refresh_metrics(now);
         }
     }
+}
+
+/// Whom the controller mutations of a CreateTopics, CreatePartitions or DeleteTopics
+/// request are charged to. It travels with each topic to the active controller, which
+/// keeps the buckets (Kafka's `ControllerRequestContext` carries the request's principal
+/// and client id there the same way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MutationRequester {
+    /// The principal's name, as [`user_of`] gives it.
+    pub user: String,
+    pub client_id: String,
+    /// The request version knows THROTTLING_QUOTA_EXCEEDED (CreateTopics v6+,
+    /// CreatePartitions v3+, DeleteTopics v5+): refused rather than throttled once the
+    /// bucket is below zero.
+    pub strict: bool,
+}
+
+/// What charging one topic's partitions decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MutationCharge {
+    /// Taken; the throttle is 0 unless a permissive request took the bucket below zero.
+    Taken { throttle_ms: i64 },
+    /// Strict, and the bucket was already below zero: nothing taken, the topic is refused
+    /// with [`throttling_quota_exceeded`]; the throttle is the time to refill to zero.
+    Refused { throttle_ms: i64 },
+}
+
+/// Kafka's THROTTLING_QUOTA_EXCEEDED, with its message, for a strictly refused topic.
+pub fn throttling_quota_exceeded() -> ApiError {
+    ApiError::new(
+        ResponseError::ThrottlingQuotaExceeded,
+        "The throttling quota has been exceeded.",
+    )
 }
 
 /// The user a quota keys on: the principal's name without its `User:` type (Kafka's
@@ -396,6 +470,87 @@ mod tests {
             .render_registry()
             .contains("kafka_server_fetch_byte_rate{"));
         assert!(q.fetch.sensors.lock().is_empty());
+    }
+
+    fn mutation_quota(rate: f64) -> ClientQuotaMap {
+        let mut q = ClientQuotaMap::new();
+        q.entry(QuotaEntity::user_client(Some(None), None))
+            .or_default()
+            .insert(entity::CONTROLLER_MUTATION_RATE.into(), rate);
+        q
+    }
+
+    fn requester(user: &str, strict: bool) -> MutationRequester {
+        MutationRequester {
+            user: user.into(),
+            client_id: "app".into(),
+            strict,
+        }
+    }
+
+    #[test]
+    fn strict_mutations_go_into_debt_once_then_are_refused_until_refilled() {
+        let q = ClientQuotas::new(&Metrics::new());
+        let map = mutation_quota(1.0);
+        let alice = requester("alice", true);
+        // A new bucket holds 11 s × 1/s; 20 are taken whole, without a throttle.
+        assert_eq!(
+            q.charge_mutations(&map, &alice, 20, 0),
+            MutationCharge::Taken { throttle_ms: 0 }
+        );
+        // 9 below zero: refused, nothing taken, 9 s to refill.
+        assert_eq!(
+            q.charge_mutations(&map, &alice, 1, 0),
+            MutationCharge::Refused { throttle_ms: 9000 }
+        );
+        assert_eq!(
+            q.charge_mutations(&map, &alice, 1, 4000),
+            MutationCharge::Refused { throttle_ms: 5000 }
+        );
+        // Refilled to zero: taken again.
+        assert_eq!(
+            q.charge_mutations(&map, &alice, 1, 9000),
+            MutationCharge::Taken { throttle_ms: 0 }
+        );
+        // Each user has a bucket of its own under a default-user quota.
+        assert_eq!(
+            q.charge_mutations(&map, &requester("bob", true), 5, 9000),
+            MutationCharge::Taken { throttle_ms: 0 }
+        );
+    }
+
+    #[test]
+    fn permissive_mutations_are_taken_and_throttled_past_the_quota() {
+        let q = ClientQuotas::new(&Metrics::new());
+        let map = mutation_quota(2.0);
+        let old = requester("alice", false);
+        // 22 tokens: 30 leave 8 of debt, 4 s at 2/s.
+        assert_eq!(
+            q.charge_mutations(&map, &old, 30, 0),
+            MutationCharge::Taken { throttle_ms: 4000 }
+        );
+        assert_eq!(
+            q.charge_mutations(&map, &old, 2, 0),
+            MutationCharge::Taken { throttle_ms: 5000 }
+        );
+    }
+
+    #[test]
+    fn without_a_mutation_quota_nothing_is_charged() {
+        let q = ClientQuotas::new(&Metrics::new());
+        let alice = requester("alice", true);
+        for _ in 0..3 {
+            assert_eq!(
+                q.charge_mutations(&ClientQuotaMap::new(), &alice, 1000, 0),
+                MutationCharge::Taken { throttle_ms: 0 }
+            );
+        }
+        // Another type's quota does not turn this one on.
+        assert_eq!(
+            q.charge_mutations(&quotas(1.0), &alice, 1000, 0),
+            MutationCharge::Taken { throttle_ms: 0 }
+        );
+        assert!(q.controller_mutation.sensors.lock().is_empty());
     }
 
     #[test]
