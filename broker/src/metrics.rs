@@ -85,7 +85,8 @@ impl ConnectionMetrics {
                 "kafka_server_socketservermetrics_connection_broker_close_total",
                 "Connections the broker closed: idle (connections.max.idle.ms), \
                  request_read_timeout (socket.request.read.timeout.ms), \
-                 per_ip_limit (max.connections.per.ip, closed at accept)",
+                 per_ip_limit (max.connections.per.ip, closed at accept), \
+                 ip_connection_rate (connection_creation_rate, closed after the throttle time)",
                 &["listener", "reason"],
             ),
             // Kafka marks a meter with the nanoseconds the acceptor waited for a slot

@@ -1,8 +1,8 @@
 //! Connection limits and per-connection memory against a real `strom-broker` process:
 //! idle expiry (`connections.max.idle.ms`), the partial-request bound
 //! (`socket.request.read.timeout.ms`), `max.connections.per.ip` with its overrides,
-//! `max.connections`, the resident memory of idle connections, and a consumer that never
-//! reads its fetch responses. Hostile clients are raw TCP sockets speaking the protocol
+//! `max.connections`, `connection_creation_rate` per IP, the resident memory of idle
+//! connections, and a consumer that never reads its fetch responses. Hostile clients are raw TCP sockets speaking the protocol
 //! through `common::request_frame`.
 
 mod common;
@@ -221,6 +221,82 @@ fn per_ip_limit_with_a_host_name_override() {
     wait_open_connections(&broker, 2);
     let mut again = connect(&broker);
     api_versions(&mut again, 20).expect("a freed place is usable");
+}
+
+/// A connection to the broker made from `source`, another loopback address (all of
+/// 127.0.0.0/8 is this host's), so a per-address quota can be tried on it alone.
+fn connect_from(source: [u8; 4], broker: &BrokerProcess) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((source, 0).into())?;
+            socket.connect(([127, 0, 0, 1], broker.port).into()).await
+        })
+        .expect("connect from another loopback address");
+    let stream = runtime
+        .block_on(async { stream.into_std() })
+        .expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream
+}
+
+#[test]
+fn new_connections_are_held_to_their_ip_connection_rate() {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::AlterClientQuotasRequest;
+
+    let broker = BrokerProcess::start(&[]);
+    // connection_creation_rate=2 for 127.0.0.2 only, set from 127.0.0.1.
+    let quota = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(vec![EntityData::default()
+            .with_entity_type(StrBytes::from_static_str("ip"))
+            .with_entity_name(Some(StrBytes::from_static_str("127.0.0.2")))])
+        .with_ops(vec![OpData::default()
+            .with_key(StrBytes::from_static_str("connection_creation_rate"))
+            .with_value(2.0)])]);
+    let answer = common::cluster::call(broker.port, 1, &quota);
+    assert_eq!(answer.entries[0].error_code, 0, "{answer:?}");
+
+    // Kafka's rate counts a young sensor as spanning quota.window.num - 1 windows (10 s):
+    // at 2/s, 20 connections fit at once.
+    let limited = [127, 0, 0, 2];
+    let mut served: Vec<TcpStream> = (0..20).map(|_| connect_from(limited, &broker)).collect();
+    for (i, s) in served.iter_mut().enumerate() {
+        api_versions(s, i as i32)
+            .unwrap_or_else(|e| panic!("connection {} not served: {e}", i + 1));
+    }
+    // The 21st is accepted but not served, and closed after its throttle time:
+    // (2.1 - 2) / 2 × 10 s = 500 ms.
+    let mut over = connect_from(limited, &broker);
+    let frame = request_frame(
+        99,
+        2,
+        &RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    over.write_all(&frame).expect("the request is sent");
+    let closed = wait_closed(&mut over, Duration::from_secs(10))
+        .expect("the connection over the rate is closed");
+    assert!(
+        (Duration::from_millis(300)..Duration::from_secs(3)).contains(&closed),
+        "closed after {closed:?}, not after the 500 ms throttle time"
+    );
+    assert_eq!(
+        broker.metric("kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"ip_connection_rate\"}"),
+        1.0
+    );
+    // Other addresses have no quota; the served connections keep being served.
+    let mut other = connect(&broker);
+    api_versions(&mut other, 1).expect("127.0.0.1 has no quota");
+    for (i, s) in served.iter_mut().enumerate() {
+        api_versions(s, 100 + i as i32).expect("an admitted connection stays served");
+    }
 }
 
 #[test]

@@ -57,8 +57,9 @@ pub async fn bind(
 
 /// Accepts connections until the broker's shutdown signal, spawning each on `tracker` so
 /// shutdown can wait for in-flight requests to finish. Kafka's limits apply: at
-/// `max.connections` the loop stops accepting until a connection closes; a client at its
-/// `max.connections.per.ip` limit has its new connection closed at once.
+/// `max.connections` the loop stops accepting until a connection closes; a client over its
+/// IP's `connection_creation_rate` has its new connection closed after the throttle time,
+/// and one at its `max.connections.per.ip` limit has it closed at once.
 pub async fn accept_loop(
     broker: Arc<Broker>,
     bound: Bound,
@@ -79,28 +80,54 @@ pub async fn accept_loop(
             _ = shutdown.changed() => break,
         };
         match accepted {
-            Ok((stream, peer)) => match permit.admit(peer.ip()) {
-                Ok(slot) => {
-                    let ctx = ConnectionContext {
-                        listener: bound.name.clone(),
-                        peer,
-                        principal: ANONYMOUS.to_string(),
-                    };
-                    tracker.spawn(connection::serve(
-                        broker.clone(),
-                        stream,
-                        ctx,
-                        slot,
-                        bound.tls.clone(),
-                    ));
+            Ok((stream, peer)) => {
+                let quotas = broker.metadata.image().client_quotas.clone();
+                let now = broker.client_quotas.now_ms();
+                if let Err(throttle) =
+                    broker
+                        .client_quotas
+                        .connection_creation
+                        .admit(&quotas, peer.ip(), now)
+                {
+                    // Kafka's behaviour over `connection_creation_rate`: not counted, not
+                    // served, and closed once the throttle time has passed.
+                    tracing::debug!(
+                        %peer,
+                        listener = %bound.name,
+                        throttle_ms = throttle.as_millis() as u64,
+                        "connection_creation_rate exceeded: closing after the throttle time"
+                    );
+                    events.closed_by_broker(&bound.name, "ip_connection_rate");
+                    drop(permit);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(throttle).await;
+                        drop(stream);
+                    });
+                    continue;
                 }
-                Err(refused) => {
-                    // Kafka's behaviour: accepted, then closed straight away.
-                    tracing::debug!(%peer, listener = %bound.name, "rejected connection: {refused}");
-                    events.closed_by_broker(&bound.name, "per_ip_limit");
-                    drop(stream);
+                match permit.admit(peer.ip()) {
+                    Ok(slot) => {
+                        let ctx = ConnectionContext {
+                            listener: bound.name.clone(),
+                            peer,
+                            principal: ANONYMOUS.to_string(),
+                        };
+                        tracker.spawn(connection::serve(
+                            broker.clone(),
+                            stream,
+                            ctx,
+                            slot,
+                            bound.tls.clone(),
+                        ));
+                    }
+                    Err(refused) => {
+                        // Kafka's behaviour: accepted, then closed straight away.
+                        tracing::debug!(%peer, listener = %bound.name, "rejected connection: {refused}");
+                        events.closed_by_broker(&bound.name, "per_ip_limit");
+                        drop(stream);
+                    }
                 }
-            },
+            }
             Err(e) => {
                 // Usually EMFILE; back off briefly instead of spinning.
                 tracing::error!(error = %e, "accept failed");

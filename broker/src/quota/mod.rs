@@ -8,6 +8,7 @@
 //! The name `net::quotas` is taken by connection-count limits, which are unrelated.
 
 pub mod entity;
+pub mod ip_connections;
 pub mod rate;
 pub mod resolve;
 
@@ -261,6 +262,8 @@ pub struct ClientQuotas {
     pub request: QuotaManager,
     /// `controller_mutation_rate`: partitions created or deleted per second.
     pub controller_mutation: QuotaManager,
+    /// `connection_creation_rate`: new connections per second from one IP address.
+    pub connection_creation: ip_connections::IpConnectionRates,
 }
 
 impl ClientQuotas {
@@ -300,6 +303,7 @@ impl ClientQuotas {
                 None,
                 config,
             ),
+            connection_creation: ip_connections::IpConnectionRates::default(),
         }
     }
 
