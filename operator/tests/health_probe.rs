@@ -27,6 +27,17 @@ async fn metadata_from_a_real_broker() {
         .find_map(|a| a.strip_prefix("PLAINTEXT://"))
         .expect("a PLAINTEXT listener")
         .to_string();
+    // `start` returns once the broker is registered; it leads partitions only once its
+    // first heartbeat has unfenced it, which a loaded machine can take a moment to send.
+    let node = running.broker.config.node_id;
+    let mut images = running.broker.metadata.subscribe();
+    let unfenced = tokio::time::timeout(
+        Duration::from_secs(30),
+        images.wait_for(|i| i.broker(node).is_some_and(|b| !b.fenced)),
+    )
+    .await
+    .is_ok_and(|seen| seen.is_ok());
+    assert!(unfenced, "broker {node} never unfenced");
 
     let mut conn = Connection::connect(&address, "test", Duration::from_secs(5))
         .await
