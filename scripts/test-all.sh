@@ -316,7 +316,7 @@ if [ "${STROM_SKIP_RUST:-0}" != "1" ]; then
     # (e2e/cluster's integration tests are test = false). The jars from "jvm toolchain"
     # are there by now: the broker tests that run Kafka's own tools and Java client
     # (admin_tools, admin_apis) must not skip.
-    step "cargo test" env STROM_REQUIRE_JVM=1 cargo test --workspace
+    step "cargo test" env STROM_REQUIRE_JVM=1 cargo test --workspace --no-fail-fast
 fi
 
 step "promtool (e2e/prom)" wait_background promtool-build
