@@ -237,14 +237,13 @@ step "jvm toolchain (e2e/jvm)" bash "$ROOT/scripts/jvm-setup.sh"
 # tests, and the three programs built into target/go/bin (e2e/go; scripts/go-setup.sh).
 step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 
-# Prometheus's promtool and the dashboard checker (e2e/prom; scripts/promtool-build.sh:
-# go vet, the dashboard's PromQL unit tests, then the two binaries into target/prom/bin)
-# build in the background; the cluster fault tests need them for
-# tests/prometheus_rules.rs, so "promtool (e2e/prom)" below waits for this build first.
-start_background promtool-build bash "$ROOT/scripts/promtool-build.sh"
-
-# Everything Kubernetes runs as one background job beside the Rust steps and the broker
-# suites, which it mostly waits alongside (pods starting, probes, brokers catching up):
+# The Go builds and everything Kubernetes run as one background job beside the Rust
+# steps and the broker suites, which it mostly waits alongside (pods starting, probes,
+# brokers catching up). One after the other, so the first is ready soonest:
+#   - Prometheus's promtool and the dashboard checker (e2e/prom; scripts/promtool-build.sh:
+#     go vet, the dashboard's PromQL unit tests, then the two binaries into
+#     target/prom/bin), niced: the cluster fault tests need them for
+#     tests/prometheus_rules.rs, so "promtool (e2e/prom)" below waits for them;
 #   - the sandbox's binaries (e2e/kube: kube-apiserver, controller-manager, scheduler,
 #     kube-proxy, kubectl, helm, etcd, CoreDNS, the node agent) compile from their Go
 #     modules, niced: minutes with a cold Go build cache;
@@ -261,6 +260,10 @@ start_background promtool-build bash "$ROOT/scripts/promtool-build.sh"
 # exit status in $DONE_DIR for the summary.
 kube_suites() {
     local rc=0
+    section "promtool (e2e/prom)"
+    bash "$ROOT/scripts/promtool-build.sh" || rc=$?
+    mark_done promtool-build "$rc"
+    rc=0
     section "kube sandbox (e2e/kube)"
     bash "$ROOT/scripts/kube-build.sh" && bash "$ROOT/scripts/kube-smoke.sh" || rc=$?
     mark_done kube-sandbox "$rc"
@@ -319,7 +322,8 @@ if [ "${STROM_SKIP_RUST:-0}" != "1" ]; then
     step "cargo test" env STROM_REQUIRE_JVM=1 cargo test --workspace --no-fail-fast
 fi
 
-step "promtool (e2e/prom)" wait_background promtool-build
+# Built first by the background job above (its log comes with that job's at the end).
+step "promtool (e2e/prom)" await_done promtool-build
 
 # Multi-broker fault tests (e2e/cluster/README.md): real brokers, one cluster at a time,
 # network partitions in namespaces (required here: the test command runs as root), and
