@@ -100,7 +100,10 @@ def start_side(kind, shape, binary, workdir, index=0):
         cluster = Broker(binary, path, overrides=overrides, ready_timeout=60)
         cluster.start()
     elif kind == STROM:
-        cluster = StromCluster(binary, path, 3, overrides)
+        # A restarted node is ready once it is back in the ISR of every partition it
+        # follows; on a loaded machine after a large reassignment that can take longer
+        # than a minute. The same bound as Kafka's nodes below.
+        cluster = StromCluster(binary, path, 3, overrides, ready_timeout=180)
         cluster.start()
     else:
         cluster = ApacheKafkaCluster(path, 1 if shape == SINGLE else 3, overrides, ready_timeout=180)
