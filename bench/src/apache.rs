@@ -69,6 +69,7 @@ impl KafkaNode {
             // Its own group, so the format step's JVM goes down with the launcher.
             .process_group(0);
         die_with_parent(&mut cmd);
+        crate::pinning::confine_broker(&mut cmd);
         let t0 = Instant::now();
         let child = cmd
             .spawn()

@@ -129,6 +129,7 @@ impl Broker {
             .stdout(File::create(&stdout_path)?)
             .stderr(File::create(&stderr_path)?);
         die_with_parent(&mut cmd);
+        crate::pinning::confine_broker(&mut cmd);
         let t0 = Instant::now();
         let child = cmd
             .spawn()

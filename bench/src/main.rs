@@ -38,6 +38,7 @@ mod member;
 mod peer;
 mod peer_table;
 mod perf_tools;
+mod pinning;
 mod rebalance;
 mod replicated;
 mod report;
@@ -139,6 +140,9 @@ pub struct Args {
     /// Also write the JSON result to this file.
     #[arg(long, global = true)]
     json_out: Option<PathBuf>,
+    /// Run the brokers on these CPUs (e.g. `0`) and the benchmark's clients on the others.
+    #[arg(long, global = true, value_delimiter = ',')]
+    broker_cpus: Vec<usize>,
 }
 
 #[derive(Subcommand, Debug, Clone, Serialize)]
@@ -242,6 +246,12 @@ pub struct Report {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !args.broker_cpus.is_empty() {
+        if let Err(e) = pinning::split(&args.broker_cpus) {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let mut report = Report {
         args: Some(args.clone()),
         ..Default::default()

@@ -860,3 +860,41 @@ fn a_refused_topic_takes_no_controller_mutations() {
         "{over:?}"
     );
 }
+
+/// `request_percentage` throttles what a client asks, but not the cluster's own APIs
+/// (Kafka's `clusterAction` ones, answered by `sendResponseExemptThrottle`): once the
+/// client is over its share, Metadata answers carry a throttle while UpdateFeatures, a
+/// cluster action, carries none.
+#[test]
+fn the_request_quota_throttles_client_requests_and_exempts_cluster_actions() {
+    use kafka_protocol::messages::{MetadataRequest, RequestKind, ResponseKind, UpdateFeaturesRequest};
+
+    let broker = BrokerProcess::start(&[]);
+    let port = port_of(&broker);
+    // RawClient's requests all carry this client id.
+    let client: Entity = &[("client-id", Some("strom-test"))];
+    set_quota(port, client, "request_percentage", Some(0.001));
+
+    let mut raw = common::RawClient::connect(port);
+    let metadata_throttle = |raw: &mut common::RawClient| match raw
+        .send(12, RequestKind::Metadata(MetadataRequest::default()))
+    {
+        ResponseKind::Metadata(r) => r.throttle_time_ms,
+        other => panic!("unexpected answer {other:?}"),
+    };
+    let throttled = (0..200).find_map(|_| Some(metadata_throttle(&mut raw)).filter(|&t| t > 0));
+    assert!(throttled.is_some(), "200 Metadata requests never exceeded 0.001 %");
+
+    for _ in 0..5 {
+        let answer = raw.send(
+            1,
+            RequestKind::UpdateFeatures(UpdateFeaturesRequest::default().with_validate_only(true)),
+        );
+        let ResponseKind::UpdateFeatures(r) = answer else {
+            panic!("unexpected answer {answer:?}");
+        };
+        assert_eq!(r.throttle_time_ms, 0, "a cluster action was throttled");
+    }
+    // The client is still over its share: its own requests are still throttled.
+    assert!(metadata_throttle(&mut raw) > 0, "the quota no longer applied");
+}

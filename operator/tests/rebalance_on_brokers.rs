@@ -17,23 +17,7 @@ use strom_client::Connection;
 use strom_operator::rebalance::batch::{next_batch, throttled_brokers, throttles};
 use strom_operator::rebalance::kafka::{self, ClusterView};
 use strom_operator::rebalance::plan::{self, Broker};
-
-fn free_port() -> u16 {
-    // Never the same port twice in one test process: the kernel may hand a port that was
-    // just released to the next bind, and two roles on one port fail to start.
-    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if handed_out.insert(port) {
-            return port;
-        }
-    }
-}
+use strom_test_support::free_port;
 
 struct Node {
     id: i32,

@@ -47,7 +47,7 @@ pub fn admit(
     request: &mut RequestKind,
 ) -> Option<QuotaScope> {
     let quotas = broker.metadata.image().client_quotas.clone();
-    if quotas.is_empty() {
+    if quotas.is_empty() || is_cluster_action(ctx.api_key) {
         return None;
     }
     let (user, client_id) = requester(ctx);
@@ -74,6 +74,32 @@ pub fn admit(
         user,
         client_id,
     })
+}
+
+/// The APIs Kafka marks `clusterAction` (brokers and controllers among themselves): their
+/// responses are never throttled (`RequestHandlerHelper.sendResponseExemptThrottle`), so
+/// a quota on the principal the cluster runs as cannot slow the cluster down.
+fn is_cluster_action(api: ApiKey) -> bool {
+    matches!(
+        api,
+        // (Kafka's ZooKeeper-era cluster actions are gone from the protocol crate.)
+        ApiKey::WriteTxnMarkers
+            | ApiKey::Vote
+            | ApiKey::BeginQuorumEpoch
+            | ApiKey::EndQuorumEpoch
+            | ApiKey::DescribeQuorum
+            | ApiKey::AlterPartition
+            | ApiKey::UpdateFeatures
+            | ApiKey::Envelope
+            | ApiKey::BrokerRegistration
+            | ApiKey::BrokerHeartbeat
+            | ApiKey::AllocateProducerIds
+            | ApiKey::InitializeShareGroupState
+            | ApiKey::ReadShareGroupState
+            | ApiKey::WriteShareGroupState
+            | ApiKey::DeleteShareGroupState
+            | ApiKey::ReadShareGroupStateSummary
+    )
 }
 
 /// The user and client id quotas key on.
