@@ -22,6 +22,7 @@ use kafka_protocol::messages::{
     UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
+use strom_client::admin::{self, AdminError};
 use strom_client::{ClientError, Connection};
 
 use super::batch::TopicThrottle;
@@ -198,17 +199,18 @@ impl ClusterAdmin for KafkaAdmin {
 }
 
 async fn connect(bootstrap: &[String]) -> Result<Connection, KafkaError> {
-    let mut last = String::from("no addresses");
-    for addr in bootstrap {
-        match Connection::connect(addr, CLIENT_ID, CONNECT_TIMEOUT).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(KafkaError::Unreachable {
-        addresses: bootstrap.to_vec(),
-        last,
-    })
+    admin::connect_any(bootstrap, CLIENT_ID, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            AdminError::Unreachable { addresses, last } => {
+                KafkaError::Unreachable { addresses, last }
+            }
+            AdminError::Client(e) => KafkaError::Client(e),
+            other => KafkaError::Unreachable {
+                addresses: bootstrap.to_vec(),
+                last: other.to_string(),
+            },
+        })
 }
 
 async fn send<R: kafka_protocol::protocol::Request>(
