@@ -13,6 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+use strom_client::admin::{AdminError, ConfigOp};
 
 use super::kafka::{KafkaTopicAdmin, TopicAdmin};
 use super::plan::{self, Desired, Observed, Step};
@@ -40,10 +41,7 @@ pub enum Error {
     Kube(#[from] kube::Error),
     /// Deleting the topic failed; the finalizer holds the resource until it works.
     #[error("deleting topic {topic}: {source}")]
-    Delete {
-        topic: String,
-        source: strom_client::admin::AdminError,
-    },
+    Delete { topic: String, source: AdminError },
 }
 
 impl Error {
@@ -274,11 +272,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
     })
 }
 
-fn broker_failure(
-    topic: &KafkaTopic,
-    ctx: &Context,
-    error: &strom_client::admin::AdminError,
-) -> Outcome {
+fn broker_failure(topic: &KafkaTopic, ctx: &Context, error: &AdminError) -> Outcome {
     let (reason, message) = status::admin_problem(error);
     let delay = ctx.failed(&key(topic));
     tracing::warn!(topic = %key(topic), %reason, %message, retry_in = ?delay, "topic not in sync");
@@ -344,10 +338,8 @@ fn describe_steps(topic: &str, steps: &[Step]) -> String {
                 let keys: Vec<String> = ops
                     .iter()
                     .map(|op| match op {
-                        strom_client::admin::ConfigOp::Set { key, value } => {
-                            format!("{key}={value}")
-                        }
-                        strom_client::admin::ConfigOp::Delete { key } => format!("-{key}"),
+                        ConfigOp::Set { key, value } => format!("{key}={value}"),
+                        ConfigOp::Delete { key } => format!("-{key}"),
                     })
                     .collect();
                 format!("changed topic {topic} configs: {}", keys.join(", "))
@@ -558,7 +550,6 @@ mod tests {
     use super::*;
     use crate::fixtures;
     use serde_json::json;
-    use strom_client::admin::ConfigOp;
 
     #[test]
     fn backoff_doubles_and_caps() {

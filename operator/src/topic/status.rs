@@ -2,7 +2,6 @@
 //! that need no API: the topic's name, whether the operator manages it, which of two
 //! resources naming one topic owns it, and Kafka's refusals as condition reasons.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use strom_client::admin::{AdminError, Refused};
@@ -142,9 +141,8 @@ pub struct Facts {
 }
 
 /// The status a reconcile leaves: Ready (and NotReady, Warning) from `problem` (reason and
-/// message, `None` when the topic matches its spec), the topic's name and `facts`. Facts
-/// not known this time keep their previous values only when the problem is not about the
-/// brokers' state being unknown; callers pass what they know.
+/// message, `None` when the topic matches its spec), the topic's name and `facts`, what
+/// the brokers have as far as the caller knows.
 pub fn status(
     topic: &KafkaTopic,
     problem: Option<(String, String)>,
@@ -198,21 +196,21 @@ pub fn ready_of(status: &KafkaTopicStatus) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
-/// Keeps `lastTransitionTime` readable in tests.
-pub fn transition_time(status: &KafkaTopicStatus) -> Option<Time> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
-        .map(|c| c.last_transition_time.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conditions::{NOT_READY, WARNING};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kafka_protocol::ResponseError;
     use serde_json::json;
+
+    fn transition_time(status: &KafkaTopicStatus) -> Option<Time> {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .map(|c| c.last_transition_time.clone())
+    }
 
     fn topic(name: &str, created: i64, topic_name: Option<&str>) -> KafkaTopic {
         let mut spec = json!({"partitions": 3, "replicas": 1});
