@@ -1,12 +1,13 @@
 //! The pure decision of a topic reconcile: what the spec asks for against what the
 //! brokers have, as the calls to make and the differences the operator will not make.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use strom_client::admin::ConfigOp;
 
 use crate::cluster::config::scalar;
 use crate::rebalance::kafka::{FOLLOWER_REPLICAS, LEADER_REPLICAS};
+use crate::rebalance::plan::{Assignment, Move};
 
 /// Topic configs another part of the operator owns: the scale step sets the throttled
 /// replica lists on the topics it moves, and reverting them as drift would unthrottle a
@@ -57,6 +58,9 @@ pub struct Refusal {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub refusals: Vec<Refusal>,
+    /// The replication factor the topic has and the one the spec asks for, when they
+    /// differ: a partition reassignment, made apart from the steps (`replication_moves`).
+    pub replication: Option<(i32, i32)>,
 }
 
 impl Plan {
@@ -66,7 +70,10 @@ impl Plan {
 }
 
 pub const PARTITION_DECREASE: &str = "PartitionDecrease";
+/// The replication factor cannot be changed (too few live brokers, or Kafka refused).
 pub const REPLICATION_FACTOR_CHANGE: &str = "ReplicationFactorChange";
+/// A reassignment that changes the replication factor is under way.
+pub const REPLICATION_FACTOR_CHANGING: &str = "ReplicationFactorChanging";
 pub const INVALID_CONFIG_VALUE: &str = "InvalidConfigValue";
 
 /// The spec's configs as Kafka strings: numbers and booleans in their JSON form. Lists,
@@ -107,6 +114,7 @@ pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Plan {
                 config: desired.config.clone(),
             }],
             refusals: Vec::new(),
+            replication: None,
         };
     };
     let mut plan = Plan::default();
@@ -124,13 +132,7 @@ pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Plan {
         });
     }
     if desired.replicas != observed.replicas {
-        plan.refusals.push(Refusal {
-            reason: REPLICATION_FACTOR_CHANGE,
-            message: format!(
-                "topic {} has replication factor {}; changing it to {} is not supported yet",
-                desired.name, observed.replicas, desired.replicas
-            ),
-        });
+        plan.replication = Some((observed.replicas, desired.replicas));
     }
     let ops = config_ops(&desired.config, &observed.config);
     if !ops.is_empty() {
@@ -141,6 +143,72 @@ pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Plan {
 
 /// SET for every key whose value differs or is missing, DELETE for every key set on the
 /// topic that the spec does not name (drift is reverted), except the keys others own.
+/// The reassignment that gives every partition of `topic` `replicas` replicas. Each
+/// partition keeps its replicas in order, so its preferred leader (the first) stays. An
+/// increase adds the live brokers holding the fewest replicas in the whole cluster (then
+/// the lowest id); a decrease drops replicas from the end, those on brokers that are not
+/// live first. Partitions that already have `replicas` replicas do not move.
+pub fn replication_moves(
+    topic: &str,
+    assignment: &Assignment,
+    live: &BTreeSet<i32>,
+    replicas: i32,
+) -> Result<Vec<Move>, Refusal> {
+    let target = usize::try_from(replicas).unwrap_or(0).max(1);
+    if target > live.len() {
+        return Err(Refusal {
+            reason: REPLICATION_FACTOR_CHANGE,
+            message: format!(
+                "topic {topic} cannot have replication factor {replicas}: {} brokers are live",
+                live.len()
+            ),
+        });
+    }
+    let mut load: BTreeMap<i32, usize> = live.iter().map(|&b| (b, 0)).collect();
+    for brokers in assignment.values() {
+        for b in brokers {
+            if let Some(n) = load.get_mut(b) {
+                *n += 1;
+            }
+        }
+    }
+    let mut moves = Vec::new();
+    for (tp, from) in assignment.iter().filter(|(tp, _)| tp.topic == topic) {
+        let mut to = from.clone();
+        while to.len() > target {
+            let drop_at = (1..to.len())
+                .rev()
+                .find(|&i| !live.contains(&to[i]))
+                .unwrap_or(to.len() - 1);
+            let gone = to.remove(drop_at);
+            if let Some(n) = load.get_mut(&gone) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        while to.len() < target {
+            let Some((&add, _)) = load
+                .iter()
+                .filter(|(b, _)| !to.contains(b))
+                .min_by_key(|(&b, &n)| (n, b))
+            else {
+                break;
+            };
+            to.push(add);
+            if let Some(n) = load.get_mut(&add) {
+                *n += 1;
+            }
+        }
+        if to != *from {
+            moves.push(Move {
+                partition: tp.clone(),
+                from: from.clone(),
+                to,
+            });
+        }
+    }
+    Ok(moves)
+}
+
 pub fn config_ops(
     desired: &BTreeMap<String, String>,
     observed: &BTreeMap<String, String>,
@@ -170,6 +238,7 @@ fn op_key(op: &ConfigOp) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rebalance::plan::TopicPartition;
     use serde_json::json;
 
     fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -220,6 +289,7 @@ mod tests {
                     config: strings(&[("retention.ms", "1000")]),
                 }],
                 refusals: vec![],
+                replication: None,
             }
         );
     }
@@ -256,23 +326,81 @@ mod tests {
     }
 
     #[test]
-    fn a_replication_factor_change_is_reported() {
+    fn a_replication_factor_change_is_planned_apart() {
         let p = plan(&desired(8, 2, &[]), Some(&observed(6, 3, &[])));
         assert_eq!(p.steps, vec![Step::AddPartitions { total: 8 }]);
+        assert!(p.refusals.is_empty());
+        assert_eq!(p.replication, Some((3, 2)));
         assert_eq!(
-            p.refusals.iter().map(|r| r.reason).collect::<Vec<_>>(),
-            vec![REPLICATION_FACTOR_CHANGE]
+            plan(&desired(8, 3, &[]), Some(&observed(6, 3, &[]))).replication,
+            None
         );
-        assert!(p.refusals[0].message.contains("replication factor 3"));
     }
 
     #[test]
-    fn both_refusals_at_once() {
+    fn a_decrease_and_a_replication_change_at_once() {
         let p = plan(&desired(1, 1, &[]), Some(&observed(6, 3, &[])));
         assert!(p.is_noop());
         assert_eq!(
             p.refusals.iter().map(|r| r.reason).collect::<Vec<_>>(),
-            vec![PARTITION_DECREASE, REPLICATION_FACTOR_CHANGE]
+            vec![PARTITION_DECREASE]
+        );
+        assert_eq!(p.replication, Some((3, 1)));
+    }
+
+    fn assignment(rows: &[(&str, i32, &[i32])]) -> Assignment {
+        rows.iter()
+            .map(|(t, p, r)| (TopicPartition::new(t, *p), r.to_vec()))
+            .collect()
+    }
+
+    fn targets(moves: &[Move]) -> Vec<(i32, Vec<i32>)> {
+        moves
+            .iter()
+            .map(|m| (m.partition.partition, m.to.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn an_increase_adds_the_least_loaded_live_brokers_and_keeps_the_leader_first() {
+        let a = assignment(&[
+            ("orders", 0, &[1]),
+            ("orders", 1, &[2]),
+            ("orders", 2, &[3]),
+            // Broker 1 is the busiest elsewhere.
+            ("other", 0, &[1, 2]),
+            ("other", 1, &[1, 3]),
+        ]);
+        let live = BTreeSet::from([1, 2, 3, 4]);
+        let moves = replication_moves("orders", &a, &live, 2).expect("moves");
+        assert_eq!(
+            targets(&moves),
+            vec![(0, vec![1, 4]), (1, vec![2, 4]), (2, vec![3, 2])]
+        );
+        assert!(moves.iter().all(|m| m.partition.topic == "orders"));
+        assert_eq!(moves[0].from, vec![1]);
+    }
+
+    #[test]
+    fn a_decrease_drops_from_the_end_dead_brokers_first() {
+        let a = assignment(&[("orders", 0, &[1, 2, 3]), ("orders", 1, &[2, 5, 1])]);
+        let live = BTreeSet::from([1, 2, 3]);
+        let moves = replication_moves("orders", &a, &live, 2).expect("moves");
+        assert_eq!(targets(&moves), vec![(0, vec![1, 2]), (1, vec![2, 1])]);
+    }
+
+    #[test]
+    fn partitions_at_the_target_do_not_move_and_too_few_brokers_refuse() {
+        let a = assignment(&[("orders", 0, &[1, 2]), ("orders", 1, &[2])]);
+        let live = BTreeSet::from([1, 2]);
+        let moves = replication_moves("orders", &a, &live, 2).expect("moves");
+        assert_eq!(targets(&moves), vec![(1, vec![2, 1])]);
+        let refused = replication_moves("orders", &a, &live, 3).expect_err("refused");
+        assert_eq!(refused.reason, REPLICATION_FACTOR_CHANGE);
+        assert!(
+            refused.message.contains("2 brokers are live"),
+            "{}",
+            refused.message
         );
     }
 

@@ -24,6 +24,7 @@ use super::status::{
 use crate::cluster::names::FIELD_MANAGER;
 use crate::crd::{KafkaCluster, KafkaTopic, KafkaTopicStatus, CLUSTER_LABEL};
 use crate::metrics::Metrics;
+use crate::rebalance::kafka::{ClusterAdmin, KafkaAdmin as ReassignAdmin};
 
 /// Name of this controller in metrics, logs and events.
 pub const CONTROLLER: &str = "kafkatopic";
@@ -34,6 +35,8 @@ const RESYNC: Duration = Duration::from_secs(120);
 /// How soon a topic waiting for its cluster, or for an older resource naming the same
 /// topic to go, looks again (the controller does not watch those).
 const WAITING: Duration = Duration::from_secs(30);
+/// How soon a topic whose replication factor is being changed looks again.
+const REASSIGNMENT_RECHECK: Duration = Duration::from_secs(15);
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
@@ -64,6 +67,8 @@ pub struct Context {
     pub clock: fn() -> Timestamp,
     /// The brokers' topic calls; tests put a fake here.
     pub admin: Arc<dyn TopicAdmin>,
+    /// The scale step's calls, for the reassignments that change a replication factor.
+    pub kafka: Arc<dyn ClusterAdmin>,
     /// Consecutive failures per topic (Kubernetes errors and broker refusals alike), for
     /// exponential back-off.
     failures: Mutex<HashMap<String, u32>>,
@@ -77,6 +82,7 @@ impl Context {
             recorder,
             clock: Timestamp::now,
             admin: Arc::new(KafkaTopicAdmin),
+            kafka: Arc::new(ReassignAdmin),
             failures: Mutex::default(),
         }
     }
@@ -247,20 +253,39 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         tracing::info!(topic = %key, changes = %note, "applied");
         publish(topic, ctx, EventType::Normal, "Applied", "Apply", note).await;
     }
-    ctx.succeeded(&key);
+
+    // 7. A replication-factor change is a partition reassignment, watched to its end.
+    let mut problems: Vec<(String, String)> = plan
+        .refusals
+        .iter()
+        .map(|r| (r.reason.to_string(), r.message.clone()))
+        .collect();
+    let mut requeue = Action::requeue(RESYNC);
+    match plan.replication {
+        None => ctx.succeeded(&key),
+        Some((from, to)) => match change_replication(topic, ctx, &bootstrap, from, to).await {
+            Ok(progress) => {
+                ctx.succeeded(&key);
+                problems.push(progress);
+                requeue = Action::requeue(REASSIGNMENT_RECHECK);
+            }
+            Err(failure) => {
+                problems.push(failure);
+                requeue = Action::requeue(ctx.failed(&key));
+            }
+        },
+    }
 
     let facts = facts_after(observed.as_ref(), &plan.steps, created);
-    let problem = (!plan.refusals.is_empty()).then(|| {
-        let reason = plan
-            .refusals
+    let problem = (!problems.is_empty()).then(|| {
+        let reason = problems
             .iter()
-            .map(|r| r.reason)
+            .map(|(r, _)| r.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let message = plan
-            .refusals
+        let message = problems
             .iter()
-            .map(|r| r.message.as_str())
+            .map(|(_, m)| m.as_str())
             .collect::<Vec<_>>()
             .join("; ");
         (reason, message)
@@ -268,8 +293,62 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
     Ok(Outcome {
         problem,
         facts,
-        requeue: Action::requeue(RESYNC),
+        requeue,
     })
+}
+
+/// Starts or follows the reassignment that changes the topic's replication factor from
+/// `from` to `to`. Ok: under way (reason and message for the status); Err: it cannot be
+/// made now (too few live brokers, the brokers unreachable, Kafka refusing).
+async fn change_replication(
+    topic: &KafkaTopic,
+    ctx: &Context,
+    bootstrap: &[String],
+    from: i32,
+    to: i32,
+) -> Result<(String, String), (String, String)> {
+    let name = status::topic_name(topic);
+    let changing = |message: String| (plan::REPLICATION_FACTOR_CHANGING.to_string(), message);
+    let failed = |message: String| (plan::REPLICATION_FACTOR_CHANGE.to_string(), message);
+    let view = ctx.kafka.describe(bootstrap).await.map_err(|e| {
+        failed(format!(
+            "topic {name}: cannot read the partition assignment: {e}"
+        ))
+    })?;
+    let moving = view.in_flight.iter().filter(|tp| tp.topic == name).count();
+    if moving > 0 {
+        return Ok(changing(format!(
+            "topic {name}: {moving} partitions are being reassigned; replication factor {from}, wanted {to}"
+        )));
+    }
+    let moves = plan::replication_moves(&name, &view.assignment, &view.live_brokers(), to)
+        .map_err(|r| (r.reason.to_string(), r.message))?;
+    if moves.is_empty() {
+        // The assignment is there; the broker that answered Metadata has not caught up.
+        return Ok(changing(format!(
+            "topic {name}: waiting for the brokers to report replication factor {to}"
+        )));
+    }
+    ctx.kafka.reassign(bootstrap, &moves).await.map_err(|e| {
+        failed(format!(
+            "topic {name}: the reassignment to replication factor {to} failed: {e}"
+        ))
+    })?;
+    let message = format!(
+        "topic {name}: moving {} partitions from replication factor {from} to {to}",
+        moves.len()
+    );
+    tracing::info!(topic = %key(topic), %message, "reassigning");
+    publish(
+        topic,
+        ctx,
+        EventType::Normal,
+        plan::REPLICATION_FACTOR_CHANGING,
+        "Reassign",
+        message.clone(),
+    )
+    .await;
+    Ok(changing(message))
 }
 
 fn broker_failure(topic: &KafkaTopic, ctx: &Context, error: &AdminError) -> Outcome {

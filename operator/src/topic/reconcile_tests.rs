@@ -14,12 +14,17 @@ use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{json, Value};
 use strom_client::admin::{AdminError, ConfigOp, Refused};
 
+use std::collections::BTreeSet;
+
 use super::kafka::TopicAdmin;
 use super::plan::{Observed, Step};
 use super::reconcile::{reconcile, Context};
 use super::status::FINALIZER;
 use crate::fixtures::{self, Call, FakeApi};
 use crate::metrics::Metrics;
+use crate::rebalance::batch::TopicThrottle;
+use crate::rebalance::kafka::{BrokerState, ClusterAdmin, ClusterView, KafkaError};
+use crate::rebalance::plan::{Move, TopicPartition};
 
 const NS: &str = "/apis/kafka.strom.dev/v1alpha1/namespaces/kafka";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/kafka/events";
@@ -164,10 +169,73 @@ impl TopicAdmin for FakeBrokers {
     }
 }
 
+/// The scale step's calls as the replication-factor change uses them: the assignment
+/// and live brokers it reads, the moves it starts (which stay in flight until `finish`).
+#[derive(Default)]
+struct FakeReassigner {
+    view: Mutex<ClusterView>,
+    started: Mutex<Vec<Move>>,
+}
+
+impl FakeReassigner {
+    fn finish(&self) {
+        let mut view = self.view.lock().unwrap();
+        view.in_flight.clear();
+    }
+}
+
+impl ClusterAdmin for FakeReassigner {
+    fn describe<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<ClusterView, KafkaError>> {
+        let view = self.view.lock().unwrap().clone();
+        Box::pin(async move { Ok(view) })
+    }
+    fn reassign<'a>(
+        &'a self,
+        _: &'a [String],
+        moves: &'a [Move],
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        let mut view = self.view.lock().unwrap();
+        for m in moves {
+            view.assignment.insert(m.partition.clone(), m.to.clone());
+            view.in_flight.insert(m.partition.clone());
+        }
+        self.started.lock().unwrap().extend(moves.iter().cloned());
+        Box::pin(async { Ok(()) })
+    }
+    fn set_throttles<'a>(
+        &'a self,
+        _: &'a [String],
+        _: u64,
+        _: &'a BTreeSet<i32>,
+        _: &'a BTreeMap<String, TopicThrottle>,
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn clear_throttles<'a>(
+        &'a self,
+        _: &'a [String],
+        _: &'a BTreeSet<i32>,
+        _: &'a [String],
+    ) -> BoxFuture<'a, Result<(), KafkaError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn unregister<'a>(&'a self, _: &'a [String], _: i32) -> BoxFuture<'a, Result<(), KafkaError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn elect_preferred<'a>(
+        &'a self,
+        _: &'a [String],
+        _: &'a [TopicPartition],
+    ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
 struct Harness {
     fake: FakeApi,
     ctx: Arc<Context>,
     brokers: Arc<FakeBrokers>,
+    reassigner: Arc<FakeReassigner>,
 }
 
 impl Harness {
@@ -182,6 +250,8 @@ impl Harness {
         ctx.clock = || Timestamp::from_second(1_000).expect("time");
         let brokers = Arc::new(FakeBrokers::default());
         ctx.admin = brokers.clone();
+        let reassigner = Arc::new(FakeReassigner::default());
+        ctx.kafka = reassigner.clone();
         let cluster = fixtures::cluster(json!({
             "replicas": 3,
             "listeners": [{"name": "plain", "port": 9092}],
@@ -194,6 +264,7 @@ impl Harness {
             fake,
             ctx: Arc::new(ctx),
             brokers,
+            reassigner,
         }
     }
 
@@ -379,39 +450,121 @@ async fn drift_is_reverted_and_partitions_grow() {
 }
 
 #[tokio::test]
-async fn a_partition_decrease_and_a_replication_change_are_reported_not_attempted() {
+async fn a_partition_decrease_is_reported_not_attempted() {
     let h = Harness::new();
     h.brokers.put("orders", 6, 3, &[]);
     h.add_topic(
         "orders",
         100,
-        json!({"partitions": 3, "replicas": 2, "config": {"retention.ms": 5}}),
+        json!({"partitions": 3, "replicas": 3, "config": {"retention.ms": 5}}),
     );
     let (action, _) = h.reconcile("orders").await;
     assert_eq!(action, Action::requeue(Duration::from_secs(120)));
     let (ready, reason, message) = h.ready("orders");
-    assert_eq!(ready, "False");
-    assert_eq!(reason, "PartitionDecrease,ReplicationFactorChange");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "PartitionDecrease")
+    );
     assert!(message.contains("has 6 partitions"), "{message}");
-    assert!(message.contains("replication factor 3"), "{message}");
-    // The config still follows the spec; the brokers keep 6 partitions and RF 3.
+    // The config still follows the spec; the brokers keep 6 partitions.
     let topic = h.brokers.get("orders").expect("topic");
-    assert_eq!((topic.partitions, topic.replicas), (6, 3));
+    assert_eq!(topic.partitions, 6);
     assert_eq!(
         topic.config.get("retention.ms").map(String::as_str),
         Some("5")
     );
     assert_eq!(h.status("orders")["partitions"], 6);
-    assert_eq!(h.status("orders")["replicas"], 3);
 
     // Fixing the spec makes it Ready.
-    h.edit_spec("orders", |s| {
-        s["partitions"] = json!(6);
-        s["replicas"] = json!(3);
-    });
+    h.edit_spec("orders", |s| s["partitions"] = json!(6));
     h.reconcile("orders").await;
     assert_eq!(h.ready("orders").0, "True");
     assert_eq!(h.status("orders")["observedGeneration"], 2);
+}
+
+fn live_brokers(brokers: &[i32]) -> BTreeMap<i32, BrokerState> {
+    brokers
+        .iter()
+        .map(|&b| {
+            (
+                b,
+                BrokerState {
+                    rack: None,
+                    fenced: false,
+                },
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_replication_factor_change_reassigns_and_waits_for_it() {
+    let h = Harness::new();
+    h.brokers.put("orders", 2, 1, &[]);
+    {
+        let mut view = h.reassigner.view.lock().unwrap();
+        view.brokers = live_brokers(&[0, 1, 2]);
+        view.assignment
+            .insert(TopicPartition::new("orders", 0), vec![0]);
+        view.assignment
+            .insert(TopicPartition::new("orders", 1), vec![1]);
+    }
+    h.add_topic("orders", 100, json!({"partitions": 2, "replicas": 2}));
+
+    let (action, _) = h.reconcile("orders").await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(15)));
+    let started: Vec<(i32, Vec<i32>)> = h
+        .reassigner
+        .started
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| (m.partition.partition, m.to.clone()))
+        .collect();
+    assert_eq!(started, vec![(0, vec![0, 2]), (1, vec![1, 0])]);
+    let (ready, reason, message) = h.ready("orders");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "ReplicationFactorChanging")
+    );
+    assert!(message.contains("moving 2 partitions"), "{message}");
+
+    // While it runs nothing new starts.
+    h.reconcile("orders").await;
+    assert_eq!(h.reassigner.started.lock().unwrap().len(), 2);
+    assert!(h.ready("orders").2.contains("being reassigned"));
+
+    // Done: the brokers report RF 2.
+    h.reassigner.finish();
+    h.brokers.put("orders", 2, 2, &[]);
+    let (action, _) = h.reconcile("orders").await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(120)));
+    assert_eq!(h.ready("orders").0, "True");
+    assert_eq!(h.status("orders")["replicas"], 2);
+}
+
+#[tokio::test]
+async fn a_replication_factor_above_the_live_brokers_is_reported_and_backs_off() {
+    let h = Harness::new();
+    h.brokers.put("orders", 1, 1, &[]);
+    {
+        let mut view = h.reassigner.view.lock().unwrap();
+        view.brokers = live_brokers(&[0, 1]);
+        view.assignment
+            .insert(TopicPartition::new("orders", 0), vec![0]);
+    }
+    h.add_topic("orders", 100, json!({"partitions": 1, "replicas": 3}));
+    let (first, _) = h.reconcile("orders").await;
+    let (second, _) = h.reconcile("orders").await;
+    assert_eq!(first, Action::requeue(Duration::from_secs(5)));
+    assert_eq!(second, Action::requeue(Duration::from_secs(10)));
+    let (ready, reason, message) = h.ready("orders");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "ReplicationFactorChange")
+    );
+    assert!(message.contains("2 brokers are live"), "{message}");
+    assert!(h.reassigner.started.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
