@@ -1,7 +1,9 @@
 //! The topic admin calls (`strom_client::admin`) and the topic controller's broker step
 //! (`topic::kafka`, driven by `topic::plan`) against a real strom-broker started in this
 //! test process on a loopback port: create with configs, a name Kafka refuses, grow
-//! partitions, set and delete configs, revert drift, delete.
+//! partitions, set and delete configs, revert drift, delete. A second test changes a
+//! topic's replication factor up and down on three brokers with the reassignment the
+//! controller makes.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 use strom_broker::config::{BrokerConfig, Properties};
+use strom_broker::server::Running;
 use strom_client::admin::{Admin, AdminError, ConfigOp, NewTopic};
+use strom_operator::rebalance::kafka as rebalance_kafka;
 use strom_operator::topic::kafka::{self as topic_kafka};
 use strom_operator::topic::plan::{self, Desired};
 
@@ -249,4 +253,149 @@ async fn topic_lifecycle_on_a_real_broker() {
 
     drop(admin);
     running.shutdown().await.expect("shutdown");
+}
+
+fn free_port() -> u16 {
+    // Never the same port twice in one test process: a port just released may be handed
+    // to the next bind, and two roles on one port fail to start.
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// One reconcile's worth of the replication-factor change, as `topic::reconcile` does
+/// it: read the assignment, plan the moves, start them. Returns how many partitions moved.
+async fn reassign_to(bootstrap: &[String], topic: &str, replicas: i32) -> usize {
+    let view = rebalance_kafka::describe(bootstrap)
+        .await
+        .expect("describe the cluster");
+    assert!(view.in_flight.is_empty(), "{:?}", view.in_flight);
+    let moves = plan::replication_moves(topic, &view.assignment, &view.live_brokers(), replicas)
+        .expect("enough live brokers");
+    rebalance_kafka::reassign(bootstrap, &moves)
+        .await
+        .expect("reassignment accepted");
+    moves.len()
+}
+
+async fn settled_replicas(bootstrap: &[String], topic: &str, replicas: i32) {
+    eventually(&format!("replication factor {replicas}"), || {
+        let bootstrap = bootstrap.to_vec();
+        let topic = topic.to_string();
+        async move {
+            let view = rebalance_kafka::describe(&bootstrap).await.ok()?;
+            let done = view.in_flight.is_empty()
+                && view
+                    .assignment
+                    .iter()
+                    .filter(|(tp, _)| tp.topic == topic)
+                    .all(|(_, r)| r.len() == replicas as usize);
+            let observed = topic_kafka::observe(&bootstrap, &topic).await.ok()??;
+            (done && observed.replicas == replicas).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_factor_changes_on_three_brokers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = controller_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{i}@127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let configs: Vec<BrokerConfig> = (0..3)
+        .map(|i| {
+            let mut props = Properties::new();
+            for (k, v) in [
+                ("node.id", i.to_string()),
+                ("controller.quorum.voters", voters.clone()),
+                (
+                    "listeners",
+                    format!(
+                        "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                        ports[i], controller_ports[i]
+                    ),
+                ),
+                (
+                    "log.dirs",
+                    dir.path().join(format!("b{i}")).display().to_string(),
+                ),
+                ("admin.listener", format!("127.0.0.1:{}", free_port())),
+                ("broker.heartbeat.interval.ms", "500".into()),
+                ("broker.session.timeout.ms", "3000".into()),
+            ] {
+                props.insert(k.into(), v);
+            }
+            BrokerConfig::from_properties(props).expect("config").0
+        })
+        .collect();
+    // A quorum forms only with its voters together: start the three at once.
+    let running: Vec<Running> = futures::future::join_all(
+        configs
+            .into_iter()
+            .map(|c| async move { strom_broker::server::start(c, true).await.expect("starts") }),
+    )
+    .await;
+    let bootstrap: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    eventually("three unfenced brokers", || {
+        let bootstrap = bootstrap.clone();
+        async move {
+            let view = rebalance_kafka::describe(&bootstrap).await.ok()?;
+            (view.live_brokers().len() == 3).then_some(())
+        }
+    })
+    .await;
+
+    let desired = Desired {
+        name: "events".into(),
+        partitions: 3,
+        replicas: 1,
+        config: BTreeMap::new(),
+    };
+    topic_kafka::apply(&bootstrap, "events", &plan::plan(&desired, None).steps)
+        .await
+        .expect("created");
+    settled_replicas(&bootstrap, "events", 1).await;
+
+    let observed = topic_kafka::observe(&bootstrap, "events")
+        .await
+        .expect("observe")
+        .expect("exists");
+    let up = Desired {
+        replicas: 3,
+        ..desired.clone()
+    };
+    assert_eq!(plan::plan(&up, Some(&observed)).replication, Some((1, 3)));
+    assert_eq!(reassign_to(&bootstrap, "events", 3).await, 3);
+    settled_replicas(&bootstrap, "events", 3).await;
+
+    assert_eq!(reassign_to(&bootstrap, "events", 2).await, 3);
+    settled_replicas(&bootstrap, "events", 2).await;
+    let observed = topic_kafka::observe(&bootstrap, "events")
+        .await
+        .expect("observe")
+        .expect("exists");
+    let two = Desired {
+        replicas: 2,
+        ..desired
+    };
+    assert!(plan::plan(&two, Some(&observed)).replication.is_none());
+
+    for r in running {
+        r.shutdown().await.expect("shutdown");
+    }
 }
