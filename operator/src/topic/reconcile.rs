@@ -150,6 +150,14 @@ struct Outcome {
     problem: Option<(String, String)>,
     facts: Facts,
     requeue: Action,
+    /// Leave the status as it is (the outcome says nothing new about the topic).
+    keep_status: bool,
+}
+
+fn already_exists(error: &AdminError) -> bool {
+    error
+        .refused()
+        .is_some_and(|r| r.error() == Some(kafka_protocol::ResponseError::TopicAlreadyExists))
 }
 
 async fn reconcile_topic(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
@@ -157,7 +165,9 @@ async fn reconcile_topic(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Er
         return cleanup(topic, ctx).await;
     }
     let outcome = sync(topic, ctx).await?;
-    write_status(topic, ctx, outcome.problem, outcome.facts).await?;
+    if !outcome.keep_status {
+        write_status(topic, ctx, outcome.problem, outcome.facts).await?;
+    }
     Ok(outcome.requeue)
 }
 
@@ -170,6 +180,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         problem: Some((reason.to_string(), message)),
         facts: status::previous_facts(topic),
         requeue: Action::requeue(WAITING),
+        keep_status: false,
     };
 
     // 1. Unmanaged: nothing on the brokers is touched, and deleting the resource leaves
@@ -187,6 +198,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
             )),
             facts: status::previous_facts(topic),
             requeue: Action::await_change(),
+            keep_status: false,
         });
     }
 
@@ -223,6 +235,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
                 problem: Some((refusal.reason.into(), refusal.message)),
                 facts: status::previous_facts(topic),
                 requeue: Action::await_change(),
+                keep_status: false,
             })
         }
     };
@@ -246,6 +259,17 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
     let plan = plan::plan(&desired, observed.as_ref());
     let created = match ctx.admin.apply(&bootstrap, &name, &plan.steps).await {
         Ok(created) => created,
+        Err(e) if observed.is_none() && already_exists(&e) => {
+            // The broker that answered Metadata had not yet seen a topic created a moment
+            // ago (by the previous reconcile, say): nothing is wrong, look again soon.
+            tracing::debug!(topic = %key, "topic exists but was not in the metadata yet");
+            return Ok(Outcome {
+                problem: None,
+                facts: Facts::default(),
+                requeue: Action::requeue(ctx.failed(&key)),
+                keep_status: true,
+            });
+        }
         Err(e) => return Ok(broker_failure(topic, ctx, &e)),
     };
     if !plan.is_noop() {
@@ -294,6 +318,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         problem,
         facts,
         requeue,
+        keep_status: false,
     })
 }
 
@@ -367,6 +392,7 @@ fn broker_failure(topic: &KafkaTopic, ctx: &Context, error: &AdminError) -> Outc
         problem: Some((reason, message)),
         facts,
         requeue: Action::requeue(delay),
+        keep_status: false,
     }
 }
 

@@ -680,6 +680,25 @@ async fn a_refusal_is_reported_with_kafkas_message_and_backs_off() {
 }
 
 #[tokio::test]
+async fn a_topic_created_a_moment_ago_and_not_yet_in_the_metadata_is_not_an_error() {
+    let h = Harness::new();
+    h.add_topic("orders", 100, json!({"partitions": 1, "replicas": 1}));
+    h.reconcile("orders").await;
+    let status = h.status("orders");
+    *h.brokers.refuse.lock().unwrap() = Some(Refused {
+        api: "CreateTopics",
+        resource: "topic orders".into(),
+        code: ResponseError::TopicAlreadyExists.code(),
+        message: Some("Topic 'orders' already exists.".into()),
+    });
+    h.brokers.topics.lock().unwrap().clear();
+    let (action, writes) = h.reconcile("orders").await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    assert_eq!(writes, Vec::<String>::new());
+    assert_eq!(h.status("orders"), status);
+}
+
+#[tokio::test]
 async fn unreachable_brokers_are_reported() {
     let h = Harness::new();
     h.add_topic("orders", 100, json!({"partitions": 1, "replicas": 1}));
