@@ -19,7 +19,7 @@ use super::kafka::{KafkaTopicAdmin, TopicAdmin};
 use super::plan::{self, Desired, Observed, Step};
 use super::status::{
     self, Facts, BROKERS_UNREACHABLE, CLUSTER_LABEL_MISSING, CLUSTER_NOT_FOUND, FINALIZER,
-    RESOURCE_CONFLICT, UNMANAGED,
+    INTERNAL_TOPIC, RESOURCE_CONFLICT, UNMANAGED,
 };
 use crate::cluster::names::FIELD_MANAGER;
 use crate::crd::{KafkaCluster, KafkaTopic, KafkaTopicStatus, CLUSTER_LABEL};
@@ -202,7 +202,23 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         });
     }
 
-    // 2. The cluster the label names.
+    // 2. Never a topic the brokers own.
+    if status::is_internal(&name) {
+        remove_finalizer(topic, ctx).await?;
+        return Ok(Outcome {
+            problem: Some((
+                INTERNAL_TOPIC.into(),
+                format!(
+                    "{name} is an internal topic of the brokers; the operator does not manage it"
+                ),
+            )),
+            facts: status::previous_facts(topic),
+            requeue: Action::await_change(),
+            keep_status: false,
+        });
+    }
+
+    // 3. The cluster the label names.
     let Some(cluster_name) = status::cluster_label(topic) else {
         return Ok(waiting(
             CLUSTER_LABEL_MISSING,
@@ -218,7 +234,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         ));
     };
 
-    // 3. An older resource naming the same topic owns it; this one touches nothing.
+    // 4. An older resource naming the same topic owns it; this one touches nothing.
     let siblings = siblings(topic, ctx, &cluster_name).await?;
     if let Some(winner) = status::conflict_winner(topic, &siblings) {
         return Ok(waiting(
@@ -227,7 +243,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         ));
     }
 
-    // 4. The spec's configs as Kafka strings.
+    // 5. The spec's configs as Kafka strings.
     let config = match plan::config_strings(&topic.spec.config) {
         Ok(config) => config,
         Err(refusal) => {
@@ -246,10 +262,10 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         config,
     };
 
-    // 5. The finalizer before the topic can exist, so no topic outlives its resource.
+    // 6. The finalizer before the topic can exist, so no topic outlives its resource.
     ensure_finalizer(topic, ctx).await?;
 
-    // 6. Observe, plan, act. Refusals and unreachable brokers go to the status with a
+    // 7. Observe, plan, act. Refusals and unreachable brokers go to the status with a
     //    backed-off requeue; the other topics keep reconciling.
     let bootstrap = bootstrap(&cluster);
     let observed = match ctx.admin.observe(&bootstrap, &name).await {
@@ -278,7 +294,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         publish(topic, ctx, EventType::Normal, "Applied", "Apply", note).await;
     }
 
-    // 7. A replication-factor change is a partition reassignment, watched to its end.
+    // 8. A replication-factor change is a partition reassignment, watched to its end.
     let mut problems: Vec<(String, String)> = plan
         .refusals
         .iter()
@@ -480,7 +496,8 @@ async fn siblings(
     Ok(list.items)
 }
 
-/// Deletion: the topic goes from the brokers, unless the resource was unmanaged, lost a
+/// Deletion: the topic goes from the brokers, unless the resource is unmanaged, names an
+/// internal topic, lost a
 /// conflict, hands the topic to another resource, or its cluster is gone (and the topic
 /// with it); then the finalizer is released.
 async fn cleanup(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
@@ -488,7 +505,7 @@ async fn cleanup(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let name = status::topic_name(topic);
-    if status::is_managed(topic) {
+    if status::is_managed(topic) && !status::is_internal(&name) {
         if let Some(cluster_name) = status::cluster_label(topic) {
             let cluster = ctx
                 .api::<KafkaCluster>(&namespace(topic))

@@ -699,6 +699,21 @@ async fn a_topic_created_a_moment_ago_and_not_yet_in_the_metadata_is_not_an_erro
 }
 
 #[tokio::test]
+async fn an_internal_topic_is_refused_untouched() {
+    let h = Harness::new();
+    h.add_topic(
+        "offsets",
+        100,
+        json!({"topicName": "__consumer_offsets", "partitions": 1, "replicas": 1}),
+    );
+    let (action, _) = h.reconcile("offsets").await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(h.ready("offsets").1, "InternalTopic");
+    assert!(h.brokers.take_calls().is_empty());
+    assert!(h.finalizers("offsets").is_null());
+}
+
+#[tokio::test]
 async fn unreachable_brokers_are_reported() {
     let h = Harness::new();
     h.add_topic("orders", 100, json!({"partitions": 1, "replicas": 1}));

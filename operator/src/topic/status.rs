@@ -19,6 +19,20 @@ pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
 pub const RESOURCE_CONFLICT: &str = "ResourceConflict";
 pub const UNMANAGED: &str = "Unmanaged";
 pub const BROKERS_UNREACHABLE: &str = "BrokersUnreachable";
+pub const INTERNAL_TOPIC: &str = "InternalTopic";
+
+/// Topics the brokers own. Reverting their "drift" or deleting them with a resource would
+/// break the cluster, so a KafkaTopic naming one is refused.
+const INTERNAL_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+    "__cluster_metadata",
+];
+
+pub fn is_internal(topic_name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&topic_name)
+}
 
 /// The topic's name in Kafka: `spec.topicName`, else the resource's name.
 pub fn topic_name(topic: &KafkaTopic) -> String {
@@ -240,6 +254,14 @@ mod tests {
             topic_name(&topic("orders", 1, Some("Orders_v2"))),
             "Orders_v2"
         );
+    }
+
+    #[test]
+    fn internal_topics_are_recognised() {
+        assert!(is_internal("__consumer_offsets"));
+        assert!(is_internal("__transaction_state"));
+        assert!(!is_internal("orders"));
+        assert!(!is_internal("__orders"));
     }
 
     #[test]
