@@ -497,9 +497,8 @@ async fn siblings(
 }
 
 /// Deletion: the topic goes from the brokers, unless the resource is unmanaged, names an
-/// internal topic, lost a
-/// conflict, hands the topic to another resource, or its cluster is gone (and the topic
-/// with it); then the finalizer is released.
+/// internal topic, lost a conflict, hands the topic to another resource, or its cluster
+/// is gone (and the topic with it); then the finalizer is released.
 async fn cleanup(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     if !status::has_finalizer(topic) {
         return Ok(Action::await_change());
