@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
     UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use strom_client::admin::{self, AdminError};
+use strom_client::admin::{self, AdminError, Refused};
 use strom_client::{ClientError, Connection};
 
 use super::batch::TopicThrottle;
@@ -66,6 +66,17 @@ pub enum KafkaError {
         code: Option<ResponseError>,
         message: String,
     },
+}
+
+impl From<Refused> for KafkaError {
+    fn from(r: Refused) -> Self {
+        KafkaError::Refused {
+            api: r.api,
+            code: r.error(),
+            what: r.resource,
+            message: r.message.unwrap_or_default(),
+        }
+    }
 }
 
 impl From<ElectError> for KafkaError {
@@ -231,15 +242,7 @@ fn check(
     code: i16,
     message: Option<&StrBytes>,
 ) -> Result<(), KafkaError> {
-    if code == 0 {
-        return Ok(());
-    }
-    Err(KafkaError::Refused {
-        api,
-        what: what.into(),
-        code: ResponseError::try_from_code(code),
-        message: message.map(|m| m.to_string()).unwrap_or_default(),
-    })
+    admin::check(api, what, code, message).map_err(KafkaError::from)
 }
 
 fn name(s: &str) -> TopicName {
