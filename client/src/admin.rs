@@ -124,6 +124,24 @@ pub async fn connect_any(
     })
 }
 
+/// Sends `request` on `conn` and waits at most `timeout` for the answer, so an
+/// unresponsive broker delays its caller, never blocks it.
+pub async fn send_within<R: Request>(
+    conn: &mut Connection,
+    api: &'static str,
+    request: R,
+    version: i16,
+    timeout: Duration,
+) -> Result<R::Response, AdminError> {
+    match tokio::time::timeout(timeout, conn.send(request, version)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(AdminError::Timeout {
+            api,
+            after: timeout,
+        }),
+    }
+}
+
 /// A topic as Metadata shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicDescription {
@@ -187,13 +205,7 @@ impl Admin {
         request: R,
         version: i16,
     ) -> Result<R::Response, AdminError> {
-        match tokio::time::timeout(self.timeout, self.conn.send(request, version)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(AdminError::Timeout {
-                api,
-                after: self.timeout,
-            }),
-        }
+        send_within(&mut self.conn, api, request, version, self.timeout).await
     }
 
     /// Each topic's partitions, replication factor and id; `None` for a topic that does

@@ -68,6 +68,19 @@ pub enum KafkaError {
     },
 }
 
+impl From<AdminError> for KafkaError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Unreachable { addresses, last } => {
+                KafkaError::Unreachable { addresses, last }
+            }
+            AdminError::Client(e) => KafkaError::Client(e),
+            AdminError::Timeout { api, .. } => KafkaError::Timeout { api },
+            AdminError::Refused(r) => KafkaError::from(r),
+        }
+    }
+}
+
 impl From<Refused> for KafkaError {
     fn from(r: Refused) -> Self {
         KafkaError::Refused {
@@ -212,16 +225,7 @@ impl ClusterAdmin for KafkaAdmin {
 async fn connect(bootstrap: &[String]) -> Result<Connection, KafkaError> {
     admin::connect_any(bootstrap, CLIENT_ID, CONNECT_TIMEOUT)
         .await
-        .map_err(|e| match e {
-            AdminError::Unreachable { addresses, last } => {
-                KafkaError::Unreachable { addresses, last }
-            }
-            AdminError::Client(e) => KafkaError::Client(e),
-            other => KafkaError::Unreachable {
-                addresses: bootstrap.to_vec(),
-                last: other.to_string(),
-            },
-        })
+        .map_err(KafkaError::from)
 }
 
 async fn send<R: kafka_protocol::protocol::Request>(
@@ -230,10 +234,9 @@ async fn send<R: kafka_protocol::protocol::Request>(
     request: R,
     version: i16,
 ) -> Result<R::Response, KafkaError> {
-    match tokio::time::timeout(CALL_TIMEOUT, conn.send(request, version)).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(KafkaError::Timeout { api }),
-    }
+    admin::send_within(conn, api, request, version, CALL_TIMEOUT)
+        .await
+        .map_err(KafkaError::from)
 }
 
 fn check(
