@@ -22,6 +22,7 @@ use super::status::{
     INTERNAL_TOPIC, RESOURCE_CONFLICT, UNMANAGED,
 };
 use crate::cluster::names::FIELD_MANAGER;
+use crate::cluster::reconcile::backoff;
 use crate::crd::{KafkaCluster, KafkaTopic, KafkaTopicStatus, CLUSTER_LABEL};
 use crate::metrics::Metrics;
 use crate::rebalance::kafka::{ClusterAdmin, KafkaAdmin as ReassignAdmin};
@@ -112,12 +113,6 @@ impl Context {
             failures.remove(key);
         }
     }
-}
-
-/// 5 s doubling per consecutive failure, at most 5 minutes.
-pub fn backoff(attempt: u32) -> Duration {
-    let secs = 5u64.saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    Duration::from_secs(secs.min(300))
 }
 
 fn key(topic: &KafkaTopic) -> String {
@@ -671,13 +666,6 @@ mod tests {
     use super::*;
     use crate::fixtures;
     use serde_json::json;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(3), Duration::from_secs(20));
-        assert_eq!(backoff(40), Duration::from_secs(300));
-    }
 
     #[test]
     fn bootstrap_is_the_service_then_every_broker() {
