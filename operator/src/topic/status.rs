@@ -63,6 +63,21 @@ pub fn has_finalizer(topic: &KafkaTopic) -> bool {
     topic.finalizers().iter().any(|f| f == FINALIZER)
 }
 
+/// Whether a change of the KafkaCluster `namespace/cluster` should wake `topic`: it
+/// belongs to that cluster and waits for it (not found, or its brokers not reachable).
+pub fn waits_for_cluster(topic: &KafkaTopic, namespace: &str, cluster: &str) -> bool {
+    topic.namespace().as_deref() == Some(namespace)
+        && cluster_label(topic).as_deref() == Some(cluster)
+        && topic
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+            .is_some_and(|c| {
+                c.status == "False"
+                    && (c.reason == CLUSTER_NOT_FOUND || c.reason == BROKERS_UNREACHABLE)
+            })
+}
+
 /// Oldest first: creation time, then name (the tie-break when two were created in the
 /// same second).
 fn age_key(topic: &KafkaTopic) -> (Option<Timestamp>, String) {
@@ -254,6 +269,41 @@ mod tests {
             topic_name(&topic("orders", 1, Some("Orders_v2"))),
             "Orders_v2"
         );
+    }
+
+    #[test]
+    fn cluster_changes_wake_only_the_topics_waiting_for_that_cluster() {
+        let mut t = topic("orders", 1, None);
+        assert!(
+            !waits_for_cluster(&t, "kafka", "my-cluster"),
+            "no status yet"
+        );
+        let problem = |r: &str| Some((r.to_string(), "m".to_string()));
+        t.status = Some(status(
+            &t,
+            problem(CLUSTER_NOT_FOUND),
+            Facts::default(),
+            at(1),
+        ));
+        assert!(waits_for_cluster(&t, "kafka", "my-cluster"));
+        assert!(!waits_for_cluster(&t, "kafka", "other"));
+        assert!(!waits_for_cluster(&t, "elsewhere", "my-cluster"));
+        t.status = Some(status(
+            &t,
+            problem(BROKERS_UNREACHABLE),
+            Facts::default(),
+            at(2),
+        ));
+        assert!(waits_for_cluster(&t, "kafka", "my-cluster"));
+        t.status = Some(status(
+            &t,
+            problem(RESOURCE_CONFLICT),
+            Facts::default(),
+            at(3),
+        ));
+        assert!(!waits_for_cluster(&t, "kafka", "my-cluster"));
+        t.status = Some(status(&t, None, Facts::default(), at(4)));
+        assert!(!waits_for_cluster(&t, "kafka", "my-cluster"));
     }
 
     #[test]
