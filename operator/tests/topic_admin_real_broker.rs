@@ -17,7 +17,9 @@ use strom_operator::rebalance::kafka as rebalance_kafka;
 use strom_operator::topic::kafka::{self as topic_kafka};
 use strom_operator::topic::plan::{self, Desired};
 
-const SETTLE: Duration = Duration::from_secs(30);
+/// Bounds every wait for the brokers to reach a state; about 4 s for both tests on an idle
+/// machine, far longer on a loaded one.
+const SETTLE: Duration = Duration::from_secs(60);
 
 fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
