@@ -794,3 +794,193 @@ async fn an_unmanaged_topic_is_left_alone_even_when_deleted() {
     assert!(h.brokers.take_calls().is_empty());
     assert!(h.brokers.get("orders").is_some());
 }
+
+/// The real broker calls against a strom-broker on loopback, whatever bootstrap list the
+/// reconcile computed from the cluster (pod DNS names do not resolve here).
+struct Loopback {
+    address: String,
+}
+
+impl TopicAdmin for Loopback {
+    fn observe<'a>(
+        &'a self,
+        _: &'a [String],
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Observed>, AdminError>> {
+        Box::pin(
+            async move { super::kafka::observe(std::slice::from_ref(&self.address), topic).await },
+        )
+    }
+    fn apply<'a>(
+        &'a self,
+        _: &'a [String],
+        topic: &'a str,
+        steps: &'a [Step],
+    ) -> BoxFuture<'a, Result<Option<String>, AdminError>> {
+        Box::pin(async move {
+            super::kafka::apply(std::slice::from_ref(&self.address), topic, steps).await
+        })
+    }
+    fn delete<'a>(
+        &'a self,
+        _: &'a [String],
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(
+            async move { super::kafka::delete(std::slice::from_ref(&self.address), topic).await },
+        )
+    }
+}
+
+/// Reconciles until `done` holds for the stored topic, as the controller's requeues would.
+async fn reconcile_until(h: &Harness, name: &str, what: &str, done: impl Fn(&Harness) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let _ = reconcile(Arc::new(h.topic(name)), h.ctx.clone()).await;
+        if done(h) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: status {}",
+            h.status(name)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_against_a_real_broker() {
+    use strom_broker::config::{BrokerConfig, Properties};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut props = Properties::new();
+    props.insert("log.dirs".into(), dir.path().display().to_string());
+    props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
+    let (config, _) = BrokerConfig::from_properties(props).expect("config");
+    let running = strom_broker::server::start(config, true)
+        .await
+        .expect("broker starts");
+    let address = running
+        .addresses
+        .iter()
+        .find_map(|a| a.strip_prefix("PLAINTEXT://"))
+        .expect("a PLAINTEXT listener")
+        .to_string();
+
+    let (client, fake) = FakeApi::start();
+    let reporter = Reporter {
+        controller: "strom-operator".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let mut ctx = Context::new(client, Arc::new(Metrics::new()), recorder);
+    ctx.clock = || Timestamp::from_second(1_000).expect("time");
+    ctx.admin = Arc::new(Loopback {
+        address: address.clone(),
+    });
+    let cluster = fixtures::cluster(json!({"replicas": 1}));
+    fake.insert(
+        &cluster_path(),
+        serde_json::to_value(&cluster).expect("cluster serializes"),
+    );
+    let h = Harness {
+        fake,
+        ctx: Arc::new(ctx),
+        brokers: Arc::new(FakeBrokers::default()),
+        reassigner: Arc::new(FakeReassigner::default()),
+    };
+    let bootstrap = vec![address.clone()];
+
+    // Created with its config; Ready once the broker is up and has taken it.
+    h.add_topic(
+        "orders",
+        100,
+        json!({"partitions": 2, "replicas": 1, "config": {"retention.ms": 3600000}}),
+    );
+    reconcile_until(&h, "orders", "created", |h| h.ready("orders").0 == "True").await;
+    assert_eq!(h.status("orders")["partitions"], 2);
+    assert_eq!(
+        h.status("orders")["topicId"].as_str().map(str::len),
+        Some(22)
+    );
+
+    // Drift made on the broker is reverted; a spec change grows partitions.
+    let mut admin = strom_client::admin::Admin::connect(
+        &bootstrap,
+        "test",
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("connect");
+    let drift = admin
+        .alter_topic_configs(&BTreeMap::from([(
+            "orders".to_string(),
+            vec![ConfigOp::Set {
+                key: "max.message.bytes".into(),
+                value: "2048".into(),
+            }],
+        )]))
+        .await
+        .expect("IncrementalAlterConfigs");
+    assert_eq!(drift["orders"], Ok(()));
+    h.edit_spec("orders", |s| s["partitions"] = json!(4));
+    reconcile_until(&h, "orders", "drift reverted and grown", |h| {
+        h.status("orders")["partitions"] == 4 && h.ready("orders").0 == "True"
+    })
+    .await;
+    let configs = admin
+        .describe_topic_configs(&["orders".to_string()])
+        .await
+        .expect("DescribeConfigs");
+    assert_eq!(
+        configs["orders"],
+        Ok(BTreeMap::from([(
+            "retention.ms".to_string(),
+            "3600000".to_string()
+        )]))
+    );
+
+    // A config the broker refuses: Ready=False with the broker's message.
+    h.edit_spec("orders", |s| s["config"]["retention.mss"] = json!(1));
+    let (action, _) = h.reconcile("orders").await;
+    assert_ne!(action, Action::requeue(Duration::from_secs(120)));
+    let (ready, reason, message) = h.ready("orders");
+    assert_eq!(ready, "False");
+    assert!(
+        !reason.is_empty() && reason != "BrokersUnreachable",
+        "{reason}: {message}"
+    );
+    assert!(message.contains("Kafka refused"), "{message}");
+    eprintln!("REFUSAL {reason}: {message}");
+    h.edit_spec("orders", |s| {
+        s["config"]
+            .as_object_mut()
+            .expect("config")
+            .remove("retention.mss");
+    });
+    reconcile_until(&h, "orders", "ready again", |h| {
+        h.ready("orders").0 == "True"
+    })
+    .await;
+
+    // Deleting the resource deletes the topic.
+    h.fake.edit(&topic_path("orders"), |t| {
+        t["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    });
+    h.reconcile("orders").await;
+    assert_eq!(h.finalizers("orders"), json!([]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while super::kafka::observe(&bootstrap, "orders")
+        .await
+        .expect("observe")
+        .is_some()
+    {
+        assert!(std::time::Instant::now() < deadline, "orders never deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    drop(admin);
+    running.shutdown().await.expect("shutdown");
+}
