@@ -58,6 +58,7 @@ const COLLECTIONS: &[&str] = &[
     "clusterrolebindings",
     "kafkaclusters",
     "pods",
+    "kafkatopics",
 ];
 
 impl FakeApi {

@@ -14,6 +14,7 @@ pub mod rebalance;
 pub mod render;
 pub mod roll;
 pub mod telemetry;
+pub mod topic;
 
 #[cfg(test)]
 mod fixtures;

@@ -422,7 +422,7 @@ fn user_config(spec: &KafkaClusterSpec) -> Vec<(String, String)> {
         .collect()
 }
 
-fn scalar(value: &serde_json::Value) -> Option<String> {
+pub(crate) fn scalar(value: &serde_json::Value) -> Option<String> {
     match value {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),

@@ -1,5 +1,6 @@
 //! Runs the KafkaCluster controller over all namespaces or a list of them, watching the
-//! objects it owns so a deleted Service or an edited StatefulSet is put back at once.
+//! objects it owns so a deleted Service or an edited StatefulSet is put back at once, and
+//! beside it the KafkaTopic controller (`crate::topic`).
 
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ impl Scope {
         }
     }
 
-    fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
+    pub(crate) fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
@@ -53,8 +54,22 @@ impl Scope {
     }
 }
 
-/// Runs until `shutdown` turns true; in-flight reconciles finish first.
+/// Runs the KafkaCluster and KafkaTopic controllers until `shutdown` turns true;
+/// in-flight reconciles finish first.
 pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool>) {
+    let topics = Arc::new(crate::topic::reconcile::Context::new(
+        ctx.client.clone(),
+        ctx.metrics.clone(),
+        ctx.recorder.clone(),
+    ));
+    futures::future::join(
+        run_clusters(ctx, scope.clone(), shutdown.clone()),
+        crate::topic::controller::run(topics, scope, shutdown),
+    )
+    .await;
+}
+
+async fn run_clusters(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool>) {
     let client = ctx.client.clone();
     let controllers = scope.apis::<KafkaCluster>(&client).into_iter().map(|api| {
         let ns = api.namespace().map(str::to_string);

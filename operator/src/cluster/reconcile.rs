@@ -183,7 +183,8 @@ pub fn error_policy(cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>
     Action::requeue(delay)
 }
 
-fn backoff(attempt: u32) -> Duration {
+/// 5 s doubling per consecutive failure, at most 5 minutes; the topic controller uses it too.
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let secs = 5u64.saturating_mul(1 << attempt.saturating_sub(1).min(6));
     Duration::from_secs(secs.min(300))
 }

@@ -1,5 +1,5 @@
 //! `KafkaTopic`: one topic, managed one way from Kubernetes to the brokers (reconciled by
-//! the topic controller of a later issue).
+//! `crate::topic`).
 // Each `printcolumn(...)` in the kube derive repeats keys such as `type_`; clippy reads
 // that as a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
@@ -86,4 +86,13 @@ pub struct KafkaTopicStatus {
     /// The topic's name in Kafka.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_name: Option<String>,
+    /// Kafka's id of the topic (as its tools print it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+    /// Partitions the topic has on the brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<i32>,
+    /// Replication factor the topic has on the brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
 }

@@ -22,6 +22,7 @@ use kafka_protocol::messages::{
     UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
+use strom_client::admin::{self, AdminError, Refused};
 use strom_client::{ClientError, Connection};
 
 use super::batch::TopicThrottle;
@@ -65,6 +66,30 @@ pub enum KafkaError {
         code: Option<ResponseError>,
         message: String,
     },
+}
+
+impl From<AdminError> for KafkaError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Unreachable { addresses, last } => {
+                KafkaError::Unreachable { addresses, last }
+            }
+            AdminError::Client(e) => KafkaError::Client(e),
+            AdminError::Timeout { api, .. } => KafkaError::Timeout { api },
+            AdminError::Refused(r) => KafkaError::from(r),
+        }
+    }
+}
+
+impl From<Refused> for KafkaError {
+    fn from(r: Refused) -> Self {
+        KafkaError::Refused {
+            api: r.api,
+            code: r.error(),
+            what: r.resource,
+            message: r.message.unwrap_or_default(),
+        }
+    }
 }
 
 impl From<ElectError> for KafkaError {
@@ -198,17 +223,9 @@ impl ClusterAdmin for KafkaAdmin {
 }
 
 async fn connect(bootstrap: &[String]) -> Result<Connection, KafkaError> {
-    let mut last = String::from("no addresses");
-    for addr in bootstrap {
-        match Connection::connect(addr, CLIENT_ID, CONNECT_TIMEOUT).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(KafkaError::Unreachable {
-        addresses: bootstrap.to_vec(),
-        last,
-    })
+    admin::connect_any(bootstrap, CLIENT_ID, CONNECT_TIMEOUT)
+        .await
+        .map_err(KafkaError::from)
 }
 
 async fn send<R: kafka_protocol::protocol::Request>(
@@ -217,10 +234,9 @@ async fn send<R: kafka_protocol::protocol::Request>(
     request: R,
     version: i16,
 ) -> Result<R::Response, KafkaError> {
-    match tokio::time::timeout(CALL_TIMEOUT, conn.send(request, version)).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(KafkaError::Timeout { api }),
-    }
+    admin::send_within(conn, api, request, version, CALL_TIMEOUT)
+        .await
+        .map_err(KafkaError::from)
 }
 
 fn check(
@@ -229,15 +245,7 @@ fn check(
     code: i16,
     message: Option<&StrBytes>,
 ) -> Result<(), KafkaError> {
-    if code == 0 {
-        return Ok(());
-    }
-    Err(KafkaError::Refused {
-        api,
-        what: what.into(),
-        code: ResponseError::try_from_code(code),
-        message: message.map(|m| m.to_string()).unwrap_or_default(),
-    })
+    admin::check(api, what, code, message).map_err(KafkaError::from)
 }
 
 fn name(s: &str) -> TopicName {
