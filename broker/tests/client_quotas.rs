@@ -867,7 +867,9 @@ fn a_refused_topic_takes_no_controller_mutations() {
 /// cluster action, carries none.
 #[test]
 fn the_request_quota_throttles_client_requests_and_exempts_cluster_actions() {
-    use kafka_protocol::messages::{MetadataRequest, RequestKind, ResponseKind, UpdateFeaturesRequest};
+    use kafka_protocol::messages::{
+        MetadataRequest, RequestKind, ResponseKind, UpdateFeaturesRequest,
+    };
 
     let broker = BrokerProcess::start(&[]);
     let port = port_of(&broker);
@@ -883,7 +885,10 @@ fn the_request_quota_throttles_client_requests_and_exempts_cluster_actions() {
         other => panic!("unexpected answer {other:?}"),
     };
     let throttled = (0..200).find_map(|_| Some(metadata_throttle(&mut raw)).filter(|&t| t > 0));
-    assert!(throttled.is_some(), "200 Metadata requests never exceeded 0.001 %");
+    assert!(
+        throttled.is_some(),
+        "200 Metadata requests never exceeded 0.001 %"
+    );
 
     for _ in 0..5 {
         let answer = raw.send(
@@ -896,5 +901,8 @@ fn the_request_quota_throttles_client_requests_and_exempts_cluster_actions() {
         assert_eq!(r.throttle_time_ms, 0, "a cluster action was throttled");
     }
     // The client is still over its share: its own requests are still throttled.
-    assert!(metadata_throttle(&mut raw) > 0, "the quota no longer applied");
+    assert!(
+        metadata_throttle(&mut raw) > 0,
+        "the quota no longer applied"
+    );
 }

@@ -16,6 +16,7 @@ use strom_client::admin::{Admin, AdminError, ConfigOp, NewTopic};
 use strom_operator::rebalance::kafka as rebalance_kafka;
 use strom_operator::topic::kafka::{self as topic_kafka};
 use strom_operator::topic::plan::{self, Desired};
+use strom_test_support::free_port;
 
 /// Bounds every wait for the brokers to reach a state; about 4 s for both tests on an idle
 /// machine, far longer on a loaded one.
@@ -255,23 +256,6 @@ async fn topic_lifecycle_on_a_real_broker() {
 
     drop(admin);
     running.shutdown().await.expect("shutdown");
-}
-
-fn free_port() -> u16 {
-    // Never the same port twice in one test process: a port just released may be handed
-    // to the next bind, and two roles on one port fail to start.
-    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if handed_out.insert(port) {
-            return port;
-        }
-    }
 }
 
 /// One reconcile's worth of the replication-factor change, as `topic::reconcile` does

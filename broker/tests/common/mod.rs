@@ -463,6 +463,7 @@ fn api_key_of(request: &RequestKind) -> ApiKey {
         RequestKind::DeleteGroups(_) => ApiKey::DeleteGroups,
         RequestKind::SaslHandshake(_) => ApiKey::SaslHandshake,
         RequestKind::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
+        RequestKind::UpdateFeatures(_) => ApiKey::UpdateFeatures,
         other => panic!("add {other:?} to api_key_of"),
     }
 }

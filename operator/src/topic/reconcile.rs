@@ -149,6 +149,12 @@ struct Outcome {
     keep_status: bool,
 }
 
+fn deletion_disabled(error: &AdminError) -> bool {
+    error
+        .refused()
+        .is_some_and(|r| r.error() == Some(kafka_protocol::ResponseError::TopicDeletionDisabled))
+}
+
 fn already_exists(error: &AdminError) -> bool {
     error
         .refused()
@@ -509,22 +515,40 @@ async fn cleanup(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
             if let Some(cluster) = cluster {
                 let siblings = siblings(topic, ctx, &cluster_name).await?;
                 if !status::others_claim(topic, &siblings) {
-                    ctx.admin
-                        .delete(&bootstrap(&cluster), &name)
-                        .await
-                        .map_err(|source| Error::Delete {
-                            topic: name.clone(),
-                            source,
-                        })?;
-                    publish(
-                        topic,
-                        ctx,
-                        EventType::Normal,
-                        "Deleted",
-                        "Delete",
-                        format!("deleted topic {name}"),
-                    )
-                    .await;
+                    match ctx.admin.delete(&bootstrap(&cluster), &name).await {
+                        Ok(()) => {
+                            publish(
+                                topic,
+                                ctx,
+                                EventType::Normal,
+                                "Deleted",
+                                "Delete",
+                                format!("deleted topic {name}"),
+                            )
+                            .await
+                        }
+                        // The brokers forbid deletion (delete.topic.enable=false): the
+                        // topic stays, as `kafka-topics --delete` would leave it, and the
+                        // resource may go.
+                        Err(e) if deletion_disabled(&e) => {
+                            tracing::warn!(topic = %key(topic), "delete.topic.enable is false on the brokers; the topic stays");
+                            publish(
+                                topic,
+                                ctx,
+                                EventType::Warning,
+                                "DeletionDisabled",
+                                "Delete",
+                                format!("topic {name} stays: the brokers have delete.topic.enable=false"),
+                            )
+                            .await
+                        }
+                        Err(source) => {
+                            return Err(Error::Delete {
+                                topic: name.clone(),
+                                source,
+                            })
+                        }
+                    }
                 }
             }
         }

@@ -162,8 +162,12 @@ impl TopicAdmin for FakeBrokers {
         topic: &'a str,
     ) -> BoxFuture<'a, Result<(), AdminError>> {
         self.note(format!("delete {topic}"));
-        let answer = self.check().map(|()| {
+        let answer = self.check().and_then(|()| {
+            if let Some(refused) = self.refuse.lock().unwrap().clone() {
+                return Err(AdminError::Refused(refused));
+            }
             self.topics.lock().unwrap().remove(topic);
+            Ok(())
         });
         Box::pin(async move { answer })
     }
@@ -767,6 +771,29 @@ async fn deleting_the_resource_deletes_the_topic() {
     assert!(h.brokers.get("orders").is_none());
     assert!(writes.contains(&patch(&topic_path("orders"))), "{writes:?}");
     assert_eq!(h.finalizers("orders"), json!([]));
+}
+
+#[tokio::test]
+async fn brokers_that_forbid_deletion_keep_the_topic_and_release_the_resource() {
+    let h = Harness::new();
+    h.add_topic("orders", 100, json!({"partitions": 1, "replicas": 1}));
+    h.reconcile("orders").await;
+    h.fake.edit(&topic_path("orders"), |t| {
+        t["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    });
+    // Kafka's answer with delete.topic.enable=false.
+    *h.brokers.refuse.lock().unwrap() = Some(Refused {
+        api: "DeleteTopics",
+        resource: "topic orders".into(),
+        code: ResponseError::TopicDeletionDisabled.code(),
+        message: Some("Topic deletion is disabled.".into()),
+    });
+    h.brokers.take_calls();
+    let (action, _) = h.reconcile("orders").await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(h.brokers.take_calls(), vec!["delete orders"]);
+    assert!(h.brokers.get("orders").is_some(), "the topic stays");
+    assert_eq!(h.finalizers("orders"), json!([]), "the resource may go");
 }
 
 #[tokio::test]
