@@ -1,8 +1,12 @@
-//! An in-process broker without sockets, for the fuzz target and the malformed-frame
-//! corpus: frames go straight into the same `protocol::handle_frame` a connection uses.
+//! In-process brokers for tests and tools: one without sockets, for the fuzz target and
+//! the malformed-frame corpus (frames go straight into the same `protocol::handle_frame`
+//! a connection uses), and one serving PLAINTEXT on loopback for other crates' tests.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 
 use bytes::Bytes;
 
@@ -10,6 +14,32 @@ use crate::broker::Broker;
 use crate::config::{BrokerConfig, Properties};
 use crate::protocol::{self, ConnectionContext, Reply};
 use crate::server;
+
+/// A single-node broker serving PLAINTEXT on a free loopback port, with its data under
+/// `dir`; returned with the `host:port` clients use once it is registered and unfenced
+/// (before its first heartbeat unfences it, it leads nothing and creating a topic fails
+/// with "all brokers are currently fenced", which a loaded machine made visible).
+pub async fn start_plaintext(
+    dir: &Path,
+    within: Duration,
+) -> anyhow::Result<(server::Running, String)> {
+    let mut props = Properties::new();
+    props.insert("log.dirs".into(), dir.display().to_string());
+    props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
+    let (config, _) = BrokerConfig::from_properties(props)?;
+    let running = server::start(config, true).await?;
+    let address = running
+        .addresses
+        .iter()
+        .find_map(|a| a.strip_prefix("PLAINTEXT://"))
+        .context("the broker has no PLAINTEXT listener")?
+        .to_string();
+    let mut member = running.broker.membership.subscribe();
+    tokio::time::timeout(within, member.wait_for(|m| m.registered && !m.fenced))
+        .await
+        .with_context(|| format!("the broker was not unfenced within {within:?}"))??;
+    Ok((running, address))
+}
 
 pub struct FrameHarness {
     broker: Arc<Broker>,

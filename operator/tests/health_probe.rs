@@ -7,37 +7,16 @@ use std::time::Duration;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use strom_broker::config::{BrokerConfig, Properties};
+use strom_broker::harness::start_plaintext;
 use strom_client::Connection;
 use strom_operator::health::{assess, MetadataProbe, PartitionProbe};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_from_a_real_broker() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut props = Properties::new();
-    props.insert("log.dirs".into(), dir.path().display().to_string());
-    props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
-    let (config, _) = BrokerConfig::from_properties(props).expect("config");
-    let running = strom_broker::server::start(config, true)
+    let (running, address) = start_plaintext(dir.path(), Duration::from_secs(30))
         .await
         .expect("broker starts");
-    let address = running
-        .addresses
-        .iter()
-        .find_map(|a| a.strip_prefix("PLAINTEXT://"))
-        .expect("a PLAINTEXT listener")
-        .to_string();
-    // `start` returns once the broker is registered; it leads partitions only once its
-    // first heartbeat has unfenced it, which a loaded machine can take a moment to send.
-    let node = running.broker.config.node_id;
-    let mut images = running.broker.metadata.subscribe();
-    let unfenced = tokio::time::timeout(
-        Duration::from_secs(30),
-        images.wait_for(|i| i.broker(node).is_some_and(|b| !b.fenced)),
-    )
-    .await
-    .is_ok_and(|seen| seen.is_ok());
-    assert!(unfenced, "broker {node} never unfenced");
 
     let mut conn = Connection::connect(&address, "test", Duration::from_secs(5))
         .await

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 use strom_broker::config::{BrokerConfig, Properties};
+use strom_broker::harness::start_plaintext;
 use strom_broker::server::Running;
 use strom_client::admin::{Admin, AdminError, ConfigOp, NewTopic};
 use strom_operator::rebalance::kafka as rebalance_kafka;
@@ -49,28 +50,9 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_lifecycle_on_a_real_broker() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut props = Properties::new();
-    props.insert("log.dirs".into(), dir.path().display().to_string());
-    props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
-    let (config, _) = BrokerConfig::from_properties(props).expect("config");
-    let running = strom_broker::server::start(config, true)
+    let (running, address) = start_plaintext(dir.path(), SETTLE)
         .await
         .expect("broker starts");
-    let address = running
-        .addresses
-        .iter()
-        .find_map(|a| a.strip_prefix("PLAINTEXT://"))
-        .expect("a PLAINTEXT listener")
-        .to_string();
-    let node = running.broker.config.node_id;
-    let mut images = running.broker.metadata.subscribe();
-    let unfenced = tokio::time::timeout(
-        SETTLE,
-        images.wait_for(|i| i.broker(node).is_some_and(|b| !b.fenced)),
-    )
-    .await
-    .is_ok_and(|seen| seen.is_ok());
-    assert!(unfenced, "broker {node} never unfenced");
 
     // A dead address first: the bootstrap list is tried in order.
     let bootstrap = vec!["127.0.0.1:1".to_string(), address.clone()];

@@ -878,22 +878,11 @@ async fn reconcile_until(h: &Harness, name: &str, what: &str, done: impl Fn(&Har
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciles_against_a_real_broker() {
-    use strom_broker::config::{BrokerConfig, Properties};
-
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut props = Properties::new();
-    props.insert("log.dirs".into(), dir.path().display().to_string());
-    props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
-    let (config, _) = BrokerConfig::from_properties(props).expect("config");
-    let running = strom_broker::server::start(config, true)
-        .await
-        .expect("broker starts");
-    let address = running
-        .addresses
-        .iter()
-        .find_map(|a| a.strip_prefix("PLAINTEXT://"))
-        .expect("a PLAINTEXT listener")
-        .to_string();
+    let (running, address) =
+        strom_broker::harness::start_plaintext(dir.path(), Duration::from_secs(60))
+            .await
+            .expect("broker starts");
 
     let (client, fake) = FakeApi::start();
     let reporter = Reporter {
