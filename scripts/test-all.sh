@@ -254,7 +254,8 @@ step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 #     is, the operator's scenario suite on a fresh sandbox (scripts/kube-scenarios.sh):
 #     Helm and kubectl installs, the example cluster with kcat and Kafka's tools as pods,
 #     recovery, scaling, GitOps, leader election, garbage collection, bad input, and issue
-#     14's day-2 scenarios (rolls, a broker down, scaling 3 -> 5 -> 3). kind runs the same
+#     14's day-2 scenarios (rolls, a broker down, scaling 3 -> 5 -> 3) and issue 16's
+#     KafkaTopic controller. kind runs the same
 #     suite in GitHub Actions (below: skipped here, no Docker). One scenario at a time
 #     (scripts/kube-scenarios.sh: SCENARIOS_PARALLEL).
 # The two run one after the other: a machine holds one sandbox at a time. Each leaves its
