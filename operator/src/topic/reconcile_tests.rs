@@ -242,16 +242,23 @@ struct Harness {
     reassigner: Arc<FakeReassigner>,
 }
 
+/// A reconcile context on the fake API server with a fixed clock; the caller puts its
+/// brokers in.
+fn fake_context() -> (Context, FakeApi) {
+    let (client, fake) = FakeApi::start();
+    let reporter = Reporter {
+        controller: "strom-operator".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let mut ctx = Context::new(client, Arc::new(Metrics::new()), recorder);
+    ctx.clock = || Timestamp::from_second(1_000).expect("time");
+    (ctx, fake)
+}
+
 impl Harness {
     fn new() -> Harness {
-        let (client, fake) = FakeApi::start();
-        let reporter = Reporter {
-            controller: "strom-operator".into(),
-            instance: None,
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
-        let mut ctx = Context::new(client, Arc::new(Metrics::new()), recorder);
-        ctx.clock = || Timestamp::from_second(1_000).expect("time");
+        let (mut ctx, fake) = fake_context();
         let brokers = Arc::new(FakeBrokers::default());
         ctx.admin = brokers.clone();
         let reassigner = Arc::new(FakeReassigner::default());
@@ -884,14 +891,7 @@ async fn reconciles_against_a_real_broker() {
             .await
             .expect("broker starts");
 
-    let (client, fake) = FakeApi::start();
-    let reporter = Reporter {
-        controller: "strom-operator".into(),
-        instance: None,
-    };
-    let recorder = Recorder::new(client.clone(), reporter);
-    let mut ctx = Context::new(client, Arc::new(Metrics::new()), recorder);
-    ctx.clock = || Timestamp::from_second(1_000).expect("time");
+    let (mut ctx, fake) = fake_context();
     ctx.admin = Arc::new(Loopback {
         address: address.clone(),
     });
