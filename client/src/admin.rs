@@ -22,6 +22,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use thiserror::Error;
 
+use crate::security::{ConnectError, Security};
 use crate::{ClientError, Connection};
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
@@ -53,6 +54,9 @@ pub enum AdminError {
     },
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A broker was reached but refused this client (TLS handshake or SASL).
+    #[error(transparent)]
+    Refusal(#[from] ConnectError),
     #[error("{api} timed out after {after:?}")]
     Timeout { api: &'static str, after: Duration },
     #[error(transparent)]
@@ -105,16 +109,30 @@ impl Refused {
 /// A per-resource answer inside a batch that Kafka accepted as a whole.
 pub type Outcome<T> = Result<T, Refused>;
 
-/// Connects to the first reachable address of `bootstrap`, in order.
+/// Connects to the first reachable address of `bootstrap`, in order, over PLAINTEXT.
 pub async fn connect_any(
     bootstrap: &[String],
     client_id: &str,
     timeout: Duration,
 ) -> Result<Connection, AdminError> {
+    connect_any_with(bootstrap, &Security::default(), client_id, timeout).await
+}
+
+/// Connects to the first reachable address of `bootstrap`, in order, secured as
+/// `security` says. An unreachable broker makes it try the next; a broker that refuses
+/// the TLS handshake or the credentials ends the search with [`AdminError::Refusal`],
+/// since the cluster's other brokers share its certificates and users.
+pub async fn connect_any_with(
+    bootstrap: &[String],
+    security: &Security,
+    client_id: &str,
+    timeout: Duration,
+) -> Result<Connection, AdminError> {
     let mut last = String::from("no addresses");
     for addr in bootstrap {
-        match Connection::connect(addr, client_id, timeout).await {
+        match security.connect(addr, client_id, timeout).await {
             Ok(c) => return Ok(c),
+            Err(e) if e.is_refusal() => return Err(AdminError::Refusal(e)),
             Err(e) => last = e.to_string(),
         }
     }
@@ -188,7 +206,7 @@ impl Admin {
         Admin { conn, timeout }
     }
 
-    /// Connects to the first reachable broker of `bootstrap`.
+    /// Connects to the first reachable broker of `bootstrap` over PLAINTEXT.
     pub async fn connect(
         bootstrap: &[String],
         client_id: &str,
@@ -196,6 +214,19 @@ impl Admin {
         call_timeout: Duration,
     ) -> Result<Admin, AdminError> {
         let conn = connect_any(bootstrap, client_id, connect_timeout).await?;
+        Ok(Admin::new(conn, call_timeout))
+    }
+
+    /// Connects to the first reachable broker of `bootstrap` secured as `security` says
+    /// (see [`connect_any_with`]).
+    pub async fn connect_with(
+        bootstrap: &[String],
+        security: &Security,
+        client_id: &str,
+        connect_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Result<Admin, AdminError> {
+        let conn = connect_any_with(bootstrap, security, client_id, connect_timeout).await?;
         Ok(Admin::new(conn, call_timeout))
     }
 

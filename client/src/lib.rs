@@ -2,8 +2,20 @@
 //! `kafka-protocol` crate, answers decoded with the matching response type. Brokers use it
 //! for follower fetches; tools and tests use it for APIs the usual clients do not expose.
 //! `admin` adds typed, batched topic administration on top.
+//!
+//! Connections may be secured as Kafka's `security.protocol` allows: [`Security`] holds
+//! an optional [`tls::TlsConfig`] (CA bundle, optional client certificate for mutual TLS,
+//! all from PEM in memory) and optional [`sasl::SaslCredentials`] (PLAIN,
+//! SCRAM-SHA-256/512); [`Security::connect`] opens TCP, then TLS, then SASL.
+//! [`scram`] is the SCRAM client and the primitives the broker's SCRAM server shares,
+//! including [`scram::salted_password`] for AlterUserScramCredentials.
 
 pub mod admin;
 mod connection;
+pub mod sasl;
+pub mod scram;
+pub mod security;
+pub mod tls;
 
 pub use connection::{ClientError, Connection, Stream};
+pub use security::{ConnectError, Security};

@@ -183,18 +183,9 @@ fn parse_message(message: &[u8]) -> Result<PlainMessage<'_>, PlainError> {
     })
 }
 
-/// The client's PLAIN message: `authzid NUL username NUL password`. Kafka's clients send
-/// an empty authzid. No field may contain NUL; one that does yields a message the server
-/// refuses (it no longer splits into the same three fields).
-pub fn client_message(authzid: &str, username: &str, password: &str) -> Vec<u8> {
-    let mut message = Vec::with_capacity(authzid.len() + username.len() + password.len() + 2);
-    message.extend_from_slice(authzid.as_bytes());
-    message.push(0);
-    message.extend_from_slice(username.as_bytes());
-    message.push(0);
-    message.extend_from_slice(password.as_bytes());
-    message
-}
+/// The client's PLAIN message: `authzid NUL username NUL password`, built by the
+/// client crate (one encoder for the broker's inter-broker connections, tools and tests).
+pub use strom_client::sasl::plain_message as client_message;
 
 // ---------------------------------------------------------------------------------------
 // The user store

@@ -8,10 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
-use kafka_protocol::protocol::StrBytes;
+use strom_client::sasl::{SaslCredentials, SaslError, SaslMechanism};
 use strom_client::{ClientError, Connection};
 use strom_raft::{BoxedFuture, BoxedStream, Transport};
 use thiserror::Error;
@@ -21,13 +18,9 @@ use super::tls::{TlsClient, TlsError, TlsListener};
 use crate::auth::acl::{AclOperation, AuthorizationResult, KafkaPrincipal, ResourceType};
 use crate::auth::acl::{AuthorizerConfig, CLUSTER_NAME};
 use crate::auth::authorize::LiveAcls;
-use crate::auth::scram::{ScramClient, ScramMechanism};
 use crate::config::security::{OutboundSecurity, SaslClientSettings};
 use crate::quorum::MetadataQuorum;
 
-const SASL_HANDSHAKE_VERSION: i16 = 1;
-/// v1 and later answer the session's lifetime (KIP-368).
-const SASL_AUTHENTICATE_VERSION: i16 = 2;
 /// A re-authentication is due this long before the session ends (Kafka's client picks a
 /// random point between 85% and 95% of the lifetime; a fixed share is enough here).
 const REAUTH_SHARE: f64 = 0.85;
@@ -49,6 +42,28 @@ pub enum OutboundError {
     },
     #[error("SASL authentication with {addr} failed: {message}")]
     Authentication { addr: String, message: String },
+    #[error("SASL mechanism {0} is not supported for inter-broker connections")]
+    UnsupportedMechanism(String),
+}
+
+impl From<SaslError> for OutboundError {
+    fn from(e: SaslError) -> Self {
+        match e {
+            SaslError::Client(e) => OutboundError::Client(e),
+            SaslError::MechanismNotOffered {
+                addr,
+                mechanism,
+                offered,
+            } => OutboundError::MechanismRefused {
+                addr,
+                mechanism: mechanism.to_string(),
+                offered,
+            },
+            SaslError::Authentication { addr, message } => {
+                OutboundError::Authentication { addr, message }
+            }
+        }
+    }
 }
 
 /// An inter-broker connection and when its SASL session needs renewing.
@@ -130,79 +145,17 @@ impl InterBrokerConnector {
     }
 }
 
-/// SaslHandshake and SaslAuthenticate with this broker's own credentials; the session's
-/// lifetime if the server limits it.
+/// SaslHandshake and SaslAuthenticate with this broker's own credentials (the client's
+/// implementation, shared with the operator and tools); the session's lifetime if the
+/// server limits it.
 pub async fn authenticate(
     connection: &mut Connection,
     sasl: &SaslClientSettings,
 ) -> Result<Option<Duration>, OutboundError> {
-    let addr = connection.addr().to_string();
-    let failed = |message: String| OutboundError::Authentication {
-        addr: addr.clone(),
-        message,
-    };
-    let handshake = connection
-        .send(
-            SaslHandshakeRequest::default()
-                .with_mechanism(StrBytes::from_string(sasl.mechanism.clone())),
-            SASL_HANDSHAKE_VERSION,
-        )
-        .await?;
-    if handshake.error_code != 0 {
-        return Err(OutboundError::MechanismRefused {
-            addr: addr.clone(),
-            mechanism: sasl.mechanism.clone(),
-            offered: handshake
-                .mechanisms
-                .iter()
-                .map(|m| m.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    }
-    let check = |response: &kafka_protocol::messages::SaslAuthenticateResponse| {
-        if response.error_code == 0 {
-            return Ok(());
-        }
-        let code = ResponseError::try_from_code(response.error_code)
-            .map_or_else(|| response.error_code.to_string(), |e| format!("{e:?}"));
-        Err(failed(format!(
-            "{code}: {}",
-            response.error_message.as_deref().unwrap_or("")
-        )))
-    };
-    let last = if let Some(mechanism) = ScramMechanism::from_name(&sasl.mechanism) {
-        let mut scram = ScramClient::new(mechanism, &sasl.username, &sasl.password);
-        let first = scram.client_first().map_err(|e| failed(e.to_string()))?;
-        let server_first = round(connection, first).await?;
-        check(&server_first)?;
-        let client_final = scram
-            .client_final(&server_first.auth_bytes)
-            .map_err(|e| failed(e.to_string()))?;
-        let server_final = round(connection, client_final).await?;
-        check(&server_final)?;
-        scram
-            .verify_server_final(&server_final.auth_bytes)
-            .map_err(|e| failed(e.to_string()))?;
-        server_final
-    } else {
-        // PLAIN (the only other mechanism the configuration lets through).
-        let message = crate::auth::plain::client_message("", &sasl.username, &sasl.password);
-        let response = round(connection, message).await?;
-        check(&response)?;
-        response
-    };
-    Ok((last.session_lifetime_ms > 0)
-        .then(|| Duration::from_millis(last.session_lifetime_ms as u64)))
-}
-
-/// One SaslAuthenticate round trip.
-async fn round(
-    connection: &mut Connection,
-    bytes: Vec<u8>,
-) -> Result<kafka_protocol::messages::SaslAuthenticateResponse, ClientError> {
-    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes));
-    connection.send(request, SASL_AUTHENTICATE_VERSION).await
+    let mechanism = SaslMechanism::from_name(&sasl.mechanism)
+        .ok_or_else(|| OutboundError::UnsupportedMechanism(sasl.mechanism.clone()))?;
+    let credentials = SaslCredentials::new(mechanism, &sasl.username, &sasl.password);
+    Ok(strom_client::sasl::authenticate(connection, &credentials).await?)
 }
 
 /// The quorum's connections secured with the controller listener's TLS: outbound with

@@ -101,7 +101,8 @@ pub async fn run(
                     Err(
                         e @ (OutboundError::Tls { .. }
                         | OutboundError::Authentication { .. }
-                        | OutboundError::MechanismRefused { .. }),
+                        | OutboundError::MechanismRefused { .. }
+                        | OutboundError::UnsupportedMechanism(_)),
                     ) => {
                         // A security failure is a configuration problem an operator must see.
                         tracing::warn!(leader, error = %e, "cannot connect to the leader securely");

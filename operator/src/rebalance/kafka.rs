@@ -55,6 +55,8 @@ pub enum KafkaError {
     },
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Refusal(strom_client::ConnectError),
     #[error("{api} timed out after {0:?}", CALL_TIMEOUT)]
     Timeout { api: &'static str },
     #[error("ElectLeaders failed: {0}")]
@@ -75,6 +77,7 @@ impl From<AdminError> for KafkaError {
                 KafkaError::Unreachable { addresses, last }
             }
             AdminError::Client(e) => KafkaError::Client(e),
+            AdminError::Refusal(e) => KafkaError::Refusal(e),
             AdminError::Timeout { api, .. } => KafkaError::Timeout { api },
             AdminError::Refused(r) => KafkaError::from(r),
         }
