@@ -2,6 +2,7 @@
 //! StatefulSets of strom-broker. See `operator/README.md` for the module map.
 
 pub mod apply;
+pub mod certs;
 pub mod cluster;
 pub mod conditions;
 pub mod crd;
