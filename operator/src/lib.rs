@@ -1,6 +1,7 @@
 //! strom-operator: reconciles `KafkaCluster`, `KafkaTopic` and `KafkaUser` into
 //! StatefulSets of strom-broker. See `operator/README.md` for the module map.
 
+pub mod access;
 pub mod apply;
 pub mod certs;
 pub mod cluster;

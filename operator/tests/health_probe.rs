@@ -9,6 +9,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strom_broker::harness::start_plaintext;
 use strom_client::Connection;
+use strom_operator::access::Brokers;
 use strom_operator::health::{assess, MetadataProbe, PartitionProbe};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +37,10 @@ async fn metadata_from_a_real_broker() {
     // Leaders are elected right after creation; the probe reports what it is told.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let partitions = loop {
-        let partitions = probe.partitions(address.clone()).await.expect("metadata");
+        let partitions = probe
+            .partitions(Brokers::plaintext(vec![address.clone()]))
+            .await
+            .expect("metadata");
         let mut orders: Vec<_> = partitions
             .into_iter()
             .filter(|p| p.topic == "orders")

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use strom_broker::config::{BrokerConfig, Properties};
 use strom_broker::server::{self, Running};
 use strom_client::Connection;
+use strom_operator::access::Brokers;
 use strom_operator::rebalance::batch::{next_batch, throttled_brokers, throttles};
 use strom_operator::rebalance::kafka::{self, ClusterView};
 use strom_operator::rebalance::plan::{self, Broker};
@@ -70,7 +71,7 @@ async fn wait_for<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -
     }
 }
 
-async fn describe(bootstrap: &[String]) -> ClusterView {
+async fn describe(bootstrap: &Brokers) -> ClusterView {
     kafka::describe(bootstrap)
         .await
         .expect("describe the cluster")
@@ -78,7 +79,7 @@ async fn describe(bootstrap: &[String]) -> ClusterView {
 
 /// Runs the scale step's loop by hand: one throttled batch at a time until the plan for
 /// `targets` is empty. Returns the number of batches.
-async fn rebalance(bootstrap: &[String], targets: &[i32]) -> usize {
+async fn rebalance(bootstrap: &Brokers, targets: &[i32]) -> usize {
     let brokers: Vec<Broker> = targets
         .iter()
         .map(|&id| Broker { id, rack: None })
@@ -143,10 +144,12 @@ async fn spread_onto_a_new_broker_then_drain_and_unregister_it() {
     let nodes: Vec<Node> = (0..4)
         .map(|i| node(i, &voters, cports.get(i as usize).copied(), dir.path()))
         .collect();
-    let bootstrap: Vec<String> = nodes[..3]
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
+    let bootstrap = Brokers::plaintext(
+        nodes[..3]
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect(),
+    );
 
     // A quorum forms only with its voters together: start the four at once.
     let mut running: Vec<Running> = futures::future::join_all(nodes.iter().map(start)).await;
@@ -164,7 +167,7 @@ async fn spread_onto_a_new_broker_then_drain_and_unregister_it() {
         .with_num_partitions(-1)
         .with_replication_factor(-1)
         .with_assignments(assignments);
-    let mut conn = Connection::connect(&bootstrap[0], "test", Duration::from_secs(5))
+    let mut conn = Connection::connect(&bootstrap.addresses[0], "test", Duration::from_secs(5))
         .await
         .expect("connect");
     let created = conn

@@ -31,6 +31,7 @@ use strom_broker::config::{properties, BrokerConfig};
 use strom_broker::metadata::image::MetadataImage;
 use strom_broker::server::{self, Running};
 use strom_client::Connection;
+use strom_client::Security;
 use strom_operator::cluster::config::{broker_properties, ExternalAddresses};
 use strom_operator::cluster::names;
 use strom_operator::crd::KafkaCluster;
@@ -194,7 +195,7 @@ fn nodes(data: &Path) -> Vec<Node> {
             let (config, _) = BrokerConfig::from_properties(props).expect("a broker config");
             assert!(!config.cluster.auto_leader_rebalance_enable);
 
-            let pod = roller::endpoint(CLUSTER, NAMESPACE, i);
+            let pod = roller::endpoint(CLUSTER, NAMESPACE, i, &Security::default());
             assert_eq!(pod.id, i);
             let (host, kafka_port) = split_addr(&pod.kafka);
             assert_eq!(pod_of(host), i, "{} is not broker {i}'s pod", pod.kafka);
@@ -227,6 +228,7 @@ fn nodes(data: &Path) -> Vec<Node> {
                     id: i,
                     kafka: loopback(i, kafka_port),
                     admin: loopback(i, admin_port),
+                    security: Security::default(),
                 },
             }
         })
@@ -475,6 +477,7 @@ async fn kafka_admin_against_a_three_broker_cluster() {
         id: 9,
         kafka: "127.0.0.1:1".into(),
         admin: "127.0.0.1:1".into(),
+        security: Security::default(),
     }];
     dead_first.extend(endpoints.iter().cloned());
     let again = admin

@@ -14,6 +14,7 @@ use strom_broker::config::{BrokerConfig, Properties};
 use strom_broker::harness::start_plaintext;
 use strom_broker::server::Running;
 use strom_client::admin::{Admin, AdminError, ConfigOp, NewTopic};
+use strom_operator::access::Brokers;
 use strom_operator::rebalance::kafka as rebalance_kafka;
 use strom_operator::topic::kafka::{self as topic_kafka};
 use strom_operator::topic::plan::{self, Desired};
@@ -55,9 +56,9 @@ async fn topic_lifecycle_on_a_real_broker() {
         .expect("broker starts");
 
     // A dead address first: the bootstrap list is tried in order.
-    let bootstrap = vec!["127.0.0.1:1".to_string(), address.clone()];
+    let bootstrap = Brokers::plaintext(vec!["127.0.0.1:1".to_string(), address.clone()]);
     let mut admin = Admin::connect(
-        &bootstrap,
+        &bootstrap.addresses,
         "topic-test",
         Duration::from_secs(5),
         Duration::from_secs(30),
@@ -242,7 +243,7 @@ async fn topic_lifecycle_on_a_real_broker() {
 
 /// One reconcile's worth of the replication-factor change, as `topic::reconcile` does
 /// it: read the assignment, plan the moves, start them. Returns how many partitions moved.
-async fn reassign_to(bootstrap: &[String], topic: &str, replicas: i32) -> usize {
+async fn reassign_to(bootstrap: &Brokers, topic: &str, replicas: i32) -> usize {
     let view = rebalance_kafka::describe(bootstrap)
         .await
         .expect("describe the cluster");
@@ -255,9 +256,9 @@ async fn reassign_to(bootstrap: &[String], topic: &str, replicas: i32) -> usize 
     moves.len()
 }
 
-async fn settled_replicas(bootstrap: &[String], topic: &str, replicas: i32) {
+async fn settled_replicas(bootstrap: &Brokers, topic: &str, replicas: i32) {
     eventually(&format!("replication factor {replicas}"), || {
-        let bootstrap = bootstrap.to_vec();
+        let bootstrap = bootstrap.clone();
         let topic = topic.to_string();
         async move {
             let view = rebalance_kafka::describe(&bootstrap).await.ok()?;
@@ -318,7 +319,7 @@ async fn replication_factor_changes_on_three_brokers() {
             .map(|c| async move { strom_broker::server::start(c, true).await.expect("starts") }),
     )
     .await;
-    let bootstrap: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let bootstrap = Brokers::plaintext(ports.iter().map(|p| format!("127.0.0.1:{p}")).collect());
     eventually("three unfenced brokers", || {
         let bootstrap = bootstrap.clone();
         async move {

@@ -153,7 +153,8 @@ pub struct CertsOutput {
     /// `None` for a user-provided CA: nothing to write.
     pub cluster_ca: Option<CaSecrets>,
     pub clients_ca: Option<CaSecrets>,
-    /// `<cluster>-broker-certs`: `broker-<i>.crt` / `broker-<i>.key` for each requested broker.
+    /// `<cluster>-broker-certs`: `broker-<i>.crt`, `broker-<i>.key` and the two as one PEM
+    /// keystore, `broker-<i>.pem`, for each requested broker.
     pub broker_certs: SecretData,
     /// `<cluster>-operator-certs`: `operator.crt`, `operator.key`, `ca.crt`.
     pub operator_certs: SecretData,
@@ -248,6 +249,8 @@ pub fn reconcile_certificates(req: &CertsRequest<'_>) -> Result<CertsOutput, Cer
                 clients_bundle.as_bytes(),
             ]),
         );
+        let keystore = [key.0.as_slice(), crt.0.as_slice()].concat();
+        broker_certs.insert(names::broker_keystore(broker.ordinal), ByteString(keystore));
         broker_certs.insert(names::broker_crt(broker.ordinal), crt);
         broker_certs.insert(names::broker_key(broker.ordinal), key);
     }

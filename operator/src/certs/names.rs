@@ -55,6 +55,11 @@ pub fn broker_crt(ordinal: u32) -> String {
 pub fn broker_key(ordinal: u32) -> String {
     format!("broker-{ordinal}.key")
 }
+/// `broker-<i>.pem`: the key, then the chain, in one file: the PEM keystore Kafka's
+/// `ssl.keystore.location` names, which the broker reloads when the Secret changes.
+pub fn broker_keystore(ordinal: u32) -> String {
+    format!("broker-{ordinal}.pem")
+}
 
 pub fn broker_common_name(cluster: &str) -> String {
     format!("{cluster}-broker")

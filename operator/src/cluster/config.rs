@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::cluster::names;
 use crate::cluster::validate::{config_int, overridden_config_keys, MANAGED_KEYS};
+use crate::cluster::{names, security};
 use crate::crd::cluster::{KafkaCluster, KafkaClusterSpec, ListenerSpec, ListenerType};
 
 /// Everything per cluster that depends on observed state (external addresses of
@@ -212,13 +212,21 @@ fn properties(cluster: &KafkaCluster, identity: Identity) -> Vec<(String, String
             "advertised.listeners",
             advertised_value(cluster, &listeners, identity),
         ),
-        prop("listener.security.protocol.map", protocol_map(&listeners)),
+        prop(
+            "listener.security.protocol.map",
+            protocol_map(spec, &listeners),
+        ),
         prop("inter.broker.listener.name", names::REPLICATION_LISTENER),
         prop("controller.listener.names", names::CONTROLLER_LISTENER),
         prop("controller.quorum.voters", quorum_voters(cluster)),
         prop("log.dirs", format!("{}/data", names::DATA_DIR)),
         prop("admin.listener", format!("0.0.0.0:{}", names::ADMIN_PORT)),
     ];
+    props.extend(security::properties(
+        spec,
+        &names::cluster_name(cluster),
+        &node_id(identity),
+    ));
     props.extend(replication_defaults(spec));
     props.extend(user_config(spec));
     props
@@ -335,31 +343,16 @@ fn host_port(host: &str, port: i32) -> String {
     }
 }
 
-fn protocol_map(listeners: &[ListenerSpec]) -> String {
-    let mut entries = vec![format!("{}:PLAINTEXT", names::REPLICATION_LISTENER)];
+fn protocol_map(spec: &KafkaClusterSpec, listeners: &[ListenerSpec]) -> String {
+    let internal = security::internal_protocol(spec);
+    let mut entries = vec![format!("{}:{internal}", names::REPLICATION_LISTENER)];
     entries.extend(
         listeners
             .iter()
-            .map(|l| format!("{}:{}", kafka_name(l), security_protocol(l))),
+            .map(|l| format!("{}:{}", kafka_name(l), security::security_protocol(l))),
     );
-    entries.push(format!("{}:PLAINTEXT", names::CONTROLLER_LISTENER));
+    entries.push(format!("{}:{internal}", names::CONTROLLER_LISTENER));
     entries.join(",")
-}
-
-/// Kafka's security protocol for a listener. validate() refuses TLS and authentication
-/// until strom-broker serves them, so this is PLAINTEXT today; the mapping is here so the
-/// day the broker gains them only validate() changes. mTLS (`authentication.type: tls`)
-/// is SSL with client certificates, not SASL.
-fn security_protocol(listener: &ListenerSpec) -> &'static str {
-    let auth = listener.authentication.as_ref().map(|a| a.kind.as_str());
-    let sasl = auth == Some("scram-sha-512");
-    let tls = listener.tls || auth == Some("tls");
-    match (tls, sasl) {
-        (false, false) => "PLAINTEXT",
-        (true, false) => "SSL",
-        (false, true) => "SASL_PLAINTEXT",
-        (true, true) => "SASL_SSL",
-    }
 }
 
 fn quorum_voters(cluster: &KafkaCluster) -> String {
@@ -414,12 +407,19 @@ fn replication_defaults(spec: &KafkaClusterSpec) -> Vec<(String, String)> {
 /// The user's config, sorted, without the keys the operator manages or the spec replaces.
 /// Non-scalar values are skipped: validate() refuses them before anything is rendered.
 fn user_config(spec: &KafkaClusterSpec) -> Vec<(String, String)> {
-    let overridden = overridden_config_keys(spec);
     spec.config
         .iter()
-        .filter(|(k, _)| !MANAGED_KEYS.contains(&k.as_str()) && !overridden.contains(&k.as_str()))
+        .filter(|(k, _)| !is_managed(spec, k))
         .filter_map(|(k, v)| scalar(v).map(|v| (k.clone(), v)))
         .collect()
+}
+
+/// Whether the operator writes `key` itself for this spec, so a user value is ignored.
+pub(crate) fn is_managed(spec: &KafkaClusterSpec, key: &str) -> bool {
+    MANAGED_KEYS.contains(&key)
+        || overridden_config_keys(spec).contains(&key)
+        || security::managed_keys(spec).contains(&key)
+        || (security::is_secured(spec) && security::is_internal_listener_key(key))
 }
 
 pub(crate) fn scalar(value: &serde_json::Value) -> Option<String> {
@@ -604,28 +604,6 @@ mod tests {
             Some("1")
         );
         assert_eq!(get(&props, "default.replication.factor"), None);
-    }
-
-    #[test]
-    fn security_protocols_follow_tls_and_authentication() {
-        let listener = |tls: bool, auth: Option<&str>| -> ListenerSpec {
-            serde_json::from_value(json!({
-                "name": "x", "port": 9092, "tls": tls,
-                "authentication": auth.map(|a| json!({"type": a})),
-            }))
-            .expect("listener")
-        };
-        assert_eq!(security_protocol(&listener(false, None)), "PLAINTEXT");
-        assert_eq!(security_protocol(&listener(true, None)), "SSL");
-        assert_eq!(security_protocol(&listener(true, Some("tls"))), "SSL");
-        assert_eq!(
-            security_protocol(&listener(false, Some("scram-sha-512"))),
-            "SASL_PLAINTEXT"
-        );
-        assert_eq!(
-            security_protocol(&listener(true, Some("scram-sha-512"))),
-            "SASL_SSL"
-        );
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! them and `status` reads back what runs.
 
 pub mod alerts;
+pub mod certificates;
 pub mod config;
 pub mod controller;
 pub mod names;
 pub mod reconcile;
 pub mod resources;
 pub mod scale;
+pub mod security;
 pub mod status;
 pub mod validate;
 

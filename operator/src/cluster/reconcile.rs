@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -19,12 +19,14 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
+use super::certificates;
 use super::config::{broker_hashes, config_hash, ExternalAddresses};
 use super::names::{self, FIELD_MANAGER, FINALIZER};
 use super::resources::{desired, image, Desired, RenderOptions};
 use super::scale;
 use super::status;
 use super::validate::{validate, Problem};
+use crate::access::{self, AccessError};
 use crate::apply::{apply, delete_if_present, Object, Outcome};
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 use crate::metrics::Metrics;
@@ -250,7 +252,70 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         return Ok(Action::requeue(PENDING_RECHECK));
     }
 
-    // 4. Scaling: the StatefulSet's size (held on scale-down until the brokers that go
+    // 4. A secured cluster's CAs and certificates, before a broker starts or the operator
+    //    talks to one. Brokers that a scale-down is still draining keep theirs.
+    let running = live_set
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(0);
+    let secrets = ctx.api::<Secret>(&ns);
+    match certificates::reconcile(
+        cluster,
+        &secrets,
+        running.max(cluster.spec.replicas),
+        &external,
+    )
+    .await?
+    {
+        Ok(done) => {
+            applied.extend(done.secrets.iter().map(|s| format!("Secret {s}")));
+            for event in &done.events {
+                let (warning, reason, note) = certificates::describe(event);
+                let kind = if warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                };
+                publish(cluster, ctx, kind, reason, "Certificates", note).await;
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            tracing::warn!(cluster = %format!("{ns}/{name}"), %message, "certificates not ready");
+            let status = status::pending(
+                cluster,
+                certificates::CERTIFICATES_NOT_READY,
+                &message,
+                &validation.warnings,
+                (ctx.clock)(),
+            );
+            announce_applied(cluster, ctx, &applied).await;
+            write_status(cluster, ctx, status).await?;
+            return Ok(Action::requeue(PENDING_RECHECK));
+        }
+    }
+
+    // 5. How the operator reaches the brokers: in a secured cluster with its own
+    //    certificate, which the step above wrote.
+    let brokers = match access::for_cluster(&ctx.client, cluster).await {
+        Ok(brokers) => brokers,
+        Err(AccessError::Kube(e)) => return Err(e.into()),
+        Err(e) => {
+            let status = status::pending(
+                cluster,
+                e.reason(),
+                &e.to_string(),
+                &validation.warnings,
+                (ctx.clock)(),
+            );
+            announce_applied(cluster, ctx, &applied).await;
+            write_status(cluster, ctx, status).await?;
+            return Ok(Action::requeue(PENDING_RECHECK));
+        }
+    };
+
+    // 6. Scaling: the StatefulSet's size (held on scale-down until the brokers that go
     //    hold no replica) and the next batch of partition moves.
     //    A scale's progress lives in status.scaling, and the cached object can trail the
     //    status this operator wrote a moment ago: the StatefulSet it just grew wakes the
@@ -262,6 +327,7 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         fresh.as_ref().unwrap_or(cluster),
         live_set.as_ref(),
         ctx.kafka.as_ref(),
+        &brokers.security,
         &ctx.metrics,
     )
     .await;
@@ -271,7 +337,7 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
     let rendered = with_brokers(cluster, scale.brokers);
     let desired = desired(&rendered, &ctx.options, &external);
 
-    // 5. Everything else, StatefulSet last so its pods start with their config in place.
+    // 7. Everything else, StatefulSet last so its pods start with their config in place.
     //    The ConfigMap as it was is kept: it holds the files the running brokers started
     //    from, which the roller diffs to apply dynamic-only changes without a restart.
     let previous_config = ctx
@@ -287,7 +353,7 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
     }
     announce_applied(cluster, ctx, &applied).await;
 
-    // 6. Roll the brokers whose configuration, image or manual request says so.
+    // 8. Roll the brokers whose configuration, image or manual request says so.
     let roll = roller::roll(
         cluster,
         ctx,
@@ -301,11 +367,12 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
             previous_config: previous_config.as_ref(),
             desired_config: &desired.config_map,
             default_min_isr: cluster.spec.min_insync_replicas.unwrap_or(1),
+            security: &brokers.security,
         },
     )
     .await?;
 
-    // 7. Status from what runs, with the scale's and the roll's progress and the
+    // 9. Status from what runs, with the scale's and the roll's progress and the
     //    partitions' health as the brokers report it.
     let mut warnings = validation.warnings.clone();
     warnings.extend(scale.warning.clone());
@@ -317,8 +384,14 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         (ctx.clock)(),
     );
     status.scaling = scale.scaling.clone();
-    let health_event =
-        crate::health::observe(cluster, ctx.probe.as_ref(), &mut status, (ctx.clock)()).await;
+    let health_event = crate::health::observe(
+        cluster,
+        ctx.probe.as_ref(),
+        &brokers,
+        &mut status,
+        (ctx.clock)(),
+    )
+    .await;
     let ready = crate::conditions::is_ready(&status.conditions);
     status.rolling_restart = roll.status;
     let previous_conditions = cluster

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::reconcile::{reconcile, Context};
 use super::resources::RenderOptions;
+use crate::access::Brokers;
 use crate::crd::cluster::{ListenerSpec, ListenerType, RackSpec, StorageSpec, StorageType};
 use crate::crd::{KafkaCluster, KafkaClusterSpec};
 use crate::fixtures::{Call, FakeApi};
@@ -60,9 +61,9 @@ struct ScriptedBrokers {
 impl PartitionProbe for ScriptedBrokers {
     fn partitions(
         &self,
-        address: String,
+        brokers: Brokers,
     ) -> futures::future::BoxFuture<'static, Result<Vec<HealthPartition>, ProbeError>> {
-        self.asked.lock().unwrap().push(address);
+        self.asked.lock().unwrap().push(brokers.addresses.join(","));
         let answer = self.answer.lock().unwrap().clone();
         Box::pin(async move { answer })
     }
@@ -996,7 +997,7 @@ impl FakeKafka {
 impl ClusterAdmin for FakeKafka {
     fn describe<'a>(
         &'a self,
-        _bootstrap: &'a [String],
+        _bootstrap: &'a Brokers,
     ) -> BoxFuture<'a, Result<ScaleView, KafkaError>> {
         self.note("describe".into());
         let view = self.view();
@@ -1013,7 +1014,7 @@ impl ClusterAdmin for FakeKafka {
     }
     fn reassign<'a>(
         &'a self,
-        _bootstrap: &'a [String],
+        _bootstrap: &'a Brokers,
         moves: &'a [Move],
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
         self.note(format!("reassign {}", moves.len()));
@@ -1032,7 +1033,7 @@ impl ClusterAdmin for FakeKafka {
     }
     fn set_throttles<'a>(
         &'a self,
-        _bootstrap: &'a [String],
+        _bootstrap: &'a Brokers,
         rate: u64,
         _brokers: &'a BTreeSet<i32>,
         topics: &'a BTreeMap<String, TopicThrottle>,
@@ -1045,7 +1046,7 @@ impl ClusterAdmin for FakeKafka {
     }
     fn clear_throttles<'a>(
         &'a self,
-        _bootstrap: &'a [String],
+        _bootstrap: &'a Brokers,
         _brokers: &'a BTreeSet<i32>,
         topics: &'a [String],
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
@@ -1054,7 +1055,7 @@ impl ClusterAdmin for FakeKafka {
     }
     fn unregister<'a>(
         &'a self,
-        _bootstrap: &'a [String],
+        _bootstrap: &'a Brokers,
         broker: i32,
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
         self.note(format!("unregister {broker}"));
@@ -1063,7 +1064,7 @@ impl ClusterAdmin for FakeKafka {
     }
     fn elect_preferred<'a>(
         &'a self,
-        _bootstrap: &'a [String],
+        _bootstrap: &'a Brokers,
         partitions: &'a [TopicPartition],
     ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>> {
         let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
@@ -1501,7 +1502,10 @@ async fn without_brokers_partition_health_is_unknown() {
     assert!(h.status().get("underReplicatedPartitions").is_none());
     assert_eq!(
         h.brokers.asked.lock().unwrap().as_slice(),
-        ["my-cluster-bootstrap.kafka.svc:9092"]
+        ["my-cluster-bootstrap.kafka.svc:9092,\
+          my-cluster-broker-0.my-cluster-brokers.kafka.svc:9091,\
+          my-cluster-broker-1.my-cluster-brokers.kafka.svc:9091,\
+          my-cluster-broker-2.my-cluster-brokers.kafka.svc:9091"]
     );
     assert!(
         !events(&writes).iter().any(|(_, r)| r.contains("Partition")),

@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -27,10 +27,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
+use crate::certs::names as cert_names;
 use crate::cluster::config::{
     broker_hashes, broker_properties, config_hash, encode_broker_hashes, ExternalAddresses,
 };
-use crate::cluster::names;
+use crate::cluster::{names, security};
 use crate::crd::cluster::{
     KafkaCluster, KafkaClusterSpec, ListenerSpec, ListenerType, StorageType,
 };
@@ -77,6 +78,9 @@ const ADMIN_PORT_NAME: &str = "admin";
 const CONFIG_VOLUME: &str = "config";
 const RUNTIME_CONFIG_VOLUME: &str = "runtime-config";
 const DATA_VOLUME: &str = "data";
+const CLUSTER_CA_VOLUME: &str = "cluster-ca";
+const CLIENTS_CA_VOLUME: &str = "clients-ca";
+const BROKER_CERTS_VOLUME: &str = "broker-certs";
 
 /// The broker image: `spec.image`, else the default with its tag replaced by
 /// `spec.version`, else the default.
@@ -128,7 +132,7 @@ fn name(cluster: &KafkaCluster) -> String {
 
 /// Metadata of a namespaced object: owned by the cluster, so Kubernetes garbage-collects
 /// it with the KafkaCluster, and `blockOwnerDeletion` keeps foreground deletion honest.
-fn meta(cluster: &KafkaCluster, object_name: String) -> ObjectMeta {
+pub(crate) fn meta(cluster: &KafkaCluster, object_name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(object_name),
         namespace: Some(names::namespace(cluster)),
@@ -611,12 +615,40 @@ fn broker_container(spec: &KafkaClusterSpec, image: &str) -> Container {
             ..admin_probe("/health")
         }),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![
-            mount(DATA_VOLUME, names::DATA_DIR, false),
-            mount(RUNTIME_CONFIG_VOLUME, names::RUNTIME_CONFIG_DIR, true),
-        ]),
+        volume_mounts: Some(broker_mounts(spec)),
         security_context: Some(container_security_context(spec)),
         ..Container::default()
+    }
+}
+
+/// The data and runtime config, and in a secured cluster the certificates, read-only:
+/// kubelet updates mounted Secrets in place, and the broker reloads changed files.
+fn broker_mounts(spec: &KafkaClusterSpec) -> Vec<VolumeMount> {
+    let mut mounts = vec![
+        mount(DATA_VOLUME, names::DATA_DIR, false),
+        mount(RUNTIME_CONFIG_VOLUME, names::RUNTIME_CONFIG_DIR, true),
+    ];
+    if security::is_secured(spec) {
+        mounts.extend([
+            mount(CLUSTER_CA_VOLUME, security::CLUSTER_CA_DIR, true),
+            mount(CLIENTS_CA_VOLUME, security::CLIENTS_CA_DIR, true),
+            mount(BROKER_CERTS_VOLUME, security::BROKER_CERTS_DIR, true),
+        ]);
+    }
+    mounts
+}
+
+/// A Secret volume the broker (a non-root user in the pod's fsGroup) can read and nobody
+/// else in the container can.
+fn secret_volume(volume: &str, secret: String) -> Volume {
+    Volume {
+        name: volume.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
     }
 }
 
@@ -660,6 +692,23 @@ fn volumes(cluster: &KafkaCluster) -> Vec<Volume> {
             }),
             ..Volume::default()
         });
+    }
+    if security::is_secured(&cluster.spec) {
+        let cluster_name = name(cluster);
+        volumes.extend([
+            secret_volume(
+                CLUSTER_CA_VOLUME,
+                cert_names::cluster_ca_cert_secret(&cluster_name),
+            ),
+            secret_volume(
+                CLIENTS_CA_VOLUME,
+                cert_names::clients_ca_cert_secret(&cluster_name),
+            ),
+            secret_volume(
+                BROKER_CERTS_VOLUME,
+                cert_names::broker_certs_secret(&cluster_name),
+            ),
+        ]);
     }
     volumes
 }

@@ -15,9 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::runtime::events::EventType;
 use kube::ResourceExt;
+use strom_client::Security;
 
 use super::names;
 use super::validate::Problem;
+use crate::access::Brokers;
 use crate::crd::cluster::ScalingStatus;
 use crate::crd::KafkaCluster;
 use crate::metrics::Metrics;
@@ -83,10 +85,11 @@ pub async fn step(
     cluster: &KafkaCluster,
     live_set: Option<&StatefulSet>,
     admin: &dyn ClusterAdmin,
+    security: &Security,
     metrics: &Metrics,
 ) -> Outcome {
     let key = format!("{}/{}", names::namespace(cluster), cluster.name_any());
-    let out = take_step(cluster, live_set, admin, metrics, &key).await;
+    let out = take_step(cluster, live_set, admin, security, metrics, &key).await;
     metrics.set_scale_in_progress(&key, out.scaling.is_some());
     out
 }
@@ -95,6 +98,7 @@ async fn take_step(
     cluster: &KafkaCluster,
     live_set: Option<&StatefulSet>,
     admin: &dyn ClusterAdmin,
+    security: &Security,
     metrics: &Metrics,
     key: &str,
 ) -> Outcome {
@@ -117,7 +121,10 @@ async fn take_step(
     let from = previous.as_ref().map_or(current, |p| p.from);
     let id = format!("{from}to{spec}");
     let gate = gate(cluster.annotations(), &id);
-    let addresses = bootstrap(cluster, current.max(spec));
+    let addresses = Brokers {
+        addresses: bootstrap(cluster, current.max(spec)),
+        security: security.clone(),
+    };
     let mut scaling = ScalingStatus {
         id: id.clone(),
         from,
@@ -447,7 +454,7 @@ fn refuse(
 /// Sets the batch's throttles, then starts its moves. Returns the throttled topics.
 async fn start_batch(
     admin: &dyn ClusterAdmin,
-    addresses: &[String],
+    addresses: &Brokers,
     batch: &[plan::Move],
     rate: u64,
 ) -> Result<Vec<String>, crate::rebalance::kafka::KafkaError> {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cluster::names;
+use crate::cluster::{names, security};
 use crate::crd::cluster::{KafkaClusterSpec, ListenerSpec, StorageType};
 
 /// Config keys the operator writes itself. A user value for one of them is dropped (with a
@@ -69,7 +69,7 @@ pub fn validate(spec: &KafkaClusterSpec) -> Validation {
     check_replicas(spec, &mut v);
     check_replication(spec, &mut v);
     check_listeners(&spec.effective_listeners(), &mut v);
-    check_config(&spec.config, &mut v);
+    check_config(spec, &mut v);
     check_overridden_config(spec, &mut v);
     check_storage(spec, &mut v);
     check_rack(spec, &mut v);
@@ -227,45 +227,29 @@ fn reserved_port_user(port: i32) -> Option<&'static str> {
     }
 }
 
-/// Unknown authentication types are an error of their own; known ones (and TLS) are
-/// refused because strom-broker serves only plaintext so far, and silently serving
-/// plaintext where TLS or SCRAM was asked for would be worse than not starting.
+/// An authentication type the operator does not know would otherwise be served as an
+/// open listener, which is worse than not starting.
 fn check_listener_security(listener: &ListenerSpec, v: &mut Validation) {
-    let mut unsupported = Vec::new();
-    if listener.tls {
-        unsupported.push("TLS");
-    }
     if let Some(auth) = &listener.authentication {
-        match auth.kind.as_str() {
-            "scram-sha-512" => unsupported.push("SCRAM-SHA-512 authentication"),
-            "tls" => unsupported.push("mTLS authentication"),
-            other => v.error(
+        if !KNOWN_AUTHENTICATION_TYPES.contains(&auth.kind.as_str()) {
+            v.error(
                 "UnknownAuthenticationType",
                 format!(
-                    "listener {} has authentication type {other:?}; known types: {}",
+                    "listener {} has authentication type {:?}; known types: {}",
                     listener.name,
+                    auth.kind,
                     KNOWN_AUTHENTICATION_TYPES.join(", ")
                 ),
-            ),
+            );
         }
-    }
-    if !unsupported.is_empty() {
-        v.error(
-            "UnsupportedByBroker",
-            format!(
-                "listener {} asks for {}, which strom-broker does not serve yet; \
-                 only plaintext listeners work in this release",
-                listener.name,
-                unsupported.join(" and ")
-            ),
-        );
     }
 }
 
 /// Kafka properties are flat strings: nested values have no rendering. strom-broker also
 /// reads its file as Latin-1 with `\uXXXX` escapes, which cannot carry characters outside
 /// the Basic Multilingual Plane.
-fn check_config(config: &BTreeMap<String, serde_json::Value>, v: &mut Validation) {
+fn check_config(spec: &KafkaClusterSpec, v: &mut Validation) {
+    let config = &spec.config;
     for (key, value) in config {
         let problem = match value {
             serde_json::Value::String(s) if s.chars().any(outside_bmp) => {
@@ -294,7 +278,11 @@ fn check_config(config: &BTreeMap<String, serde_json::Value>, v: &mut Validation
     let managed: Vec<&str> = config
         .keys()
         .map(String::as_str)
-        .filter(|k| MANAGED_KEYS.contains(k))
+        .filter(|k| {
+            MANAGED_KEYS.contains(k)
+                || security::managed_keys(spec).contains(k)
+                || (security::is_secured(spec) && security::is_internal_listener_key(k))
+        })
         .collect();
     if !managed.is_empty() {
         v.warning(
@@ -447,7 +435,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_authentication_type_is_not_also_unsupported() {
+    fn unknown_authentication_type_is_an_error() {
         let v = with(
             good(),
             "listeners",
@@ -461,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_known_authentication_are_unsupported() {
+    fn tls_and_known_authentication_are_accepted() {
         for listener in [
             json!({"name": "secure", "port": 9095, "tls": true}),
             json!({"name": "secure", "port": 9095, "authentication": {"type": "scram-sha-512"}}),
@@ -469,13 +457,26 @@ mod tests {
                    "authentication": {"type": "tls"}}),
         ] {
             let v = validate(&spec(with(good(), "listeners", json!([listener]))));
-            assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
-            assert_eq!(v.errors[0].reason, "UnsupportedByBroker");
-            assert!(v.errors[0].message.starts_with("listener secure asks for"));
-            assert!(v.errors[0]
-                .message
-                .contains("only plaintext listeners work"));
+            assert!(v.errors.is_empty(), "{:?}", v.errors);
         }
+    }
+
+    #[test]
+    fn a_secured_cluster_keeps_its_security_keys() {
+        let v = with(good(), "authorization", json!({"type": "simple"}));
+        let v = with(
+            v,
+            "config",
+            json!({"super.users": "User:x", "listener.name.replication.ssl.client.auth": "none",
+                   "listener.name.plain.ssl.cipher.suites": "x"}),
+        );
+        let v = validate(&spec(v));
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+        assert_eq!(v.warnings[0].reason, "ManagedConfigIgnored");
+        assert!(v.warnings[0]
+            .message
+            .contains("listener.name.replication.ssl.client.auth, super.users"));
     }
 
     #[test]

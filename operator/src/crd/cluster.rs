@@ -134,6 +134,63 @@ pub struct KafkaClusterSpec {
     /// How partitions move when brokers are added or removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceSpec>,
+
+    /// Kafka's ACL authorizer. Without it every client may do everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<ClusterAuthorization>,
+
+    /// The cluster CA (signs the brokers' and the operator's certificates) of a secured
+    /// cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<CertificateAuthoritySpec>,
+
+    /// The clients CA (signs KafkaUser certificates) of a secured cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_ca: Option<CertificateAuthoritySpec>,
+}
+
+/// A certificate authority's lifetime and origin, in Strimzi's `clusterCa` shape.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.validityDays) || !has(self.renewalDays) || self.renewalDays < self.validityDays").message("renewalDays must be shorter than validityDays"))]
+pub struct CertificateAuthoritySpec {
+    /// Days the CA's certificate, and each certificate it issues, is valid. Default 365.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 36500))]
+    pub validity_days: Option<i32>,
+    /// Days before expiry a certificate is renewed. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 36499))]
+    pub renewal_days: Option<i32>,
+    /// False: the CA is yours. The operator then reads the Secrets
+    /// `<cluster>-cluster-ca-cert` (`ca.crt`) and `<cluster>-cluster-ca` (`ca.key`), or
+    /// the `clients-ca` pair, and only issues certificates from them. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_certificate_authority: Option<bool>,
+}
+
+/// The brokers' authorizer, as Strimzi's `authorization` block writes it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAuthorization {
+    /// `simple`: Kafka's ACL authorizer (ACLs in the metadata log, managed with
+    /// `kafka-acls` or KafkaUser resources).
+    #[serde(rename = "type")]
+    pub kind: ClusterAuthorizationType,
+    /// Principals allowed everything, e.g. `CN=admin` (an mTLS user) or `admin` (a SCRAM
+    /// user); a `User:` prefix is added where missing. The brokers and the operator are
+    /// always super users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(u, size(u) > 0 && !u.contains(';'))").message("super users must be non-empty and cannot contain ';'"))]
+    pub super_users: Vec<String>,
+}
+
+/// Cluster authorizer type.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterAuthorizationType {
+    /// Kafka's StandardAuthorizer semantics.
+    Simple,
 }
 
 /// Partition moves on scale-up and scale-down.

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 
 pub use probe::{MetadataProbe, PartitionProbe, ProbeError};
 
+use crate::access::Brokers;
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 
 /// An Event to record: `(warning, reason, note)`.
@@ -20,16 +21,17 @@ pub type TransitionEvent = (bool, &'static str, String);
 pub async fn observe(
     cluster: &KafkaCluster,
     probe: &dyn PartitionProbe,
+    brokers: &Brokers,
     status: &mut KafkaClusterStatus,
     now: Timestamp,
 ) -> Option<TransitionEvent> {
     let result = if status.ready_replicas == 0 {
         Err(ProbeError::NoBrokersReady)
     } else {
-        match probe::address(cluster) {
-            Ok(address) => probe.partitions(address).await.map(|ps| assess(&ps)),
-            Err(e) => Err(e),
-        }
+        probe
+            .partitions(brokers.clone())
+            .await
+            .map(|ps| assess(&ps))
     };
     if let Err(e) = &result {
         tracing::debug!(cluster = %crate::cluster::names::cluster_name(cluster), error = %e, "partition health unknown");

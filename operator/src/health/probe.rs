@@ -1,12 +1,14 @@
 //! The network side of partition health: one Metadata request (all topics) to the
-//! cluster's bootstrap Service through `strom-client`, turned into `PartitionState`s.
+//! cluster's brokers through `strom-client`, turned into `PartitionState`s.
 //! A trait, so reconcile tests replace the brokers with a scripted answer.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use kafka_protocol::messages::MetadataRequest;
-use strom_client::{ClientError, Connection};
+use strom_client::admin;
+
+use crate::access::Brokers;
 
 use super::PartitionState;
 use crate::cluster::names;
@@ -17,8 +19,6 @@ use crate::crd::KafkaCluster;
 pub enum ProbeError {
     #[error("no broker is ready to answer")]
     NoBrokersReady,
-    #[error("no internal listener without TLS and authentication to ask the brokers on")]
-    NoPlainListener,
     #[error("cannot ask the brokers at {address}: {detail}")]
     Unreachable { address: String, detail: String },
     #[error("the brokers at {address} gave no metadata: {detail}")]
@@ -30,25 +30,24 @@ impl ProbeError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProbeError::NoBrokersReady => "NoBrokersReady",
-            ProbeError::NoPlainListener => "NoPlainListener",
             ProbeError::Unreachable { .. } => "BrokersUnreachable",
             ProbeError::BadAnswer { .. } => "MetadataError",
         }
     }
 }
 
-/// Asks the brokers at `address` (`host:port`) for every partition's leader, replicas
-/// and ISR.
+/// Asks the first of `brokers` that answers for every partition's leader, replicas and
+/// ISR.
 pub trait PartitionProbe: Send + Sync {
     fn partitions(
         &self,
-        address: String,
+        brokers: Brokers,
     ) -> BoxFuture<'static, Result<Vec<PartitionState>, ProbeError>>;
 }
 
-/// Where the operator asks: the bootstrap Service on the first internal listener clients
-/// reach without TLS or SASL (the operator holds no client credentials yet).
-pub fn address(cluster: &KafkaCluster) -> Result<String, ProbeError> {
+/// The bootstrap Service on the first internal listener clients reach without TLS or
+/// SASL, where an unsecured cluster is asked first.
+pub fn address(cluster: &KafkaCluster) -> Option<String> {
     let name = names::cluster_name(cluster);
     let ns = names::namespace(cluster);
     cluster
@@ -61,7 +60,6 @@ pub fn address(cluster: &KafkaCluster) -> Result<String, ProbeError> {
                 && l.authentication.is_none()
         })
         .map(|l| format!("{}.{ns}.svc:{}", names::bootstrap_service(&name), l.port))
-        .ok_or(ProbeError::NoPlainListener)
 }
 
 /// The real probe: Metadata v12 over one connection, bounded by `timeout`.
@@ -82,32 +80,32 @@ const METADATA_VERSION: i16 = 12;
 impl PartitionProbe for MetadataProbe {
     fn partitions(
         &self,
-        address: String,
+        brokers: Brokers,
     ) -> BoxFuture<'static, Result<Vec<PartitionState>, ProbeError>> {
         let timeout = self.timeout;
         Box::pin(async move {
-            let unreachable = |e: ClientError| ProbeError::Unreachable {
+            let address = brokers.addresses.join(",");
+            let unreachable = |detail: String| ProbeError::Unreachable {
                 address: address.clone(),
-                detail: e.to_string(),
+                detail,
             };
-            let ask = async {
-                let mut conn = Connection::connect(&address, "strom-operator", timeout)
-                    .await
-                    .map_err(unreachable)?;
-                // kafka-protocol's default asks for no topic at all; null means every one.
-                let request = MetadataRequest::default()
-                    .with_topics(None)
-                    .with_allow_auto_topic_creation(false);
-                conn.send(request, METADATA_VERSION)
-                    .await
-                    .map_err(unreachable)
-            };
-            let response = tokio::time::timeout(timeout, ask).await.map_err(|_| {
-                ProbeError::Unreachable {
-                    address: address.clone(),
-                    detail: format!("no answer within {timeout:?}"),
-                }
-            })??;
+            // Each connection attempt is bounded by `timeout`, and so is the answer.
+            let mut conn = admin::connect_any_with(
+                &brokers.addresses,
+                &brokers.security,
+                "strom-operator",
+                timeout,
+            )
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+            // kafka-protocol's default asks for no topic at all; null means every one.
+            let request = MetadataRequest::default()
+                .with_topics(None)
+                .with_allow_auto_topic_creation(false);
+            let response = tokio::time::timeout(timeout, conn.send(request, METADATA_VERSION))
+                .await
+                .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+                .map_err(|e| unreachable(e.to_string()))?;
             let mut out = Vec::new();
             for topic in response.topics {
                 if topic.error_code != 0 {
@@ -142,7 +140,7 @@ mod tests {
         let c = crate::fixtures::cluster(json!({"replicas": 3}));
         assert_eq!(
             address(&c),
-            Ok("my-cluster-bootstrap.kafka.svc:9092".to_string())
+            Some("my-cluster-bootstrap.kafka.svc:9092".to_string())
         );
         let c = crate::fixtures::cluster(json!({"replicas": 3, "listeners": [
             {"name": "tls", "port": 9093, "type": "internal", "tls": true},
@@ -151,12 +149,12 @@ mod tests {
         ]}));
         assert_eq!(
             address(&c),
-            Ok("my-cluster-bootstrap.kafka.svc:9095".to_string())
+            Some("my-cluster-bootstrap.kafka.svc:9095".to_string())
         );
         let c = crate::fixtures::cluster(json!({"replicas": 3, "listeners": [
             {"name": "tls", "port": 9093, "type": "internal", "tls": true},
         ]}));
-        assert_eq!(address(&c), Err(ProbeError::NoPlainListener));
+        assert_eq!(address(&c), None);
     }
 
     #[tokio::test]
@@ -167,7 +165,10 @@ mod tests {
         let probe = MetadataProbe {
             timeout: Duration::from_secs(2),
         };
-        let err = probe.partitions(addr).await.unwrap_err();
+        let err = probe
+            .partitions(Brokers::plaintext(vec![addr]))
+            .await
+            .unwrap_err();
         assert_eq!(err.reason(), "BrokersUnreachable");
     }
 }

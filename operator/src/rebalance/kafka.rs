@@ -27,6 +27,7 @@ use strom_client::{ClientError, Connection};
 
 use super::batch::TopicThrottle;
 use super::plan::{Assignment, Leaders, Leadership, Move, TopicPartition};
+use crate::access::Brokers;
 use crate::roll::kafka::{elect_preferred_on, ElectError};
 
 const CLIENT_ID: &str = "strom-operator";
@@ -134,21 +135,21 @@ impl ClusterView {
     }
 }
 
-/// The broker calls of a scale. `bootstrap` lists `host:port` addresses to try in order.
+/// The broker calls of a scale, to the brokers `bootstrap` names.
 pub trait ClusterAdmin: Send + Sync {
     fn describe<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
     ) -> BoxFuture<'a, Result<ClusterView, KafkaError>>;
     fn reassign<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         moves: &'a [Move],
     ) -> BoxFuture<'a, Result<(), KafkaError>>;
     /// Sets the rate on `brokers` and the replica lists on the topics.
     fn set_throttles<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         rate: u64,
         brokers: &'a BTreeSet<i32>,
         topics: &'a BTreeMap<String, TopicThrottle>,
@@ -156,20 +157,20 @@ pub trait ClusterAdmin: Send + Sync {
     /// Removes the four throttle keys from `brokers` and `topics`.
     fn clear_throttles<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         brokers: &'a BTreeSet<i32>,
         topics: &'a [String],
     ) -> BoxFuture<'a, Result<(), KafkaError>>;
     /// Unregisters `broker`; one already unknown counts as done.
     fn unregister<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         broker: i32,
     ) -> BoxFuture<'a, Result<(), KafkaError>>;
     /// ElectLeaders PREFERRED for `partitions`; the ones whose leadership moved.
     fn elect_preferred<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         partitions: &'a [TopicPartition],
     ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>>;
 }
@@ -181,20 +182,20 @@ pub struct KafkaAdmin;
 impl ClusterAdmin for KafkaAdmin {
     fn describe<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
     ) -> BoxFuture<'a, Result<ClusterView, KafkaError>> {
         Box::pin(describe(bootstrap))
     }
     fn reassign<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         moves: &'a [Move],
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
         Box::pin(reassign(bootstrap, moves))
     }
     fn set_throttles<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         rate: u64,
         brokers: &'a BTreeSet<i32>,
         topics: &'a BTreeMap<String, TopicThrottle>,
@@ -203,7 +204,7 @@ impl ClusterAdmin for KafkaAdmin {
     }
     fn clear_throttles<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         brokers: &'a BTreeSet<i32>,
         topics: &'a [String],
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
@@ -211,24 +212,29 @@ impl ClusterAdmin for KafkaAdmin {
     }
     fn unregister<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         broker: i32,
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
         Box::pin(unregister(bootstrap, broker))
     }
     fn elect_preferred<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         partitions: &'a [TopicPartition],
     ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>> {
         Box::pin(elect_preferred(bootstrap, partitions))
     }
 }
 
-async fn connect(bootstrap: &[String]) -> Result<Connection, KafkaError> {
-    admin::connect_any(bootstrap, CLIENT_ID, CONNECT_TIMEOUT)
-        .await
-        .map_err(KafkaError::from)
+async fn connect(bootstrap: &Brokers) -> Result<Connection, KafkaError> {
+    admin::connect_any_with(
+        &bootstrap.addresses,
+        &bootstrap.security,
+        CLIENT_ID,
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(KafkaError::from)
 }
 
 async fn send<R: kafka_protocol::protocol::Request>(
@@ -255,7 +261,7 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-pub async fn describe(bootstrap: &[String]) -> Result<ClusterView, KafkaError> {
+pub async fn describe(bootstrap: &Brokers) -> Result<ClusterView, KafkaError> {
     let mut conn = connect(bootstrap).await?;
     let cluster = send(
         &mut conn,
@@ -353,7 +359,7 @@ pub async fn describe(bootstrap: &[String]) -> Result<ClusterView, KafkaError> {
 
 /// ElectLeaders PREFERRED for `partitions`; the ones whose leadership moved.
 pub async fn elect_preferred(
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     partitions: &[TopicPartition],
 ) -> Result<Vec<TopicPartition>, KafkaError> {
     if partitions.is_empty() {
@@ -378,7 +384,7 @@ pub async fn elect_preferred(
         .collect())
 }
 
-pub async fn reassign(bootstrap: &[String], moves: &[Move]) -> Result<(), KafkaError> {
+pub async fn reassign(bootstrap: &Brokers, moves: &[Move]) -> Result<(), KafkaError> {
     if moves.is_empty() {
         return Ok(());
     }
@@ -495,7 +501,7 @@ pub fn clear_topic_throttles(topics: &[String]) -> Vec<AlterConfigsResource> {
 
 /// Sets the replication rate on `brokers` and the replica lists on `topics`.
 pub async fn set_throttles(
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     rate: u64,
     brokers: &BTreeSet<i32>,
     topics: &BTreeMap<String, TopicThrottle>,
@@ -506,7 +512,7 @@ pub async fn set_throttles(
 
 /// Removes the four throttle keys from `brokers` and `topics`.
 pub async fn clear_throttles(
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     brokers: &BTreeSet<i32>,
     topics: &[String],
 ) -> Result<(), KafkaError> {
@@ -519,7 +525,7 @@ pub async fn clear_throttles(
 /// one advertised on the listener the operator uses. A broker that is not registered
 /// has nothing to change.
 async fn alter_broker_configs(
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     brokers: &BTreeSet<i32>,
     resource_of: impl Fn(i32) -> AlterConfigsResource,
 ) -> Result<(), KafkaError> {
@@ -540,13 +546,17 @@ async fn alter_broker_configs(
         .filter(|b| brokers.contains(&b.broker_id.0))
     {
         let address = format!("{}:{}", b.host, b.port);
-        alter_configs(&[address], vec![resource_of(b.broker_id.0)]).await?;
+        let broker = Brokers {
+            addresses: vec![address],
+            security: bootstrap.security.clone(),
+        };
+        alter_configs(&broker, vec![resource_of(b.broker_id.0)]).await?;
     }
     Ok(())
 }
 
 async fn alter_configs(
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     resources: Vec<AlterConfigsResource>,
 ) -> Result<(), KafkaError> {
     if resources.is_empty() {
@@ -577,7 +587,7 @@ async fn alter_configs(
     Ok(())
 }
 
-pub async fn unregister(bootstrap: &[String], broker: i32) -> Result<(), KafkaError> {
+pub async fn unregister(bootstrap: &Brokers, broker: i32) -> Result<(), KafkaError> {
     let mut conn = connect(bootstrap).await?;
     let response = send(
         &mut conn,

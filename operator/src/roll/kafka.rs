@@ -27,7 +27,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use strom_client::{ClientError, Connection};
+use strom_client::{ClientError, ConnectError, Connection, Security};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -51,13 +51,15 @@ const MAX_HTTP_ANSWER: usize = 64 * 1024;
 const CLIENT_ID: &str = "strom-operator";
 
 /// Where the roller reaches one broker.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     pub id: i32,
-    /// `host:port` of a PLAINTEXT Kafka listener (the REPLICATION one in pods).
+    /// `host:port` of a Kafka listener (the REPLICATION one in pods).
     pub kafka: String,
     /// `host:port` of the admin HTTP listener.
     pub admin: String,
+    /// What the Kafka listener asks of the operator.
+    pub security: Security,
 }
 
 /// The cluster as the brokers describe it.
@@ -75,6 +77,8 @@ pub struct ClusterView {
 pub enum AdminError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("no broker answered ({0})")]
     NoBroker(String),
     #[error("{api} refused: {message}")]
@@ -129,15 +133,18 @@ impl Default for KafkaAdmin {
 }
 
 impl KafkaAdmin {
-    async fn connect(&self, addr: &str) -> Result<Connection, AdminError> {
-        Ok(Connection::connect(addr, CLIENT_ID, self.timeout).await?)
+    async fn connect(&self, broker: &Endpoint) -> Result<Connection, AdminError> {
+        Ok(broker
+            .security
+            .connect(&broker.kafka, CLIENT_ID, self.timeout)
+            .await?)
     }
 
     /// The first of `brokers` that accepts a connection.
     async fn any(&self, brokers: &[Endpoint]) -> Result<Connection, AdminError> {
         let mut errors = Vec::new();
         for broker in brokers {
-            match self.connect(&broker.kafka).await {
+            match self.connect(broker).await {
                 Ok(connection) => return Ok(connection),
                 Err(e) => errors.push(e.to_string()),
             }
@@ -209,7 +216,7 @@ impl KafkaAdmin {
         broker: Endpoint,
         changes: Vec<ConfigChange>,
     ) -> Result<(), AdminError> {
-        let mut conn = self.connect(&broker.kafka).await?;
+        let mut conn = self.connect(&broker).await?;
         let configs = changes
             .into_iter()
             .map(|(key, value)| {

@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde_json::json;
+use strom_client::Security;
 
 use super::kafka::{ClusterView, Endpoint};
 use super::plan::{self, Step};
@@ -55,6 +56,8 @@ pub struct RollInput<'a> {
     pub desired_config: &'a ConfigMap,
     /// Used when DescribeConfigs does not name a topic's `min.insync.replicas`.
     pub default_min_isr: i32,
+    /// What the brokers' replication listener asks of the operator.
+    pub security: &'a Security,
 }
 
 /// Per-cluster memory of a blocked roll, for the back-off and the blocked-time metric.
@@ -154,7 +157,7 @@ pub async fn roll(
         let keys: Vec<String> = changes.iter().map(|(k, _)| k.clone()).collect();
         match ctx
             .admin
-            .alter_broker_config(endpoint(&name, &ns, view.ordinal), changes)
+            .alter_broker_config(endpoint(&name, &ns, view.ordinal, input.security), changes)
             .await
         {
             Ok(()) => {
@@ -187,7 +190,7 @@ pub async fn roll(
     let endpoints: Vec<Endpoint> = views
         .iter()
         .filter(|v| v.ready)
-        .map(|v| endpoint(&name, &ns, v.ordinal))
+        .map(|v| endpoint(&name, &ns, v.ordinal, input.security))
         .collect();
 
     // 4. The broker restarted last comes back fully before anything else happens.
@@ -428,14 +431,15 @@ async fn annotate(
     Ok(())
 }
 
-/// Broker `ordinal`'s Kafka (REPLICATION listener: always PLAINTEXT, whatever the client
-/// listeners use) and admin addresses.
-pub fn endpoint(cluster: &str, namespace: &str, ordinal: i32) -> Endpoint {
+/// Broker `ordinal`'s Kafka (REPLICATION listener, mutual TLS in a secured cluster) and
+/// admin addresses.
+pub fn endpoint(cluster: &str, namespace: &str, ordinal: i32, security: &Security) -> Endpoint {
     let host = names::pod_dns(cluster, namespace, ordinal);
     Endpoint {
         id: ordinal,
         kafka: format!("{host}:{}", names::REPLICATION_PORT),
         admin: format!("{host}:{}", names::ADMIN_PORT),
+        security: security.clone(),
     }
 }
 
@@ -510,7 +514,10 @@ async fn restart_block(
             });
         }
     };
-    let answer = ctx.admin.restart_safe(endpoint(cluster, ns, broker)).await;
+    let answer = ctx
+        .admin
+        .restart_safe(endpoint(cluster, ns, broker, input.security))
+        .await;
     let failure = answer.as_ref().err().map(ToString::to_string);
     let answer_ref = match (&answer, &failure) {
         (Ok(a), _) => Ok(a),

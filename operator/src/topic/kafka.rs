@@ -11,32 +11,33 @@ use kafka_protocol::ResponseError;
 use strom_client::admin::{Admin, AdminError, NewTopic, Outcome, Refused};
 
 use super::plan::{Observed, Step};
+use crate::access::Brokers;
 
 const CLIENT_ID: &str = "strom-operator";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Above the 30 s the brokers are given for a create or delete.
 const CALL_TIMEOUT: Duration = Duration::from_secs(35);
 
-/// The broker calls for one topic. `bootstrap` lists `host:port` addresses to try in order.
+/// The broker calls for one topic, to the brokers `bootstrap` names.
 pub trait TopicAdmin: Send + Sync {
     /// The topic as the brokers have it; `None` when it does not exist.
     fn observe<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Option<Observed>, AdminError>>;
     /// Makes `steps` in order, stopping at the first refusal. Returns the new topic's id
     /// when a step created it.
     fn apply<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         topic: &'a str,
         steps: &'a [Step],
     ) -> BoxFuture<'a, Result<Option<String>, AdminError>>;
     /// Deletes the topic; one that does not exist counts as deleted.
     fn delete<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<(), AdminError>>;
 }
@@ -48,14 +49,14 @@ pub struct KafkaTopicAdmin;
 impl TopicAdmin for KafkaTopicAdmin {
     fn observe<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Option<Observed>, AdminError>> {
         Box::pin(observe(bootstrap, topic))
     }
     fn apply<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         topic: &'a str,
         steps: &'a [Step],
     ) -> BoxFuture<'a, Result<Option<String>, AdminError>> {
@@ -63,15 +64,22 @@ impl TopicAdmin for KafkaTopicAdmin {
     }
     fn delete<'a>(
         &'a self,
-        bootstrap: &'a [String],
+        bootstrap: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<(), AdminError>> {
         Box::pin(delete(bootstrap, topic))
     }
 }
 
-async fn connect(bootstrap: &[String]) -> Result<Admin, AdminError> {
-    Admin::connect(bootstrap, CLIENT_ID, CONNECT_TIMEOUT, CALL_TIMEOUT).await
+async fn connect(bootstrap: &Brokers) -> Result<Admin, AdminError> {
+    Admin::connect_with(
+        &bootstrap.addresses,
+        &bootstrap.security,
+        CLIENT_ID,
+        CONNECT_TIMEOUT,
+        CALL_TIMEOUT,
+    )
+    .await
 }
 
 /// The one answer for `topic` in a batch of one; a broker that leaves it out refused it.
@@ -91,7 +99,7 @@ fn only<T>(
     }
 }
 
-pub async fn observe(bootstrap: &[String], topic: &str) -> Result<Option<Observed>, AdminError> {
+pub async fn observe(bootstrap: &Brokers, topic: &str) -> Result<Option<Observed>, AdminError> {
     let mut admin = connect(bootstrap).await?;
     let names = [topic.to_string()];
     let described = admin.describe_topics(&names).await?;
@@ -118,7 +126,7 @@ pub async fn observe(bootstrap: &[String], topic: &str) -> Result<Option<Observe
 }
 
 pub async fn apply(
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     topic: &str,
     steps: &[Step],
 ) -> Result<Option<String>, AdminError> {
@@ -161,7 +169,7 @@ pub async fn apply(
     Ok(created)
 }
 
-pub async fn delete(bootstrap: &[String], topic: &str) -> Result<(), AdminError> {
+pub async fn delete(bootstrap: &Brokers, topic: &str) -> Result<(), AdminError> {
     let mut admin = connect(bootstrap).await?;
     let answers = admin.delete_topics(&[topic.to_string()]).await?;
     match only("DeleteTopics", topic, answers) {

@@ -21,6 +21,7 @@ use super::status::{
     self, Facts, BROKERS_UNREACHABLE, CLUSTER_LABEL_MISSING, CLUSTER_NOT_FOUND, FINALIZER,
     INTERNAL_TOPIC, RESOURCE_CONFLICT, UNMANAGED,
 };
+use crate::access::{self, AccessError, Brokers};
 use crate::cluster::names::FIELD_MANAGER;
 use crate::cluster::reconcile::backoff;
 use crate::crd::{KafkaCluster, KafkaTopic, KafkaTopicStatus, CLUSTER_LABEL};
@@ -46,6 +47,9 @@ pub enum Error {
     /// Deleting the topic failed; the finalizer holds the resource until it works.
     #[error("deleting topic {topic}: {source}")]
     Delete { topic: String, source: AdminError },
+    /// The operator cannot reach the cluster's brokers yet (its credentials are missing).
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 impl Error {
@@ -55,6 +59,7 @@ impl Error {
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "client",
             Error::Delete { .. } => "kafka",
+            Error::Access(_) => "credentials",
         }
     }
 }
@@ -268,7 +273,11 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
 
     // 7. Observe, plan, act. Refusals and unreachable brokers go to the status with a
     //    backed-off requeue; the other topics keep reconciling.
-    let bootstrap = bootstrap(&cluster);
+    let bootstrap = match access::for_cluster(&ctx.client, &cluster).await {
+        Ok(brokers) => brokers,
+        Err(AccessError::Kube(e)) => return Err(e.into()),
+        Err(e) => return Ok(waiting(e.reason(), e.to_string())),
+    };
     let observed = match ctx.admin.observe(&bootstrap, &name).await {
         Ok(observed) => observed,
         Err(e) => return Ok(broker_failure(topic, ctx, &e)),
@@ -345,7 +354,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
 async fn change_replication(
     topic: &KafkaTopic,
     ctx: &Context,
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     from: i32,
     to: i32,
 ) -> Result<(String, String), (String, String)> {
@@ -471,19 +480,6 @@ fn describe_steps(topic: &str, steps: &[Step]) -> String {
         .join("; ")
 }
 
-/// Where the operator asks: the cluster's bootstrap Service on its first plain internal
-/// listener (as the partition-health probe does), then every broker on the inter-broker
-/// listener (as the scale step does), which the brokers' NetworkPolicy admits the
-/// operator to.
-pub fn bootstrap(cluster: &KafkaCluster) -> Vec<String> {
-    let mut addresses: Vec<String> = crate::health::probe::address(cluster).into_iter().collect();
-    addresses.extend(crate::cluster::scale::bootstrap(
-        cluster,
-        cluster.spec.replicas,
-    ));
-    addresses
-}
-
 /// The KafkaTopics of the same cluster in the namespace, this one included.
 async fn siblings(
     topic: &KafkaTopic,
@@ -515,7 +511,8 @@ async fn cleanup(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
             if let Some(cluster) = cluster {
                 let siblings = siblings(topic, ctx, &cluster_name).await?;
                 if !status::others_claim(topic, &siblings) {
-                    match ctx.admin.delete(&bootstrap(&cluster), &name).await {
+                    let bootstrap = access::for_cluster(&ctx.client, &cluster).await?;
+                    match ctx.admin.delete(&bootstrap, &name).await {
                         Ok(()) => {
                             publish(
                                 topic,
@@ -688,24 +685,6 @@ async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures;
-    use serde_json::json;
-
-    #[test]
-    fn bootstrap_is_the_service_then_every_broker() {
-        let cluster = fixtures::cluster(json!({
-            "replicas": 2,
-            "listeners": [{"name": "plain", "port": 9092}],
-        }));
-        assert_eq!(
-            bootstrap(&cluster),
-            vec![
-                "my-cluster-bootstrap.kafka.svc:9092".to_string(),
-                "my-cluster-broker-0.my-cluster-brokers.kafka.svc:9091".to_string(),
-                "my-cluster-broker-1.my-cluster-brokers.kafka.svc:9091".to_string(),
-            ]
-        );
-    }
 
     #[test]
     fn facts_follow_the_steps_made() {

@@ -20,6 +20,7 @@ use super::kafka::TopicAdmin;
 use super::plan::{Observed, Step};
 use super::reconcile::{reconcile, Context};
 use super::status::FINALIZER;
+use crate::access::Brokers;
 use crate::fixtures::{self, Call, FakeApi};
 use crate::metrics::Metrics;
 use crate::rebalance::batch::TopicThrottle;
@@ -89,7 +90,7 @@ impl FakeBrokers {
 impl TopicAdmin for FakeBrokers {
     fn observe<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Option<Observed>, AdminError>> {
         self.note(format!("observe {topic}"));
@@ -99,7 +100,7 @@ impl TopicAdmin for FakeBrokers {
 
     fn apply<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         topic: &'a str,
         steps: &'a [Step],
     ) -> BoxFuture<'a, Result<Option<String>, AdminError>> {
@@ -158,7 +159,7 @@ impl TopicAdmin for FakeBrokers {
 
     fn delete<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<(), AdminError>> {
         self.note(format!("delete {topic}"));
@@ -189,13 +190,13 @@ impl FakeReassigner {
 }
 
 impl ClusterAdmin for FakeReassigner {
-    fn describe<'a>(&'a self, _: &'a [String]) -> BoxFuture<'a, Result<ClusterView, KafkaError>> {
+    fn describe<'a>(&'a self, _: &'a Brokers) -> BoxFuture<'a, Result<ClusterView, KafkaError>> {
         let view = self.view.lock().unwrap().clone();
         Box::pin(async move { Ok(view) })
     }
     fn reassign<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         moves: &'a [Move],
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
         let mut view = self.view.lock().unwrap();
@@ -208,7 +209,7 @@ impl ClusterAdmin for FakeReassigner {
     }
     fn set_throttles<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         _: u64,
         _: &'a BTreeSet<i32>,
         _: &'a BTreeMap<String, TopicThrottle>,
@@ -217,18 +218,18 @@ impl ClusterAdmin for FakeReassigner {
     }
     fn clear_throttles<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         _: &'a BTreeSet<i32>,
         _: &'a [String],
     ) -> BoxFuture<'a, Result<(), KafkaError>> {
         Box::pin(async { Ok(()) })
     }
-    fn unregister<'a>(&'a self, _: &'a [String], _: i32) -> BoxFuture<'a, Result<(), KafkaError>> {
+    fn unregister<'a>(&'a self, _: &'a Brokers, _: i32) -> BoxFuture<'a, Result<(), KafkaError>> {
         Box::pin(async { Ok(()) })
     }
     fn elect_preferred<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         _: &'a [TopicPartition],
     ) -> BoxFuture<'a, Result<Vec<TopicPartition>, KafkaError>> {
         Box::pin(async { Ok(Vec::new()) })
@@ -835,34 +836,34 @@ struct Loopback {
     address: String,
 }
 
+impl Loopback {
+    fn brokers(&self) -> Brokers {
+        Brokers::plaintext(vec![self.address.clone()])
+    }
+}
+
 impl TopicAdmin for Loopback {
     fn observe<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Option<Observed>, AdminError>> {
-        Box::pin(
-            async move { super::kafka::observe(std::slice::from_ref(&self.address), topic).await },
-        )
+        Box::pin(async move { super::kafka::observe(&self.brokers(), topic).await })
     }
     fn apply<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         topic: &'a str,
         steps: &'a [Step],
     ) -> BoxFuture<'a, Result<Option<String>, AdminError>> {
-        Box::pin(async move {
-            super::kafka::apply(std::slice::from_ref(&self.address), topic, steps).await
-        })
+        Box::pin(async move { super::kafka::apply(&self.brokers(), topic, steps).await })
     }
     fn delete<'a>(
         &'a self,
-        _: &'a [String],
+        _: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<(), AdminError>> {
-        Box::pin(
-            async move { super::kafka::delete(std::slice::from_ref(&self.address), topic).await },
-        )
+        Box::pin(async move { super::kafka::delete(&self.brokers(), topic).await })
     }
 }
 
@@ -906,7 +907,7 @@ async fn reconciles_against_a_real_broker() {
         brokers: Arc::new(FakeBrokers::default()),
         reassigner: Arc::new(FakeReassigner::default()),
     };
-    let bootstrap = vec![address.clone()];
+    let bootstrap = Brokers::plaintext(vec![address.clone()]);
 
     // Created with its config; Ready once the broker is up and has taken it.
     h.add_topic(
@@ -923,7 +924,7 @@ async fn reconciles_against_a_real_broker() {
 
     // Drift made on the broker is reverted; a spec change grows partitions.
     let mut admin = strom_client::admin::Admin::connect(
-        &bootstrap,
+        &bootstrap.addresses,
         "test",
         Duration::from_secs(5),
         Duration::from_secs(30),

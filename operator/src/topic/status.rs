@@ -6,6 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use strom_client::admin::{AdminError, Refused};
 
+use crate::access::OPERATOR_CREDENTIALS_NOT_READY;
 use crate::conditions::{decide, merge, READY};
 use crate::crd::{KafkaTopic, KafkaTopicStatus, CLUSTER_LABEL};
 
@@ -74,7 +75,9 @@ pub fn waits_for_cluster(topic: &KafkaTopic, namespace: &str, cluster: &str) -> 
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
             .is_some_and(|c| {
                 c.status == "False"
-                    && (c.reason == CLUSTER_NOT_FOUND || c.reason == BROKERS_UNREACHABLE)
+                    && (c.reason == CLUSTER_NOT_FOUND
+                        || c.reason == BROKERS_UNREACHABLE
+                        || c.reason == OPERATOR_CREDENTIALS_NOT_READY)
             })
 }
 
