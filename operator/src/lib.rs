@@ -15,6 +15,7 @@ pub mod render;
 pub mod roll;
 pub mod telemetry;
 pub mod topic;
+pub mod user;
 
 #[cfg(test)]
 mod fixtures;
