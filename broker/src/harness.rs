@@ -23,9 +23,24 @@ pub async fn start_plaintext(
     dir: &Path,
     within: Duration,
 ) -> anyhow::Result<(server::Running, String)> {
+    start_plaintext_with(dir, &[], within).await
+}
+
+/// [`start_plaintext`] with extra broker properties, e.g. an authorizer and super users.
+pub async fn start_plaintext_with(
+    dir: &Path,
+    extra: &[(&str, &str)],
+    within: Duration,
+) -> anyhow::Result<(server::Running, String)> {
     let mut props = Properties::new();
     props.insert("log.dirs".into(), dir.display().to_string());
     props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".into());
+    // A free port rather than the fixed default 9644, so two of these brokers (two tests
+    // of one binary running in parallel) can run side by side.
+    props.insert("admin.listener".into(), "127.0.0.1:0".into());
+    for (k, v) in extra {
+        props.insert(k.to_string(), v.to_string());
+    }
     let (config, _) = BrokerConfig::from_properties(props)?;
     let running = server::start(config, true).await?;
     let address = running

@@ -230,7 +230,7 @@ impl Admin {
         Ok(Admin::new(conn, call_timeout))
     }
 
-    async fn send<R: Request>(
+    pub(crate) async fn send<R: Request>(
         &mut self,
         api: &'static str,
         request: R,

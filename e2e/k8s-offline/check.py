@@ -106,8 +106,11 @@ CRUD = ["get", "list", "watch", "create", "patch", "update", "delete"]
 NAMESPACED_RULES = [
     ([GROUP], ["kafkaclusters", "kafkatopics", "kafkausers"], ["get", "list", "watch", "patch", "update"], None),
     ([GROUP], ["kafkaclusters/status", "kafkatopics/status", "kafkausers/status"], ["get", "patch", "update"], None),
-    ([GROUP], ["kafkaclusters/finalizers"], ["update"], None),
+    ([GROUP], ["kafkaclusters/finalizers", "kafkausers/finalizers"], ["update"], None),
     ([""], ["configmaps", "services", "serviceaccounts"], CRUD, None),
+    # The KafkaUser controller writes each user's credentials Secret and reads the Secret
+    # a password comes from.
+    ([""], ["secrets"], CRUD, None),
     ([""], ["pods"], ["get", "list", "patch", "delete"], None),
     (["apps"], ["statefulsets"], CRUD, None),
     (["policy"], ["poddisruptionbudgets"], CRUD, None),
@@ -1097,7 +1100,7 @@ def check_chart_objects(objs: list[dict], values: dict, origin: str, chart_value
         bound(find(objs, "RoleBinding", f"{fullname}-leader-election"), "Role", f"{fullname}-leader-election")
     elif lease_role:
         problems.append("leader-election Role rendered although leaderElection.enabled is false")
-    # No rule anywhere may grant more than the contract: no wildcards, no secrets, no pods/exec.
+    # No rule anywhere may grant more than the contract: no wildcards, no pods/exec.
     for o in objs:
         if o["kind"] in ("ClusterRole", "Role"):
             for rule in o.get("rules") or []:

@@ -17,6 +17,7 @@ pub mod render;
 pub mod roll;
 pub mod telemetry;
 pub mod topic;
+pub mod user;
 
 #[cfg(test)]
 mod fixtures;

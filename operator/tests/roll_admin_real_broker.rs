@@ -10,13 +10,16 @@
 //! test can read each broker's metadata image to compare `describe` against what the
 //! cluster itself holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::loopback::{split_addr, Localised};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
@@ -27,13 +30,11 @@ use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 use strom_broker::broker::Broker;
 use strom_broker::config::dynamic::DynamicLayer;
-use strom_broker::config::{properties, BrokerConfig};
+use strom_broker::config::BrokerConfig;
 use strom_broker::metadata::image::MetadataImage;
 use strom_broker::server::{self, Running};
 use strom_client::Connection;
 use strom_client::Security;
-use strom_operator::cluster::config::{broker_properties, ExternalAddresses};
-use strom_operator::cluster::names;
 use strom_operator::crd::KafkaCluster;
 use strom_operator::roll::kafka::{AdminError, BrokerAdmin, ClusterView, Endpoint, KafkaAdmin};
 use strom_operator::roll::roller;
@@ -89,103 +90,15 @@ struct Node {
     endpoint: Endpoint,
 }
 
-/// A free loopback port for each `(broker, port the operator renders)`. All are held open
-/// until every one is chosen, so none is handed out twice.
-fn allocate(ports: &BTreeSet<(i32, u16)>) -> BTreeMap<(i32, u16), u16> {
-    let held: Vec<((i32, u16), TcpListener)> = ports
-        .iter()
-        .map(|key| (*key, TcpListener::bind("127.0.0.1:0").expect("a free port")))
-        .collect();
-    held.iter()
-        .map(|(key, l)| (*key, l.local_addr().expect("bound").port()))
-        .collect()
-}
-
-fn split_addr(addr: &str) -> (&str, u16) {
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    (host, port.parse().expect("a port number"))
-}
-
-/// `NAME://host:port,...` as (name, host, port).
-fn listener_entries(value: &str) -> Vec<(String, String, u16)> {
-    value
-        .split(',')
-        .map(|entry| {
-            let (name, addr) = entry.split_once("://").expect("NAME://host:port");
-            let (host, port) = split_addr(addr);
-            (name.to_string(), host.to_string(), port)
-        })
-        .collect()
-}
-
 /// Renders every broker's properties as the operator does, moves every address to
 /// 127.0.0.1 on its own free port, and maps the roller's pod endpoints the same way. The
 /// mapping fails the test if an endpoint names a port the rendered broker does not serve,
 /// or the Kafka endpoint is not a PLAINTEXT listener or the admin one not `admin.listener`.
 fn nodes(data: &Path) -> Vec<Node> {
-    let spec = cluster_spec();
-    let rendered: Vec<properties::Properties> = (0..BROKERS)
-        .map(|i| {
-            let file = data.join(format!("server-{i}.properties"));
-            std::fs::write(
-                &file,
-                broker_properties(&spec, i, &ExternalAddresses::default()),
-            )
-            .expect("write properties");
-            properties::read_file(&file).expect("the broker reads the operator's file")
-        })
-        .collect();
-    // What each broker serves, by the port the operator gave it: a listener name, or
-    // "admin" for the admin HTTP listener.
-    let mut serves: BTreeMap<(i32, u16), String> = BTreeMap::new();
-    for (i, props) in (0..BROKERS).zip(&rendered) {
-        for (name, _, port) in listener_entries(&props["listeners"]) {
-            serves.insert((i, port), name);
-        }
-        let (_, admin_port) = split_addr(&props["admin.listener"]);
-        serves.insert((i, admin_port), "admin".to_string());
-    }
-    let local = allocate(&serves.keys().copied().collect());
-    let pod_of = |host: &str| {
-        (0..BROKERS)
-            .find(|j| names::pod_dns(CLUSTER, NAMESPACE, *j) == host)
-            .unwrap_or_else(|| panic!("{host} is no broker pod of the cluster"))
-    };
-    let loopback = |broker: i32, port: u16| {
-        let port = local
-            .get(&(broker, port))
-            .unwrap_or_else(|| panic!("broker {broker} serves nothing on port {port}"));
-        format!("127.0.0.1:{port}")
-    };
+    let local = Localised::render(&cluster_spec(), BROKERS, data);
     (0..BROKERS)
-        .zip(rendered)
-        .map(|(i, mut props)| {
-            let listeners = listener_entries(&props["listeners"])
-                .iter()
-                .map(|(name, _, port)| format!("{name}://{}", loopback(i, *port)))
-                .collect::<Vec<_>>()
-                .join(",");
-            let advertised = listener_entries(&props["advertised.listeners"])
-                .iter()
-                .map(|(name, host, port)| format!("{name}://{}", loopback(pod_of(host), *port)))
-                .collect::<Vec<_>>()
-                .join(",");
-            let voters = props["controller.quorum.voters"]
-                .split(',')
-                .map(|v| {
-                    let (id, addr) = v.split_once('@').expect("id@host:port");
-                    let (host, port) = split_addr(addr);
-                    format!("{id}@{}", loopback(pod_of(host), port))
-                })
-                .collect::<Vec<_>>()
-                .join(",");
-            let (_, admin_port) = split_addr(&props["admin.listener"]);
-            props.insert("listeners".into(), listeners);
-            props.insert("advertised.listeners".into(), advertised);
-            props.insert("controller.quorum.voters".into(), voters);
-            props.insert("admin.listener".into(), loopback(i, admin_port));
-            let dir = data.join(format!("broker-{i}"));
-            props.insert("log.dirs".into(), dir.display().to_string());
+        .zip(local.props.clone())
+        .map(|(i, props)| {
             let protocols: BTreeMap<String, String> = props["listener.security.protocol.map"]
                 .split(',')
                 .filter_map(|e| e.split_once(':'))
@@ -198,12 +111,13 @@ fn nodes(data: &Path) -> Vec<Node> {
             let pod = roller::endpoint(CLUSTER, NAMESPACE, i, &Security::default());
             assert_eq!(pod.id, i);
             let (host, kafka_port) = split_addr(&pod.kafka);
-            assert_eq!(pod_of(host), i, "{} is not broker {i}'s pod", pod.kafka);
-            let kafka_listener = serves
+            assert_eq!(local.pod_of(host), i, "{} is not broker {i}'s pod", pod.kafka);
+            let kafka_listener = local
+                .serves
                 .get(&(i, kafka_port))
                 .unwrap_or_else(|| panic!("the roller calls {} where broker {i} serves nothing", pod.kafka));
-            // The replication listener: the one every broker reaches, PLAINTEXT whatever
-            // security the client listeners have.
+            // The replication listener: the one every broker reaches, PLAINTEXT in a
+            // cluster without security (secured_cluster_real_brokers covers mTLS).
             assert_eq!(
                 Some(kafka_listener),
                 props_inter.as_ref(),
@@ -212,12 +126,12 @@ fn nodes(data: &Path) -> Vec<Node> {
             assert_eq!(
                 protocols.get(kafka_listener).map(String::as_str),
                 Some("PLAINTEXT"),
-                "the roller's Kafka port {kafka_port} is listener {kafka_listener}, which strom-client cannot speak unless it is PLAINTEXT"
+                "the roller's Kafka port {kafka_port} is listener {kafka_listener}, not PLAINTEXT in a cluster without security"
             );
             let (host, admin_port) = split_addr(&pod.admin);
-            assert_eq!(pod_of(host), i, "{} is not broker {i}'s pod", pod.admin);
+            assert_eq!(local.pod_of(host), i, "{} is not broker {i}'s pod", pod.admin);
             assert_eq!(
-                serves.get(&(i, admin_port)).map(String::as_str),
+                local.serves.get(&(i, admin_port)).map(String::as_str),
                 Some("admin"),
                 "the roller's admin port {admin_port} is not broker {i}'s admin.listener"
             );
@@ -226,8 +140,8 @@ fn nodes(data: &Path) -> Vec<Node> {
                 config,
                 endpoint: Endpoint {
                     id: i,
-                    kafka: loopback(i, kafka_port),
-                    admin: loopback(i, admin_port),
+                    kafka: local.address(i, kafka_port),
+                    admin: local.address(i, admin_port),
                     security: Security::default(),
                 },
             }

@@ -85,10 +85,15 @@ when it watches all of them, a Role per namespace otherwise.
   resources: ["kafkaclusters/status", "kafkatopics/status", "kafkausers/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["kafka.strom.dev"]
-  resources: ["kafkaclusters/finalizers"]
+  resources: ["kafkaclusters/finalizers", "kafkausers/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["configmaps", "services", "serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# The user controller: a KafkaUser's credentials Secret, and the Secret a password comes
+# from (spec.authentication.password).
+- apiGroups: [""]
+  resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 # The roller: read broker pods, annotate them (manual roll requests, in-place config
 # updates) and delete one at a time to restart it. No create: the StatefulSet does that.

@@ -200,8 +200,14 @@ fn fresh_cluster_gets_every_secret() {
         issued_holders(&out),
         ["broker-0", "broker-1", "broker-2", "operator"]
     );
-    assert_eq!(out.broker_certs.len(), 6);
+    // Per broker: the certificate, the key, and the two as one PEM keystore.
+    assert_eq!(out.broker_certs.len(), 9);
     assert_eq!(out.broker_digests.len(), 3);
+    assert_eq!(
+        text(&out.broker_certs, "broker-1.pem"),
+        text(&out.broker_certs, "broker-1.key").to_string()
+            + text(&out.broker_certs, "broker-1.crt")
+    );
 
     let ca = bundle(&out, CaKind::Cluster);
     let chain = pems(&out.broker_certs, "broker-1.crt");
@@ -291,7 +297,7 @@ fn replicas_grown_adds_one_broker_and_leaves_the_others() {
     // Shrinking drops the entry of the removed broker.
     run.brokers = brokers(2);
     let shrunk = run.step(&mut stored, t0() + DAY * 2);
-    assert_eq!(shrunk.broker_certs.len(), 4);
+    assert_eq!(shrunk.broker_certs.len(), 6);
     assert_eq!(shrunk.events, []);
 }
 

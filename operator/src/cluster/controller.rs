@@ -1,6 +1,6 @@
 //! Runs the KafkaCluster controller over all namespaces or a list of them, watching the
 //! objects it owns so a deleted Service or an edited StatefulSet is put back at once, and
-//! beside it the KafkaTopic controller (`crate::topic`).
+//! beside it the KafkaTopic and KafkaUser controllers (`crate::topic`, `crate::user`).
 
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ impl Scope {
     }
 }
 
-/// Runs the KafkaCluster and KafkaTopic controllers until `shutdown` turns true;
+/// Runs the KafkaCluster, KafkaTopic and KafkaUser controllers until `shutdown` turns true;
 /// in-flight reconciles finish first.
 pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool>) {
     let topics = Arc::new(crate::topic::reconcile::Context::new(
@@ -62,9 +62,15 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool
         ctx.metrics.clone(),
         ctx.recorder.clone(),
     ));
-    futures::future::join(
+    let users = Arc::new(crate::user::reconcile::Context::new(
+        ctx.client.clone(),
+        ctx.metrics.clone(),
+        ctx.recorder.clone(),
+    ));
+    futures::future::join3(
         run_clusters(ctx, scope.clone(), shutdown.clone()),
-        crate::topic::controller::run(topics, scope, shutdown),
+        crate::topic::controller::run(topics, scope.clone(), shutdown.clone()),
+        crate::user::controller::run(users, scope, shutdown),
     )
     .await;
 }

@@ -142,13 +142,19 @@ mod tests {
         );
     }
 
+    fn user_with_rule(rule: serde_json::Value) -> KafkaUser {
+        serde_json::from_value(
+            json!({"apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaUser",
+            "metadata": {"name": "u"}, "spec": {"authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": [rule]}}}),
+        )
+        .expect("a KafkaUser")
+    }
+
     #[test]
     fn acl_resources_other_than_cluster_need_a_name() {
-        let user = |resource: serde_json::Value| -> KafkaUser {
-            serde_json::from_value(json!({"apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaUser",
-                "metadata": {"name": "u"}, "spec": {"authentication": {"type": "scram-sha-512"},
-                "authorization": {"type": "simple", "acls": [{"resource": resource, "operations": ["Read"]}]}}}))
-            .expect("a KafkaUser")
+        let user = |resource: serde_json::Value| {
+            user_with_rule(json!({"resource": resource, "operations": ["Describe"]}))
         };
         assert!(user(json!({"type": "cluster"})).validate_cel().is_ok());
         assert!(
@@ -157,6 +163,90 @@ mod tests {
                 .is_ok()
         );
         rejected(user(json!({"type": "topic"})).validate_cel(), "need a name");
+        rejected(
+            user(json!({"type": "cluster", "name": "kafka-cluster"})).validate_cel(),
+            "the cluster resource has no name",
+        );
+        rejected(
+            user(json!({"type": "cluster", "patternType": "prefix"})).validate_cel(),
+            "literal only",
+        );
+    }
+
+    #[test]
+    fn acl_operations_are_those_kafka_defines_for_the_resource() {
+        let rule = |kind: &str, ops: serde_json::Value| {
+            let mut resource = json!({"type": kind});
+            if kind != "cluster" {
+                resource["name"] = json!("x");
+            }
+            user_with_rule(json!({"resource": resource, "operations": ops}))
+        };
+        for (kind, ops) in [
+            (
+                "topic",
+                json!([
+                    "Read",
+                    "Write",
+                    "Create",
+                    "Describe",
+                    "Delete",
+                    "Alter",
+                    "DescribeConfigs",
+                    "AlterConfigs"
+                ]),
+            ),
+            ("group", json!(["Read", "Describe", "Delete"])),
+            (
+                "cluster",
+                json!([
+                    "Create",
+                    "ClusterAction",
+                    "DescribeConfigs",
+                    "AlterConfigs",
+                    "IdempotentWrite",
+                    "Alter",
+                    "Describe"
+                ]),
+            ),
+            ("transactionalId", json!(["Describe", "Write"])),
+        ] {
+            assert!(rule(kind, ops).validate_cel().is_ok(), "{kind}");
+            assert!(
+                rule(kind, json!(["All"])).validate_cel().is_ok(),
+                "{kind} All"
+            );
+        }
+        rejected(
+            rule("group", json!(["Write"])).validate_cel(),
+            "a group takes",
+        );
+        rejected(
+            rule("topic", json!(["IdempotentWrite"])).validate_cel(),
+            "a topic takes",
+        );
+        rejected(
+            rule("cluster", json!(["Read"])).validate_cel(),
+            "a cluster takes",
+        );
+        rejected(
+            rule("transactionalId", json!(["Read"])).validate_cel(),
+            "a transactionalId takes",
+        );
+    }
+
+    #[test]
+    fn a_password_source_is_for_scram_users_only() {
+        let user = |kind: &str| -> KafkaUser {
+            serde_json::from_value(
+                json!({"apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaUser",
+                "metadata": {"name": "u"}, "spec": {"authentication": {"type": kind,
+                "password": {"valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}}}}}),
+            )
+            .expect("a KafkaUser")
+        };
+        assert!(user("scram-sha-512").validate_cel().is_ok());
+        rejected(user("tls").validate_cel(), "scram-sha-512 users only");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `KafkaUser`: a principal with credentials, ACLs and quotas, in Strimzi's shape so users
-//! can move their manifests over (reconciled by the user controller of a later issue).
+//! can move their manifests over (reconciled by `crate::user`).
 // Each `printcolumn(...)` in the kube derive repeats keys such as `type_`; clippy reads
 // that as a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
@@ -60,11 +60,42 @@ pub struct KafkaUserSpec {
 
 /// User authentication.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.type == 'scram-sha-512' || !has(self.password)").message("password applies to scram-sha-512 users only"))]
 pub struct UserAuthentication {
     /// `scram-sha-512` (a generated password in a Secret named after the user) or `tls`
     /// (a client certificate).
     #[serde(rename = "type")]
     pub kind: UserAuthenticationType,
+    /// For `scram-sha-512`: take the password from a Secret instead of generating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordSource>,
+}
+
+/// Where a SCRAM user's password comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordSource {
+    /// The Secret key holding the password.
+    pub value_from: PasswordValueFrom,
+}
+
+/// A password held elsewhere.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordValueFrom {
+    /// A key of a Secret in the user's namespace.
+    pub secret_key_ref: SecretKeyRef,
+}
+
+/// One key of one Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The key whose value is the password.
+    #[schemars(length(min = 1))]
+    pub key: String,
 }
 
 /// User authentication mechanism.
@@ -86,6 +117,7 @@ pub struct UserAuthorization {
     pub kind: AuthorizationType,
     /// The rules.
     #[serde(default)]
+    #[schemars(length(max = 1024))]
     pub acls: Vec<AclRule>,
 }
 
@@ -97,9 +129,14 @@ pub enum AuthorizationType {
     Simple,
 }
 
-/// One ACL rule, as Strimzi writes it.
+/// One ACL rule, as Strimzi writes it. The operations each resource type takes are
+/// Kafka's (`AclEntry.supportedOperations`).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.resource.type != 'topic' || self.operations.all(o, o in ['Read', 'Write', 'Create', 'Describe', 'Delete', 'Alter', 'DescribeConfigs', 'AlterConfigs', 'All'])").message("a topic takes Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs or All"))]
+#[x_kube(validation = Rule::new("self.resource.type != 'group' || self.operations.all(o, o in ['Read', 'Describe', 'Delete', 'All'])").message("a group takes Read, Describe, Delete or All"))]
+#[x_kube(validation = Rule::new("self.resource.type != 'cluster' || self.operations.all(o, o in ['Create', 'ClusterAction', 'DescribeConfigs', 'AlterConfigs', 'IdempotentWrite', 'Alter', 'Describe', 'All'])").message("a cluster takes Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe or All"))]
+#[x_kube(validation = Rule::new("self.resource.type != 'transactionalId' || self.operations.all(o, o in ['Describe', 'Write', 'All'])").message("a transactionalId takes Describe, Write or All"))]
 pub struct AclRule {
     /// `allow` (default) or `deny`.
     #[serde(rename = "type", default)]
@@ -107,10 +144,11 @@ pub struct AclRule {
     /// What the rule applies to.
     pub resource: AclResource,
     /// Operations the rule allows or denies.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 16))]
     pub operations: Vec<AclOperation>,
     /// Client host the rule applies to; `*` (default) for any.
     #[serde(default = "any_host")]
+    #[schemars(length(min = 1, max = 255))]
     pub host: String,
 }
 
@@ -133,12 +171,15 @@ pub enum AclRuleType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.type == 'cluster' || has(self.name)").message("topic, group and transactionalId resources need a name"))]
+#[x_kube(validation = Rule::new("self.type != 'cluster' || !has(self.name)").message("the cluster resource has no name"))]
+#[x_kube(validation = Rule::new("self.type != 'cluster' || !has(self.patternType) || self.patternType == 'literal'").message("the cluster resource takes patternType literal only"))]
 pub struct AclResource {
     /// `topic`, `group`, `cluster` or `transactionalId`.
     #[serde(rename = "type")]
     pub kind: AclResourceType,
     /// Resource name, or prefix when `patternType` is `prefix`. `*` matches all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
     pub name: Option<String>,
     /// `literal` (default) or `prefix`.
     #[serde(default)]

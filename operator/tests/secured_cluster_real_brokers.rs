@@ -1,0 +1,341 @@
+//! A secured KafkaCluster as the operator renders it, on three real strom-brokers started
+//! in this process, with the certificates the operator's own `certs` module issues,
+//! written where the pods mount them. Replication and the controller quorum run over
+//! mutual TLS with the cluster CA (a topic with three replicas gets all three in sync);
+//! the operator reaches the replication listener with its own certificate and is a super
+//! user; a KafkaUser certificate from the clients CA authenticates on the mTLS listener as
+//! `User:CN=<name>` and does what its ACLs allow, and the replication listener refuses it;
+//! a SCRAM user the operator created logs in on the SASL_SSL listener.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::loopback::Localised;
+use k8s_openapi::api::core::v1::Secret;
+use kafka_protocol::ResponseError;
+use serde_json::json;
+use strom_broker::config::BrokerConfig;
+use strom_broker::server::{self, Running};
+use strom_client::admin::{Admin, AdminError};
+use strom_client::admin_security::{
+    AclBinding, AclOperation, AclPermission, PatternType, ResourceType, ScramMechanism,
+    ScramUpsertion,
+};
+use strom_client::sasl::SaslMechanism;
+use strom_client::tls::TlsConfig;
+use strom_client::Security;
+use strom_operator::access::{self, Brokers};
+use strom_operator::certs::{
+    self, issue_user_certificate, names as cert_names, Authority, BrokerIdentity, CaKind,
+    CertsOutput, CertsRequest,
+};
+use strom_operator::cluster::{names, security};
+use strom_operator::crd::KafkaCluster;
+use strom_operator::topic::kafka as topic_kafka;
+use strom_operator::topic::plan::{self, Desired};
+
+const CLUSTER: &str = "secure";
+const NAMESPACE: &str = "kafka";
+const BROKERS: i32 = 3;
+const SCRAM_PORT: u16 = 9094;
+const MTLS_PORT: u16 = 9095;
+const SETTLE: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn cluster() -> KafkaCluster {
+    serde_json::from_value(json!({
+        "apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaCluster",
+        "metadata": {"name": CLUSTER, "namespace": NAMESPACE, "uid": "u"},
+        "spec": {
+            "replicas": BROKERS,
+            "listeners": [
+                {"name": "scram", "port": SCRAM_PORT, "tls": true,
+                 "authentication": {"type": "scram-sha-512"}},
+                {"name": "mtls", "port": MTLS_PORT, "tls": true,
+                 "authentication": {"type": "tls"}},
+            ],
+            "authorization": {"type": "simple"},
+            "defaultReplicationFactor": 3,
+            "minInsyncReplicas": 2,
+        },
+    }))
+    .expect("a KafkaCluster")
+}
+
+/// Every certificate Secret of the cluster; the brokers are reached on 127.0.0.1 here,
+/// so that is one of their names too (as an external address would be).
+fn certificates() -> CertsOutput {
+    let brokers: Vec<BrokerIdentity> = (0..BROKERS as u32)
+        .map(|ordinal| BrokerIdentity {
+            ordinal,
+            extra_names: vec!["127.0.0.1".into()],
+        })
+        .collect();
+    certs::reconcile_certificates(&CertsRequest {
+        cluster: CLUSTER,
+        namespace: NAMESPACE,
+        brokers: &brokers,
+        cluster_ca: Default::default(),
+        clients_ca: Default::default(),
+        existing: Default::default(),
+        now: SystemTime::now(),
+        brokers_current: true,
+    })
+    .expect("certificates")
+}
+
+/// The Secrets as the broker pods mount them, under `root` instead of the certs dir.
+fn mount(certs: &CertsOutput, root: &Path) {
+    let cluster_ca = certs.cluster_ca.as_ref().expect("generated cluster CA");
+    let clients_ca = certs.clients_ca.as_ref().expect("generated clients CA");
+    for (dir, data) in [
+        (security::CLUSTER_CA_DIR, &cluster_ca.cert),
+        (security::CLIENTS_CA_DIR, &clients_ca.cert),
+        (security::BROKER_CERTS_DIR, &certs.broker_certs),
+    ] {
+        let dir = root.join(
+            dir.trim_start_matches(security::CERTS_DIR)
+                .trim_start_matches('/'),
+        );
+        std::fs::create_dir_all(&dir).expect("mount dir");
+        for (key, value) in data {
+            std::fs::write(dir.join(key), &value.0).expect("write a Secret key");
+        }
+    }
+}
+
+fn secret(data: &certs::SecretData) -> Secret {
+    Secret {
+        data: Some(data.clone()),
+        ..Secret::default()
+    }
+}
+
+async fn admin(addresses: &[String], security: &Security) -> Result<Admin, AdminError> {
+    Admin::connect_with(addresses, security, "secured-test", TIMEOUT, TIMEOUT).await
+}
+
+/// Polls `check` until it gives `Some`, failing with `what` after `SETTLE`.
+async fn eventually<T, Fut: std::future::Future<Output = Result<T, String>>>(
+    what: &str,
+    mut check: impl FnMut() -> Fut,
+) -> T {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) => assert!(Instant::now() < deadline, "{what}: {last}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secured_cluster_serves_its_operator_and_its_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = cluster();
+    let certs = certificates();
+    let mounted = dir.path().join("certs");
+    mount(&certs, &mounted);
+    let local = Localised::render(&spec, BROKERS, dir.path());
+    let configs: Vec<BrokerConfig> = local
+        .props
+        .iter()
+        .map(|props| {
+            let props = props
+                .iter()
+                .map(|(k, v)| {
+                    let v = v.replace(security::CERTS_DIR, &mounted.display().to_string());
+                    (k.clone(), v)
+                })
+                .collect();
+            BrokerConfig::from_properties(props)
+                .expect("the broker accepts the secured config")
+                .0
+        })
+        .collect();
+    let starts: Vec<_> = configs
+        .iter()
+        .map(|c| tokio::spawn(server::start(c.clone(), true)))
+        .collect();
+    let mut running: Vec<Running> = Vec::new();
+    for start in starts {
+        running.push(
+            tokio::time::timeout(SETTLE, start)
+                .await
+                .expect("started in time")
+                .expect("start task")
+                .expect("the broker starts"),
+        );
+    }
+
+    // The operator: its certificate from the operator Secret, the replication listener.
+    let mut operator = access::from_secret(&spec, Some(&secret(&certs.operator_certs)))
+        .expect("the operator's credentials");
+    assert_eq!(operator.security.protocol(), "SSL");
+    let replication = names::REPLICATION_PORT as u16;
+    operator.addresses = (0..BROKERS)
+        .map(|i| local.address(i, replication))
+        .collect();
+
+    // A topic with three replicas, all in sync: replication runs over mutual TLS, and
+    // the operator may create it (a super user; nobody else has an ACL).
+    let desired = Desired {
+        name: "payments".into(),
+        partitions: 3,
+        replicas: 3,
+        config: Default::default(),
+    };
+    eventually("the operator creates a topic", || {
+        let operator = operator.clone();
+        let steps = plan::plan(&desired, None).steps;
+        async move {
+            topic_kafka::apply(&operator, "payments", &steps)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    eventually("every replica in sync", || {
+        let operator: Brokers = operator.clone();
+        async move {
+            let view = strom_operator::rebalance::kafka::describe(&operator)
+                .await
+                .map_err(|e| e.to_string())?;
+            let partitions: Vec<_> = view
+                .assignment
+                .iter()
+                .filter(|(tp, _)| tp.topic == "payments")
+                .collect();
+            let observed = topic_kafka::observe(&operator, "payments")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no topic")?;
+            (partitions.len() == 3 && observed.replicas == 3 && view.in_flight.is_empty())
+                .then_some(())
+                .ok_or_else(|| format!("{partitions:?}"))
+        }
+    })
+    .await;
+    let mut as_operator = admin(&operator.addresses, &operator.security)
+        .await
+        .expect("the operator connects");
+    let described = as_operator
+        .describe_topics(&["payments".to_string()])
+        .await
+        .expect("metadata");
+    let payments = described["payments"]
+        .clone()
+        .expect("described")
+        .expect("exists");
+    assert_eq!(payments.partitions, 3);
+
+    // A KafkaUser certificate from the clients CA, on the mTLS listener.
+    let clients = certs.clients_ca.as_ref().expect("clients CA");
+    let clients_ca = Authority::load(
+        CaKind::Clients,
+        CLUSTER,
+        Some(&clients.cert),
+        Some(&clients.key),
+    )
+    .expect("the clients CA loads");
+    let user = issue_user_certificate(&clients_ca, "reporter", SystemTime::now(), 30)
+        .expect("a user certificate");
+    let cluster_ca = &certs.cluster_ca.as_ref().expect("cluster CA").cert[cert_names::CA_CRT].0;
+    let as_user = Security::default().with_tls(
+        TlsConfig::with_client_certificate(cluster_ca, &user.user_crt, &user.user_key)
+            .expect("the user's TLS config"),
+    );
+    let mtls = vec![local.address(0, MTLS_PORT)];
+    let topics = ["payments".to_string()];
+    let mut reporter = admin(&mtls, &as_user).await.expect("the user connects");
+    let refused = reporter.describe_topics(&topics).await.expect("metadata")["payments"]
+        .clone()
+        .expect_err("no ACL yet");
+    assert_eq!(
+        refused.error(),
+        Some(ResponseError::TopicAuthorizationFailed)
+    );
+
+    let allow = AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: "payments".into(),
+        pattern_type: PatternType::Literal,
+        principal: "User:CN=reporter".into(),
+        host: "*".into(),
+        operation: AclOperation::Describe,
+        permission: AclPermission::Allow,
+    };
+    for outcome in as_operator.create_acls(&[allow]).await.expect("CreateAcls") {
+        outcome.expect("the ACL is created");
+    }
+    eventually("the ACL lets the user describe the topic", || {
+        let (mtls, as_user, topics) = (mtls.clone(), as_user.clone(), topics.clone());
+        async move {
+            let mut reporter = admin(&mtls, &as_user).await.map_err(|e| e.to_string())?;
+            match reporter
+                .describe_topics(&topics)
+                .await
+                .map_err(|e| e.to_string())?["payments"]
+                .clone()
+            {
+                Ok(Some(_)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+
+    // The replication listener trusts only the cluster CA: a user certificate is refused.
+    // (Under TLS 1.3 the refusal of a client certificate may only show at the first
+    // request, after the client finished its side of the handshake.)
+    let accepted = match admin(&operator.addresses[..1], &as_user).await {
+        Ok(mut a) => a.describe_topics(&topics).await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(
+        !accepted,
+        "a client certificate from the clients CA got onto the replication listener"
+    );
+
+    // A SCRAM user the operator creates logs in on the SASL_SSL listener.
+    let upsert = ScramUpsertion::new("payments-app", ScramMechanism::Sha512, "s3cret-pw", 4096)
+        .expect("randomness");
+    for (_, outcome) in as_operator
+        .alter_user_scram_credentials(&[upsert], &[])
+        .await
+        .expect("AlterUserScramCredentials")
+    {
+        outcome.expect("the credential is stored");
+    }
+    let as_scram = Security::default()
+        .with_tls(TlsConfig::new(cluster_ca).expect("trust the cluster CA"))
+        .with_sasl(SaslMechanism::SCRAM_SHA_512, "payments-app", "s3cret-pw");
+    let scram = vec![local.address(1, SCRAM_PORT)];
+    let mut app = eventually("the SCRAM user logs in", || {
+        let (scram, as_scram) = (scram.clone(), as_scram.clone());
+        async move { admin(&scram, &as_scram).await.map_err(|e| e.to_string()) }
+    })
+    .await;
+    let refused = app.describe_topics(&topics).await.expect("metadata")["payments"]
+        .clone()
+        .expect_err("payments-app has no ACL");
+    assert_eq!(
+        refused.error(),
+        Some(ResponseError::TopicAuthorizationFailed)
+    );
+    let wrong = Security::default()
+        .with_tls(TlsConfig::new(cluster_ca).expect("trust the cluster CA"))
+        .with_sasl(SaslMechanism::SCRAM_SHA_512, "payments-app", "wrong");
+    assert!(matches!(
+        admin(&scram, &wrong).await,
+        Err(AdminError::Refusal(_))
+    ));
+
+    drop((as_operator, reporter, app));
+    for r in running {
+        r.shutdown().await.expect("shutdown");
+    }
+}
