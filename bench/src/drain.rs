@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use strom_operator::access::Brokers;
 use strom_operator::rebalance::batch::{next_batch, throttled_brokers, throttles};
 use strom_operator::rebalance::kafka::{self as rebalance, ClusterView};
 use strom_operator::rebalance::plan::{self, Broker as Target};
@@ -261,7 +262,7 @@ fn topic_bytes(cluster: &Cluster, i: usize, partitions: i32) -> Option<u64> {
 /// Waits (every 100 ms, bounded) until no reassignment is in flight; the cluster then.
 fn settled(
     runtime: &tokio::runtime::Runtime,
-    bootstrap: &[String],
+    bootstrap: &Brokers,
     deadline: Instant,
 ) -> Result<ClusterView> {
     loop {
@@ -288,7 +289,7 @@ fn drain(
     runtime: &tokio::runtime::Runtime,
     run: &mut DrainRun,
 ) -> Result<()> {
-    let bootstrap: Vec<String> = cluster.brokers.iter().map(|b| b.bootstrap()).collect();
+    let bootstrap = Brokers::plaintext(cluster.brokers.iter().map(|b| b.bootstrap()).collect());
     let targets: Vec<Target> = (0..BROKERS as i32)
         .filter(|b| *b != DRAINED)
         .map(|id| Target { id, rack: None })

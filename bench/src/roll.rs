@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use strom_client::Security;
 use strom_operator::roll::kafka::{BrokerAdmin, ClusterView, Endpoint, KafkaAdmin};
 use strom_operator::roll::{plan, safety};
 
@@ -320,6 +321,7 @@ fn endpoints(cluster: &Cluster) -> Vec<Endpoint> {
             id: i as i32,
             kafka: b.kafka_addr.to_string(),
             admin: b.admin_addr.to_string(),
+            security: Security::default(),
         })
         .collect()
 }

@@ -157,11 +157,13 @@ mod tests {
         assert!(matches!(err, AccessError::CredentialsMissing(ref s) if s == "c-operator-certs"));
         assert_eq!(err.reason(), "OperatorCredentialsNotReady");
 
-        let mut secret = Secret::default();
-        secret.data = Some(BTreeMap::from([(
-            cert_names::CA_CRT.to_string(),
-            ByteString(b"not a certificate".to_vec()),
-        )]));
+        let secret = Secret {
+            data: Some(BTreeMap::from([(
+                cert_names::CA_CRT.to_string(),
+                ByteString(b"not a certificate".to_vec()),
+            )])),
+            ..Secret::default()
+        };
         let err = from_secret(&secured, Some(&secret)).expect_err("keys missing");
         assert!(
             matches!(err, AccessError::CredentialKeyMissing { key, .. } if key == cert_names::OPERATOR_CRT),
