@@ -181,7 +181,8 @@ pub struct ClusterAuthorization {
     /// user); a `User:` prefix is added where missing. The brokers and the operator are
     /// always super users.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(u, size(u) > 0 && !u.contains(';'))").message("super users must be non-empty and cannot contain ';'"))]
+    // `super.users` separates principals with ';'.
+    #[schemars(length(max = 100), inner(length(min = 1, max = 512), regex(pattern = r"^[^;]+$")))]
     pub super_users: Vec<String>,
 }
 
