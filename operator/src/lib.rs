@@ -7,6 +7,7 @@ pub mod certs;
 pub mod cluster;
 pub mod conditions;
 pub mod crd;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod leader;

@@ -15,7 +15,7 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -29,6 +29,7 @@ use super::validate::{validate, Problem};
 use crate::access::{self, AccessError};
 use crate::apply::{apply, delete_if_present, Object, Outcome};
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
+use crate::events;
 use crate::metrics::Metrics;
 use crate::rebalance::kafka::{ClusterAdmin, KafkaAdmin as ScaleAdmin};
 use crate::roll::kafka::{BrokerAdmin, KafkaAdmin};
@@ -600,27 +601,7 @@ async fn publish_related(
     note: String,
     related: Option<ObjectReference>,
 ) {
-    let event = Event {
-        type_: kind,
-        reason: reason.into(),
-        note: Some(truncate(note, 1000)),
-        action: action.into(),
-        secondary: related,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
-        tracing::warn!(cluster = %cluster.name_any(), error = %e, "could not record event");
-    }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
+    events::publish(&ctx.recorder, cluster, kind, reason, action, note, related).await;
 }
 
 fn join_messages(problems: &[Problem]) -> String {

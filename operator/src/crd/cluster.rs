@@ -182,7 +182,10 @@ pub struct ClusterAuthorization {
     /// always super users.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     // `super.users` separates principals with ';'.
-    #[schemars(length(max = 100), inner(length(min = 1, max = 512), regex(pattern = r"^[^;]+$")))]
+    #[schemars(
+        length(max = 100),
+        inner(length(min = 1, max = 512), regex(pattern = r"^[^;]+$"))
+    )]
     pub super_users: Vec<String>,
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use strom_client::admin::{AdminError, ConfigOp};
@@ -24,7 +24,8 @@ use super::status::{
 use crate::access::{self, AccessError, Brokers};
 use crate::cluster::names::FIELD_MANAGER;
 use crate::cluster::reconcile::backoff;
-use crate::crd::{KafkaCluster, KafkaTopic, KafkaTopicStatus, CLUSTER_LABEL};
+use crate::crd::{KafkaCluster, KafkaTopic, CLUSTER_LABEL};
+use crate::events;
 use crate::metrics::Metrics;
 use crate::rebalance::kafka::{ClusterAdmin, KafkaAdmin as ReassignAdmin};
 
@@ -622,38 +623,16 @@ async fn write_status(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&topic.name_any(), &params, &Patch::Apply(&patch))
         .await?;
-    announce_transition(topic, ctx, &previous, &status).await;
+    events::announce_ready_transition(
+        &ctx.recorder,
+        topic,
+        &previous.conditions,
+        &status.conditions,
+    )
+    .await;
     Ok(())
 }
 
-async fn announce_transition(
-    topic: &KafkaTopic,
-    ctx: &Context,
-    previous: &KafkaTopicStatus,
-    status: &KafkaTopicStatus,
-) {
-    let now = status::ready_of(status);
-    if status::ready_of(previous) == now {
-        return;
-    }
-    let Some((ready, reason)) = now else {
-        return;
-    };
-    let message = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == crate::conditions::READY)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    let kind = if ready == "True" {
-        EventType::Normal
-    } else {
-        EventType::Warning
-    };
-    publish(topic, ctx, kind, &reason, "UpdateStatus", message).await;
-}
-
-/// Events are best effort: failing to record one must not fail the reconcile.
 async fn publish(
     topic: &KafkaTopic,
     ctx: &Context,
@@ -662,24 +641,7 @@ async fn publish(
     action: &str,
     note: String,
 ) {
-    let mut note = note;
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
-    let event = Event {
-        type_: kind,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &topic.object_ref(&())).await {
-        tracing::warn!(topic = %topic.name_any(), error = %e, "could not record event");
-    }
+    events::publish(&ctx.recorder, topic, kind, reason, action, note, None).await;
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use strom_client::admin::AdminError;
@@ -32,7 +32,8 @@ use crate::cluster::names::FIELD_MANAGER;
 use crate::cluster::reconcile::backoff;
 use crate::cluster::{certificates, names};
 use crate::crd::user::UserAuthenticationType;
-use crate::crd::{KafkaCluster, KafkaUser, KafkaUserStatus, CLUSTER_LABEL};
+use crate::crd::{KafkaCluster, KafkaUser, CLUSTER_LABEL};
+use crate::events;
 use crate::metrics::Metrics;
 
 /// Name of this controller in metrics, logs and events.
@@ -676,38 +677,16 @@ async fn write_status(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&user.name_any(), &params, &Patch::Apply(&patch))
         .await?;
-    announce_transition(user, ctx, &previous, &status).await;
+    events::announce_ready_transition(
+        &ctx.recorder,
+        user,
+        &previous.conditions,
+        &status.conditions,
+    )
+    .await;
     Ok(())
 }
 
-async fn announce_transition(
-    user: &KafkaUser,
-    ctx: &Context,
-    previous: &KafkaUserStatus,
-    status: &KafkaUserStatus,
-) {
-    let now = status::ready_of(status);
-    if status::ready_of(previous) == now {
-        return;
-    }
-    let Some((ready, reason)) = now else {
-        return;
-    };
-    let message = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == crate::conditions::READY)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    let kind = if ready == "True" {
-        EventType::Normal
-    } else {
-        EventType::Warning
-    };
-    publish(user, ctx, kind, &reason, "UpdateStatus", message).await;
-}
-
-/// Events are best effort: failing to record one must not fail the reconcile.
 async fn publish(
     user: &KafkaUser,
     ctx: &Context,
@@ -716,22 +695,5 @@ async fn publish(
     action: &str,
     note: String,
 ) {
-    let mut note = note;
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
-    let event = Event {
-        type_: kind,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &user.object_ref(&())).await {
-        tracing::warn!(user = %user.name_any(), error = %e, "could not record event");
-    }
+    events::publish(&ctx.recorder, user, kind, reason, action, note, None).await;
 }
