@@ -133,26 +133,23 @@ fn secrets(cluster: &KafkaCluster, output: &CertsOutput) -> Vec<Secret> {
         .collect()
 }
 
-/// The Event note of one certificate change.
-pub fn describe(event: &CertEvent) -> (bool, &'static str, String) {
+/// The Event reason and note of one certificate change (all Normal: each is the
+/// operator doing its job).
+pub fn describe(event: &CertEvent) -> (&'static str, String) {
     match event {
         CertEvent::CaCreated { kind, reason } => (
-            false,
             "CertificateAuthorityCreated",
             format!("created the {kind} ({reason})"),
         ),
         CertEvent::CaRenewed { kind } => (
-            false,
             "CertificateAuthorityRenewed",
             format!("renewed the {kind}; the old one stays trusted until nothing uses it"),
         ),
         CertEvent::CaRetired { kind, count } => (
-            false,
             "CertificateAuthorityRetired",
             format!("{count} old {kind} certificate(s) no longer trusted"),
         ),
         CertEvent::LeafIssued { holder, reason } => (
-            false,
             "CertificateIssued",
             format!("issued the {holder} certificate ({reason})"),
         ),

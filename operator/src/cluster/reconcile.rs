@@ -272,13 +272,8 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
         Ok(done) => {
             applied.extend(done.secrets.iter().map(|s| format!("Secret {s}")));
             for event in &done.events {
-                let (warning, reason, note) = certificates::describe(event);
-                let kind = if warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                publish(cluster, ctx, kind, reason, "Certificates", note).await;
+                let (reason, note) = certificates::describe(event);
+                publish(cluster, ctx, EventType::Normal, reason, "Certificates", note).await;
             }
         }
         Err(e) => {

@@ -311,6 +311,63 @@ async fn creates_every_object_then_goes_quiet() {
     assert_eq!(lines(&h.reconcile().await), vec![patch(BOOTSTRAP), event()]);
 }
 
+const SECRETS: &str = "/api/v1/namespaces/kafka/secrets";
+
+#[tokio::test]
+async fn a_secured_cluster_gets_its_certificates_before_its_brokers_then_goes_quiet() {
+    let mut secured = spec(3);
+    secured.authorization = Some(serde_json::from_value(json!({"type": "simple"})).expect("authorization"));
+    let h = Harness::new(secured);
+
+    let writes = h.reconcile().await;
+    let secrets: Vec<String> = writes
+        .iter()
+        .filter(|c| c.method == "PATCH" && c.path.starts_with(SECRETS))
+        .map(|c| c.path.trim_start_matches(SECRETS).to_string())
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            "/my-cluster-cluster-ca-cert",
+            "/my-cluster-cluster-ca",
+            "/my-cluster-clients-ca-cert",
+            "/my-cluster-clients-ca",
+            "/my-cluster-broker-certs",
+            "/my-cluster-operator-certs"
+        ]
+    );
+    let position = |path: &str| writes.iter().position(|c| c.path == path);
+    assert!(
+        position(&format!("{SECRETS}/my-cluster-broker-certs")) < position(STS),
+        "the brokers start with their certificates in place"
+    );
+    let brokers = h
+        .fake
+        .get(&format!("{SECRETS}/my-cluster-broker-certs"))
+        .expect("broker certificates");
+    for i in 0..3 {
+        assert!(brokers["data"][format!("broker-{i}.pem")].is_string(), "{brokers}");
+    }
+    let set = h.fake.get(STS).expect("StatefulSet");
+    let volumes = set["spec"]["template"]["spec"]["volumes"].to_string();
+    for secret in ["my-cluster-cluster-ca-cert", "my-cluster-clients-ca-cert", "my-cluster-broker-certs"] {
+        assert!(volumes.contains(secret), "{secret} not mounted: {volumes}");
+    }
+    assert!(
+        !volumes.contains("my-cluster-cluster-ca\"") && !volumes.contains("operator-certs"),
+        "CA keys and the operator's key stay out of the pods: {volumes}"
+    );
+
+    // Nothing to renew: the next reconcile writes no Secret.
+    h.brokers_ready(3);
+    let writes = h.reconcile().await;
+    assert!(
+        !writes.iter().any(|c| c.path.starts_with(SECRETS)),
+        "{:?}",
+        lines(&writes)
+    );
+}
+
 #[tokio::test]
 async fn impossible_spec_is_refused_without_touching_anything() {
     let mut s = spec(3);
