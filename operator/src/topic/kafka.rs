@@ -327,3 +327,61 @@ pub async fn delete_on(admin: &mut Admin, topic: &str) -> Result<(), AdminError>
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(pool: &KafkaTopicAdmin, bootstrap: &Brokers) -> usize {
+        let pools = pool.pools.lock().expect("pool lock");
+        pools
+            .get(&KafkaTopicAdmin::pool_key(bootstrap))
+            .map_or(0, |p| p.idle.len())
+    }
+
+    /// A connection is reused after an answer or a refusal, and never after its broker
+    /// went away: the next call fails like a fresh connect would and leaves no idle one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_are_reused_and_broken_ones_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (running, address) =
+            strom_broker::harness::start_plaintext(dir.path(), Duration::from_secs(60))
+                .await
+                .expect("broker starts");
+        let bootstrap = Brokers::plaintext(vec![address]);
+        let pool = KafkaTopicAdmin::default();
+
+        assert_eq!(
+            pool.observe(&bootstrap, "nope").await.expect("observe"),
+            None
+        );
+        assert_eq!(idle(&pool, &bootstrap), 1);
+        assert_eq!(
+            pool.observe(&bootstrap, "nope").await.expect("observe"),
+            None
+        );
+        assert_eq!(idle(&pool, &bootstrap), 1, "the same connection again");
+        // A refusal is an answer: the connection stays.
+        let refused = pool
+            .apply(&bootstrap, "bad", &[Step::AddPartitions { total: 3 }])
+            .await
+            .expect_err("no such topic");
+        assert!(refused.refused().is_some(), "{refused}");
+        assert_eq!(idle(&pool, &bootstrap), 1);
+
+        running.shutdown().await.expect("shutdown");
+        let gone = pool
+            .observe(&bootstrap, "nope")
+            .await
+            .expect_err("the broker is gone");
+        assert!(
+            refused.refused().is_some() && gone.refused().is_none(),
+            "{gone}"
+        );
+        assert_eq!(
+            idle(&pool, &bootstrap),
+            0,
+            "the broken connection was dropped"
+        );
+    }
+}
