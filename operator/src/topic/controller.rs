@@ -2,12 +2,17 @@
 //! KafkaCluster's changes wake the topics that wait for it (not found, or its brokers not
 //! reachable yet), so they need not sit out their requeue or back-off; topics in sync are
 //! left to their own schedule.
+//!
+//! The reconciles read the clusters and the other topics from reflector stores
+//! (`TopicIndex`) rather than the API: the controller's own store of topics, and one of
+//! clusters kept by a reflector of its own (kube-rs' stable API has no way to share the
+//! `watches` stream's store; a second watch of the few clusters costs little).
 
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 
@@ -25,9 +30,25 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool
             None => Api::all(client.clone()),
         };
         let mut stop = shutdown.clone();
+        let mut stop_reflector = shutdown.clone();
+        let (cluster_store, writer) = reflector::store();
+        ctx.index.add_clusters(cluster_store);
+        let cluster_reflector = reflector::reflector(
+            writer,
+            watcher(clusters.clone(), watcher::Config::default().any_semantic()).default_backoff(),
+        )
+        .take_until(async move {
+            let _ = stop_reflector.wait_for(|stopping| *stopping).await;
+        })
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::debug!(error = %e, "KafkaCluster watch");
+            }
+        });
         let controller = Controller::new(api, watcher::Config::default().any_semantic());
         let topics = controller.store();
-        controller
+        ctx.index.add_topics(topics.clone());
+        let controller = controller
             .watches(
                 clusters,
                 watcher::Config::default().any_semantic(),
@@ -50,7 +71,10 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool
                     Ok((object, _)) => tracing::debug!(topic = %object, "reconciled"),
                     Err(e) => tracing::debug!(error = %e, "reconcile did not complete"),
                 }
-            })
+            });
+        async move {
+            futures::future::join(controller, cluster_reflector).await;
+        }
     });
     futures::future::join_all(controllers).await;
 }

@@ -3,6 +3,7 @@
 //! ownership rules, `kafka` the broker calls behind a trait, `reconcile` applies them.
 
 pub mod controller;
+pub mod index;
 pub mod kafka;
 pub mod plan;
 pub mod reconcile;

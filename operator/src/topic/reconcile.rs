@@ -15,6 +15,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use strom_client::admin::{AdminError, ConfigOp};
 
+use super::index::TopicIndex;
 use super::kafka::{KafkaTopicAdmin, TopicAdmin};
 use super::plan::{self, Desired, Observed, Step};
 use super::status::{
@@ -76,6 +77,8 @@ pub struct Context {
     pub admin: Arc<dyn TopicAdmin>,
     /// The scale step's calls, for the reassignments that change a replication factor.
     pub kafka: Arc<dyn ClusterAdmin>,
+    /// The controller's stores of clusters and topics; empty, the API is asked instead.
+    pub index: TopicIndex,
     /// Consecutive failures per topic (Kubernetes errors and broker refusals alike), for
     /// exponential back-off.
     failures: Mutex<HashMap<String, u32>>,
@@ -88,8 +91,9 @@ impl Context {
             metrics,
             recorder,
             clock: Timestamp::now,
-            admin: Arc::new(KafkaTopicAdmin),
+            admin: Arc::new(KafkaTopicAdmin::default()),
             kafka: Arc::new(ReassignAdmin),
+            index: TopicIndex::default(),
             failures: Mutex::default(),
         }
     }
@@ -233,8 +237,8 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
         ));
     };
     let ns = namespace(topic);
-    let cluster = ctx.api::<KafkaCluster>(&ns).get_opt(&cluster_name).await?;
-    let Some(cluster) = cluster.filter(|c| c.meta().deletion_timestamp.is_none()) else {
+    let cluster = live_cluster(ctx, &ns, &cluster_name).await?;
+    let Some(cluster) = cluster else {
         return Ok(waiting(
             CLUSTER_NOT_FOUND,
             format!("KafkaCluster {cluster_name} not found in namespace {ns}"),
@@ -242,8 +246,7 @@ async fn sync(topic: &KafkaTopic, ctx: &Context) -> Result<Outcome, Error> {
     };
 
     // 4. An older resource naming the same topic owns it; this one touches nothing.
-    let siblings = siblings(topic, ctx, &cluster_name).await?;
-    if let Some(winner) = status::conflict_winner(topic, &siblings) {
+    if let Some(winner) = conflict_winner(topic, ctx, &cluster_name).await? {
         return Ok(waiting(
             RESOURCE_CONFLICT,
             format!("topic {name} is managed by the older KafkaTopic {winner}"),
@@ -481,8 +484,55 @@ fn describe_steps(topic: &str, steps: &[Step]) -> String {
         .join("; ")
 }
 
-/// The KafkaTopics of the same cluster in the namespace, this one included.
-async fn siblings(
+/// The topic's cluster unless it is gone or going. The store's copy when it has one (a
+/// deletion it has not seen yet only delays the topic's reaction by the watch latency);
+/// otherwise the API's, since the store may not have seen a cluster created a moment ago.
+async fn live_cluster(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<KafkaCluster>, Error> {
+    let cluster = match ctx.index.cluster(namespace, name) {
+        Some(cluster) => Some(cluster.as_ref().clone()),
+        None => ctx.api::<KafkaCluster>(namespace).get_opt(name).await?,
+    };
+    Ok(cluster.filter(|c| c.meta().deletion_timestamp.is_none()))
+}
+
+/// The older resource that owns `topic`'s Kafka topic, if any. A winner found in the store
+/// is confirmed with the API, since it may have gone a moment ago (and this one takes
+/// over now); no winner in the store needs no confirmation (see `index`).
+async fn conflict_winner(
+    topic: &KafkaTopic,
+    ctx: &Context,
+    cluster: &str,
+) -> Result<Option<String>, Error> {
+    let name = status::topic_name(topic);
+    if let Some(stored) = ctx.index.siblings(&namespace(topic), cluster, &name) {
+        if status::conflict_winner(topic, &stored).is_none() {
+            return Ok(None);
+        }
+    }
+    let listed = list_siblings(topic, ctx, cluster).await?;
+    Ok(status::conflict_winner(topic, &listed))
+}
+
+/// Whether another live resource claims `topic`'s Kafka topic, so deleting `topic` must
+/// leave it. A claimant found in the store is confirmed with the API: a stale one would
+/// leave the topic on the brokers for good once this resource's finalizer is gone.
+async fn others_claim(topic: &KafkaTopic, ctx: &Context, cluster: &str) -> Result<bool, Error> {
+    let name = status::topic_name(topic);
+    if let Some(stored) = ctx.index.siblings(&namespace(topic), cluster, &name) {
+        if !status::others_claim(topic, &stored) {
+            return Ok(false);
+        }
+    }
+    let listed = list_siblings(topic, ctx, cluster).await?;
+    Ok(status::others_claim(topic, &listed))
+}
+
+/// The KafkaTopics of the same cluster in the namespace, this one included, from the API.
+async fn list_siblings(
     topic: &KafkaTopic,
     ctx: &Context,
     cluster: &str,
@@ -504,14 +554,9 @@ async fn cleanup(topic: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     let name = status::topic_name(topic);
     if status::is_managed(topic) && !status::is_internal(&name) {
         if let Some(cluster_name) = status::cluster_label(topic) {
-            let cluster = ctx
-                .api::<KafkaCluster>(&namespace(topic))
-                .get_opt(&cluster_name)
-                .await?
-                .filter(|c| c.meta().deletion_timestamp.is_none());
+            let cluster = live_cluster(ctx, &namespace(topic), &cluster_name).await?;
             if let Some(cluster) = cluster {
-                let siblings = siblings(topic, ctx, &cluster_name).await?;
-                if !status::others_claim(topic, &siblings) {
+                if !others_claim(topic, ctx, &cluster_name).await? {
                     let bootstrap = access::for_cluster(&ctx.client, &cluster).await?;
                     match ctx.admin.delete(&bootstrap, &name).await {
                         Ok(()) => {

@@ -16,16 +16,19 @@ use strom_client::admin::{AdminError, ConfigOp, Refused};
 
 use std::collections::BTreeSet;
 
-use super::kafka::TopicAdmin;
+use super::kafka::{KafkaTopicAdmin, TopicAdmin};
 use super::plan::{Observed, Step};
 use super::reconcile::{reconcile, Context};
 use super::status::FINALIZER;
 use crate::access::Brokers;
+use crate::crd::{KafkaCluster, KafkaTopic};
 use crate::fixtures::{self, Call, FakeApi};
 use crate::metrics::Metrics;
 use crate::rebalance::batch::TopicThrottle;
 use crate::rebalance::kafka::{BrokerState, ClusterAdmin, ClusterView, KafkaError};
 use crate::rebalance::plan::{Move, TopicPartition};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
 
 const NS: &str = "/apis/kafka.strom.dev/v1alpha1/namespaces/kafka";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/kafka/events";
@@ -830,15 +833,21 @@ async fn an_unmanaged_topic_is_left_alone_even_when_deleted() {
     assert!(h.brokers.get("orders").is_some());
 }
 
-/// The real broker calls against a strom-broker on loopback, whatever bootstrap list the
-/// reconcile computed from the cluster (pod DNS names do not resolve here).
+/// The real broker calls (pooled, as the operator makes them) against a strom-broker on
+/// loopback, whatever bootstrap list the reconcile computed from the cluster (pod DNS
+/// names do not resolve here).
 struct Loopback {
-    address: String,
+    brokers: Brokers,
+    /// `None`: a fresh connection per call, as the operator did before it pooled them.
+    pool: Option<KafkaTopicAdmin>,
 }
 
 impl Loopback {
-    fn brokers(&self) -> Brokers {
-        Brokers::plaintext(vec![self.address.clone()])
+    fn new(address: &str) -> Loopback {
+        Loopback {
+            brokers: Brokers::plaintext(vec![address.to_string()]),
+            pool: Some(KafkaTopicAdmin::default()),
+        }
     }
 }
 
@@ -848,7 +857,10 @@ impl TopicAdmin for Loopback {
         _: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Option<Observed>, AdminError>> {
-        Box::pin(async move { super::kafka::observe(&self.brokers(), topic).await })
+        match &self.pool {
+            Some(pool) => pool.observe(&self.brokers, topic),
+            None => Box::pin(super::kafka::observe(&self.brokers, topic)),
+        }
     }
     fn apply<'a>(
         &'a self,
@@ -856,14 +868,20 @@ impl TopicAdmin for Loopback {
         topic: &'a str,
         steps: &'a [Step],
     ) -> BoxFuture<'a, Result<Option<String>, AdminError>> {
-        Box::pin(async move { super::kafka::apply(&self.brokers(), topic, steps).await })
+        match &self.pool {
+            Some(pool) => pool.apply(&self.brokers, topic, steps),
+            None => Box::pin(super::kafka::apply(&self.brokers, topic, steps)),
+        }
     }
     fn delete<'a>(
         &'a self,
         _: &'a Brokers,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<(), AdminError>> {
-        Box::pin(async move { super::kafka::delete(&self.brokers(), topic).await })
+        match &self.pool {
+            Some(pool) => pool.delete(&self.brokers, topic),
+            None => Box::pin(super::kafka::delete(&self.brokers, topic)),
+        }
     }
 }
 
@@ -893,9 +911,7 @@ async fn reconciles_against_a_real_broker() {
             .expect("broker starts");
 
     let (mut ctx, fake) = fake_context();
-    ctx.admin = Arc::new(Loopback {
-        address: address.clone(),
-    });
+    ctx.admin = Arc::new(Loopback::new(&address));
     let cluster = fixtures::cluster(json!({"replicas": 1}));
     fake.insert(
         &cluster_path(),
@@ -1000,4 +1016,202 @@ async fn reconciles_against_a_real_broker() {
 
     drop(admin);
     running.shutdown().await.expect("shutdown");
+}
+
+/// The controller's stores, filled here as its watches would fill them.
+struct Watches {
+    clusters: Writer<KafkaCluster>,
+    topics: Writer<KafkaTopic>,
+}
+
+impl Watches {
+    /// Empty stores, put in the harness's index.
+    fn attach(h: &Harness) -> Watches {
+        let (clusters, cluster_writer) = reflector::store();
+        let (topics, topic_writer) = reflector::store();
+        h.ctx.index.add_clusters(clusters);
+        h.ctx.index.add_topics(topics);
+        Watches {
+            clusters: cluster_writer,
+            topics: topic_writer,
+        }
+    }
+
+    /// The cluster and the named topics as the API has them now.
+    fn sync(&mut self, h: &Harness, topics: &[String]) {
+        if let Some(cluster) = h.fake.get(&cluster_path()) {
+            let cluster: KafkaCluster = serde_json::from_value(cluster).expect("cluster parses");
+            self.clusters
+                .apply_watcher_event(&watcher::Event::Apply(cluster));
+        }
+        for name in topics {
+            self.topics
+                .apply_watcher_event(&watcher::Event::Apply(h.topic(name)));
+        }
+    }
+}
+
+/// Reads of the cluster (GET) and of the topics (LIST) among `calls`.
+fn api_reads(calls: &[Call]) -> (usize, usize) {
+    let gets = calls
+        .iter()
+        .filter(|c| c.method == "GET" && c.path == cluster_path())
+        .count();
+    let lists = calls
+        .iter()
+        .filter(|c| c.method == "GET" && c.path.ends_with("/kafkatopics"))
+        .count();
+    (gets, lists)
+}
+
+/// One reconcile of the stored topic; its reads of the cluster and of the topics.
+async fn reconcile_reads(h: &Harness, name: &str) -> (usize, usize) {
+    h.fake.take_calls();
+    reconcile(Arc::new(h.topic(name)), h.ctx.clone())
+        .await
+        .expect("reconcile succeeds");
+    api_reads(&h.fake.take_calls())
+}
+
+#[tokio::test]
+async fn the_stores_spare_the_api_reads_and_are_confirmed_before_a_topic_is_given_up() {
+    let h = Harness::new();
+    h.add_topic("payments", 100, json!({"partitions": 1, "replicas": 1}));
+    h.add_topic("orders", 200, json!({"partitions": 1, "replicas": 1}));
+    h.add_topic(
+        "legacy-orders",
+        100,
+        json!({"topicName": "orders", "partitions": 2, "replicas": 1}),
+    );
+    let names: Vec<String> = ["payments", "orders", "legacy-orders"]
+        .map(String::from)
+        .to_vec();
+    let mut watches = Watches::attach(&h);
+    watches
+        .topics
+        .apply_watcher_event(&watcher::Event::Apply(h.topic("payments")));
+
+    // A cluster the store has not seen yet (created a moment ago) is asked of the API.
+    assert_eq!(reconcile_reads(&h, "payments").await, (1, 0));
+    assert_eq!(h.ready("payments").0, "True");
+
+    // Once the store has it: no reads at all.
+    watches.sync(&h, &names);
+    assert_eq!(reconcile_reads(&h, "payments").await, (0, 0));
+
+    // A conflict the store shows is confirmed with one LIST.
+    assert_eq!(reconcile_reads(&h, "orders").await, (0, 1));
+    assert_eq!(h.ready("orders").1, "ResourceConflict");
+    assert!(h.brokers.get("orders").is_none());
+
+    // The winner is gone, the store does not know yet: the loser takes over anyway.
+    h.fake.remove(&topic_path("legacy-orders"));
+    h.brokers.take_calls();
+    h.reconcile("orders").await;
+    assert_eq!(h.ready("orders").0, "True");
+    assert_eq!(h.brokers.get("orders").expect("created").partitions, 1);
+
+    // Deleting it while the store still shows the old claimant: the LIST says nobody
+    // else claims the topic, so it goes with the resource.
+    h.fake.edit(&topic_path("orders"), |t| {
+        t["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    });
+    h.brokers.take_calls();
+    assert_eq!(reconcile_reads(&h, "orders").await, (0, 1));
+    assert_eq!(h.brokers.take_calls(), vec!["delete orders"]);
+    assert_eq!(h.finalizers("orders"), json!([]));
+    assert!(h.brokers.get("orders").is_none());
+}
+
+/// Issue 16 §3: a thousand KafkaTopics of one cluster, reconciled as the controller does
+/// at start (all at once, each again until Ready), against a real broker and the fake API
+/// server. Prints the time; the bound is generous, for a slow shared machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_topics_become_ready_in_seconds() {
+    let elapsed = thousand_topics(true, true).await;
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "1000 topics took {elapsed:?}"
+    );
+}
+
+/// The same without stores and with a connection per call, as the operator was before
+/// (`cargo test -- --ignored a_thousand_topics_before` for the comparison).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the baseline for a_thousand_topics_become_ready_in_seconds; about a minute"]
+async fn a_thousand_topics_before_stores_and_pooling() {
+    thousand_topics(false, false).await;
+}
+
+async fn thousand_topics(stores: bool, pooled: bool) -> Duration {
+    const TOPICS: usize = 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address) =
+        strom_broker::harness::start_plaintext(dir.path(), Duration::from_secs(60))
+            .await
+            .expect("broker starts");
+    let (mut ctx, fake) = fake_context();
+    let mut loopback = Loopback::new(&address);
+    if !pooled {
+        loopback.pool = None;
+    }
+    ctx.admin = Arc::new(loopback);
+    let cluster = fixtures::cluster(json!({"replicas": 1}));
+    fake.insert(
+        &cluster_path(),
+        serde_json::to_value(&cluster).expect("cluster serializes"),
+    );
+    let h = Harness {
+        fake,
+        ctx: Arc::new(ctx),
+        brokers: Arc::new(FakeBrokers::default()),
+        reassigner: Arc::new(FakeReassigner::default()),
+    };
+    let names: Vec<String> = (0..TOPICS).map(|i| format!("topic-{i:04}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        h.add_topic(
+            name,
+            100 + i as i64,
+            json!({"partitions": 1, "replicas": 1}),
+        );
+    }
+    let mut watches = stores.then(|| Watches::attach(&h));
+
+    let start = std::time::Instant::now();
+    let mut rounds = 0;
+    let (mut gets, mut lists) = (0, 0);
+    loop {
+        if let Some(watches) = watches.as_mut() {
+            watches.sync(&h, &names);
+        }
+        let pending: Vec<&String> = names.iter().filter(|n| h.ready(n).0 != "True").collect();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "{} topics still not Ready after {rounds} rounds, e.g. {}",
+            pending.len(),
+            h.status(pending[0])
+        );
+        if rounds > 0 {
+            // As a requeue would: the broker may still be starting.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        rounds += 1;
+        let reconciles = pending
+            .iter()
+            .map(|name| reconcile(Arc::new(h.topic(name)), h.ctx.clone()));
+        futures::future::join_all(reconciles).await;
+        let (g, l) = api_reads(&h.fake.take_calls());
+        gets += g;
+        lists += l;
+    }
+    let elapsed = start.elapsed();
+    eprintln!(
+        "{TOPICS} topics Ready in {elapsed:?} ({rounds} rounds; stores {stores}, pooled \
+         connections {pooled}; {gets} GETs of the cluster, {lists} LISTs of topics)"
+    );
+    running.shutdown().await.expect("shutdown");
+    elapsed
 }
