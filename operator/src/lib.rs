@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod backoff;
 pub mod certs;
 pub mod cluster;
 pub mod conditions;

@@ -3,8 +3,7 @@
 //! to bottom; the decisions live in `validate`, `scale` (with `crate::rebalance`),
 //! `resources` and `status`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -28,6 +27,7 @@ use super::status;
 use super::validate::{validate, Problem};
 use crate::access::{self, AccessError};
 use crate::apply::{apply, delete_if_present, Object, Outcome};
+use crate::backoff::Failures;
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 use crate::events;
 use crate::metrics::Metrics;
@@ -77,7 +77,7 @@ pub struct Context {
     /// The brokers' admin calls for scaling; tests put a fake here.
     pub kafka: Arc<dyn ClusterAdmin>,
     /// Consecutive failures per cluster, for exponential back-off.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Failures,
     /// The roller's broker calls; tests stand in canned cluster states.
     pub admin: Arc<dyn BrokerAdmin>,
     /// How long each cluster's roll has been blocked, for back-off and metrics.
@@ -100,7 +100,7 @@ impl Context {
             probe: Arc::new(crate::health::MetadataProbe::default()),
             clock: Timestamp::now,
             kafka: Arc::new(ScaleAdmin),
-            failures: Mutex::default(),
+            failures: Failures::default(),
             admin: Arc::new(KafkaAdmin::default()),
             blocked: BlockedClock::default(),
         }
@@ -159,10 +159,8 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let key = format!("{}/{}", names::namespace(&cluster), cluster.name_any());
     let result = reconcile_cluster(&cluster, &ctx).await;
-    if let Ok(mut failures) = ctx.failures.lock() {
-        if result.is_ok() {
-            failures.remove(&key);
-        }
+    if result.is_ok() {
+        ctx.failures.succeeded(&key);
     }
     result
 }
@@ -173,23 +171,9 @@ pub fn error_policy(cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>
     ctx.metrics
         .reconcile_failure(CONTROLLER, error.metric_label());
     let key = format!("{}/{}", names::namespace(&cluster), cluster.name_any());
-    let attempt = match ctx.failures.lock() {
-        Ok(mut failures) => {
-            let n = failures.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
-    let delay = backoff(attempt);
+    let (attempt, delay) = ctx.failures.failed(&key);
     tracing::warn!(cluster = %key, %error, attempt, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
-}
-
-/// 5 s doubling per consecutive failure, at most 5 minutes; the topic controller uses it too.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let secs = 5u64.saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    Duration::from_secs(secs.min(300))
 }
 
 async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
@@ -273,7 +257,15 @@ async fn reconcile_cluster(cluster: &KafkaCluster, ctx: &Context) -> Result<Acti
             applied.extend(done.secrets.iter().map(|s| format!("Secret {s}")));
             for event in &done.events {
                 let (reason, note) = certificates::describe(event);
-                publish(cluster, ctx, EventType::Normal, reason, "Certificates", note).await;
+                publish(
+                    cluster,
+                    ctx,
+                    EventType::Normal,
+                    reason,
+                    "Certificates",
+                    note,
+                )
+                .await;
             }
         }
         Err(e) => {
@@ -724,17 +716,4 @@ async fn cleanup(cluster: &KafkaCluster, ctx: &Context) -> Result<Action, Error>
     }
     remove_finalizer(cluster, ctx).await?;
     Ok(Action::await_change())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(4), Duration::from_secs(40));
-        assert_eq!(backoff(30), Duration::from_secs(300));
-    }
 }

@@ -316,7 +316,8 @@ const SECRETS: &str = "/api/v1/namespaces/kafka/secrets";
 #[tokio::test]
 async fn a_secured_cluster_gets_its_certificates_before_its_brokers_then_goes_quiet() {
     let mut secured = spec(3);
-    secured.authorization = Some(serde_json::from_value(json!({"type": "simple"})).expect("authorization"));
+    secured.authorization =
+        Some(serde_json::from_value(json!({"type": "simple"})).expect("authorization"));
     let h = Harness::new(secured);
 
     let writes = h.reconcile().await;
@@ -346,11 +347,18 @@ async fn a_secured_cluster_gets_its_certificates_before_its_brokers_then_goes_qu
         .get(&format!("{SECRETS}/my-cluster-broker-certs"))
         .expect("broker certificates");
     for i in 0..3 {
-        assert!(brokers["data"][format!("broker-{i}.pem")].is_string(), "{brokers}");
+        assert!(
+            brokers["data"][format!("broker-{i}.pem")].is_string(),
+            "{brokers}"
+        );
     }
     let set = h.fake.get(STS).expect("StatefulSet");
     let volumes = set["spec"]["template"]["spec"]["volumes"].to_string();
-    for secret in ["my-cluster-cluster-ca-cert", "my-cluster-clients-ca-cert", "my-cluster-broker-certs"] {
+    for secret in [
+        "my-cluster-cluster-ca-cert",
+        "my-cluster-clients-ca-cert",
+        "my-cluster-broker-certs",
+    ] {
         assert!(volumes.contains(secret), "{secret} not mounted: {volumes}");
     }
     assert!(

@@ -3,8 +3,7 @@
 //! the plan's steps, write status. Reads top to bottom; the decisions live in `plan` and
 //! `status`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -23,8 +22,8 @@ use super::status::{
     INTERNAL_TOPIC, RESOURCE_CONFLICT, UNMANAGED,
 };
 use crate::access::{self, AccessError, Brokers};
+use crate::backoff::Failures;
 use crate::cluster::names::FIELD_MANAGER;
-use crate::cluster::reconcile::backoff;
 use crate::crd::{KafkaCluster, KafkaTopic, CLUSTER_LABEL};
 use crate::events;
 use crate::metrics::Metrics;
@@ -81,7 +80,7 @@ pub struct Context {
     pub index: TopicIndex,
     /// Consecutive failures per topic (Kubernetes errors and broker refusals alike), for
     /// exponential back-off.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Failures,
 }
 
 impl Context {
@@ -94,7 +93,7 @@ impl Context {
             admin: Arc::new(KafkaTopicAdmin::default()),
             kafka: Arc::new(ReassignAdmin),
             index: TopicIndex::default(),
-            failures: Mutex::default(),
+            failures: Failures::default(),
         }
     }
 
@@ -107,21 +106,11 @@ impl Context {
 
     /// One more failure for `key`; the delay before the next try.
     fn failed(&self, key: &str) -> Duration {
-        let attempt = match self.failures.lock() {
-            Ok(mut failures) => {
-                let n = failures.entry(key.to_string()).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            }
-            Err(_) => 1,
-        };
-        backoff(attempt)
+        self.failures.failed(key).1
     }
 
     fn succeeded(&self, key: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
-        }
+        self.failures.succeeded(key);
     }
 }
 

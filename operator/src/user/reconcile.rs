@@ -4,8 +4,7 @@
 //! says, write the Secret and the status. Reads top to bottom; the decisions live in
 //! `plan`, `secret` and `status`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -27,9 +26,9 @@ use super::status::{
 };
 use crate::access::{self, AccessError, Brokers};
 use crate::apply;
+use crate::backoff::Failures;
 use crate::certs::{names as cert_names, Authority, CaKind};
 use crate::cluster::names::FIELD_MANAGER;
-use crate::cluster::reconcile::backoff;
 use crate::cluster::{certificates, names};
 use crate::crd::user::UserAuthenticationType;
 use crate::crd::{KafkaCluster, KafkaUser, CLUSTER_LABEL};
@@ -81,7 +80,7 @@ pub struct Context {
     /// The brokers' user calls; tests put a fake here.
     pub admin: Arc<dyn UserAdmin>,
     /// Consecutive failures per user, for exponential back-off.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Failures,
 }
 
 impl Context {
@@ -92,7 +91,7 @@ impl Context {
             recorder,
             clock: Timestamp::now,
             admin: Arc::new(KafkaUserAdmin),
-            failures: Mutex::default(),
+            failures: Failures::default(),
         }
     }
 
@@ -104,21 +103,11 @@ impl Context {
     }
 
     fn failed(&self, key: &str) -> Duration {
-        let attempt = match self.failures.lock() {
-            Ok(mut failures) => {
-                let n = failures.entry(key.to_string()).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            }
-            Err(_) => 1,
-        };
-        backoff(attempt)
+        self.failures.failed(key).1
     }
 
     fn succeeded(&self, key: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
-        }
+        self.failures.succeeded(key);
     }
 }
 
