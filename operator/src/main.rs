@@ -220,7 +220,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Ok(())
     };
     ready.store(false, Ordering::SeqCst);
-    let _ = http_server.await;
+    if outcome.is_ok() {
+        // Stopped by the signal, which ends the server too.
+        let _ = http_server.await;
+    } else {
+        // Nothing will set the stop flag now: end the server so the process exits and
+        // Kubernetes restarts it as a standby, instead of lingering unready and
+        // leaderless (found when a thousand-topic burst on a loaded sandbox cost both
+        // replicas the lease in turn).
+        http_server.abort();
+    }
     match outcome {
         Ok(()) => Ok(()),
         Err(e @ LeaderError::Lost(_)) => {

@@ -21,7 +21,6 @@ func TestBadInput(t *testing.T) {
 		{"rf-too-high", "replicas: 1\n  defaultReplicationFactor: 3", "ReplicationFactorTooHigh"},
 		{"isr-too-high", "replicas: 3\n  config: {min.insync.replicas: 3}", "MinInsyncReplicasTooHigh"},
 		{"unknown-auth", "replicas: 1\n  listeners:\n  - {name: plain, port: 9092, authentication: {type: plain}}", "UnknownAuthenticationType"},
-		{"tls", "replicas: 1\n  listeners:\n  - {name: plain, port: 9092, tls: true}", "UnsupportedByBroker"},
 		{"port-clash", "replicas: 1\n  listeners:\n  - {name: plain, port: 9093}", "ListenerPortClash"},
 		{"reserved-name", "replicas: 1\n  listeners:\n  - {name: replication, port: 9092}", "ReservedListenerName"},
 		{"nested-config", "replicas: 1\n  config: {log.retention: {hours: 1}}", "InvalidConfigValue"},
