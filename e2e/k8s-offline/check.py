@@ -1100,6 +1100,26 @@ def check_chart_objects(objs: list[dict], values: dict, origin: str, chart_value
         bound(find(objs, "RoleBinding", f"{fullname}-leader-election"), "Role", f"{fullname}-leader-election")
     elif lease_role:
         problems.append("leader-election Role rendered although leaderElection.enabled is false")
+    # The Lease requests of the operator's ServiceAccount, and only they, at the API
+    # server's leader-election priority level.
+    flow = find(objs, "FlowSchema", f"{fullname}-leader-election")
+    if le:
+        spec = (flow or {}).get("spec") or {}
+        rule = next(iter(spec.get("rules") or []), {})
+        subjects = [(x.get("serviceAccount") or {}) for x in rule.get("subjects") or []]
+        resources = rule.get("resourceRules") or []
+        if not flow:
+            problems.append("no leader-election FlowSchema although leaderElection.enabled is true")
+        elif (spec.get("priorityLevelConfiguration") or {}).get("name") != "leader-election":
+            problems.append("the FlowSchema does not use the leader-election priority level")
+        elif subjects != [{"name": sa, "namespace": RELEASE_NS}]:
+            problems.append(f"the FlowSchema matches {subjects}, not the operator's ServiceAccount only")
+        elif [(r.get("apiGroups"), r.get("resources"), r.get("namespaces")) for r in resources] != [
+            (["coordination.k8s.io"], ["leases"], [RELEASE_NS])
+        ]:
+            problems.append(f"the FlowSchema matches {resources}, not only Leases in the operator's namespace")
+    elif flow:
+        problems.append("leader-election FlowSchema rendered although leaderElection.enabled is false")
     # No rule anywhere may grant more than the contract: no wildcards, no pods/exec.
     for o in objs:
         if o["kind"] in ("ClusterRole", "Role"):
@@ -1109,7 +1129,7 @@ def check_chart_objects(objs: list[dict], values: dict, origin: str, chart_value
                         problems.append(f"{obj_id(o)} has a wildcard in {field}")
     for o in objs:
         md = o.get("metadata") or {}
-        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding") and not md.get("namespace"):
+        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding", "FlowSchema") and not md.get("namespace"):
             problems.append(f"{obj_id(o)} has no namespace")
     require(not problems, f"{origin}:\n" + "\n".join(problems))
 

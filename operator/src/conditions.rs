@@ -10,6 +10,11 @@ pub const WARNING: &str = "Warning";
 /// True while a rolling restart is under way or waiting; see `roll::roller`.
 pub const ROLLING_RESTART: &str = "RollingRestart";
 
+/// The Ready condition among `conditions`.
+pub fn ready(conditions: &[Condition]) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == READY)
+}
+
 /// A condition as the reconciler decides it, before timestamps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decided {

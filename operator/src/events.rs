@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 
-use crate::conditions::READY;
+use crate::conditions;
 
 /// The Events API's limit on a note.
 const MAX_NOTE: usize = 1000;
@@ -42,10 +42,12 @@ pub async fn announce_ready_transition<K: Resource<DynamicType = ()>>(
     previous: &[Condition],
     now: &[Condition],
 ) {
-    let Some(ready) = ready_of(now) else {
+    let Some(ready) = conditions::ready(now) else {
         return;
     };
-    if ready_of(previous).map(|c| (&c.status, &c.reason)) == Some((&ready.status, &ready.reason)) {
+    if conditions::ready(previous).map(|c| (&c.status, &c.reason))
+        == Some((&ready.status, &ready.reason))
+    {
         return;
     }
     let kind = if ready.status == "True" {
@@ -64,10 +66,6 @@ pub async fn announce_ready_transition<K: Resource<DynamicType = ()>>(
         None,
     )
     .await;
-}
-
-fn ready_of(conditions: &[Condition]) -> Option<&Condition> {
-    conditions.iter().find(|c| c.type_ == READY)
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.

@@ -12,6 +12,7 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod leader;
+pub mod membership;
 pub mod metrics;
 pub mod podinit;
 pub mod rebalance;

@@ -213,7 +213,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             stopped(stop).await;
             tokio::time::sleep(Duration::from_secs(10)).await;
         };
-        leader::run_as_leader(client, config, metrics, controllers, standby_exit).await
+        // A client of its own (its own request buffer and connections), so renewals never
+        // queue behind a burst of reconciles' requests in this process; the chart's
+        // FlowSchema does the same in the API server.
+        let lease_client = Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API for the leader lease")?;
+        leader::run_as_leader(lease_client, config, metrics, controllers, standby_exit).await
     } else {
         metrics.set_leader(true);
         controllers.await;

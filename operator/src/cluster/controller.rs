@@ -112,6 +112,13 @@ where
     }
 }
 
+/// How many KafkaTopics (or KafkaUsers) reconcile at once. kube-rs runs every queued
+/// object at once by default: a thousand applied together then flood the API server's
+/// priority level (and the brokers) with a thousand reconciles' requests, and the
+/// operator's own lease renewals queue behind them until the lease is lost. A bound keeps
+/// the burst's throughput (each reconcile mostly waits on the network) without the flood.
+pub(crate) const RESOURCE_RECONCILE_CONCURRENCY: u16 = 16;
+
 /// Only objects the operator made, so the watches stay small in a busy cluster.
 fn managed() -> watcher::Config {
     watcher::Config::default().labels("app.kubernetes.io/managed-by=strom-operator")

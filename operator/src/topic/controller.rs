@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, ResourceExt};
@@ -61,6 +62,10 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool
                         .map(|t| ObjectRef::from_obj(t.as_ref()))
                         .collect::<Vec<_>>()
                 },
+            )
+            .with_config(
+                ControllerConfig::default()
+                    .concurrency(crate::cluster::controller::RESOURCE_RECONCILE_CONCURRENCY),
             )
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;

@@ -6,20 +6,20 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use strom_client::admin::{AdminError, Refused};
 
-use crate::access::OPERATOR_CREDENTIALS_NOT_READY;
-use crate::conditions::{decide, merge, READY};
-use crate::crd::{KafkaTopic, KafkaTopicStatus, CLUSTER_LABEL};
+use crate::conditions::{decide, merge};
+use crate::crd::{KafkaTopic, KafkaTopicStatus};
+use crate::membership;
 
 /// `"false"` leaves the topic alone: no broker call, no finalizer.
 pub const MANAGED_ANNOTATION: &str = "kafka.strom.dev/managed";
 /// Deletes the topic from the brokers when the resource goes.
 pub const FINALIZER: &str = "kafka.strom.dev/topic";
 
-pub const CLUSTER_LABEL_MISSING: &str = "ClusterLabelMissing";
-pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
+pub use crate::membership::{
+    cluster_label, BROKERS_UNREACHABLE, CLUSTER_LABEL_MISSING, CLUSTER_NOT_FOUND,
+};
 pub const RESOURCE_CONFLICT: &str = "ResourceConflict";
 pub const UNMANAGED: &str = "Unmanaged";
-pub const BROKERS_UNREACHABLE: &str = "BrokersUnreachable";
 pub const INTERNAL_TOPIC: &str = "InternalTopic";
 
 /// Topics the brokers own. Reverting their "drift" or deleting them with a resource would
@@ -44,14 +44,6 @@ pub fn topic_name(topic: &KafkaTopic) -> String {
         .unwrap_or_else(|| topic.name_any())
 }
 
-pub fn cluster_label(topic: &KafkaTopic) -> Option<String> {
-    topic
-        .labels()
-        .get(CLUSTER_LABEL)
-        .filter(|c| !c.is_empty())
-        .cloned()
-}
-
 pub fn is_managed(topic: &KafkaTopic) -> bool {
     topic
         .annotations()
@@ -65,20 +57,10 @@ pub fn has_finalizer(topic: &KafkaTopic) -> bool {
 }
 
 /// Whether a change of the KafkaCluster `namespace/cluster` should wake `topic`: it
-/// belongs to that cluster and waits for it (not found, or its brokers not reachable).
+/// belongs to that cluster and waits for it.
 pub fn waits_for_cluster(topic: &KafkaTopic, namespace: &str, cluster: &str) -> bool {
-    topic.namespace().as_deref() == Some(namespace)
-        && cluster_label(topic).as_deref() == Some(cluster)
-        && topic
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-            .is_some_and(|c| {
-                c.status == "False"
-                    && (c.reason == CLUSTER_NOT_FOUND
-                        || c.reason == BROKERS_UNREACHABLE
-                        || c.reason == OPERATOR_CREDENTIALS_NOT_READY)
-            })
+    let conditions = topic.status.as_ref().map_or(&[][..], |s| &s.conditions);
+    membership::waits_for_cluster(topic, conditions, namespace, cluster, &[])
 }
 
 /// Oldest first: creation time, then name (the tie-break when two were created in the
@@ -99,7 +81,7 @@ pub fn conflict_winner(me: &KafkaTopic, all: &[KafkaTopic]) -> Option<String> {
     all.iter()
         .filter(|t| t.name_any() != me.name_any())
         .filter(|t| t.metadata.deletion_timestamp.is_none())
-        .filter(|t| cluster_label(t) == cluster && topic_name(t) == mine)
+        .filter(|t| cluster_label(*t) == cluster && topic_name(t) == mine)
         .filter(|t| age_key(t) < age_key(me))
         .min_by_key(|t| age_key(t))
         .map(|t| t.name_any())
@@ -219,22 +201,19 @@ pub fn previous_facts(topic: &KafkaTopic) -> Facts {
         .unwrap_or_default()
 }
 
-/// Ready's status and reason, to tell a transition (worth an Event) from a new message.
-pub fn ready_of(status: &KafkaTopicStatus) -> Option<(String, String)> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conditions::{NOT_READY, WARNING};
+    use crate::conditions::{NOT_READY, READY, WARNING};
+    use crate::crd::CLUSTER_LABEL;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kafka_protocol::ResponseError;
     use serde_json::json;
+
+    /// Ready's status and reason.
+    fn ready(status: &KafkaTopicStatus) -> Option<(String, String)> {
+        crate::conditions::ready(&status.conditions).map(|c| (c.status.clone(), c.reason.clone()))
+    }
 
     fn transition_time(status: &KafkaTopicStatus) -> Option<Time> {
         status
@@ -426,7 +405,7 @@ mod tests {
             kinds,
             vec![(READY, "True"), (NOT_READY, "False"), (WARNING, "False")]
         );
-        assert_eq!(ready_of(&s), Some(("True".into(), "Ready".into())));
+        assert_eq!(ready(&s), Some(("True".into(), "Ready".into())));
 
         // A refusal flips Ready and moves its time; the same refusal later keeps it.
         let mut t2 = t.clone();
@@ -434,7 +413,7 @@ mod tests {
         let problem = Some((RESOURCE_CONFLICT.to_string(), "owned by a".to_string()));
         let refused = status(&t2, problem.clone(), previous_facts(&t2), at(200));
         assert_eq!(
-            ready_of(&refused),
+            ready(&refused),
             Some(("False".into(), RESOURCE_CONFLICT.into()))
         );
         assert_eq!(transition_time(&refused), Some(Time(at(200))));

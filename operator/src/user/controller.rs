@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, ResourceExt};
@@ -49,6 +50,10 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool
                         .map(|u| ObjectRef::from_obj(u.as_ref()))
                         .collect::<Vec<_>>()
                 },
+            )
+            .with_config(
+                ControllerConfig::default()
+                    .concurrency(crate::cluster::controller::RESOURCE_RECONCILE_CONCURRENCY),
             )
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;

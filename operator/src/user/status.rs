@@ -5,15 +5,16 @@
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::conditions::{decide, merge, READY};
-use crate::crd::{KafkaUser, KafkaUserStatus, CLUSTER_LABEL};
+use crate::conditions::{decide, merge};
+use crate::crd::{KafkaUser, KafkaUserStatus};
+use crate::membership;
 
 /// Removes the user's credential, ACLs, quotas and Secret when the resource goes.
 pub const FINALIZER: &str = "kafka.strom.dev/user";
 
-pub const CLUSTER_LABEL_MISSING: &str = "ClusterLabelMissing";
-pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
-pub const BROKERS_UNREACHABLE: &str = crate::topic::status::BROKERS_UNREACHABLE;
+pub use crate::membership::{
+    cluster_label, BROKERS_UNREACHABLE, CLUSTER_LABEL_MISSING, CLUSTER_NOT_FOUND,
+};
 /// The clients CA cannot sign a tls user's certificate yet.
 pub const CERTIFICATE_AUTHORITY_NOT_READY: &str = "CertificateAuthorityNotReady";
 /// `spec.authentication.password` names a Secret or key that is not there.
@@ -23,32 +24,21 @@ pub const SECRET_CONFLICT: &str = "SecretConflict";
 /// No randomness for a password (the host's entropy source failed).
 pub const PASSWORD_GENERATION_FAILED: &str = "PasswordGenerationFailed";
 
-pub fn cluster_label(user: &KafkaUser) -> Option<String> {
-    user.labels()
-        .get(CLUSTER_LABEL)
-        .filter(|c| !c.is_empty())
-        .cloned()
-}
-
 pub fn has_finalizer(user: &KafkaUser) -> bool {
     user.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Whether a change of the KafkaCluster `namespace/cluster` should wake `user`: it
-/// belongs to that cluster and waits for it (not found, or its brokers not reachable).
+/// belongs to that cluster and waits for it (or for its clients CA).
 pub fn waits_for_cluster(user: &KafkaUser, namespace: &str, cluster: &str) -> bool {
-    user.namespace().as_deref() == Some(namespace)
-        && cluster_label(user).as_deref() == Some(cluster)
-        && user
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-            .is_some_and(|c| {
-                c.status == "False"
-                    && (c.reason == CLUSTER_NOT_FOUND
-                        || c.reason == BROKERS_UNREACHABLE
-                        || c.reason == CERTIFICATE_AUTHORITY_NOT_READY)
-            })
+    let conditions = user.status.as_ref().map_or(&[][..], |s| &s.conditions);
+    membership::waits_for_cluster(
+        user,
+        conditions,
+        namespace,
+        cluster,
+        &[CERTIFICATE_AUTHORITY_NOT_READY],
+    )
 }
 
 /// The status a reconcile leaves: Ready (and NotReady) from `problem` (reason and message,
@@ -88,19 +78,15 @@ pub fn previous_username(user: &KafkaUser) -> Option<String> {
     user.status.as_ref().and_then(|s| s.username.clone())
 }
 
-/// Ready's status and reason, to tell a transition (worth an Event) from a new message.
-pub fn ready_of(status: &KafkaUserStatus) -> Option<(String, String)> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Ready's status and reason.
+    fn ready(status: &KafkaUserStatus) -> Option<(String, String)> {
+        crate::conditions::ready(&status.conditions).map(|c| (c.status.clone(), c.reason.clone()))
+    }
 
     fn user(status: serde_json::Value) -> KafkaUser {
         serde_json::from_value(json!({
@@ -121,7 +107,7 @@ mod tests {
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.username.as_deref(), Some("alice"));
         assert_eq!(s.secret.as_deref(), Some("alice"));
-        assert_eq!(ready_of(&s), Some(("True".into(), "Ready".into())));
+        assert_eq!(ready(&s), Some(("True".into(), "Ready".into())));
         let failing = status(
             &u,
             Some((CLUSTER_NOT_FOUND.into(), "gone".into())),
@@ -130,7 +116,7 @@ mod tests {
             now,
         );
         assert_eq!(
-            ready_of(&failing),
+            ready(&failing),
             Some(("False".into(), CLUSTER_NOT_FOUND.into()))
         );
     }
