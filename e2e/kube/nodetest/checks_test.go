@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"bufio"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,4 +247,54 @@ func (s sandbox) services(t *testing.T) {
 	if !strings.Contains(kv["api"], `User \"system:serviceaccount:nt:default\" cannot list resource \"secrets\"`) {
 		t.Errorf("API server through the kubernetes Service: %q", kv["api"])
 	}
+}
+
+// secretRenewal: a Secret updated while its pod runs reaches the pod's
+// volume (within the agent's refresh period, 5 s in the sandbox) in the
+// atomic writer's layout, a dropped key disappears, a subPath mount keeps
+// its first content, and a deleted Secret leaves the files as they were
+// (with a FailedMount warning), as on a kubelet.
+func (s sandbox) secretRenewal(t *testing.T) {
+	s.apply(t, "renew", renewPod)
+	s.waitJSONPath(t, "nt", "pod/renew", `{.status.conditions[?(@.type=="Ready")].status}`, "True", time.Minute)
+	lastSeen := func() (string, int) {
+		out, err := s.run("-n", "nt", "logs", "renew")
+		if err != nil {
+			return "logs: " + err.Error(), 0
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1], len(lines)
+	}
+	waitSeen := func(want string, within time.Duration) time.Duration {
+		t.Helper()
+		return kubetest.Eventually(t, within, "the pod sees "+want, func() (bool, string) {
+			last, _ := lastSeen()
+			return last == want, last
+		})
+	}
+	waitSeen("seen=crt-1/extra-1/crt-1", 30*time.Second)
+	if kv := s.logLines(t, "nt", "renew"); kv["layout"] != "1" {
+		t.Errorf("the volume has no ..data link (layout=%q)", kv["layout"])
+	}
+	crt2 := base64.StdEncoding.EncodeToString([]byte("crt-2"))
+	s.Kubectl(t, "-n", "nt", "patch", "secret", "renew", "--type=json",
+		"-p", `[{"op":"replace","path":"/data/tls.crt","value":"`+crt2+`"},{"op":"remove","path":"/data/extra.pem"}]`)
+	took := waitSeen("seen=crt-2/none/crt-1", 30*time.Second)
+	t.Logf("the renewed Secret reached the pod within %s", took.Round(100*time.Millisecond))
+
+	s.Kubectl(t, "-n", "nt", "delete", "secret", "renew")
+	kubetest.Eventually(t, 30*time.Second, "FailedMount event for the deleted Secret", func() (bool, string) {
+		out, err := s.run("-n", "nt", "get", "events", "--field-selector", "involvedObject.name=renew,reason=FailedMount", "-o", "jsonpath={.items[*].message}")
+		return err == nil && strings.Contains(out, `secrets "renew" not found`), out
+	})
+	// A line printed after that refresh still shows the last content.
+	_, printed := lastSeen()
+	kubetest.Eventually(t, 10*time.Second, "a line printed after the failed refresh", func() (bool, string) {
+		last, n := lastSeen()
+		return n > printed, last
+	})
+	if last, _ := lastSeen(); last != "seen=crt-2/none/crt-1" {
+		t.Errorf("after the Secret's deletion the pod sees %q, want the last content", last)
+	}
+	s.Kubectl(t, "-n", "nt", "delete", "pod", "renew", "--wait=true", "--timeout=60s")
 }

@@ -90,6 +90,44 @@ spec:
   - {name: scratch, emptyDir: {}}
 `
 
+// renewPod prints what it sees in its Secret volume every second: the
+// certificate, a key the renewal drops, and the certificate mounted with
+// subPath, which (as on a kubelet) keeps the content it started with. It
+// runs as uid 1000 and reads the 0440 files through its fsGroup.
+const renewPod = `apiVersion: v1
+kind: Namespace
+metadata: {name: nt}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: renew, namespace: nt}
+stringData: {tls.crt: crt-1, extra.pem: extra-1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: renew, namespace: nt}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 1000, runAsGroup: 1000, fsGroup: 2000}
+  containers:
+  - name: main
+    image: busybox
+    command:
+    - sh
+    - -c
+    - |
+      echo "layout=$(ls -A /strom-nodetest/renew | grep -c '^\.\.data$')"
+      while true; do
+        echo "seen=$(cat /strom-nodetest/renew/tls.crt)/$(cat /strom-nodetest/renew/extra.pem 2>/dev/null || echo none)/$(cat /strom-nodetest/pinned.crt)"
+        sleep 1
+      done
+    volumeMounts:
+    - {name: renew, mountPath: /strom-nodetest/renew}
+    - {name: renew, mountPath: /strom-nodetest/pinned.crt, subPath: tls.crt}
+  volumes:
+  - {name: renew, secret: {secretName: renew, defaultMode: 0440}}
+`
+
 const pingPods = `apiVersion: v1
 kind: Pod
 metadata: {name: server, namespace: nt, labels: {app: server}}

@@ -24,6 +24,7 @@ func TestNode(t *testing.T) {
 	s := up(t, kubetest.BinOrSkip(t, "scripts/kube-node-test.sh", true))
 	t.Run("node is Ready with its lease", s.nodeReady)
 	t.Run("a pod sees its env, volumes and identity", s.podEnvAndVolumes)
+	t.Run("a renewed Secret reaches the running pod's volume", s.secretRenewal)
 	t.Run("pods reach each other by pod IP", s.podToPod)
 	t.Run("Services and cluster DNS route to pods and to the API server", s.services)
 	t.Run("a claim's data survives a StatefulSet pod's re-creation", s.statefulSetClaim)

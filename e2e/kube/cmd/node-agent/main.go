@@ -85,6 +85,8 @@ func runAgent(args []string) error {
 	cert := fs.String("tls-cert", "", "kubelet API serving certificate")
 	key := fs.String("tls-key", "", "kubelet API serving key")
 	clientCA := fs.String("client-ca", "", "CA of the API server's kubelet client certificate")
+	volumeRefresh := fs.Duration("volume-refresh", node.DefaultVolumeRefresh,
+		"how often running pods' configMap, secret, downwardAPI and projected volumes are read again and updated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,7 +114,7 @@ func runAgent(args []string) error {
 	cfg := node.Config{
 		NodeName: *name, Kubeconfig: *kubeconfig, Dir: absDir, PodCIDR: cidr, ClusterDNS: *dns,
 		KubeletPort: *port, ServingCert: *cert, ServingKey: *key, ClientCA: *clientCA,
-		Images: table, Self: self,
+		Images: table, Self: self, VolumeRefresh: *volumeRefresh,
 	}
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -3,6 +3,7 @@ package node
 import (
 	"net/netip"
 	"path/filepath"
+	"time"
 )
 
 // Config is one agent's setup (flags of `node-agent run`).
@@ -18,6 +19,21 @@ type Config struct {
 	ClientCA    string // CA of the API server's kubelet client certificate
 	Images      *Images
 	Self        string // this executable, re-run as `node-agent init`
+	// VolumeRefresh: how often the configMap, secret, downwardAPI and
+	// projected volumes of running pods are read again (0: the default).
+	VolumeRefresh time.Duration
+}
+
+// DefaultVolumeRefresh is the kubelet's sync period (syncFrequency), after
+// which it remounts a running pod's volumes; the sandbox asks for less.
+const DefaultVolumeRefresh = time.Minute
+
+// VolumeRefreshPeriod is VolumeRefresh or its default.
+func (c Config) VolumeRefreshPeriod() time.Duration {
+	if c.VolumeRefresh <= 0 {
+		return DefaultVolumeRefresh
+	}
+	return c.VolumeRefresh
 }
 
 // PodDir holds one pod's volumes, generated files and logs.

@@ -25,7 +25,9 @@ type podWorker struct {
 
 	sandbox   bool // network and volumes are set up
 	ip        netip.Addr
-	volumes   map[string]string
+	volumes   map[string]string // volume name → its path on the host
+	vols      *Volumes          // writes them, and refreshes the generated ones
+	refreshAt time.Time         // when the generated volumes are read again (zero: now)
 	inits     []*ctr
 	ctrs      []*ctr
 	initIdx   int
@@ -119,6 +121,9 @@ func (w *podWorker) wait(ctx context.Context, next time.Time, gone *bool) bool {
 		if p == nil {
 			*gone = true
 		} else {
+			if metadataChanged(w.pod, p) {
+				w.refreshAt = time.Time{} // downwardAPI files follow at once
+			}
 			w.pod = p
 		}
 	case ev := <-w.events:
@@ -139,6 +144,21 @@ func (w *podWorker) sync(ctx context.Context) time.Time {
 		}
 		w.sandbox, w.reason, w.message = true, "", ""
 	}
+	refresh := w.refreshVolumes(ctx)
+	return earliest(w.syncContainers(ctx), refresh)
+}
+
+// earliest of two wake-up times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// syncContainers starts the containers that should run now and says when
+// to look again (zero: only on an event).
+func (w *podWorker) syncContainers(ctx context.Context) time.Time {
 	for w.initIdx < len(w.inits) {
 		c := w.inits[w.initIdx]
 		if c.proc != nil {
@@ -195,11 +215,15 @@ func (w *podWorker) setup(ctx context.Context) error {
 	if w.startTime == nil {
 		w.startTime = &now
 	}
-	vols, err := PrepareVolumes(ctx, Sources{CS: w.a.cs}, w.pod, dir, w.podIP(), w.a.hostIP)
+	if w.vols == nil {
+		w.vols = NewVolumes(Sources{CS: w.a.cs}, w.pod, dir)
+	}
+	vols, err := w.vols.Prepare(ctx, w.pod, w.podIP(), w.a.hostIP)
 	if err != nil {
 		return err
 	}
 	w.volumes = vols
+	w.refreshAt = time.Now().Add(w.a.cfg.VolumeRefreshPeriod())
 	if sc := w.pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
 		for _, v := range w.pod.Spec.Volumes {
 			if ownsVolume(v) {

@@ -29,6 +29,10 @@ import (
 // NodeName is the one Node the sandbox registers.
 const NodeName = "sandbox-node"
 
+// VolumeRefresh is how often the node agent updates running pods'
+// configMap, secret, downwardAPI and projected volumes.
+const VolumeRefresh = 5 * time.Second
+
 var (
 	// Node is the agent's identity: the Node authorizer and the
 	// NodeRestriction admission plugin recognise system:node:NAME in
@@ -86,6 +90,9 @@ func (c Cluster) nodeAgent() Component {
 			"--tls-cert=" + l.Cert("node-serving"),
 			"--tls-key=" + l.Key("node-serving"),
 			"--client-ca=" + l.Cert("ca"),
+			// A renewed Secret reaches running pods within seconds (the
+			// kubelet's minute and cache TTL would slow every test down).
+			"--volume-refresh=" + VolumeRefresh.String(),
 		},
 		// Served once the Node is registered and reported Ready.
 		Health: fmt.Sprintf("https://%s/healthz", net.JoinHostPort(c.NodeIP().String(), strconv.Itoa(c.Ports.Kubelet))),
