@@ -112,6 +112,23 @@ step() {
     return 0
 }
 
+# cargo_test_named CMD...: runs a cargo test command; when it fails, the names of the
+# failed tests (and cargo's "to rerun" lines) go into the summary, which is all of a long
+# log that some readers keep.
+FAILURE_DETAILS=()
+cargo_test_named() {
+    local log rc=0
+    log="$(mktemp)"
+    "$@" 2>&1 | tee "$log" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        while IFS= read -r line; do
+            FAILURE_DETAILS+=("$line")
+        done < <(grep -E '^test .* \.\.\. FAILED$|^error: test failed, to rerun pass' "$log" | sort -u | head -n 40)
+    fi
+    rm -f "$log"
+    return "$rc"
+}
+
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
         "$@"
@@ -321,7 +338,7 @@ if [ "${STROM_SKIP_RUST:-0}" != "1" ]; then
     # (e2e/cluster's integration tests are test = false). The jars from "jvm toolchain"
     # are there by now: the broker tests that run Kafka's own tools and Java client
     # (admin_tools, admin_apis) must not skip.
-    step "cargo test" env STROM_REQUIRE_JVM=1 cargo test --workspace --no-fail-fast
+    step "cargo test" cargo_test_named env STROM_REQUIRE_JVM=1 cargo test --workspace --no-fail-fast
 fi
 
 # Built first by the background job above (its log comes with that job's at the end).
@@ -331,7 +348,7 @@ step "promtool (e2e/prom)" await_done promtool-build
 # network partitions in namespaces (required here: the test command runs as root), and
 # the alerting rules evaluated by promtool on real brokers' scrapes (prometheus_rules).
 if [ "${STROM_SKIP_RUST:-0}" != "1" ] && [ "$BUILD_OK" -eq 1 ]; then
-    step "cluster fault tests (e2e/cluster)" env STROM_BROKER_BIN="$BROKER_BIN" \
+    step "cluster fault tests (e2e/cluster)" cargo_test_named env STROM_BROKER_BIN="$BROKER_BIN" \
         STROM_E2E_REQUIRE_NETNS=1 STROM_E2E_REQUIRE_LOOP=1 \
         STROM_PROMTOOL="$TARGET_DIR/prom/bin/promtool" \
         cargo test --workspace --no-fail-fast --test faults --test faults_secured --test disk_full \
@@ -465,6 +482,7 @@ section "summary"
 for s in "${PASSED_STEPS[@]+"${PASSED_STEPS[@]}"}"; do echo "ok       $s"; done
 for s in "${SKIPPED_STEPS[@]+"${SKIPPED_STEPS[@]}"}"; do echo "skipped  $s"; done
 for s in "${FAILED_STEPS[@]+"${FAILED_STEPS[@]}"}"; do echo "FAILED   $s"; done
+for s in "${FAILURE_DETAILS[@]+"${FAILURE_DETAILS[@]}"}"; do echo "         $s"; done
 echo "$SUITE_SUMMARY"
 if [ "${#FAILED_STEPS[@]}" -ne 0 ]; then
     exit 1

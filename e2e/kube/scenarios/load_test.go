@@ -34,6 +34,13 @@ func startLoad(t *testing.T, ns, name string, extra ...string) *load {
 	args := []string{"run", name, "-n", ns, "--image=" + loadImage, "--restart=Never", "--command", "--",
 		"strom-load", "--bootstrap", bootstrap(ns), "--topic", name, "--group", name + "-group"}
 	kubectl(t, append(args, extra...)...)
+	return waitLoad(t, ns, name)
+}
+
+// waitLoad waits until the strom-load pod NAME has had writes acknowledged and
+// its group member has consumed some.
+func waitLoad(t *testing.T, ns, name string) *load {
+	t.Helper()
 	l := &load{ns: ns, pod: name}
 	kubetest.Eventually(t, 3*time.Minute, "load "+name+" acknowledged and consumed", func() (bool, string) {
 		ip, err := jsonpath("-n", ns, "pod", name, "{.status.podIP}")
