@@ -82,6 +82,8 @@ fn certificates() -> CertsOutput {
         existing: Default::default(),
         now: SystemTime::now(),
         brokers_current: true,
+        forced_cluster_ca: Default::default(),
+        forced_clients_ca: Default::default(),
     })
     .expect("certificates")
 }
