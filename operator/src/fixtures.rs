@@ -4,7 +4,7 @@
 //! merge patch, DELETE and event POSTs, and records every call so a test can assert
 //! exactly what the reconciler did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, StatusCode};
@@ -35,6 +35,9 @@ impl Call {
 #[derive(Default)]
 struct Store {
     objects: BTreeMap<String, Value>,
+    /// Per object, the `metadata.annotations` keys the last server-side apply set: the
+    /// fields its manager owns.
+    applied_annotations: BTreeMap<String, BTreeSet<String>>,
     calls: Vec<Call>,
     next_version: u64,
     next_node_port: i32,
@@ -166,7 +169,9 @@ impl Store {
             }
             "PATCH" if content_type.contains("apply-patch") => self.apply(path, body),
             "PATCH" => self.merge_patch(path, body),
-            "DELETE" => match self.objects.remove(path) {
+            "DELETE" => match self.objects.remove(path).inspect(|_| {
+                self.applied_annotations.remove(path);
+            }) {
                 Some(_) => (
                     StatusCode::OK,
                     json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
@@ -217,8 +222,10 @@ impl Store {
         json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items})
     }
 
-    /// Server-side apply, simplified: the operator is the only manager, so the applied
-    /// object replaces the old one; server-owned fields (uid, status, node ports) survive.
+    /// Server-side apply, simplified: the applied object replaces the old one, except that
+    /// server-owned fields (uid, status, node ports) survive, and so do annotations that
+    /// someone else set (a user's `kubectl annotate`, a merge patch): an apply removes only
+    /// the annotations its own earlier applies set, as the real field manager does.
     fn apply(&mut self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let Some(mut object) = body else {
             return (StatusCode::BAD_REQUEST, json!({"message": "no body"}));
@@ -249,9 +256,29 @@ impl Store {
         {
             object["status"] = status;
         }
+        self.keep_others_annotations(path, &mut object, old.as_ref());
         self.assign_node_ports(&mut object, old.as_ref());
         self.objects.insert(path.to_string(), object.clone());
         (StatusCode::OK, object)
+    }
+
+    fn keep_others_annotations(&mut self, path: &str, object: &mut Value, old: Option<&Value>) {
+        let applied: BTreeSet<String> = object["metadata"]["annotations"]
+            .as_object()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default();
+        let owned = self
+            .applied_annotations
+            .insert(path.to_string(), applied.clone())
+            .unwrap_or_default();
+        let Some(old) = old.and_then(|o| o["metadata"]["annotations"].as_object()) else {
+            return;
+        };
+        for (key, value) in old {
+            if !owned.contains(key) && !applied.contains(key) {
+                object["metadata"]["annotations"][key] = value.clone();
+            }
+        }
     }
 
     fn assign_node_ports(&mut self, object: &mut Value, old: Option<&Value>) {

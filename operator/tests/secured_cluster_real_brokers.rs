@@ -5,11 +5,15 @@
 //! the operator reaches the replication listener with its own certificate and is a super
 //! user; a KafkaUser certificate from the clients CA authenticates on the mTLS listener as
 //! `User:CN=<name>` and does what its ACLs allow, and the replication listener refuses it;
-//! a SCRAM user the operator created logs in on the SASL_SSL listener.
+//! a SCRAM user the operator created logs in on the SASL_SSL listener. Then the cluster CA
+//! is renewed under the default policy (same key): a client that loaded only the old
+//! `ca.crt` accepts the renewed leaf the broker reloads and serves; after a key replacement
+//! the same client refuses the new leaf (the control).
 
 mod common;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::loopback::Localised;
@@ -29,7 +33,7 @@ use strom_client::Security;
 use strom_operator::access::{self, Brokers};
 use strom_operator::certs::{
     self, issue_user_certificate, names as cert_names, Authority, BrokerIdentity, CaKind,
-    CertsOutput, CertsRequest,
+    CertsOutput, CertsRequest, ExistingSecrets, Forced,
 };
 use strom_operator::cluster::{names, security};
 use strom_operator::crd::KafkaCluster;
@@ -67,12 +71,7 @@ fn cluster() -> KafkaCluster {
 /// Every certificate Secret of the cluster; the brokers are reached on 127.0.0.1 here,
 /// so that is one of their names too (as an external address would be).
 fn certificates() -> CertsOutput {
-    let brokers: Vec<BrokerIdentity> = (0..BROKERS as u32)
-        .map(|ordinal| BrokerIdentity {
-            ordinal,
-            extra_names: vec!["127.0.0.1".into()],
-        })
-        .collect();
+    let brokers = broker_identities();
     certs::reconcile_certificates(&CertsRequest {
         cluster: CLUSTER,
         namespace: NAMESPACE,
@@ -82,8 +81,147 @@ fn certificates() -> CertsOutput {
         existing: Default::default(),
         now: SystemTime::now(),
         brokers_current: true,
+        forced_cluster_ca: Default::default(),
+        forced_clients_ca: Default::default(),
     })
     .expect("certificates")
+}
+
+fn broker_identities() -> Vec<BrokerIdentity> {
+    (0..BROKERS as u32)
+        .map(|ordinal| BrokerIdentity {
+            ordinal,
+            extra_names: vec!["127.0.0.1".into()],
+        })
+        .collect()
+}
+
+/// The next reconcile's certificates, from what `stored` wrote, with a forced cluster CA
+/// renewal (the `force-renew` / `force-replace` annotations) at the real time, so the
+/// brokers' clocks agree with the certificates.
+fn forced_renewal(stored: &CertsOutput, forced: Forced) -> CertsOutput {
+    let cluster_ca = stored.cluster_ca.as_ref().expect("cluster CA");
+    let clients_ca = stored.clients_ca.as_ref().expect("clients CA");
+    certs::reconcile_certificates(&CertsRequest {
+        cluster: CLUSTER,
+        namespace: NAMESPACE,
+        brokers: &broker_identities(),
+        cluster_ca: Default::default(),
+        clients_ca: Default::default(),
+        existing: ExistingSecrets {
+            cluster_ca_cert: Some(&cluster_ca.cert),
+            cluster_ca_key: Some(&cluster_ca.key),
+            clients_ca_cert: Some(&clients_ca.cert),
+            clients_ca_key: Some(&clients_ca.key),
+            broker_certs: Some(&stored.broker_certs),
+            operator_certs: Some(&stored.operator_certs),
+        },
+        now: SystemTime::now(),
+        brokers_current: false,
+        forced_cluster_ca: forced,
+        forced_clients_ca: Forced::default(),
+    })
+    .expect("renewed certificates")
+}
+
+fn pem_certs(pem: &[u8]) -> Vec<Vec<u8>> {
+    ::pem::parse_many(pem)
+        .expect("PEM")
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .collect()
+}
+
+fn leaf_of(certs: &CertsOutput, ordinal: u32) -> Vec<u8> {
+    pem_certs(&certs.broker_certs[&cert_names::broker_crt(ordinal)].0).swap_remove(0)
+}
+
+/// rustls' WebPkiServerVerifier, noting the certificate the broker presented.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    seen: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        *self.seen.lock().expect("lock") = Some(end_entity.to_vec());
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A TLS handshake with `address` by a client whose truststore is `trusted` (PEM), as a
+/// Kafka client that loaded it once: the leaf the broker presented, and whether the
+/// client accepted it.
+async fn handshake(address: String, trusted: Vec<u8>) -> (Option<Vec<u8>>, Result<(), String>) {
+    tokio::task::spawn_blocking(move || {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for der in pem_certs(&trusted) {
+            roots.add(der.into()).expect("a trust anchor");
+        }
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .expect("verifier");
+        let seen = Arc::new(Mutex::new(None));
+        let verifier = Arc::new(Recording {
+            inner,
+            seen: seen.clone(),
+        });
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let outcome = (|| {
+            let mut conn =
+                rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+            let mut sock = std::net::TcpStream::connect(&address).map_err(|e| e.to_string())?;
+            sock.set_read_timeout(Some(TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })();
+        let leaf = seen.lock().expect("lock").take();
+        (leaf, outcome)
+    })
+    .await
+    .expect("handshake task")
 }
 
 /// The Secrets as the broker pods mount them, under `root` instead of the certs dir.
@@ -111,6 +249,13 @@ fn secret(data: &certs::SecretData) -> Secret {
         data: Some(data.clone()),
         ..Secret::default()
     }
+}
+
+/// The current cluster CA certificate alone, as PEM.
+fn cluster_ca_pem_first(certs: &CertsOutput) -> Vec<u8> {
+    let bundle = &certs.cluster_ca.as_ref().expect("CA").cert[cert_names::CA_CRT].0;
+    let first = pem_certs(bundle).swap_remove(0);
+    ::pem::encode(&::pem::Pem::new("CERTIFICATE", first)).into_bytes()
 }
 
 async fn admin(addresses: &[String], security: &Security) -> Result<Admin, AdminError> {
@@ -334,7 +479,83 @@ async fn a_secured_cluster_serves_its_operator_and_its_users() {
         Err(AdminError::Refusal(_))
     ));
 
-    drop((as_operator, reporter, app));
+    // The cluster CA renewed with the same key (the default policy, forced here so it
+    // happens now): a client that loaded the old ca.crt, and only that, accepts the
+    // renewed leaf once the broker serves it, and works on Kafka's protocol too.
+    let old_ca_only = cluster_ca.clone();
+    assert_eq!(pem_certs(&old_ca_only).len(), 1);
+    let renewed = forced_renewal(
+        &certs,
+        Forced {
+            renew: true,
+            replace_key: false,
+        },
+    );
+    assert_eq!(
+        pem_certs(&renewed.cluster_ca.as_ref().expect("CA").cert[cert_names::CA_CRT].0).len(),
+        2
+    );
+    mount(&renewed, &mounted);
+    let scram_address = local.address(1, SCRAM_PORT);
+    let renewed_leaf = leaf_of(&renewed, 1);
+    eventually(
+        "the broker presents the renewed leaf to an old truststore",
+        || {
+            let (address, trusted) = (scram_address.clone(), old_ca_only.clone());
+            let expected = renewed_leaf.clone();
+            async move {
+                let (leaf, accepted) = handshake(address, trusted).await;
+                accepted?;
+                (leaf.as_ref() == Some(&expected))
+                    .then_some(())
+                    .ok_or_else(|| "still the old leaf".to_string())
+            }
+        },
+    )
+    .await;
+    let as_old_client = Security::default()
+        .with_tls(TlsConfig::new(&old_ca_only).expect("trust the old cluster CA only"))
+        .with_sasl(SaslMechanism::SCRAM_SHA_512, "payments-app", "s3cret-pw");
+    let mut old_client = admin(&scram, &as_old_client)
+        .await
+        .expect("a client with the old truststore connects after the renewal");
+    old_client
+        .describe_topics(&topics)
+        .await
+        .expect("and is answered");
+
+    // The control: replace-key. Once the broker serves a leaf of the new key, the old
+    // truststore refuses it; the new certificate accepts it.
+    let replaced = forced_renewal(
+        &renewed,
+        Forced {
+            renew: false,
+            replace_key: true,
+        },
+    );
+    let new_ca_only = cluster_ca_pem_first(&replaced);
+    mount(&replaced, &mounted);
+    let replaced_leaf = leaf_of(&replaced, 1);
+    eventually("the broker presents the leaf of the new key", || {
+        let (address, trusted) = (scram_address.clone(), new_ca_only.clone());
+        let expected = replaced_leaf.clone();
+        async move {
+            let (leaf, accepted) = handshake(address, trusted).await;
+            accepted?;
+            (leaf.as_ref() == Some(&expected))
+                .then_some(())
+                .ok_or_else(|| "still a leaf of the old key".to_string())
+        }
+    })
+    .await;
+    let (leaf, accepted) = handshake(scram_address.clone(), old_ca_only.clone()).await;
+    assert_eq!(leaf.as_ref(), Some(&replaced_leaf));
+    assert!(
+        accepted.is_err(),
+        "the old truststore accepted a leaf of the replaced key"
+    );
+
+    drop((as_operator, reporter, app, old_client));
     for r in running {
         r.shutdown().await.expect("shutdown");
     }

@@ -36,7 +36,8 @@ impl std::fmt::Debug for Authority {
 impl Authority {
     /// Loads a CA from its Secrets' data (`<cluster>-<kind>-ca-cert` and `<cluster>-<kind>-ca`).
     /// The current certificate is the one in `ca.crt` whose public key belongs to `ca.key`,
-    /// whatever its position, so a hand-made bundle in any order works.
+    /// whatever its position, so a hand-made bundle in any order works; when several do (a
+    /// certificate renewed with the same key), the one issued last.
     pub fn load(
         kind: CaKind,
         cluster: &str,
@@ -95,9 +96,14 @@ impl Authority {
         mut bundle: Vec<Vec<u8>>,
     ) -> Result<Self, CertError> {
         let public = key.public_key_raw().to_vec();
+        // Issued last wins (a renewal may be shorter-lived than what it renews); among
+        // equals the first listed (`max_by_key` keeps the last maximum, hence `Reverse`).
         let current = bundle
             .iter()
-            .position(|der| x509::public_key_raw(der).as_deref() == Some(public.as_slice()))
+            .enumerate()
+            .filter(|(_, der)| x509::public_key_raw(der).as_deref() == Some(public.as_slice()))
+            .max_by_key(|(i, der)| (x509::not_before(der), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
             .ok_or_else(|| CertError::CaKeyMismatch {
                 kind,
                 secret: cert_secret.to_owned(),
@@ -160,6 +166,32 @@ impl Authority {
             key,
             vec![cert.der().to_vec()],
         )
+    }
+
+    /// The same CA with a new certificate: the same key, subject, extensions and subject
+    /// key identifier, a new serial and a new validity from `now`. Leaves issued under the
+    /// old certificate verify against the new one and the other way round (the issuer is
+    /// found by name and checked by key, both unchanged). The old certificates stay in the
+    /// bundle behind the new one.
+    pub(crate) fn renew_certificate(
+        self,
+        cluster: &str,
+        now: OffsetDateTime,
+        validity_days: u32,
+    ) -> Result<Self, CertError> {
+        let mut params = CertificateParams::from_ca_cert_der(&self.cert_der.clone().into())?;
+        params.not_before = backdated(now);
+        params.not_after = now + time::Duration::days(i64::from(validity_days));
+        params.serial_number = Some(random::serial()?);
+        let cert = params.self_signed(&self.key)?;
+        let mut renewed = Self::from_parts(
+            self.kind,
+            &cert_secret_name(self.kind, cluster),
+            self.key,
+            vec![cert.der().to_vec()],
+        )?;
+        renewed.keep_trusting(self.bundle);
+        Ok(renewed)
     }
 
     /// The generation in the current CA's CN (`... v<n>`), 0 for a CA named otherwise.

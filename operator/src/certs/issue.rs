@@ -40,7 +40,8 @@ impl LeafSpec {
 pub enum IssueReason {
     /// No certificate or key stored, or one that does not parse or whose key does not match.
     Missing,
-    /// The stored certificate was not signed by the current CA (renewed or replaced CA).
+    /// The stored certificate was not issued under the current CA certificate (renewed
+    /// or replaced CA).
     CaChanged,
     /// Subject or alternative names differ from what the cluster needs now.
     NamesChanged,
@@ -68,33 +69,39 @@ pub(crate) fn leaf_due(
     now: OffsetDateTime,
     renewal_days: u32,
 ) -> Option<IssueReason> {
-    let Some(leaf) = crt.and_then(x509::parse_cert_pems).and_then(|mut c| {
-        if c.is_empty() {
-            None
-        } else {
-            Some(c.swap_remove(0))
-        }
-    }) else {
+    let Some(chain) = crt.and_then(x509::parse_cert_pems) else {
+        return Some(IssueReason::Missing);
+    };
+    let Some(leaf) = chain.first() else {
         return Some(IssueReason::Missing);
     };
     let key = key
         .and_then(|k| std::str::from_utf8(k).ok())
         .and_then(|k| KeyPair::from_pem(k).ok());
     let matches =
-        key.is_some_and(|k| x509::public_key_raw(&leaf).as_deref() == Some(k.public_key_raw()));
+        key.is_some_and(|k| x509::public_key_raw(leaf).as_deref() == Some(k.public_key_raw()));
     if !matches {
         return Some(IssueReason::Missing);
     }
-    if !ca.issued(&leaf) {
+    if !issued_under(&chain, ca) {
         return Some(IssueReason::CaChanged);
     }
-    let subject = x509::subject_cn_o(&leaf);
+    let subject = x509::subject_cn_o(leaf);
     if subject != Some((spec.common_name.clone(), spec.organization.clone()))
-        || x509::subject_alt_names(&leaf) != Some(spec.expected_sans())
+        || x509::subject_alt_names(leaf) != Some(spec.expected_sans())
     {
         return Some(IssueReason::NamesChanged);
     }
-    expiring(&leaf, ca, now, renewal_days).then_some(IssueReason::Expiring)
+    expiring(leaf, ca, now, renewal_days).then_some(IssueReason::Expiring)
+}
+
+/// True when `chain` (leaf first, as stored) was issued under `ca`'s current certificate:
+/// signed by its key, and shipped with that very certificate. The signature alone cannot
+/// tell a CA certificate from its renewal (same key, same subject); the certificate the
+/// leaf was stored with can, and it is what the holder presents as its chain.
+pub(crate) fn issued_under(chain: &[Vec<u8>], ca: &Authority) -> bool {
+    chain.first().is_some_and(|leaf| ca.issued(leaf))
+        && chain.get(1).map(Vec::as_slice) == Some(ca.cert_der())
 }
 
 /// Within the renewal window — unless the leaf already lasts as long as its CA: a new one

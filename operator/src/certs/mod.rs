@@ -8,14 +8,25 @@
 //! steady cluster sees no writes and no broker restarts.
 //!
 //! Renewal of a generated CA, across reconciles:
-//! 1. The current CA is within `renewal_days` of expiry: a new CA key and certificate are
-//!    made; `ca.crt` holds the new certificate first and the old one after it, and every
-//!    leaf (brokers, operator) is re-issued by the new CA in the same call. The broker
-//!    digests change, so the caller rolls the brokers onto the new material.
+//! 1. The current CA is within `renewal_days` of expiry, or a renewal was forced
+//!    ([`Forced`]). What follows depends on its [`ExpirationPolicy`]:
+//!    - `RenewCertificate` (the default): a new self-signed certificate with the *same* key
+//!      and the *same* subject, a new serial and a new validity. Leaves issued under either
+//!      certificate verify against either, so a client whose truststore still holds only
+//!      the old certificate keeps connecting to brokers that present new leaves.
+//!    - `ReplaceKey`: a new key and a certificate with a new subject (the generation in the
+//!      CN goes up). Only the published bundle bridges the two: a client must load the new
+//!      `ca.crt` before brokers present leaves from the new key.
+//!
+//!    Either way `ca.crt` holds the new certificate first and the old one after it, and
+//!    every leaf (brokers, operator) is re-issued under the new certificate in the same
+//!    call: a leaf belongs to the certificate its stored chain names (leaf, then the CA
+//!    certificate it was issued under), which tells two certificates of one key apart.
+//!    The broker digests change, so the caller rolls the brokers onto the new material.
 //! 2. An old cluster CA certificate is dropped from `ca.crt` once (a) it was already in
 //!    the stored bundle next to the current CA (it has been published for at least one
-//!    reconcile), (b) no stored broker or operator certificate is signed by it, and (c) the
-//!    caller says the brokers run the material of the previous output
+//!    reconcile), (b) no stored broker or operator certificate was issued under it, and (c)
+//!    the caller says the brokers run the material of the previous output
 //!    ([`CertsRequest::brokers_current`]), so no running broker still presents an old leaf.
 //!    An old certificate that has expired is dropped regardless.
 //! 3. An old clients CA certificate stays until it expires: the certificates it signed live
@@ -23,8 +34,9 @@
 //!    renewal window to pick up their re-issued certificates.
 //!
 //! A user-provided CA (`generate: false`) is only read: its Secrets must exist with the
-//! same keys (`ca.crt` may be a bundle; the certificate that matches `ca.key` is the one
-//! that signs), and the module never writes them ([`CertsOutput::cluster_ca`] is `None`).
+//! same keys (`ca.crt` may be a bundle; the newest certificate that matches `ca.key` is the
+//! one that signs), and the module never writes them ([`CertsOutput::cluster_ca`] is
+//! `None`); forced renewals do not apply to it.
 
 mod authority;
 mod error;
@@ -50,7 +62,7 @@ pub use error::{CaKind, CertError};
 pub use issue::IssueReason;
 pub use user::{issue_user_certificate, user_certificate_due, UserCertificate};
 
-use issue::{issue_leaf, leaf_due, LeafSpec};
+use issue::{issue_leaf, issued_under, leaf_due, LeafSpec};
 
 /// The `data` of a Secret, as `Secret::data` holds it.
 pub type SecretData = BTreeMap<String, ByteString>;
@@ -64,6 +76,36 @@ pub struct CaSettings {
     pub renewal_days: u32,
     /// False for a user-provided CA: the operator reads it and never writes it.
     pub generate: bool,
+    /// What a renewal does to a generated CA (Strimzi's `certificateExpirationPolicy`).
+    pub expiration_policy: ExpirationPolicy,
+}
+
+/// How a generated CA is renewed when it nears its expiry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpirationPolicy {
+    /// A new certificate for the same key and subject: clients that trust the old
+    /// certificate also accept leaves issued under the new one.
+    #[default]
+    RenewCertificate,
+    /// A new key and subject: clients must load the new bundle before brokers present
+    /// leaves from it.
+    ReplaceKey,
+}
+
+/// Renewals asked for by hand (annotations on a generated CA's Secrets, see
+/// [`names::FORCE_RENEW_ANNOTATION`]), done at this call whatever the dates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Forced {
+    /// Renew the CA as its [`ExpirationPolicy`] says.
+    pub renew: bool,
+    /// Give the CA a new key, whatever its policy.
+    pub replace_key: bool,
+}
+
+impl Forced {
+    pub fn any(&self) -> bool {
+        self.renew || self.replace_key
+    }
 }
 
 impl Default for CaSettings {
@@ -72,6 +114,7 @@ impl Default for CaSettings {
             validity_days: 365,
             renewal_days: 30,
             generate: true,
+            expiration_policy: ExpirationPolicy::RenewCertificate,
         }
     }
 }
@@ -124,6 +167,10 @@ pub struct CertsRequest<'a> {
     /// previous call. Gates dropping a renewed-away cluster CA from `ca.crt` (step 2 in the
     /// module docs); a caller that does not track this passes `true` after its roll.
     pub brokers_current: bool,
+    /// Renewals forced on the cluster CA; ignored for a user-provided CA.
+    pub forced_cluster_ca: Forced,
+    /// Renewals forced on the clients CA; ignored for a user-provided CA.
+    pub forced_clients_ca: Forced,
 }
 
 /// The data of a generated CA's two Secrets.
@@ -140,8 +187,15 @@ pub struct CaSecrets {
 pub enum CertEvent {
     /// A CA was generated from nothing (`reason`: why the stored one could not be used).
     CaCreated { kind: CaKind, reason: String },
-    /// A CA reached its renewal window and was replaced; the old one is still trusted.
-    CaRenewed { kind: CaKind },
+    /// A CA reached its renewal window, or a renewal was forced, and was renewed; the old
+    /// certificate is still trusted.
+    CaRenewed {
+        kind: CaKind,
+        /// True for a new key (`ReplaceKey`), false for a new certificate of the same key.
+        key_replaced: bool,
+        /// True when an annotation asked for it.
+        forced: bool,
+    },
     /// Old CA certificates dropped from `ca.crt`.
     CaRetired { kind: CaKind, count: usize },
     /// A leaf was (re-)issued: `holder` is `broker-<i>` or `operator`.
@@ -189,26 +243,39 @@ pub fn reconcile_certificates(req: &CertsRequest<'_>) -> Result<CertsOutput, Cer
     let now = OffsetDateTime::from(req.now);
     let mut events = Vec::new();
 
-    // Leaves stored now, to know whether an old cluster CA still signs anything in use.
-    let stored_leaves: Vec<Vec<u8>> = stored_leaf_certs(&req.existing);
+    // Leaf chains stored now, to know whether an old cluster CA certificate still has
+    // leaves in use that were issued under it.
+    let stored_chains = stored_leaf_chains(&req.existing);
     let cluster_ca = reconcile_ca(
-        CaKind::Cluster,
-        req.cluster,
-        &req.cluster_ca,
-        req.existing.cluster_ca_cert,
-        req.existing.cluster_ca_key,
+        CaInputs {
+            kind: CaKind::Cluster,
+            cluster: req.cluster,
+            settings: &req.cluster_ca,
+            cert: req.existing.cluster_ca_cert,
+            key: req.existing.cluster_ca_key,
+            forced: req.forced_cluster_ca,
+        },
         now,
-        |old| req.brokers_current && !stored_leaves.iter().any(|l| x509::signed_by(l, old)),
+        |ca, old| {
+            req.brokers_current
+                && !stored_chains.iter().any(|chain| {
+                    chain.first().is_some_and(|leaf| x509::signed_by(leaf, old))
+                        && !issued_under(chain, ca)
+                })
+        },
         &mut events,
     )?;
     let clients_ca = reconcile_ca(
-        CaKind::Clients,
-        req.cluster,
-        &req.clients_ca,
-        req.existing.clients_ca_cert,
-        req.existing.clients_ca_key,
+        CaInputs {
+            kind: CaKind::Clients,
+            cluster: req.cluster,
+            settings: &req.clients_ca,
+            cert: req.existing.clients_ca_cert,
+            key: req.existing.clients_ca_key,
+            forced: req.forced_clients_ca,
+        },
         now,
-        |_| false,
+        |_, _| false,
         &mut events,
     )?;
 
@@ -291,18 +358,33 @@ pub fn reconcile_certificates(req: &CertsRequest<'_>) -> Result<CertsOutput, Cer
     })
 }
 
-/// Loads, creates or renews one CA, and drops old certificates from its bundle.
-#[allow(clippy::too_many_arguments)]
-fn reconcile_ca(
+/// One CA's settings, Secrets and forced actions.
+struct CaInputs<'a> {
     kind: CaKind,
-    cluster: &str,
-    settings: &CaSettings,
-    cert: Option<&SecretData>,
-    key: Option<&SecretData>,
+    cluster: &'a str,
+    settings: &'a CaSettings,
+    cert: Option<&'a SecretData>,
+    key: Option<&'a SecretData>,
+    forced: Forced,
+}
+
+/// Loads, creates or renews one CA, and drops old certificates from its bundle.
+/// `retire_unused(current, old)` says whether `old` may leave the bundle of `current`
+/// because nothing in use was issued under it.
+fn reconcile_ca(
+    inputs: CaInputs<'_>,
     now: OffsetDateTime,
-    retire_unused: impl Fn(&[u8]) -> bool,
+    retire_unused: impl Fn(&Authority, &[u8]) -> bool,
     events: &mut Vec<CertEvent>,
 ) -> Result<Authority, CertError> {
+    let CaInputs {
+        kind,
+        cluster,
+        settings,
+        cert,
+        key,
+        forced,
+    } = inputs;
     settings.validate(kind)?;
     if !settings.generate {
         return Authority::load(kind, cluster, cert, key);
@@ -318,23 +400,51 @@ fn reconcile_ca(
                 err.to_string()
             };
             events.push(CertEvent::CaCreated { kind, reason });
-            Authority::generate(kind, cluster, 0, now, settings.validity_days)?
+            // Brand new: a forced renewal has nothing left to do.
+            return Authority::generate(kind, cluster, 0, now, settings.validity_days);
         }
     };
-    let mut renewed = false;
-    if ca.not_after() - time::Duration::days(i64::from(settings.renewal_days)) <= now {
-        let previous = ca.bundle().to_vec();
-        let generation = ca.generation() + 1;
-        ca = Authority::generate(kind, cluster, generation, now, settings.validity_days)?;
-        ca.keep_trusting(previous);
-        renewed = true;
-        events.push(CertEvent::CaRenewed { kind });
+    let expiring = ca.not_after() - time::Duration::days(i64::from(settings.renewal_days)) <= now;
+    let renewal = if forced.replace_key {
+        Some(ExpirationPolicy::ReplaceKey)
+    } else if forced.renew || expiring {
+        Some(settings.expiration_policy)
+    } else {
+        None
+    };
+    if let Some(policy) = renewal {
+        ca = match policy {
+            ExpirationPolicy::RenewCertificate => {
+                ca.renew_certificate(cluster, now, settings.validity_days)?
+            }
+            ExpirationPolicy::ReplaceKey => {
+                let previous = ca.bundle().to_vec();
+                let generation = ca.generation() + 1;
+                let mut replaced =
+                    Authority::generate(kind, cluster, generation, now, settings.validity_days)?;
+                replaced.keep_trusting(previous);
+                replaced
+            }
+        };
+        events.push(CertEvent::CaRenewed {
+            kind,
+            key_replaced: policy == ExpirationPolicy::ReplaceKey,
+            forced: forced.any(),
+        });
     }
-    let count = ca.retire(|old| {
-        let expired = x509::not_after(old).is_none_or(|t| t <= now);
-        // Just renewed: the old CA must be published alongside the new one first.
-        expired || (!renewed && retire_unused(old))
-    });
+    let renewed = renewal.is_some();
+    let to_retire: Vec<Vec<u8>> = ca
+        .bundle()
+        .iter()
+        .filter(|old| {
+            let expired = x509::not_after(old).is_none_or(|t| t <= now);
+            // Just renewed: the old certificate must be published alongside the new one
+            // first.
+            expired || (!renewed && retire_unused(&ca, old))
+        })
+        .cloned()
+        .collect();
+    let count = ca.retire(|der| to_retire.iter().any(|r| r == der));
     if count > 0 {
         events.push(CertEvent::CaRetired { kind, count });
     }
@@ -394,7 +504,8 @@ fn leaf(
     }
 }
 
-fn stored_leaf_certs(existing: &ExistingSecrets<'_>) -> Vec<Vec<u8>> {
+/// Every stored broker and operator chain (leaf first), as DER.
+fn stored_leaf_chains(existing: &ExistingSecrets<'_>) -> Vec<Vec<Vec<u8>>> {
     let brokers = existing
         .broker_certs
         .into_iter()
@@ -406,7 +517,7 @@ fn stored_leaf_certs(existing: &ExistingSecrets<'_>) -> Vec<Vec<u8>> {
         .and_then(|d| d.get(names::OPERATOR_CRT));
     brokers
         .chain(operator)
-        .filter_map(|v| x509::parse_cert_pems(&v.0)?.into_iter().next())
+        .filter_map(|v| x509::parse_cert_pems(&v.0))
         .collect()
 }
 

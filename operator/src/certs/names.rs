@@ -11,6 +11,14 @@ pub const CA_PASSWORD: &str = "ca.password";
 /// PKCS#8 PEM private key of the current CA.
 pub const CA_KEY: &str = "ca.key";
 
+/// Set to `"true"` on a generated CA's certificate Secret (`<cluster>-<kind>-ca-cert`):
+/// the CA is renewed at the next reconcile as its expiration policy says, whatever the
+/// dates. The operator removes the annotation once the renewed Secrets are written.
+pub const FORCE_RENEW_ANNOTATION: &str = "kafka.strom.dev/force-renew";
+/// Set to `"true"` on a generated CA's key Secret (`<cluster>-<kind>-ca`): the CA gets a
+/// new key at the next reconcile, whatever its expiration policy; removed once done.
+pub const FORCE_REPLACE_ANNOTATION: &str = "kafka.strom.dev/force-replace";
+
 /// Operator client certificate (leaf then CA), key and the cluster CA bundle.
 pub const OPERATOR_CRT: &str = "operator.crt";
 pub const OPERATOR_KEY: &str = "operator.key";

@@ -2,6 +2,8 @@ use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use time::OffsetDateTime;
+
 use super::*;
 
 const CLUSTER: &str = "prod";
@@ -63,6 +65,8 @@ struct Run {
     cluster_ca: CaSettings,
     clients_ca: CaSettings,
     brokers_current: bool,
+    forced_cluster_ca: Forced,
+    forced_clients_ca: Forced,
 }
 
 impl Default for Run {
@@ -72,6 +76,8 @@ impl Default for Run {
             cluster_ca: CaSettings::default(),
             clients_ca: CaSettings::default(),
             brokers_current: true,
+            forced_cluster_ca: Forced::default(),
+            forced_clients_ca: Forced::default(),
         }
     }
 }
@@ -87,6 +93,8 @@ impl Run {
             existing: stored.view(),
             now,
             brokers_current: self.brokers_current,
+            forced_cluster_ca: self.forced_cluster_ca,
+            forced_clients_ca: self.forced_clients_ca,
         })
     }
 
@@ -149,6 +157,69 @@ fn verify(
         None,
     )?;
     Ok(())
+}
+
+/// What a TLS client does with a broker (rustls' `WebPkiServerVerifier` makes the same
+/// calls): the presented chain (leaf, then the CA certificate shipped with it, as an
+/// intermediate) against the client's trust anchors, then the broker's name.
+fn verify_presented(
+    chain: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    now: SystemTime,
+) -> Result<(), webpki::Error> {
+    let ders: Vec<CertificateDer<'_>> = anchors
+        .iter()
+        .map(|d| CertificateDer::from(d.as_slice()))
+        .collect();
+    let anchors = ders
+        .iter()
+        .map(webpki::anchor_from_trusted_cert)
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = CertificateDer::from(chain[0].as_slice());
+    let intermediates: Vec<CertificateDer<'_>> = chain[1..]
+        .iter()
+        .map(|d| CertificateDer::from(d.as_slice()))
+        .collect();
+    let ee = webpki::EndEntityCert::try_from(&leaf)?;
+    ee.verify_for_usage(
+        &[webpki::ring::ECDSA_P256_SHA256],
+        &anchors,
+        &intermediates,
+        unix(now),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )?;
+    let name = ServerName::try_from("prod-bootstrap.kafka.svc").expect("server name");
+    ee.verify_is_valid_for_subject_name(&name)
+}
+
+fn subject_der(der: &[u8]) -> Vec<u8> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("certificate");
+    cert.subject().as_raw().to_vec()
+}
+
+fn serial(der: &[u8]) -> Vec<u8> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("certificate");
+    cert.raw_serial().to_vec()
+}
+
+fn ca_key(out: &CertsOutput, kind: CaKind) -> String {
+    let ca = match kind {
+        CaKind::Cluster => out.cluster_ca.as_ref(),
+        CaKind::Clients => out.clients_ca.as_ref(),
+    };
+    text(&ca.expect("generated CA").key, names::CA_KEY).to_owned()
+}
+
+fn issue_reasons(out: &CertsOutput) -> Vec<IssueReason> {
+    out.events
+        .iter()
+        .filter_map(|e| match e {
+            CertEvent::LeafIssued { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
 }
 
 fn broker_leaf(out: &CertsOutput, ordinal: u32) -> Vec<u8> {
@@ -360,6 +431,7 @@ fn leaf_in_renewal_window_is_reissued() {
             validity_days: 100,
             renewal_days: 30,
             generate: false,
+            ..CaSettings::default()
         },
         ..Run::default()
     };
@@ -391,9 +463,20 @@ fn leaf_in_renewal_window_is_reissued() {
     }
 }
 
+fn replacing_key() -> CaSettings {
+    CaSettings {
+        expiration_policy: ExpirationPolicy::ReplaceKey,
+        ..CaSettings::default()
+    }
+}
+
 #[test]
-fn ca_renewal_trusts_both_then_drops_the_old_one() {
-    let mut run = Run::default();
+fn replace_key_renewal_trusts_both_then_drops_the_old_one() {
+    let mut run = Run {
+        cluster_ca: replacing_key(),
+        clients_ca: replacing_key(),
+        ..Run::default()
+    };
     let mut stored = Stored::default();
     let first = run.step(&mut stored, t0());
     let old_cluster_ca = bundle(&first, CaKind::Cluster).swap_remove(0);
@@ -404,10 +487,14 @@ fn ca_renewal_trusts_both_then_drops_the_old_one() {
     run.brokers_current = false;
     let renewed = run.step(&mut stored, t1);
     assert!(renewed.events.contains(&CertEvent::CaRenewed {
-        kind: CaKind::Cluster
+        kind: CaKind::Cluster,
+        key_replaced: true,
+        forced: false,
     }));
     assert!(renewed.events.contains(&CertEvent::CaRenewed {
-        kind: CaKind::Clients
+        kind: CaKind::Clients,
+        key_replaced: true,
+        forced: false,
     }));
     let cluster_bundle = bundle(&renewed, CaKind::Cluster);
     assert_eq!(cluster_bundle.len(), 2);
@@ -449,6 +536,13 @@ fn ca_renewal_trusts_both_then_drops_the_old_one() {
             std::slice::from_ref(&old_cluster_ca),
             t1,
             webpki::KeyUsage::server_auth()
+        )
+        .is_err());
+        // What a client that loaded only the old ca.crt sees: the new chain fails.
+        assert!(verify_presented(
+            &pems(&renewed.broker_certs, &names::broker_crt(i)),
+            std::slice::from_ref(&old_cluster_ca),
+            t1,
         )
         .is_err());
     }
@@ -583,6 +677,7 @@ fn renewal_window_must_be_shorter_than_validity() {
             validity_days: 30,
             renewal_days: 30,
             generate: true,
+            ..CaSettings::default()
         },
         ..Run::default()
     };
@@ -683,4 +778,324 @@ fn user_certificate_is_issued_by_the_clients_ca() {
     // The clients CA renewed: the certificate comes from the old one.
     let other = Authority::generate(CaKind::Clients, CLUSTER, 1, t0().into(), 365).expect("CA");
     assert!(user_certificate_due(Some(&data), &other, "alice", t0(), 30));
+}
+
+/// The default policy: the renewed CA certificate has the old key and subject, so a client
+/// that loaded the truststore before the renewal accepts brokers that present leaves from
+/// the new certificate, and a new truststore accepts brokers not yet on the new leaves.
+#[test]
+fn renew_certificate_keeps_key_and_subject_so_old_and_new_trust_each_other() {
+    let mut run = Run::default();
+    let mut stored = Stored::default();
+    let first = run.step(&mut stored, t0());
+    let old_cluster_ca = bundle(&first, CaKind::Cluster).swap_remove(0);
+    let old_clients_ca = bundle(&first, CaKind::Clients).swap_remove(0);
+    let old_user = issue_user_certificate(&clients_ca(&stored), "alice", t0(), 365)
+        .expect("user cert")
+        .into_secret_data();
+
+    let t1 = t0() + DAY * 340;
+    run.brokers_current = false;
+    let renewed = run.step(&mut stored, t1);
+    for kind in [CaKind::Cluster, CaKind::Clients] {
+        assert!(
+            renewed.events.contains(&CertEvent::CaRenewed {
+                kind,
+                key_replaced: false,
+                forced: false,
+            }),
+            "{:?}",
+            renewed.events
+        );
+        assert_eq!(ca_key(&renewed, kind), ca_key(&first, kind), "same key");
+    }
+    let cluster_bundle = bundle(&renewed, CaKind::Cluster);
+    assert_eq!(cluster_bundle.len(), 2);
+    let new_cluster_ca = cluster_bundle[0].clone();
+    assert_eq!(cluster_bundle[1], old_cluster_ca);
+    assert_ne!(new_cluster_ca, old_cluster_ca);
+    assert_eq!(subject_der(&new_cluster_ca), subject_der(&old_cluster_ca));
+    assert_ne!(serial(&new_cluster_ca), serial(&old_cluster_ca));
+    assert_eq!(
+        x509::common_name(&new_cluster_ca).as_deref(),
+        Some("prod-cluster-ca v0")
+    );
+    let old_expiry = x509::not_after(&old_cluster_ca).expect("expiry");
+    let new_expiry = x509::not_after(&new_cluster_ca).expect("expiry");
+    assert!(new_expiry > old_expiry + time::Duration::days(300));
+    assert!(x509::is_ca(&new_cluster_ca));
+
+    // Every leaf is re-issued under the new certificate, though the key is the same.
+    assert_eq!(
+        issued_holders(&renewed),
+        ["broker-0", "broker-1", "broker-2", "operator"]
+    );
+    assert!(issue_reasons(&renewed)
+        .iter()
+        .all(|r| *r == IssueReason::CaChanged));
+
+    // Inside both certificates' validity.
+    let t2 = t1 + DAY;
+    assert!(OffsetDateTime::from(t2) < old_expiry);
+    for i in 0..3 {
+        let new_chain = pems(&renewed.broker_certs, &names::broker_crt(i));
+        assert_eq!(new_chain[1], new_cluster_ca, "shipped with the new CA");
+        verify_presented(&new_chain, std::slice::from_ref(&old_cluster_ca), t2)
+            .expect("a client that trusts only the old CA certificate accepts a new leaf");
+        verify(
+            &new_chain[0],
+            std::slice::from_ref(&old_cluster_ca),
+            t2,
+            webpki::KeyUsage::server_auth(),
+        )
+        .expect("the new leaf alone, against the old CA alone");
+        let old_chain = pems(&first.broker_certs, &names::broker_crt(i));
+        verify_presented(&old_chain, std::slice::from_ref(&new_cluster_ca), t2)
+            .expect("a client that trusts only the new CA certificate accepts an old leaf");
+        verify(
+            &old_chain[0],
+            std::slice::from_ref(&new_cluster_ca),
+            t2,
+            webpki::KeyUsage::client_auth(),
+        )
+        .expect("inter-broker mTLS across the renewal");
+    }
+    let operator = pems(&renewed.operator_certs, names::OPERATOR_CRT).swap_remove(0);
+    verify(
+        &operator,
+        std::slice::from_ref(&old_cluster_ca),
+        t2,
+        webpki::KeyUsage::client_auth(),
+    )
+    .expect("brokers that still trust only the old CA accept the operator");
+
+    // Clients CA: a user certificate from before the renewal is still accepted by brokers
+    // that trust only the new certificate, and is re-issued under the new one.
+    let new_clients_ca = bundle(&renewed, CaKind::Clients).swap_remove(0);
+    assert_ne!(new_clients_ca, old_clients_ca);
+    let old_user_leaf = pems(&old_user, names::USER_CRT).swap_remove(0);
+    verify(
+        &old_user_leaf,
+        std::slice::from_ref(&new_clients_ca),
+        t2,
+        webpki::KeyUsage::client_auth(),
+    )
+    .expect("old user certificate against the new clients CA");
+    let clients = clients_ca(&stored);
+    assert_eq!(clients.cert_der(), new_clients_ca.as_slice());
+    assert!(user_certificate_due(
+        Some(&old_user),
+        &clients,
+        "alice",
+        t2,
+        30
+    ));
+    let new_user = issue_user_certificate(&clients, "alice", t2, 365).expect("user cert");
+    let new_user = new_user.into_secret_data();
+    assert!(!user_certificate_due(
+        Some(&new_user),
+        &clients,
+        "alice",
+        t2,
+        30
+    ));
+    verify(
+        &pems(&new_user, names::USER_CRT)[0],
+        std::slice::from_ref(&old_clients_ca),
+        t2,
+        webpki::KeyUsage::client_auth(),
+    )
+    .expect("new user certificate against the old clients CA");
+
+    // Steady: nothing is renewed or re-issued again.
+    let steady = run.step(&mut stored, t2);
+    assert_eq!(steady.events, []);
+    assert_eq!(steady.broker_certs, renewed.broker_certs);
+    assert_eq!(steady.cluster_ca, renewed.cluster_ca);
+
+    // The old certificate leaves the bundle by the usual rules.
+    run.brokers_current = true;
+    let retired = run.step(&mut stored, t2);
+    assert_eq!(
+        retired.events,
+        [CertEvent::CaRetired {
+            kind: CaKind::Cluster,
+            count: 1
+        }]
+    );
+    assert_eq!(bundle(&retired, CaKind::Cluster), [new_cluster_ca]);
+    let expired = run.step(&mut stored, t0() + DAY * 366);
+    assert_eq!(
+        expired.events,
+        [CertEvent::CaRetired {
+            kind: CaKind::Clients,
+            count: 1
+        }]
+    );
+    // A year on, the renewed CA renews again, still with the same key.
+    let again = run.step(&mut stored, t1 + DAY * 340);
+    assert!(again.events.contains(&CertEvent::CaRenewed {
+        kind: CaKind::Cluster,
+        key_replaced: false,
+        forced: false,
+    }));
+    assert_eq!(
+        ca_key(&again, CaKind::Cluster),
+        ca_key(&first, CaKind::Cluster)
+    );
+}
+
+fn forcing(renew: bool, replace_key: bool) -> Forced {
+    Forced { renew, replace_key }
+}
+
+#[test]
+fn forced_renewal_far_from_the_window_follows_the_policy() {
+    let mut run = Run {
+        brokers_current: false,
+        ..Run::default()
+    };
+    let mut stored = Stored::default();
+    let first = run.step(&mut stored, t0());
+    let old_ca = bundle(&first, CaKind::Cluster).swap_remove(0);
+
+    // Ten days in: a year from the renewal window.
+    let t1 = t0() + DAY * 10;
+    run.forced_cluster_ca = forcing(true, false);
+    let renewed = run.step(&mut stored, t1);
+    assert_eq!(
+        renewed.events[0],
+        CertEvent::CaRenewed {
+            kind: CaKind::Cluster,
+            key_replaced: false,
+            forced: true,
+        }
+    );
+    assert_eq!(
+        issued_holders(&renewed),
+        ["broker-0", "broker-1", "broker-2", "operator"]
+    );
+    assert_eq!(renewed.clients_ca, first.clients_ca, "the other CA is left");
+    assert_eq!(
+        ca_key(&renewed, CaKind::Cluster),
+        ca_key(&first, CaKind::Cluster)
+    );
+    let cluster_bundle = bundle(&renewed, CaKind::Cluster);
+    assert_eq!(cluster_bundle[1], old_ca);
+    verify_presented(
+        &pems(&renewed.broker_certs, &names::broker_crt(0)),
+        std::slice::from_ref(&old_ca),
+        t1,
+    )
+    .expect("same key: the old truststore still works");
+
+    // Done: without the annotation the next call is quiet.
+    run.forced_cluster_ca = Forced::default();
+    assert_eq!(run.step(&mut stored, t1).events, []);
+
+    // Under replace-key a forced renewal makes a new key.
+    run.cluster_ca = replacing_key();
+    run.forced_cluster_ca = forcing(true, false);
+    let replaced = run.step(&mut stored, t1);
+    assert_eq!(
+        replaced.events[0],
+        CertEvent::CaRenewed {
+            kind: CaKind::Cluster,
+            key_replaced: true,
+            forced: true,
+        }
+    );
+    assert_ne!(
+        ca_key(&replaced, CaKind::Cluster),
+        ca_key(&first, CaKind::Cluster)
+    );
+}
+
+#[test]
+fn forced_key_replacement_ignores_the_policy() {
+    let mut run = Run::default();
+    let mut stored = Stored::default();
+    let first = run.step(&mut stored, t0());
+    let old_ca = bundle(&first, CaKind::Clients).swap_remove(0);
+
+    let t1 = t0() + DAY * 10;
+    run.forced_clients_ca = forcing(true, true);
+    let replaced = run.step(&mut stored, t1);
+    assert_eq!(
+        replaced.events,
+        [CertEvent::CaRenewed {
+            kind: CaKind::Clients,
+            key_replaced: true,
+            forced: true,
+        }],
+        "no leaf of the cluster CA changes"
+    );
+    assert_ne!(
+        ca_key(&replaced, CaKind::Clients),
+        ca_key(&first, CaKind::Clients)
+    );
+    let clients_bundle = bundle(&replaced, CaKind::Clients);
+    assert_eq!(clients_bundle.len(), 2);
+    assert_eq!(clients_bundle[1], old_ca);
+    assert_eq!(
+        x509::common_name(&clients_bundle[0]).as_deref(),
+        Some("prod-clients-ca v1")
+    );
+    let user = issue_user_certificate(&clients_ca(&stored), "alice", t1, 365)
+        .expect("user cert")
+        .into_secret_data();
+    assert!(
+        verify(
+            &pems(&user, names::USER_CRT)[0],
+            std::slice::from_ref(&old_ca),
+            t1,
+            webpki::KeyUsage::client_auth()
+        )
+        .is_err(),
+        "a new key is not trusted through the old certificate"
+    );
+}
+
+#[test]
+fn forced_renewal_of_a_user_provided_ca_does_nothing() {
+    let ca = Authority::generate(CaKind::Cluster, "own", 0, t0().into(), 1000).expect("CA");
+    let mut stored = Stored {
+        cluster_ca_cert: Some(SecretData::from([(
+            names::CA_CRT.into(),
+            ByteString(ca.bundle_pem().into_bytes()),
+        )])),
+        cluster_ca_key: Some(ca.key_secret_data()),
+        ..Stored::default()
+    };
+    let mut run = Run {
+        cluster_ca: user_provided(),
+        ..Run::default()
+    };
+    let first = run.step(&mut stored, t0());
+    run.forced_cluster_ca = forcing(true, true);
+    let forced = run.step(&mut stored, t0() + DAY);
+    assert_eq!(forced.events, []);
+    assert_eq!(forced.cluster_ca, None);
+    assert_eq!(forced.broker_certs, first.broker_certs);
+}
+
+/// A user-provided bundle that holds a CA certificate and its renewal (same key) signs with
+/// the renewal, in whichever order they are listed.
+#[test]
+fn user_provided_bundle_signs_with_the_newest_certificate_of_its_key() {
+    let ca = Authority::generate(CaKind::Cluster, "own", 0, t0().into(), 1000).expect("CA");
+    let key = ca.key_secret_data();
+    let old = ca.cert_der().to_vec();
+    let renewed = ca
+        .renew_certificate("own", (t0() + DAY).into(), 1000)
+        .expect("renewed");
+    let new = renewed.cert_der().to_vec();
+    let pem: String = [&old, &new]
+        .iter()
+        .map(|d| x509::encode_cert_pem(d))
+        .collect();
+    let cert = SecretData::from([(names::CA_CRT.into(), ByteString(pem.into_bytes()))]);
+    let loaded = Authority::load(CaKind::Cluster, "own", Some(&cert), Some(&key)).expect("loads");
+    assert_eq!(loaded.cert_der(), new.as_slice());
+    assert_eq!(loaded.bundle(), [new, old]);
 }

@@ -46,6 +46,10 @@ fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
     }
 }
 
+pub fn not_before(der: &[u8]) -> Option<OffsetDateTime> {
+    Some(parse(der)?.validity().not_before.to_datetime())
+}
+
 pub fn not_after(der: &[u8]) -> Option<OffsetDateTime> {
     Some(parse(der)?.validity().not_after.to_datetime())
 }

@@ -6,14 +6,17 @@
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
+use serde_json::json;
 
 use crate::apply::{apply, Outcome};
+use crate::certs::SecretData;
 use crate::certs::{self, names as cert_names, BrokerIdentity, CaSettings, CertError, CertEvent};
-use crate::certs::{CertsOutput, CertsRequest, ExistingSecrets, SecretData};
+use crate::certs::{CertsOutput, CertsRequest, ExistingSecrets, ExpirationPolicy, Forced};
 use crate::cluster::config::ExternalAddresses;
 use crate::cluster::{names, resources, security};
-use crate::crd::cluster::CertificateAuthoritySpec;
+use crate::crd::cluster::{CertificateAuthoritySpec, CertificateExpirationPolicy};
 use crate::crd::KafkaCluster;
 
 /// Condition reason when the certificates cannot be made (a user-provided CA missing or
@@ -38,7 +41,49 @@ pub fn ca_settings(spec: Option<&CertificateAuthoritySpec>) -> CaSettings {
         generate: spec
             .and_then(|s| s.generate_certificate_authority)
             .unwrap_or(defaults.generate),
+        expiration_policy: match spec.and_then(|s| s.certificate_expiration_policy) {
+            None => defaults.expiration_policy,
+            Some(CertificateExpirationPolicy::RenewCertificate) => {
+                ExpirationPolicy::RenewCertificate
+            }
+            Some(CertificateExpirationPolicy::ReplaceKey) => ExpirationPolicy::ReplaceKey,
+        },
     }
+}
+
+fn data(secret: &Option<Secret>) -> Option<&SecretData> {
+    secret.as_ref().and_then(|s| s.data.as_ref())
+}
+
+/// True when `secret` carries `annotation: "true"` (Strimzi acts on nothing else either).
+fn annotated(secret: Option<&Secret>, annotation: &str) -> bool {
+    secret
+        .and_then(|s| s.metadata.annotations.as_ref())
+        .and_then(|a| a.get(annotation))
+        .is_some_and(|v| v == "true")
+}
+
+/// The renewals forced on one CA by the annotations on its two Secrets.
+fn forced(cert: Option<&Secret>, key: Option<&Secret>) -> Forced {
+    Forced {
+        renew: annotated(cert, cert_names::FORCE_RENEW_ANNOTATION),
+        replace_key: annotated(key, cert_names::FORCE_REPLACE_ANNOTATION),
+    }
+}
+
+/// Removes a force annotation once the renewal it asked for is written. Server-side apply
+/// cannot do it: the annotation belongs to whoever set it (kubectl, another manager), and
+/// an apply only removes fields its own manager set before. A merge patch removes it
+/// whoever owns it.
+async fn remove_annotation(
+    api: &Api<Secret>,
+    secret: &str,
+    annotation: &str,
+) -> Result<(), kube::Error> {
+    let patch = json!({"metadata": {"annotations": {annotation: null}}});
+    api.patch(secret, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }
 
 /// The brokers that need certificates: every pod the StatefulSet runs or is about to
@@ -72,9 +117,7 @@ pub async fn reconcile(
     }
     let name = cluster.name_any();
     let namespace = names::namespace(cluster);
-    let read = |secret: String| async move {
-        Ok::<_, kube::Error>(api.get_opt(&secret).await?.and_then(|s| s.data))
-    };
+    let read = |secret: String| async move { api.get_opt(&secret).await };
     let cluster_ca_cert = read(cert_names::cluster_ca_cert_secret(&name)).await?;
     let cluster_ca_key = read(cert_names::cluster_ca_key_secret(&name)).await?;
     let clients_ca_cert = read(cert_names::clients_ca_cert_secret(&name)).await?;
@@ -89,18 +132,20 @@ pub async fn reconcile(
         cluster_ca: ca_settings(cluster.spec.cluster_ca.as_ref()),
         clients_ca: ca_settings(cluster.spec.clients_ca.as_ref()),
         existing: ExistingSecrets {
-            cluster_ca_cert: cluster_ca_cert.as_ref(),
-            cluster_ca_key: cluster_ca_key.as_ref(),
-            clients_ca_cert: clients_ca_cert.as_ref(),
-            clients_ca_key: clients_ca_key.as_ref(),
-            broker_certs: broker_certs.as_ref(),
-            operator_certs: operator_certs.as_ref(),
+            cluster_ca_cert: data(&cluster_ca_cert),
+            cluster_ca_key: data(&cluster_ca_key),
+            clients_ca_cert: data(&clients_ca_cert),
+            clients_ca_key: data(&clients_ca_key),
+            broker_certs: data(&broker_certs),
+            operator_certs: data(&operator_certs),
         },
         now: SystemTime::now(),
         // Whether every broker has loaded the newest material is not tracked yet, so a
         // renewed-away cluster CA stays trusted until it expires (at most its renewal
         // window), never dropped while a broker may still present a leaf it signed.
         brokers_current: false,
+        forced_cluster_ca: forced(cluster_ca_cert.as_ref(), cluster_ca_key.as_ref()),
+        forced_clients_ca: forced(clients_ca_cert.as_ref(), clients_ca_key.as_ref()),
     };
     let output = match certs::reconcile_certificates(&request) {
         Ok(output) => output,
@@ -114,6 +159,25 @@ pub async fn reconcile(
         let (_, outcome) = apply(api, &secret).await?;
         if outcome == Outcome::Applied {
             applied.secrets.push(secret.name_any());
+        }
+    }
+    // Only now that the renewed Secrets are written: a failure before this point leaves
+    // the annotations, and the next reconcile renews again rather than never. A
+    // user-provided CA is never renewed by the operator, so its annotations are left.
+    for (settings, cert, key) in [
+        (&request.cluster_ca, &cluster_ca_cert, &cluster_ca_key),
+        (&request.clients_ca, &clients_ca_cert, &clients_ca_key),
+    ] {
+        if !settings.generate {
+            continue;
+        }
+        for (secret, annotation) in [
+            (cert, cert_names::FORCE_RENEW_ANNOTATION),
+            (key, cert_names::FORCE_REPLACE_ANNOTATION),
+        ] {
+            if let Some(secret) = secret.as_ref().filter(|s| annotated(Some(s), annotation)) {
+                remove_annotation(api, &secret.name_any(), annotation).await?;
+            }
         }
     }
     Ok(Ok(applied))
@@ -141,10 +205,25 @@ pub fn describe(event: &CertEvent) -> (&'static str, String) {
             "CertificateAuthorityCreated",
             format!("created the {kind} ({reason})"),
         ),
-        CertEvent::CaRenewed { kind } => (
-            "CertificateAuthorityRenewed",
-            format!("renewed the {kind}; the old one stays trusted until nothing uses it"),
-        ),
+        CertEvent::CaRenewed {
+            kind,
+            key_replaced,
+            forced,
+        } => {
+            let what = if *key_replaced {
+                "replaced the key of"
+            } else {
+                "renewed the certificate (same key) of"
+            };
+            let why = if *forced { " as annotated" } else { "" };
+            (
+                "CertificateAuthorityRenewed",
+                format!(
+                    "{what} the {kind}{why}; the old certificate stays trusted until nothing \
+                     uses it"
+                ),
+            )
+        }
         CertEvent::CaRetired { kind, count } => (
             "CertificateAuthorityRetired",
             format!("{count} old {kind} certificate(s) no longer trusted"),
@@ -168,13 +247,15 @@ mod tests {
             validity_days: Some(10),
             renewal_days: Some(2),
             generate_certificate_authority: Some(false),
+            certificate_expiration_policy: Some(CertificateExpirationPolicy::ReplaceKey),
         };
         assert_eq!(
             ca_settings(Some(&own)),
             CaSettings {
                 validity_days: 10,
                 renewal_days: 2,
-                generate: false
+                generate: false,
+                expiration_policy: ExpirationPolicy::ReplaceKey,
             }
         );
     }

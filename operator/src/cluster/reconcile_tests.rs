@@ -376,6 +376,166 @@ async fn a_secured_cluster_gets_its_certificates_before_its_brokers_then_goes_qu
     );
 }
 
+fn secured(replicas: i32) -> KafkaClusterSpec {
+    let mut secured = spec(replicas);
+    secured.authorization =
+        Some(serde_json::from_value(json!({"type": "simple"})).expect("authorization"));
+    secured
+}
+
+/// A stored Secret's data key, decoded.
+fn secret_data(h: &Harness, secret: &str, key: &str) -> Vec<u8> {
+    let stored = h
+        .fake
+        .get(&format!("{SECRETS}/{secret}"))
+        .unwrap_or_else(|| panic!("{secret} stored"));
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(stored).expect("a Secret");
+    secret
+        .data
+        .and_then(|d| d.get(key).cloned())
+        .unwrap_or_else(|| panic!("{key} missing"))
+        .0
+}
+
+fn annotations(h: &Harness, secret: &str) -> Value {
+    h.fake.get(&format!("{SECRETS}/{secret}")).expect("stored")["metadata"]["annotations"].clone()
+}
+
+fn annotate(h: &Harness, secret: &str, annotation: &str) {
+    h.fake.edit(&format!("{SECRETS}/{secret}"), |s| {
+        s["metadata"]["annotations"][annotation] = json!("true");
+    });
+}
+
+fn pem_count(pem: &[u8]) -> usize {
+    String::from_utf8_lossy(pem)
+        .matches("-----BEGIN CERTIFICATE-----")
+        .count()
+}
+
+/// Strimzi's force annotations, with the operator as a real API server would see it: the
+/// annotation was set by another manager, so applying the renewed Secret alone would keep
+/// it; the reconcile removes it once the renewal is written. The CA is days old, far from
+/// its renewal window.
+#[tokio::test]
+async fn force_renew_annotation_renews_the_ca_certificate_and_is_removed() {
+    use crate::certs::names::FORCE_RENEW_ANNOTATION;
+    let h = Harness::new(secured(3));
+    h.reconcile().await;
+    h.brokers_ready(3);
+    h.reconcile().await;
+    let ca_key = || secret_data(&h, "my-cluster-cluster-ca", "ca.key");
+    let ca_crt = || secret_data(&h, "my-cluster-cluster-ca-cert", "ca.crt");
+    let broker_crt = || secret_data(&h, "my-cluster-broker-certs", "broker-0.crt");
+    let (key0, crt0, leaf0) = (ca_key(), ca_crt(), broker_crt());
+    let clients0 = secret_data(&h, "my-cluster-clients-ca-cert", "ca.crt");
+
+    annotate(&h, "my-cluster-cluster-ca-cert", FORCE_RENEW_ANNOTATION);
+    let writes = h.reconcile().await;
+    assert_eq!(
+        event_notes(&writes, "CertificateAuthorityRenewed"),
+        [
+            "renewed the certificate (same key) of the cluster CA as annotated; the old \
+          certificate stays trusted until nothing uses it"
+        ]
+    );
+    assert!(ca_key() == key0, "renew-certificate keeps the key");
+    assert!(ca_crt() != crt0);
+    assert_eq!(pem_count(&ca_crt()), 2, "new and old certificate");
+    assert!(broker_crt() != leaf0, "leaves re-issued");
+    assert!(secret_data(&h, "my-cluster-clients-ca-cert", "ca.crt") == clients0);
+    assert!(
+        annotations(&h, "my-cluster-cluster-ca-cert")
+            .get(FORCE_RENEW_ANNOTATION)
+            .is_none(),
+        "{}",
+        annotations(&h, "my-cluster-cluster-ca-cert")
+    );
+    let removals: Vec<&Call> = writes
+        .iter()
+        .filter(|c| c.method == "PATCH" && c.query.is_empty() && c.path.starts_with(SECRETS))
+        .collect();
+    assert_eq!(removals.len(), 1, "{:?}", lines(&writes));
+
+    // Done once: the next reconcile writes no Secret.
+    let writes = h.reconcile().await;
+    assert!(
+        !writes.iter().any(|c| c.path.starts_with(SECRETS)),
+        "{:?}",
+        lines(&writes)
+    );
+}
+
+/// As above for `force-replace` on the key Secret: a new key, though the policy is
+/// renew-certificate. (Its own cluster: kube's Recorder folds a second Event of the same
+/// reason into the first one's series.)
+#[tokio::test]
+async fn force_replace_annotation_gives_the_ca_a_new_key_and_is_removed() {
+    use crate::certs::names::FORCE_REPLACE_ANNOTATION;
+    let h = Harness::new(secured(3));
+    h.reconcile().await;
+    h.brokers_ready(3);
+    h.reconcile().await;
+    let ca_key = || secret_data(&h, "my-cluster-cluster-ca", "ca.key");
+    let ca_crt = || secret_data(&h, "my-cluster-cluster-ca-cert", "ca.crt");
+    let broker_crt = || secret_data(&h, "my-cluster-broker-certs", "broker-0.crt");
+    let (key0, crt0, leaf0) = (ca_key(), ca_crt(), broker_crt());
+
+    annotate(&h, "my-cluster-cluster-ca", FORCE_REPLACE_ANNOTATION);
+    let writes = h.reconcile().await;
+    assert_eq!(
+        event_notes(&writes, "CertificateAuthorityRenewed"),
+        [
+            "replaced the key of the cluster CA as annotated; the old certificate stays \
+          trusted until nothing uses it"
+        ]
+    );
+    assert!(ca_key() != key0, "a new key");
+    assert!(ca_crt() != crt0);
+    assert_eq!(pem_count(&ca_crt()), 2, "new and old certificate");
+    assert!(broker_crt() != leaf0);
+    assert!(
+        annotations(&h, "my-cluster-cluster-ca")
+            .get(FORCE_REPLACE_ANNOTATION)
+            .is_none(),
+        "{}",
+        annotations(&h, "my-cluster-cluster-ca")
+    );
+    let writes = h.reconcile().await;
+    assert!(
+        !writes.iter().any(|c| c.path.starts_with(SECRETS)),
+        "{:?}",
+        lines(&writes)
+    );
+}
+
+/// An annotation that asks for nothing (`"false"`) is neither acted on nor removed.
+#[tokio::test]
+async fn a_force_annotation_other_than_true_is_left_alone() {
+    use crate::certs::names::FORCE_RENEW_ANNOTATION;
+    let h = Harness::new(secured(1));
+    h.reconcile().await;
+    h.brokers_ready(1);
+    h.reconcile().await;
+    let crt0 = secret_data(&h, "my-cluster-cluster-ca-cert", "ca.crt");
+    h.fake
+        .edit(&format!("{SECRETS}/my-cluster-cluster-ca-cert"), |s| {
+            s["metadata"]["annotations"][FORCE_RENEW_ANNOTATION] = json!("false");
+        });
+    let writes = h.reconcile().await;
+    assert!(
+        !writes.iter().any(|c| c.path.starts_with(SECRETS)),
+        "{:?}",
+        lines(&writes)
+    );
+    assert!(secret_data(&h, "my-cluster-cluster-ca-cert", "ca.crt") == crt0);
+    assert_eq!(
+        annotations(&h, "my-cluster-cluster-ca-cert")[FORCE_RENEW_ANNOTATION],
+        "false"
+    );
+}
+
 #[tokio::test]
 async fn impossible_spec_is_refused_without_touching_anything() {
     let mut s = spec(3);

@@ -167,6 +167,29 @@ pub struct CertificateAuthoritySpec {
     /// the `clients-ca` pair, and only issues certificates from them. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate_certificate_authority: Option<bool>,
+    /// What renewing a generated CA does (see [`CertificateExpirationPolicy`]). Default
+    /// `renew-certificate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expiration_policy: Option<CertificateExpirationPolicy>,
+}
+
+/// What renewing a generated CA does, as Strimzi's `certificateExpirationPolicy`:
+/// `renew-certificate` (default) issues a new CA certificate for the same key and subject,
+/// so clients that still trust the old certificate keep connecting; `replace-key` makes a
+/// new key, and clients must load the new `ca.crt` before the brokers present certificates
+/// from it. Annotate the `-ca-cert` Secret with `kafka.strom.dev/force-renew: "true"` to
+/// renew now (as this policy says), or the `-ca` Secret with
+/// `kafka.strom.dev/force-replace: "true"` to replace the key now.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertificateExpirationPolicy {
+    /// A new CA certificate with the same key and subject; the old one stays trusted
+    /// until nothing uses it.
+    #[default]
+    RenewCertificate,
+    /// A new CA key and certificate; the old certificate stays trusted until nothing uses
+    /// it.
+    ReplaceKey,
 }
 
 /// The brokers' authorizer, as Strimzi's `authorization` block writes it.

@@ -654,6 +654,8 @@ fn secure_the_cluster(h: &Harness) {
         existing: Default::default(),
         now: std::time::SystemTime::now(),
         brokers_current: true,
+        forced_cluster_ca: Default::default(),
+        forced_clients_ca: Default::default(),
     })
     .expect("certificates");
     for (name, data) in certs.secrets("my-cluster") {

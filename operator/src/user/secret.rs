@@ -281,6 +281,8 @@ mod tests {
             existing: Default::default(),
             now,
             brokers_current: true,
+            forced_cluster_ca: Default::default(),
+            forced_clients_ca: Default::default(),
         })
         .expect("fresh CAs");
         let clients = cas.clients_ca.expect("a generated clients CA");
@@ -298,6 +300,7 @@ mod tests {
             validity_days: 10,
             renewal_days: 2,
             generate: true,
+            ..CaSettings::default()
         };
         let first = tls_user_secret(&user, &ca, settings, None, now).expect("issued");
         let data = first.data.clone().expect("data");
