@@ -95,24 +95,20 @@ pub fn parse_file_pair(s: &str) -> Result<(String, String), ClientConfigError> {
 pub fn check(settings: &Settings) -> Result<(), ClientConfigError> {
     for (key, value) in settings {
         match key.as_str() {
-            "security.protocol" => {
-                if !PROTOCOLS.iter().any(|p| p.eq_ignore_ascii_case(value)) {
-                    return Err(ClientConfigError::UnknownProtocol(value.clone()));
-                }
+            "security.protocol" if !PROTOCOLS.iter().any(|p| p.eq_ignore_ascii_case(value)) => {
+                return Err(ClientConfigError::UnknownProtocol(value.clone()));
             }
             // librdkafka's name and Kafka's name for the same setting.
-            "sasl.mechanism" | "sasl.mechanisms" => {
-                if !MECHANISMS.iter().any(|m| m.eq_ignore_ascii_case(value)) {
-                    return Err(ClientConfigError::UnknownMechanism {
-                        key: key.clone(),
-                        value: value.clone(),
-                    });
-                }
+            "sasl.mechanism" | "sasl.mechanisms"
+                if !MECHANISMS.iter().any(|m| m.eq_ignore_ascii_case(value)) =>
+            {
+                return Err(ClientConfigError::UnknownMechanism {
+                    key: key.clone(),
+                    value: value.clone(),
+                });
             }
+            "ssl.ca.location" if value == CA_PROBE => {}
             k if FILE_SETTINGS.contains(&k) => {
-                if k == "ssl.ca.location" && value == CA_PROBE {
-                    continue;
-                }
                 std::fs::metadata(Path::new(value)).map_err(|error| {
                     ClientConfigError::MissingFile {
                         key: key.clone(),
