@@ -1,8 +1,9 @@
 //! `strom-load` as the Kubernetes scenarios run it (a separate process that knows the
 //! cluster only from its command line), against the harness's secured mode: SASL_SSL
 //! with PLAIN, the cluster's own CA, the password from a file. It must produce, consume,
-//! read back and report a clean history; and refuse a wrong password or an untrusted
-//! certificate by exiting with the reason instead of retrying forever.
+//! read back and report a clean history, over PLAIN and over SCRAM-SHA-512; and refuse
+//! a wrong password or an untrusted certificate by exiting with the reason instead of
+//! retrying forever.
 
 mod common;
 
@@ -143,16 +144,104 @@ fn secured_cluster_load_reports_a_clean_history() {
     // As a Secret mounts it: with a trailing newline that is not part of the password.
     let password = dir.path().join("password");
     std::fs::write(&password, format!("{ADMIN_PASSWORD}\n")).unwrap();
+    run_clean_load(&bootstrap, dir.path(), &sasl_ssl(&password, Some(&ca)));
+}
+
+/// The operator's users log in with SCRAM-SHA-512: the same load with the secured
+/// mode's admin holding a SCRAM credential (another password than its PLAIN one, so a
+/// PLAIN login could not pass for it).
+#[test]
+fn scram_sha_512_load_reports_a_clean_history() {
+    let _timer = Timer::start("scram_sha_512_load_reports_a_clean_history");
+    let c = Cluster::start(
+        3,
+        ClusterOptions::default().secured().with_property(
+            "listener.name.client.sasl.enabled.mechanisms",
+            "PLAIN,SCRAM-SHA-512",
+        ),
+    )
+    .unwrap();
+    let bootstrap = c.bootstrap();
+    let ca = security::for_bootstrap(&bootstrap).unwrap().ca;
+    let brokers: Vec<String> = (0..3)
+        .map(|i| c.kafka_addr(i).unwrap().to_string())
+        .collect();
+    give_admin_scram_credential(&brokers, &ca);
+
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, SCRAM_PASSWORD).unwrap();
+    let mut settings = sasl_ssl(&password, Some(&ca));
+    for s in settings.iter_mut() {
+        if s == "sasl.mechanism=PLAIN" {
+            *s = "sasl.mechanism=SCRAM-SHA-512".into();
+        }
+    }
+    run_clean_load(&bootstrap, dir.path(), &settings);
+}
+
+const SCRAM_PASSWORD: &str = "admin-scram-secret";
+
+/// Upserts the SCRAM-SHA-512 credential over PLAIN as the admin, then waits until every
+/// broker accepts it (each applies the metadata record on its own).
+fn give_admin_scram_credential(brokers: &[String], ca: &Path) {
+    use strom_client::admin::Admin;
+    use strom_client::admin_security::ScramUpsertion;
+    use strom_client::sasl::SaslMechanism;
+    use strom_client::scram::ScramMechanism;
+    use strom_client::tls::TlsConfig;
+    use strom_client::Security;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tls = TlsConfig::new(std::fs::read(ca).unwrap()).unwrap();
+    let plain = Security::plaintext().with_tls(tls.clone()).with_sasl(
+        SaslMechanism::Plain,
+        ADMIN_USER,
+        ADMIN_PASSWORD,
+    );
+    let timeout = Duration::from_secs(10);
+    runtime.block_on(async {
+        let mut admin = Admin::connect_with(brokers, &plain, "strom-load-test", timeout, timeout)
+            .await
+            .unwrap();
+        let upsertion =
+            ScramUpsertion::new(ADMIN_USER, ScramMechanism::Sha512, SCRAM_PASSWORD, 4096).unwrap();
+        let outcomes = admin
+            .alter_user_scram_credentials(&[upsertion], &[])
+            .await
+            .unwrap();
+        for (user, outcome) in outcomes {
+            outcome.unwrap_or_else(|e| panic!("{user}: {}", e.describe()));
+        }
+    });
+    let scram = Security::plaintext().with_tls(tls).with_sasl(
+        SaslMechanism::SCRAM_SHA_512,
+        ADMIN_USER,
+        SCRAM_PASSWORD,
+    );
+    for broker in brokers {
+        wait_until(
+            &format!("a SCRAM-SHA-512 login at {broker}"),
+            FIRST_ACKS,
+            || {
+                runtime
+                    .block_on(scram.connect(broker, "strom-load-test", timeout))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Runs strom-load with `client` settings until 300 writes are acknowledged, stops it
+/// and demands a clean report and a clean exit.
+fn run_clean_load(bootstrap: &str, dir: &Path, client: &[String]) {
     let listen = free_addr();
     let mut load = LoadProcess::spawn(
-        dir.path(),
+        dir,
         "load",
-        &args(
-            &bootstrap,
-            listen,
-            "secured-load",
-            &sasl_ssl(&password, Some(&ca)),
-        ),
+        &args(bootstrap, listen, "secured-load", client),
     );
 
     wait_until("300 acknowledged writes", FIRST_ACKS, || {
