@@ -215,9 +215,20 @@ impl ErrorRecorder {
     }
 }
 
-/// How librdkafka's error-level log lines begin when a broker refused the client; a
-/// failed TLS handshake reaches the application only as such a line.
-const REFUSAL_LOGS: [&str; 2] = ["SSL handshake failed", "SASL authentication error"];
+/// Parts of librdkafka's error-level log lines that say a broker refused the client; a
+/// failed TLS handshake reaches the application only as such a line. TLS 1.3 reports a
+/// broker's refusal of the client certificate after the handshake, as an alert.
+const REFUSAL_LOGS: [&str; 5] = [
+    "SSL handshake failed",
+    "SASL authentication error",
+    "alert certificate required",
+    "alert unknown ca",
+    "alert bad certificate",
+];
+
+fn is_refusal_log(message: &str) -> bool {
+    REFUSAL_LOGS.iter().any(|r| message.contains(r))
+}
 
 impl ClientContext for ErrorRecorder {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -236,7 +247,7 @@ impl ClientContext for ErrorRecorder {
                 | RDKafkaLogLevel::Critical
                 | RDKafkaLogLevel::Error
         ) {
-            let refused = REFUSAL_LOGS.iter().any(|r| message.contains(r));
+            let refused = is_refusal_log(message);
             self.record(format!("{facility}: {message}"), refused);
         }
     }
@@ -332,6 +343,25 @@ mod tests {
                     && text.contains("/nonexistent/strom/file.pem"),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn refusals_are_told_from_connection_trouble() {
+        for refusal in [
+            "sasl_ssl://h:9092/bootstrap: SASL authentication error: Authentication failed",
+            "ssl://h:9092/bootstrap: SSL handshake failed: error:0A000086:SSL routines::\
+             certificate verify failed",
+            "ssl://h:9092/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 \
+             alert certificate required: SSL alert number 116",
+        ] {
+            assert!(is_refusal_log(refusal), "{refusal}");
+        }
+        for trouble in [
+            "ssl://h:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused",
+            "1/1 brokers are down",
+        ] {
+            assert!(!is_refusal_log(trouble), "{trouble}");
         }
     }
 

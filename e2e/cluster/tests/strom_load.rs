@@ -180,6 +180,40 @@ fn scram_sha_512_load_reports_a_clean_history() {
     run_clean_load(&bootstrap, dir.path(), &settings);
 }
 
+/// Mutual TLS, no SASL: the client listener switched to SSL with
+/// `ssl.client.auth=required`; strom-load presents the secured mode's broker certificate
+/// (signed by the cluster's CA, `User:broker` under the principal mapping, a super user).
+#[test]
+fn mutual_tls_load_reports_a_clean_history() {
+    let _timer = Timer::start("mutual_tls_load_reports_a_clean_history");
+    let c = Cluster::start(
+        3,
+        ClusterOptions::default()
+            .secured()
+            .with_property(
+                "listener.security.protocol.map",
+                "CLIENT:SSL,REPLICATION:SSL,CONTROLLER:SSL",
+            )
+            .with_property("listener.name.client.ssl.client.auth", "required"),
+    )
+    .unwrap();
+    let bootstrap = c.bootstrap();
+    let ca = security::for_bootstrap(&bootstrap).unwrap().ca;
+    // The key and the certificate in one PEM file, as `security::make_files` writes it.
+    let keystore = ca.with_file_name("broker.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let settings: Vec<String> = [
+        "security.protocol=SSL".to_string(),
+        format!("ssl.ca.location={}", ca.display()),
+        format!("ssl.certificate.location={}", keystore.display()),
+        format!("ssl.key.location={}", keystore.display()),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--client-config".to_string(), s])
+    .collect();
+    run_clean_load(&bootstrap, dir.path(), &settings);
+}
+
 const SCRAM_PASSWORD: &str = "admin-scram-secret";
 
 /// Upserts the SCRAM-SHA-512 credential over PLAIN as the admin, then waits until every
