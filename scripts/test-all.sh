@@ -352,7 +352,7 @@ if [ "${STROM_SKIP_RUST:-0}" != "1" ] && [ "$BUILD_OK" -eq 1 ]; then
         STROM_E2E_REQUIRE_NETNS=1 STROM_E2E_REQUIRE_LOOP=1 \
         STROM_PROMTOOL="$TARGET_DIR/prom/bin/promtool" \
         cargo test --workspace --no-fail-fast --test faults --test faults_secured --test disk_full \
-        --test harness --test prometheus_rules -- --test-threads=1
+        --test harness --test prometheus_rules --test strom_load -- --test-threads=1
 fi
 
 # ---- BEGIN Kubernetes packaging checks (e2e/k8s-offline, e2e/kind) ------------------------

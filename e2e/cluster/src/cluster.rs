@@ -889,6 +889,28 @@ pub fn create_topic(
     replication_factor: i32,
     configs: &[(&str, &str)],
 ) -> Result<()> {
+    create_topic_with(
+        runtime,
+        bootstrap,
+        &[],
+        name,
+        partitions,
+        replication_factor,
+        configs,
+    )
+}
+
+/// [`create_topic`] with extra librdkafka settings for the AdminClient (see
+/// [`crate::client_config`]).
+pub fn create_topic_with(
+    runtime: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    settings: &crate::client_config::Settings,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) -> Result<()> {
     let mut attempts = 0;
     wait_until_every(
         &format!("CreateTopics {name}"),
@@ -907,10 +929,12 @@ pub fn create_topic(
             let options = AdminOptions::new()
                 .operation_timeout(Some(Duration::from_secs(10)))
                 .request_timeout(Some(Duration::from_secs(15)));
-            let admin: AdminClient<DefaultClientContext> =
-                crate::security::client_config(bootstrap)
-                    .create()
-                    .map_err(|e| format!("admin client: {e}"))?;
+            let admin: AdminClient<DefaultClientContext> = crate::client_config::apply(
+                &mut crate::security::client_config(bootstrap),
+                settings,
+            )
+            .create()
+            .map_err(|e| format!("admin client: {e}"))?;
             let results = runtime.block_on(admin.create_topics([&topic], &options));
             let result = match results {
                 Ok(mut r) => r.pop(),

@@ -14,6 +14,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::client_config::{self, Settings};
 use crate::error::{HarnessError, Result};
 use crate::wait::wait_until;
 
@@ -98,15 +99,28 @@ pub struct GroupMember {
 
 impl GroupMember {
     pub fn start(bootstrap: &str, group: &str, topic: &str) -> Result<GroupMember> {
-        let consumer: BaseConsumer = crate::security::client_config(bootstrap)
-            .set("group.id", group)
-            .set("client.id", "strom-e2e-member")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .set("fetch.wait.max.ms", "100")
-            .create()?;
+        GroupMember::start_with(bootstrap, &[], group, topic)
+    }
+
+    /// [`GroupMember::start`] with extra librdkafka settings (see [`client_config`]).
+    pub fn start_with(
+        bootstrap: &str,
+        settings: &Settings,
+        group: &str,
+        topic: &str,
+    ) -> Result<GroupMember> {
+        let consumer: BaseConsumer = client_config::apply(
+            crate::security::client_config(bootstrap)
+                .set("group.id", group)
+                .set("client.id", "strom-e2e-member")
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "500")
+                .set("fetch.wait.max.ms", "100"),
+            settings,
+        )
+        .create()?;
         consumer.subscribe(&[topic])?;
         let stop = Arc::new(AtomicBool::new(false));
         let consumed = Arc::new(AtomicU64::new(0));

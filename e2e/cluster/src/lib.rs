@@ -6,6 +6,7 @@
 pub mod admin_http;
 pub mod binary;
 pub mod checker;
+pub mod client_config;
 pub mod cluster;
 pub mod error;
 pub mod group;

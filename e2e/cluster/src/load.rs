@@ -38,6 +38,15 @@ impl LoadOptions {
         self.client_config.push((key.into(), value.into()));
         self
     }
+
+    /// Every pair of `settings`, after those already given.
+    pub fn with_client_settings(
+        mut self,
+        settings: &crate::client_config::Settings,
+    ) -> LoadOptions {
+        self.client_config.extend_from_slice(settings);
+        self
+    }
 }
 
 #[derive(Default)]
@@ -66,10 +75,8 @@ impl LoadGenerator {
             .set("linger.ms", "5")
             .set("message.timeout.ms", DEFAULT_MESSAGE_TIMEOUT_MS)
             .set("client.id", format!("strom-e2e-load-p{}", options.producer));
-        for (k, v) in &options.client_config {
-            config.set(k, v);
-        }
-        let producer: FutureProducer = config.create()?;
+        let producer: FutureProducer =
+            crate::client_config::apply(&mut config, &options.client_config).create()?;
         let stop = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Progress::default());
         let thread = {

@@ -7,6 +7,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::client_config::{self, Settings};
 use crate::error::{HarnessError, Result};
 
 /// Per partition, `(offset, value)` in log order.
@@ -19,12 +20,26 @@ pub fn read_partitions(
     until: &BTreeMap<i32, i64>,
     timeout: Duration,
 ) -> Result<Observed> {
-    let consumer: BaseConsumer = crate::security::client_config(bootstrap)
-        .set("group.id", "strom-e2e-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()?;
+    read_partitions_with(bootstrap, &[], topic, until, timeout)
+}
+
+/// [`read_partitions`] with extra librdkafka settings (see [`client_config`]).
+pub fn read_partitions_with(
+    bootstrap: &str,
+    settings: &Settings,
+    topic: &str,
+    until: &BTreeMap<i32, i64>,
+    timeout: Duration,
+) -> Result<Observed> {
+    let consumer: BaseConsumer = client_config::apply(
+        crate::security::client_config(bootstrap)
+            .set("group.id", "strom-e2e-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "100"),
+        settings,
+    )
+    .create()?;
     let mut assignment = TopicPartitionList::new();
     let mut observed: Observed = BTreeMap::new();
     for (&partition, &hw) in until {

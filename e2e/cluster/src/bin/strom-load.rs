@@ -10,6 +10,14 @@
 //! GET /progress   {"sent":..,"acked":..,"failed":..,"consumed":..}
 //! GET /stop       the report; the program exits after answering
 //! ```
+//!
+//! A secured cluster: `--client-config KEY=VALUE` (librdkafka's names) for every Kafka
+//! client it makes, `--client-config-file KEY=PATH` for a value kept in a file (a mounted
+//! Secret), e.g. `--client-config security.protocol=SASL_SSL --client-config
+//! sasl.mechanism=SCRAM-SHA-512 --client-config sasl.username=load
+//! --client-config-file sasl.password=/secrets/password --client-config
+//! ssl.ca.location=/certs/ca.crt`. A wrong password or an untrusted certificate ends
+//! the program at start with a non-zero status and librdkafka's reason.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,16 +28,17 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use strom_e2e_cluster::checker::check_history;
-use strom_e2e_cluster::cluster::create_topic;
+use strom_e2e_cluster::client_config::{self, Settings};
+use strom_e2e_cluster::cluster::create_topic_with;
 use strom_e2e_cluster::group::GroupMember;
 use strom_e2e_cluster::history::Outcome;
-use strom_e2e_cluster::reader::read_partitions;
+use strom_e2e_cluster::reader::read_partitions_with;
+use strom_e2e_cluster::security;
 use strom_e2e_cluster::{LoadGenerator, LoadOptions};
 
 #[derive(Parser, Debug)]
@@ -54,16 +63,27 @@ struct Args {
     /// Where the HTTP endpoint listens.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// A librdkafka producer setting, KEY=VALUE (repeatable), e.g.
-    /// `message.timeout.ms=300000` for a scenario whose broker dies without a word.
-    #[arg(long = "producer-config", value_parser = key_value)]
+    /// A librdkafka setting for every Kafka client (topic creation, producer, group
+    /// member, read-back), KEY=VALUE (repeatable), e.g. `security.protocol=SASL_SSL`.
+    #[arg(long = "client-config", value_parser = client_config::parse_pair)]
+    client_config: Vec<(String, String)>,
+    /// As --client-config with the value read from a file and trimmed, KEY=PATH
+    /// (repeatable; applied after --client-config), e.g. `sasl.password=/secret/password`.
+    #[arg(long = "client-config-file", value_parser = client_config::parse_file_pair)]
+    client_config_file: Vec<(String, String)>,
+    /// A librdkafka producer setting, KEY=VALUE (repeatable; applied after the client
+    /// settings), e.g. `message.timeout.ms=300000` for a scenario whose broker dies
+    /// without a word.
+    #[arg(long = "producer-config", value_parser = client_config::parse_pair)]
     producer_config: Vec<(String, String)>,
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+impl Args {
+    /// The settings of every client: --client-config, then --client-config-file.
+    fn client_settings(&self) -> Vec<(String, String)> {
+        let mut settings = self.client_config.clone();
+        settings.extend_from_slice(&self.client_config_file);
+        settings
     }
 }
 
@@ -75,6 +95,7 @@ struct Running {
 
 struct App {
     args: Args,
+    settings: Vec<(String, String)>,
     running: Mutex<Option<Running>>,
     stopped: Notify,
 }
@@ -84,14 +105,21 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// How many of the producer's errors the report quotes (the count is always given).
 const ERRORS_SHOWN: usize = 10;
+/// How long the first metadata request may take: brokers that have just become ready
+/// answer at once, a refusal (password, certificate) is reported within it.
+const REACH_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let settings = args.client_settings();
+    client_config::check(&settings)?;
+    client_config::check_reachable(&args.bootstrap, &settings, REACH_TIMEOUT)?;
     let runtime = tokio::runtime::Runtime::new()?;
     // The brokers may have only just become ready: CreateTopics retries elections.
-    create_topic(
+    create_topic_with(
         &runtime,
         &args.bootstrap,
+        &settings,
         &args.topic,
         args.partitions,
         args.replication_factor,
@@ -100,19 +128,24 @@ fn main() -> anyhow::Result<()> {
     let load = LoadGenerator::start(
         &args.bootstrap,
         &args.topic,
-        args.producer_config.iter().fold(
-            LoadOptions::new(1, args.rate, args.partitions),
-            |options, (k, v)| options.with_client_config(k, v),
-        ),
+        LoadOptions::new(1, args.rate, args.partitions)
+            .with_client_settings(&settings)
+            .with_client_settings(&args.producer_config),
     )?;
-    let member = GroupMember::start(&args.bootstrap, &args.group, &args.topic)?;
+    let member = GroupMember::start_with(&args.bootstrap, &settings, &args.group, &args.topic)?;
     eprintln!(
-        "strom-load: producing {}/s to {} ({} partitions) and consuming in group {}; GET http://{}/stop to finish",
-        args.rate, args.topic, args.partitions, args.group, args.listen
+        "strom-load: producing {}/s to {} ({} partitions) and consuming in group {} over {}; GET http://{}/stop to finish",
+        args.rate,
+        args.topic,
+        args.partitions,
+        args.group,
+        protocol_of(&settings),
+        args.listen
     );
     let listen = args.listen;
     let app = Arc::new(App {
         args,
+        settings,
         running: Mutex::new(Some(Running { load, member })),
         stopped: Notify::new(),
     });
@@ -169,22 +202,23 @@ async fn stop(State(app): State<Arc<App>>) -> Json<Value> {
         return Json(json!({"error": "already stopped"}));
     };
     let checked = app.clone();
-    let report = tokio::task::spawn_blocking(move || finish(&checked.args, running))
-        .await
-        .unwrap_or_else(|e| json!({"error": format!("the check panicked: {e}")}));
+    let report =
+        tokio::task::spawn_blocking(move || finish(&checked.args, &checked.settings, running))
+            .await
+            .unwrap_or_else(|e| json!({"error": format!("the check panicked: {e}")}));
     println!("{report}");
     app.stopped.notify_one();
     Json(report)
 }
 
 /// Stops the load, lets the member catch up, reads the topic back and checks it.
-fn finish(args: &Args, running: Running) -> Value {
+fn finish(args: &Args, settings: &Settings, running: Running) -> Value {
     let mut notes = Vec::new();
     let history = match running.load.stop() {
         Ok(h) => h,
         Err(e) => return json!({"error": format!("stopping the producer: {e}")}),
     };
-    let hws = match high_watermarks(&args.bootstrap, &args.topic, args.partitions) {
+    let hws = match high_watermarks(&args.bootstrap, settings, &args.topic, args.partitions) {
         Ok(h) => h,
         Err(e) => return json!({"error": format!("high watermarks: {e}")}),
     };
@@ -195,10 +229,11 @@ fn finish(args: &Args, running: Running) -> Value {
         Ok(r) => r,
         Err(e) => return json!({"error": format!("stopping the group member: {e}")}),
     };
-    let observed = match read_partitions(&args.bootstrap, &args.topic, &hws, CATCH_UP) {
-        Ok(o) => o,
-        Err(e) => return json!({"error": format!("reading the topic back: {e}")}),
-    };
+    let observed =
+        match read_partitions_with(&args.bootstrap, settings, &args.topic, &hws, CATCH_UP) {
+            Ok(o) => o,
+            Err(e) => return json!({"error": format!("reading the topic back: {e}")}),
+        };
     let violations: Vec<String> = check_history(&history, &observed)
         .iter()
         .map(ToString::to_string)
@@ -235,14 +270,23 @@ fn finish(args: &Args, running: Running) -> Value {
     })
 }
 
+/// `security.protocol` as given (librdkafka's default otherwise), for the start line.
+fn protocol_of(settings: &Settings) -> &str {
+    settings
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "security.protocol")
+        .map_or("plaintext", |(_, v)| v.as_str())
+}
+
 fn high_watermarks(
     bootstrap: &str,
+    settings: &Settings,
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+    let consumer: BaseConsumer =
+        client_config::apply(&mut security::client_config(bootstrap), settings).create()?;
     (0..partitions)
         .map(|p| {
             let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(15))?;
