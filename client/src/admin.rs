@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -15,8 +17,8 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
@@ -61,15 +63,50 @@ pub enum AdminError {
     Timeout { api: &'static str, after: Duration },
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// Kafka refused several resources of one batch, each for its own reason.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    RefusedSome(Vec<Refused>),
 }
 
 impl AdminError {
-    /// Kafka's refusal, when that is what this is.
+    /// Kafka's refusal (the first, for several), when that is what this is.
     pub fn refused(&self) -> Option<&Refused> {
         match self {
             AdminError::Refused(r) => Some(r),
+            AdminError::RefusedSome(all) => all.first(),
             _ => None,
         }
+    }
+
+    /// Every refusal this carries: none, one, or each of a batch's.
+    pub fn refusals(&self) -> &[Refused] {
+        match self {
+            AdminError::Refused(r) => std::slice::from_ref(r),
+            AdminError::RefusedSome(all) => all,
+            _ => &[],
+        }
+    }
+}
+
+/// The accepted answers of a batch, or every refusal in it as one error: for callers
+/// that treat a partly refused batch as failed.
+pub fn all_accepted<K: Ord, T>(
+    outcomes: BTreeMap<K, Outcome<T>>,
+) -> Result<BTreeMap<K, T>, AdminError> {
+    let mut accepted = BTreeMap::new();
+    let mut refused = Vec::new();
+    for (key, outcome) in outcomes {
+        match outcome {
+            Ok(value) => {
+                accepted.insert(key, value);
+            }
+            Err(r) => refused.push(r),
+        }
+    }
+    match refused.len() {
+        0 => Ok(accepted),
+        1 => Err(AdminError::Refused(refused.remove(0))),
+        _ => Err(AdminError::RefusedSome(refused)),
     }
 }
 
@@ -179,6 +216,15 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A topic whose replicas are placed by the caller rather than the controller:
+/// partition `i` goes on `replicas[i]`, the first of each its preferred leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedTopic {
+    pub name: String,
+    pub replicas: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
 /// What CreateTopics reports for a topic it made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedTopic {
@@ -228,6 +274,11 @@ impl Admin {
     ) -> Result<Admin, AdminError> {
         let conn = connect_any_with(bootstrap, security, client_id, connect_timeout).await?;
         Ok(Admin::new(conn, call_timeout))
+    }
+
+    /// How long each call may take.
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub(crate) async fn send<R: Request>(
@@ -348,32 +399,64 @@ impl Admin {
         &mut self,
         topics: &[NewTopic],
     ) -> Result<BTreeMap<String, Outcome<CreatedTopic>>, AdminError> {
+        self.send_create_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    CreatableTopic::default()
+                        .with_name(topic_name(&t.name))
+                        .with_num_partitions(t.partitions)
+                        .with_replication_factor(t.replication_factor)
+                        .with_configs(creatable_configs(&t.configs))
+                })
+                .collect(),
+        )
+        .await
+    }
+
+    /// Creates every topic in one request with the replica placement given (Kafka's
+    /// `NewTopic(name, replicasAssignments)`).
+    pub async fn create_placed_topics(
+        &mut self,
+        topics: &[PlacedTopic],
+    ) -> Result<BTreeMap<String, Outcome<CreatedTopic>>, AdminError> {
+        self.send_create_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    CreatableTopic::default()
+                        .with_name(topic_name(&t.name))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                        .with_assignments(
+                            (0..)
+                                .zip(&t.replicas)
+                                .map(|(index, replicas)| {
+                                    CreatableReplicaAssignment::default()
+                                        .with_partition_index(index)
+                                        .with_broker_ids(
+                                            replicas.iter().map(|&b| BrokerId(b)).collect(),
+                                        )
+                                })
+                                .collect(),
+                        )
+                        .with_configs(creatable_configs(&t.configs))
+                })
+                .collect(),
+        )
+        .await
+    }
+
+    async fn send_create_topics(
+        &mut self,
+        topics: Vec<CreatableTopic>,
+    ) -> Result<BTreeMap<String, Outcome<CreatedTopic>>, AdminError> {
         if topics.is_empty() {
             return Ok(BTreeMap::new());
         }
         let request = CreateTopicsRequest::default()
             .with_timeout_ms(BROKER_TIMEOUT_MS)
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|t| {
-                        CreatableTopic::default()
-                            .with_name(topic_name(&t.name))
-                            .with_num_partitions(t.partitions)
-                            .with_replication_factor(t.replication_factor)
-                            .with_configs(
-                                t.configs
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        CreatableTopicConfig::default()
-                                            .with_name(StrBytes::from_string(k.clone()))
-                                            .with_value(Some(StrBytes::from_string(v.clone())))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
+            .with_topics(topics);
         let response = self
             .send("CreateTopics", request, CREATE_TOPICS_VERSION)
             .await?;
@@ -521,7 +604,18 @@ impl Admin {
     }
 }
 
-fn alterable(op: &ConfigOp) -> AlterableConfig {
+fn creatable_configs(configs: &BTreeMap<String, String>) -> Vec<CreatableTopicConfig> {
+    configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.clone()))
+                .with_value(Some(StrBytes::from_string(v.clone())))
+        })
+        .collect()
+}
+
+pub(crate) fn alterable(op: &ConfigOp) -> AlterableConfig {
     match op {
         ConfigOp::Set { key, value } => AlterableConfig::default()
             .with_name(StrBytes::from_string(key.clone()))
@@ -534,11 +628,16 @@ fn alterable(op: &ConfigOp) -> AlterableConfig {
     }
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
-fn refused(api: &'static str, resource: String, code: i16, message: Option<&StrBytes>) -> Refused {
+pub(crate) fn refused(
+    api: &'static str,
+    resource: String,
+    code: i16,
+    message: Option<&StrBytes>,
+) -> Refused {
     Refused {
         api,
         resource,

@@ -2,7 +2,8 @@
 //! `kafka-protocol` crate, answers decoded with the matching response type. Brokers use it
 //! for follower fetches; tools and tests use it for APIs the usual clients do not expose.
 //! `admin` adds typed, batched topic administration on top; `admin_security` the ACL,
-//! SCRAM credential and client quota calls.
+//! SCRAM credential and client quota calls; `admin_cluster` the cluster operations
+//! (brokers, partitions, broker configs, reassignments, elections, the quorum).
 //!
 //! Connections may be secured as Kafka's `security.protocol` allows: [`Security`] holds
 //! an optional [`tls::TlsConfig`] (CA bundle, optional client certificate for mutual TLS,
@@ -12,6 +13,7 @@
 //! including [`scram::salted_password`] for AlterUserScramCredentials.
 
 pub mod admin;
+pub mod admin_cluster;
 pub mod admin_security;
 mod connection;
 pub mod sasl;

@@ -4,11 +4,8 @@
 
 use std::time::Duration;
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use strom_broker::harness::start_plaintext;
-use strom_client::Connection;
+use strom_client::admin::{Admin, NewTopic};
 use strom_operator::access::Brokers;
 use strom_operator::health::{assess, MetadataProbe, PartitionProbe};
 
@@ -19,17 +16,23 @@ async fn metadata_from_a_real_broker() {
         .await
         .expect("broker starts");
 
-    let mut conn = Connection::connect(&address, "test", Duration::from_secs(5))
-        .await
-        .expect("connect");
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("orders")))
-            .with_num_partitions(3)
-            .with_replication_factor(1)]);
-    let created = conn.send(request, 7).await.expect("CreateTopics");
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let created = Admin::connect(
+        std::slice::from_ref(&address),
+        "test",
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("connect")
+    .create_topics(&[NewTopic {
+        name: "orders".to_string(),
+        partitions: 3,
+        replication_factor: 1,
+        configs: Default::default(),
+    }])
+    .await
+    .expect("CreateTopics");
+    assert!(created["orders"].is_ok(), "{created:?}");
 
     let probe = MetadataProbe {
         timeout: Duration::from_secs(5),

@@ -8,12 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
-use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use strom_broker::config::{BrokerConfig, Properties};
 use strom_broker::server::{self, Running};
-use strom_client::Connection;
+use strom_client::admin::{Admin, PlacedTopic};
 use strom_operator::access::Brokers;
 use strom_operator::rebalance::batch::{next_batch, throttled_brokers, throttles};
 use strom_operator::rebalance::kafka::{self, ClusterView};
@@ -155,35 +152,25 @@ async fn spread_onto_a_new_broker_then_drain_and_unregister_it() {
     let mut running: Vec<Running> = futures::future::join_all(nodes.iter().map(start)).await;
 
     // Twelve partitions at RF 3 placed on brokers 0..2 only, round-robin.
-    let assignments = (0..12)
-        .map(|p| {
-            CreatableReplicaAssignment::default()
-                .with_partition_index(p)
-                .with_broker_ids((0..3).map(|i| BrokerId((p + i) % 3)).collect())
-        })
-        .collect();
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("orders")))
-        .with_num_partitions(-1)
-        .with_replication_factor(-1)
-        .with_assignments(assignments);
-    let mut conn = Connection::connect(&bootstrap.addresses[0], "test", Duration::from_secs(5))
-        .await
-        .expect("connect");
-    let created = conn
-        .send(
-            CreateTopicsRequest::default()
-                .with_timeout_ms(30_000)
-                .with_topics(vec![topic]),
-            7,
-        )
-        .await
-        .expect("CreateTopics");
-    assert_eq!(
-        created.topics[0].error_code, 0,
-        "{:?}",
-        created.topics[0].error_message
-    );
+    let orders = PlacedTopic {
+        name: "orders".to_string(),
+        replicas: (0..12)
+            .map(|p| (0..3).map(|i| (p + i) % 3).collect())
+            .collect(),
+        configs: BTreeMap::new(),
+    };
+    let created = Admin::connect(
+        &bootstrap.addresses,
+        "test",
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("connect")
+    .create_placed_topics(&[orders])
+    .await
+    .expect("CreateTopics");
+    assert!(created["orders"].is_ok(), "{created:?}");
 
     wait_for("four live brokers", Duration::from_secs(30), async || {
         let v = describe(&bootstrap).await;

@@ -20,20 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::loopback::{split_addr, Localised};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeConfigsRequest, ElectLeadersRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use serde_json::json;
 use strom_broker::broker::Broker;
 use strom_broker::config::dynamic::DynamicLayer;
 use strom_broker::config::BrokerConfig;
 use strom_broker::metadata::image::MetadataImage;
 use strom_broker::server::{self, Running};
-use strom_client::Connection;
+use strom_client::admin::{Admin, NewTopic};
+use strom_client::admin_cluster::{ConfigResource, Election, ElectionType};
 use strom_client::Security;
 use strom_operator::crd::KafkaCluster;
 use strom_operator::roll::kafka::{AdminError, BrokerAdmin, ClusterView, Endpoint, KafkaAdmin};
@@ -52,11 +47,8 @@ const GUARDED_PARTITIONS: i32 = 3;
 const LOOSE: &str = "audit";
 /// Bounds every wait for the cluster to reach a state; the whole test takes about 4 s.
 const SETTLE: Duration = Duration::from_secs(30);
-/// Kafka's error codes the test expects by number.
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const ELECTION_NOT_NEEDED: i16 = 84;
+/// Kafka's `ConfigSource.DYNAMIC_BROKER_CONFIG`.
 const DYNAMIC_BROKER_CONFIG: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
 /// A key the roller changes in place (`triggers::DYNAMIC_KEYS`), and a value no default has.
 const DYNAMIC_KEY: &str = "log.cleaner.backoff.ms";
 const DYNAMIC_VALUE: &str = "12345";
@@ -212,69 +204,57 @@ fn sorted(ids: &[i32]) -> Vec<i32> {
     ids
 }
 
-async fn connect(endpoint: &Endpoint) -> Connection {
-    Connection::connect(&endpoint.kafka, "roll-admin-test", Duration::from_secs(10))
-        .await
-        .expect("connect")
+async fn connect(endpoint: &Endpoint) -> Admin {
+    let timeout = Duration::from_secs(10);
+    Admin::connect(
+        std::slice::from_ref(&endpoint.kafka),
+        "roll-admin-test",
+        timeout,
+        timeout,
+    )
+    .await
+    .expect("connect")
 }
 
 async fn create_topics(endpoint: &Endpoint) {
-    let topic = |name: &str, partitions: i32, configs: Vec<CreatableTopicConfig>| {
-        CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(name.to_string())))
-            .with_num_partitions(partitions)
-            .with_replication_factor(3)
-            .with_configs(configs)
+    let topic = |name: &str, partitions: i32, configs: &[(&str, &str)]| NewTopic {
+        name: name.to_string(),
+        partitions,
+        replication_factor: 3,
+        configs: configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![
-            topic(
-                GUARDED,
-                GUARDED_PARTITIONS,
-                vec![CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("min.insync.replicas"))
-                    .with_value(Some(StrBytes::from_static_str("2")))],
-            ),
-            topic(LOOSE, 1, Vec::new()),
-        ]);
-    let response = connect(endpoint)
+    let created = connect(endpoint)
         .await
-        .send(request, 7)
+        .create_topics(&[
+            topic(GUARDED, GUARDED_PARTITIONS, &[("min.insync.replicas", "2")]),
+            topic(LOOSE, 1, &[]),
+        ])
         .await
         .expect("CreateTopics");
-    for t in &response.topics {
-        assert_eq!(
-            t.error_code, 0,
-            "create {}: {:?}",
-            t.name.0, t.error_message
-        );
+    for (name, outcome) in &created {
+        assert!(outcome.is_ok(), "create {name}: {outcome:?}");
     }
 }
 
 /// `key` of BROKER `broker` as that broker describes it: (value, config source).
 async fn broker_config(endpoint: &Endpoint, key: &'static str) -> (Option<String>, i8) {
-    let request =
-        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(RESOURCE_BROKER)
-            .with_resource_name(StrBytes::from_string(endpoint.id.to_string()))
-            .with_configuration_keys(Some(vec![StrBytes::from_static_str(key)]))]);
-    let response = connect(endpoint)
+    let resource = ConfigResource::Broker(endpoint.id);
+    let mut described = connect(endpoint)
         .await
-        .send(request, 4)
+        .describe_configs(std::slice::from_ref(&resource), Some(&[key.to_string()]))
         .await
         .expect("DescribeConfigs");
-    let result = &response.results[0];
-    assert_eq!(result.error_code, 0, "{:?}", result.error_message);
-    let entry = result
-        .configs
-        .iter()
-        .find(|c| c.name.as_str() == key)
+    let configs = described
+        .remove(&resource)
+        .expect("the broker is answered")
+        .expect("the broker is described");
+    let entry = configs
+        .get(key)
         .unwrap_or_else(|| panic!("broker {} does not describe {key}", endpoint.id));
-    (
-        entry.value.as_ref().map(ToString::to_string),
-        entry.config_source,
-    )
+    (entry.value.clone(), entry.source)
 }
 
 /// Starts every node at once: a voter's `start` returns only once the quorum has formed.
@@ -469,10 +449,7 @@ async fn kafka_admin_against_a_three_broker_cluster() {
     assert!(
         matches!(
             refused,
-            Err(AdminError::Refused {
-                api: "IncrementalAlterConfigs",
-                ..
-            })
+            Err(ref e) if e.refused().is_some_and(|r| r.api == "IncrementalAlterConfigs")
         ),
         "{refused:?}"
     );
@@ -614,36 +591,36 @@ async fn kafka_admin_against_a_three_broker_cluster() {
     })
     .await;
     // Asking again is "election not needed", which the roller takes as success.
-    let mut raw = ElectLeadersRequest::default()
-        .with_election_type(0)
-        .with_timeout_ms(10_000)
-        .with_topic_partitions(Some(vec![TopicPartitions::default()
-            .with_topic(TopicName(StrBytes::from_static_str(GUARDED)))
-            .with_partitions((0..GUARDED_PARTITIONS).collect())]));
-    let response = connect(&endpoints[0])
+    let guarded: Vec<(String, i32)> = (0..GUARDED_PARTITIONS)
+        .map(|p| (GUARDED.to_string(), p))
+        .collect();
+    let again = connect(&endpoints[0])
         .await
-        .send(raw.clone(), 2)
+        .elect_leaders(ElectionType::Preferred, Some(&guarded))
         .await
         .expect("ElectLeaders");
-    for p in &response.replica_election_results[0].partition_result {
-        assert_eq!(p.error_code, ELECTION_NOT_NEEDED, "{p:?}");
+    assert_eq!(again.len(), guarded.len(), "{again:?}");
+    for outcome in again.values() {
+        assert_eq!(outcome, &Ok(Election::NotNeeded));
     }
     admin
         .elect_preferred(endpoints.clone(), everything)
         .await
         .expect("ElectLeaders when nothing is to do");
     // A partition that does not exist is a failure the roller reports.
-    raw = raw.with_topic_partitions(Some(vec![TopicPartitions::default()
-        .with_topic(TopicName(StrBytes::from_static_str(GUARDED)))
-        .with_partitions(vec![GUARDED_PARTITIONS])]));
-    let response = connect(&endpoints[0])
+    let unknown = (GUARDED.to_string(), GUARDED_PARTITIONS);
+    let answer = connect(&endpoints[0])
         .await
-        .send(raw, 2)
+        .elect_leaders(
+            ElectionType::Preferred,
+            Some(std::slice::from_ref(&unknown)),
+        )
         .await
         .expect("ElectLeaders");
+    let refused = answer[&unknown].clone().expect_err("an unknown partition");
     assert_eq!(
-        response.replica_election_results[0].partition_result[0].error_code,
-        UNKNOWN_TOPIC_OR_PARTITION
+        refused.error(),
+        Some(ResponseError::UnknownTopicOrPartition)
     );
     let missing = admin
         .elect_preferred(
@@ -654,10 +631,7 @@ async fn kafka_admin_against_a_three_broker_cluster() {
     assert!(
         matches!(
             missing,
-            Err(AdminError::Refused {
-                api: "ElectLeaders",
-                ..
-            })
+            Err(ref e) if e.refused().is_some_and(|r| r.api == "ElectLeaders")
         ),
         "{missing:?}"
     );

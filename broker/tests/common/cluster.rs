@@ -1,7 +1,8 @@
 //! A multi-broker cluster of real `strom-broker` processes on loopback: the first three
 //! nodes (or fewer) vote in the metadata quorum, the rest are broker-only. All processes
 //! start together (a voter is not ready until the quorum has formed) and are killed when
-//! the cluster is dropped. Plus a typed one-shot request helper for the raw protocol.
+//! the cluster is dropped. Plus a typed one-shot request helper for the raw protocol, and
+//! topic placement through strom-client's admin.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -10,9 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Buf;
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, CreateTopicsRequest, TopicName};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
 use kafka_protocol::protocol::{Decodable, Request};
+use strom_client::admin::{Admin, PlacedTopic};
 
 use super::{frame_with, free_port, http_get, read_response, wait_for};
 
@@ -273,17 +275,26 @@ pub fn create_topic_ok(port: u16, topic: CreatableTopic, timeout_ms: i32) {
     );
 }
 
-/// Creates `topic` with one partition on exactly `replicas` (the first leads), which must
-/// succeed.
+/// Creates `topic` with one partition on exactly `replicas` (the first leads) through
+/// strom-client's admin, which must succeed.
 pub fn create_placed_topic(port: u16, topic: &str, replicas: &[i32]) {
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
-            topic.to_string(),
-        )))
-        .with_num_partitions(-1)
-        .with_replication_factor(-1)
-        .with_assignments(vec![CreatableReplicaAssignment::default()
-            .with_partition_index(0)
-            .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect())]);
-    create_topic_ok(port, topic, 30_000);
+    let timeout = Duration::from_secs(60);
+    let placed = PlacedTopic {
+        name: topic.to_string(),
+        replicas: vec![replicas.to_vec()],
+        configs: Default::default(),
+    };
+    let created = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(async {
+            let address = format!("127.0.0.1:{port}");
+            Admin::connect(&[address], "strom-test", timeout, timeout)
+                .await?
+                .create_placed_topics(&[placed])
+                .await
+        })
+        .expect("CreateTopics");
+    assert!(created[topic].is_ok(), "create {topic}: {created:?}");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -1301,6 +1302,7 @@ impl ClusterAdmin for FakeKafka {
             return Box::pin(async {
                 Err(KafkaError::Timeout {
                     api: "ElectLeaders",
+                    after: Duration::from_secs(30),
                 })
             });
         }

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kafka_protocol::messages::MetadataRequest;
-use strom_client::admin;
+use strom_client::admin::Admin;
 
 use crate::access::Brokers;
 
@@ -62,7 +61,8 @@ pub fn address(cluster: &KafkaCluster) -> Option<String> {
         .map(|l| format!("{}.{ns}.svc:{}", names::bootstrap_service(&name), l.port))
 }
 
-/// The real probe: Metadata v12 over one connection, bounded by `timeout`.
+/// The real probe: strom-client's partition view (Metadata) over one connection, bounded
+/// by `timeout`.
 pub struct MetadataProbe {
     pub timeout: Duration,
 }
@@ -74,8 +74,6 @@ impl Default for MetadataProbe {
         }
     }
 }
-
-const METADATA_VERSION: i16 = 12;
 
 impl PartitionProbe for MetadataProbe {
     fn partitions(
@@ -90,40 +88,32 @@ impl PartitionProbe for MetadataProbe {
                 detail,
             };
             // Each connection attempt is bounded by `timeout`, and so is the answer.
-            let mut conn = admin::connect_any_with(
+            let mut admin = Admin::connect_with(
                 &brokers.addresses,
                 &brokers.security,
                 "strom-operator",
                 timeout,
+                timeout,
             )
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-            // kafka-protocol's default asks for no topic at all; null means every one.
-            let request = MetadataRequest::default()
-                .with_topics(None)
-                .with_allow_auto_topic_creation(false);
-            let response = tokio::time::timeout(timeout, conn.send(request, METADATA_VERSION))
+            let view = admin
+                .describe_partitions(None)
                 .await
-                .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
                 .map_err(|e| unreachable(e.to_string()))?;
             let mut out = Vec::new();
-            for topic in response.topics {
-                if topic.error_code != 0 {
-                    return Err(ProbeError::BadAnswer {
-                        address,
-                        detail: format!("topic error code {}", topic.error_code),
-                    });
-                }
-                let name = topic.name.map(|n| n.to_string()).unwrap_or_default();
-                for p in topic.partitions {
-                    out.push(PartitionState {
-                        topic: name.clone(),
-                        partition: p.partition_index,
-                        leader: (p.leader_id.0 >= 0).then_some(p.leader_id.0),
-                        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
-                        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
-                    });
-                }
+            for (_, topic) in view.topics {
+                let partitions = topic.map_err(|refused| ProbeError::BadAnswer {
+                    address: address.clone(),
+                    detail: refused.to_string(),
+                })?;
+                out.extend(partitions.into_iter().map(|p| PartitionState {
+                    topic: p.topic,
+                    partition: p.partition,
+                    leader: p.leader,
+                    replicas: p.replicas,
+                    isr: p.isr,
+                }));
             }
             Ok(out)
         })

@@ -1,109 +1,37 @@
-//! The Kafka calls a scale needs, through `strom-client`: the cluster's brokers, the
-//! assignment and the moves under way (DescribeCluster, Metadata,
+//! The Kafka calls a scale needs, through strom-client's `Admin`: the cluster's brokers,
+//! the assignment and the moves under way (DescribeCluster, Metadata,
 //! ListPartitionReassignments), starting moves (AlterPartitionReassignments), the dynamic
 //! replication throttles (IncrementalAlterConfigs), preferred leader elections
-//! (ElectLeaders, the request the roller uses too) and UnregisterBroker. Behind the
+//! (ElectLeaders, the call the roller makes too) and UnregisterBroker. Behind the
 //! `ClusterAdmin` trait, so the reconcile tests put a fake in its place.
 
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::alter_partition_reassignments_request::{
-    ReassignablePartition, ReassignableTopic,
-};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, BrokerId, DescribeClusterRequest,
-    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, MetadataRequest, TopicName,
-    UnregisterBrokerRequest,
-};
-use kafka_protocol::protocol::StrBytes;
-use strom_client::admin::{self, AdminError, Refused};
-use strom_client::{ClientError, Connection};
+use kafka_protocol::ResponseError;
+use strom_client::admin::{self, Admin, ConfigOp};
+use strom_client::admin_cluster::ReassignmentTarget;
 
 use super::batch::TopicThrottle;
 use super::plan::{Assignment, Leaders, Leadership, Move, TopicPartition};
 use crate::access::Brokers;
-use crate::roll::kafka::{elect_preferred_on, ElectError};
+use crate::roll::kafka::elect_preferred_on;
+
+/// Why a scale's broker call failed: strom-client's error, typed (unreachable, refused by
+/// Kafka with its code, timed out).
+pub use strom_client::admin::AdminError as KafkaError;
 
 const CLIENT_ID: &str = "strom-operator";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Every call is bounded, so an unresponsive broker delays a reconcile, never blocks it.
+/// Every call is bounded, so an unresponsive broker delays a reconcile, never blocks it;
+/// it is also Kafka's `timeoutMs` for the controller-bound calls.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-const REQUEST_TIMEOUT_MS: i32 = 30_000;
-
-/// Kafka's ConfigResource types and IncrementalAlterConfigs operations.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
 
 pub const LEADER_RATE: &str = "leader.replication.throttled.rate";
 pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
 pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
-
-#[derive(Debug, thiserror::Error)]
-pub enum KafkaError {
-    #[error("no broker reachable among {addresses:?}: {last}")]
-    Unreachable {
-        addresses: Vec<String>,
-        last: String,
-    },
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error(transparent)]
-    Refusal(strom_client::ConnectError),
-    #[error("{api} timed out after {0:?}", CALL_TIMEOUT)]
-    Timeout { api: &'static str },
-    #[error("ElectLeaders failed: {0}")]
-    Election(ElectError),
-    #[error("{api} refused {what}: {code:?} {message}")]
-    Refused {
-        api: &'static str,
-        what: String,
-        code: Option<ResponseError>,
-        message: String,
-    },
-}
-
-impl From<AdminError> for KafkaError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::Unreachable { addresses, last } => {
-                KafkaError::Unreachable { addresses, last }
-            }
-            AdminError::Client(e) => KafkaError::Client(e),
-            AdminError::Refusal(e) => KafkaError::Refusal(e),
-            AdminError::Timeout { api, .. } => KafkaError::Timeout { api },
-            AdminError::Refused(r) => KafkaError::from(r),
-        }
-    }
-}
-
-impl From<Refused> for KafkaError {
-    fn from(r: Refused) -> Self {
-        KafkaError::Refused {
-            api: r.api,
-            code: r.error(),
-            what: r.resource,
-            message: r.message.unwrap_or_default(),
-        }
-    }
-}
-
-impl From<ElectError> for KafkaError {
-    fn from(e: ElectError) -> Self {
-        match e {
-            ElectError::Client(e) => KafkaError::Client(e),
-            other => KafkaError::Election(other),
-        }
-    }
-}
 
 /// A registered broker as DescribeCluster shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,128 +154,58 @@ impl ClusterAdmin for KafkaAdmin {
     }
 }
 
-async fn connect(bootstrap: &Brokers) -> Result<Connection, KafkaError> {
-    admin::connect_any_with(
+async fn connect(bootstrap: &Brokers) -> Result<Admin, KafkaError> {
+    Admin::connect_with(
         &bootstrap.addresses,
         &bootstrap.security,
         CLIENT_ID,
         CONNECT_TIMEOUT,
+        CALL_TIMEOUT,
     )
     .await
-    .map_err(KafkaError::from)
-}
-
-async fn send<R: kafka_protocol::protocol::Request>(
-    conn: &mut Connection,
-    api: &'static str,
-    request: R,
-    version: i16,
-) -> Result<R::Response, KafkaError> {
-    admin::send_within(conn, api, request, version, CALL_TIMEOUT)
-        .await
-        .map_err(KafkaError::from)
-}
-
-fn check(
-    api: &'static str,
-    what: impl Into<String>,
-    code: i16,
-    message: Option<&StrBytes>,
-) -> Result<(), KafkaError> {
-    admin::check(api, what, code, message).map_err(KafkaError::from)
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
 }
 
 pub async fn describe(bootstrap: &Brokers) -> Result<ClusterView, KafkaError> {
-    let mut conn = connect(bootstrap).await?;
-    let cluster = send(
-        &mut conn,
-        "DescribeCluster",
-        DescribeClusterRequest::default().with_include_fenced_brokers(true),
-        2,
-    )
-    .await?;
-    check(
-        "DescribeCluster",
-        "the cluster",
-        cluster.error_code,
-        cluster.error_message.as_ref(),
-    )?;
+    let mut admin = connect(bootstrap).await?;
+    let cluster = admin.describe_cluster(true).await?;
     let brokers = cluster
         .brokers
-        .iter()
+        .into_iter()
         .map(|b| {
             (
-                b.broker_id.0,
+                b.id,
                 BrokerState {
-                    rack: b.rack.as_ref().map(|r| r.to_string()),
-                    fenced: b.is_fenced,
+                    rack: b.rack,
+                    fenced: b.fenced,
                 },
             )
         })
         .collect();
 
-    // All topics (null, not the default empty list), internal ones too: their replicas
-    // move like any other.
-    let metadata = send(
-        &mut conn,
-        "Metadata",
-        MetadataRequest::default().with_topics(None),
-        12,
-    )
-    .await?;
+    // All topics, internal ones too: their replicas move like any other. A topic Kafka
+    // will not describe fails the description: a plan without it would be wrong.
+    let metadata = admin.describe_partitions(None).await?;
     let mut assignment = Assignment::new();
     let mut leaders = Leaders::new();
-    for topic in &metadata.topics {
-        let Some(topic_name) = topic.name.as_ref() else {
-            continue;
-        };
-        check("Metadata", topic_name.0.to_string(), topic.error_code, None)?;
-        for p in &topic.partitions {
-            let tp = TopicPartition::new(topic_name.0.as_str(), p.partition_index);
+    for topic in admin::all_accepted(metadata.topics)?.into_values() {
+        for p in topic {
+            let tp = TopicPartition::new(&p.topic, p.partition);
             leaders.insert(
                 tp.clone(),
                 Leadership {
-                    leader: Some(p.leader_id.0).filter(|&l| l >= 0),
-                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                    leader: p.leader,
+                    isr: p.isr,
                 },
             );
-            assignment.insert(tp, p.replica_nodes.iter().map(|b| b.0).collect());
+            assignment.insert(tp, p.replicas);
         }
     }
 
-    let ongoing = send(
-        &mut conn,
-        "ListPartitionReassignments",
-        ListPartitionReassignmentsRequest::default()
-            .with_timeout_ms(REQUEST_TIMEOUT_MS)
-            .with_topics(None),
-        0,
-    )
-    .await?;
-    check(
-        "ListPartitionReassignments",
-        "all partitions",
-        ongoing.error_code,
-        ongoing.error_message.as_ref(),
-    )?;
     let mut in_flight = BTreeSet::new();
-    for topic in &ongoing.topics {
-        for p in &topic.partitions {
-            let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
-            let removing: BTreeSet<i32> = p.removing_replicas.iter().map(|b| b.0).collect();
-            let target: Vec<i32> = p
-                .replicas
-                .iter()
-                .map(|b| b.0)
-                .filter(|b| !removing.contains(b))
-                .collect();
-            assignment.insert(tp.clone(), target);
-            in_flight.insert(tp);
-        }
+    for ((topic, partition), moving) in admin.list_reassignments(None).await? {
+        let tp = TopicPartition::new(&topic, partition);
+        assignment.insert(tp.clone(), moving.target());
+        in_flight.insert(tp);
     }
     Ok(ClusterView {
         brokers,
@@ -365,19 +223,12 @@ pub async fn elect_preferred(
     if partitions.is_empty() {
         return Ok(Vec::new());
     }
-    let asked = partitions
+    let asked: Vec<(String, i32)> = partitions
         .iter()
         .map(|tp| (tp.topic.clone(), tp.partition))
         .collect();
-    let mut conn = connect(bootstrap).await?;
-    let moved = tokio::time::timeout(
-        CALL_TIMEOUT,
-        elect_preferred_on(&mut conn, asked, REQUEST_TIMEOUT_MS),
-    )
-    .await
-    .map_err(|_| KafkaError::Timeout {
-        api: "ElectLeaders",
-    })??;
+    let mut admin = connect(bootstrap).await?;
+    let moved = elect_preferred_on(&mut admin, &asked).await?;
     Ok(moved
         .into_iter()
         .map(|(topic, partition)| TopicPartition { topic, partition })
@@ -388,112 +239,59 @@ pub async fn reassign(bootstrap: &Brokers, moves: &[Move]) -> Result<(), KafkaEr
     if moves.is_empty() {
         return Ok(());
     }
-    let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
-    for m in moves {
-        by_topic
-            .entry(m.partition.topic.as_str())
-            .or_default()
-            .push(
-                ReassignablePartition::default()
-                    .with_partition_index(m.partition.partition)
-                    .with_replicas(Some(m.to.iter().map(|&b| BrokerId(b)).collect())),
-            );
-    }
-    let request = AlterPartitionReassignmentsRequest::default()
-        .with_timeout_ms(REQUEST_TIMEOUT_MS)
-        .with_topics(
-            by_topic
-                .into_iter()
-                .map(|(t, partitions)| {
-                    ReassignableTopic::default()
-                        .with_name(name(t))
-                        .with_partitions(partitions)
-                })
-                .collect(),
-        );
-    let mut conn = connect(bootstrap).await?;
-    let response = send(&mut conn, "AlterPartitionReassignments", request, 0).await?;
-    check(
-        "AlterPartitionReassignments",
-        "the request",
-        response.error_code,
-        response.error_message.as_ref(),
-    )?;
-    for topic in &response.responses {
-        for p in &topic.partitions {
-            check(
-                "AlterPartitionReassignments",
-                format!("{}-{}", topic.name.0, p.partition_index),
-                p.error_code,
-                p.error_message.as_ref(),
-            )?;
-        }
-    }
+    let targets = moves
+        .iter()
+        .map(|m| {
+            (
+                (m.partition.topic.clone(), m.partition.partition),
+                ReassignmentTarget::Replicas(m.to.clone()),
+            )
+        })
+        .collect();
+    let mut admin = connect(bootstrap).await?;
+    admin::all_accepted(admin.alter_reassignments(&targets).await?)?;
     Ok(())
 }
 
-fn config(key: &str, value: Option<String>) -> AlterableConfig {
-    AlterableConfig::default()
-        .with_name(StrBytes::from_string(key.to_string()))
-        .with_config_operation(if value.is_some() { OP_SET } else { OP_DELETE })
-        .with_value(value.map(StrBytes::from_string))
+fn set(key: &str, value: String) -> ConfigOp {
+    ConfigOp::Set {
+        key: key.to_string(),
+        value,
+    }
 }
 
-fn resource(kind: i8, name: String, configs: Vec<AlterableConfig>) -> AlterConfigsResource {
-    AlterConfigsResource::default()
-        .with_resource_type(kind)
-        .with_resource_name(StrBytes::from_string(name))
-        .with_configs(configs)
+fn delete(key: &str) -> ConfigOp {
+    ConfigOp::Delete {
+        key: key.to_string(),
+    }
 }
 
-fn set_broker_throttle(rate: u64, broker: i32) -> AlterConfigsResource {
-    resource(
-        RESOURCE_BROKER,
-        broker.to_string(),
-        vec![
-            config(LEADER_RATE, Some(rate.to_string())),
-            config(FOLLOWER_RATE, Some(rate.to_string())),
-        ],
-    )
-}
-
-fn clear_broker_throttle(broker: i32) -> AlterConfigsResource {
-    resource(
-        RESOURCE_BROKER,
-        broker.to_string(),
-        vec![config(LEADER_RATE, None), config(FOLLOWER_RATE, None)],
-    )
-}
-
-/// The topic resources that throttle a batch's replicas.
-pub fn set_topic_throttles(topics: &BTreeMap<String, TopicThrottle>) -> Vec<AlterConfigsResource> {
+/// The topic configs that throttle a batch's replicas.
+pub fn set_topic_throttles(
+    topics: &BTreeMap<String, TopicThrottle>,
+) -> BTreeMap<String, Vec<ConfigOp>> {
     topics
         .iter()
         .map(|(t, throttle)| {
-            resource(
-                RESOURCE_TOPIC,
+            (
                 t.clone(),
                 vec![
-                    config(LEADER_REPLICAS, Some(throttle.leader_value())),
-                    config(FOLLOWER_REPLICAS, Some(throttle.follower_value())),
+                    set(LEADER_REPLICAS, throttle.leader_value()),
+                    set(FOLLOWER_REPLICAS, throttle.follower_value()),
                 ],
             )
         })
         .collect()
 }
 
-/// The topic resources that remove the throttled replica lists.
-pub fn clear_topic_throttles(topics: &[String]) -> Vec<AlterConfigsResource> {
+/// The topic configs that remove the throttled replica lists.
+pub fn clear_topic_throttles(topics: &[String]) -> BTreeMap<String, Vec<ConfigOp>> {
     topics
         .iter()
         .map(|t| {
-            resource(
-                RESOURCE_TOPIC,
+            (
                 t.clone(),
-                vec![
-                    config(LEADER_REPLICAS, None),
-                    config(FOLLOWER_REPLICAS, None),
-                ],
+                vec![delete(LEADER_REPLICAS), delete(FOLLOWER_REPLICAS)],
             )
         })
         .collect()
@@ -506,8 +304,15 @@ pub async fn set_throttles(
     brokers: &BTreeSet<i32>,
     topics: &BTreeMap<String, TopicThrottle>,
 ) -> Result<(), KafkaError> {
-    alter_broker_configs(bootstrap, brokers, |b| set_broker_throttle(rate, b)).await?;
-    alter_configs(bootstrap, set_topic_throttles(topics)).await
+    let rate = rate.to_string();
+    alter_broker_configs(bootstrap, brokers, || {
+        vec![
+            set(LEADER_RATE, rate.clone()),
+            set(FOLLOWER_RATE, rate.clone()),
+        ]
+    })
+    .await?;
+    alter_topic_configs(bootstrap, set_topic_throttles(topics)).await
 }
 
 /// Removes the four throttle keys from `brokers` and `topics`.
@@ -516,93 +321,73 @@ pub async fn clear_throttles(
     brokers: &BTreeSet<i32>,
     topics: &[String],
 ) -> Result<(), KafkaError> {
-    alter_broker_configs(bootstrap, brokers, clear_broker_throttle).await?;
-    alter_configs(bootstrap, clear_topic_throttles(topics)).await
+    alter_broker_configs(bootstrap, brokers, || {
+        vec![delete(LEADER_RATE), delete(FOLLOWER_RATE)]
+    })
+    .await?;
+    alter_topic_configs(bootstrap, clear_topic_throttles(topics)).await
 }
 
 /// A broker's own dynamic config is changed on that broker, as Kafka requires (and its
 /// admin client does by routing): its address comes from DescribeCluster, so it is the
 /// one advertised on the listener the operator uses. A broker that is not registered
-/// has nothing to change.
+/// (or fenced) has nothing to change.
 async fn alter_broker_configs(
     bootstrap: &Brokers,
     brokers: &BTreeSet<i32>,
-    resource_of: impl Fn(i32) -> AlterConfigsResource,
+    ops: impl Fn() -> Vec<ConfigOp>,
 ) -> Result<(), KafkaError> {
     if brokers.is_empty() {
         return Ok(());
     }
-    let mut conn = connect(bootstrap).await?;
-    let cluster = send(
-        &mut conn,
-        "DescribeCluster",
-        DescribeClusterRequest::default(),
-        0,
-    )
-    .await?;
-    for b in cluster
-        .brokers
-        .iter()
-        .filter(|b| brokers.contains(&b.broker_id.0))
-    {
-        let address = format!("{}:{}", b.host, b.port);
+    let cluster = connect(bootstrap).await?.describe_cluster(false).await?;
+    for b in cluster.brokers.iter().filter(|b| brokers.contains(&b.id)) {
         let broker = Brokers {
-            addresses: vec![address],
+            addresses: vec![b.address()],
             security: bootstrap.security.clone(),
         };
-        alter_configs(&broker, vec![resource_of(b.broker_id.0)]).await?;
-    }
-    Ok(())
-}
-
-async fn alter_configs(
-    bootstrap: &Brokers,
-    resources: Vec<AlterConfigsResource>,
-) -> Result<(), KafkaError> {
-    if resources.is_empty() {
-        return Ok(());
-    }
-    let mut conn = connect(bootstrap).await?;
-    let response = send(
-        &mut conn,
-        "IncrementalAlterConfigs",
-        IncrementalAlterConfigsRequest::default().with_resources(resources),
-        1,
-    )
-    .await?;
-    for r in &response.responses {
-        // A topic deleted since the batch started has no throttle left to remove.
-        if r.resource_type == RESOURCE_TOPIC
-            && r.error_code == ResponseError::UnknownTopicOrPartition.code()
-        {
-            continue;
-        }
-        check(
-            "IncrementalAlterConfigs",
-            format!("resource {} {}", r.resource_type, r.resource_name),
-            r.error_code,
-            r.error_message.as_ref(),
+        let mut admin = connect(&broker).await?;
+        admin::all_accepted(
+            admin
+                .alter_broker_configs(&BTreeMap::from([(b.id, ops())]))
+                .await?,
         )?;
     }
     Ok(())
 }
 
-pub async fn unregister(bootstrap: &Brokers, broker: i32) -> Result<(), KafkaError> {
-    let mut conn = connect(bootstrap).await?;
-    let response = send(
-        &mut conn,
-        "UnregisterBroker",
-        UnregisterBrokerRequest::default().with_broker_id(BrokerId(broker)),
-        0,
-    )
-    .await?;
-    if response.error_code == ResponseError::BrokerIdNotRegistered.code() {
+async fn alter_topic_configs(
+    bootstrap: &Brokers,
+    changes: BTreeMap<String, Vec<ConfigOp>>,
+) -> Result<(), KafkaError> {
+    if changes.is_empty() {
         return Ok(());
     }
-    check(
-        "UnregisterBroker",
-        format!("broker {broker}"),
-        response.error_code,
-        response.error_message.as_ref(),
-    )
+    let outcomes = connect(bootstrap)
+        .await?
+        .alter_topic_configs(&changes)
+        .await?
+        .into_iter()
+        // A topic deleted since the batch started has no throttle left to remove.
+        .filter(|(_, outcome)| {
+            !outcome
+                .as_ref()
+                .is_err_and(|r| r.error() == Some(ResponseError::UnknownTopicOrPartition))
+        })
+        .collect();
+    admin::all_accepted(outcomes)?;
+    Ok(())
+}
+
+/// Unregisters `broker`; one already unknown counts as done.
+pub async fn unregister(bootstrap: &Brokers, broker: i32) -> Result<(), KafkaError> {
+    match connect(bootstrap).await?.unregister_broker(broker).await {
+        Err(e)
+            if e.refused()
+                .is_some_and(|r| r.error() == Some(ResponseError::BrokerIdNotRegistered)) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
 }

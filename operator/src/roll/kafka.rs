@@ -1,6 +1,6 @@
 //! The roller's calls to brokers: Metadata, DescribeConfigs, DescribeQuorum,
-//! IncrementalAlterConfigs and ElectLeaders through strom-client (kafka-protocol codecs),
-//! and the admin HTTP `GET /restart-safe`.
+//! IncrementalAlterConfigs and ElectLeaders through strom-client's `Admin`, and the admin
+//! HTTP `GET /restart-safe`.
 //!
 //! The HTTP call is one GET of a small JSON answer from our own broker on the cluster
 //! network, so it is written here over a tokio `TcpStream` (HTTP/1.1, `Connection: close`,
@@ -14,20 +14,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::describe_quorum_request::{
-    PartitionData as QuorumPartition, TopicData as QuorumTopic,
-};
-use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeQuorumRequest, ElectLeadersRequest,
-    IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
-use strom_client::{ClientError, ConnectError, Connection, Security};
+use strom_client::admin::{self, Admin, ConfigOp};
+use strom_client::admin_cluster::{ConfigResource, ElectionType};
+use strom_client::Security;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -36,15 +25,6 @@ use super::safety::{
 };
 use super::triggers::ConfigChange;
 
-/// Kafka's resource types and operations, as the protocol numbers them.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
-const ELECTION_PREFERRED: i8 = 0;
-/// ElectLeaders per-partition errors that mean "nothing to do".
-const ELECTION_NOT_NEEDED: i16 = 84;
-const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const MIN_ISR_KEY: &str = "min.insync.replicas";
 /// Largest `/restart-safe` answer read; the real one is a few hundred bytes.
 const MAX_HTTP_ANSWER: usize = 64 * 1024;
@@ -75,14 +55,9 @@ pub struct ClusterView {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    /// A Kafka call failed: no broker reachable, refused, timed out.
     #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("no broker answered ({0})")]
-    NoBroker(String),
-    #[error("{api} refused: {message}")]
-    Refused { api: &'static str, message: String },
+    Kafka(#[from] admin::AdminError),
     #[error("GET http://{addr}{path}: {message}")]
     Http {
         addr: String,
@@ -91,6 +66,16 @@ pub enum AdminError {
     },
     #[error(transparent)]
     Answer(#[from] AnswerError),
+}
+
+impl AdminError {
+    /// Kafka's refusal (the first, for several), when that is what this is.
+    pub fn refused(&self) -> Option<&admin::Refused> {
+        match self {
+            AdminError::Kafka(e) => e.refused(),
+            _ => None,
+        }
+    }
 }
 
 /// The broker calls the roller makes.
@@ -118,7 +103,7 @@ pub trait BrokerAdmin: Send + Sync {
     ) -> BoxFuture<'_, Result<(), AdminError>>;
 }
 
-/// The real thing: strom-client connections, one per call.
+/// The real thing: strom-client's `Admin`, one connection per call.
 #[derive(Clone, Debug)]
 pub struct KafkaAdmin {
     pub timeout: Duration,
@@ -133,27 +118,35 @@ impl Default for KafkaAdmin {
 }
 
 impl KafkaAdmin {
-    async fn connect(&self, broker: &Endpoint) -> Result<Connection, AdminError> {
-        Ok(broker
-            .security
-            .connect(&broker.kafka, CLIENT_ID, self.timeout)
-            .await?)
+    async fn connect(&self, broker: &Endpoint) -> Result<Admin, admin::AdminError> {
+        Admin::connect_with(
+            std::slice::from_ref(&broker.kafka),
+            &broker.security,
+            CLIENT_ID,
+            self.timeout,
+            self.timeout,
+        )
+        .await
     }
 
-    /// The first of `brokers` that accepts a connection.
-    async fn any(&self, brokers: &[Endpoint]) -> Result<Connection, AdminError> {
-        let mut errors = Vec::new();
+    /// The first of `brokers` that accepts a connection; each is tried, whatever the
+    /// others' failures, since each endpoint brings its own security.
+    async fn any(&self, brokers: &[Endpoint]) -> Result<Admin, admin::AdminError> {
+        let mut last = None;
         for broker in brokers {
             match self.connect(broker).await {
-                Ok(connection) => return Ok(connection),
-                Err(e) => errors.push(e.to_string()),
+                Ok(admin) => return Ok(admin),
+                Err(e) => last = Some(e),
             }
         }
-        Err(AdminError::NoBroker(errors.join("; ")))
+        Err(last.unwrap_or_else(|| admin::AdminError::Unreachable {
+            addresses: Vec::new(),
+            last: "no brokers to ask".to_string(),
+        }))
     }
 
-    /// Every call is bounded: a broker that accepts and then hangs must not hang the
-    /// reconcile.
+    /// Every call is bounded as a whole: a broker that accepts and then hangs must not
+    /// hang the reconcile.
     async fn timed<T>(
         &self,
         api: &'static str,
@@ -161,50 +154,48 @@ impl KafkaAdmin {
     ) -> Result<T, AdminError> {
         tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(|_| AdminError::Refused {
+            .map_err(|_| admin::AdminError::Timeout {
                 api,
-                message: format!("no answer within {:?}", self.timeout),
+                after: self.timeout,
             })?
     }
 
     async fn describe_inner(&self, brokers: Vec<Endpoint>) -> Result<ClusterView, AdminError> {
-        let mut conn = self.any(&brokers).await?;
-        let metadata = conn
-            .send(MetadataRequest::default().with_topics(None), 12)
-            .await?;
-        let mut partitions = Vec::new();
-        for topic in &metadata.topics {
-            let Some(name) = topic.name.as_ref().map(|n| n.0.to_string()) else {
-                continue;
-            };
-            for p in &topic.partitions {
-                partitions.push(PartitionState {
-                    topic: name.clone(),
-                    partition: p.partition_index,
-                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
-                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
-                    leader: p.leader_id.0,
-                });
-            }
-        }
-        let topics: Vec<String> = metadata
-            .topics
-            .iter()
-            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        let mut admin = self.any(&brokers).await?;
+        let view = admin.describe_partitions(None).await?;
+        let partitions = view
+            .partitions()
+            .map(|p| PartitionState {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                leader: p.leader.unwrap_or(-1),
+            })
             .collect();
-        let min_isr = min_isr(&mut conn, &topics).await?;
+        let topics: Vec<String> = view.topics.keys().cloned().collect();
+        let min_isr = min_isr(&mut admin, &topics).await?;
         // A failing DescribeQuorum leaves the quorum unknown, which blocks voter restarts
         // rather than failing the whole description.
-        let quorum = match describe_quorum(&mut conn).await {
-            Ok(quorum) => quorum,
+        let quorum = match admin.describe_quorum().await {
+            Ok(quorum) => Some(QuorumState {
+                leader: quorum.leader,
+                voters: quorum
+                    .voters
+                    .iter()
+                    .map(|v| VoterState {
+                        id: v.id,
+                        last_caught_up_ms: v.last_caught_up_ms.unwrap_or(-1),
+                    })
+                    .collect(),
+            }),
             Err(e) => {
                 tracing::warn!(error = %e, "DescribeQuorum failed");
                 None
             }
         };
-        let metadata_controller = Some(metadata.controller_id.0).filter(|c| *c >= 0);
         Ok(ClusterView {
-            controller: quorum.as_ref().map(|q| q.leader).or(metadata_controller),
+            controller: quorum.as_ref().map(|q| q.leader).or(view.controller),
             partitions,
             min_isr,
             quorum,
@@ -216,35 +207,18 @@ impl KafkaAdmin {
         broker: Endpoint,
         changes: Vec<ConfigChange>,
     ) -> Result<(), AdminError> {
-        let mut conn = self.connect(&broker).await?;
-        let configs = changes
+        let mut admin = self.connect(&broker).await?;
+        let ops = changes
             .into_iter()
-            .map(|(key, value)| {
-                AlterableConfig::default()
-                    .with_name(StrBytes::from_string(key))
-                    .with_config_operation(if value.is_some() { OP_SET } else { OP_DELETE })
-                    .with_value(value.map(StrBytes::from_string))
+            .map(|(key, value)| match value {
+                Some(value) => ConfigOp::Set { key, value },
+                None => ConfigOp::Delete { key },
             })
             .collect();
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_BROKER)
-                .with_resource_name(StrBytes::from_string(broker.id.to_string()))
-                .with_configs(configs),
-        ]);
-        let response = conn.send(request, 1).await?;
-        for result in response.responses {
-            if result.error_code != 0 {
-                return Err(AdminError::Refused {
-                    api: "IncrementalAlterConfigs",
-                    message: format!(
-                        "error {}: {}",
-                        result.error_code,
-                        result.error_message.as_deref().unwrap_or("")
-                    ),
-                });
-            }
-        }
+        let outcomes = admin
+            .alter_broker_configs(&BTreeMap::from([(broker.id, ops)]))
+            .await?;
+        admin::all_accepted(outcomes)?;
         Ok(())
     }
 
@@ -256,86 +230,39 @@ impl KafkaAdmin {
         if partitions.is_empty() {
             return Ok(());
         }
-        let mut conn = self.any(&brokers).await?;
-        let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
-        elect_preferred_on(&mut conn, partitions, timeout_ms).await?;
+        let mut admin = self.any(&brokers).await?;
+        elect_preferred_on(&mut admin, &partitions).await?;
         Ok(())
     }
 }
 
-/// Why an ElectLeaders PREFERRED call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ElectError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("error {0}")]
-    Request(i16),
-    /// `topic-partition: error code` of each partition whose election failed.
-    #[error("{}", .0.join(", "))]
-    Partitions(Vec<String>),
-}
-
-impl From<ElectError> for AdminError {
-    fn from(e: ElectError) -> Self {
-        match e {
-            ElectError::Client(e) => AdminError::Client(e),
-            other => AdminError::Refused {
-                api: "ElectLeaders",
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-/// ElectLeaders PREFERRED for `partitions` over `conn`: the one request and answer check
-/// both the roller and the scale step use. Returns the partitions whose leadership moved.
-/// "Election not needed" and "preferred leader not available" are not failures: the
-/// leader is already right, or the preferred replica is not in the ISR yet and a later
-/// call (or the brokers' own leader rebalance) moves it.
+/// ElectLeaders PREFERRED for `partitions`: the one election call both the roller and
+/// the scale step make. Returns the partitions whose leadership moved. "Election not
+/// needed" and "preferred leader not available" are not failures: the leader is already
+/// right, or the preferred replica is not in the ISR yet and a later call (or the
+/// brokers' own leader rebalance) moves it.
 pub(crate) async fn elect_preferred_on(
-    conn: &mut Connection,
-    partitions: Vec<(String, i32)>,
-    timeout_ms: i32,
-) -> Result<Vec<(String, i32)>, ElectError> {
+    admin: &mut Admin,
+    partitions: &[(String, i32)],
+) -> Result<Vec<(String, i32)>, admin::AdminError> {
     if partitions.is_empty() {
         return Ok(Vec::new());
     }
-    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (topic, partition) in partitions {
-        by_topic.entry(topic).or_default().push(partition);
-    }
-    let topic_partitions = by_topic
+    let outcomes = admin
+        .elect_leaders(ElectionType::Preferred, Some(partitions))
+        .await?;
+    let later = |r: &admin::Refused| {
+        r.error() == Some(kafka_protocol::ResponseError::PreferredLeaderNotAvailable)
+    };
+    let outcomes = outcomes
         .into_iter()
-        .map(|(topic, partitions)| {
-            TopicPartitions::default()
-                .with_topic(TopicName(StrBytes::from_string(topic)))
-                .with_partitions(partitions)
-        })
+        .filter(|(_, outcome)| !outcome.as_ref().is_err_and(later))
         .collect();
-    let request = ElectLeadersRequest::default()
-        .with_election_type(ELECTION_PREFERRED)
-        .with_topic_partitions(Some(topic_partitions))
-        .with_timeout_ms(timeout_ms);
-    let response = conn.send(request, 2).await?;
-    if response.error_code != 0 {
-        return Err(ElectError::Request(response.error_code));
-    }
-    let mut moved = Vec::new();
-    let mut failed = Vec::new();
-    for t in &response.replica_election_results {
-        for p in &t.partition_result {
-            match p.error_code {
-                0 => moved.push((t.topic.0.to_string(), p.partition_id)),
-                ELECTION_NOT_NEEDED | PREFERRED_LEADER_NOT_AVAILABLE => {}
-                code => failed.push(format!("{}-{}: error {code}", t.topic.0, p.partition_id)),
-            }
-        }
-    }
-    if failed.is_empty() {
-        Ok(moved)
-    } else {
-        Err(ElectError::Partitions(failed))
-    }
+    Ok(admin::all_accepted(outcomes)?
+        .into_iter()
+        .filter(|(_, election)| *election == strom_client::admin_cluster::Election::Elected)
+        .map(|(tp, _)| tp)
+        .collect())
 }
 
 impl BrokerAdmin for KafkaAdmin {
@@ -371,74 +298,34 @@ impl BrokerAdmin for KafkaAdmin {
 }
 
 /// Effective `min.insync.replicas` of each topic (its override or the broker default, as
-/// DescribeConfigs reports it).
+/// DescribeConfigs reports it); a topic Kafka will not describe is left out.
 async fn min_isr(
-    conn: &mut Connection,
+    admin: &mut Admin,
     topics: &[String],
 ) -> Result<BTreeMap<String, i32>, AdminError> {
-    if topics.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let resources = topics
+    let resources: Vec<ConfigResource> = topics
         .iter()
-        .map(|t| {
-            DescribeConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(StrBytes::from_string(t.clone()))
-                .with_configuration_keys(Some(vec![StrBytes::from_static_str(MIN_ISR_KEY)]))
-        })
+        .map(|t| ConfigResource::Topic(t.clone()))
         .collect();
-    let response = conn
-        .send(
-            DescribeConfigsRequest::default().with_resources(resources),
-            4,
-        )
+    let configs = admin
+        .describe_configs(&resources, Some(&[MIN_ISR_KEY.to_string()]))
         .await?;
-    Ok(response
-        .results
-        .iter()
-        .filter(|r| r.error_code == 0)
-        .filter_map(|r| {
-            let value = r
-                .configs
-                .iter()
-                .find(|c| c.name.as_str() == MIN_ISR_KEY)?
+    Ok(configs
+        .into_iter()
+        .filter_map(|(resource, outcome)| {
+            let ConfigResource::Topic(topic) = resource else {
+                return None;
+            };
+            let value = outcome
+                .ok()?
+                .get(MIN_ISR_KEY)?
                 .value
                 .as_ref()?
                 .parse()
                 .ok()?;
-            Some((r.resource_name.to_string(), value))
+            Some((topic, value))
         })
         .collect())
-}
-
-async fn describe_quorum(conn: &mut Connection) -> Result<Option<QuorumState>, AdminError> {
-    let request = DescribeQuorumRequest::default().with_topics(vec![QuorumTopic::default()
-        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-        .with_partitions(vec![QuorumPartition::default().with_partition_index(0)])]);
-    let response = conn.send(request, 1).await?;
-    if response.error_code != 0 {
-        return Err(AdminError::Refused {
-            api: "DescribeQuorum",
-            message: format!("error {}", response.error_code),
-        });
-    }
-    let partition = response
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .filter(|p| p.error_code == 0);
-    Ok(partition.map(|p| QuorumState {
-        leader: p.leader_id.0,
-        voters: p
-            .current_voters
-            .iter()
-            .map(|v| VoterState {
-                id: v.replica_id.0,
-                last_caught_up_ms: v.last_caught_up_timestamp,
-            })
-            .collect(),
-    }))
 }
 
 /// `GET path` over HTTP/1.1 on `addr`; the status code and the body.
