@@ -11,19 +11,19 @@ use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
+    IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use thiserror::Error;
 
+use crate::admin_cluster::ConfigResource;
 use crate::security::{ConnectError, Security};
 use crate::{ClientError, Connection};
 
@@ -37,7 +37,6 @@ const OP_DELETE: i8 = 1;
 
 /// The highest version of each API the calls use; strom-broker and Kafka 4 serve them all.
 const METADATA_VERSION: i16 = 12;
-const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 const CREATE_TOPICS_VERSION: i16 = 7;
 const CREATE_PARTITIONS_VERSION: i16 = 3;
 const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
@@ -350,48 +349,25 @@ impl Admin {
         &mut self,
         names: &[String],
     ) -> Result<BTreeMap<String, Outcome<BTreeMap<String, String>>>, AdminError> {
-        if names.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let request = DescribeConfigsRequest::default().with_resources(
-            names
-                .iter()
-                .map(|n| {
-                    DescribeConfigsResource::default()
-                        .with_resource_type(RESOURCE_TOPIC)
-                        .with_resource_name(StrBytes::from_string(n.clone()))
-                        .with_configuration_keys(None)
-                })
-                .collect(),
-        );
-        let response = self
-            .send("DescribeConfigs", request, DESCRIBE_CONFIGS_VERSION)
-            .await?;
-        let mut out = BTreeMap::new();
-        for result in &response.results {
-            let name = result.resource_name.to_string();
-            let outcome = if result.error_code != 0 {
-                Err(refused(
-                    "DescribeConfigs",
-                    format!("topic {name}"),
-                    result.error_code,
-                    result.error_message.as_ref(),
-                ))
-            } else {
-                Ok(result
-                    .configs
-                    .iter()
-                    .filter(|c| c.config_source == SOURCE_DYNAMIC_TOPIC)
-                    .filter_map(|c| {
-                        c.value
-                            .as_ref()
-                            .map(|v| (c.name.to_string(), v.to_string()))
-                    })
-                    .collect())
-            };
-            out.insert(name, outcome);
-        }
-        Ok(out)
+        let resources: Vec<_> = names.iter().cloned().map(ConfigResource::Topic).collect();
+        let described = self.describe_configs(&resources, None).await?;
+        Ok(described
+            .into_iter()
+            .filter_map(|(resource, outcome)| match resource {
+                ConfigResource::Topic(name) => Some((name, outcome)),
+                ConfigResource::Broker(_) => None,
+            })
+            .map(|(name, outcome)| {
+                let own = outcome.map(|entries| {
+                    entries
+                        .into_iter()
+                        .filter(|(_, e)| e.source == SOURCE_DYNAMIC_TOPIC)
+                        .filter_map(|(key, e)| e.value.map(|v| (key, v)))
+                        .collect()
+                });
+                (name, own)
+            })
+            .collect())
     }
 
     /// Creates every topic in one request, each with its configs.
@@ -530,6 +506,17 @@ impl Admin {
         &mut self,
         changes: &BTreeMap<String, Vec<ConfigOp>>,
     ) -> Result<BTreeMap<String, Outcome<()>>, AdminError> {
+        self.alter_configs(RESOURCE_TOPIC, "topic", changes).await
+    }
+
+    /// IncrementalAlterConfigs on resources of one type (`kind` names them in refusals),
+    /// by resource name; resources without changes are not sent.
+    pub(crate) async fn alter_configs(
+        &mut self,
+        resource_type: i8,
+        kind: &str,
+        changes: &BTreeMap<String, Vec<ConfigOp>>,
+    ) -> Result<BTreeMap<String, Outcome<()>>, AdminError> {
         let changes: Vec<_> = changes.iter().filter(|(_, ops)| !ops.is_empty()).collect();
         if changes.is_empty() {
             return Ok(BTreeMap::new());
@@ -539,7 +526,7 @@ impl Admin {
                 .iter()
                 .map(|(name, ops)| {
                     AlterConfigsResource::default()
-                        .with_resource_type(RESOURCE_TOPIC)
+                        .with_resource_type(resource_type)
                         .with_resource_name(StrBytes::from_string((*name).clone()))
                         .with_configs(ops.iter().map(alterable).collect())
                 })
@@ -559,7 +546,7 @@ impl Admin {
                 let name = r.resource_name.to_string();
                 let outcome = check(
                     "IncrementalAlterConfigs",
-                    format!("topic {name}"),
+                    format!("{kind} {name}"),
                     r.error_code,
                     r.error_message.as_ref(),
                 );

@@ -16,19 +16,18 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::describe_quorum_response::ReplicaState;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, BrokerId, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeQuorumRequest, ElectLeadersRequest, IncrementalAlterConfigsRequest,
-    ListPartitionReassignmentsRequest, MetadataRequest, UnregisterBrokerRequest,
+    DescribeQuorumRequest, ElectLeadersRequest, ListPartitionReassignmentsRequest, MetadataRequest,
+    UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::admin::{
-    alterable, check, refused, topic_name, Admin, AdminError, ConfigOp, Outcome, RESOURCE_TOPIC,
+    check, refused, topic_name, Admin, AdminError, ConfigOp, Outcome, RESOURCE_TOPIC,
 };
 
 /// Kafka's `ConfigResource.Type.BROKER`.
@@ -42,7 +41,6 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 const METADATA_VERSION: i16 = 12;
 const DESCRIBE_CLUSTER_VERSION: i16 = 2;
 const DESCRIBE_CONFIGS_VERSION: i16 = 4;
-const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
 const LIST_REASSIGNMENTS_VERSION: i16 = 0;
 /// v1 only adds `allow_replication_factor_change`, which Kafka before 4.1 lacks.
 const ALTER_REASSIGNMENTS_VERSION: i16 = 0;
@@ -384,42 +382,17 @@ impl Admin {
         &mut self,
         changes: &BTreeMap<i32, Vec<ConfigOp>>,
     ) -> Result<BTreeMap<i32, Outcome<()>>, AdminError> {
-        let changes: Vec<_> = changes.iter().filter(|(_, ops)| !ops.is_empty()).collect();
-        if changes.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let request = IncrementalAlterConfigsRequest::default().with_resources(
-            changes
-                .iter()
-                .map(|(id, ops)| {
-                    AlterConfigsResource::default()
-                        .with_resource_type(RESOURCE_BROKER)
-                        .with_resource_name(StrBytes::from_string(id.to_string()))
-                        .with_configs(ops.iter().map(alterable).collect())
-                })
-                .collect(),
-        );
-        let response = self
-            .send(
-                "IncrementalAlterConfigs",
-                request,
-                INCREMENTAL_ALTER_CONFIGS_VERSION,
-            )
+        let by_name = changes
+            .iter()
+            .map(|(id, ops)| (id.to_string(), ops.clone()))
+            .collect();
+        let answers = self
+            .alter_configs(RESOURCE_BROKER, "broker", &by_name)
             .await?;
-        let mut out = BTreeMap::new();
-        for r in &response.responses {
-            let Ok(id) = r.resource_name.parse::<i32>() else {
-                continue;
-            };
-            let outcome = check(
-                "IncrementalAlterConfigs",
-                format!("broker {id}"),
-                r.error_code,
-                r.error_message.as_ref(),
-            );
-            out.insert(id, outcome);
-        }
-        Ok(out)
+        Ok(answers
+            .into_iter()
+            .filter_map(|(name, outcome)| name.parse::<i32>().ok().map(|id| (id, outcome)))
+            .collect())
     }
 
     /// The reassignments under way, of `partitions` or of every partition for `None`.
