@@ -47,3 +47,98 @@ pub fn waits_for_cluster(
                     || also.contains(&c.reason.as_str()))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::KafkaUser;
+    use serde_json::json;
+
+    fn user(labels: serde_json::Value) -> KafkaUser {
+        serde_json::from_value(json!({
+            "apiVersion": "kafka.strom.dev/v1alpha1", "kind": "KafkaUser",
+            "metadata": {"name": "alice", "namespace": "kafka", "labels": labels},
+            "spec": {"authentication": {"type": "scram-sha-512"}},
+        }))
+        .expect("user")
+    }
+
+    fn ready(status: &str, reason: &str) -> Vec<Condition> {
+        serde_json::from_value(json!([{
+            "type": "Ready", "status": status, "reason": reason, "message": "",
+            "lastTransitionTime": "2026-12-07T00:00:00Z",
+        }]))
+        .expect("conditions")
+    }
+
+    #[test]
+    fn the_label_names_the_cluster_unless_empty() {
+        assert_eq!(
+            cluster_label(&user(json!({CLUSTER_LABEL: "my-cluster"}))).as_deref(),
+            Some("my-cluster")
+        );
+        assert_eq!(cluster_label(&user(json!({CLUSTER_LABEL: ""}))), None);
+        assert_eq!(cluster_label(&user(json!({}))), None);
+    }
+
+    #[test]
+    fn a_cluster_change_wakes_only_what_waits_on_that_cluster() {
+        let u = user(json!({CLUSTER_LABEL: "my-cluster"}));
+        // Named here rather than taken from WAITING_ON_CLUSTER, so dropping one there fails.
+        for reason in [
+            CLUSTER_NOT_FOUND,
+            BROKERS_UNREACHABLE,
+            OPERATOR_CREDENTIALS_NOT_READY,
+        ] {
+            assert!(
+                waits_for_cluster(&u, &ready("False", reason), "kafka", "my-cluster", &[]),
+                "{reason}"
+            );
+        }
+        let own = "CertificateAuthorityNotReady";
+        assert!(!waits_for_cluster(
+            &u,
+            &ready("False", own),
+            "kafka",
+            "my-cluster",
+            &[]
+        ));
+        assert!(waits_for_cluster(
+            &u,
+            &ready("False", own),
+            "kafka",
+            "my-cluster",
+            &[own]
+        ));
+        // Ready, refused for its own reasons, another cluster or namespace, no status yet.
+        assert!(!waits_for_cluster(
+            &u,
+            &ready("True", "Ready"),
+            "kafka",
+            "my-cluster",
+            &[]
+        ));
+        assert!(!waits_for_cluster(
+            &u,
+            &ready("False", "InvalidAclRule"),
+            "kafka",
+            "my-cluster",
+            &[]
+        ));
+        assert!(!waits_for_cluster(
+            &u,
+            &ready("False", CLUSTER_NOT_FOUND),
+            "kafka",
+            "other",
+            &[]
+        ));
+        assert!(!waits_for_cluster(
+            &u,
+            &ready("False", CLUSTER_NOT_FOUND),
+            "other",
+            "my-cluster",
+            &[]
+        ));
+        assert!(!waits_for_cluster(&u, &[], "kafka", "my-cluster", &[]));
+    }
+}
