@@ -176,7 +176,7 @@ async fn run<R, W>(
     tokio::pin!(unmute);
 
     loop {
-        if stopping && in_flight.is_none() && outbox.is_empty() {
+        if stopping && in_flight.is_none() && !outbox.has_work() {
             break;
         }
         let expiry = if reader.in_frame() {
@@ -241,7 +241,7 @@ async fn run<R, W>(
             () = &mut unmute, if muted_until.is_some() => {
                 muted_until = None;
             }
-            written = outbox.write_some(&mut write_half), if !outbox.is_empty() => {
+            written = outbox.write_some(&mut write_half), if outbox.has_work() => {
                 if let Err(e) = written {
                     tracing::debug!(%peer, error = %e, "client went away while we were writing");
                     return;
@@ -338,7 +338,7 @@ async fn run<R, W>(
     // Let queued responses go out before the socket closes, but not wait for ever on a
     // client that stopped reading.
     let flush = async {
-        while !outbox.is_empty() {
+        while outbox.has_work() {
             outbox.write_some(&mut write_half).await?;
         }
         write_half.shutdown().await
@@ -361,11 +361,23 @@ async fn finish(in_flight: &mut Option<InFlight>) -> Reply {
 struct Outbox {
     queue: VecDeque<Bytes>,
     unsent: usize,
+    /// Bytes were written since the last flush. A TLS stream keeps the records of a
+    /// write it could not send at once (the socket was full) until it is written to or
+    /// flushed again; without the flush, the end of the last response would wait for
+    /// the next one, and a client waiting for that answer would wait until it gave up.
+    unflushed: bool,
 }
 
 impl Outbox {
+    /// No response is waiting to be written (the writer may still hold some: `has_work`).
     fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// Whether [`Outbox::write_some`] has anything to do: a response to write or bytes
+    /// to flush.
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || self.unflushed
     }
 
     /// Whether another request may be read: Kafka mutes a channel until its response is
@@ -382,12 +394,18 @@ impl Outbox {
         self.queue.push_back(frame);
     }
 
-    /// One write of the oldest response. Cancel safe: the queue only changes after a write
-    /// completed.
+    /// One write of the oldest response, or, once all are written, the flush that sends
+    /// what the writer still holds. Cancel safe: the queue only changes after a write
+    /// completed, and a cancelled flush is simply flushed again.
     async fn write_some<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> std::io::Result<()> {
         let Some(front) = self.queue.front_mut() else {
+            if self.unflushed {
+                writer.flush().await?;
+                self.unflushed = false;
+            }
             return Ok(());
         };
+        self.unflushed = true;
         let written = writer.write(front).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
@@ -439,6 +457,91 @@ mod tests {
         assert_eq!(&got[..5], b"first");
         assert_eq!(got.len(), 5 + MAX_UNSENT_BYTES);
         assert_eq!(outbox.unsent, 0);
+    }
+
+    #[tokio::test]
+    async fn written_responses_are_flushed_out_of_a_buffering_writer() {
+        // A BufWriter keeps what it accepted until flushed, as a TLS stream keeps the
+        // records its full socket did not take.
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut writer = tokio::io::BufWriter::new(server);
+        let mut outbox = Outbox::default();
+        outbox.push(Bytes::from_static(b"answer"));
+        while outbox.has_work() {
+            outbox.write_some(&mut writer).await.unwrap();
+        }
+        let mut got = [0u8; 6];
+        let read = tokio::io::AsyncReadExt::read_exact(&mut client, &mut got);
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the answer left the writer")
+            .unwrap();
+        assert_eq!(&got, b"answer");
+    }
+
+    /// The same through a real TLS stream whose pipe is full: rustls accepts the last
+    /// bytes of the answer but cannot send them yet; the flush sends them once the
+    /// client reads.
+    #[tokio::test]
+    async fn a_large_answer_leaves_a_tls_stream_whole() {
+        use crate::config::security::{ClientAuth, PemSource, TlsSettings, TlsVersion};
+        use rustls_pki_types::pem::PemObject;
+
+        let ca = strom_test_certs::Authority::new("Strom test CA");
+        let leaf = ca.broker();
+        let listener = crate::net::tls::TlsListener::new(
+            "SSL",
+            &TlsSettings {
+                certificate_chain: PemSource::Inline(leaf.cert_pem.clone()),
+                private_key: PemSource::Inline(leaf.key_pem.clone()),
+                key_password: None,
+                truststore: None,
+                client_auth: ClientAuth::None,
+                versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+                cipher_suites: Vec::new(),
+                principal_mapping_rules: "DEFAULT".into(),
+            },
+        )
+        .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+        // A pipe that holds 4 KiB: the server's writes block as a full socket's do.
+        let (client_io, server_io) = tokio::io::duplex(4096);
+        let answer = Bytes::from((0..1_000_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let want = answer.clone();
+        let server = tokio::spawn(async move {
+            let stream = listener.acceptor().accept(server_io).await.unwrap();
+            let (_read_half, mut write_half) = tokio::io::split(stream);
+            let mut outbox = Outbox::default();
+            outbox.push(answer);
+            while outbox.has_work() {
+                outbox.write_some(&mut write_half).await.unwrap();
+            }
+            write_half // kept open: the client must get the answer without a close
+        });
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = tokio_rustls::TlsConnector::from(Arc::new(client_config))
+            .connect(name, client_io)
+            .await
+            .unwrap();
+        let mut got = vec![0u8; want.len()];
+        let read = tokio::io::AsyncReadExt::read_exact(&mut client, &mut got);
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .expect("the whole answer arrived")
+            .unwrap();
+        assert!(got == want[..], "the answer arrived changed");
+        drop(server.await.unwrap());
     }
 
     #[test]
