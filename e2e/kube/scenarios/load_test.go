@@ -26,15 +26,18 @@ type load struct {
 }
 
 // startLoad runs strom-load as a pod on topic NAME (RF 3, min.insync.replicas
-// 2, three partitions) and waits until its producer has had writes
-// acknowledged and its group member has consumed some.
-// Extra arguments go to strom-load (e.g. "--producer-config", "KEY=VALUE").
-func startLoad(t *testing.T, ns, name string, extra ...string) *load {
+// 2, three partitions) of the cluster a reaches, authenticated on a secured
+// one, and waits until its producer has had writes acknowledged and its group
+// member has consumed some. Extra arguments go to strom-load (e.g.
+// "--producer-config", "KEY=VALUE").
+func startLoad(t *testing.T, a access, name string, extra ...string) *load {
 	t.Helper()
-	args := []string{"run", name, "-n", ns, "--image=" + loadImage, "--restart=Never", "--command", "--",
-		"strom-load", "--bootstrap", bootstrap(ns), "--topic", name, "--group", name + "-group"}
+	args := append([]string{"run", name, "-n", a.ns, "--image=" + loadImage, "--restart=Never"}, a.podFlags(t, name)...)
+	args = append(args, "--command", "--",
+		"strom-load", "--bootstrap", a.bootstrap(), "--topic", name, "--group", name+"-group")
+	args = append(args, a.loadFlags()...)
 	kubectl(t, append(args, extra...)...)
-	return waitLoad(t, ns, name)
+	return waitLoad(t, a.ns, name)
 }
 
 // waitLoad waits until the strom-load pod NAME has had writes acknowledged and

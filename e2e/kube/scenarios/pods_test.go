@@ -23,7 +23,13 @@ const (
 // same check.
 func runPod(t *testing.T, ns, name, image string, timeout time.Duration, args ...string) (string, bool) {
 	t.Helper()
-	cmd := []string{"run", name, "-n", ns, "--image=" + image, "--restart=Never"}
+	return runPodWith(t, ns, name, image, timeout, nil, args...)
+}
+
+// runPodWith is runPod with extra `kubectl run` flags (e.g. --overrides).
+func runPodWith(t *testing.T, ns, name, image string, timeout time.Duration, flags []string, args ...string) (string, bool) {
+	t.Helper()
+	cmd := append([]string{"run", name, "-n", ns, "--image=" + image, "--restart=Never"}, flags...)
 	if len(args) > 0 && args[0] == "--command" {
 		cmd = append(cmd, "--command")
 		args = args[1:]

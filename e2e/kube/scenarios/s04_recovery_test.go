@@ -66,8 +66,7 @@ func TestRecovery(t *testing.T) {
 	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s4-recovery")
-	kubectl(t, "apply", "-n", ns, "-f", path(example))
-	waitReady(t, ns, "my-cluster", readyTimeout)
+	plain := deployExample(t, ns)
 
 	// Auto-created with the cluster's defaultReplicationFactor 3.
 	mustRunPod(t, ns, "produce-1", kcatImage, 3*time.Minute, "--command", "sh", "-c", kcatRoundTrip(ns, "kept", 1, 100))
@@ -75,7 +74,7 @@ func TestRecovery(t *testing.T) {
 
 	// One broker pod deleted under load: its graceful stop hands its leaderships
 	// over, so neither the acks=all producer nor the group sees an error.
-	load := startLoad(t, ns, "load-1")
+	load := startLoad(t, plain, "load-1")
 	deleteAndWaitBack(t, ns, "my-cluster-broker-1")
 	load.stop(t).requireNoErrors(t, "load while broker-1's pod was deleted")
 	wantRecords(t, kcatConsume(t, ns, "consume-2", "kept"), 1, 100)

@@ -13,10 +13,9 @@ import (
 
 // quorumLeader asks Kafka's own tool which broker leads the metadata quorum
 // (the active controller).
-func quorumLeader(t *testing.T, ns, pod string) string {
+func quorumLeader(t *testing.T, a access, pod string) string {
 	t.Helper()
-	out := mustRunPod(t, ns, pod, kafkaImage, 3*time.Minute, "--command",
-		"/opt/kafka/bin/kafka-metadata-quorum.sh", "--bootstrap-server", bootstrap(ns), "describe", "--status")
+	out := a.kafkaTool(t, pod, "kafka-metadata-quorum", "describe", "--status")
 	m := regexp.MustCompile(`LeaderId:\s*(\d+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no quorum leader in:\n%s", out)
@@ -32,18 +31,18 @@ func unreadyBrokers(ns string, replicas int) int {
 	return replicas - ready
 }
 
-// TestRollingRestart (issue 14, scenario 1): a configuration change only a
-// restart applies rolls all three brokers, one at a time, the active
-// controller last, under an acks=all load and a consumer group that see no
-// error and lose nothing.
+// TestRollingRestart (issue 14, scenario 1; issue 16 on a secured cluster): a
+// configuration change only a restart applies rolls all three brokers of the
+// secured example, one at a time, the active controller last, under an
+// acks=all load and a consumer group (SCRAM over TLS) that see no error and
+// lose nothing.
 func TestRollingRestart(t *testing.T) {
 	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s9-roll")
-	kubectl(t, "apply", "-n", ns, "-f", path(example))
-	waitReady(t, ns, "my-cluster", readyTimeout)
-	load := startLoad(t, ns, "load-roll")
-	controller := "my-cluster-broker-" + quorumLeader(t, ns, "quorum-before")
+	secured := deploySecuredExample(t, ns)
+	load := startLoad(t, secured, "load-roll")
+	controller := "my-cluster-broker-" + quorumLeader(t, secured, "quorum-before")
 	before := brokerPods(t, ns)
 
 	// log.cleaner.threads is read at start only: the broker takes it by restarting.

@@ -110,8 +110,9 @@ func clusterEvents(t *testing.T, ns string) string {
 		`jsonpath={range .items[*]}{.type} {.reason} (x{.count}): {.message}{"\n"}{end}`)
 }
 
-// TestBrokerDown (issue 14, scenarios 3 and 5): one broker's process stops
-// under an acks=all load and a consumer group.
+// TestBrokerDown (issue 14, scenarios 3 and 5; issue 16 on a secured
+// cluster): one broker's process of the secured example stops under an
+// acks=all load and a consumer group (SCRAM over TLS).
 //   - The KafkaCluster's UnderReplicated condition turns True naming the
 //     partitions, with a Warning Event, and the PrometheusRule's
 //     UnderReplicatedPartitions alert fires on the pods' scraped metrics.
@@ -126,8 +127,7 @@ func TestBrokerDown(t *testing.T) {
 	ensureOperator(t)
 	servePrometheusRules(t)
 	ns := namespace(t, "s11-broker-down")
-	kubectl(t, "apply", "-n", ns, "-f", path(example))
-	waitReady(t, ns, "my-cluster", readyTimeout)
+	secured := deploySecuredExample(t, ns)
 	// Skips here, before any work, where the broker's process is not on this machine.
 	brokerProcess(t, ns, "my-cluster-broker-2")
 	rules := alertRules(t, ns)
@@ -137,7 +137,7 @@ func TestBrokerDown(t *testing.T) {
 	// delivery timeout (message.timeout.ms 5 minutes; Java's
 	// delivery.timeout.ms 2) rides that out, the load's own 30 s (made for
 	// prompt stops) cannot.
-	load := startLoad(t, ns, "load-down", "--producer-config", "message.timeout.ms=300000")
+	load := startLoad(t, secured, "load-down", "--producer-config", "message.timeout.ms=300000")
 	kubetest.Eventually(t, 2*time.Minute, "UnderReplicatedPartitions quiet on a healthy cluster", func() (bool, string) {
 		return alertIs(t, ns, rules, "UnderReplicatedPartitions", "quiet")
 	})

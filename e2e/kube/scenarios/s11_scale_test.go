@@ -31,14 +31,13 @@ type placement struct {
 // (pods POD-1, POD-2, ...). kcat gives up when its one bootstrap connection
 // fails, as it does when the Service still routes to a broker pod that is
 // going away; a client retries then, and so does this.
-func metadataAt(t *testing.T, ns, pod string) placement {
+func metadataAt(t *testing.T, a access, pod string) placement {
 	t.Helper()
 	var p placement
 	attempt := 0
 	kubetest.Eventually(t, 3*time.Minute, "the cluster's metadata from kcat -L -J", func() (bool, string) {
 		attempt++
-		out, ok := runPod(t, ns, fmt.Sprintf("%s-%d", pod, attempt), kcatImage, 2*time.Minute,
-			"-b", bootstrap(ns), "-L", "-J")
+		out, ok := a.kcat(t, fmt.Sprintf("%s-%d", pod, attempt), "-L", "-J")
 		if !ok {
 			return false, out
 		}
@@ -90,8 +89,9 @@ func stsReplicas(ns string) string {
 	return out
 }
 
-// TestScaling (issue 14, scenario 4) under an acks=all load and a consumer
-// group that must see no error and lose nothing:
+// TestScaling (issue 14, scenario 4; issue 16 on a secured cluster): the
+// secured example, under an acks=all load and a consumer group (SCRAM over
+// TLS) that must see no error and lose nothing:
 //   - 3 → 5: the new brokers join, then the operator moves partitions onto
 //     them, throttled, until replicas and preferred leaders are spread evenly;
 //   - 5 → 3 with a topic of replication factor 5: refused with a Warning
@@ -102,9 +102,8 @@ func TestScaling(t *testing.T) {
 	t.Parallel() // after the serial scenarios, beside the others (own namespace)
 	ensureOperator(t)
 	ns := namespace(t, "s12-scale")
-	kubectl(t, "apply", "-n", ns, "-f", path(example))
-	waitReady(t, ns, "my-cluster", readyTimeout)
-	load := startLoad(t, ns, "load-scale")
+	secured := deploySecuredExample(t, ns)
+	load := startLoad(t, secured, "load-scale")
 
 	scaleTo(t, ns, 5)
 	phases := map[string]bool{}
@@ -130,7 +129,7 @@ func TestScaling(t *testing.T) {
 	if throttled == "" {
 		t.Errorf("no topic was throttled while partitions moved")
 	}
-	spread := metadataAt(t, ns, "metadata-5")
+	spread := metadataAt(t, secured, "metadata-5")
 	replicas, preferred := spread.load()
 	total := 0
 	for _, n := range replicas {
@@ -149,8 +148,7 @@ func TestScaling(t *testing.T) {
 	}
 
 	// Five replicas cannot live on three brokers: the scale-down is refused.
-	mustRunPod(t, ns, "create-wide", kafkaImage, 3*time.Minute, "--command",
-		"/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", bootstrap(ns), "--create", "--topic", "wide",
+	secured.kafkaTool(t, "create-wide", "kafka-topics", "--create", "--topic", "wide",
 		"--partitions", "1", "--replication-factor", "5")
 	scaleTo(t, ns, 3)
 	kubetest.Eventually(t, 3*time.Minute, "the scale-down refused with a Warning naming topic wide", func() (bool, string) {
@@ -163,7 +161,7 @@ func TestScaling(t *testing.T) {
 	if n := stsReplicas(ns); n != "5" {
 		t.Fatalf("the StatefulSet has %s replicas while the scale-down is refused", n)
 	}
-	if moved := metadataAt(t, ns, "metadata-refused"); !onlyAdded(spread, moved, "wide") {
+	if moved := metadataAt(t, secured, "metadata-refused"); !onlyAdded(spread, moved, "wide") {
 		t.Errorf("partitions moved although the scale-down was refused:\nbefore %v\nafter  %v", spread.Topics, moved.Topics)
 	}
 	if events := clusterEvents(t, ns); !strings.Contains(events, "Warning ScaleDownRefused") {
@@ -171,8 +169,7 @@ func TestScaling(t *testing.T) {
 	}
 
 	// Without it the scale-down goes ahead: drained first, then shrunk.
-	mustRunPod(t, ns, "delete-wide", kafkaImage, 3*time.Minute, "--command",
-		"/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", bootstrap(ns), "--delete", "--topic", "wide")
+	secured.kafkaTool(t, "delete-wide", "kafka-topics", "--delete", "--topic", "wide")
 	sawDraining := false
 	kubetest.Eventually(t, 12*time.Minute, "the StatefulSet shrunk to 3", func() (bool, string) {
 		phase, _ := jsonpath("-n", ns, "kafkacluster", "my-cluster", "{.status.scaling.phase}")
@@ -182,7 +179,7 @@ func TestScaling(t *testing.T) {
 	})
 	// Replicas only ever move off a broker before it goes, so the metadata
 	// right after the shrink shows whether any were left behind.
-	drained := metadataAt(t, ns, "metadata-shrunk")
+	drained := metadataAt(t, secured, "metadata-shrunk")
 	if left, _ := drained.load(); left[3] > 0 || left[4] > 0 {
 		t.Errorf("the StatefulSet shrank while brokers 3 and 4 still held %d and %d replicas", left[3], left[4])
 	}
@@ -197,7 +194,7 @@ func TestScaling(t *testing.T) {
 	})
 	t.Logf("5 → 3 finished %s after the shrink", took.Round(time.Second))
 	kubetest.Eventually(t, 2*time.Minute, "brokers 3 and 4 gone from the metadata", func() (bool, string) {
-		ids := metadataAt(t, ns, fmt.Sprintf("metadata-ids-%d", time.Now().UnixNano())).brokerIDs()
+		ids := metadataAt(t, secured, fmt.Sprintf("metadata-ids-%d", time.Now().UnixNano())).brokerIDs()
 		return slices.Equal(ids, []int{0, 1, 2}), fmt.Sprint(ids)
 	})
 	load.stop(t).requireNoErrors(t, "load while the cluster scaled 3 → 5 → 3")
