@@ -90,12 +90,13 @@ impl ConnectionMetrics {
                 &["listener", "reason"],
             ),
             // Kafka marks a meter with the nanoseconds the acceptor waited for a slot
-            // under max.connections; the JMX exporter shows the meter's count.
+            // under max.connections or out a max.connection.creation.rate throttle; the
+            // JMX exporter shows the meter's count.
             acceptor_blocked_ns: counter(
                 registry,
                 "kafka_network_acceptor_acceptorblockedpercent",
-                "Nanoseconds the acceptor waited for a free slot under max.connections \
-                 (rate()/1e9 is the blocked fraction)",
+                "Nanoseconds the acceptor waited for a free slot under max.connections or \
+                 for max.connection.creation.rate (rate()/1e9 is the blocked fraction)",
                 &["listener"],
             ),
             failed_authentication: counter(

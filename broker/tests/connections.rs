@@ -300,6 +300,33 @@ fn new_connections_are_held_to_their_ip_connection_rate() {
 }
 
 #[test]
+fn new_connections_wait_for_the_broker_connection_creation_rate() {
+    let broker = BrokerProcess::start(&[("max.connection.creation.rate", "2")]);
+    // As for the IP quota: a young rate spans 10 windows, so 20 connections fit at once.
+    let mut served: Vec<TcpStream> = (0..20).map(|_| connect(&broker)).collect();
+    for (i, s) in served.iter_mut().enumerate() {
+        api_versions(s, i as i32)
+            .unwrap_or_else(|e| panic!("connection {} not served: {e}", i + 1));
+    }
+    // The 21st is held for its throttle time, (2.1 - 2) / 2 × 10 s = 500 ms, then served
+    // (Kafka's acceptor waits; it does not close the connection).
+    let started = Instant::now();
+    let mut held = connect(&broker);
+    api_versions(&mut held, 21).expect("the connection over the rate is served after its wait");
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_millis(300)..Duration::from_secs(3)).contains(&waited),
+        "answered after {waited:?}, not after the 500 ms throttle time"
+    );
+    let blocked =
+        broker.metric("kafka_network_acceptor_acceptorblockedpercent{listener=\"PLAINTEXT\"}");
+    assert!(blocked >= 300e6, "acceptor blocked for {blocked} ns");
+    for (i, s) in served.iter_mut().enumerate() {
+        api_versions(s, 100 + i as i32).expect("an admitted connection stays served");
+    }
+}
+
+#[test]
 fn max_connections_blocks_the_acceptor_until_one_closes() {
     let broker = BrokerProcess::start(&[("max.connections", "2")]);
     let mut a = connect(&broker);

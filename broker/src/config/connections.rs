@@ -16,6 +16,8 @@ pub const CONNECTION_DEFAULTS: &[(&str, &str)] = &[
     ("max.connections", "2147483647"),
     ("max.connections.per.ip", "2147483647"),
     ("max.connections.per.ip.overrides", ""),
+    // Kafka's default, Int.MaxValue, is no limit.
+    ("max.connection.creation.rate", "2147483647"),
     // Strom's own: once the first byte of a request arrived, the whole request (size
     // prefix and body) must arrive within this time.
     ("socket.request.read.timeout.ms", "30000"),
@@ -34,6 +36,22 @@ pub struct ConnectionLimits {
     pub per_ip_overrides: BTreeMap<IpAddr, u32>,
     /// `socket.request.read.timeout.ms`: the time a started request has to arrive whole.
     pub request_read_timeout: Duration,
+    /// `max.connection.creation.rate`, new connections a second across the broker's
+    /// listeners (the inter-broker one excepted); `None` without a limit.
+    pub creation_rate: Option<f64>,
+    /// `listener.name.<l>.max.connection.creation.rate`, by listener name.
+    pub listener_creation_rates: BTreeMap<String, f64>,
+}
+
+/// The per-listener form of `max.connection.creation.rate`; the unprefixed key is the
+/// broker-wide limit, not a listener default (as in Kafka).
+const CREATION_RATE_KEY: &str = "max.connection.creation.rate";
+
+/// Whether `key` is a listener's `listener.name.<l>.max.connection.creation.rate`.
+pub fn is_listener_creation_rate_key(key: &str) -> bool {
+    key.strip_prefix("listener.name.")
+        .and_then(|rest| rest.strip_suffix(CREATION_RATE_KEY))
+        .is_some_and(|name| name.len() > 1 && name.ends_with('.'))
 }
 
 impl Default for ConnectionLimits {
@@ -44,13 +62,17 @@ impl Default for ConnectionLimits {
                 .find(|(k, _)| *k == key)
                 .map(|(_, v)| *v)
         };
-        ConnectionLimits::parse(&get).expect("the defaults parse")
+        ConnectionLimits::parse(&get, &[]).expect("the defaults parse")
     }
 }
 
 impl ConnectionLimits {
-    /// Reads the keys through `get` (`None` is the same as the default's absence).
-    pub fn parse<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Self, ConfigError> {
+    /// Reads the keys through `get` (`None` is the same as the default's absence), with
+    /// the per-listener keys of `listeners`.
+    pub fn parse<'a>(
+        get: &dyn Fn(&str) -> Option<&'a str>,
+        listeners: &[String],
+    ) -> Result<Self, ConfigError> {
         let value = |key: &str| get(key).unwrap_or("");
         let idle = parse_int(
             "connections.max.idle.ms",
@@ -80,12 +102,29 @@ impl ConnectionLimits {
             1,
             i64::MAX,
         )?;
+        let rate = |key: &str, raw: &str| -> Result<Option<f64>, ConfigError> {
+            let n = parse_int(key, raw, 0, max)?;
+            Ok((n < max).then_some(n as f64))
+        };
+        let creation_rate = rate(CREATION_RATE_KEY, value(CREATION_RATE_KEY))?;
+        let mut listener_creation_rates = BTreeMap::new();
+        for listener in listeners {
+            let key = format!(
+                "listener.name.{}.{CREATION_RATE_KEY}",
+                listener.to_ascii_lowercase()
+            );
+            if let Some(limit) = get(&key).map(|raw| rate(&key, raw)).transpose()?.flatten() {
+                listener_creation_rates.insert(listener.clone(), limit);
+            }
+        }
         Ok(ConnectionLimits {
             max_idle: u64::try_from(idle).ok().map(Duration::from_millis),
             max_connections: max_connections as u32,
             max_per_ip: max_per_ip as u32,
             per_ip_overrides,
             request_read_timeout: Duration::from_millis(read_timeout as u64),
+            creation_rate,
+            listener_creation_rates,
         })
     }
 
@@ -149,7 +188,7 @@ mod tests {
                         .map(|(_, v)| *v)
                 })
         };
-        ConnectionLimits::parse(&get)
+        ConnectionLimits::parse(&get, &["PLAINTEXT".into(), "REPLICATION".into()])
     }
 
     #[test]
@@ -177,6 +216,41 @@ mod tests {
         assert_eq!(l.per_ip_limit("10.0.0.1".parse().unwrap()), 5);
         // An IPv4 peer seen through a dual-stack socket is the same host.
         assert_eq!(l.per_ip_limit("::ffff:127.0.0.2".parse().unwrap()), 100);
+    }
+
+    #[test]
+    fn connection_creation_rates_broker_wide_and_per_listener() {
+        assert_eq!(ConnectionLimits::default().creation_rate, None);
+        let l = parse(&[
+            ("max.connection.creation.rate", "10"),
+            (
+                "listener.name.replication.max.connection.creation.rate",
+                "3",
+            ),
+            ("listener.name.other.max.connection.creation.rate", "1"),
+        ])
+        .unwrap();
+        assert_eq!(l.creation_rate, Some(10.0));
+        assert_eq!(
+            l.listener_creation_rates,
+            [("REPLICATION".to_string(), 3.0)].into_iter().collect()
+        );
+        let err = parse(&[("listener.name.plaintext.max.connection.creation.rate", "-1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listener.name.plaintext.max.connection.creation.rate"),
+            "{err}"
+        );
+        assert!(is_listener_creation_rate_key(
+            "listener.name.plaintext.max.connection.creation.rate"
+        ));
+        assert!(!is_listener_creation_rate_key(
+            "listener.name..max.connection.creation.rate"
+        ));
+        assert!(!is_listener_creation_rate_key(
+            "max.connection.creation.rate"
+        ));
     }
 
     #[test]

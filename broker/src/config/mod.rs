@@ -331,6 +331,7 @@ impl BrokerConfig {
                 || LOG_CLEANER_DEFAULTS.iter().any(|(d, _)| d == k)
                 || cluster::CLUSTER_DEFAULTS.iter().any(|(d, _)| d == k)
                 || connections::CONNECTION_DEFAULTS.iter().any(|(d, _)| d == k)
+                || connections::is_listener_creation_rate_key(k)
                 || cluster::CLUSTER_KEYS.contains(&k.as_str())
                 || k == "advertised.listeners"
                 || security::is_security_key(k)
@@ -350,6 +351,7 @@ impl BrokerConfig {
         let boolean = |k: &str| parse_bool(k, get(k));
 
         let all_listeners = Listener::parse_list("listeners", get("listeners"))?;
+        let listener_names: Vec<String> = all_listeners.iter().map(|l| l.name.clone()).collect();
         let security = security::parse(&|k| props.get(k).cloned(), &all_listeners)?;
         let node_id = int("node.id", 0, i32::MAX as i64)? as i32;
         let cluster = cluster::parse(&|k| props.get(k).cloned(), node_id, &all_listeners)?;
@@ -515,7 +517,10 @@ impl BrokerConfig {
                 offset_metadata_max_bytes: int("offset.metadata.max.bytes", 0, i32::MAX as i64)?
                     as usize,
             },
-            connections: ConnectionLimits::parse(&|k| props.get(k).map(String::as_str))?,
+            connections: ConnectionLimits::parse(
+                &|k| props.get(k).map(String::as_str),
+                &listener_names,
+            )?,
             topic_defaults,
             explicit: given
                 .keys()

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
@@ -57,9 +58,11 @@ pub async fn bind(
 
 /// Accepts connections until the broker's shutdown signal, spawning each on `tracker` so
 /// shutdown can wait for in-flight requests to finish. Kafka's limits apply: at
-/// `max.connections` the loop stops accepting until a connection closes; a client over its
-/// IP's `connection_creation_rate` has its new connection closed after the throttle time,
-/// and one at its `max.connections.per.ip` limit has it closed at once.
+/// `max.connections` the loop stops accepting until a connection closes; over
+/// `max.connection.creation.rate` (the broker's or the listener's) it holds the new
+/// connection, and accepts nothing, for the throttle time; a client over its IP's
+/// `connection_creation_rate` has its new connection closed after the throttle time, and
+/// one at its `max.connections.per.ip` limit has it closed at once.
 pub async fn accept_loop(
     broker: Arc<Broker>,
     bound: Bound,
@@ -81,6 +84,18 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let now = broker.client_quotas.now_ms();
+                let hold = quotas.creation_throttle(&bound.name, now);
+                if !hold.is_zero() {
+                    tracing::debug!(%peer, listener = %bound.name, throttle_ms = hold.as_millis() as u64,
+                        "max.connection.creation.rate exceeded: holding the new connection");
+                    let held = Instant::now();
+                    tokio::select! {
+                        () = tokio::time::sleep(hold) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    events.acceptor_blocked(&bound.name, held.elapsed());
+                }
                 let quotas = broker.metadata.image().client_quotas.clone();
                 let now = broker.client_quotas.now_ms();
                 if let Err(throttle) =

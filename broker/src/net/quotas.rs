@@ -1,7 +1,8 @@
 //! Connection counting for `max.connections` and `max.connections.per.ip`, with Kafka's
 //! behaviour at each limit: over the broker-wide limit the acceptor waits until a
 //! connection closes (new clients queue in the listen backlog), over a per-IP limit the new
-//! connection is accepted and closed at once.
+//! connection is accepted and closed at once. The connection creation rates
+//! (`max.connection.creation.rate`) are counted here too (`creation_rate`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,6 +14,7 @@ use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::sync::Notify;
 
+use super::creation_rate::CreationRates;
 use crate::config::BrokerConfig;
 use crate::config::ConnectionLimits;
 use crate::metrics::ConnectionMetrics;
@@ -36,6 +38,7 @@ pub struct ConnectionQuotas {
     /// controller's traffic are not starved by clients.
     protected_listener: Option<String>,
     counts: Mutex<Counts>,
+    creation: CreationRates,
     freed: Notify,
     last_blocked_warning: Mutex<Option<Instant>>,
     /// Connections closed since memory was last handed back to the OS (`trim`).
@@ -65,6 +68,7 @@ pub struct ConnectionSlot {
 impl ConnectionQuotas {
     pub fn new(limits: ConnectionLimits, protected_listener: Option<String>) -> Self {
         ConnectionQuotas {
+            creation: CreationRates::new(&limits, protected_listener.clone()),
             limits,
             protected_listener,
             counts: Mutex::new(Counts::default()),
@@ -72,6 +76,12 @@ impl ConnectionQuotas {
             last_blocked_warning: Mutex::new(None),
             closed_since_trim: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a connection `listener` accepted against `max.connection.creation.rate`
+    /// (broker-wide and the listener's); how long to hold it before serving it.
+    pub fn creation_throttle(&self, listener: &str, now_ms: i64) -> Duration {
+        self.creation.record(listener, now_ms)
     }
 
     /// Open connections counted towards `max.connections`.
