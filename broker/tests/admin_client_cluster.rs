@@ -1,8 +1,9 @@
 //! strom-client's cluster operations (`admin_cluster`) against a real four-broker cluster
 //! of `strom-broker` processes (three voters, one broker-only node): DescribeCluster, the
 //! partition view of Metadata, DescribeConfigs and IncrementalAlterConfigs on a broker,
-//! List- and AlterPartitionReassignments, ElectLeaders, DescribeQuorum and
-//! UnregisterBroker, each with the refusal Kafka gives where it has one. Cluster-wide
+//! List- and AlterPartitionReassignments, ElectLeaders, DescribeQuorum,
+//! UnregisterBroker, FindCoordinator and DescribeLogDirs, each with the refusal Kafka
+//! gives where it has one. Cluster-wide
 //! calls go to the broker-only node, so the brokers forward them to the controller.
 
 mod common;
@@ -16,7 +17,7 @@ use common::wait_for;
 use kafka_protocol::ResponseError;
 use strom_client::admin::{Admin, AdminError, ConfigOp, PlacedTopic};
 use strom_client::admin_cluster::{
-    ConfigResource, Election, ElectionType, PartitionInfo, ReassignmentTarget,
+    ConfigResource, CoordinatorType, Election, ElectionType, PartitionInfo, ReassignmentTarget,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,6 +123,8 @@ fn cluster_operations_through_the_admin_client() {
     describe_cluster_lists_every_broker(&client, &cluster, port);
     describe_quorum_shows_voters_and_observers(&client, port);
     partitions_show_placement_and_unknown_topics_are_refused(&client, port);
+    log_dirs_list_the_replicas_a_broker_holds(&client, &cluster);
+    coordinators_are_found(&client, &cluster, port);
     reorder_then_elect_the_preferred_leader(&client, port);
     a_throttled_move_is_listed_and_cancelled(&client, &cluster, port);
     invalid_reassignments_are_refused_per_partition(&client, port);
@@ -202,6 +205,75 @@ fn partitions_show_placement_and_unknown_topics_are_refused(client: &Client, por
         .on(port, async |a| a.describe_partitions(None).await)
         .expect("Metadata");
     assert!(all.topics.contains_key("placed"), "{all:?}");
+}
+
+/// Broker 3 holds `placed-1` but not `placed-0`; its one log directory says so.
+fn log_dirs_list_the_replicas_a_broker_holds(client: &Client, cluster: &Cluster) {
+    let node = cluster.node(3);
+    let dirs = client
+        .on(node.port, async |a| a.describe_log_dirs().await)
+        .expect("DescribeLogDirs");
+    let path = node.data_dir.display().to_string();
+    assert_eq!(dirs.keys().collect::<Vec<_>>(), vec![&path], "{dirs:?}");
+    let dir = dirs[&path].as_ref().expect("the log dir is online");
+    let held = dir
+        .replicas
+        .get(&tp("placed", 1))
+        .expect("placed-1 is held");
+    assert!(held.size >= 0 && held.offset_lag >= 0, "{dir:?}");
+    assert!(!held.is_future, "{dir:?}");
+    assert!(!dir.replicas.contains_key(&tp("placed", 0)), "{dir:?}");
+    let usable = dir.usable_bytes.expect("usable bytes are known");
+    assert!(usable > 0, "{dir:?}");
+    assert!(dir.total_bytes.is_some_and(|t| t >= usable), "{dir:?}");
+}
+
+/// The group's coordinator is the same broker whoever is asked (once `__consumer_offsets`,
+/// created by the first lookup, has leaders); strom keeps no transaction state, so the
+/// broker asked coordinates transactional ids itself; an empty transactional id is
+/// refused.
+fn coordinators_are_found(client: &Client, cluster: &Cluster, port: u16) {
+    const GROUP: &str = "admin-client-group";
+    let find = |port: u16, kind: CoordinatorType, key: &'static str| {
+        client.on(port, async move |a| a.find_coordinator(kind, key).await)
+    };
+    let until_found = |port: u16| {
+        wait_for(
+            &format!("a coordinator for {GROUP} at {port}"),
+            SETTLE,
+            || match find(port, CoordinatorType::Group, GROUP) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    assert_eq!(
+                        refusal_code(&e),
+                        Some(ResponseError::CoordinatorNotAvailable),
+                        "{e}"
+                    );
+                    None
+                }
+            },
+        )
+    };
+    let coordinator = until_found(port);
+    assert_eq!(
+        coordinator.address(),
+        cluster.node(coordinator.id).bootstrap()
+    );
+    for node in &cluster.nodes {
+        assert_eq!(
+            until_found(node.port),
+            coordinator,
+            "asked broker {}",
+            node.id
+        );
+    }
+
+    let transactions =
+        find(port, CoordinatorType::Transaction, "admin-client-txn").expect("FindCoordinator");
+    assert_eq!(transactions.id, 3, "{transactions:?}");
+    let refused = find(port, CoordinatorType::Transaction, "").expect_err("an empty id");
+    assert_eq!(refusal_code(&refused), Some(ResponseError::InvalidRequest));
+    assert_eq!(refused.refused().map(|r| r.api), Some("FindCoordinator"));
 }
 
 /// A reassignment that only reorders the replicas completes at once and leaves the

@@ -1,7 +1,8 @@
 //! Cluster operations on [`Admin`]: what Kafka's `Admin` client offers for brokers,
 //! partitions and the metadata quorum. DescribeCluster, the partition view of Metadata,
 //! DescribeConfigs and IncrementalAlterConfigs on brokers, List- and
-//! AlterPartitionReassignments, ElectLeaders, DescribeQuorum and UnregisterBroker.
+//! AlterPartitionReassignments, ElectLeaders, DescribeQuorum, UnregisterBroker and
+//! FindCoordinator (which broker coordinates a group or a transactional id).
 //!
 //! Where to send them: any broker will do for every call here except a broker's own
 //! configs, which Kafka changes only on that broker (its admin client routes
@@ -20,8 +21,8 @@ use kafka_protocol::messages::list_partition_reassignments_request::ListPartitio
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, BrokerId, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeQuorumRequest, ElectLeadersRequest, ListPartitionReassignmentsRequest, MetadataRequest,
-    UnregisterBrokerRequest,
+    DescribeQuorumRequest, ElectLeadersRequest, FindCoordinatorRequest,
+    ListPartitionReassignmentsRequest, MetadataRequest, UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -47,6 +48,9 @@ const ALTER_REASSIGNMENTS_VERSION: i16 = 0;
 const ELECT_LEADERS_VERSION: i16 = 2;
 const DESCRIBE_QUORUM_VERSION: i16 = 1;
 const UNREGISTER_BROKER_VERSION: i16 = 0;
+/// v4 is the first that takes a list of keys (and answers each with its own error); v5
+/// and v6 only add error codes and the share-group key type.
+const FIND_COORDINATOR_VERSION: i16 = 4;
 
 /// A partition by topic name and index, as Kafka's `TopicPartition`.
 pub type TopicPartition = (String, i32);
@@ -233,6 +237,46 @@ pub struct QuorumDescription {
     pub high_watermark: i64,
     pub voters: Vec<QuorumReplica>,
     pub observers: Vec<QuorumReplica>,
+}
+
+/// Kafka's `FindCoordinatorRequest.CoordinatorType`: what the key of FindCoordinator is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorType {
+    /// A consumer group id.
+    Group,
+    /// A transactional id.
+    Transaction,
+}
+
+impl CoordinatorType {
+    fn code(self) -> i8 {
+        match self {
+            CoordinatorType::Group => 0,
+            CoordinatorType::Transaction => 1,
+        }
+    }
+
+    fn describe(self, key: &str) -> String {
+        match self {
+            CoordinatorType::Group => format!("group {key}"),
+            CoordinatorType::Transaction => format!("transactional id {key}"),
+        }
+    }
+}
+
+/// The broker FindCoordinator names, and where its listener is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coordinator {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+impl Coordinator {
+    /// `host:port` on the listener this client asked through.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
 }
 
 impl Admin {
@@ -631,6 +675,45 @@ impl Admin {
             response.error_code,
             response.error_message.as_ref(),
         )?)
+    }
+
+    /// The broker that coordinates `key` (a group id or a transactional id), as Kafka's
+    /// clients find it. While none can (the key's `__consumer_offsets` partition has no
+    /// leader yet) the answer is a refusal with COORDINATOR_NOT_AVAILABLE, which is
+    /// retriable; an unauthorized key is refused with GROUP_AUTHORIZATION_FAILED or
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    pub async fn find_coordinator(
+        &mut self,
+        kind: CoordinatorType,
+        key: &str,
+    ) -> Result<Coordinator, AdminError> {
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(kind.code())
+            .with_coordinator_keys(vec![StrBytes::from_string(key.to_string())]);
+        let response = self
+            .send("FindCoordinator", request, FIND_COORDINATOR_VERSION)
+            .await?;
+        let Some(answer) = response.coordinators.iter().find(|c| c.key.as_str() == key) else {
+            // A broker that leaves the key out of its answer named no coordinator.
+            return Err(refused(
+                "FindCoordinator",
+                kind.describe(key),
+                ResponseError::CoordinatorNotAvailable.code(),
+                None,
+            )
+            .into());
+        };
+        check(
+            "FindCoordinator",
+            kind.describe(key),
+            answer.error_code,
+            answer.error_message.as_ref(),
+        )?;
+        Ok(Coordinator {
+            id: answer.node_id.0,
+            host: answer.host.to_string(),
+            port: answer.port,
+        })
     }
 
     /// Kafka's `timeoutMs` for controller-bound calls: the brokers give up when this

@@ -3,7 +3,8 @@
 //! for follower fetches; tools and tests use it for APIs the usual clients do not expose.
 //! `admin` adds typed, batched topic administration on top; `admin_security` the ACL,
 //! SCRAM credential and client quota calls; `admin_cluster` the cluster operations
-//! (brokers, partitions, broker configs, reassignments, elections, the quorum).
+//! (brokers, partitions, broker configs, reassignments, elections, the quorum, group and
+//! transaction coordinators); `admin_log_dirs` one broker's log directories.
 //!
 //! Connections may be secured as Kafka's `security.protocol` allows: [`Security`] holds
 //! an optional [`tls::TlsConfig`] (CA bundle, optional client certificate for mutual TLS,
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod admin_cluster;
+pub mod admin_log_dirs;
 pub mod admin_security;
 mod connection;
 pub mod sasl;

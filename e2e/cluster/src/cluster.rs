@@ -12,6 +12,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+use strom_client::admin::{Admin, AdminError, Refused};
+use strom_client::admin_cluster::{
+    CoordinatorType, Reassignment, ReassignmentTarget, TopicPartition,
+};
+use strom_client::admin_log_dirs::LogDirDescription;
 
 use crate::admin_http;
 use crate::binary::broker_binary;
@@ -19,7 +24,6 @@ use crate::error::{HarnessError, Result};
 use crate::netns::Topology;
 use crate::process::{tail, BrokerProcess, Launch};
 use crate::props::{render_with, BrokerAddress};
-use crate::raw_admin::{self, KafkaCode, OngoingReassignment, PartitionView};
 use crate::slots::SlotGuard;
 use crate::wait::{wait_until, wait_until_every};
 use crate::wire::WireClient;
@@ -28,6 +32,7 @@ use crate::wire::WireClient;
 pub const KEEP_ENV: &str = "STROM_E2E_KEEP";
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+const ADMIN_CLIENT_ID: &str = "strom-e2e-cluster";
 const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longer than a broker's own controlled-shutdown timeout, so a broker that gives up on
 /// moving leaderships still gets to exit on its own.
@@ -36,6 +41,9 @@ const SIGTERM_DEADLINE: Duration = Duration::from_secs(45);
 const ADMIN_DEADLINE: Duration = Duration::from_secs(30);
 const ADMIN_RETRY: Duration = Duration::from_millis(250);
 const LOG_TAIL_LINES: usize = 80;
+
+/// A partition as one broker's own metadata shows it: leader, leader epoch, replicas, ISR.
+pub use strom_client::admin_cluster::PartitionInfo as PartitionView;
 
 /// Where the brokers live on the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -696,30 +704,70 @@ impl Cluster {
         )
     }
 
-    /// A raw protocol connection to broker `i`.
+    /// A raw protocol connection to broker `i`, for requests that are protocol-level test
+    /// tools rather than admin calls ([`crate::wire::produce_direct`]).
     pub fn wire(&self, i: usize) -> Result<WireClient> {
         WireClient::connect(self.kafka_addr(i)?, CLIENT_TIMEOUT)
     }
 
-    /// The partition as broker `i` itself sees it (includes the leader epoch).
+    /// Runs `call` once on strom-client's admin connected to broker `i` (secured as the
+    /// cluster is); no retries.
+    pub fn admin_on<T>(
+        &self,
+        i: usize,
+        what: &str,
+        call: impl AsyncFnOnce(&mut Admin) -> std::result::Result<T, AdminError>,
+    ) -> Result<T> {
+        let addr = self.kafka_addr(i)?;
+        self.runtime
+            .block_on(async {
+                let mut admin = connect_admin(addr).await?;
+                call(&mut admin).await
+            })
+            .map_err(|source| HarnessError::Admin {
+                what: what.to_string(),
+                broker: i,
+                source,
+            })
+    }
+
+    /// The partition as broker `i` itself sees it (includes the leader epoch); `None` if
+    /// that broker does not know the topic or the partition.
     pub fn partition_view_from(
         &self,
         i: usize,
         topic: &str,
         partition: i32,
     ) -> Result<Option<PartitionView>> {
-        raw_admin::partition_view(&mut self.wire(i)?, topic, partition)
+        let view = self.admin_on(i, "Metadata", async |a| {
+            a.describe_partitions(Some(&[topic.to_string()])).await
+        })?;
+        Ok(view
+            .topics
+            .get(topic)
+            .and_then(|t| t.as_ref().ok())
+            .and_then(|ps| ps.iter().find(|p| p.partition == partition))
+            .cloned())
     }
 
-    /// Runs an admin `request` against the broker the metadata names as controller (in
-    /// KRaft any broker forwards controller requests; asking the named one also suits a
-    /// broker that does not), retrying connection failures and retriable Kafka errors
-    /// (NOT_CONTROLLER, COORDINATOR_NOT_AVAILABLE, ...) for 30 s. Non-retriable Kafka
-    /// errors are returned as errors.
+    /// Every log directory of broker `i` by path (DescribeLogDirs, every partition); an
+    /// offline one is refused with KAFKA_STORAGE_ERROR.
+    pub fn describe_log_dirs(
+        &self,
+        i: usize,
+    ) -> Result<BTreeMap<String, strom_client::admin::Outcome<LogDirDescription>>> {
+        self.admin_on(i, "DescribeLogDirs", async |a| a.describe_log_dirs().await)
+    }
+
+    /// Runs an admin `request` through strom-client against the broker the metadata
+    /// names as controller (in KRaft any broker forwards controller requests; asking the
+    /// named one also suits a broker that does not), retrying connection failures and
+    /// retriable Kafka errors (NOT_CONTROLLER, COORDINATOR_NOT_AVAILABLE, ...) for 30 s.
+    /// Non-retriable Kafka refusals are returned as errors.
     pub fn admin_request<T>(
         &mut self,
         what: &str,
-        mut request: impl FnMut(&mut WireClient) -> Result<std::result::Result<T, KafkaCode>>,
+        mut request: impl AsyncFnMut(&mut Admin) -> std::result::Result<T, AdminError>,
     ) -> Result<T> {
         let running = self.running();
         let mut turn = 0usize;
@@ -729,27 +777,28 @@ impl Cluster {
             }
             let asked = running[turn % running.len()];
             turn += 1;
-            let target = (|| -> Result<usize> {
-                let md = raw_admin::metadata(&mut self.wire(asked)?, Some(&[]))?;
-                Ok(self
-                    .index_of(md.controller_id.0)
-                    .ok()
-                    .filter(|c| running.contains(c))
-                    .unwrap_or(asked))
-            })()
-            .map_err(|e| e.to_string())?;
-            let mut client = self.wire(target).map_err(|e| e.to_string())?;
-            match request(&mut client) {
-                Ok(Ok(v)) => Ok(Ok(v)),
-                // Retrying cannot make a broker grow an API.
-                Err(e @ HarnessError::Unsupported { .. }) => Ok(Err(e)),
-                Ok(Err(code)) if is_retriable_code(code.code) => {
-                    Err(format!("broker {target}: {code}"))
-                }
-                Ok(Err(code)) => Ok(Err(HarnessError::Protocol(format!(
-                    "{what}: broker {target} answered {code}"
-                )))),
-                Err(e) => Err(e.to_string()),
+            let controller = self
+                .admin_on(asked, "Metadata", async |a| {
+                    Ok(a.describe_partitions(Some(&[])).await?.controller)
+                })
+                .map_err(|e| e.to_string())?;
+            let target = controller
+                .and_then(|c| self.index_of(c).ok())
+                .filter(|c| running.contains(c))
+                .unwrap_or(asked);
+            let addr = self.kafka_addr(target).map_err(|e| e.to_string())?;
+            let answer = self.runtime.block_on(async {
+                let mut admin = connect_admin(addr).await?;
+                request(&mut admin).await
+            });
+            match answer {
+                Ok(v) => Ok(Ok(v)),
+                Err(e) if is_final(&e) => Ok(Err(HarnessError::Admin {
+                    what: what.to_string(),
+                    broker: target,
+                    source: e,
+                })),
+                Err(e) => Err(format!("broker {target}: {e}")),
             }
         })?
     }
@@ -761,22 +810,40 @@ impl Cluster {
         partition: i32,
         replicas: Option<&[i32]>,
     ) -> Result<()> {
-        self.admin_request("AlterPartitionReassignments", |c| {
-            raw_admin::alter_partition_reassignment(c, topic, partition, replicas)
+        let tp = (topic.to_string(), partition);
+        let target = match replicas {
+            Some(r) => ReassignmentTarget::Replicas(r.to_vec()),
+            None => ReassignmentTarget::Cancel,
+        };
+        let targets = BTreeMap::from([(tp.clone(), target)]);
+        self.admin_request("AlterPartitionReassignments", async |a| {
+            let mut answers = a.alter_reassignments(&targets).await?;
+            match answers.remove(&tp) {
+                Some(outcome) => Ok(outcome?),
+                None => Err(AdminError::Refused(Refused {
+                    api: "AlterPartitionReassignments",
+                    resource: format!("{topic}-{partition}"),
+                    code: ResponseError::UnknownServerError.code(),
+                    message: Some("the answer leaves the partition out".into()),
+                })),
+            }
         })
     }
 
-    pub fn list_partition_reassignments(&mut self) -> Result<Vec<OngoingReassignment>> {
-        self.admin_request("ListPartitionReassignments", |c| {
-            raw_admin::list_partition_reassignments(c)
+    /// Every reassignment under way, by partition.
+    pub fn list_partition_reassignments(
+        &mut self,
+    ) -> Result<BTreeMap<TopicPartition, Reassignment>> {
+        self.admin_request("ListPartitionReassignments", async |a| {
+            a.list_reassignments(None).await
         })
     }
 
     /// The coordinator's node id for `group` (FindCoordinator, retried while the group's
     /// partition has no leader).
     pub fn group_coordinator(&mut self, group: &str) -> Result<i32> {
-        self.admin_request("FindCoordinator", |c| {
-            raw_admin::find_group_coordinator(c, group)
+        self.admin_request("FindCoordinator", async |a| {
+            Ok(a.find_coordinator(CoordinatorType::Group, group).await?.id)
         })
     }
 
@@ -868,9 +935,31 @@ fn bootstrap_of(addresses: &[BrokerAddress]) -> String {
         .join(",")
 }
 
+/// strom-client's admin on `addr`, secured as its cluster is; connect and call timeouts
+/// as the harness's other clients.
+async fn connect_admin(addr: SocketAddr) -> std::result::Result<Admin, AdminError> {
+    let security = crate::security::admin_security(addr);
+    Admin::connect_with(
+        &[addr.to_string()],
+        &security,
+        ADMIN_CLIENT_ID,
+        CLIENT_TIMEOUT,
+        CLIENT_TIMEOUT,
+    )
+    .await
+}
+
+/// A Kafka refusal that retrying will not change. Everything else (unreachable, timed
+/// out, connection closed, a TLS handshake cut by a dying broker) is retried, as are
+/// the retriable codes.
+fn is_final(e: &AdminError) -> bool {
+    let refusals = e.refusals();
+    !refusals.is_empty() && !refusals.iter().all(|r| is_retriable_code(r.code))
+}
+
 fn is_retriable_code(code: i16) -> bool {
     const NOT_COORDINATOR_FAMILY: [i16; 3] = [14, 15, 16];
-    code == raw_admin::NOT_CONTROLLER
+    code == ResponseError::NotController.code()
         || NOT_COORDINATOR_FAMILY.contains(&code)
         || ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
 }

@@ -35,6 +35,14 @@ pub enum HarnessError {
     Protocol(String),
     #[error("{addr}: broker does not support {api} (at the versions this harness speaks)")]
     Unsupported { addr: String, api: String },
+    /// strom-client's admin failed, or the broker refused (Kafka's code and message).
+    #[error("{what} at broker {broker}: {source}")]
+    Admin {
+        what: String,
+        broker: usize,
+        #[source]
+        source: strom_client::admin::AdminError,
+    },
     #[error("admin http {url}: {detail}")]
     Http { url: String, detail: String },
     #[error("broker {0} is not running")]

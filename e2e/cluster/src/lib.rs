@@ -16,7 +16,6 @@ pub mod netns;
 pub mod process;
 pub mod prom;
 pub mod props;
-pub mod raw_admin;
 pub mod reader;
 pub mod security;
 pub mod segments;

@@ -2,8 +2,8 @@
 //! with PLAIN for clients, mutual TLS for replication and for the controller quorum, an
 //! authorizer whose super users are the brokers' certificate principal and the harness's
 //! admin), certificates made with rcgen in the cluster's temp dir, and the harness's own
-//! clients (rdkafka and the raw [`crate::wire::WireClient`]) speaking SASL_SSL to such a
-//! cluster. A cluster registers its client addresses here while it lives, so code that
+//! clients (rdkafka, strom-client's admin and the raw [`crate::wire::WireClient`])
+//! speaking SASL_SSL to such a cluster. A cluster registers its client addresses here while it lives, so code that
 //! only has a bootstrap string or an address finds the settings without new parameters.
 
 use std::io::{Read, Write};
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::config::ClientConfig;
 use rustls_pki_types::pem::PemObject;
+use strom_client::sasl::SaslMechanism;
 use strom_test_certs::{write_atomically, Authority, DnType};
 
 use crate::error::{HarnessError, Result};
@@ -103,6 +104,8 @@ pub fn broker_properties(files: &SecureFiles) -> Vec<(String, String)> {
 pub struct ClientSecurity {
     pub ca: PathBuf,
     tls: Arc<rustls::ClientConfig>,
+    /// The same, for strom-client's admin.
+    admin: strom_client::Security,
 }
 
 impl ClientSecurity {
@@ -123,9 +126,15 @@ impl ClientSecurity {
         .map_err(|e| HarnessError::Protocol(format!("TLS config: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+        let admin_tls = strom_client::tls::TlsConfig::new(&pem)
+            .map_err(|e| HarnessError::Protocol(format!("admin client TLS config: {e}")))?;
+        let admin = strom_client::Security::plaintext()
+            .with_tls(admin_tls)
+            .with_sasl(SaslMechanism::Plain, ADMIN_USER, ADMIN_PASSWORD);
         Ok(ClientSecurity {
             ca: files.ca.clone(),
             tls: Arc::new(tls),
+            admin,
         })
     }
 
@@ -170,6 +179,14 @@ pub fn for_bootstrap(bootstrap: &str) -> Option<ClientSecurity> {
                 .any(|a| listed.contains(&a.to_string().as_str()))
         })
         .map(|(_, s)| s.clone())
+}
+
+/// strom-client's security for `addr`: SASL_SSL as the admin when it is a secured
+/// cluster's, else PLAINTEXT.
+pub fn admin_security(addr: SocketAddr) -> strom_client::Security {
+    for_bootstrap(&addr.to_string())
+        .map(|s| s.admin)
+        .unwrap_or_default()
 }
 
 /// An rdkafka configuration for `bootstrap`, secured when it is a secured cluster's.

@@ -1,6 +1,8 @@
-//! A blocking Kafka protocol connection on `kafka-protocol`'s codecs, for requests the
-//! rdkafka admin API does not offer (reassignments, FindCoordinator, a produce pinned to
-//! one broker). Versions are negotiated with ApiVersions when connecting.
+//! A blocking Kafka protocol connection on `kafka-protocol`'s codecs, for protocol-level
+//! test tools that no client offers: [`produce_direct`], a Produce sent to exactly one
+//! broker whether or not it still leads the partition. Admin calls go through
+//! strom-client instead (`Cluster::admin_request`). Versions are negotiated with
+//! ApiVersions when connecting.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -8,11 +10,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-    SaslAuthenticateRequest, SaslHandshakeRequest,
+    ApiKey, ApiVersionsRequest, ProduceRequest, RequestHeader, RequestKind, ResponseHeader,
+    ResponseKind, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strom_client::admin::{check, Outcome};
 
 use crate::error::{HarnessError, Result};
 use crate::security::{self, ReadWrite};
@@ -189,4 +196,82 @@ impl WireClient {
         }
         Ok(response)
     }
+}
+
+/// Produces `values` as one batch to exactly the broker `client` is connected to, with
+/// `acks` and the broker-side `timeout_ms`: a test tool (what a stale or isolated leader
+/// does with a write), not an admin call, so it stays on this raw connection. `Ok(Ok(base
+/// offset))` means acknowledged; `Ok(Err(_))` carries the partition's error code.
+pub fn produce_direct(
+    client: &mut WireClient,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    timeout_ms: i32,
+    values: &[String],
+) -> Result<Outcome<i64>> {
+    // v9 is flexible and still names topics (v13 switched to topic ids).
+    let version = client.version(ApiKey::Produce, 9)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now,
+            key: None,
+            value: Some(Bytes::from(v.clone().into_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| HarnessError::Protocol(format!("encode record batch: {e}")))?;
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch.freeze()))])]);
+    let response = match client.request(ApiKey::Produce, version, RequestKind::Produce(request))? {
+        ResponseKind::Produce(r) => r,
+        other => {
+            return Err(HarnessError::Protocol(format!(
+                "Produce: unexpected response {other:?}"
+            )))
+        }
+    };
+    let p = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == partition)
+        .ok_or_else(|| HarnessError::Protocol("Produce: partition missing in reply".into()))?;
+    Ok(check(
+        "Produce",
+        format!("{topic}-{partition}"),
+        p.error_code,
+        p.error_message.as_ref(),
+    )
+    .map(|()| p.base_offset))
 }

@@ -10,13 +10,15 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use common::{assert_clean, small_fs_available, Timer, FAULT_DEADLINE};
+use strom_client::admin::Outcome;
+use strom_client::admin_log_dirs::LogDirDescription;
 use strom_e2e_cluster::binary::workspace_root;
-use strom_e2e_cluster::raw_admin::{describe_log_dirs, LogDirInfo};
 use strom_e2e_cluster::small_fs::SmallFs;
 use strom_e2e_cluster::wait::wait_until;
 use strom_e2e_cluster::{verify, Cluster, ClusterOptions, LoadGenerator, LoadOptions};
@@ -77,28 +79,32 @@ fn offline_dir_alert_is(c: &Cluster, expect: &str) -> Result<(), String> {
     }
 }
 
-fn log_dirs(c: &Cluster, i: usize) -> Vec<LogDirInfo> {
-    describe_log_dirs(&mut c.wire(i).unwrap()).unwrap()
+/// Broker `i`'s log directories by path, as DescribeLogDirs reports them.
+type LogDirs = BTreeMap<String, Outcome<LogDirDescription>>;
+
+fn log_dirs(c: &Cluster, i: usize) -> LogDirs {
+    c.describe_log_dirs(i).unwrap()
 }
 
-fn dir_of<'a>(dirs: &'a [LogDirInfo], path: &Path) -> &'a LogDirInfo {
+fn dir_of<'a>(dirs: &'a LogDirs, path: &Path) -> &'a Outcome<LogDirDescription> {
     let wanted = path.display().to_string();
-    dirs.iter()
-        .find(|d| d.path == wanted)
+    dirs.get(&wanted)
         .unwrap_or_else(|| panic!("DescribeLogDirs lists no {wanted}: {dirs:?}"))
 }
 
 /// The partitions of `TOPIC` broker `i` keeps in `dir`, as DescribeLogDirs reports them.
 fn partitions_in(c: &Cluster, i: usize, dir: &Path) -> Vec<i32> {
     let dirs = log_dirs(c, i);
-    let mut parts: Vec<i32> = dir_of(&dirs, dir)
-        .partitions
-        .iter()
+    let described = dir_of(&dirs, dir)
+        .as_ref()
+        .unwrap_or_else(|r| panic!("{} is offline: {r}", dir.display()));
+    // The map is ordered by partition, so the list comes out sorted.
+    described
+        .replicas
+        .keys()
         .filter(|(t, _)| t == TOPIC)
         .map(|(_, p)| *p)
-        .collect();
-    parts.sort_unstable();
-    parts
+        .collect()
 }
 
 /// While the small directory is offline: the broker still answers, says why it is not
@@ -114,15 +120,15 @@ fn assert_offline_reported(c: &Cluster, i: usize, small: &Path) {
     assert!(body.contains("offline"), "/ready says why: {body}");
     let dirs = log_dirs(c, i);
     assert_eq!(
-        dir_of(&dirs, small).error_code,
-        KAFKA_STORAGE_ERROR,
+        dir_of(&dirs, small).as_ref().err().map(|r| r.code),
+        Some(KAFKA_STORAGE_ERROR),
         "{dirs:?}"
     );
-    for d in dirs
+    for (_, d) in dirs
         .iter()
-        .filter(|d| d.path != small.display().to_string())
+        .filter(|(path, _)| **path != small.display().to_string())
     {
-        assert_eq!(d.error_code, 0, "other log dirs stay online: {dirs:?}");
+        assert!(d.is_ok(), "other log dirs stay online: {dirs:?}");
     }
 }
 

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use crate::common::{assert_clean, netns_available, Timer, FAULT_DEADLINE, RATE};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use strom_client::admin_cluster::Reassignment;
 use strom_e2e_cluster::group::{
     offsets_partition_for, CommitWatcher, CommittedOffsets, GroupMember,
 };
 use strom_e2e_cluster::history::value_for;
-use strom_e2e_cluster::raw_admin;
 use strom_e2e_cluster::wait::wait_until;
+use strom_e2e_cluster::wire::produce_direct;
 use strom_e2e_cluster::{
     verify, Cluster, ClusterOptions, History, LoadGenerator, LoadOptions, Outcome, SendRecord,
 };
@@ -212,21 +213,18 @@ fn leader_partitioned_away() {
             None => Outcome::Failed {
                 error: "cannot connect".into(),
             },
-            Some(w) => {
-                match raw_admin::produce_direct(w, TOPIC, 0, -1, 1000, std::slice::from_ref(&value))
-                {
-                    Ok(Ok(offset)) => Outcome::Acked { offset },
-                    Ok(Err(code)) => Outcome::Failed {
-                        error: code.to_string(),
-                    },
-                    Err(e) => {
-                        wire = None;
-                        Outcome::Failed {
-                            error: e.to_string(),
-                        }
+            Some(w) => match produce_direct(w, TOPIC, 0, -1, 1000, std::slice::from_ref(&value)) {
+                Ok(Ok(offset)) => Outcome::Acked { offset },
+                Ok(Err(code)) => Outcome::Failed {
+                    error: code.to_string(),
+                },
+                Err(e) => {
+                    wire = None;
+                    Outcome::Failed {
+                        error: e.to_string(),
                     }
                 }
-            }
+            },
         };
         pinned.push(SendRecord {
             producer: PINNED_PRODUCER,
@@ -238,7 +236,7 @@ fn leader_partitioned_away() {
         if new_leader.is_none() {
             new_leader = majority.iter().find_map(|&i| {
                 let view = c.partition_view_from(i, TOPIC, 0).ok().flatten()?;
-                (view.leader >= 0 && view.leader != old).then_some((i, view))
+                view.leader.is_some_and(|l| l != old).then_some((i, view))
             });
         }
     }
@@ -330,11 +328,10 @@ fn fill(bootstrap: &str, topic: &str, partition: i32, count: usize) {
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn reassignment_of(c: &mut Cluster, partition: i32) -> Option<raw_admin::OngoingReassignment> {
+fn reassignment_of(c: &mut Cluster, partition: i32) -> Option<Reassignment> {
     c.list_partition_reassignments()
         .unwrap()
-        .into_iter()
-        .find(|r| r.topic == TOPIC && r.partition == partition)
+        .remove(&(TOPIC.to_string(), partition))
 }
 
 #[test]
