@@ -54,7 +54,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
-use kafka_protocol::records::{Record, TimestampType};
 
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
     user_admin=\"admin-secret\" user_alice=\"alice-secret\" user_bob=\"bob-secret\" \
@@ -387,24 +386,13 @@ fn metadata_settles(t: &dyn Target, user: &str, name: &str) -> String {
 }
 
 fn record_batch() -> Bytes {
-    common::encode_batch(&[Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        // Now: an old timestamp would let retention delete the record under the checks.
-        timestamp: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-        key: None,
-        value: Some(Bytes::from_static(b"matrix")),
-        headers: Default::default(),
-    }])
+    // Now: an old timestamp would let retention delete the record under the checks.
+    common::encode_batch(&[common::record(
+        0,
+        common::now_ms(),
+        None,
+        Some(Bytes::from_static(b"matrix")),
+    )])
 }
 
 fn produce(t: &dyn Target, user: &str, name: &str) -> String {

@@ -30,7 +30,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Record, TimestampType};
+use kafka_protocol::records::Record;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -402,21 +402,15 @@ fn batch_at(records: &[(Option<&str>, i64)]) -> bytes::Bytes {
         .iter()
         .enumerate()
         .map(|(i, (key, timestamp))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
             // The encoder starts a new batch where offset - sequence changes; the batch's
             // base sequence stays -1 (no producer id).
             sequence: i as i32 - 1,
-            timestamp: *timestamp,
-            key: key.map(|k| bytes::Bytes::copy_from_slice(k.as_bytes())),
-            value: Some(bytes::Bytes::from_static(b"value")),
-            headers: Default::default(),
+            ..common::record(
+                i as i64,
+                *timestamp,
+                key.map(|k| bytes::Bytes::copy_from_slice(k.as_bytes())),
+                Some(bytes::Bytes::from_static(b"value")),
+            )
         })
         .collect();
     common::encode_batch(&records)

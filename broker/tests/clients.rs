@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
     FetchRequest, InitProducerIdRequest, ProduceRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Record, TimestampType};
+use kafka_protocol::records::Record;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
@@ -170,19 +170,15 @@ fn idempotent_batch(producer_id: i64, base_sequence: i32, values: &[&str]) -> by
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
             producer_id,
             producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
             sequence: base_sequence + i as i32,
-            timestamp: 1,
-            key: None,
-            value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
+            ..common::record(
+                i as i64,
+                1,
+                None,
+                Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
+            )
         })
         .collect();
     common::encode_batch(&records)

@@ -21,10 +21,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strom_broker::harness::FrameHarness;
+use strom_test_support::records;
 
 /// The same allocator the broker binary runs with: it is what keeps the crash corpus below
 /// (hostile array counts) from aborting the process.
@@ -223,32 +221,13 @@ fn assert_still_serving(h: &FrameHarness) {
 // Request builders (also what `regenerate_corpus` writes)
 
 fn record_batch(value_len: usize) -> BytesMut {
-    let records = vec![Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: TIMESTAMP,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from(vec![b'v'; value_len])),
-        headers: Default::default(),
-    }];
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
-    buf
+    let batch = records::encode_batch(&[records::record(
+        0,
+        TIMESTAMP,
+        Some(Bytes::from_static(b"k")),
+        Some(Bytes::from(vec![b'v'; value_len])),
+    )]);
+    BytesMut::from(&batch[..])
 }
 
 fn produce(topic_name: &'static str, acks: i16, records: Bytes) -> ProduceRequest {

@@ -324,22 +324,9 @@ pub fn run_java(lib: &Path, program: &str, args: &[&str]) -> String {
     stdout
 }
 
-/// One uncompressed v2 record batch of `records` (the encoder starts a new batch wherever
-/// the records' producer fields or offset - sequence change).
-pub fn encode_batch(records: &[kafka_protocol::records::Record]) -> Bytes {
-    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
-    buf.freeze()
-}
+// Each test file uses some of these.
+#[allow(unused_imports)]
+pub use strom_test_support::records::{encode_batch, now_ms, record};
 
 /// A raw protocol connection for requests the high-level clients cannot shape.
 pub struct RawClient {

@@ -16,10 +16,9 @@ use kafka_protocol::messages::{
     ResponseKind, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Record;
 use strom_client::admin::{check, Outcome};
+use strom_test_support::records;
 
 use crate::error::{HarnessError, Result};
 use crate::security::{self, ReadWrite};
@@ -212,39 +211,20 @@ pub fn produce_direct(
 ) -> Result<Outcome<i64>> {
     // v9 is flexible and still names topics (v13 switched to topic ids).
     let version = client.version(ApiKey::Produce, 9)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let records: Vec<Record> = values
+    let now = records::now_ms();
+    let batch: Vec<Record> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now,
-            key: None,
-            value: Some(Bytes::from(v.clone().into_bytes())),
-            headers: Default::default(),
+        .map(|(i, v)| {
+            records::record(
+                i as i64,
+                now,
+                None,
+                Some(Bytes::from(v.clone().into_bytes())),
+            )
         })
         .collect();
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| HarnessError::Protocol(format!("encode record batch: {e}")))?;
+    let batch = records::encode_batch(&batch);
     let request = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(timeout_ms)
@@ -252,7 +232,7 @@ pub fn produce_direct(
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
-                .with_records(Some(batch.freeze()))])]);
+                .with_records(Some(batch))])]);
     let response = match client.request(ApiKey::Produce, version, RequestKind::Produce(request))? {
         ResponseKind::Produce(r) => r,
         other => {

@@ -1,4 +1,7 @@
-//! Small pieces the process tests of several crates (broker, raft, operator) share.
+//! Small pieces the process tests of several crates (broker, raft, operator, the fault
+//! harness) share.
+
+pub mod records;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
