@@ -3,8 +3,9 @@
 //! authorizer whose super users are the brokers' certificate principal and the harness's
 //! admin), certificates made with rcgen in the cluster's temp dir, and the harness's own
 //! clients (rdkafka, strom-client's admin and the raw [`crate::wire::WireClient`])
-//! speaking SASL_SSL to such a cluster. A cluster registers its client addresses here while it lives, so code that
-//! only has a bootstrap string or an address finds the settings without new parameters.
+//! speaking SASL_SSL to such a cluster. A cluster registers its client addresses here
+//! while it lives, so code that only has a bootstrap string or an address finds the
+//! settings without new parameters.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
