@@ -17,6 +17,7 @@ use strom_client::admin_cluster::{
     CoordinatorType, Reassignment, ReassignmentTarget, TopicPartition,
 };
 use strom_client::admin_log_dirs::LogDirDescription;
+use strom_client::ClientError;
 
 use crate::admin_http;
 use crate::binary::broker_binary;
@@ -949,10 +950,17 @@ async fn connect_admin(addr: SocketAddr) -> std::result::Result<Admin, AdminErro
     .await
 }
 
-/// A Kafka refusal that retrying will not change. Everything else (unreachable, timed
-/// out, connection closed, a TLS handshake cut by a dying broker) is retried, as are
-/// the retriable codes.
+/// A Kafka refusal that retrying will not change, or a request or answer this client
+/// cannot encode or read (retrying cannot make a broker grow an API). Everything else
+/// (unreachable, timed out, connection closed, a TLS handshake cut by a dying broker) is
+/// retried, as are the retriable codes.
 fn is_final(e: &AdminError) -> bool {
+    if let AdminError::Client(
+        ClientError::Encode { .. } | ClientError::Decode { .. } | ClientError::UnknownApi(_),
+    ) = e
+    {
+        return true;
+    }
     let refusals = e.refusals();
     !refusals.is_empty() && !refusals.iter().all(|r| is_retriable_code(r.code))
 }
@@ -1056,4 +1064,33 @@ fn is_retriable_admin(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::BrokerTransportFailure
             | RDKafkaErrorCode::AllBrokersDown
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: i16) -> AdminError {
+        AdminError::Refused(Refused {
+            api: "AlterPartitionReassignments",
+            resource: "t-0".into(),
+            code,
+            message: None,
+        })
+    }
+
+    #[test]
+    fn only_lasting_refusals_and_unreadable_exchanges_are_final() {
+        assert!(is_final(&refused(
+            ResponseError::InvalidReplicaAssignment.code()
+        )));
+        assert!(!is_final(&refused(ResponseError::NotController.code())));
+        assert!(!is_final(&refused(
+            ResponseError::CoordinatorNotAvailable.code()
+        )));
+        assert!(is_final(&AdminError::Client(ClientError::UnknownApi(99))));
+        assert!(!is_final(&AdminError::Client(ClientError::Closed {
+            addr: "127.0.0.1:9092".into()
+        })));
+    }
 }
