@@ -17,6 +17,9 @@
 #     namespaces and nftables), then the operator's scenario suite on a fresh sandbox
 #     (scripts/kube-scenarios.sh) once the binaries it runs are built,
 #   - cargo fmt --check, cargo clippy -D warnings, the debug binaries, cargo test,
+#   - once the debug binaries are built, in the background: the container image suite
+#     (e2e/image: podman builds the Dockerfile and runs the image; installs podman, buildah,
+#     runc and debootstrap from Debian),
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
 #     objects, deploy/ and the Helm chart offline (e2e/k8s-offline, venv target/venvs/k8s)
 #     and runs the kind suite (the same scenarios on kind), which reports itself skipped
@@ -60,6 +63,8 @@ section() {
 # CMD's exit status is also left in $DONE_DIR/NAME, for await_done in another background job.
 declare -A BG_PID BG_LOG BG_START
 DONE_DIR="$(mktemp -d)"
+# Written by the image suite once its build is done: "0" when the image is there.
+IMAGE_READY_FILE="$DONE_DIR/image-build"
 start_background() {
     local name="$1"
     shift
@@ -179,6 +184,21 @@ install_fault_tools() {
     nft --version
 }
 
+# The container image suite (e2e/image) builds the Dockerfile with podman (runtime runc),
+# its builder base from debootstrap; Debian has all four.
+install_image_tools() {
+    if command -v podman >/dev/null 2>&1 && command -v buildah >/dev/null 2>&1 &&
+        command -v runc >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; then
+        echo "podman, buildah, runc and debootstrap present"
+    else
+        echo "podman, buildah, runc or debootstrap missing; installing from Debian"
+        as_root apt-get update -q
+        as_root apt-get install -y -q --no-install-recommends podman buildah runc debootstrap \
+            uidmap containernetworking-plugins netavark aardvark-dns
+    fi
+    podman --version
+}
+
 # make_venv NAME REQUIREMENTS_FILE
 make_venv() {
     local name="$1" req="$2"
@@ -211,7 +231,8 @@ make_venv() {
 setup_venvs() {
     make_venv kafka3 "$ROOT/e2e/clients/requirements-kafka3.txt" &&
         make_venv kafka2 "$ROOT/e2e/clients/requirements-kafka2.txt" &&
-        make_venv aiokafka "$ROOT/e2e/clients/requirements-aiokafka.txt"
+        make_venv aiokafka "$ROOT/e2e/clients/requirements-aiokafka.txt" &&
+        make_venv image "$ROOT/e2e/image/requirements.txt"
 }
 
 KAFKAJS_DIR="$ROOT/e2e/clients/kafkajs"
@@ -243,6 +264,7 @@ echo "target dir: $TARGET_DIR"
 step "install kcat" install_kcat
 step "install OpenSSL headers" install_openssl_dev
 step "install fault-test tools" install_fault_tools
+step "install podman" install_image_tools
 step "python venvs" setup_venvs
 if [ -f "$KAFKAJS_DIR/package-lock.json" ]; then
     step "kafkajs (npm)" install_kafkajs
@@ -298,7 +320,8 @@ kube_suites() {
         return 1
     fi
     rc=0
-    STROM_KUBE_PREBUILT=1 bash "$ROOT/scripts/kube-scenarios.sh" || rc=$?
+    STROM_KUBE_PREBUILT=1 STROM_KUBE_IMAGE=localhost/strom:image-suite STROM_KUBE_IMAGE_READY="$IMAGE_READY_FILE" \
+        bash "$ROOT/scripts/kube-scenarios.sh" || rc=$?
     mark_done kube-scenarios "$rc"
 }
 start_background kube kube_suites
@@ -332,6 +355,24 @@ if [ "$BUILD_RC" -eq 0 ] && [ -x "$OPERATOR_BIN" ]; then
     OPERATOR_BUILD_OK=1
 fi
 mark_done binaries "$BUILD_RC"
+
+# The container image suite (e2e/image/README.md), in the background from here on: podman
+# builds the project's Dockerfile (a release build inside the builder stage, with local
+# stand-ins for its two base images) and runs the image: one broker behind a published
+# port, pod-init and the broker as the StatefulSet runs them, a three-broker cluster with
+# strom-load (built above) checking its history, the size. It writes $DONE_DIR/image-build
+# ("0" once the image is built), which the sandbox scenario that runs a broker pod from
+# the image waits for. "skipped: ..." when podman cannot run a container here.
+image_suite() {
+    if [ ! -x "$VENVS_DIR/image/bin/python" ]; then
+        echo "not run: venv image is missing"
+        echo 1 >"$IMAGE_READY_FILE"
+        return 1
+    fi
+    nice -n 5 "$VENVS_DIR/image/bin/python" "$ROOT/e2e/image/image_suite.py" \
+        --target-dir "$TARGET_DIR" --ready-file "$IMAGE_READY_FILE"
+}
+start_background image image_suite
 
 if [ "${STROM_SKIP_RUST:-0}" != "1" ]; then
     # The fault tests need the broker binary and network namespaces; they run below
@@ -465,6 +506,22 @@ broker_suite() {
 # COMPATIBILITY.md; e2e/jvm/README.md).
 broker_suite "kafka streams suite (e2e/jvm)" "$ROOT/e2e/jvm/streams_suite.py"
 broker_suite "kafka cli tools suite (e2e/jvm)" "$ROOT/e2e/jvm/cli_suite.py"
+
+# The image suite started after the build: its log, then its outcome ("skipped: ..." when
+# podman cannot run a container here).
+section "container image (e2e/image, background)"
+IMAGE_LOG="$(mktemp)"
+image_rc=0
+wait_background image >"$IMAGE_LOG" 2>&1 || image_rc=$?
+cat "$IMAGE_LOG"
+if [ "$image_rc" -ne 0 ]; then
+    FAILED_STEPS+=("container image (e2e/image) (exit $image_rc)")
+elif grep -q '^skipped:' "$IMAGE_LOG"; then
+    SKIPPED_STEPS+=("container image (e2e/image) ($(grep -m1 '^skipped:' "$IMAGE_LOG" | sed 's/^skipped: //'))")
+else
+    PASSED_STEPS+=("container image (e2e/image)")
+fi
+rm -f "$IMAGE_LOG"
 
 # The Kubernetes job started at the top: its log, then its two steps' outcomes.
 section "kubernetes (background)"
