@@ -17,7 +17,7 @@
 #     namespaces and nftables), then the operator's scenario suite on a fresh sandbox
 #     (scripts/kube-scenarios.sh) once the binaries it runs are built,
 #   - cargo fmt --check, cargo clippy -D warnings, the debug binaries, cargo test,
-#   - once the debug binaries are built, in the background: the container image suite
+#   - after the fault tests, in the background: the container image suite
 #     (e2e/image: podman builds the Dockerfile and runs the image; installs podman, buildah,
 #     runc and debootstrap from Debian),
 #   - checks crds/ (and deploy/crds) against crdgen, validates the operator's rendered
@@ -356,23 +356,6 @@ if [ "$BUILD_RC" -eq 0 ] && [ -x "$OPERATOR_BIN" ]; then
 fi
 mark_done binaries "$BUILD_RC"
 
-# The container image suite (e2e/image/README.md), in the background from here on: podman
-# builds the project's Dockerfile (a release build inside the builder stage, with local
-# stand-ins for its two base images) and runs the image: one broker behind a published
-# port, pod-init and the broker as the StatefulSet runs them, a three-broker cluster with
-# strom-load (built above) checking its history, the size. It writes $DONE_DIR/image-build
-# ("0" once the image is built), which the sandbox scenario that runs a broker pod from
-# the image waits for. "skipped: ..." when podman cannot run a container here.
-image_suite() {
-    if [ ! -x "$VENVS_DIR/image/bin/python" ]; then
-        echo "not run: venv image is missing"
-        echo 1 >"$IMAGE_READY_FILE"
-        return 1
-    fi
-    nice -n 5 "$VENVS_DIR/image/bin/python" "$ROOT/e2e/image/image_suite.py" \
-        --target-dir "$TARGET_DIR" --ready-file "$IMAGE_READY_FILE"
-}
-start_background image image_suite
 
 if [ "${STROM_SKIP_RUST:-0}" != "1" ]; then
     # The fault tests need the broker binary and network namespaces; they run below
@@ -395,6 +378,26 @@ if [ "${STROM_SKIP_RUST:-0}" != "1" ] && [ "$BUILD_OK" -eq 1 ]; then
         cargo test --workspace --no-fail-fast --test faults --test faults_secured --test disk_full \
         --test harness --test prometheus_rules --test strom_load -- --test-threads=1
 fi
+
+# The container image suite (e2e/image/README.md), in the background from here on: podman
+# builds the project's Dockerfile (a release build inside the builder stage, with local
+# stand-ins for its two base images) and runs the image: one broker behind a published
+# port, pod-init and the broker as the StatefulSet runs them, a three-broker cluster with
+# strom-load (built above) checking its history, the size. It starts here, once the
+# CPU-bound Rust work is done, because what follows mostly waits (the client and JVM
+# suites, the Kubernetes scenarios). It writes $IMAGE_READY_FILE ("0" once the image is
+# built), which the sandbox scenario that runs a broker pod from the image waits for.
+# "skipped: ..." when podman cannot run a container here.
+image_suite() {
+    if [ ! -x "$VENVS_DIR/image/bin/python" ]; then
+        echo "not run: venv image is missing"
+        echo 1 >"$IMAGE_READY_FILE"
+        return 1
+    fi
+    nice -n 10 "$VENVS_DIR/image/bin/python" "$ROOT/e2e/image/image_suite.py" \
+        --target-dir "$TARGET_DIR" --ready-file "$IMAGE_READY_FILE"
+}
+start_background image image_suite
 
 # ---- BEGIN Kubernetes packaging checks (e2e/k8s-offline, e2e/kind) ------------------------
 # Offline checks of the CRDs, the operator's rendered objects, deploy/ (kustomize) and the
