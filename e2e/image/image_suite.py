@@ -464,11 +464,16 @@ CHECKS = [("bases", make_bases), ("build", build), ("metadata", metadata), ("ren
           ("single", single), ("cluster", cluster), ("size", size)]
 
 
+def tools_missing():
+    """None if the suite's tools are installed, else which one is not."""
+    for tool in ["podman", "runc", "debootstrap", "nft", "kcat"]:
+        if shutil.which(tool) is None:
+            return f"{tool}: not installed (apt-get install podman buildah runc debootstrap nftables kcat)"
+    return None
+
+
 def podman_usable():
     """None if podman can run a container here, else the command and its error."""
-    for tool in ["podman", "debootstrap", "nft"]:
-        if shutil.which(tool) is None:
-            return f"{tool}: not installed (apt-get install podman buildah runc debootstrap nftables)"
     cmd = PODMAN + ["run", "--rm"] + ULIMITS + ["--network", "none", "localhost/strom-debian:bookworm", "true"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -494,6 +499,11 @@ def main():
                 f.write(content)
     only = set(args.only.split(",")) if args.only else None
 
+    missing = tools_missing()
+    if missing:
+        print(f"skipped: {missing}")
+        ready(f"skipped: {missing}")
+        return 0
     r = Run(os.path.abspath(args.target_dir))
     failed = []
     try:
