@@ -117,6 +117,20 @@ step() {
     return 0
 }
 
+# record_outcome NAME RC LOG SKIP_PREFIX: a suite that can skip itself (it prints a line
+# starting with SKIP_PREFIX and exits 0 when it cannot run here) is reported as failed,
+# skipped with its reason, or passed; never a silent pass.
+record_outcome() {
+    local name="$1" rc="$2" log="$3" prefix="$4"
+    if [ "$rc" -ne 0 ]; then
+        FAILED_STEPS+=("$name (exit $rc)")
+    elif grep -q "^$prefix" "$log"; then
+        SKIPPED_STEPS+=("$name ($(grep -m1 "^$prefix" "$log" | sed "s/^$prefix *//"))")
+    else
+        PASSED_STEPS+=("$name")
+    fi
+}
+
 # cargo_test_named CMD...: runs a cargo test command; when it fails, the names of the
 # failed tests (and cargo's "to rerun" lines) go into the summary, which is all of a long
 # log that some readers keep.
@@ -459,13 +473,7 @@ section "kind e2e"
 KIND_LOG="$(mktemp)"
 kind_rc=0
 bash "$ROOT/e2e/kind/run.sh" 2>&1 | tee "$KIND_LOG" || kind_rc=$?
-if [ "$kind_rc" -ne 0 ]; then
-    FAILED_STEPS+=("kind e2e (exit $kind_rc)")
-elif grep -q '^kind e2e skipped:' "$KIND_LOG"; then
-    SKIPPED_STEPS+=("kind e2e ($(grep -m1 '^kind e2e skipped:' "$KIND_LOG" | sed 's/^kind e2e skipped: //'))")
-else
-    PASSED_STEPS+=("kind e2e")
-fi
+record_outcome "kind e2e" "$kind_rc" "$KIND_LOG" "kind e2e skipped:"
 rm -f "$KIND_LOG"
 # ---- END Kubernetes packaging checks ------------------------------------------------------
 
@@ -510,20 +518,14 @@ broker_suite() {
 broker_suite "kafka streams suite (e2e/jvm)" "$ROOT/e2e/jvm/streams_suite.py"
 broker_suite "kafka cli tools suite (e2e/jvm)" "$ROOT/e2e/jvm/cli_suite.py"
 
-# The image suite started after the build: its log, then its outcome ("skipped: ..." when
-# podman cannot run a container here).
+# The image suite started after the fault tests: its log, then its outcome ("skipped: ..."
+# when podman cannot run a container here).
 section "container image (e2e/image, background)"
 IMAGE_LOG="$(mktemp)"
 image_rc=0
 wait_background image >"$IMAGE_LOG" 2>&1 || image_rc=$?
 cat "$IMAGE_LOG"
-if [ "$image_rc" -ne 0 ]; then
-    FAILED_STEPS+=("container image (e2e/image) (exit $image_rc)")
-elif grep -q '^skipped:' "$IMAGE_LOG"; then
-    SKIPPED_STEPS+=("container image (e2e/image) ($(grep -m1 '^skipped:' "$IMAGE_LOG" | sed 's/^skipped: //'))")
-else
-    PASSED_STEPS+=("container image (e2e/image)")
-fi
+record_outcome "container image (e2e/image)" "$image_rc" "$IMAGE_LOG" "skipped:"
 rm -f "$IMAGE_LOG"
 
 # The Kubernetes job started at the top: its log, then its two steps' outcomes.
