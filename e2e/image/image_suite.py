@@ -473,7 +473,11 @@ def tools_missing():
 
 
 def podman_usable():
-    """None if podman can run a container here, else the command and its error."""
+    """None if podman can run a container here (or if that cannot be told because bases.sh
+    did not get as far as importing the bookworm image: then its failure stands), else the
+    command and its error."""
+    if run(PODMAN + ["image", "exists", "localhost/strom-debian:bookworm"], check=False).returncode != 0:
+        return None
     cmd = PODMAN + ["run", "--rm"] + ULIMITS + ["--network", "none", "localhost/strom-debian:bookworm", "true"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
