@@ -7,11 +7,13 @@
 //	        (internal) become one container process: join the pod's network
 //	        namespace, mount its volumes, drop privileges, exec the command
 //	node-agent cleanup --dir DIR
-//	        remove the network a killed agent left behind
+//	        remove the podman containers and the network a killed agent
+//	        left behind
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -64,7 +66,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		return node.CleanupNetwork(node.NamesFor(abs))
+		return errors.Join(node.CleanupContainers(abs), node.CleanupNetwork(node.NamesFor(abs)))
 	case "run":
 		return runAgent(args[1:])
 	}

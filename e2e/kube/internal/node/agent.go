@@ -65,6 +65,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	_ = os.Remove(a.hostPaths.Record)
+	// Its podman containers first: they keep their pods' namespaces alive.
+	if err := CleanupContainers(cfg.Dir); err != nil {
+		return fmt.Errorf("podman containers of an earlier agent: %w", err)
+	}
 	if err := CleanupPods(a.names); err != nil {
 		return fmt.Errorf("leftovers of an earlier agent: %w", err)
 	}
@@ -75,7 +79,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// down` (or `node-agent cleanup`) removes it.
 	defer func() {
 		a.wg.Wait()
-		err = errors.Join(err, CleanupPods(a.names), a.hostPaths.RemoveAll())
+		err = errors.Join(err, CleanupContainers(cfg.Dir), CleanupPods(a.names), a.hostPaths.RemoveAll())
 		a.logf("stopped; pod networks and mount points removed")
 	}()
 	since := metav1.Now()

@@ -15,6 +15,10 @@ type Image struct {
 	Entrypoint []string `json:"entrypoint"` // the image's ENTRYPOINT
 	Cmd        []string `json:"cmd"`        // the image's CMD
 	Path       []string `json:"path"`       // directories searched for the command
+	// Runtime "podman": containers run from the image itself (the pod's image
+	// reference as written) with podman (podman.go); Entrypoint, Cmd and
+	// Path are then unused. Empty: as processes.
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // Images is the loaded table.
@@ -44,6 +48,9 @@ func LoadImages(file, repo, target string) (*Images, error) {
 	t := &Images{entries: map[string]Image{}}
 	r := strings.NewReplacer("${REPO}", repo, "${TARGET}", target)
 	for _, img := range doc.Images {
+		if img.Runtime != "" && img.Runtime != RuntimePodman {
+			return nil, fmt.Errorf("%s: image %s: unknown runtime %q (only %q)", file, img.Repository, img.Runtime, RuntimePodman)
+		}
 		for i, p := range img.Path {
 			img.Path[i] = r.Replace(p)
 		}

@@ -63,6 +63,9 @@ func (w *podWorker) startProbes(ctx context.Context, c *ctr) {
 // the same init as the container, with the probe's argv. The spec is built
 // now, on the worker's goroutine.
 func (w *podWorker) execIn(c *ctr) ExecFunc {
+	if c.proc != nil && c.proc.podman != "" {
+		return podmanExec(c.proc.podman)
+	}
 	var once sync.Once
 	var path string
 	var prepErr error

@@ -71,6 +71,9 @@ func (w *podWorker) procSpec(ctx context.Context, c *ctr, argvOverride []string)
 	if err != nil {
 		return ProcSpec{}, startError{"ErrImagePull", err}
 	}
+	// A podman container resolves its command in its image, gets the image's
+	// PATH and HOME, and needs no mount points on the host.
+	podman := img.Runtime == RuntimePodman
 	uid, gid, groups, nonRoot := identity(w.pod, &c.spec)
 	if nonRoot && (uid == nil || *uid == 0) {
 		return ProcSpec{}, startError{"CreateContainerConfigError", errors.New("container has runAsNonRoot and image will run as root")}
@@ -83,21 +86,25 @@ func (w *podWorker) procSpec(ctx context.Context, c *ctr, argvOverride []string)
 	if err != nil {
 		return ProcSpec{}, startError{"CreateContainerConfigError", err}
 	}
-	env = withDefaults(env, "PATH="+img.PathEnv(), "HOSTNAME="+PodHostname(w.pod), "HOME=/root")
-	argv := argvOverride
-	if argv == nil {
+	if !podman {
+		env = withDefaults(env, "PATH="+img.PathEnv(), "HOSTNAME="+PodHostname(w.pod), "HOME=/root")
+	}
+	var argv []string
+	switch {
+	case podman: // podman takes the container's command and args (podman.go)
+	case argvOverride != nil:
+		argv, err = img.Argv(argvOverride, nil)
+	default:
 		argv, err = img.Argv(ExpandArgs(c.spec.Command, env), ExpandArgs(c.spec.Args, env))
-	} else {
-		argv, err = img.Argv(argv, nil)
 	}
 	if err != nil {
 		return ProcSpec{}, startError{"RunContainerError", err}
 	}
-	mounts, err := w.mounts(c)
+	mounts, err := w.mounts(c, !podman)
 	if err != nil {
 		return ProcSpec{}, startError{"CreateContainerConfigError", err}
 	}
-	if c.spec.WorkingDir != "" {
+	if c.spec.WorkingDir != "" && !podman {
 		if err := w.a.hostPaths.Ensure("/", c.spec.WorkingDir); err != nil {
 			return ProcSpec{}, startError{"CreateContainerError", err}
 		}
@@ -127,8 +134,10 @@ func withDefaults(env []string, defaults ...string) []string {
 	return env
 }
 
-// mounts are the container's volume mounts plus the pod's /etc files.
-func (w *podWorker) mounts(c *ctr) ([]Mount, error) {
+// mounts are the container's volume mounts plus the pod's /etc files;
+// hostTargets makes missing mount points on the host (a process container
+// shares the host's filesystem).
+func (w *podWorker) mounts(c *ctr, hostTargets bool) ([]Mount, error) {
 	dir := w.a.cfg.PodDir(string(w.uid))
 	var out []Mount
 	if !w.pod.Spec.HostNetwork {
@@ -154,8 +163,10 @@ func (w *podWorker) mounts(c *ctr) ([]Mount, error) {
 			}
 		}
 		m := Mount{Source: src, Target: vm.MountPath, ReadOnly: vm.ReadOnly || isReadOnlySource(vols[vm.Name])}
-		if err := w.a.hostPaths.Ensure(m.Source, m.Target); err != nil {
-			return nil, fmt.Errorf("mount point %s: %w", m.Target, err)
+		if hostTargets {
+			if err := w.a.hostPaths.Ensure(m.Source, m.Target); err != nil {
+				return nil, fmt.Errorf("mount point %s: %w", m.Target, err)
+			}
 		}
 		out = append(out, m)
 	}
@@ -171,23 +182,32 @@ func (w *podWorker) startProcess(ctx context.Context, c *ctr) error {
 	if err != nil {
 		return err
 	}
-	path := w.specPath(c, strconv.Itoa(c.instance+1))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	if err := WriteSpec(path, spec); err != nil {
-		return err
-	}
 	logPath := filepath.Join(w.a.cfg.LogDir(w.pod.Namespace, w.pod.Name, string(w.uid)), c.spec.Name, fmt.Sprintf("%d.log", c.status.RestartCount))
-	p, err := StartProc(w.a.cfg.Self, path, logPath)
-	if err != nil {
-		return startError{"StartError", err}
+	containerID := fmt.Sprintf("strom://%s-%s-%d", w.uid, c.spec.Name, c.instance+1)
+	imageID := "strom-image://" + Repository(c.spec.Image)
+	var p *Proc
+	if img, _ := w.a.cfg.Images.Lookup(c.spec.Image); img.Runtime == RuntimePodman {
+		if p, imageID, err = w.startPodman(ctx, c, spec, logPath); err != nil {
+			return err
+		}
+		containerID = "podman://" + p.podman
+	} else {
+		path := w.specPath(c, strconv.Itoa(c.instance+1))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := WriteSpec(path, spec); err != nil {
+			return err
+		}
+		if p, err = StartProc(w.a.cfg.Self, path, logPath); err != nil {
+			return startError{"StartError", err}
+		}
 	}
 	c.instance++
 	c.proc, c.killing = p, false
 	now := metav1.Now()
-	c.status.ContainerID = fmt.Sprintf("strom://%s-%s-%d", w.uid, c.spec.Name, c.instance)
-	c.status.ImageID = "strom-image://" + Repository(c.spec.Image)
+	c.status.ContainerID = containerID
+	c.status.ImageID = imageID
 	c.status.State = v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: now}}
 	c.status.Started = ptr.To(c.spec.StartupProbe == nil)
 	c.status.Ready = !c.isInit && c.spec.ReadinessProbe == nil && c.spec.StartupProbe == nil
@@ -198,7 +218,11 @@ func (w *podWorker) startProcess(ctx context.Context, c *ctr) error {
 	}()
 	w.startProbes(ctx, c)
 	w.a.event(w.pod, v1.EventTypeNormal, "Started", fmt.Sprintf("Started container %s", c.spec.Name))
+	what := strings.Join(spec.Argv, " ")
+	if p.podman != "" {
+		what = "podman container " + p.podman + " of " + c.spec.Image
+	}
 	w.logf("started container %s (pid %d, %s after the pod reached the agent): %s", c.spec.Name, p.cmd.Process.Pid,
-		time.Since(w.seen).Round(time.Millisecond), strings.Join(spec.Argv, " "))
+		time.Since(w.seen).Round(time.Millisecond), what)
 	return nil
 }

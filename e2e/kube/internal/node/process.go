@@ -13,13 +13,26 @@ import (
 // new mount and UTS namespaces, its own process group (so a stop reaches
 // whatever the container forked), dying with the agent (Pdeathsig).
 type Proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it exited
-	code int           // exit code, 128+signal if killed; valid after done
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when it exited
+	code   int           // exit code, 128+signal if killed; valid after done
+	podman string        // the container's name when cmd is `podman run` (podman.go)
 }
 
 // StartProc runs init with spec, stdout and stderr appended to logPath.
 func StartProc(self, specPath, logPath string) (*Proc, error) {
+	cmd := exec.Command(self, "init", specPath)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
+		Setpgid:    true,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	return startCmd(cmd, logPath)
+}
+
+// startCmd starts cmd in its own process group, dying with the agent, with
+// stdout and stderr appended to logPath, and records its exit.
+func startCmd(cmd *exec.Cmd, logPath string) (*Proc, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -28,12 +41,9 @@ func StartProc(self, specPath, logPath string) (*Proc, error) {
 		return nil, err
 	}
 	defer log.Close()
-	cmd := exec.Command(self, "init", specPath)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
-		Setpgid:    true,
-		Pdeathsig:  syscall.SIGKILL,
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -66,6 +76,10 @@ func (p *Proc) Code() int { return p.code }
 // Stop sends SIGTERM to the container's process group, SIGKILL after grace,
 // and waits until it is gone.
 func (p *Proc) Stop(grace time.Duration) {
+	if p.podman != "" {
+		p.stopPodman(grace)
+		return
+	}
 	pgid := p.cmd.Process.Pid
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		_ = p.cmd.Process.Kill()

@@ -145,14 +145,16 @@ func EnsureDefaultStorageClass(ctx context.Context, kubeconfig string) error {
 	return nil
 }
 
-// CleanupNode removes the node's network (the bridge, the pod namespaces
-// and veths a killed agent left, the agent's nftables table), the mount
-// points it made, and the provisioned volumes it used (recorded in its
+// CleanupNode removes the podman containers a killed agent left, the node's
+// network (the bridge, the pod namespaces and veths a killed agent left, the
+// agent's nftables table), the mount points it made, and the provisioned volumes it used (recorded in its
 // state), which outlive the agent on purpose but not the sandbox.
 // kube-proxy's tables only go when this sandbox ran kube-proxy: they may be
 // another sandbox's (the reason a second `up` fails and cleans up).
 func CleanupNode(l Layout, st State) error {
-	errs := []error{node.CleanupNetwork(node.NamesFor(l.NodeDir())), node.RemoveRecordedMountPoints(l.NodeDir())}
+	// Podman containers first: each keeps its pod's network namespace alive.
+	errs := []error{node.CleanupContainers(l.NodeDir())}
+	errs = append(errs, node.CleanupNetwork(node.NamesFor(l.NodeDir())), node.RemoveRecordedMountPoints(l.NodeDir()))
 	for _, p := range st.Procs {
 		if p.Name == "kube-proxy" {
 			errs = append(errs, cleanupKubeProxy())
