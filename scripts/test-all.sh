@@ -307,8 +307,10 @@ step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 #     is, the operator's scenario suite on a fresh sandbox (scripts/kube-scenarios.sh):
 #     Helm and kubectl installs, the example cluster with kcat and Kafka's tools as pods,
 #     recovery, scaling, GitOps, leader election, garbage collection, bad input, and issue
-#     14's day-2 scenarios (rolls, a broker down, scaling 3 -> 5 -> 3) and issue 16's
-#     KafkaTopic controller. kind runs the same
+#     14's day-2 scenarios (rolls, a broker down, scaling 3 -> 5 -> 3), issue 16's
+#     KafkaTopic controller, and last the example cluster's brokers run from the real
+#     image by podman (TestImageCluster, which waits for the image suite's build below).
+#     kind runs the same
 #     suite in GitHub Actions (below: skipped here, no Docker). One scenario at a time
 #     (scripts/kube-scenarios.sh: SCENARIOS_PARALLEL).
 # The two run one after the other: a machine holds one sandbox at a time. Each leaves its
@@ -405,7 +407,7 @@ fi
 image_suite() {
     if [ ! -x "$VENVS_DIR/image/bin/python" ]; then
         echo "not run: venv image is missing"
-        echo 1 >"$IMAGE_READY_FILE"
+        echo 1 >"$IMAGE_READY_FILE.tmp" && mv "$IMAGE_READY_FILE.tmp" "$IMAGE_READY_FILE"
         return 1
     fi
     nice -n 10 "$VENVS_DIR/image/bin/python" "$ROOT/e2e/image/image_suite.py" \

@@ -498,9 +498,11 @@ def main():
     args = ap.parse_args()
 
     def ready(content):
+        # Written once, whole (a rename): the sandbox scenario waits for it to appear.
         if args.ready_file and not os.path.exists(args.ready_file):
-            with open(args.ready_file, "w") as f:
+            with open(args.ready_file + ".tmp", "w") as f:
                 f.write(content)
+            os.replace(args.ready_file + ".tmp", args.ready_file)
     only = set(args.only.split(",")) if args.only else None
 
     missing = tools_missing()
