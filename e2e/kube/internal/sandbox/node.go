@@ -147,8 +147,9 @@ func EnsureDefaultStorageClass(ctx context.Context, kubeconfig string) error {
 
 // CleanupNode removes the podman containers a killed agent left, the node's
 // network (the bridge, the pod namespaces and veths a killed agent left, the
-// agent's nftables table), the mount points it made, and the provisioned volumes it used (recorded in its
-// state), which outlive the agent on purpose but not the sandbox.
+// agent's nftables table), the mount points it made, and the provisioned
+// volumes it used (recorded in its state), which outlive the agent on purpose
+// but not the sandbox.
 // kube-proxy's tables only go when this sandbox ran kube-proxy: they may be
 // another sandbox's (the reason a second `up` fails and cleans up).
 func CleanupNode(l Layout, st State) error {
