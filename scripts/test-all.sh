@@ -239,7 +239,9 @@ make_venv() {
         "$venv/bin/python" -m pip install -q -r "$req"
         touch "$stamp"
     fi
-    "$venv/bin/python" -m pip freeze 2>/dev/null | grep -Ei '^(confluent-kafka|kafka-python|aiokafka)==' | sed "s/^/  $name: /"
+    # The client versions, for the log; a venv without a Kafka client (image) prints none.
+    "$venv/bin/python" -m pip freeze 2>/dev/null |
+        grep -Ei '^(confluent-kafka|kafka-python|aiokafka|pyyaml)==' | sed "s/^/  $name: /" || true
 }
 
 setup_venvs() {
