@@ -54,6 +54,7 @@ cd "$ROOT/e2e/kube"
 # -parallel: the scenarios with only a namespace of their own (t.Parallel) run this many
 # at a time once the serial ones (the operator's install and its leader election) are done.
 # One by default: three at a time beside the other suites overloaded two cores (a
-# broker pod of TestScaling's cluster was not Ready within 6 minutes).
-STROM_SCENARIOS=1 nice -n 10 go test -count=1 -timeout 45m -parallel "${SCENARIOS_PARALLEL:-1}" -v ./scenarios/ "$@"
+# broker pod of TestScaling's cluster was not Ready within 6 minutes). -timeout covers
+# TestImageCluster's wait for the image suite's build (scripts/test-all.sh).
+STROM_SCENARIOS=1 nice -n 10 go test -count=1 -timeout 60m -parallel "${SCENARIOS_PARALLEL:-1}" -v ./scenarios/ "$@"
 echo "kube-scenarios: done in $((SECONDS - start))s"
