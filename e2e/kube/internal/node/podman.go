@@ -304,20 +304,7 @@ func (p *Proc) stopPodman(grace time.Duration) {
 // command in its namespaces as its user.
 func podmanExec(name string) ExecFunc {
 	return func(ctx context.Context, argv []string) (int, string, error) {
-		var out bytes.Buffer
 		cmd := exec.CommandContext(ctx, "podman", append(append(append([]string{}, podmanGlobal...), "exec", name), argv...)...)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		if ctx.Err() != nil {
-			return -1, out.String(), fmt.Errorf("command timed out")
-		}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), out.String(), nil
-		}
-		if err != nil {
-			return -1, out.String(), err
-		}
-		return 0, out.String(), nil
+		return runExecProbe(ctx, cmd)
 	}
 }

@@ -99,23 +99,30 @@ func (w *podWorker) execIn(c *ctr) ExecFunc {
 		defer os.Remove(f.Name())
 		_, _ = f.Write(raw)
 		f.Close()
-		var out bytes.Buffer
 		cmd := exec.CommandContext(ctx, w.a.cfg.Self, "init", f.Name())
-		cmd.Stdout, cmd.Stderr = &out, &out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS, Pdeathsig: syscall.SIGKILL}
-		rerr := cmd.Run()
-		if ctx.Err() != nil {
-			return -1, out.String(), fmt.Errorf("command timed out")
-		}
-		var ee *exec.ExitError
-		if errors.As(rerr, &ee) {
-			return ee.ExitCode(), out.String(), nil
-		}
-		if rerr != nil {
-			return -1, out.String(), rerr
-		}
-		return 0, out.String(), nil
+		return runExecProbe(ctx, cmd)
 	}
+}
+
+// runExecProbe runs an exec probe's command (a process container's `node-agent
+// init` or a podman container's `podman exec`): its exit code and output; a
+// non-zero exit is the probe's answer, not an error.
+func runExecProbe(ctx context.Context, cmd *exec.Cmd) (int, string, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return -1, out.String(), fmt.Errorf("command timed out")
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), out.String(), nil
+	}
+	if err != nil {
+		return -1, out.String(), err
+	}
+	return 0, out.String(), nil
 }
 
 // probed applies one probe outcome: startup gates the others, liveness and
