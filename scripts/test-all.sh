@@ -312,8 +312,8 @@ step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 #     14's day-2 scenarios (rolls, a broker down, scaling 3 -> 5 -> 3), issue 16's
 #     KafkaTopic controller; then, on a second sandbox, the example cluster's brokers run
 #     from the real image by podman (TestImageCluster, which waits for the image suite's
-#     build below). kind runs the same suite in GitHub Actions (below: skipped here, no Docker). One scenario at a time
-#     (scripts/kube-scenarios.sh: SCENARIOS_PARALLEL).
+#     build below). kind runs the same suite in GitHub Actions (below: skipped here, no
+#     Docker). One scenario at a time (scripts/kube-scenarios.sh: SCENARIOS_PARALLEL).
 # The two run one after the other: a machine holds one sandbox at a time. Each leaves its
 # exit status in $DONE_DIR for the summary.
 kube_suites() {
