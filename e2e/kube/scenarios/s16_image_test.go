@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -249,7 +250,7 @@ func checkContainerProcess(t *testing.T, pod, uid, want string) {
 			t.Errorf("pod %s: broker %s %v, want %s throughout", pod, k, status[k], nonrootID)
 		}
 	}
-	if !contains(status["Groups"], nonrootID) {
+	if !slices.Contains(status["Groups"], nonrootID) {
 		t.Errorf("pod %s: broker's groups %v lack the fsGroup %s", pod, status["Groups"], nonrootID)
 	}
 	if eff := strings.Join(status["CapEff"], ""); eff != "0000000000000000" {
@@ -261,7 +262,7 @@ func checkContainerProcess(t *testing.T, pod, uid, want string) {
 			root = f[5]
 		}
 	}
-	if !contains(strings.Split(root, ","), "ro") {
+	if !slices.Contains(strings.Split(root, ","), "ro") {
 		t.Errorf("pod %s: broker's root is mounted %q, not read-only", pod, root)
 	}
 	if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid), "root", "usr/local/bin/strom-operator")); err != nil {
@@ -270,13 +271,4 @@ func checkContainerProcess(t *testing.T, pod, uid, want string) {
 	if netns, err := run("", "ip", "netns", "identify", strconv.Itoa(pid)); err != nil || !strings.HasSuffix(strings.TrimSpace(netns), "-"+uid) {
 		t.Errorf("pod %s: broker not in the pod's network namespace: %q %v", pod, netns, err)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
