@@ -349,7 +349,8 @@ def single(r):
     run(PODMAN + ["stop", "-t", str(r.pod["grace"]), name], timeout=r.pod["grace"] + 60)
     stop = time.monotonic() - start
     state = json.loads(run(PODMAN + ["inspect", name]).stdout)[0]["State"]
-    logs = run(PODMAN + ["logs", name]).stderr + run(PODMAN + ["logs", name]).stdout
+    out = run(PODMAN + ["logs", name])
+    logs = out.stdout + out.stderr
     if state["ExitCode"] != 0 or "SIGTERM received" not in logs or "shutdown complete" not in logs:
         raise Failed(f"SIGTERM: exit {state['ExitCode']} after {stop:.1f}s; log tail:\n{logs[-2000:]}")
     r.report["sigterm_stop_seconds"] = round(stop, 2)
