@@ -1,6 +1,7 @@
 //! Checks a recorded [`History`] against what the partitions hold, and replicas against
 //! each other:
-//! 1. every acknowledged value is at exactly its acknowledged partition and offset;
+//! 1. every acknowledged value is at exactly its acknowledged partition and offset (or, when
+//!    the client reported no offset, somewhere in its partition);
 //! 2. no value appears twice;
 //! 3. per producer and partition, values appear in send order;
 //! 4. every in-sync replica holds byte-identical batches below the high watermark.
@@ -9,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::history::{parse_value, History};
+use crate::history::{parse_value, History, Outcome};
 use crate::reader::Observed;
 use crate::segments::ReplicaPrefix;
 
@@ -20,6 +21,11 @@ pub enum Violation {
         partition: i32,
         offset: i64,
         found: Option<String>,
+    },
+    /// Acknowledged without an offset, and its partition does not hold it.
+    LostOffsetlessAck {
+        value: String,
+        partition: i32,
     },
     Duplicate {
         value: String,
@@ -68,6 +74,10 @@ impl std::fmt::Display for Violation {
                 "acknowledged {value} at partition {partition} offset {offset}, but that offset holds {}",
                 found.as_deref().map(|v| format!("{v:?}")).unwrap_or_else(|| "nothing".into())
             ),
+            Violation::LostOffsetlessAck { value, partition } => write!(
+                f,
+                "acknowledged {value} in partition {partition} (no offset reported), but the partition does not hold it"
+            ),
             Violation::Duplicate { value, at } => write!(f, "{value} appears {} times: {at:?}", at.len()),
             Violation::OutOfOrder { producer, partition, earlier_seq, earlier_offset, later_seq, later_offset } => write!(
                 f,
@@ -114,8 +124,23 @@ pub fn check_history(history: &History, observed: &Observed) -> Vec<Violation> {
     }
 
     for send in &history.sends {
-        let Some(offset) = send.acked_offset() else {
-            continue;
+        let offset = match send.outcome {
+            Outcome::Failed { .. } => continue,
+            Outcome::Acked {
+                offset: Some(offset),
+            } => offset,
+            Outcome::Acked { offset: None } => {
+                let in_partition = places
+                    .get(send.value.as_str())
+                    .is_some_and(|at| at.iter().any(|&(p, _)| p == send.partition));
+                if !in_partition {
+                    violations.push(Violation::LostOffsetlessAck {
+                        value: send.value.clone(),
+                        partition: send.partition,
+                    });
+                }
+                continue;
+            }
         };
         let found = at.get(&(send.partition, offset)).copied();
         if found != Some(send.value.as_str()) {
@@ -290,6 +315,7 @@ impl std::fmt::Display for Report {
 fn kind(v: &Violation) -> &'static str {
     match v {
         Violation::LostAck { .. } => "acknowledged write missing or moved",
+        Violation::LostOffsetlessAck { .. } => "acknowledged write (no offset) missing",
         Violation::Duplicate { .. } => "duplicate",
         Violation::OutOfOrder { .. } => "out of send order",
         Violation::NeverSent { .. } => "never sent",
@@ -312,7 +338,17 @@ mod tests {
             seq,
             partition,
             value: value_for(producer, seq),
-            outcome: Outcome::Acked { offset },
+            outcome: Outcome::Acked {
+                offset: Some(offset),
+            },
+        }
+    }
+
+    /// Acknowledged the way librdkafka acks a batch implicitly: no offset.
+    fn acked_without_offset(producer: u32, seq: u64, partition: i32) -> SendRecord {
+        SendRecord {
+            outcome: Outcome::Acked { offset: None },
+            ..acked(producer, seq, partition, -1)
         }
     }
 
@@ -376,6 +412,22 @@ mod tests {
                 partition: 1,
                 offset: 1,
                 found: None
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ack_without_offset_needs_the_value_somewhere_in_its_partition() {
+        let (mut history, observed) = clean();
+        // p1-2 landed at 0/1; an offset-less ack for it passes there, not for partition 1.
+        history.sends[2] = acked_without_offset(1, 2, 0);
+        assert_eq!(check_history(&history, &observed), vec![]);
+        history.sends[2] = acked_without_offset(1, 2, 1);
+        assert_eq!(
+            check_history(&history, &observed),
+            vec![Violation::LostOffsetlessAck {
+                value: "p1-2".into(),
+                partition: 1
             }]
         );
     }

@@ -5,8 +5,13 @@ use std::collections::BTreeMap;
 /// The fate of one send as the producer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Acknowledged (acks=all) at this offset.
-    Acked { offset: i64 },
+    /// Acknowledged (acks=all), at this offset when the client reported one.
+    ///
+    /// librdkafka's idempotent producer reports no offset (`-1001`) for a batch it acks
+    /// implicitly: the batch's response was lost (say, the leader was killed), and a later
+    /// batch of the same partition then succeeded, which proves the earlier one was written
+    /// (`rd_kafka_dr_implicit_ack`). Apache Kafka brokers see the same acknowledgements.
+    Acked { offset: Option<i64> },
     /// The client gave up; the write may or may not have happened.
     Failed { error: String },
 }
@@ -22,11 +27,8 @@ pub struct SendRecord {
 }
 
 impl SendRecord {
-    pub fn acked_offset(&self) -> Option<i64> {
-        match self.outcome {
-            Outcome::Acked { offset } => Some(offset),
-            Outcome::Failed { .. } => None,
-        }
+    pub fn is_acked(&self) -> bool {
+        matches!(self.outcome, Outcome::Acked { .. })
     }
 }
 
@@ -58,9 +60,14 @@ impl History {
     }
 
     pub fn acked(&self) -> usize {
+        self.sends.iter().filter(|s| s.is_acked()).count()
+    }
+
+    /// Acknowledged sends whose offset the client did not report (see [`Outcome::Acked`]).
+    pub fn acked_without_offset(&self) -> usize {
         self.sends
             .iter()
-            .filter(|s| s.acked_offset().is_some())
+            .filter(|s| s.outcome == Outcome::Acked { offset: None })
             .count()
     }
 

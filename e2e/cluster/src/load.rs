@@ -187,7 +187,9 @@ fn run(
                             send.outcome = match delivery.await {
                                 Ok(Ok(d)) => {
                                     progress.acked.fetch_add(1, Ordering::Relaxed);
-                                    Outcome::Acked { offset: d.offset }
+                                    Outcome::Acked {
+                                        offset: (d.offset >= 0).then_some(d.offset),
+                                    }
                                 }
                                 Ok(Err((e, _))) => {
                                     progress.failed.fetch_add(1, Ordering::Relaxed);

@@ -64,6 +64,13 @@ pub fn verify(
     let observed = read_partitions(&cluster.bootstrap(), topic, &hws, READ_TIMEOUT)?;
     report.records_read = observed.values().map(Vec::len).sum();
     report.violations.extend(check_history(history, &observed));
+    let offsetless = history.acked_without_offset();
+    if offsetless > 0 {
+        report.notes.push(format!(
+            "{offsetless} sends were acknowledged without an offset (librdkafka's implicit acks); \
+             each was looked for in its whole partition"
+        ));
+    }
 
     // The ISR as of the read; the replicas' files are only stable once stopped.
     let isr: BTreeMap<i32, Vec<i32>> = infos.iter().map(|p| (p.partition, p.isr.clone())).collect();

@@ -214,7 +214,9 @@ fn leader_partitioned_away() {
                 error: "cannot connect".into(),
             },
             Some(w) => match produce_direct(w, TOPIC, 0, -1, 1000, std::slice::from_ref(&value)) {
-                Ok(Ok(offset)) => Outcome::Acked { offset },
+                Ok(Ok(offset)) => Outcome::Acked {
+                    offset: Some(offset),
+                },
                 Ok(Err(code)) => Outcome::Failed {
                     error: code.to_string(),
                 },
@@ -243,10 +245,7 @@ fn leader_partitioned_away() {
     t.log(format!(
         "new leader as seen by the majority: {new_leader:?}"
     ));
-    let acked_by_isolated: Vec<&SendRecord> = pinned
-        .iter()
-        .filter(|s| s.acked_offset().is_some())
-        .collect();
+    let acked_by_isolated: Vec<&SendRecord> = pinned.iter().filter(|s| s.is_acked()).collect();
     assert!(
         acked_by_isolated.is_empty(),
         "the isolated leader acknowledged acks=all writes it could not replicate: {acked_by_isolated:?}"
