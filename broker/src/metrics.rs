@@ -63,6 +63,7 @@ pub struct ConnectionMetrics {
     acceptor_blocked_ns: IntCounterVec,
     failed_authentication: IntCounterVec,
     successful_authentication: IntCounterVec,
+    successful_reauthentication: IntCounterVec,
 }
 
 impl ConnectionMetrics {
@@ -109,7 +110,13 @@ impl ConnectionMetrics {
             successful_authentication: counter(
                 registry,
                 "kafka_server_socketservermetrics_successful_authentication_total",
-                "SASL authentications (and re-authentications) that succeeded",
+                "SASL authentications that succeeded (re-authentications are counted apart)",
+                &["listener"],
+            ),
+            successful_reauthentication: counter(
+                registry,
+                "kafka_server_socketservermetrics_successful_reauthentication_total",
+                "SASL re-authentications (KIP-368, connections.max.reauth.ms) that succeeded",
                 &["listener"],
             ),
         }
@@ -117,6 +124,12 @@ impl ConnectionMetrics {
 
     pub fn successful_authentication(&self, listener: &str) {
         self.successful_authentication
+            .with_label_values(&[listener])
+            .inc();
+    }
+
+    pub fn successful_reauthentication(&self, listener: &str) {
+        self.successful_reauthentication
             .with_label_values(&[listener])
             .inc();
     }

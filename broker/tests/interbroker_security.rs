@@ -143,7 +143,13 @@ fn format_with_broker_credential(_dir: &Path, props: &[(String, String)]) {
 }
 
 fn start(files: &Files, replication: Replication) -> Cluster {
-    let extra = props(files, replication);
+    start_with(files, replication, &[])
+}
+
+/// [`start`] with more properties for every broker.
+fn start_with(files: &Files, replication: Replication, more: &[(&str, &str)]) -> Cluster {
+    let mut extra = props(files, replication);
+    extra.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let extra: Vec<(&str, &str)> = extra
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -293,4 +299,63 @@ fn scram_sha_512_between_brokers() {
     let files = files(&ca);
     let cluster = start(&files, Replication::SaslScram);
     round_trip(&cluster, &files, "scram-replicated", 200);
+}
+
+/// The sum over the brokers of one metric series.
+fn cluster_metric(cluster: &Cluster, series: &str) -> f64 {
+    cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let exposition = common::http_get(node.admin_port, "/metrics")
+                .map(|(_, body)| body)
+                .unwrap_or_default();
+            common::metric_value(&exposition, series).unwrap_or(0.0)
+        })
+        .sum()
+}
+
+/// KIP-368 between brokers: with a session lifetime on the replication listener, the
+/// followers re-authenticate on the connections they have instead of opening new ones,
+/// and replication goes on.
+#[test]
+fn followers_reauthenticate_on_their_connections() {
+    const REAUTHENTICATIONS: &str =
+        "kafka_server_socketservermetrics_successful_reauthentication_total{listener=\"REPLICATION\"}";
+    const CONNECTIONS: &str =
+        "kafka_server_socketservermetrics_connection_creation_total{listener=\"REPLICATION\"}";
+    let ca = Authority::new("strom-cluster-ca");
+    let files = files(&ca);
+    let cluster = start_with(
+        &files,
+        Replication::SaslScram,
+        &[(
+            "listener.name.replication.connections.max.reauth.ms",
+            "3000",
+        )],
+    );
+    round_trip(&cluster, &files, "reauth-replicated", 100);
+
+    // Each follower's connection renews its session about every 2.5 s. The count starts
+    // once the first renewal is seen, when every fetcher has been connected for a while.
+    wait_for("a first re-authentication", Duration::from_secs(30), || {
+        (cluster_metric(&cluster, REAUTHENTICATIONS) > 0.0).then_some(())
+    });
+    let connections = cluster_metric(&cluster, CONNECTIONS);
+    let reauthentications = cluster_metric(&cluster, REAUTHENTICATIONS);
+    assert!(
+        connections > 0.0,
+        "the followers connected over REPLICATION"
+    );
+    wait_for(
+        "the followers' connections to re-authenticate",
+        Duration::from_secs(30),
+        || (cluster_metric(&cluster, REAUTHENTICATIONS) >= reauthentications + 4.0).then_some(()),
+    );
+    assert_eq!(
+        cluster_metric(&cluster, CONNECTIONS),
+        connections,
+        "a session's end opened new replication connections"
+    );
+    round_trip(&cluster, &files, "reauth-replicated-later", 100);
 }

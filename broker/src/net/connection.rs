@@ -281,14 +281,19 @@ async fn run<R, W>(
                                 }));
                             }
                             Step::Reply(bytes) => outbox.push(bytes),
-                            Step::Authenticated { reply, principal } => {
+                            Step::Authenticated { reply, principal, renewed } => {
                                 outbox.push(reply);
                                 if principal != ctx.principal {
                                     tracing::debug!(%peer, %principal, "authenticated");
                                     ctx = Arc::new(ConnectionContext { principal, ..(*ctx).clone() });
                                 }
                                 reader.set_max(broker.config.socket_request_max_bytes);
-                                broker.metrics.connection_events().successful_authentication(&ctx.listener);
+                                let events = broker.metrics.connection_events();
+                                if renewed {
+                                    events.successful_reauthentication(&ctx.listener);
+                                } else {
+                                    events.successful_authentication(&ctx.listener);
+                                }
                             }
                             Step::Fail { reply, reason } => {
                                 tracing::warn!(%peer, listener = %ctx.listener, %reason,

@@ -70,8 +70,8 @@ impl From<SaslError> for OutboundError {
 #[derive(Debug)]
 pub struct Outbound {
     pub connection: Connection,
-    /// When the connection should be replaced before the server ends the session
-    /// (`connections.max.reauth.ms` there); `None` without a limit.
+    /// When to re-authenticate ([`InterBrokerConnector::reauthenticate`]) before the server
+    /// ends the session (`connections.max.reauth.ms` there); `None` without a limit.
     pub renew_at: Option<Instant>,
 }
 
@@ -129,19 +129,37 @@ impl InterBrokerConnector {
                 Connection::over(stream, addr, client_id)
             }
         };
-        let renew_at = match &self.sasl {
-            None => None,
-            Some(sasl) => {
-                let lifetime = tokio::time::timeout(timeout, authenticate(&mut connection, sasl))
-                    .await
-                    .map_err(|_| ClientError::ConnectTimeout(addr.to_string()))??;
-                lifetime.map(|l| Instant::now() + l.mul_f64(REAUTH_SHARE))
-            }
-        };
+        let renew_at = self.log_in(&mut connection, timeout).await?;
         Ok(Outbound {
             connection,
             renew_at,
         })
+    }
+
+    /// KIP-368: authenticates an established connection again, on the same connection as
+    /// Kafka's clients do, before the leader's session ends; when to renew the next one.
+    /// Nothing may be in flight on `connection`.
+    pub async fn reauthenticate(
+        &self,
+        connection: &mut Connection,
+        timeout: Duration,
+    ) -> Result<Option<Instant>, OutboundError> {
+        self.log_in(connection, timeout).await
+    }
+
+    /// The SASL exchange, if configured; when the session it opens should be renewed.
+    async fn log_in(
+        &self,
+        connection: &mut Connection,
+        timeout: Duration,
+    ) -> Result<Option<Instant>, OutboundError> {
+        let Some(sasl) = &self.sasl else {
+            return Ok(None);
+        };
+        let lifetime = tokio::time::timeout(timeout, authenticate(connection, sasl))
+            .await
+            .map_err(|_| ClientError::ConnectTimeout(connection.addr().to_string()))??;
+        Ok(lifetime.map(|l| Instant::now() + l.mul_f64(REAUTH_SHARE)))
     }
 }
 

@@ -33,8 +33,13 @@ pub enum Step {
     Dispatch,
     /// Send this answer; the exchange goes on.
     Reply(Bytes),
-    /// Send this answer: the client is now `principal` (`User:<name>`).
-    Authenticated { reply: Bytes, principal: String },
+    /// Send this answer: the client is now `principal` (`User:<name>`). `renewed` when
+    /// this was a KIP-368 re-authentication of an established session.
+    Authenticated {
+        reply: Bytes,
+        principal: String,
+        renewed: bool,
+    },
     /// Authentication failed: send the answer, if there is one, after the failure delay,
     /// then close. `reason` is for the log, never for the client.
     Fail {
@@ -337,13 +342,18 @@ impl SaslGate {
             _ => String::new(),
         };
         let principal = format!("User:{user}");
+        let renewed = self.reauthenticating();
         self.session = Some(Session {
             principal: principal.clone(),
             mechanism,
             ends: self.settings.max_reauth.map(|d| now + d),
         });
         self.state = State::Complete;
-        Step::Authenticated { reply, principal }
+        Step::Authenticated {
+            reply,
+            principal,
+            renewed,
+        }
     }
 }
 
@@ -574,8 +584,13 @@ mod tests {
         ));
         let token = Bytes::from_static(b"\0alice\0alice-secret");
         match gate.on_frame(&token, &no_scram, now) {
-            Step::Authenticated { reply, principal } => {
+            Step::Authenticated {
+                reply,
+                principal,
+                renewed,
+            } => {
                 assert_eq!(principal, "User:alice");
+                assert!(!renewed, "a first authentication");
                 assert_eq!(
                     &reply[..],
                     &[0, 0, 0, 0],
@@ -613,7 +628,9 @@ mod tests {
         };
         let last = client.client_final(&auth_bytes(&reply)).unwrap();
         match gate.on_frame(&authenticate(&last), &lookup, now) {
-            Step::Authenticated { reply, principal } => {
+            Step::Authenticated {
+                reply, principal, ..
+            } => {
                 assert_eq!(principal, "User:user");
                 client.verify_server_final(&auth_bytes(&reply)).unwrap();
             }

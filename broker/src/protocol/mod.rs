@@ -99,6 +99,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
             frame.len()
         ));
     }
+    // From here on the request's time counts toward `request_percentage`.
+    let arrived = Instant::now();
     let mut peek = &frame[..8];
     let raw_key = peek.get_i16();
     let version = peek.get_i16();
@@ -167,9 +169,10 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
     };
     let quota = throttle::admit(broker, &ctx, &mut request);
     let started = Instant::now();
-    // The time spent inside the handler's polls: Kafka's request thread time, which the
-    // request quota measures (waits for replication or data are not counted).
-    let mut handling = std::time::Duration::ZERO;
+    // The decoding (Kafka's network thread parses requests) and the time spent inside the
+    // handler's polls (its request thread time); waits for replication or data are not
+    // counted.
+    let mut handling = started - arrived;
     let mut handler = std::pin::pin!(dispatch(broker, &ctx, request));
     let mut response = std::future::poll_fn(|cx| {
         let polled = Instant::now();
@@ -190,6 +193,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
         ),
         None => throttle::Throttle::None,
     };
+    let encoding = Instant::now();
     let frame = match response {
         Some(response) => match encode_frame(api_key, version, correlation_id, &response) {
             Ok(frame) => Some(frame),
@@ -201,6 +205,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, conn: &ConnectionContext, frame:
         },
         None => None,
     };
+    if let Some(scope) = &quota {
+        throttle::record_after_response(broker, scope, encoding.elapsed());
+    }
     match (throttled, frame) {
         (throttle::Throttle::MuteAfter(mute), frame) => Reply::Throttled(frame, mute),
         (throttle::Throttle::DelayResponse(delay), frame) => {

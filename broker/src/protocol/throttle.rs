@@ -6,8 +6,12 @@
 //!   asks for at most what the quota allows in its window (Kafka's
 //!   `getMaxValueInQuotaWindow`), and a throttled fetch is answered without data, its bytes
 //!   taken off the rate again. Followers' fetches are exempt.
-//! - Every request: its handling time counts toward `request_percentage` (time inside the
-//!   handler's polls, Kafka's request thread time; waits in purgatory are not counted).
+//! - Every request: its time counts toward `request_percentage`, as Kafka counts its
+//!   network and request threads' time: the decoding and the time inside the handler's
+//!   polls decide the throttle; the response's encoding, which follows the throttle
+//!   decision, is recorded after it (Kafka's `recordNoThrottle`) and weighs on the next
+//!   requests. Waits in purgatory are not counted, nor the socket's reads and writes,
+//!   which the connection's task does for all its requests together.
 //!
 //! The larger throttle goes into the response's `throttle_time_ms` and is recorded in
 //! that quota's throttle-time sensor; the connection then reads nothing for that long after
@@ -207,9 +211,11 @@ pub fn settle(
     let now = quotas.now_ms();
     let (q, user, client) = (&scope.quotas, &scope.user, &scope.client_id);
     let request_throttle = if quotas.request.enabled(q) {
-        // Kafka's unit: percent of one thread for a second (nanoseconds × 100 / 1e9).
-        let percent = handling.as_nanos() as f64 * 1e-7;
-        Some(quotas.request.record(q, user, client, percent, now))
+        Some(
+            quotas
+                .request
+                .record(q, user, client, thread_percent(handling), now),
+        )
     } else {
         None
     };
@@ -277,6 +283,24 @@ pub fn settle(
     } else {
         Throttle::DelayResponse(duration)
     }
+}
+
+/// After the response is encoded: its encoding time counts toward `request_percentage`
+/// without throttling this request.
+pub fn record_after_response(broker: &Broker, scope: &QuotaScope, encoding: Duration) {
+    let quotas = &broker.client_quotas;
+    if quotas.request.enabled(&scope.quotas) {
+        let now = quotas.now_ms();
+        let percent = thread_percent(encoding);
+        quotas
+            .request
+            .record(&scope.quotas, &scope.user, &scope.client_id, percent, now);
+    }
+}
+
+/// Kafka's unit for request time: percent of one thread for a second (ns × 100 / 1e9).
+fn thread_percent(time: Duration) -> f64 {
+    time.as_nanos() as f64 * 1e-7
 }
 
 /// Sets `throttle_time_ms` (keeping a larger one already set) in every response that

@@ -258,7 +258,8 @@ pub struct ClientQuotas {
     pub produce: QuotaManager,
     /// `consumer_byte_rate`: bytes of consumer Fetch responses.
     pub fetch: QuotaManager,
-    /// `request_percentage`: request handling time, in percent of one thread.
+    /// `request_percentage`: request time (decoding, handling, encoding), in percent of
+    /// one thread.
     pub request: QuotaManager,
     /// `controller_mutation_rate`: partitions created or deleted per second.
     pub controller_mutation: QuotaManager,

@@ -55,7 +55,7 @@ pub async fn run(
     let socket_timeout = Duration::from_millis(cfg.replica_socket_timeout_ms);
     let client_id = format!("strom-replica-fetcher-{}-to-{leader}", broker.node_id());
     let mut conn: Option<Connection> = None;
-    // When the SASL session of `conn` should be renewed (by reconnecting).
+    // When the SASL session of `conn` should be renewed (KIP-368).
     let mut renew_at: Option<Instant> = None;
     let mut shutdown = broker.shutdown_signal();
     tracing::debug!(leader, "follower fetcher started");
@@ -75,12 +75,23 @@ pub async fn run(
             }
             continue;
         }
-        if renew_at.is_some_and(|at| at <= now) {
-            // KIP-368: the leader would close the connection at the session's end; a new
-            // connection authenticates anew.
-            tracing::debug!(leader, "renewing the SASL session: reconnecting");
-            conn = None;
-            renew_at = None;
+        if let Some(c) = conn
+            .as_mut()
+            .filter(|_| renew_at.is_some_and(|at| at <= now))
+        {
+            // The leader closes the connection at the session's end; a re-authentication
+            // between two fetches keeps it (and the fetch session) alive.
+            match broker.inter_broker.reauthenticate(c, socket_timeout).await {
+                Ok(next) => {
+                    tracing::debug!(leader, "re-authenticated the inter-broker connection");
+                    renew_at = next;
+                }
+                Err(e) => {
+                    tracing::warn!(leader, error = %e, "re-authentication failed; reconnecting");
+                    conn = None;
+                    renew_at = None;
+                }
+            }
         }
         let c = match conn.as_mut() {
             Some(c) => c,
