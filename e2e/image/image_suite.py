@@ -32,6 +32,7 @@ with the command and its error and exits 0; the test command reports it as skipp
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -180,6 +181,22 @@ def build(r):
     log(f"  built {IMAGE} in {secs:.0f}s ({cached} steps from the layer cache)")
     r.report["build_seconds"] = round(secs)
     r.report["build_steps_cached"] = cached
+    prune_stale_layers(p.stdout + p.stderr)
+
+
+def prune_stale_layers(build_output):
+    """Removes the untagged images earlier builds left: a changed source leaves a builder
+    stage of about a gigabyte behind each time. Only images made from our bases (they
+    inherit the strom.base-key label) are touched, and the ones this build used or made
+    stay: they are the next build's layer cache."""
+    used = set(re.findall(r"^--> (?:Using cache )?([0-9a-f]{12,64})\s*$", build_output, re.M))
+    listed = run(PODMAN + ["images", "--quiet", "--no-trunc", "--filter", "dangling=true",
+                           "--filter", "label=strom.base-key"]).stdout.split()
+    stale = [i for i in listed if not any(i.removeprefix("sha256:").startswith(u) for u in used)]
+    if stale:
+        # An image another one still builds on, or a container uses, stays; that is fine.
+        p = run(PODMAN + ["rmi"] + stale, check=False)
+        log(f"  removed {len(stale)} untagged images of earlier builds (exit {p.returncode})")
 
 
 # ---- metadata ---------------------------------------------------------------------------
