@@ -189,7 +189,7 @@ def prune_stale_layers(build_output):
     stage of about a gigabyte behind each time. Only images made from our bases (they
     inherit the strom.base-key label) are touched, and the ones this build used or made
     stay: they are the next build's layer cache."""
-    used = set(re.findall(r"^--> (?:Using cache )?([0-9a-f]{12,64})\s*$", build_output, re.M))
+    used = set(re.findall(r"^--> (?:Using cache )?([0-9a-f]{11,64})\s*$", build_output, re.M))
     listed = run(PODMAN + ["images", "--quiet", "--no-trunc", "--filter", "dangling=true",
                            "--filter", "label=strom.base-key"]).stdout.split()
     stale = [i for i in listed if not any(i.removeprefix("sha256:").startswith(u) for u in used)]
