@@ -142,7 +142,13 @@ class Run:
         if vols:
             run(PODMAN + ["volume", "rm", "-f"] + vols, check=False)
         # netavark makes iptables-nft tables (ip nat, ip filter) on first use and keeps
-        # them; remove the ones this run brought.
+        # them; remove the ones this run brought. A container's network is torn down by a
+        # process of its own (conmon's exit command, `podman container cleanup`), and
+        # iptables-nft re-creates a table it removes rules from: let those finish first.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and subprocess.run(
+                ["pgrep", "-f", "podman.* container cleanup"], capture_output=True).returncode == 0:
+            time.sleep(0.2)
         for table in sorted(nft_tables() - self.tables_before):
             run(["nft", "delete", "table"] + table.split(), check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
