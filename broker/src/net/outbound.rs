@@ -70,7 +70,7 @@ impl From<SaslError> for OutboundError {
 #[derive(Debug)]
 pub struct Outbound {
     pub connection: Connection,
-    /// When to re-authenticate ([`InterBrokerConnector::reauthenticate`]) before the server
+    /// When to re-authenticate ([`InterBrokerConnector::log_in`]) before the server
     /// ends the session (`connections.max.reauth.ms` there); `None` without a limit.
     pub renew_at: Option<Instant>,
 }
@@ -136,19 +136,11 @@ impl InterBrokerConnector {
         })
     }
 
-    /// KIP-368: authenticates an established connection again, on the same connection as
-    /// Kafka's clients do, before the leader's session ends; when to renew the next one.
-    /// Nothing may be in flight on `connection`.
-    pub async fn reauthenticate(
-        &self,
-        connection: &mut Connection,
-        timeout: Duration,
-    ) -> Result<Option<Instant>, OutboundError> {
-        self.log_in(connection, timeout).await
-    }
-
     /// The SASL exchange, if configured; when the session it opens should be renewed.
-    async fn log_in(
+    /// Also KIP-368's re-authentication of an established connection before the leader's
+    /// session ends, on the same connection as Kafka's clients do it; nothing may be in
+    /// flight on `connection` then.
+    pub async fn log_in(
         &self,
         connection: &mut Connection,
         timeout: Duration,

@@ -81,7 +81,7 @@ pub async fn run(
         {
             // The leader closes the connection at the session's end; a re-authentication
             // between two fetches keeps it (and the fetch session) alive.
-            match broker.inter_broker.reauthenticate(c, socket_timeout).await {
+            match broker.inter_broker.log_in(c, socket_timeout).await {
                 Ok(next) => {
                     tracing::debug!(leader, "re-authenticated the inter-broker connection");
                     renew_at = next;
