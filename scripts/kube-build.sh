@@ -8,6 +8,10 @@
 # `go build` reuses Go's build cache, so only a cold cache compiles Kubernetes.
 # CARGO_TARGET_DIR is honoured like the rest of the repo's scripts.
 set -euo pipefail
+# CGO off, as in the upstream release builds; kube-smoke.sh and kube-scenarios.sh vet and
+# test with it off too, so they reuse these compiled packages instead of building
+# Kubernetes a second time with cgo.
+export CGO_ENABLED=0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -73,10 +77,10 @@ ldflags+=" -X helm.sh/helm/v4/internal/version.version=$helm_version"
 mkdir -p "$BIN"
 echo "kube-build: building Kubernetes $kube_version, Helm $helm_version and the sandbox into $BIN"
 start=$SECONDS
-# nice: the machine is shared; CGO off as in the upstream release builds.
-CGO_ENABLED=0 nice -n 15 go build -ldflags "$ldflags" -o "$BIN/" "${PACKAGES[@]}"
+# nice: the machine is shared.
+nice -n 15 go build -ldflags "$ldflags" -o "$BIN/" "${PACKAGES[@]}"
 # CoreDNS (the cluster DNS, run as a pod) is a module of its own so its
 # dependencies stay out of the Kubernetes components' build.
-(cd coredns && CGO_ENABLED=0 nice -n 15 go build -ldflags "-s -w" -o "$BIN/" .)
+(cd coredns && nice -n 15 go build -ldflags "-s -w" -o "$BIN/" .)
 echo "$want" >"$STAMP"
 echo "kube-build: done in $((SECONDS - start))s"

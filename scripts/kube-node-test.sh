@@ -6,6 +6,8 @@
 # that `down` leaves no process, namespace, link, mount or volume behind.
 # Needs root (network namespaces).
 set -euo pipefail
+# As kube-build.sh builds: vet and test reuse its compiled packages.
+export CGO_ENABLED=0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/kube/bin"

@@ -13,6 +13,8 @@
 # Extra arguments go to `go test`. SCENARIOS_KEEP=1 keeps the namespaces and
 # the sandbox (prints how to reach and remove it).
 set -euo pipefail
+# As kube-build.sh builds: the test binary reuses its compiled packages.
+export CGO_ENABLED=0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"

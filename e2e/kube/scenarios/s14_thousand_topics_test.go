@@ -70,8 +70,19 @@ spec:
 		t.Fatalf("the broker has %d of the %d topics", n, thousandTopics)
 	}
 
+	// Without kubectl's --wait, which checks the objects one after another (minutes for
+	// a thousand, long after the operator has released them): one list per poll until
+	// every finalizer is released and the resources are gone.
 	deleting := time.Now()
-	kubectl(t, "delete", "-n", ns, "kafkatopics", "--all", "--wait", "--timeout=10m")
+	kubectl(t, "delete", "-n", ns, "kafkatopics", "--all", "--wait=false")
+	kubetest.Eventually(t, 10*time.Minute, "every KafkaTopic gone", func() (bool, string) {
+		out, err := jsonpath("-n", ns, "kafkatopics", `{range .items[*]}{.metadata.name}{"\n"}{end}`)
+		if err != nil {
+			return false, err.Error()
+		}
+		left := strings.Count(out, "\n")
+		return left == 0, fmt.Sprintf("%d KafkaTopics left (%s since the delete)", left, time.Since(deleting).Round(time.Second))
+	})
 	t.Logf("%d KafkaTopics deleted in %s", thousandTopics, time.Since(deleting).Round(100*time.Millisecond))
 	if left := onBroker.FindAllString(kafkaTopics(t, ns, "list-deleted", "--list"), -1); len(left) != 0 {
 		t.Fatalf("%d topics outlived their KafkaTopics, e.g. %s", len(left), left[0])
