@@ -395,6 +395,7 @@ pub async fn start(config: BrokerConfig, serve_network: bool) -> anyhow::Result<
         }),
         tokio::spawn(background_work(broker.clone())),
         tokio::spawn(group_work(broker.clone())),
+        tokio::spawn(follow_ip_quota_hosts(broker.clone())),
     ];
     let tracker = TaskTracker::new();
     // One connection budget for all listeners (`max.connections` counts them together).
@@ -522,6 +523,24 @@ async fn follow_metadata(broker: Arc<Broker>) {
             tokio::task::spawn_blocking(move || b.replicas.apply_image(&b, &image)).await
         {
             tracing::error!(error = %e, "applying metadata panicked");
+        }
+        if images.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Resolves the host names of IP quota entities again whenever the quotas change (Kafka
+/// resolves them when it applies a quota), so accepting a connection never waits on DNS.
+async fn follow_ip_quota_hosts(broker: Arc<Broker>) {
+    let mut images = broker.metadata.subscribe();
+    let mut applied = None;
+    loop {
+        let quotas = images.borrow_and_update().client_quotas.clone();
+        if applied.as_ref() != Some(&quotas) {
+            let rates = &broker.client_quotas.connection_creation;
+            rates.resolve_host_names(&quotas).await;
+            applied = Some(quotas);
         }
         if images.changed().await.is_err() {
             return;

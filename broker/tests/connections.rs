@@ -1,9 +1,10 @@
 //! Connection limits and per-connection memory against a real `strom-broker` process:
 //! idle expiry (`connections.max.idle.ms`), the partial-request bound
 //! (`socket.request.read.timeout.ms`), `max.connections.per.ip` with its overrides,
-//! `max.connections`, `connection_creation_rate` per IP, the resident memory of idle
-//! connections, and a consumer that never reads its fetch responses. Hostile clients are raw TCP sockets speaking the protocol
-//! through `common::request_frame`.
+//! `max.connections`, `connection_creation_rate` per IP (by address or host name), the
+//! resident memory of idle connections, and a consumer that never reads its fetch
+//! responses. Hostile clients are raw TCP sockets speaking the protocol through
+//! `common::request_frame`.
 
 mod common;
 
@@ -247,22 +248,27 @@ fn connect_from(source: [u8; 4], broker: &BrokerProcess) -> TcpStream {
     stream
 }
 
-#[test]
-fn new_connections_are_held_to_their_ip_connection_rate() {
+/// Sets `connection_creation_rate` for the IP entity `ip` (an address or a host name).
+fn set_ip_connection_rate(broker: &BrokerProcess, ip: &str, rate: f64) {
     use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
     use kafka_protocol::messages::AlterClientQuotasRequest;
 
-    let broker = BrokerProcess::start(&[]);
-    // connection_creation_rate=2 for 127.0.0.2 only, set from 127.0.0.1.
     let quota = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
         .with_entity(vec![EntityData::default()
             .with_entity_type(StrBytes::from_static_str("ip"))
-            .with_entity_name(Some(StrBytes::from_static_str("127.0.0.2")))])
+            .with_entity_name(Some(StrBytes::from_string(ip.to_string())))])
         .with_ops(vec![OpData::default()
             .with_key(StrBytes::from_static_str("connection_creation_rate"))
-            .with_value(2.0)])]);
+            .with_value(rate)])]);
     let answer = common::cluster::call(broker.port, 1, &quota);
     assert_eq!(answer.entries[0].error_code, 0, "{answer:?}");
+}
+
+#[test]
+fn new_connections_are_held_to_their_ip_connection_rate() {
+    let broker = BrokerProcess::start(&[]);
+    // connection_creation_rate=2 for 127.0.0.2 only, set from 127.0.0.1.
+    set_ip_connection_rate(&broker, "127.0.0.2", 2.0);
 
     // Kafka's rate counts a young sensor as spanning quota.window.num - 1 windows (10 s):
     // at 2/s, 20 connections fit at once.
@@ -294,6 +300,45 @@ fn new_connections_are_held_to_their_ip_connection_rate() {
     // Other addresses have no quota; the served connections keep being served.
     let mut other = connect(&broker);
     api_versions(&mut other, 1).expect("127.0.0.1 has no quota");
+    for (i, s) in served.iter_mut().enumerate() {
+        api_versions(s, 100 + i as i32).expect("an admitted connection stays served");
+    }
+}
+
+#[test]
+fn an_ip_quota_named_by_a_host_name_holds_the_addresses_it_resolves_to() {
+    let broker = BrokerProcess::start(&[]);
+    set_ip_connection_rate(&broker, "localhost", 2.0);
+    // The broker resolves the name once the quota is applied, in the background; until
+    // then connections from 127.0.0.1 are not counted. From then on 20 fit, as for an
+    // address, and the next one is closed unserved.
+    let mut served = Vec::new();
+    wait_for(
+        "a connection from 127.0.0.1 closed over localhost's rate",
+        Duration::from_secs(30),
+        || {
+            let mut stream = connect(&broker);
+            match api_versions(&mut stream, served.len() as i32) {
+                Ok(()) => {
+                    served.push(stream);
+                    None
+                }
+                Err(_) => Some(()),
+            }
+        },
+    );
+    assert!(
+        served.len() >= 20,
+        "closed after {} connections, within the 20 a fresh rate of 2/s allows",
+        served.len()
+    );
+    assert_eq!(
+        broker.metric("kafka_server_socketservermetrics_connection_broker_close_total{listener=\"PLAINTEXT\",reason=\"ip_connection_rate\"}"),
+        1.0
+    );
+    // 127.0.0.2 is not what localhost resolves to: no quota there.
+    let mut other = connect_from([127, 0, 0, 2], &broker);
+    api_versions(&mut other, 1).expect("127.0.0.2 has no quota");
     for (i, s) in served.iter_mut().enumerate() {
         api_versions(s, 100 + i as i32).expect("an admitted connection stays served");
     }

@@ -5,14 +5,17 @@
 //! rate over the quota is not counted, not served, and closed once its throttle time (at
 //! most one window) has passed.
 //!
-//! IP entities named by a host name rather than an address (Kafka resolves them when the
-//! quota changes) do not apply: only address literals are matched.
+//!
+//! An IP entity may name a host instead of an address. Kafka resolves such a name when its
+//! quota is applied (`InetAddress.getByName`), not per connection; here the names are
+//! resolved again whenever the quotas change ([`IpConnectionRates::resolve_host_names`],
+//! off the accept loop), and a connection matches by the addresses last resolved.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::entity::{CONNECTION_CREATION_RATE, IP};
 use super::rate::{bounded_throttle_time_ms, Sampled, WindowConfig};
@@ -26,14 +29,19 @@ const PRUNE_ABOVE: usize = 1024;
 pub struct IpConnectionRates {
     config: WindowConfig,
     rates: Mutex<HashMap<IpAddr, Sampled>>,
+    /// The addresses of the IP entities named by a host name, as last resolved.
+    host_names: RwLock<HostAddresses>,
 }
+
+/// Host name to the addresses it resolved to.
+pub type HostAddresses = HashMap<String, Vec<IpAddr>>;
 
 impl IpConnectionRates {
     /// Counts a new connection from `ip` against its quota; `Err` with the time to hold it
     /// before closing when it would go over (the connection is then not counted).
     pub fn admit(&self, quotas: &ClientQuotaMap, ip: IpAddr, now: i64) -> Result<(), Duration> {
         let ip = ip.to_canonical();
-        let Some(limit) = connection_rate_for(quotas, ip) else {
+        let Some(limit) = connection_rate_for(quotas, &self.host_names.read(), ip) else {
             return Ok(());
         };
         let mut rates = self.rates.lock();
@@ -52,24 +60,60 @@ impl IpConnectionRates {
         rate.record(&self.config, -1.0, now);
         Err(Duration::from_millis(throttle_ms.max(0) as u64))
     }
+
+    /// Resolves the host names among `quotas`' IP entities and keeps their addresses for
+    /// [`admit`](Self::admit), replacing the previous resolution. A name that does not
+    /// resolve (any more) applies to no connection; that is logged.
+    pub async fn resolve_host_names(&self, quotas: &ClientQuotaMap) {
+        let mut resolved = HostAddresses::new();
+        for name in host_names(quotas) {
+            let looked_up: std::io::Result<Vec<IpAddr>> =
+                tokio::net::lookup_host((name.as_str(), 0))
+                    .await
+                    .map(|found| found.map(|a| a.ip().to_canonical()).collect());
+            match looked_up {
+                Ok(addresses) => {
+                    tracing::debug!(host = %name, ?addresses, "resolved an ip quota entity");
+                    resolved.insert(name, addresses);
+                }
+                Err(e) => tracing::warn!(host = %name, error = %e,
+                    "an ip quota entity's host name does not resolve; its connection_creation_rate applies to no connection"),
+            }
+        }
+        *self.host_names.write() = resolved;
+    }
 }
 
-/// Kafka's `connectionRateForIp`: the IP's own quota, else the default IP entity's.
-fn connection_rate_for(quotas: &ClientQuotaMap, ip: IpAddr) -> Option<f64> {
-    let mut default = None;
+/// The IP entities with a connection quota that name a host rather than an address.
+fn host_names(quotas: &ClientQuotaMap) -> BTreeSet<String> {
+    quotas
+        .iter()
+        .filter(|(_, values)| values.contains_key(CONNECTION_CREATION_RATE))
+        .filter_map(|(entity, _)| entity.0.get(IP).cloned().flatten())
+        .filter(|name| name.parse::<IpAddr>().is_err())
+        .collect()
+}
+
+/// Kafka's `connectionRateForIp`: the IP's own quota (by its address, else by a host name
+/// that resolved to it), else the default IP entity's.
+fn connection_rate_for(quotas: &ClientQuotaMap, hosts: &HostAddresses, ip: IpAddr) -> Option<f64> {
+    let (mut by_host, mut default) = (None, None);
     for (entity, values) in quotas {
         let Some(rate) = values.get(CONNECTION_CREATION_RATE) else {
             continue;
         };
         match entity.0.get(IP) {
-            Some(Some(name)) if name.parse::<IpAddr>().is_ok_and(|a| a.to_canonical() == ip) => {
-                return Some(*rate);
-            }
+            Some(Some(name)) => match name.parse::<IpAddr>() {
+                Ok(address) if address.to_canonical() == ip => return Some(*rate),
+                Ok(_) => {}
+                Err(_) if hosts.get(name).is_some_and(|a| a.contains(&ip)) => by_host = Some(*rate),
+                Err(_) => {}
+            },
             Some(None) => default = Some(*rate),
-            _ => {}
+            None => {}
         }
     }
-    default
+    by_host.or(default)
 }
 
 #[cfg(test)]
@@ -94,17 +138,71 @@ mod tests {
     #[test]
     fn an_address_quota_wins_over_the_default_and_others_are_unlimited() {
         let mut quotas = ClientQuotaMap::new();
-        assert_eq!(connection_rate_for(&quotas, addr("10.0.0.1")), None);
+        let none = HostAddresses::new();
+        assert_eq!(connection_rate_for(&quotas, &none, addr("10.0.0.1")), None);
         ip_quota(&mut quotas, Some("10.0.0.1"), 5.0);
-        assert_eq!(connection_rate_for(&quotas, addr("10.0.0.1")), Some(5.0));
-        assert_eq!(connection_rate_for(&quotas, addr("10.0.0.2")), None);
+        assert_eq!(
+            connection_rate_for(&quotas, &none, addr("10.0.0.1")),
+            Some(5.0)
+        );
+        assert_eq!(connection_rate_for(&quotas, &none, addr("10.0.0.2")), None);
         ip_quota(&mut quotas, None, 2.0);
-        assert_eq!(connection_rate_for(&quotas, addr("10.0.0.1")), Some(5.0));
-        assert_eq!(connection_rate_for(&quotas, addr("10.0.0.2")), Some(2.0));
+        assert_eq!(
+            connection_rate_for(&quotas, &none, addr("10.0.0.1")),
+            Some(5.0)
+        );
+        assert_eq!(
+            connection_rate_for(&quotas, &none, addr("10.0.0.2")),
+            Some(2.0)
+        );
         // An IPv4 client seen through a dual-stack socket is the same address.
         assert_eq!(
-            connection_rate_for(&quotas, addr("::ffff:10.0.0.1").to_canonical()),
+            connection_rate_for(&quotas, &none, addr("::ffff:10.0.0.1").to_canonical()),
             Some(5.0)
+        );
+    }
+
+    #[test]
+    fn a_host_name_applies_to_the_addresses_it_resolved_to_below_an_address_quota() {
+        let mut quotas = ClientQuotaMap::new();
+        ip_quota(&mut quotas, Some("db.example"), 3.0);
+        ip_quota(&mut quotas, None, 1.0);
+        assert_eq!(
+            host_names(&quotas),
+            BTreeSet::from(["db.example".to_string()])
+        );
+        // Not resolved (yet, or any more): the default applies.
+        let none = HostAddresses::new();
+        assert_eq!(
+            connection_rate_for(&quotas, &none, addr("10.0.0.7")),
+            Some(1.0)
+        );
+        let hosts = HostAddresses::from([(
+            "db.example".to_string(),
+            vec![addr("10.0.0.7"), addr("10.0.0.8")],
+        )]);
+        assert_eq!(
+            connection_rate_for(&quotas, &hosts, addr("10.0.0.7")),
+            Some(3.0)
+        );
+        assert_eq!(
+            connection_rate_for(&quotas, &hosts, addr("10.0.0.8")),
+            Some(3.0)
+        );
+        assert_eq!(
+            connection_rate_for(&quotas, &hosts, addr("10.0.0.9")),
+            Some(1.0)
+        );
+        // The address's own entity wins over a name that resolves to it.
+        ip_quota(&mut quotas, Some("10.0.0.8"), 9.0);
+        assert_eq!(
+            connection_rate_for(&quotas, &hosts, addr("10.0.0.8")),
+            Some(9.0)
+        );
+        assert_eq!(
+            host_names(&quotas).len(),
+            1,
+            "an address is not a host name"
         );
     }
 
