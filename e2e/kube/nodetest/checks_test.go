@@ -154,10 +154,24 @@ func (s sandbox) statefulSetClaim(t *testing.T) {
 	if second["stamp"] != first["stamp"] {
 		t.Errorf("the claim's data did not survive: first pod wrote %q, second read %q", first["stamp"], second["stamp"])
 	}
-	// The headless Service gives the new pod its stable DNS name.
+	// The headless Service gives the new pod its stable DNS name, once the EndpointSlice
+	// controller has listed it: looked up before that, the name is NXDOMAIN, which
+	// CoreDNS then caches (kubeadm's `cache 30`), so the lookup waits for the listing.
 	ip := s.Kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.status.podIP}")
+	kubetest.Eventually(t, 2*time.Minute, "db-0's new address ready in the Service's EndpointSlice", func() (bool, string) {
+		out, err := s.run("-n", "nt", "get", "endpointslices", "-l", "kubernetes.io/service-name=db", "-o",
+			`jsonpath={range .items[*].endpoints[*]}{.hostname}={.addresses[0]} {.conditions.ready}{"\n"}{end}`)
+		return err == nil && strings.Contains(out, "db-0="+ip+" true\n"), out
+	})
 	s.apply(t, "resolver", strings.Replace(resolverPod, `"WANT"`, `"`+ip+`"`, 1))
-	s.waitJSONPath(t, "nt", "pod/resolver", "{.status.phase}", "Succeeded", time.Minute)
+	kubetest.Eventually(t, 2*time.Minute, "pod/resolver Succeeded", func() (bool, string) {
+		out, err := s.jsonpath("nt", "pod/resolver", "{.status.phase}")
+		if err == nil && out == "Failed" {
+			logs, _ := s.run("-n", "nt", "logs", "resolver")
+			t.Fatalf("db-0.db.nt.svc.cluster.local did not resolve to %s; the last answer: %q", ip, logs)
+		}
+		return err == nil && out == "Succeeded", out
+	})
 	if out := s.Kubectl(t, "-n", "nt", "logs", "resolver"); !strings.HasPrefix(out, ip+" ") {
 		t.Errorf("db-0.db.nt.svc.cluster.local resolves to %q, db-0 is %s", out, ip)
 	}

@@ -303,7 +303,7 @@ spec:
     - sh
     - -c
     - |
-      for i in $(seq 30); do
+      for i in $(seq 60); do
         got="$(getent hosts db-0.db.nt.svc.cluster.local)"
         case "$got" in "$WANT "*) echo "$got"; exit 0;; esac
         sleep 1
