@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,8 +161,8 @@ func (s sandbox) statefulSetClaim(t *testing.T) {
 	ip := s.Kubectl(t, "-n", "nt", "get", "pod", "db-0", "-o", "jsonpath={.status.podIP}")
 	kubetest.Eventually(t, 2*time.Minute, "db-0's new address ready in the Service's EndpointSlice", func() (bool, string) {
 		out, err := s.run("-n", "nt", "get", "endpointslices", "-l", "kubernetes.io/service-name=db", "-o",
-			`jsonpath={range .items[*].endpoints[*]}{.hostname}={.addresses[0]} {.conditions.ready}{"\n"}{end}`)
-		return err == nil && strings.Contains(out, "db-0="+ip+" true\n"), out
+			`jsonpath={range .items[*].endpoints[*]}{.hostname}={.addresses[0]}/{.conditions.ready}{" "}{end}`)
+		return err == nil && slices.Contains(strings.Fields(out), "db-0="+ip+"/true"), out
 	})
 	s.apply(t, "resolver", strings.Replace(resolverPod, `"WANT"`, `"`+ip+`"`, 1))
 	kubetest.Eventually(t, 2*time.Minute, "pod/resolver Succeeded", func() (bool, string) {
