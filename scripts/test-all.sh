@@ -313,8 +313,9 @@ step "go clients (e2e/go)" bash "$ROOT/scripts/go-setup.sh"
 #     KafkaTopic controller; then, on a second sandbox once the client and JVM suites
 #     below have ended, the example cluster's brokers from the real image by podman
 #     (TestImageCluster, which waits for the image suite's build below), the thousand-topic
-#     burst and the certificate renewal under load (LATE_SCENARIOS). kind runs the same suite in GitHub Actions (below: skipped here, no
-#     Docker). One scenario at a time (scripts/kube-scenarios.sh: SCENARIOS_PARALLEL).
+#     burst and the certificate renewal under load (LATE_SCENARIOS). kind runs the same
+#     suite in GitHub Actions (below: skipped here, no Docker). One scenario at a time
+#     (scripts/kube-scenarios.sh: SCENARIOS_PARALLEL).
 # The two run one after the other: a machine holds one sandbox at a time. Each leaves its
 # exit status in $DONE_DIR for the summary.
 LATE_SCENARIOS='TestImageCluster|TestThousandTopics|TestCertificateRenewal'
@@ -497,8 +498,9 @@ rm -f "$KIND_LOG"
 # The client and JVM suites below run beside the Kubernetes scenarios (the test command's
 # longest chain), whose sandbox runs at the default priority: brokers, the operator keeping
 # its Lease, TLS handshakes with deadlines. These suites only wait longer when the sandbox
-# is busy, so they yield to it (nice 10); at the same priority, the two together starved
-# the sandbox (the operator lost its Lease, a TLS handshake took over 10 s).
+# is busy, so they yield to it (nice 10). Even so they kept the machine at a load average
+# of about 30, so the two scenarios most sensitive to load wait for them to end
+# (LATE_SCENARIOS above).
 SUITES_NICE=(nice -n 10)
 SUITE_SUMMARY=""
 SUITE_LOG="$(mktemp)"
