@@ -5,7 +5,6 @@
 //! rate over the quota is not counted, not served, and closed once its throttle time (at
 //! most one window) has passed.
 //!
-//!
 //! An IP entity may name a host instead of an address. Kafka resolves such a name when its
 //! quota is applied (`InetAddress.getByName`), not per connection; here the names are
 //! resolved again whenever the quotas change ([`IpConnectionRates::resolve_host_names`],
@@ -34,7 +33,7 @@ pub struct IpConnectionRates {
 }
 
 /// Host name to the addresses it resolved to.
-pub type HostAddresses = HashMap<String, Vec<IpAddr>>;
+type HostAddresses = HashMap<String, Vec<IpAddr>>;
 
 impl IpConnectionRates {
     /// Counts a new connection from `ip` against its quota; `Err` with the time to hold it
