@@ -15,9 +15,9 @@ use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAcl
 use kafka_protocol::protocol::Decodable;
 use libfuzzer_sys::fuzz_target;
 use strom_broker::auth::acl::{
-    validate_create_request, validate_delete_request, validate_describe_filter, AclBinding,
-    AclOperation, AclPermissionType, AuthorizationResult, Authorizer, AuthorizerConfig,
-    KafkaPrincipal, PatternType, ResourceType, supported_operations,
+    supported_operations, validate_create_request, validate_delete_request,
+    validate_describe_filter, AclBinding, AclOperation, AclPermissionType, AuthorizationResult,
+    Authorizer, AuthorizerConfig, KafkaPrincipal, PatternType, ResourceType,
 };
 use strom_broker::protocol::acls::{creation_bindings, deletion_filters, describe_filter};
 use uuid::Uuid;
@@ -52,7 +52,10 @@ fn check_bindings(bindings: &[AclBinding], allow_everyone: bool) {
     let admin = KafkaPrincipal::user("admin");
     for binding in bindings {
         let filter = binding.to_filter();
-        assert!(filter.matches(binding), "{binding:?} not matched by its filter");
+        assert!(
+            filter.matches(binding),
+            "{binding:?} not matched by its filter"
+        );
         assert!(
             !authorizer.acls(&filter).is_empty(),
             "{binding:?} not listed by its filter"
@@ -88,21 +91,14 @@ fn check_bindings(bindings: &[AclBinding], allow_everyone: bool) {
             );
         }
         // By resource type: must not panic, whatever the type and operation.
-        let _ = authorizer.authorize_by_resource_type(
-            &principal,
-            host,
-            e.operation,
-            p.resource_type,
-        );
+        let _ =
+            authorizer.authorize_by_resource_type(&principal, host, e.operation, p.resource_type);
         let _ = authorizer.authorized_operations(&principal, host, p.resource_type, &p.name);
     }
     // A resource no ACL names: only the super user, or everyone with the setting.
     let nobody = KafkaPrincipal::user("nobody-has-acls");
     let unnamed = "\u{0}no-acl-names-this";
-    for resource_type in [
-        ResourceType::Topic,
-        ResourceType::Group,
-    ] {
+    for resource_type in [ResourceType::Topic, ResourceType::Group] {
         let named = bindings.iter().any(|b| {
             b.pattern.resource_type == resource_type
                 && (b.pattern.name == "*"
@@ -116,7 +112,13 @@ fn check_bindings(bindings: &[AclBinding], allow_everyone: bool) {
                 AuthorizationResult::Denied
             };
             assert_eq!(
-                authorizer.authorize(&nobody, "10.0.0.1", AclOperation::Read, resource_type, unnamed),
+                authorizer.authorize(
+                    &nobody,
+                    "10.0.0.1",
+                    AclOperation::Read,
+                    resource_type,
+                    unnamed
+                ),
                 want
             );
         }

@@ -17,8 +17,8 @@ use strom_broker::net::sasl::{SaslGate, Step};
 fn fixtures() -> &'static (Arc<PlainUsers>, ScramCredential) {
     static FIXTURES: OnceLock<(Arc<PlainUsers>, ScramCredential)> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let users = PlainUsers::new([("alice".to_string(), "alice-secret".to_string())])
-            .expect("one user");
+        let users =
+            PlainUsers::new([("alice".to_string(), "alice-secret".to_string())]).expect("one user");
         let credential =
             ScramCredential::from_password(ScramMechanism::Sha512, "bob-secret", b"salt", 4096)
                 .expect("credential");
@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
     let (frames, _error) = strom_fuzz::split_frames(data);
     let (users, credential) = fixtures();
     let mut gate = SaslGate::new(SaslSettings {
-        mechanisms: vec!["PLAIN".into(), "SCRAM-SHA-256".into(), "SCRAM-SHA-512".into()],
+        mechanisms: vec![
+            "PLAIN".into(),
+            "SCRAM-SHA-256".into(),
+            "SCRAM-SHA-512".into(),
+        ],
         plain_users: Some(users.clone()),
         max_reauth: Some(std::time::Duration::from_secs(1)),
         max_receive_size: 524_288,
@@ -43,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
         match gate.on_frame(&frame, &lookup, now) {
             Step::Fail { .. } => break,
             Step::Authenticated { principal, .. } => {
-                assert!(principal == "User:alice" || principal == "User:bob", "{principal}");
+                assert!(
+                    principal == "User:alice" || principal == "User:bob",
+                    "{principal}"
+                );
             }
             Step::Reply(_) | Step::Dispatch => {}
         }

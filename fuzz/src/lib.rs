@@ -92,28 +92,11 @@ pub fn split_frames(stream: &[u8]) -> (Vec<Bytes>, Option<FrameError>) {
 
 /// What must hold for every reply, whatever the request: a response frame is well framed
 /// and echoes the request's correlation id; only Produce may go unanswered (acks=0); a
-/// close always says why.
+/// close always says why. A throttled reply (a client over its quota) obeys the same.
 pub fn check_reply(request: &[u8], reply: &Reply) {
     match reply {
-        Reply::Frame(frame) => {
-            assert!(frame.len() >= 8, "response frame of {} bytes", frame.len());
-            let size = i32::from_be_bytes(frame[0..4].try_into().unwrap());
-            assert_eq!(
-                size as usize,
-                frame.len() - 4,
-                "size prefix disagrees with the frame"
-            );
-            assert!(
-                request.len() >= 8,
-                "a response to a frame too short for a header"
-            );
-            assert_eq!(
-                &frame[4..8],
-                &request[4..8],
-                "response does not echo the correlation id"
-            );
-        }
-        Reply::Nothing => {
+        Reply::Frame(frame) | Reply::Throttled(Some(frame), _) => check_frame(request, frame),
+        Reply::Nothing | Reply::Throttled(None, _) => {
             assert!(
                 request.len() >= 2 && request[0..2] == [0, 0],
                 "only Produce (acks=0) may go unanswered"
@@ -122,6 +105,25 @@ pub fn check_reply(request: &[u8], reply: &Reply) {
         Reply::Close(reason) => assert!(!reason.is_empty(), "connection closed without a reason"),
         Reply::Final(_) => panic!("only the SASL gate answers and closes, never a request handler"),
     }
+}
+
+fn check_frame(request: &[u8], frame: &[u8]) {
+    assert!(frame.len() >= 8, "response frame of {} bytes", frame.len());
+    let size = i32::from_be_bytes(frame[0..4].try_into().unwrap());
+    assert_eq!(
+        size as usize,
+        frame.len() - 4,
+        "size prefix disagrees with the frame"
+    );
+    assert!(
+        request.len() >= 8,
+        "a response to a frame too short for a header"
+    );
+    assert_eq!(
+        &frame[4..8],
+        &request[4..8],
+        "response does not echo the correlation id"
+    );
 }
 
 /// Encodes a request frame body (header + request, no size prefix).
