@@ -16,7 +16,8 @@
 #     its smoke test and the node agent's test (scripts/kube-smoke.sh, as root: network
 #     namespaces and nftables), then the operator's scenario suite on a fresh sandbox
 #     (scripts/kube-scenarios.sh) once the binaries it runs are built,
-#   - cargo fmt --check, cargo clippy -D warnings, the debug binaries, cargo test,
+#   - cargo fmt --check, cargo clippy -D warnings, a compile check of fuzz/ (its own
+#     workspace), the debug binaries, cargo test,
 #   - after the fault tests, in the background: the container image suite
 #     (e2e/image: podman builds the Dockerfile and runs the image; installs podman, buildah,
 #     runc and debootstrap from Debian),
