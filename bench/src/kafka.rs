@@ -494,6 +494,33 @@ pub fn payload_index(pool: &[u8], record_size: usize, p: &[u8]) -> Option<u64> {
     (p.len() == record_size && p[8..] == *slice_for(pool, i, record_size - 8)).then_some(i)
 }
 
+/// What a consumer read, checked against what the producer sent: records that are not
+/// a producer's payload, and records read a second time.
+#[derive(Debug, Default)]
+pub struct PayloadCheck {
+    /// Bit `i` set: the record with index `i` was read.
+    seen: Vec<u64>,
+    pub mismatches: u64,
+    pub duplicates: u64,
+}
+
+impl PayloadCheck {
+    pub fn record(&mut self, pool: &[u8], record_size: usize, payload: &[u8]) {
+        let Some(i) = payload_index(pool, record_size, payload) else {
+            self.mismatches += 1;
+            return;
+        };
+        let (word, bit) = ((i / 64) as usize, 1u64 << (i % 64));
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & bit != 0 {
+            self.duplicates += 1;
+        }
+        self.seen[word] |= bit;
+    }
+}
+
 /// Records between the low and high watermarks of partitions `0..partitions`, or
 /// None if any watermark could not be read.
 pub fn records_on_topic<C: ConsumerContext>(
@@ -574,9 +601,8 @@ pub fn consume_with(
     let t0 = Instant::now();
     let deadline = t0 + run_timeout;
     consumer.assign(&tpl).context("assign")?;
-    let (mut records, mut bytes, mut mismatches, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    let mut duplicates = 0u64;
-    let mut seen: Vec<u64> = Vec::new();
+    let (mut records, mut bytes, mut errors) = (0u64, 0u64, 0u64);
+    let mut check = PayloadCheck::default();
     let mut first_error = None;
     let mut last = t0;
     let mut timed_out = false;
@@ -592,19 +618,7 @@ pub fn consume_with(
                 let p = m.payload().unwrap_or(&[]);
                 records += 1;
                 bytes += p.len() as u64;
-                match payload_index(pool, record_size, p) {
-                    Some(i) => {
-                        let (word, bit) = ((i / 64) as usize, 1u64 << (i % 64));
-                        if seen.len() <= word {
-                            seen.resize(word + 1, 0);
-                        }
-                        if seen[word] & bit != 0 {
-                            duplicates += 1;
-                        }
-                        seen[word] |= bit;
-                    }
-                    _ => mismatches += 1,
-                }
+                check.record(pool, record_size, p);
                 last = Instant::now();
             }
             Some(Err(e)) => {
@@ -634,8 +648,8 @@ pub fn consume_with(
         } else {
             0.0
         },
-        payload_mismatches: mismatches,
-        duplicates,
+        payload_mismatches: check.mismatches,
+        duplicates: check.duplicates,
         errors,
         first_error,
         timed_out,

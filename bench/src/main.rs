@@ -33,6 +33,7 @@ mod connections;
 mod drain;
 mod groups;
 mod kafka;
+mod lean_client;
 mod limits;
 mod member;
 mod peer;

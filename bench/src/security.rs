@@ -25,9 +25,14 @@ use rdkafka::ClientConfig;
 use serde::Serialize;
 use strom_test_certs::{write_atomically, Authority};
 
+use strom_client::sasl::SaslMechanism;
+use strom_client::tls::TlsConfig;
+use strom_client::Security;
+
 use crate::apache::{KafkaNode, KafkaSpec};
 use crate::broker::{self, Broker, CpuMeter};
 use crate::kafka::{self, ConsumeResult, ProduceResult, ProducerSettings};
+use crate::lean_client::{self, LeanLoad};
 use crate::limits::MIB;
 use crate::{median, phase, Args, Report};
 
@@ -54,6 +59,20 @@ pub struct SecurityArgs {
     /// Apache Kafka's JVM heap (-Xms and -Xmx); 1g is Kafka's own default.
     #[arg(long, default_value = "1g")]
     kafka_heap: String,
+    /// The client of the produce and consume runs: `librdkafka` (what applications run)
+    /// or `strom` (strom-client with its batches encoded before the clock starts; with
+    /// `--broker-cpus` the broker rather than the client then sets the figure).
+    #[arg(long, value_enum, default_value_t = ClientKind::Librdkafka)]
+    client: ClientKind,
+    /// Connections, and partitions of the topic, in a `--client strom` run.
+    #[arg(long, default_value_t = 4)]
+    connections: i32,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ClientKind {
+    Librdkafka,
+    Strom,
 }
 
 /// A client listener of the run.
@@ -80,6 +99,7 @@ impl Listener {
 pub struct SecurityRun {
     pub round: usize,
     pub listener: Listener,
+    pub client: ClientKind,
     pub produce: ProduceResult,
     pub consume: ConsumeResult,
 }
@@ -180,6 +200,20 @@ impl Setup {
             }
         }
         s
+    }
+
+    /// strom-client's security for `listener`: the same CA, user and mechanism.
+    fn strom_security(&self, listener: Listener) -> Result<Security> {
+        if listener == Listener::Plaintext {
+            return Ok(Security::plaintext());
+        }
+        let ca =
+            std::fs::read(&self.ca_file).with_context(|| format!("reading {}", self.ca_file))?;
+        let tls = Security::plaintext().with_tls(TlsConfig::new(ca)?);
+        Ok(match listener {
+            Listener::SaslSsl => tls.with_sasl(SaslMechanism::SCRAM_SHA_512, USER, PASSWORD),
+            _ => tls,
+        })
     }
 }
 
@@ -322,6 +356,11 @@ fn measure(
     };
     let records = args.produce_mib() * MIB / args.record_size;
     let timeout = Duration::from_secs(args.run_timeout_secs);
+    // strom-client's calls; one thread, as the librdkafka runs have one client thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime for strom-client")?;
     for round in 1..=sec.rounds {
         for listener in Listener::ALL {
             let topic = format!("security-{}-{round}", listener.name().to_lowercase());
@@ -338,10 +377,38 @@ fn measure(
                 args.record_size,
                 listener.name()
             ));
+            let lean = match sec.client {
+                ClientKind::Librdkafka => None,
+                ClientKind::Strom => {
+                    kafka::create_topic(
+                        &setup.bootstrap(Listener::Plaintext),
+                        &topic,
+                        sec.connections,
+                        1,
+                    )?;
+                    Some(LeanLoad {
+                        bootstrap: settings.bootstrap.clone(),
+                        security: setup.strom_security(listener)?,
+                        topic: topic.clone(),
+                        partitions: sec.connections,
+                        record_size: settings.record_size,
+                        pool,
+                        timeout,
+                    })
+                }
+            };
             thread::sleep(Duration::from_secs(args.settle_secs));
             let meter = CpuMeter::start_all(pids);
-            let produced =
-                kafka::produce_throughput(&settings, &topic, 1, "1", records, 1, pool, timeout);
+            let produced = match &lean {
+                None => {
+                    kafka::produce_throughput(&settings, &topic, 1, "1", records, 1, pool, timeout)
+                }
+                Some(load) => runtime.block_on(lean_client::produce(
+                    load,
+                    records,
+                    args.batch_size as usize,
+                )),
+            };
             check_alive()?;
             let mut produce = produced.with_context(|| format!("produce over {listener:?}"))?;
             produce.cpu = meter.stop();
@@ -359,16 +426,19 @@ fn measure(
             ));
             thread::sleep(Duration::from_secs(args.settle_secs));
             let meter = CpuMeter::start_all(pids);
-            let consumed = kafka::consume_with(
-                &settings.bootstrap,
-                &settings.client_settings,
-                &topic,
-                1,
-                produce.records_acked,
-                pool,
-                args.record_size as usize,
-                timeout,
-            );
+            let consumed = match &lean {
+                None => kafka::consume_with(
+                    &settings.bootstrap,
+                    &settings.client_settings,
+                    &topic,
+                    1,
+                    produce.records_acked,
+                    pool,
+                    args.record_size as usize,
+                    timeout,
+                ),
+                Some(load) => runtime.block_on(lean_client::consume(load, produce.records_acked)),
+            };
             check_alive()?;
             let mut consume = consumed.with_context(|| format!("consume over {listener:?}"))?;
             consume.cpu = meter.stop();
@@ -394,6 +464,7 @@ fn measure(
             result.runs.push(SecurityRun {
                 round,
                 listener,
+                client: sec.client,
                 produce,
                 consume,
             });
@@ -547,6 +618,12 @@ pub fn markdown(r: &Report) -> String {
         _ => "?".to_string(),
     };
     let mbps = |x: Option<f64>| x.map_or("?".to_string(), |x| format!("{x:.1}"));
+    if let Some(run) = sec.sides.iter().flat_map(|side| &side.runs).next() {
+        s.push_str(&format!(
+            "Client of the produce and consume runs: {:?}\n\n",
+            run.client
+        ));
+    }
     s.push_str("| Broker | Listener | Produce MB/s (median) | vs PLAINTEXT | Consume MB/s (median) | vs PLAINTEXT |\n");
     s.push_str("|---|---|---|---|---|---|\n");
     for side in &sec.sides {
@@ -564,9 +641,15 @@ pub fn markdown(r: &Report) -> String {
             ));
         }
     }
-    let cpu = |c: Option<&broker::CpuUse>| {
+    // The broker's CPU per MB moved is its cost whichever side sets the pace.
+    let cpu = |c: Option<&broker::CpuUse>, bytes: u64| {
         c.map_or("?".to_string(), |c| {
-            format!("broker {:.0}%, client {:.0}%", c.broker_pct, c.client_pct)
+            format!(
+                "broker {:.0}% ({:.2} ms/MB), client {:.0}%",
+                c.broker_pct,
+                c.broker_cpu_secs * 1e3 / (bytes.max(1) as f64 / 1e6),
+                c.client_pct
+            )
         })
     };
     s.push_str("\n| Broker | Round | Listener | Produce MB/s | CPU | Consume MB/s | CPU |\n");
@@ -579,9 +662,9 @@ pub fn markdown(r: &Report) -> String {
                 run.round,
                 run.listener.name(),
                 run.produce.mbps,
-                cpu(run.produce.cpu.as_ref()),
+                cpu(run.produce.cpu.as_ref(), run.produce.bytes_acked),
                 run.consume.mbps,
-                cpu(run.consume.cpu.as_ref()),
+                cpu(run.consume.cpu.as_ref(), run.consume.bytes),
             ));
         }
     }

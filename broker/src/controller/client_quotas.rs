@@ -7,9 +7,11 @@
 //! entity is checked (types, combination, names), then every set value (known key for the
 //! entity kind, above 0, integral where the key is). An entity fails or succeeds as a
 //! whole; a removal of an absent key or a set to the current value writes no record.
-//! `validate_only` is the caller's: it decides and commits nothing.
+//! `validate_only` is the caller's: it decides and commits nothing. An ip entity's host
+//! name is resolved before the decision ([`resolve_ip_host_names`]), never inside it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
@@ -18,8 +20,12 @@ use super::acls::MAX_RECORDS_PER_USER_OP;
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::quota::entity::{
-    validate_combination, validate_entity, validate_key_value, QuotaEntity,
+    ip_host_name, validate_combination, validate_entity, validate_key_value, QuotaEntity,
 };
+
+/// How long one ip entity's host name may take to resolve; a name that has not resolved
+/// by then is refused as one that does not resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One entity's requested changes, as the request carries them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,10 +43,38 @@ fn invalid(message: String) -> ApiError {
     ApiError::new(ResponseError::InvalidRequest, message)
 }
 
-/// The records for an AlterClientQuotas and one result per alteration.
+/// The host names among `alterations`' ip entities that resolve (Kafka's
+/// `InetAddress.getByName` check), each bounded by [`RESOLVE_TIMEOUT`]. Asked before the
+/// controller decides, so that a slow resolver holds this request and nothing else.
+pub async fn resolve_ip_host_names(alterations: &[QuotaAlteration]) -> HashSet<String> {
+    let mut resolved = HashSet::new();
+    for name in alterations.iter().filter_map(|a| ip_host_name(&a.entity)) {
+        if resolved.contains(name) {
+            continue;
+        }
+        let lookup = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, 0)));
+        let why = match lookup.await {
+            Ok(Ok(mut addresses)) => {
+                if addresses.next().is_some() {
+                    resolved.insert(name.to_string());
+                    continue;
+                }
+                "no addresses".to_string()
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {RESOLVE_TIMEOUT:?}"),
+        };
+        tracing::info!(host = name, reason = %why, "ip quota entity does not resolve");
+    }
+    resolved
+}
+
+/// The records for an AlterClientQuotas and one result per alteration. `resolved` holds
+/// the ip entities' host names that resolve ([`resolve_ip_host_names`]).
 pub fn alter_client_quotas(
     image: &MetadataImage,
     alterations: &[QuotaAlteration],
+    resolved: &HashSet<String>,
 ) -> ApiResult<(Vec<MetadataRecord>, QuotaResults)> {
     let mut per_entity: Vec<Vec<MetadataRecord>> = Vec::with_capacity(alterations.len());
     let mut results: Vec<Result<(), ApiError>> = Vec::with_capacity(alterations.len());
@@ -62,7 +96,7 @@ pub fn alter_client_quotas(
         }
         seen.insert(key, results.len());
         let mut new_records = Vec::new();
-        results.push(alter_entity(image, alteration, &mut new_records));
+        results.push(alter_entity(image, alteration, resolved, &mut new_records));
         per_entity.push(new_records);
     }
     // Only entities reported done are written (Kafka would also write the first of two
@@ -91,6 +125,7 @@ fn display(entity: &[(String, Option<String>)]) -> String {
 fn alter_entity(
     image: &MetadataImage,
     alteration: &QuotaAlteration,
+    resolved: &HashSet<String>,
     records: &mut Vec<MetadataRecord>,
 ) -> Result<(), ApiError> {
     let mut ops: BTreeMap<&str, Option<f64>> = BTreeMap::new();
@@ -103,7 +138,7 @@ fn alter_entity(
         }
     }
     let entity = validate_entity(&alteration.entity)?;
-    validate_combination(&entity)?;
+    validate_combination(&entity, resolved)?;
     let current = image.client_quotas.get(&entity);
     for (key, value) in ops {
         let now = current.and_then(|values| values.get(key)).copied();
@@ -144,7 +179,8 @@ mod tests {
     }
 
     fn run(image: &mut MetadataImage, alterations: &[QuotaAlteration]) -> Vec<Result<(), String>> {
-        let (records, results) = alter_client_quotas(image, alterations).expect("decided");
+        let (records, results) =
+            alter_client_quotas(image, alterations, &HashSet::new()).expect("decided");
         for r in &records {
             image.apply(r);
         }
@@ -152,6 +188,34 @@ mod tests {
             .into_iter()
             .map(|r| r.map_err(|e| e.message))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn ip_host_names_are_resolved_before_the_decision() {
+        let ip = |name| {
+            alteration(
+                &[("ip", Some(name))],
+                &[("connection_creation_rate", Some(5.0))],
+            )
+        };
+        let alterations = [ip("localhost"), ip("127.0.0.1"), ip("nowhere.invalid")];
+        let resolved = resolve_ip_host_names(&alterations).await;
+        // RFC 6761: names under .invalid never resolve; literals need no resolving.
+        assert_eq!(resolved, HashSet::from(["localhost".to_string()]));
+        let image = MetadataImage::default();
+        let (_, results) = alter_client_quotas(&image, &alterations, &resolved).unwrap();
+        let messages: Vec<_> = results
+            .into_iter()
+            .map(|r| r.map_err(|e| e.message))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                Ok(()),
+                Ok(()),
+                Err("nowhere.invalid is not a valid IP or resolvable host.".to_string())
+            ]
+        );
     }
 
     #[test]
@@ -169,7 +233,7 @@ mod tests {
         let entity = QuotaEntity::user_client(Some(Some("alice")), None);
         assert_eq!(image.client_quotas[&entity].len(), 1);
         // The same again writes nothing.
-        let (records, _) = alter_client_quotas(&image, &[a]).unwrap();
+        let (records, _) = alter_client_quotas(&image, &[a], &HashSet::new()).unwrap();
         assert!(records.is_empty());
         let remove = alteration(&alice, &[("producer_byte_rate", None)]);
         assert_eq!(run(&mut image, &[remove]), [Ok(())]);

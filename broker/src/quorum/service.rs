@@ -501,9 +501,14 @@ impl ControllerService {
                 alterations,
                 validate_only,
             } => {
+                let resolved = controller::client_quotas::resolve_ip_host_names(&alterations).await;
                 let results = self
                     .commit_unless(validate_only, |image| {
-                        controller::client_quotas::alter_client_quotas(image, &alterations)
+                        controller::client_quotas::alter_client_quotas(
+                            image,
+                            &alterations,
+                            &resolved,
+                        )
                     })
                     .await?;
                 Ok(ControllerOk::ClientQuotaResults(results))

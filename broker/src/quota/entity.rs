@@ -2,7 +2,7 @@
 //! the checks Kafka's controller makes before it writes a `ClientQuotaRecord`
 //! (`ClientQuotaControlManager`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use kafka_protocol::error::ResponseError;
@@ -78,13 +78,6 @@ fn keys_for(entity: &QuotaEntity) -> Result<&'static [(&'static str, KeyType)], 
                     .into(),
             ));
         }
-        if let Some(Some(ip)) = entity.0.get(IP) {
-            if !valid_ip_entity(ip) {
-                return Err(invalid(format!(
-                    "{ip} is not a valid IP or resolvable host."
-                )));
-            }
-        }
         Ok(IP_KEYS)
     } else if has(USER) || has(CLIENT_ID) {
         Ok(CLIENT_KEYS)
@@ -93,17 +86,15 @@ fn keys_for(entity: &QuotaEntity) -> Result<&'static [(&'static str, KeyType)], 
     }
 }
 
-/// Kafka resolves the name (`InetAddress.getByName`); Strom accepts an IP literal or a
-/// name that resolves, without blocking on a slow resolver for long: a literal is checked
-/// here, a host name through the system resolver.
-fn valid_ip_entity(ip: &str) -> bool {
-    if ip.parse::<std::net::IpAddr>().is_ok() {
-        return true;
-    }
-    use std::net::ToSocketAddrs;
-    (ip, 0)
-        .to_socket_addrs()
-        .is_ok_and(|mut a| a.next().is_some())
+/// The name of an ip entity that is a host name rather than an address literal: Kafka
+/// accepts it only if it resolves (`InetAddress.getByName`), which the caller finds out
+/// before deciding, so that no decision waits on a resolver.
+pub fn ip_host_name(entity: &[(String, Option<String>)]) -> Option<&str> {
+    entity
+        .iter()
+        .find(|(t, _)| t == IP)
+        .and_then(|(_, name)| name.as_deref())
+        .filter(|name| name.parse::<std::net::IpAddr>().is_err())
 }
 
 fn invalid(message: String) -> ApiError {
@@ -166,9 +157,19 @@ pub fn validate_key_value(entity: &QuotaEntity, key: &str, value: f64) -> Result
 }
 
 /// The entity-combination check alone (Kafka runs it before looking at any key, so an
-/// entity with only removals still fails on a bad combination).
-pub fn validate_combination(entity: &QuotaEntity) -> Result<(), ApiError> {
-    keys_for(entity).map(|_| ())
+/// entity with only removals still fails on a bad combination), then an ip entity's name:
+/// an address literal, or a host name among `resolved` (see [`ip_host_name`]).
+pub fn validate_combination(
+    entity: &QuotaEntity,
+    resolved: &HashSet<String>,
+) -> Result<(), ApiError> {
+    keys_for(entity)?;
+    match entity.0.get(IP) {
+        Some(Some(ip)) if ip.parse::<std::net::IpAddr>().is_err() && !resolved.contains(ip) => Err(
+            invalid(format!("{ip} is not a valid IP or resolvable host.")),
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +258,35 @@ mod tests {
             );
         }
         let mixed = validate_entity(&entity(&[(IP, None), (USER, None)])).unwrap();
-        assert!(validate_combination(&mixed).is_err());
+        assert!(validate_combination(&mixed, &HashSet::new()).is_err());
+    }
+
+    #[test]
+    fn an_ip_entity_is_an_address_or_a_host_name_that_resolved() {
+        let resolved = HashSet::from(["broker.example".to_string()]);
+        let check = |name: &str| {
+            let parts = entity(&[(IP, Some(name))]);
+            let e = validate_entity(&parts).unwrap();
+            (
+                ip_host_name(&parts).map(str::to_string),
+                validate_combination(&e, &resolved).map_err(|e| e.message),
+            )
+        };
+        assert_eq!(check("10.1.2.3"), (None, Ok(())));
+        assert_eq!(check("::1"), (None, Ok(())));
+        assert_eq!(
+            check("broker.example"),
+            (Some("broker.example".to_string()), Ok(()))
+        );
+        assert_eq!(
+            check("nowhere.invalid"),
+            (
+                Some("nowhere.invalid".to_string()),
+                Err("nowhere.invalid is not a valid IP or resolvable host.".to_string())
+            )
+        );
+        let default = validate_entity(&entity(&[(IP, None)])).unwrap();
+        assert_eq!(ip_host_name(&entity(&[(IP, None)])), None);
+        assert!(validate_combination(&default, &HashSet::new()).is_ok());
     }
 }

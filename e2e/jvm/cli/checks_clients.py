@@ -20,8 +20,9 @@ def produce(run, topic, records, label=None, compare=False):
     return res
 
 
-def consume(run, topic, *args, label=None, project=None, compare=True):
-    res = run.tool(CONSUMER, "--topic", topic, "--timeout-ms", 20000, *args, label=label, project=project,
+def consume(run, topic, *args, label=None, project=None, compare=True, idle_ms=20000):
+    """The console consumer until --max-messages, or until no record came for idle_ms."""
+    res = run.tool(CONSUMER, "--topic", topic, "--timeout-ms", idle_ms, *args, label=label, project=project,
                    compare=compare)
     return res
 

@@ -45,6 +45,22 @@ pub fn encode_batch(records: &[Record]) -> Bytes {
     buf.freeze()
 }
 
+/// `values` as one uncompressed v2 batch as a producer without idempotence writes it (no
+/// producer id, base sequence −1), every record created at `timestamp` (ms).
+pub fn plain_batch(timestamp: i64, values: impl IntoIterator<Item = Bytes>) -> Bytes {
+    // The encoder starts a new batch wherever offset − sequence changes: sequences that
+    // trail the offsets by one keep the records together with a base sequence of −1.
+    let records: Vec<Record> = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            sequence: i as i32 - 1,
+            ..record(i as i64, timestamp, None, Some(value))
+        })
+        .collect();
+    encode_batch(&records)
+}
+
 /// Milliseconds since the Unix epoch: a record timestamp retention will not act on.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -75,5 +91,17 @@ mod tests {
         assert!(decoded
             .iter()
             .all(|r| r.producer_id == -1 && r.timestamp >= 1_000));
+    }
+
+    #[test]
+    fn a_plain_batch_is_one_batch_without_a_producer() {
+        let values: Vec<Bytes> = (0..5).map(|i| Bytes::from(format!("v{i}"))).collect();
+        let mut bytes = plain_batch(7, values.clone());
+        let info = RecordBatchDecoder::decode_batch_info(&mut bytes.clone()).unwrap();
+        assert_eq!(info.len(), 1, "{info:?}");
+        assert_eq!((info[0].producer_id, info[0].base_sequence), (-1, -1));
+        let batches = RecordBatchDecoder::decode_all(&mut bytes).unwrap();
+        let decoded: Vec<_> = batches[0].records.iter().map(|r| r.value.clone()).collect();
+        assert_eq!(decoded, values.into_iter().map(Some).collect::<Vec<_>>());
     }
 }
