@@ -1,12 +1,13 @@
 //! `strom-bench security --client strom`: produce and consume through strom-client's own
 //! connections (rustls, the SCRAM exchange) instead of librdkafka. The record batches are
-//! encoded before the clock starts and each connection keeps one request in flight, so
+//! encoded before the run is metered and each connection keeps one request in flight, so
 //! the client spends little more per byte than the encryption and the socket copies.
 //!
 //! Why it exists: one librdkafka producer encrypting over TLS saturates its own core long
 //! before a broker does (BENCHMARKS.md, "TLS and SASL"), so its figure is the client's.
-//! With `--broker-cpus` and this client, the broker sets the figure, and TLS against
-//! plaintext is what the broker pays for it.
+//! With `--broker-cpus` and this client the broker sets the produce figure, and TLS
+//! against plaintext is what the broker pays for it (consume stays client-bound on two
+//! cores).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,9 +70,16 @@ impl LeanLoad<'_> {
     }
 }
 
-/// One partition's share of the records as Produce-ready batches of up to `per_batch`
-/// records each, with how many records each holds.
-fn encode_batches(load: &LeanLoad<'_>, records: u64, per_batch: usize) -> Vec<Vec<(Bytes, u64)>> {
+/// Each partition's share of `records` as Produce-ready batches of about `batch_bytes`
+/// (under `message.max.bytes`), with how many records each holds. Done before the run is
+/// metered, so neither its time nor its CPU counts.
+pub fn encode_batches(
+    load: &LeanLoad<'_>,
+    records: u64,
+    batch_bytes: usize,
+) -> Vec<Vec<(Bytes, u64)>> {
+    let per_batch =
+        (batch_bytes.min(MAX_BATCH_BYTES) / (load.record_size + RECORD_OVERHEAD)).max(1);
     let partitions = load.partitions.max(1) as u64;
     let timestamp = now_ms();
     let mut payload = Vec::with_capacity(load.record_size);
@@ -103,16 +111,13 @@ struct Sent {
     error: Option<String>,
 }
 
-/// Produces `records` records with acks=1 in batches of about `batch_bytes`, every
-/// connection sending its partition's batches one request at a time.
+/// Produces the `batches` of [`encode_batches`] with acks=1, every connection sending its
+/// partition's batches one request at a time.
 pub async fn produce(
     load: &LeanLoad<'_>,
-    records: u64,
-    batch_bytes: usize,
+    batches: Vec<Vec<(Bytes, u64)>>,
 ) -> Result<ProduceResult> {
-    let per_batch =
-        (batch_bytes.min(MAX_BATCH_BYTES) / (load.record_size + RECORD_OVERHEAD)).max(1);
-    let batches = encode_batches(load, records, per_batch);
+    let records: u64 = batches.iter().flatten().map(|(_, count)| count).sum();
     let connections = load.connect_all().await?;
     let t0 = Instant::now();
     let mut tasks = JoinSet::new();

@@ -397,17 +397,18 @@ fn measure(
                     })
                 }
             };
+            let batches = lean
+                .as_ref()
+                .map(|load| lean_client::encode_batches(load, records, args.batch_size as usize));
             thread::sleep(Duration::from_secs(args.settle_secs));
             let meter = CpuMeter::start_all(pids);
-            let produced = match &lean {
-                None => {
+            let produced = match (&lean, batches) {
+                (Some(load), Some(batches)) => {
+                    runtime.block_on(lean_client::produce(load, batches))
+                }
+                _ => {
                     kafka::produce_throughput(&settings, &topic, 1, "1", records, 1, pool, timeout)
                 }
-                Some(load) => runtime.block_on(lean_client::produce(
-                    load,
-                    records,
-                    args.batch_size as usize,
-                )),
             };
             check_alive()?;
             let mut produce = produced.with_context(|| format!("produce over {listener:?}"))?;
